@@ -1,0 +1,44 @@
+# Shared settings for Relay's own targets (not for generated code).
+
+# relay_target_options(<target>): warnings as errors and the chosen sanitizers.
+function(relay_target_options target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  if(RELAY_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${RELAY_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${RELAY_SANITIZE})
+  endif()
+endfunction()
+
+# relay_add_library(<name> SOURCES ... DEPS ...)
+function(relay_add_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  relay_target_options(${name})
+endfunction()
+
+# relay_add_executable(<name> SOURCES ... DEPS ...)
+function(relay_add_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  relay_target_options(${name})
+endfunction()
+
+# relay_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
+# One GoogleTest binary, registered with CTest test by test.
+function(relay_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} relay_testing GTest::gtest GTest::gmock GTest::gtest_main)
+  relay_target_options(${name})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+endfunction()
