@@ -1,3 +1,5 @@
+include(GoogleTest)
+
 # Shared settings for Relay's own targets (not for generated code).
 
 # relay_target_options(<target>): warnings as errors and the chosen sanitizers.
@@ -29,6 +31,9 @@ endfunction()
 # relay_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
 # One GoogleTest binary, registered with CTest test by test.
 function(relay_add_test name)
+  if(NOT RELAY_BUILD_TESTS)
+    return()
+  endif()
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} relay_testing GTest::gtest GTest::gmock GTest::gtest_main)

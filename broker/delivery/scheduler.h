@@ -1,0 +1,150 @@
+#ifndef RELAY_BROKER_DELIVERY_SCHEDULER_H_
+#define RELAY_BROKER_DELIVERY_SCHEDULER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace relay::broker {
+
+// The delivery rules of one consumer group, as pure logic: no I/O, no
+// threads, no clock of its own (every call is handed `now`).
+//
+// The scheduler holds a window of the topic's events, from the group's
+// committed offset up to NextOffsetToBuffer(), identified by offset and key.
+// Rules (DESIGN §3):
+//  - events of one non-empty key are handed out in offset order, one at a
+//    time: the next waits until the previous is acked or dead-lettered;
+//    events with an empty key have no such constraint;
+//  - a member holds at most its max_in_flight deliveries; events waiting for
+//    a delayed redelivery are not counted;
+//  - a delivery not acked within the member's ack deadline, or nacked, is
+//    redelivered after a delay (the nack's, or exponential backoff);
+//  - after max_deliveries failed attempts the event is handed back as a
+//    DeadLetter; its key stays blocked until CompleteDeadLetter();
+//  - a member that leaves releases its deliveries at once (a failed attempt).
+//
+// Not thread-safe: the owner serializes calls.
+class Scheduler {
+ public:
+  using MemberId = uint64_t;
+
+  struct Options {
+    uint32_t max_deliveries = 5;
+    absl::Duration min_backoff = absl::Milliseconds(100);
+    absl::Duration max_backoff = absl::Seconds(60);
+    // Most events held in the window (acked ones above committed excluded).
+    size_t max_buffered = 20000;
+  };
+
+  // One past delivery of an event, for the dead letter's history.
+  struct Attempt {
+    uint32_t attempt = 0;
+    absl::Time delivered_at;
+    std::string outcome;  // "nack: <reason>", "ack deadline exceeded", "member left"
+  };
+
+  // An event that exhausted its deliveries: publish it to the dead-letter
+  // topic, then call CompleteDeadLetter(offset).
+  struct DeadLetter {
+    uint64_t offset = 0;
+    std::string key;
+    std::string last_error;
+    std::vector<Attempt> attempts;
+  };
+
+  // An event handed to a member.
+  struct Assignment {
+    MemberId member = 0;
+    uint64_t offset = 0;
+    uint32_t attempt = 0;  // 1 for the first delivery
+  };
+
+  enum class AckOutcome {
+    kAcked,    // the event is done for the group
+    kStale,    // already acked, or another attempt is in flight: ignored
+    kUnknown,  // the offset was never buffered by this group (>= NextOffsetToBuffer)
+  };
+
+  struct Stats {
+    uint64_t in_flight = 0;
+    uint64_t waiting_retry = 0;
+    uint64_t buffered = 0;
+    uint64_t redelivered = 0;  // redeliveries handed out so far
+  };
+
+  // Starts the group at `committed` (every offset below is done), with the
+  // offsets above it that are already acked and the attempts made so far on
+  // unacked ones (from a checkpoint).
+  Scheduler(Options options, uint64_t committed, const std::vector<uint64_t>& acked_above,
+            const absl::flat_hash_map<uint64_t, uint32_t>& attempts);
+
+  // Offset the next Add() must carry (events are added contiguously).
+  uint64_t NextOffsetToBuffer() const;
+  // How many more events Add() accepts before the window is full.
+  size_t BufferRoom() const;
+
+  // Adds the event at NextOffsetToBuffer() to the window. `skip` (filtered
+  // out by type) marks it acked at once, as are offsets the constructor was
+  // told are acked.
+  // REQUIRES: offset == NextOffsetToBuffer(), BufferRoom() > 0.
+  void Add(uint64_t offset, absl::string_view key, bool skip);
+
+  // Skips the window ahead to `offset` (events below it left retention or
+  // the group started later), acking everything below.
+  // REQUIRES: nothing in flight below `offset`.
+  void SkipTo(uint64_t offset);
+
+  void AddMember(MemberId member, uint32_t max_in_flight, absl::Duration ack_deadline);
+  // Releases the member's deliveries (each a failed attempt, "member left").
+  // Returns the events that thereby exhausted their deliveries.
+  std::vector<DeadLetter> RemoveMember(MemberId member, absl::Time now);
+
+  // Hands out what can go now: due retries become ready, then ready events
+  // in offset order go to members with room (least loaded first), at most
+  // `max` assignments.
+  std::vector<Assignment> Assign(absl::Time now, size_t max);
+
+  AckOutcome Ack(MemberId member, uint64_t offset, uint32_t attempt);
+
+  // Fails the delivery: redelivery after `retry_delay` (zero: backoff), or a
+  // DeadLetter when attempts are exhausted. Nacks for deliveries the member
+  // does not hold (stale attempt, acked, unknown) are ignored: returns
+  // kStale / kUnknown and changes nothing.
+  AckOutcome Nack(MemberId member, uint64_t offset, uint32_t attempt, absl::string_view reason,
+                  absl::Duration retry_delay, absl::Time now, std::vector<DeadLetter>* dead);
+
+  // Fails every delivery whose ack deadline passed by `now`.
+  std::vector<DeadLetter> ExpireDeadlines(absl::Time now);
+
+  // The dead letter of `offset` is durable: the event counts as acked and
+  // its key moves on.
+  void CompleteDeadLetter(uint64_t offset);
+
+  // Earliest time a deadline or a delayed retry falls due (InfiniteFuture
+  // when none).
+  absl::Time NextWakeup() const;
+
+  // Every offset below is acked.
+  uint64_t committed() const;
+  // Acked offsets at or above committed(), ascending.
+  std::vector<uint64_t> AckedAbove() const;
+  // Attempts made on buffered, unacked events.
+  absl::flat_hash_map<uint64_t, uint32_t> Attempts() const;
+  // The number of deliveries `member` holds now.
+  uint32_t InFlight(MemberId member) const;
+  Stats stats() const;
+
+ private:
+  // (implementation state)
+};
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_DELIVERY_SCHEDULER_H_

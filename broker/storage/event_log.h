@@ -1,0 +1,101 @@
+#ifndef RELAY_BROKER_STORAGE_EVENT_LOG_H_
+#define RELAY_BROKER_STORAGE_EVENT_LOG_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "relay/events/v1/event.pb.h"
+
+namespace relay::broker {
+
+using Event = ::relay::events::v1::Event;
+
+// What happened to one appended event.
+struct AppendResult {
+  uint64_t offset = 0;
+  bool duplicate = false;  // id already in the dedupe window: nothing appended
+};
+
+// A topic's size and range, for ListTopics.
+struct TopicStats {
+  std::string name;
+  uint64_t events = 0;
+  uint64_t bytes = 0;
+  uint64_t first_offset = 0;  // oldest retained offset
+  uint64_t end_offset = 0;    // offset the next event gets
+  absl::Time first_time = absl::InfinitePast();
+  absl::Time last_time = absl::InfinitePast();
+  uint32_t segments = 0;
+  uint64_t forced_deleted_events = 0;  // deleted by the hard cap below a floor
+};
+
+// EventLog is the broker's storage of topics: an append-only, durable,
+// offset-addressed log per topic. The gRPC face only talks to this
+// interface, so a backend on another engine (NATS JetStream) can replace the
+// embedded file log.
+//
+// Thread-safe: every method may be called from any thread.
+class EventLog {
+ public:
+  using AppendDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<AppendResult>>)>;
+  using DurabilityListener = std::function<void(const std::string& topic, uint64_t durable_end)>;
+
+  virtual ~EventLog() = default;
+
+  // Appends `events` to `topic` (created on first use), in order. Sets each
+  // event's `offset`, `publish_time` and clears `topic` before storing.
+  // An event whose id is already in the topic's dedupe window is not
+  // appended; its result carries the original offset and duplicate=true
+  // (also for a repeated id within one batch or within one group commit).
+  // Calls `done` exactly once, from a log thread, when every event of the
+  // batch is durable per the fsync policy, or with an error. `done` must not
+  // block.
+  // REQUIRES: `topic` and `events` already validated by the caller.
+  virtual void Append(const std::string& topic, std::vector<Event> events, AppendDone done) = 0;
+
+  // Offset one past the last durable event of `topic` (0 for an unknown
+  // topic). Events below it are readable and never lost.
+  virtual uint64_t DurableEnd(absl::string_view topic) const = 0;
+
+  // Oldest retained offset of `topic` (0 for an unknown topic).
+  virtual uint64_t FirstOffset(absl::string_view topic) const = 0;
+
+  // Reads durable events of `topic` with offset >= `from` (from below the
+  // oldest retained offset starts at the oldest), at most `max_events` and
+  // about `max_bytes` (always at least one event when any is there). Events
+  // come back with topic, offset and publish_time set. An unknown topic reads
+  // as empty.
+  virtual absl::StatusOr<std::vector<Event>> Read(absl::string_view topic, uint64_t from,
+                                                  size_t max_events, size_t max_bytes) const = 0;
+
+  // The first retained offset whose publish_time is >= `t`, or DurableEnd.
+  virtual uint64_t OffsetForTime(absl::string_view topic, absl::Time t) const = 0;
+
+  // Every topic, sorted by name.
+  virtual std::vector<TopicStats> ListTopics() const = 0;
+
+  // Registers the function called (from a log thread, after the append
+  // callbacks of that commit) each time events of a topic become durable.
+  // Must not block. Set once, before the first Append.
+  virtual void SetDurabilityListener(DurabilityListener listener) = 0;
+
+  // Retention never deletes events at or after `offset` of `topic` (the
+  // lowest committed offset of its groups) unless the hard size cap forces
+  // it, which it then logs and counts in TopicStats::forced_deleted_events.
+  virtual void SetRetentionFloor(const std::string& topic, uint64_t offset) = 0;
+
+  // Makes everything appended so far durable and stops the log's threads;
+  // pending appends complete first. Later Appends fail with UNAVAILABLE.
+  virtual absl::Status Close() = 0;
+};
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_STORAGE_EVENT_LOG_H_
