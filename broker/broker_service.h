@@ -1,0 +1,48 @@
+#ifndef RELAY_BROKER_BROKER_SERVICE_H_
+#define RELAY_BROKER_BROKER_SERVICE_H_
+
+#include "broker/group_manager.h"
+#include "broker/storage/event_log.h"
+#include "broker/validation.h"
+#include "relay/broker/v1/broker.grpc.pb.h"
+
+namespace relay::broker {
+
+// The gRPC face of the broker (relay.broker.v1.Broker) on the callback API:
+// one reactor per streaming RPC, each owned by gRPC from its creation until
+// its OnDone(), where it deletes itself. Storage and groups are behind
+// EventLog and GroupManager; this class only translates.
+//
+// Thread-safe. `log` and `groups` must outlive the server it is registered
+// with.
+class BrokerService final : public v1::Broker::CallbackService {
+ public:
+  BrokerService(EventLog* log, GroupManager* groups, Limits limits)
+      : log_(log), groups_(groups), limits_(limits) {}
+
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
+                                    const v1::PublishRequest* request,
+                                    v1::PublishResponse* response) override;
+  grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>* PublishStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ListTopics(grpc::CallbackServerContext* context,
+                                       const v1::ListTopicsRequest* request,
+                                       v1::ListTopicsResponse* response) override;
+  grpc::ServerUnaryReactor* DescribeGroups(grpc::CallbackServerContext* context,
+                                           const v1::DescribeGroupsRequest* request,
+                                           v1::DescribeGroupsResponse* response) override;
+  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* context,
+                                 const v1::ReadRequest* request,
+                                 v1::ReadResponse* response) override;
+
+ private:
+  EventLog* const log_;
+  GroupManager* const groups_;
+  const Limits limits_;
+};
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_BROKER_SERVICE_H_

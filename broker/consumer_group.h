@@ -1,0 +1,112 @@
+#ifndef RELAY_BROKER_CONSUMER_GROUP_H_
+#define RELAY_BROKER_CONSUMER_GROUP_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "broker/delivery/scheduler.h"
+#include "broker/group_store.h"
+#include "broker/storage/event_log.h"
+#include "relay/broker/v1/broker.pb.h"
+
+namespace relay::broker {
+
+using Clock = std::function<absl::Time()>;
+
+// The outbound side of one member's Subscribe stream.
+class MemberSink {
+ public:
+  virtual ~MemberSink() = default;
+  // Hands deliveries to the member's stream. Called with the group's lock
+  // held: must not block and must not call back into the group.
+  virtual void Deliver(std::vector<v1::Delivery> deliveries) = 0;
+};
+
+// One consumer group of one topic: the Scheduler's rules applied to the
+// events of an EventLog and to the members' streams, plus the dead-letter
+// topic and the group's checkpoint.
+//
+// Thread-safe. Pump() is called by one dispatcher thread at a time; the
+// other methods from any thread (the members' reactors).
+class ConsumerGroup {
+ public:
+  // Starts the group from `checkpoint` (for a new group, one that holds its
+  // start offset). `wake` asks the dispatcher for a Pump() soon; it must not
+  // block. `log` must outlive the group.
+  ConsumerGroup(const GroupCheckpoint& checkpoint, Scheduler::Options options, EventLog* log,
+                Clock clock, std::function<void()> wake);
+
+  const std::string& topic() const { return topic_; }
+  const std::string& name() const { return group_; }
+
+  // Adds a member whose stream is `sink`. FAILED_PRECONDITION when the open
+  // asks for another type filter than the group's. `sink` must stay valid
+  // until Leave() returns.
+  absl::StatusOr<Scheduler::MemberId> Join(MemberSink* sink,
+                                           const v1::SubscribeRequest::Open& open,
+                                           std::string peer);
+
+  // Removes the member; its deliveries go back to the group at once. After
+  // it returns the group never touches the member's sink again.
+  void Leave(Scheduler::MemberId member);
+
+  // Applies the acks and nacks of `request` from `member`. An ack or nack of
+  // an offset the group never delivered is FAILED_PRECONDITION and nothing
+  // of the request is applied.
+  absl::Status Settle(Scheduler::MemberId member, const v1::SubscribeRequest& request);
+
+  // Moves events along: reads newly durable events into the window,
+  // expires ack deadlines, hands events to members, dead-letters exhausted
+  // ones. Returns when it next needs to run (InfiniteFuture: on wake only).
+  absl::Time Pump();
+
+  // Fills `out` with the group's progress when it changed since the last
+  // call; returns whether it did.
+  bool TakeCheckpoint(GroupCheckpoint* out);
+
+  // Every offset below is acknowledged.
+  uint64_t committed() const;
+
+  v1::GroupInfo Describe() const;
+
+ private:
+  struct Member {
+    MemberSink* sink = nullptr;
+    std::string name;
+    std::string peer;
+    absl::Time connected_at;
+    uint32_t max_in_flight = 0;
+  };
+
+  void StartDeadLetters(std::vector<Scheduler::DeadLetter> dead)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropBelowCommitted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string topic_;
+  const std::string group_;
+  const std::vector<std::string> types_;
+  const int64_t created_unix_micros_;
+  EventLog* const log_;
+  const Clock clock_;
+  const std::function<void()> wake_;
+
+  mutable absl::Mutex mu_;
+  Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
+  // Buffered events not yet acknowledged, by offset.
+  absl::btree_map<uint64_t, Event> buffer_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Scheduler::MemberId, Member> members_ ABSL_GUARDED_BY(mu_);
+  uint64_t dead_lettered_ ABSL_GUARDED_BY(mu_) = 0;
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_CONSUMER_GROUP_H_

@@ -1,0 +1,175 @@
+#include "broker/group_manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace relay::broker {
+namespace {
+using google::protobuf::util::TimeUtil;
+}  // namespace
+
+GroupManager::GroupManager(Options options, EventLog* log, GroupStore* store)
+    : options_(std::move(options)), log_(log), store_(store) {}
+
+GroupManager::~GroupManager() { Stop(); }
+
+std::unique_ptr<ConsumerGroup> GroupManager::MakeGroup(const GroupCheckpoint& checkpoint) {
+  return std::make_unique<ConsumerGroup>(checkpoint, options_.scheduler, log_, options_.clock,
+                                         [this] { Wake(); });
+}
+
+absl::Status GroupManager::Load() {
+  std::vector<std::string> skipped;
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = store_->LoadAll(&skipped);
+  if (!all.ok()) return all.status();
+  for (const std::string& path : skipped) {
+    RELAY_LOG(Error, "unreadable group checkpoint skipped", {{"path", path}});
+  }
+  absl::MutexLock lock(&groups_mu_);
+  for (const GroupCheckpoint& c : *all) {
+    RELAY_LOG(Info, "group loaded",
+              {{"topic", c.topic()}, {"group", c.group()},
+               {"committed", absl::StrCat(c.committed_offset())}});
+    groups_[{c.topic(), c.group()}] = MakeGroup(c);
+  }
+  return absl::OkStatus();
+}
+
+void GroupManager::Start() {
+  log_->SetDurabilityListener([this](const std::string&, uint64_t) { Wake(); });
+  dispatcher_ = std::thread([this] { DispatchLoop(); });
+  checkpointer_ = std::thread([this] { CheckpointLoop(); });
+}
+
+void GroupManager::Stop() {
+  {
+    absl::MutexLock lock(&wake_mu_);
+    if (stopping_ && !dispatcher_.joinable()) return;
+    stopping_ = true;
+  }
+  if (dispatcher_.joinable()) dispatcher_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  CheckpointOnce();
+}
+
+void GroupManager::Wake() {
+  absl::MutexLock lock(&wake_mu_);
+  wake_pending_ = true;
+}
+
+absl::StatusOr<std::pair<ConsumerGroup*, bool>> GroupManager::GetOrCreate(
+    const v1::SubscribeRequest::Open& open) {
+  absl::MutexLock lock(&groups_mu_);
+  auto it = groups_.find({open.topic(), open.group()});
+  if (it != groups_.end()) return std::make_pair(it->second.get(), false);
+
+  GroupCheckpoint c;
+  c.set_topic(open.topic());
+  c.set_group(open.group());
+  std::vector<std::string> types(open.types().begin(), open.types().end());
+  std::sort(types.begin(), types.end());
+  types.erase(std::unique(types.begin(), types.end()), types.end());
+  for (const std::string& t : types) c.add_types(t);
+  uint64_t first = log_->FirstOffset(open.topic());
+  uint64_t end = log_->DurableEnd(open.topic());
+  uint64_t start = first;
+  const auto& pos = open.start();
+  switch (pos.position_case()) {
+    case v1::SubscribeRequest::StartPosition::kLatest:
+      start = end;
+      break;
+    case v1::SubscribeRequest::StartPosition::kOffset:
+      start = std::clamp<uint64_t>(pos.offset(), first, std::max(first, end));
+      break;
+    case v1::SubscribeRequest::StartPosition::kTime:
+      start = log_->OffsetForTime(open.topic(),
+                                  absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(pos.time())));
+      break;
+    default:
+      break;
+  }
+  c.set_committed_offset(start);
+  c.set_created_unix_micros(absl::ToUnixMicros(options_.clock()));
+  // The start must survive a restart before anyone consumes from it.
+  if (absl::Status s = store_->Save(c); !s.ok()) return s;
+  RELAY_LOG(Info, "group created",
+            {{"topic", c.topic()}, {"group", c.group()}, {"start", absl::StrCat(start)}});
+  ConsumerGroup* g = (groups_[{c.topic(), c.group()}] = MakeGroup(c)).get();
+  return std::make_pair(g, true);
+}
+
+std::vector<ConsumerGroup*> GroupManager::Snapshot() const {
+  absl::MutexLock lock(&groups_mu_);
+  std::vector<ConsumerGroup*> out;
+  out.reserve(groups_.size());
+  for (const auto& [key, g] : groups_) out.push_back(g.get());
+  return out;
+}
+
+std::vector<v1::GroupInfo> GroupManager::Describe(const std::string& topic,
+                                                  const std::string& group) const {
+  std::vector<v1::GroupInfo> out;
+  for (ConsumerGroup* g : Snapshot()) {
+    if (!topic.empty() && g->topic() != topic) continue;
+    if (!group.empty() && g->name() != group) continue;
+    out.push_back(g->Describe());
+  }
+  return out;
+}
+
+void GroupManager::DispatchLoop() {
+  absl::Time next_due = absl::InfiniteFuture();
+  while (true) {
+    {
+      absl::MutexLock lock(&wake_mu_);
+      auto ready = [this] {
+        wake_mu_.AssertHeld();
+        return wake_pending_ || stopping_;
+      };
+      wake_mu_.AwaitWithDeadline(absl::Condition(&ready), next_due);
+      if (stopping_) return;
+      wake_pending_ = false;
+    }
+    next_due = absl::InfiniteFuture();
+    for (ConsumerGroup* g : Snapshot()) next_due = std::min(next_due, g->Pump());
+  }
+}
+
+void GroupManager::CheckpointLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&wake_mu_);
+      auto stopping = [this] {
+        wake_mu_.AssertHeld();
+        return stopping_;
+      };
+      if (wake_mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.checkpoint_interval)) {
+        return;
+      }
+    }
+    CheckpointOnce();
+  }
+}
+
+void GroupManager::CheckpointOnce() {
+  absl::MutexLock lock(&checkpoint_mu_);
+  std::map<std::string, uint64_t> floors;
+  for (ConsumerGroup* g : Snapshot()) {
+    GroupCheckpoint c;
+    if (g->TakeCheckpoint(&c)) {
+      if (absl::Status s = store_->Save(c); !s.ok()) {
+        RELAY_LOG(Error, "group checkpoint failed",
+                  {{"topic", g->topic()}, {"group", g->name()}, {"error", s.ToString()}});
+      }
+    }
+    uint64_t committed = g->committed();
+    auto [it, inserted] = floors.emplace(g->topic(), committed);
+    if (!inserted) it->second = std::min(it->second, committed);
+  }
+  for (const auto& [topic, floor] : floors) log_->SetRetentionFloor(topic, floor);
+}
+
+}  // namespace relay::broker

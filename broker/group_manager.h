@@ -1,0 +1,87 @@
+#ifndef RELAY_BROKER_GROUP_MANAGER_H_
+#define RELAY_BROKER_GROUP_MANAGER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/consumer_group.h"
+#include "broker/group_store.h"
+
+namespace relay::broker {
+
+// Owns every consumer group of the broker, the dispatcher thread that moves
+// their events, and the checkpointer thread that makes their progress
+// durable (lazily, every `checkpoint_interval`: a crash loses at most the
+// last acks, which only causes redeliveries).
+//
+// Thread-safe.
+class GroupManager {
+ public:
+  struct Options {
+    Scheduler::Options scheduler;
+    absl::Duration checkpoint_interval = absl::Milliseconds(200);
+    Clock clock = [] { return absl::Now(); };
+  };
+
+  // `log` and `store` must outlive the manager.
+  GroupManager(Options options, EventLog* log, GroupStore* store);
+  ~GroupManager();
+
+  // Loads the groups of the checkpoints in the store. Call once, before
+  // Start(). Unreadable checkpoint files are logged and skipped.
+  absl::Status Load();
+  // Starts the threads and listens to the log's durability notices.
+  void Start();
+  // Stops the threads and writes a last checkpoint of every group.
+  // Idempotent.
+  void Stop();
+
+  // The group `open` names, created (durably, before this returns) from
+  // `open.start` when it does not exist yet. Second: whether it was created.
+  absl::StatusOr<std::pair<ConsumerGroup*, bool>> GetOrCreate(
+      const v1::SubscribeRequest::Open& open);
+
+  // Groups of `topic` (empty: all) named `group` (empty: all), sorted.
+  std::vector<v1::GroupInfo> Describe(const std::string& topic, const std::string& group) const;
+
+  // Asks the dispatcher to pump the groups soon. Never blocks for long.
+  void Wake();
+
+ private:
+  using Key = std::pair<std::string, std::string>;  // topic, group
+
+  std::unique_ptr<ConsumerGroup> MakeGroup(const GroupCheckpoint& checkpoint);
+  void DispatchLoop();
+  void CheckpointLoop();
+  // Writes the changed groups' checkpoints and moves the log's retention
+  // floors up to what the groups still need.
+  void CheckpointOnce();
+  std::vector<ConsumerGroup*> Snapshot() const;
+
+  const Options options_;
+  EventLog* const log_;
+  GroupStore* const store_;
+
+  mutable absl::Mutex groups_mu_;
+  std::map<Key, std::unique_ptr<ConsumerGroup>> groups_ ABSL_GUARDED_BY(groups_mu_);
+
+  absl::Mutex wake_mu_;
+  bool wake_pending_ ABSL_GUARDED_BY(wake_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;
+
+  absl::Mutex checkpoint_mu_;  // serializes CheckpointOnce()
+
+  std::thread dispatcher_;
+  std::thread checkpointer_;
+};
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_GROUP_MANAGER_H_

@@ -1,0 +1,251 @@
+#include "broker/stream_reactors.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+
+namespace relay::broker {
+namespace {
+// A delivery message grows up to about this size before a new one starts.
+constexpr size_t kMaxResponseBytes = 2 << 20;
+}  // namespace
+
+// ---------------------------------------------------------------- Subscribe
+
+SubscribeReactor::SubscribeReactor(GroupManager* groups, std::string peer)
+    : groups_(groups), peer_(std::move(peer)) {
+  StartRead(&request_);
+}
+
+void SubscribeReactor::OnReadDone(bool ok) {
+  if (!ok) {  // the client half-closed, went away, or the server shuts down
+    Close(grpc::Status::OK);
+    return;
+  }
+  if (group_ == nullptr) {
+    HandleOpen();
+    return;
+  }
+  if (request_.has_open()) {
+    Close(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                       "the subscription is already open: only the first request carries open"));
+    return;
+  }
+  if (absl::Status s = group_->Settle(member_, request_); !s.ok()) {
+    Close(ToGrpcStatus(s));
+    return;
+  }
+  StartRead(&request_);
+}
+
+void SubscribeReactor::HandleOpen() {
+  if (!request_.has_open()) {
+    Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       "the first Subscribe request must carry open"));
+    return;
+  }
+  const v1::SubscribeRequest::Open& open = request_.open();
+  if (absl::Status s = ValidateOpen(open); !s.ok()) {
+    Close(ToGrpcStatus(s));
+    return;
+  }
+  absl::StatusOr<std::pair<ConsumerGroup*, bool>> group = groups_->GetOrCreate(open);
+  if (!group.ok()) {
+    Close(ToGrpcStatus(group.status()));
+    return;
+  }
+  // Deliveries may arrive as soon as Join returns; they queue behind
+  // `opened` (opened_sent_ is false until it is queued first).
+  absl::StatusOr<Scheduler::MemberId> member = group->first->Join(this, open, peer_);
+  if (!member.ok()) {
+    Close(ToGrpcStatus(member.status()));
+    return;
+  }
+  group_ = group->first;
+  member_ = *member;
+  RELAY_LOG(Info, "member joined",
+            {{"topic", open.topic()}, {"group", open.group()},
+             {"member", absl::StrCat("m-", member_)}, {"name", open.member_name()},
+             {"peer", peer_}});
+  {
+    absl::MutexLock lock(&mu_);
+    v1::SubscribeResponse opened;
+    opened.mutable_opened()->set_member_id(absl::StrCat("m-", member_));
+    opened.mutable_opened()->set_committed_offset(group_->committed());
+    opened.mutable_opened()->set_created_group(group->second);
+    queue_.push_front(std::move(opened));
+    if (queue_.size() == 1) back_bytes_ = 0;
+    opened_sent_ = true;
+    MaybeWriteLocked();
+  }
+  StartRead(&request_);
+}
+
+void SubscribeReactor::Deliver(std::vector<v1::Delivery> deliveries) {
+  absl::MutexLock lock(&mu_);
+  if (closing_) return;
+  for (v1::Delivery& d : deliveries) {
+    size_t size = d.event().ByteSizeLong();
+    // The front message may be in the queue but not the back one being
+    // filled when only `opened` is there: always fill a delivery message.
+    if (queue_.empty() || queue_.back().has_opened() || back_bytes_ + size > kMaxResponseBytes) {
+      queue_.emplace_back();
+      back_bytes_ = 0;
+    }
+    *queue_.back().add_deliveries() = std::move(d);
+    back_bytes_ += size;
+  }
+  MaybeWriteLocked();
+}
+
+void SubscribeReactor::MaybeWriteLocked() {
+  if (writing_ || finished_ || !opened_sent_ || queue_.empty()) return;
+  writing_msg_ = std::move(queue_.front());
+  queue_.pop_front();
+  if (queue_.empty()) back_bytes_ = 0;
+  writing_ = true;
+  StartWrite(&writing_msg_);
+}
+
+void SubscribeReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  if (!ok) queue_.clear();  // the stream is broken; the read side will close it
+  if (closing_) {
+    if (!finished_) {
+      finished_ = true;
+      Finish(finish_status_);
+    }
+    return;
+  }
+  MaybeWriteLocked();
+}
+
+void SubscribeReactor::Close(const grpc::Status& status) {
+  if (group_ != nullptr) {
+    group_->Leave(member_);  // after this the group never calls Deliver()
+    RELAY_LOG(Info, "member left",
+              {{"topic", group_->topic()}, {"group", group_->name()},
+               {"member", absl::StrCat("m-", member_)}, {"peer", peer_},
+               {"status", status.ok() ? "OK" : status.error_message()}});
+  }
+  absl::MutexLock lock(&mu_);
+  closing_ = true;
+  finish_status_ = status;
+  queue_.clear();
+  if (!writing_ && !finished_) {
+    finished_ = true;
+    Finish(status);
+  }
+}
+
+void SubscribeReactor::OnDone() { delete this; }
+
+// ------------------------------------------------------------ PublishStream
+
+PublishStreamReactor::PublishStreamReactor(EventLog* log, Limits limits)
+    : log_(log), limits_(limits) {
+  StartRead(&request_);
+}
+
+void PublishStreamReactor::OnReadDone(bool ok) {
+  if (!ok) {
+    absl::MutexLock lock(&mu_);
+    reads_done_ = true;
+    MaybeFinishLocked();
+    return;
+  }
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    seq = base_seq_ + slots_.size();
+    slots_.emplace_back();
+    ++outstanding_;
+  }
+  absl::Status valid = ValidatePublish(request_, limits_);
+  if (!valid.ok()) {
+    v1::PublishResponse response;
+    response.set_request_id(request_.request_id());
+    response.mutable_error()->set_code(static_cast<int>(valid.code()));
+    response.mutable_error()->set_message(std::string(valid.message()));
+    Complete(seq, std::move(response));
+  } else {
+    std::vector<Event> events(request_.events().begin(), request_.events().end());
+    uint64_t request_id = request_.request_id();
+    log_->Append(request_.topic(), std::move(events),
+                 [this, seq, request_id](absl::StatusOr<std::vector<AppendResult>> result) {
+                   v1::PublishResponse response;
+                   response.set_request_id(request_id);
+                   if (!result.ok()) {
+                     response.mutable_error()->set_code(static_cast<int>(result.status().code()));
+                     response.mutable_error()->set_message(
+                         std::string(result.status().message()));
+                   } else {
+                     for (const AppendResult& r : *result) {
+                       v1::PublishResult* pr = response.add_results();
+                       pr->set_offset(r.offset);
+                       pr->set_duplicate(r.duplicate);
+                     }
+                   }
+                   Complete(seq, std::move(response));
+                 });
+  }
+  // Done with request_: read the next one now, or once appends drain.
+  absl::MutexLock lock(&mu_);
+  if (outstanding_ < kMaxOutstanding) {
+    StartRead(&request_);
+  } else {
+    read_paused_ = true;
+  }
+}
+
+void PublishStreamReactor::Complete(uint64_t seq, v1::PublishResponse response) {
+  absl::MutexLock lock(&mu_);
+  Slot& slot = slots_[seq - base_seq_];
+  slot.ready = true;
+  slot.response = std::move(response);
+  --outstanding_;
+  if (read_paused_ && outstanding_ < kMaxOutstanding) {
+    read_paused_ = false;
+    StartRead(&request_);
+  }
+  MaybeWriteLocked();
+  MaybeFinishLocked();
+}
+
+void PublishStreamReactor::MaybeWriteLocked() {
+  if (writing_ || slots_.empty() || !slots_.front().ready) return;
+  if (write_failed_) {
+    while (!slots_.empty() && slots_.front().ready) {
+      slots_.pop_front();
+      ++base_seq_;
+    }
+    return;
+  }
+  writing_msg_ = std::move(slots_.front().response);
+  slots_.pop_front();
+  ++base_seq_;
+  writing_ = true;
+  StartWrite(&writing_msg_);
+}
+
+void PublishStreamReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  if (!ok) write_failed_ = true;
+  MaybeWriteLocked();
+  MaybeFinishLocked();
+}
+
+void PublishStreamReactor::MaybeFinishLocked() {
+  if (finished_ || !reads_done_ || outstanding_ > 0 || writing_) return;
+  if (!slots_.empty() && !write_failed_) return;
+  finished_ = true;
+  Finish(grpc::Status::OK);
+}
+
+void PublishStreamReactor::OnDone() { delete this; }
+
+}  // namespace relay::broker

@@ -1,0 +1,203 @@
+#include "common/events/publisher.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace relay::events {
+
+using relay::broker::v1::PublishRequest;
+using relay::broker::v1::PublishResponse;
+
+Publisher::Publisher(std::shared_ptr<grpc::Channel> channel, Options options)
+    : channel_(std::move(channel)),
+      stub_(relay::broker::v1::Broker::NewStub(channel_)),
+      options_(options),
+      thread_([this] { Run(); }) {}
+
+Publisher::~Publisher() { Close(); }
+
+std::future<absl::StatusOr<uint64_t>> Publisher::Publish(const std::string& topic,
+                                                         relay::events::v1::Event event) {
+  Pending p;
+  p.topic = topic;
+  p.event = std::move(event);
+  std::future<absl::StatusOr<uint64_t>> future = p.promise.get_future();
+  absl::MutexLock lock(&mu_);
+  if (closed_) {
+    p.promise.set_value(absl::UnavailableError("publisher is closed"));
+  } else if (pending_ >= options_.max_pending_events) {
+    p.promise.set_value(absl::ResourceExhaustedError(
+        absl::StrCat("publisher holds ", pending_, " unacknowledged events (the limit)")));
+  } else {
+    ++pending_;
+    queue_.push_back(std::move(p));
+  }
+  return future;
+}
+
+absl::Status Publisher::Flush(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto drained = [this] {
+    mu_.AssertHeld();
+    return pending_ == 0;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&drained), timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(pending_, " events still unacknowledged after ", absl::FormatDuration(timeout)));
+  }
+  return absl::OkStatus();
+}
+
+void Publisher::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) {
+      if (!thread_.joinable()) return;
+    }
+    closed_ = true;
+    if (stream_context_ != nullptr) stream_context_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&mu_);
+  absl::Status closed = absl::UnavailableError("publisher closed before the broker acknowledged");
+  for (auto& b : resend_) {
+    for (auto& p : b->promises) p.set_value(closed);
+  }
+  for (Pending& p : queue_) p.promise.set_value(closed);
+  resend_.clear();
+  queue_.clear();
+  pending_ = 0;
+}
+
+uint64_t Publisher::acked() const {
+  absl::MutexLock lock(&mu_);
+  return acked_;
+}
+
+void Publisher::Run() {
+  absl::Duration backoff = options_.min_backoff;
+  while (true) {
+    bool progressed = RunStream();
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    backoff = progressed ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
+    auto closed = [this] {
+      mu_.AssertHeld();
+      return closed_;
+    };
+    if (mu_.AwaitWithTimeout(absl::Condition(&closed), backoff)) return;
+  }
+}
+
+std::shared_ptr<Publisher::Batch> Publisher::TakeBatchLocked() {
+  if (!resend_.empty()) {
+    std::shared_ptr<Batch> b = std::move(resend_.front());
+    resend_.pop_front();
+    return b;
+  }
+  auto b = std::make_shared<Batch>();
+  b->request.set_topic(queue_.front().topic);
+  b->request.set_request_id(next_request_id_++);
+  size_t bytes = 0;
+  while (!queue_.empty() && queue_.front().topic == b->request.topic() &&
+         b->promises.size() < options_.max_batch_events) {
+    size_t size = queue_.front().event.ByteSizeLong();
+    if (!b->promises.empty() && bytes + size > options_.max_batch_bytes) break;
+    bytes += size;
+    *b->request.add_events() = std::move(queue_.front().event);
+    b->promises.push_back(std::move(queue_.front().promise));
+    queue_.pop_front();
+  }
+  return b;
+}
+
+void Publisher::ResolveLocked(Batch& batch, const PublishResponse& response) {
+  size_t n = batch.promises.size();
+  if (response.has_error()) {
+    absl::Status error(static_cast<absl::StatusCode>(response.error().code()),
+                       response.error().message());
+    for (auto& p : batch.promises) p.set_value(error);
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      if (i < static_cast<size_t>(response.results_size())) {
+        batch.promises[i].set_value(response.results(static_cast<int>(i)).offset());
+      } else {
+        batch.promises[i].set_value(absl::InternalError("broker answered fewer results"));
+      }
+    }
+    acked_ += n;
+  }
+  pending_ -= n;
+}
+
+bool Publisher::RunStream() {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    stream_context_ = &context;
+    stream_broken_ = false;
+  }
+  std::shared_ptr<grpc::ClientReaderWriter<PublishRequest, PublishResponse>> stream =
+      stub_->PublishStream(&context);
+  bool progressed = false;
+
+  // Answers come in request order: the reader matches them to in_flight_.
+  std::thread reader([&] {
+    PublishResponse response;
+    while (stream->Read(&response)) {
+      absl::MutexLock lock(&mu_);
+      if (in_flight_.empty() ||
+          in_flight_.front()->request.request_id() != response.request_id()) {
+        RELAY_LOG(Error, "publish answer does not match the oldest request",
+                  {{"request", absl::StrCat(response.request_id())}});
+        break;
+      }
+      const int code = response.error().code();
+      if (response.has_error() && (code == static_cast<int>(absl::StatusCode::kUnavailable) ||
+                                   code == static_cast<int>(absl::StatusCode::kInternal))) {
+        break;  // the broker could not store it: resend on a new stream
+      }
+      std::shared_ptr<Batch> batch = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      ResolveLocked(*batch, response);
+      progressed = true;
+    }
+    absl::MutexLock lock(&mu_);
+    stream_broken_ = true;
+  });
+
+  while (true) {
+    std::shared_ptr<Batch> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this] {
+        mu_.AssertHeld();
+        return closed_ || stream_broken_ ||
+               ((!queue_.empty() || !resend_.empty()) &&
+                in_flight_.size() < static_cast<size_t>(options_.max_in_flight_batches));
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (closed_ || stream_broken_) break;
+      batch = TakeBatchLocked();
+      in_flight_.push_back(batch);
+    }
+    if (!stream->Write(batch->request)) break;
+  }
+  context.TryCancel();
+  reader.join();
+  stream->Finish().IgnoreError();  // the cause shows in what was (not) answered
+  absl::MutexLock lock(&mu_);
+  stream_context_ = nullptr;
+  // Unanswered batches go out again first, in their order.
+  while (!in_flight_.empty()) {
+    resend_.push_front(std::move(in_flight_.back()));
+    in_flight_.pop_back();
+  }
+  return progressed;
+}
+
+}  // namespace relay::events

@@ -1,0 +1,109 @@
+#ifndef RELAY_COMMON_EVENTS_PUBLISHER_H_
+#define RELAY_COMMON_EVENTS_PUBLISHER_H_
+
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include <grpcpp/channel.h>
+#include "relay/broker/v1/broker.grpc.pb.h"
+
+namespace relay::events {
+
+// Publishes events to the broker over one PublishStream, batching what is
+// queued and pipelining batches. Each Publish() returns a future that
+// resolves to the event's durable offset. While the broker is away the
+// publisher keeps the events and retries with exponential backoff; the
+// broker's dedupe by event id makes a resend after a lost answer harmless.
+// A batch the broker rejects as invalid resolves its futures with that
+// error and is not retried.
+//
+// Thread-safe.
+//
+//   Publisher publisher(channel, {});
+//   auto offset = publisher.Publish("orders", event);
+//   absl::StatusOr<uint64_t> r = offset.get();
+class Publisher {
+ public:
+  struct Options {
+    size_t max_batch_events = 1000;
+    size_t max_batch_bytes = 4 << 20;
+    // Batches sent but not yet answered.
+    int max_in_flight_batches = 32;
+    // Events queued or in flight; Publish() beyond it fails with
+    // RESOURCE_EXHAUSTED.
+    size_t max_pending_events = 1 << 20;
+    absl::Duration min_backoff = absl::Milliseconds(50);
+    absl::Duration max_backoff = absl::Seconds(2);
+  };
+
+  Publisher(std::shared_ptr<grpc::Channel> channel, Options options);
+  ~Publisher();  // Close()
+
+  // Queues `event` for `topic`. The future resolves with the offset once the
+  // event is durable, or with an error: INVALID_ARGUMENT (from the broker),
+  // RESOURCE_EXHAUSTED (too much pending), UNAVAILABLE (closed first).
+  std::future<absl::StatusOr<uint64_t>> Publish(const std::string& topic,
+                                                relay::events::v1::Event event);
+
+  // Waits until everything published so far is resolved, or `timeout`.
+  // Returns DEADLINE_EXCEEDED when it was not.
+  absl::Status Flush(absl::Duration timeout);
+
+  // Stops sending; what is still pending resolves with UNAVAILABLE.
+  void Close();
+
+  // Events resolved with an offset so far.
+  uint64_t acked() const;
+
+ private:
+  struct Pending {
+    std::string topic;
+    relay::events::v1::Event event;
+    std::promise<absl::StatusOr<uint64_t>> promise;
+  };
+  // A request on the wire, kept until answered so it can be resent.
+  struct Batch {
+    relay::broker::v1::PublishRequest request;
+    std::vector<std::promise<absl::StatusOr<uint64_t>>> promises;
+  };
+
+  void Run();
+  // One stream's life: send and receive until it breaks or Close().
+  // Returns true when anything was acked (the backoff resets).
+  bool RunStream();
+  // Next batch to send: a resend first, else the queue's head (one topic).
+  std::shared_ptr<Batch> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The broker's answer to `batch`.
+  void ResolveLocked(Batch& batch, const relay::broker::v1::PublishResponse& response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::unique_ptr<relay::broker::v1::Broker::Stub> stub_;
+  const Options options_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  // Batches are shared with the writer while it writes them.
+  std::deque<std::shared_ptr<Batch>> resend_ ABSL_GUARDED_BY(mu_);  // unanswered, stream lost
+  std::deque<std::shared_ptr<Batch>> in_flight_ ABSL_GUARDED_BY(mu_);  // on the current stream
+  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  size_t pending_ ABSL_GUARDED_BY(mu_) = 0;  // queued + in flight
+  uint64_t acked_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_request_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::thread thread_;
+};
+
+}  // namespace relay::events
+
+#endif  // RELAY_COMMON_EVENTS_PUBLISHER_H_

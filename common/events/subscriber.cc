@@ -1,0 +1,139 @@
+#include "common/events/subscriber.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace relay::events {
+
+using relay::broker::v1::SubscribeRequest;
+using relay::broker::v1::SubscribeResponse;
+
+Subscriber::Subscriber(std::shared_ptr<grpc::Channel> channel, Options options)
+    : channel_(std::move(channel)),
+      stub_(relay::broker::v1::Broker::NewStub(channel_)),
+      options_(std::move(options)) {}
+
+Subscriber::~Subscriber() { Stop(); }
+
+void Subscriber::On(const std::string& type, Handler handler) {
+  handlers_[type] = std::move(handler);
+}
+
+void Subscriber::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void Subscriber::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (context_ != nullptr) context_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Subscriber::WaitUntilOpen(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto open = [this] {
+    mu_.AssertHeld();
+    return open_;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&open), timeout);
+}
+
+uint64_t Subscriber::handled() const {
+  absl::MutexLock lock(&mu_);
+  return handled_;
+}
+
+std::string Subscriber::last_error() const {
+  absl::MutexLock lock(&mu_);
+  return last_error_;
+}
+
+void Subscriber::Run() {
+  absl::Duration backoff = options_.min_backoff;
+  while (true) {
+    bool opened = RunStream();
+    absl::MutexLock lock(&mu_);
+    open_ = false;
+    if (stopping_) return;
+    backoff = opened ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
+    auto stopping = [this] {
+      mu_.AssertHeld();
+      return stopping_;
+    };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff)) return;
+  }
+}
+
+bool Subscriber::RunStream() {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    context_ = &context;
+  }
+  auto stream = stub_->Subscribe(&context);
+  SubscribeRequest open_request;
+  SubscribeRequest::Open* open = open_request.mutable_open();
+  open->set_topic(options_.topic);
+  open->set_group(options_.group);
+  if (options_.filter_types) {
+    for (const auto& [type, handler] : handlers_) open->add_types(type);
+  }
+  *open->mutable_start() = options_.start;
+  open->set_max_in_flight(options_.max_in_flight);
+  *open->mutable_ack_deadline() = google::protobuf::util::TimeUtil::MillisecondsToDuration(
+      absl::ToInt64Milliseconds(options_.ack_deadline));
+  open->set_member_name(options_.member_name);
+
+  bool opened = false;
+  SubscribeResponse response;
+  if (stream->Write(open_request)) {
+    while (stream->Read(&response)) {
+      if (response.has_opened()) {
+        opened = true;
+        absl::MutexLock lock(&mu_);
+        open_ = true;
+      }
+      if (response.deliveries().empty()) continue;
+      SubscribeRequest settle;
+      for (const auto& d : response.deliveries()) {
+        const Event& e = d.event();
+        auto it = handlers_.find(e.type());
+        absl::Status s = absl::OkStatus();
+        if (it != handlers_.end()) s = it->second(e, DeliveryInfo{d.attempt()});
+        if (s.ok()) {
+          auto* ack = settle.add_acks();
+          ack->set_offset(e.offset());
+          ack->set_attempt(d.attempt());
+        } else {
+          auto* nack = settle.add_nacks();
+          nack->set_offset(e.offset());
+          nack->set_attempt(d.attempt());
+          nack->set_reason(s.ToString());
+        }
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        handled_ += static_cast<uint64_t>(response.deliveries_size());
+      }
+      if (!stream->Write(settle)) break;
+    }
+  }
+  context.TryCancel();
+  grpc::Status status = stream->Finish();
+  absl::MutexLock lock(&mu_);
+  context_ = nullptr;
+  if (!status.ok() && !stopping_) {
+    last_error_ = status.error_message();
+    RELAY_LOG(Warn, "subscription stream ended",
+              {{"topic", options_.topic}, {"group", options_.group},
+               {"code", absl::StrCat(status.error_code())}, {"error", status.error_message()}});
+  }
+  return opened;
+}
+
+}  // namespace relay::events

@@ -1,0 +1,116 @@
+#ifndef RELAY_COMMON_EVENTS_SUBSCRIBER_H_
+#define RELAY_COMMON_EVENTS_SUBSCRIBER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include <grpcpp/channel.h>
+#include "relay/broker/v1/broker.grpc.pb.h"
+
+namespace relay::events {
+
+// What a handler is told besides the event.
+struct DeliveryInfo {
+  uint32_t attempt = 1;  // 1 for the first delivery
+};
+
+// Consumes one topic as a member of a consumer group. Runs handlers by event
+// type on its own thread, one delivery at a time in the order received (the
+// broker already keeps one key's events in order and never two at a time);
+// a handler that returns OK acks the event, an error nacks it with the
+// error's message (the broker retries with backoff, then dead-letters).
+// Reconnects with backoff when the stream breaks; deliveries in hand when it
+// breaks are redelivered by the broker.
+//
+// Register handlers, then Start(). Thread-safe after Start().
+//
+//   Subscriber sub(channel, {.topic = "orders", .group = "payment-service"});
+//   sub.On<v1::OrderCreated>("order.created", [&](const v1::OrderCreated& m,
+//                                                 const v1::Event& e, const DeliveryInfo&) {
+//     return Charge(m);
+//   });
+//   sub.Start();
+class Subscriber {
+ public:
+  using Event = relay::events::v1::Event;
+  using Handler = std::function<absl::Status(const Event&, const DeliveryInfo&)>;
+
+  struct Options {
+    std::string topic;
+    std::string group;
+    // Where a new group starts (default earliest).
+    relay::broker::v1::SubscribeRequest::StartPosition start;
+    uint32_t max_in_flight = 1000;
+    absl::Duration ack_deadline = absl::Seconds(30);
+    std::string member_name;
+    // Subscribe only to the types with a handler (the default), or to all
+    // (events without a handler are then acked unhandled).
+    bool filter_types = true;
+    absl::Duration min_backoff = absl::Milliseconds(50);
+    absl::Duration max_backoff = absl::Seconds(2);
+  };
+
+  Subscriber(std::shared_ptr<grpc::Channel> channel, Options options);
+  ~Subscriber();  // Stop()
+
+  // Handles events of `type`. REQUIRES: before Start().
+  void On(const std::string& type, Handler handler);
+
+  // Handles events of `type` whose data is a serialized `Message`; data that
+  // does not parse is nacked (and so dead-lettered in the end).
+  template <typename Message>
+  void On(const std::string& type,
+          std::function<absl::Status(const Message&, const Event&, const DeliveryInfo&)> handler) {
+    On(type, [type, handler = std::move(handler)](const Event& e, const DeliveryInfo& info) {
+      Message m;
+      if (!m.ParseFromString(e.data())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("event ", e.id(), " of type ", type, " has a payload that does not parse"));
+      }
+      return handler(m, e, info);
+    });
+  }
+
+  void Start();
+  // Stops consuming: the stream is closed and unacked deliveries go back to
+  // the group. Idempotent.
+  void Stop();
+
+  // Waits until a stream is open (the broker answered `opened`).
+  bool WaitUntilOpen(absl::Duration timeout);
+
+  uint64_t handled() const;
+  // The stream's last error, for logs and tests.
+  std::string last_error() const;
+
+ private:
+  void Run();
+  // One stream's life. Returns true when it got as far as `opened`.
+  bool RunStream();
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::unique_ptr<relay::broker::v1::Broker::Stub> stub_;
+  const Options options_;
+  std::map<std::string, Handler> handlers_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t handled_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::thread thread_;
+};
+
+}  // namespace relay::events
+
+#endif  // RELAY_COMMON_EVENTS_SUBSCRIBER_H_
