@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -111,12 +113,17 @@ class Scheduler {
   // `max` assignments.
   std::vector<Assignment> Assign(absl::Time now, size_t max);
 
+  // Acks the latest attempt of an unacked event, from any member: kAcked
+  // when it is in flight under `attempt`, or not in flight at all (a late
+  // ack, e.g. while it waits for a retry) and `attempt` was its latest.
+  // kStale for an older attempt, an acked offset (or below committed()), or
+  // an event being dead-lettered. Acking releases the key's next event.
   AckOutcome Ack(MemberId member, uint64_t offset, uint32_t attempt);
 
   // Fails the delivery: redelivery after `retry_delay` (zero: backoff), or a
   // DeadLetter when attempts are exhausted. Nacks for deliveries the member
   // does not hold (stale attempt, acked, unknown) are ignored: returns
-  // kStale / kUnknown and changes nothing.
+  // kStale / kUnknown and changes nothing. REQUIRES: dead != nullptr.
   AckOutcome Nack(MemberId member, uint64_t offset, uint32_t attempt, absl::string_view reason,
                   absl::Duration retry_delay, absl::Time now, std::vector<DeadLetter>* dead);
 
@@ -128,21 +135,94 @@ class Scheduler {
   void CompleteDeadLetter(uint64_t offset);
 
   // Earliest time a deadline or a delayed retry falls due (InfiniteFuture
-  // when none).
+  // when none; InfinitePast when an event restored with its attempts used
+  // up waits to be handed out as a DeadLetter by ExpireDeadlines()).
   absl::Time NextWakeup() const;
 
   // Every offset below is acked.
   uint64_t committed() const;
-  // Acked offsets at or above committed(), ascending.
+  // Acked offsets at or above committed(), ascending (including those the
+  // constructor was given that are not buffered yet).
   std::vector<uint64_t> AckedAbove() const;
-  // Attempts made on buffered, unacked events.
+  // Attempts made on unacked events: buffered ones, and those the
+  // constructor was given that are not buffered yet.
   absl::flat_hash_map<uint64_t, uint32_t> Attempts() const;
   // The number of deliveries `member` holds now.
   uint32_t InFlight(MemberId member) const;
   Stats stats() const;
 
  private:
-  // (implementation state)
+  enum class State : uint8_t {
+    kPending,        // behind an earlier unacked event of its key
+    kReady,          // in ready_, waiting for a member with room
+    kInFlight,       // held by `member` until `due` (its ack deadline)
+    kRetryWait,      // redelivery delayed until `due`
+    kExhausted,      // attempts used up before a restart: dead letter due
+    kDeadLettering,  // handed out as a DeadLetter until CompleteDeadLetter()
+  };
+
+  // A buffered, unacked event. Acked events are not stored: an offset in
+  // [committed(), next_) that is absent from events_ is acked.
+  struct Event {
+    std::string key;
+    absl::Time due;           // kInFlight: ack deadline; kRetryWait: retry time
+    absl::Time delivered_at;  // of the latest attempt
+    MemberId member = 0;      // the holder while kInFlight
+    uint32_t attempts = 0;    // deliveries so far, counting those before a restart
+    State state = State::kPending;
+  };
+
+  struct Member {
+    uint32_t max_in_flight = 0;
+    absl::Duration ack_deadline;
+    uint64_t last_assigned = 0;  // assign_seq_ of its latest assignment
+    absl::btree_set<uint64_t> in_flight;
+  };
+
+  // (deadline or retry time, offset).
+  using Timer = std::pair<absl::Time, uint64_t>;
+  // (in flight, last_assigned, id): the least loaded first, ties to the
+  // member served least recently, then the lowest id.
+  using Load = std::tuple<uint32_t, uint64_t, MemberId>;
+
+  static Load LoadOf(MemberId id, const Member& m) {
+    return Load(static_cast<uint32_t>(m.in_flight.size()), m.last_assigned, id);
+  }
+
+  absl::Duration Backoff(uint32_t attempt) const;
+  // Makes the first unacked event of its key deliverable (ready, or a due
+  // dead letter when its restored attempts are used up).
+  void Release(uint64_t offset, Event& e);
+  // Takes an in-flight event away from its member.
+  void Unassign(uint64_t offset, Event& e);
+  // Records a failed attempt; the event then waits `delay` (zero: ready at
+  // once) or, out of attempts, is appended to `dead`.
+  void Fail(uint64_t offset, Event& e, std::string outcome, absl::Duration delay, absl::Time now,
+            std::vector<DeadLetter>* dead);
+  // Acks a buffered event: drops it from every structure and releases the
+  // next event of its key.
+  void Remove(absl::btree_map<uint64_t, Event>::iterator it);
+
+  Options options_;
+  uint64_t next_;            // NextOffsetToBuffer()
+  uint64_t assign_seq_ = 0;  // counts assignments, for round robin
+  uint64_t redelivered_ = 0;
+
+  absl::btree_map<uint64_t, Event> events_;  // buffered, unacked
+  // Non-empty key -> its buffered, unacked offsets; the first is the one
+  // that may be delivered.
+  absl::flat_hash_map<std::string, absl::btree_set<uint64_t>> keys_;
+  absl::btree_set<uint64_t> ready_;
+  absl::btree_set<Timer> deadlines_;  // kInFlight
+  absl::btree_set<Timer> retries_;    // kRetryWait
+  absl::btree_set<uint64_t> exhausted_;
+  absl::flat_hash_map<uint64_t, std::vector<Attempt>> history_;  // failed attempts
+  absl::flat_hash_map<MemberId, Member> members_;
+  absl::btree_set<Load> available_;  // members with room
+
+  // From the constructor, for offsets not buffered yet (>= next_).
+  absl::btree_set<uint64_t> acked_ahead_;
+  absl::btree_map<uint64_t, uint32_t> attempts_ahead_;
 };
 
 }  // namespace relay::broker

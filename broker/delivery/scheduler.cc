@@ -1,0 +1,319 @@
+#include "broker/delivery/scheduler.h"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace relay::broker {
+
+Scheduler::Scheduler(Options options, uint64_t committed, const std::vector<uint64_t>& acked_above,
+                     const absl::flat_hash_map<uint64_t, uint32_t>& attempts)
+    : options_(options), next_(committed) {
+  for (uint64_t offset : acked_above) {
+    if (offset >= committed) acked_ahead_.insert(offset);
+  }
+  for (const auto& [offset, count] : attempts) {
+    if (offset >= committed && count > 0 && !acked_ahead_.contains(offset)) {
+      attempts_ahead_.emplace(offset, count);
+    }
+  }
+}
+
+uint64_t Scheduler::NextOffsetToBuffer() const { return next_; }
+
+size_t Scheduler::BufferRoom() const {
+  return events_.size() >= options_.max_buffered ? 0 : options_.max_buffered - events_.size();
+}
+
+void Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
+  assert(offset == next_);
+  assert(BufferRoom() > 0);
+  next_ = offset + 1;
+  uint32_t attempts = 0;
+  // Both sets hold only offsets >= next_ (SkipTo() trims them), so the
+  // smallest entry is the only one that can match.
+  if (auto it = attempts_ahead_.begin(); it != attempts_ahead_.end() && it->first == offset) {
+    attempts = it->second;
+    attempts_ahead_.erase(it);
+  }
+  if (auto it = acked_ahead_.begin(); it != acked_ahead_.end() && *it == offset) {
+    acked_ahead_.erase(it);
+    skip = true;
+  }
+  if (skip) return;  // Acked: not stored (see Event).
+
+  auto [it, inserted] = events_.try_emplace(offset);
+  assert(inserted);
+  Event& e = it->second;
+  e.key = std::string(key);
+  e.attempts = attempts;
+  if (key.empty()) {
+    Release(offset, e);
+    return;
+  }
+  absl::btree_set<uint64_t>& queue = keys_[key];
+  queue.insert(queue.end(), offset);
+  if (queue.size() == 1) Release(offset, e);
+}
+
+void Scheduler::SkipTo(uint64_t offset) {
+  // Ascending, so a key's next event released by Remove() is either removed
+  // in a later iteration or legitimately the new head.
+  while (!events_.empty() && events_.begin()->first < offset) Remove(events_.begin());
+  next_ = std::max(next_, offset);
+  acked_ahead_.erase(acked_ahead_.begin(), acked_ahead_.lower_bound(next_));
+  attempts_ahead_.erase(attempts_ahead_.begin(), attempts_ahead_.lower_bound(next_));
+}
+
+void Scheduler::AddMember(MemberId member, uint32_t max_in_flight, absl::Duration ack_deadline) {
+  auto [it, inserted] = members_.try_emplace(member);
+  Member& m = it->second;
+  if (!inserted) available_.erase(LoadOf(member, m));
+  // A member re-added keeps its deliveries; the new settings apply to the
+  // next ones.
+  m.max_in_flight = max_in_flight;
+  m.ack_deadline = ack_deadline;
+  if (m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(member, m));
+}
+
+std::vector<Scheduler::DeadLetter> Scheduler::RemoveMember(MemberId member, absl::Time now) {
+  std::vector<DeadLetter> dead;
+  auto mit = members_.find(member);
+  if (mit == members_.end()) return dead;
+  available_.erase(LoadOf(member, mit->second));
+  const absl::btree_set<uint64_t> held = std::move(mit->second.in_flight);
+  members_.erase(mit);
+  for (uint64_t offset : held) {
+    Event& e = events_.find(offset)->second;
+    deadlines_.erase(Timer(e.due, offset));
+    e.state = State::kPending;  // Unassigned; Fail() decides what follows.
+    Fail(offset, e, "member left", absl::ZeroDuration(), now, &dead);
+  }
+  return dead;
+}
+
+std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max) {
+  while (!retries_.empty() && retries_.begin()->first <= now) {
+    const uint64_t offset = retries_.begin()->second;
+    retries_.erase(retries_.begin());
+    events_.find(offset)->second.state = State::kReady;
+    ready_.insert(offset);
+  }
+  std::vector<Assignment> out;
+  while (out.size() < max && !ready_.empty() && !available_.empty()) {
+    const MemberId id = std::get<2>(*available_.begin());
+    available_.erase(available_.begin());
+    Member& m = members_.find(id)->second;
+    const uint64_t offset = *ready_.begin();
+    ready_.erase(ready_.begin());
+    Event& e = events_.find(offset)->second;
+
+    e.state = State::kInFlight;
+    e.member = id;
+    e.attempts++;
+    e.delivered_at = now;
+    e.due = now + m.ack_deadline;
+    deadlines_.insert(Timer(e.due, offset));
+    m.in_flight.insert(offset);
+    m.last_assigned = ++assign_seq_;
+    if (m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(id, m));
+    if (e.attempts > 1) redelivered_++;
+    out.push_back(Assignment{id, offset, e.attempts});
+  }
+  return out;
+}
+
+Scheduler::AckOutcome Scheduler::Ack(MemberId member, uint64_t offset, uint32_t attempt) {
+  (void)member;  // Any member may ack the latest attempt: the work is done.
+  if (offset >= next_) return AckOutcome::kUnknown;
+  auto it = events_.find(offset);
+  if (it == events_.end()) return AckOutcome::kStale;  // acked, or below committed()
+  const Event& e = it->second;
+  // An event being dead-lettered stays so: its key waits for
+  // CompleteDeadLetter() as promised.
+  if (attempt == 0 || attempt != e.attempts || e.state == State::kDeadLettering) {
+    return AckOutcome::kStale;
+  }
+  Remove(it);
+  return AckOutcome::kAcked;
+}
+
+Scheduler::AckOutcome Scheduler::Nack(MemberId member, uint64_t offset, uint32_t attempt,
+                                      absl::string_view reason, absl::Duration retry_delay,
+                                      absl::Time now, std::vector<DeadLetter>* dead) {
+  assert(dead != nullptr);
+  if (offset >= next_) return AckOutcome::kUnknown;
+  auto it = events_.find(offset);
+  if (it == events_.end()) return AckOutcome::kStale;
+  Event& e = it->second;
+  if (e.state != State::kInFlight || e.member != member || e.attempts != attempt) {
+    return AckOutcome::kStale;
+  }
+  Unassign(offset, e);
+  std::string outcome = reason.empty() ? std::string("nack") : absl::StrCat("nack: ", reason);
+  const absl::Duration delay = retry_delay > absl::ZeroDuration() ? retry_delay : Backoff(attempt);
+  Fail(offset, e, std::move(outcome), delay, now, dead);
+  return AckOutcome::kAcked;
+}
+
+std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
+  std::vector<DeadLetter> dead;
+  while (!exhausted_.empty()) {
+    const uint64_t offset = *exhausted_.begin();
+    exhausted_.erase(exhausted_.begin());
+    Event& e = events_.find(offset)->second;
+    e.state = State::kDeadLettering;
+    history_.erase(offset);
+    dead.push_back(DeadLetter{
+        offset,
+        e.key,
+        absl::StrCat("delivery attempts (", e.attempts, ") exhausted before a broker restart"),
+        {}});
+  }
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    const uint64_t offset = deadlines_.begin()->second;
+    Event& e = events_.find(offset)->second;
+    Unassign(offset, e);
+    Fail(offset, e, "ack deadline exceeded", Backoff(e.attempts), now, &dead);
+  }
+  return dead;
+}
+
+void Scheduler::CompleteDeadLetter(uint64_t offset) {
+  auto it = events_.find(offset);
+  if (it != events_.end() && it->second.state == State::kDeadLettering) Remove(it);
+}
+
+absl::Time Scheduler::NextWakeup() const {
+  if (!exhausted_.empty()) return absl::InfinitePast();
+  absl::Time t = absl::InfiniteFuture();
+  if (!deadlines_.empty()) t = std::min(t, deadlines_.begin()->first);
+  if (!retries_.empty()) t = std::min(t, retries_.begin()->first);
+  return t;
+}
+
+uint64_t Scheduler::committed() const { return events_.empty() ? next_ : events_.begin()->first; }
+
+std::vector<uint64_t> Scheduler::AckedAbove() const {
+  std::vector<uint64_t> out;
+  uint64_t offset = committed();
+  for (const auto& [unacked, e] : events_) {
+    for (; offset < unacked; ++offset) out.push_back(offset);
+    offset = unacked + 1;
+  }
+  for (; offset < next_; ++offset) out.push_back(offset);
+  out.insert(out.end(), acked_ahead_.begin(), acked_ahead_.end());
+  return out;
+}
+
+absl::flat_hash_map<uint64_t, uint32_t> Scheduler::Attempts() const {
+  absl::flat_hash_map<uint64_t, uint32_t> out(attempts_ahead_.begin(), attempts_ahead_.end());
+  for (const auto& [offset, e] : events_) {
+    if (e.attempts > 0) out.emplace(offset, e.attempts);
+  }
+  return out;
+}
+
+uint32_t Scheduler::InFlight(MemberId member) const {
+  auto it = members_.find(member);
+  return it == members_.end() ? 0 : static_cast<uint32_t>(it->second.in_flight.size());
+}
+
+Scheduler::Stats Scheduler::stats() const {
+  Stats s;
+  s.in_flight = deadlines_.size();
+  s.waiting_retry = retries_.size();
+  s.buffered = events_.size();
+  s.redelivered = redelivered_;
+  return s;
+}
+
+absl::Duration Scheduler::Backoff(uint32_t attempt) const {
+  absl::Duration d = options_.min_backoff;
+  for (uint32_t i = 1; i < attempt && d < options_.max_backoff; ++i) d *= 2;
+  return std::min(d, options_.max_backoff);
+}
+
+void Scheduler::Release(uint64_t offset, Event& e) {
+  if (e.attempts > 0 && e.attempts >= options_.max_deliveries) {
+    // Restored from a checkpoint with no delivery left: dead-letter it
+    // instead of exceeding max_deliveries (ExpireDeadlines() hands it out).
+    e.state = State::kExhausted;
+    exhausted_.insert(offset);
+  } else {
+    e.state = State::kReady;
+    ready_.insert(offset);
+  }
+}
+
+void Scheduler::Unassign(uint64_t offset, Event& e) {
+  deadlines_.erase(Timer(e.due, offset));
+  e.state = State::kPending;
+  auto mit = members_.find(e.member);
+  if (mit == members_.end()) return;
+  Member& m = mit->second;
+  available_.erase(LoadOf(e.member, m));
+  m.in_flight.erase(offset);
+  if (m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(e.member, m));
+}
+
+void Scheduler::Fail(uint64_t offset, Event& e, std::string outcome, absl::Duration delay,
+                     absl::Time now, std::vector<DeadLetter>* dead) {
+  std::vector<Attempt>& history = history_[offset];
+  history.push_back(Attempt{e.attempts, e.delivered_at, std::move(outcome)});
+  if (e.attempts >= options_.max_deliveries) {
+    e.state = State::kDeadLettering;
+    DeadLetter letter{offset, e.key, history.back().outcome, std::move(history)};
+    history_.erase(offset);
+    if (dead != nullptr) dead->push_back(std::move(letter));
+  } else if (delay <= absl::ZeroDuration()) {
+    e.state = State::kReady;
+    ready_.insert(offset);
+  } else {
+    e.state = State::kRetryWait;
+    e.due = now + delay;
+    retries_.insert(Timer(e.due, offset));
+  }
+}
+
+void Scheduler::Remove(absl::btree_map<uint64_t, Event>::iterator it) {
+  const uint64_t offset = it->first;
+  Event& e = it->second;
+  switch (e.state) {
+    case State::kReady:
+      ready_.erase(offset);
+      break;
+    case State::kInFlight:
+      Unassign(offset, e);
+      break;
+    case State::kRetryWait:
+      retries_.erase(Timer(e.due, offset));
+      break;
+    case State::kExhausted:
+      exhausted_.erase(offset);
+      break;
+    case State::kPending:
+    case State::kDeadLettering:
+      break;
+  }
+  history_.erase(offset);
+  const std::string key = std::move(e.key);
+  events_.erase(it);
+  if (key.empty()) return;
+
+  auto kit = keys_.find(key);
+  absl::btree_set<uint64_t>& queue = kit->second;
+  const bool was_head = *queue.begin() == offset;
+  queue.erase(offset);
+  if (queue.empty()) {
+    keys_.erase(kit);
+  } else if (was_head) {
+    const uint64_t next = *queue.begin();
+    Event& n = events_.find(next)->second;
+    if (n.state == State::kPending) Release(next, n);
+  }
+}
+
+}  // namespace relay::broker
