@@ -1,0 +1,768 @@
+#include "broker/delivery/scheduler.h"
+
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace relay::broker {
+
+// Printers so that failed expectations show the values.
+void PrintTo(const Scheduler::Assignment& a, std::ostream* os) {
+  *os << "{member " << a.member << ", offset " << a.offset << ", attempt " << a.attempt << "}";
+}
+void PrintTo(Scheduler::AckOutcome o, std::ostream* os) {
+  *os << (o == Scheduler::AckOutcome::kAcked   ? "kAcked"
+          : o == Scheduler::AckOutcome::kStale ? "kStale"
+                                               : "kUnknown");
+}
+
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+using AckOutcome = Scheduler::AckOutcome;
+using Assignment = Scheduler::Assignment;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+const absl::Duration kDeadline = absl::Seconds(30);
+
+MATCHER_P3(Assigned, member, offset, attempt, "") {
+  return arg.member == static_cast<Scheduler::MemberId>(member) &&
+         arg.offset == static_cast<uint64_t>(offset) &&
+         arg.attempt == static_cast<uint32_t>(attempt);
+}
+
+MATCHER_P2(DeliveryOf, offset, attempt, "") {
+  return arg.offset == static_cast<uint64_t>(offset) &&
+         arg.attempt == static_cast<uint32_t>(attempt);
+}
+
+Scheduler::Options TestOptions() {
+  Scheduler::Options o;
+  o.max_deliveries = 3;
+  o.min_backoff = absl::Seconds(1);
+  o.max_backoff = absl::Seconds(10);
+  o.max_buffered = 100;
+  return o;
+}
+
+Scheduler NewScheduler(Scheduler::Options options = TestOptions()) {
+  return Scheduler(options, 0, {}, {});
+}
+
+void AddKeys(Scheduler& s, const std::vector<std::string>& keys) {
+  for (const std::string& key : keys) s.Add(s.NextOffsetToBuffer(), key, /*skip=*/false);
+}
+
+std::vector<uint64_t> Offsets(const std::vector<Assignment>& as) {
+  std::vector<uint64_t> out;
+  for (const Assignment& a : as) out.push_back(a.offset);
+  return out;
+}
+
+TEST(Scheduler, SameKeyWaitsForAckOfPrevious) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a", "a", "a"});
+
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1)));
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 1, 1)));
+  EXPECT_EQ(s.Ack(1, 1, 1), AckOutcome::kAcked);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 2, 1)));
+}
+
+TEST(Scheduler, BlockedKeyDoesNotStallOtherKeys) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a", "a", "b", "c", "b"});
+
+  EXPECT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 2, 3));
+  // Key a fails and waits for a retry: b moves on meanwhile.
+  std::vector<Scheduler::DeadLetter> dead;
+  EXPECT_EQ(s.Nack(1, 0, 1, "boom", absl::ZeroDuration(), kT0, &dead), AckOutcome::kAcked);
+  EXPECT_EQ(s.Ack(1, 2, 1), AckOutcome::kAcked);
+  EXPECT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(4));
+}
+
+TEST(Scheduler, EmptyKeysAreIndependent) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"", "", "a", ""});
+  EXPECT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 1, 2, 3));
+}
+
+TEST(Scheduler, AssignHandsOutAtMostMax) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"", "", "", ""});
+  EXPECT_THAT(Offsets(s.Assign(kT0, 3)), ElementsAre(0, 1, 2));
+  EXPECT_THAT(Offsets(s.Assign(kT0, 3)), ElementsAre(3));
+}
+
+TEST(Scheduler, NoMembersAssignsNothing) {
+  Scheduler s = NewScheduler();
+  AddKeys(s, {"a", ""});
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+  s.AddMember(7, 10, kDeadline);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(7, 0, 1), Assigned(7, 1, 1)));
+}
+
+TEST(Scheduler, ExpiredDeadlineRedeliversWithIncreasingAttempt) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, absl::Seconds(5));
+  AddKeys(s, {"a", "a"});
+
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1)));
+  EXPECT_EQ(s.NextWakeup(), kT0 + absl::Seconds(5));
+  EXPECT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(4)), IsEmpty());
+  EXPECT_EQ(s.InFlight(1), 1u);
+
+  absl::Time now = kT0 + absl::Seconds(5);
+  EXPECT_THAT(s.ExpireDeadlines(now), IsEmpty());
+  EXPECT_EQ(s.InFlight(1), 0u);
+  EXPECT_EQ(s.NextWakeup(), now + absl::Seconds(1));  // backoff after attempt 1
+  // The next event of the key still waits.
+  EXPECT_THAT(s.Assign(now, 10), IsEmpty());
+  now += absl::Seconds(1);
+  EXPECT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, 2)));
+
+  now += absl::Seconds(5);
+  EXPECT_THAT(s.ExpireDeadlines(now), IsEmpty());
+  now += absl::Seconds(2);  // backoff after attempt 2
+  EXPECT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, 3)));
+  EXPECT_EQ(s.stats().redelivered, 2u);
+  EXPECT_EQ(s.Ack(1, 0, 3), AckOutcome::kAcked);
+  EXPECT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 1, 1)));
+}
+
+TEST(Scheduler, NackDelayIsRespected) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a"});
+  ASSERT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1)));
+
+  std::vector<Scheduler::DeadLetter> dead;
+  EXPECT_EQ(s.Nack(1, 0, 1, "busy", absl::Seconds(42), kT0, &dead), AckOutcome::kAcked);
+  EXPECT_THAT(dead, IsEmpty());
+  EXPECT_EQ(s.NextWakeup(), kT0 + absl::Seconds(42));
+  EXPECT_THAT(s.Assign(kT0 + absl::Seconds(42) - absl::Nanoseconds(1), 10), IsEmpty());
+  EXPECT_THAT(s.Assign(kT0 + absl::Seconds(42), 10), ElementsAre(Assigned(1, 0, 2)));
+}
+
+TEST(Scheduler, BackoffDoublesUpToMax) {
+  Scheduler::Options o = TestOptions();
+  o.max_deliveries = 10;
+  Scheduler s = NewScheduler(o);
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a"});
+
+  const std::vector<int> expected_seconds = {1, 2, 4, 8, 10, 10};
+  absl::Time now = kT0;
+  for (size_t i = 0; i < expected_seconds.size(); ++i) {
+    const uint32_t attempt = static_cast<uint32_t>(i + 1);
+    ASSERT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, attempt)));
+    std::vector<Scheduler::DeadLetter> dead;
+    ASSERT_EQ(s.Nack(1, 0, attempt, "", absl::ZeroDuration(), now, &dead), AckOutcome::kAcked);
+    EXPECT_EQ(s.NextWakeup() - now, absl::Seconds(expected_seconds[i]))
+        << "after attempt " << attempt;
+    now = s.NextWakeup();
+  }
+}
+
+TEST(Scheduler, DeadLettersAfterMaxDeliveriesWithHistory) {
+  Scheduler s = NewScheduler();  // max_deliveries 3
+  s.AddMember(1, 10, absl::Seconds(5));
+  AddKeys(s, {"a", "a"});
+
+  absl::Time now = kT0;
+  std::vector<Scheduler::DeadLetter> dead;
+  ASSERT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, 1)));
+  ASSERT_EQ(s.Nack(1, 0, 1, "bad input", absl::ZeroDuration(), now, &dead), AckOutcome::kAcked);
+  now += absl::Seconds(1);
+  ASSERT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, 2)));
+  const absl::Time second = now;
+  now += absl::Seconds(5);
+  ASSERT_THAT(s.ExpireDeadlines(now), IsEmpty());
+  now += absl::Seconds(2);
+  ASSERT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, 3)));
+  const absl::Time third = now;
+  ASSERT_EQ(s.Nack(1, 0, 3, "still bad", absl::ZeroDuration(), now, &dead), AckOutcome::kAcked);
+
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].offset, 0u);
+  EXPECT_EQ(dead[0].key, "a");
+  EXPECT_EQ(dead[0].last_error, "nack: still bad");
+  ASSERT_EQ(dead[0].attempts.size(), 3u);
+  EXPECT_EQ(dead[0].attempts[0].attempt, 1u);
+  EXPECT_EQ(dead[0].attempts[0].delivered_at, kT0);
+  EXPECT_EQ(dead[0].attempts[0].outcome, "nack: bad input");
+  EXPECT_EQ(dead[0].attempts[1].attempt, 2u);
+  EXPECT_EQ(dead[0].attempts[1].delivered_at, second);
+  EXPECT_EQ(dead[0].attempts[1].outcome, "ack deadline exceeded");
+  EXPECT_EQ(dead[0].attempts[2].attempt, 3u);
+  EXPECT_EQ(dead[0].attempts[2].delivered_at, third);
+  EXPECT_EQ(dead[0].attempts[2].outcome, "nack: still bad");
+
+  // The key stays blocked, and the event unacked, until the dead letter is
+  // durable; a late ack of the last attempt does not short-cut that.
+  EXPECT_EQ(s.NextWakeup(), absl::InfiniteFuture());
+  EXPECT_THAT(s.Assign(now + absl::Hours(1), 10), IsEmpty());
+  EXPECT_EQ(s.Ack(1, 0, 3), AckOutcome::kStale);
+  EXPECT_EQ(s.committed(), 0u);
+
+  s.CompleteDeadLetter(0);
+  EXPECT_EQ(s.committed(), 1u);
+  EXPECT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 1, 1)));
+}
+
+TEST(Scheduler, InFlightLimitExcludesDelayedRetries) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 2, kDeadline);
+  AddKeys(s, {"", "", "", ""});
+
+  EXPECT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 1));
+  EXPECT_EQ(s.InFlight(1), 2u);
+  std::vector<Scheduler::DeadLetter> dead;
+  ASSERT_EQ(s.Nack(1, 0, 1, "later", absl::Minutes(1), kT0, &dead), AckOutcome::kAcked);
+  EXPECT_EQ(s.stats().waiting_retry, 1u);
+  // Offset 0 waits for its retry without taking a slot: 2 may go.
+  EXPECT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(2));
+  EXPECT_EQ(s.InFlight(1), 2u);
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+}
+
+TEST(Scheduler, MemberLeavingReleasesDeliveriesAtOnceToAnotherMember) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a", "b", "a"});
+  ASSERT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 1));
+
+  s.AddMember(2, 10, kDeadline);
+  EXPECT_THAT(s.RemoveMember(1, kT0), IsEmpty());
+  EXPECT_EQ(s.InFlight(1), 0u);
+  // No backoff: they go out again at the same instant.
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(2, 0, 2), Assigned(2, 1, 2)));
+  // The departed member's late ack of the old attempt is stale.
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kStale);
+  EXPECT_EQ(s.Ack(2, 0, 2), AckOutcome::kAcked);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(2, 2, 1)));
+}
+
+TEST(Scheduler, MemberLeavingOnLastAttemptDeadLetters) {
+  Scheduler::Options o = TestOptions();
+  o.max_deliveries = 1;
+  Scheduler s = NewScheduler(o);
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a"});
+  ASSERT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1)));
+
+  std::vector<Scheduler::DeadLetter> dead = s.RemoveMember(1, kT0);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].last_error, "member left");
+  ASSERT_EQ(dead[0].attempts.size(), 1u);
+  EXPECT_EQ(dead[0].attempts[0].outcome, "member left");
+}
+
+TEST(Scheduler, LeastLoadedMemberGetsTheNextEvent) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  s.AddMember(2, 10, kDeadline);
+  AddKeys(s, {"a", "b", "c", "d"});
+
+  std::vector<Assignment> first = s.Assign(kT0, 10);
+  EXPECT_EQ(s.InFlight(1), 2u);
+  EXPECT_EQ(s.InFlight(2), 2u);
+  // Member 1 finishes its work: the next two go to it, not to member 2.
+  for (const Assignment& a : first) {
+    if (a.member == 1) {
+      ASSERT_EQ(s.Ack(1, a.offset, a.attempt), AckOutcome::kAcked);
+    }
+  }
+  AddKeys(s, {"e", "f"});
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 4, 1), Assigned(1, 5, 1)));
+}
+
+TEST(Scheduler, IdleMembersTakeTurns) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  s.AddMember(2, 10, kDeadline);
+  // One event at a time, acked at once: equal loads, so they alternate.
+  std::vector<Scheduler::MemberId> members;
+  for (int i = 0; i < 4; ++i) {
+    AddKeys(s, {"k"});
+    std::vector<Assignment> as = s.Assign(kT0, 10);
+    ASSERT_EQ(as.size(), 1u);
+    members.push_back(as[0].member);
+    ASSERT_EQ(s.Ack(as[0].member, as[0].offset, 1), AckOutcome::kAcked);
+  }
+  EXPECT_THAT(members, ElementsAre(1, 2, 1, 2));
+}
+
+TEST(Scheduler, CommittedAdvancesOnlyOverContiguousPrefix) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"", "", "", ""});
+  ASSERT_EQ(s.Assign(kT0, 10).size(), 4u);
+
+  EXPECT_EQ(s.Ack(1, 1, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.Ack(1, 3, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.committed(), 0u);
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(1, 3));
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.committed(), 2u);
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(3));
+  EXPECT_EQ(s.Ack(1, 2, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.committed(), 4u);
+  EXPECT_THAT(s.AckedAbove(), IsEmpty());
+}
+
+TEST(Scheduler, HonoursAckedAboveAndAttemptsFromCheckpoint) {
+  Scheduler s(TestOptions(), 10, /*acked_above=*/{11, 13, 20},
+              /*attempts=*/{{10, 1}, {12, 2}, {30, 1}});
+  EXPECT_EQ(s.NextOffsetToBuffer(), 10u);
+  EXPECT_EQ(s.committed(), 10u);
+  // A checkpoint taken now loses nothing it was given.
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(11, 13, 20));
+  EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(10, 1), Pair(12, 2), Pair(30, 1)));
+
+  s.AddMember(1, 10, kDeadline);
+  for (int i = 0; i < 5; ++i) s.Add(s.NextOffsetToBuffer(), "", false);
+  EXPECT_EQ(s.stats().buffered, 3u);  // 11 and 13 are acked
+  EXPECT_THAT(s.Assign(kT0, 10),
+              ElementsAre(Assigned(1, 10, 2), Assigned(1, 12, 3), Assigned(1, 14, 1)));
+  EXPECT_EQ(s.stats().redelivered, 2u);
+  EXPECT_EQ(s.Ack(1, 10, 2), AckOutcome::kAcked);
+  EXPECT_EQ(s.committed(), 12u);
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(13, 20));
+  EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(12, 3), Pair(14, 1), Pair(30, 1)));
+}
+
+TEST(Scheduler, RestoredEventWithAttemptsUsedUpIsDeadLettered) {
+  Scheduler s(TestOptions(), 0, {}, /*attempts=*/{{0, 3}});  // max_deliveries 3
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a", "a"});
+
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+  EXPECT_EQ(s.NextWakeup(), absl::InfinitePast());
+  std::vector<Scheduler::DeadLetter> dead = s.ExpireDeadlines(kT0);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].offset, 0u);
+  EXPECT_EQ(dead[0].key, "a");
+  EXPECT_THAT(dead[0].last_error, ::testing::HasSubstr("restart"));
+  EXPECT_EQ(s.NextWakeup(), absl::InfiniteFuture());
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+  s.CompleteDeadLetter(0);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 1, 1)));
+}
+
+TEST(Scheduler, LateAckWhileWaitingForRetryCounts) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, absl::Seconds(5));
+  AddKeys(s, {"a", "a"});
+  ASSERT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1)));
+  ASSERT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(5)), IsEmpty());
+  ASSERT_EQ(s.stats().waiting_retry, 1u);
+
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.stats().waiting_retry, 0u);
+  EXPECT_EQ(s.NextWakeup(), absl::InfiniteFuture());
+  EXPECT_THAT(s.Assign(kT0 + absl::Seconds(5), 10), ElementsAre(Assigned(1, 1, 1)));
+}
+
+TEST(Scheduler, AnyMemberMayAckTheLatestAttempt) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  s.AddMember(2, 10, kDeadline);
+  AddKeys(s, {"a"});
+  ASSERT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1)));
+  EXPECT_EQ(s.Ack(2, 0, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.InFlight(1), 0u);
+  EXPECT_EQ(s.committed(), 1u);
+}
+
+TEST(Scheduler, StaleAndUnknownAcksChangeNothing) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, absl::Seconds(5));
+  AddKeys(s, {"a", "b"});
+  ASSERT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 1));
+  ASSERT_EQ(s.Ack(1, 1, 1), AckOutcome::kAcked);
+  ASSERT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(5)), IsEmpty());
+  ASSERT_THAT(s.Assign(kT0 + absl::Seconds(6), 10), ElementsAre(Assigned(1, 0, 2)));
+  const Scheduler::Stats before = s.stats();
+
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kStale);  // older attempt
+  EXPECT_EQ(s.Ack(1, 0, 3), AckOutcome::kStale);  // future attempt
+  EXPECT_EQ(s.Ack(1, 0, 0), AckOutcome::kStale);
+  EXPECT_EQ(s.Ack(1, 1, 1), AckOutcome::kStale);  // already acked
+  EXPECT_EQ(s.Ack(1, 2, 1), AckOutcome::kUnknown);
+  EXPECT_EQ(s.Ack(1, 999, 1), AckOutcome::kUnknown);
+
+  EXPECT_EQ(s.stats().in_flight, before.in_flight);
+  EXPECT_EQ(s.stats().buffered, before.buffered);
+  EXPECT_EQ(s.InFlight(1), 1u);
+  EXPECT_EQ(s.committed(), 0u);
+  EXPECT_EQ(s.Ack(1, 0, 2), AckOutcome::kAcked);
+  EXPECT_EQ(s.Ack(1, 0, 2), AckOutcome::kStale);  // below committed now
+}
+
+TEST(Scheduler, StaleAndUnknownNacksChangeNothing) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  s.AddMember(2, 10, kDeadline);
+  AddKeys(s, {"a", "b"});
+  ASSERT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1), Assigned(2, 1, 1)));
+  ASSERT_EQ(s.Ack(2, 1, 1), AckOutcome::kAcked);
+
+  std::vector<Scheduler::DeadLetter> dead;
+  const absl::Duration d = absl::ZeroDuration();
+  EXPECT_EQ(s.Nack(2, 0, 1, "not mine", d, kT0, &dead), AckOutcome::kStale);
+  EXPECT_EQ(s.Nack(1, 0, 2, "wrong attempt", d, kT0, &dead), AckOutcome::kStale);
+  EXPECT_EQ(s.Nack(2, 1, 1, "acked", d, kT0, &dead), AckOutcome::kStale);
+  EXPECT_EQ(s.Nack(1, 5, 1, "never", d, kT0, &dead), AckOutcome::kUnknown);
+  EXPECT_THAT(dead, IsEmpty());
+  EXPECT_EQ(s.InFlight(1), 1u);
+  EXPECT_EQ(s.stats().waiting_retry, 0u);
+  EXPECT_EQ(s.NextWakeup(), kT0 + kDeadline);
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+}
+
+TEST(Scheduler, BufferRoomBoundsTheWindow) {
+  Scheduler::Options o = TestOptions();
+  o.max_buffered = 3;
+  Scheduler s = NewScheduler(o);
+  s.AddMember(1, 10, kDeadline);
+  EXPECT_EQ(s.BufferRoom(), 3u);
+  s.Add(0, "a", false);
+  s.Add(1, "", /*skip=*/true);  // filtered out: acked, takes no room
+  s.Add(2, "b", false);
+  s.Add(3, "c", false);
+  EXPECT_EQ(s.BufferRoom(), 0u);
+  ASSERT_EQ(s.Assign(kT0, 10).size(), 3u);
+  EXPECT_EQ(s.BufferRoom(), 0u);  // in flight still counts
+  ASSERT_EQ(s.Ack(1, 2, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.BufferRoom(), 1u);  // acked above committed does not
+  EXPECT_EQ(s.committed(), 0u);
+}
+
+TEST(Scheduler, SkipToAcksEverythingBelow) {
+  Scheduler s(TestOptions(), 0, /*acked_above=*/{7, 20}, /*attempts=*/{{3, 2}, {25, 1}});
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a", "a", "b"});
+  ASSERT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 2));
+  ASSERT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+  ASSERT_EQ(s.Ack(1, 2, 1), AckOutcome::kAcked);
+
+  // Offset 1 (key a, ready) falls out of retention; the window jumps ahead.
+  s.SkipTo(10);
+  EXPECT_EQ(s.committed(), 10u);
+  EXPECT_EQ(s.NextOffsetToBuffer(), 10u);
+  EXPECT_EQ(s.stats().buffered, 0u);
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(20));
+  EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(25, 1)));
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+  EXPECT_EQ(s.Ack(1, 1, 1), AckOutcome::kStale);
+
+  s.Add(10, "a", false);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 10, 1)));
+
+  // Skipping within the window acks the part below and releases keys.
+  s.Add(11, "a", false);
+  s.Add(12, "a", false);
+  ASSERT_EQ(s.Ack(1, 10, 1), AckOutcome::kAcked);
+  s.SkipTo(12);
+  EXPECT_EQ(s.committed(), 12u);
+  EXPECT_EQ(s.NextOffsetToBuffer(), 13u);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 12, 1)));
+}
+
+TEST(Scheduler, StatsCountTheWindow) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"", "", "", "x"});
+  ASSERT_EQ(s.Assign(kT0, 3).size(), 3u);
+  std::vector<Scheduler::DeadLetter> dead;
+  ASSERT_EQ(s.Nack(1, 0, 1, "", absl::Seconds(1), kT0, &dead), AckOutcome::kAcked);
+  ASSERT_EQ(s.Ack(1, 1, 1), AckOutcome::kAcked);
+  const Scheduler::Stats st = s.stats();
+  EXPECT_EQ(st.in_flight, 1u);
+  EXPECT_EQ(st.waiting_retry, 1u);
+  EXPECT_EQ(st.buffered, 3u);
+  EXPECT_EQ(st.redelivered, 0u);
+}
+
+// Random operations against a model of what is outstanding; checks the
+// delivery rules after every step, then drains the window.
+class RandomRun {
+ public:
+  explicit RandomRun(uint32_t seed) : rng_(seed), s_(Options(), 0, {}, {}) {}
+
+  void Run(int steps) {
+    for (int i = 0; i < kMembers; ++i) JoinWithDeadline(static_cast<Scheduler::MemberId>(i + 1));
+    for (int step = 0; step < steps && !::testing::Test::HasFatalFailure(); ++step) {
+      RandomStep();
+      CheckInvariants();
+    }
+    Drain();
+  }
+
+ private:
+  static constexpr int kMembers = 3;
+  static constexpr int kKeys = 20;
+  static constexpr uint32_t kMaxInFlight = 4;
+
+  struct Outstanding {
+    Scheduler::MemberId member;
+    uint32_t attempt;
+    absl::Time deadline;
+  };
+
+  static Scheduler::Options Options() {
+    Scheduler::Options o;
+    o.max_deliveries = 4;
+    o.min_backoff = absl::Milliseconds(10);
+    o.max_backoff = absl::Milliseconds(80);
+    o.max_buffered = 60;
+    return o;
+  }
+
+  int Uniform(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
+
+  void RandomStep() {
+    switch (Uniform(10)) {
+      case 0:
+      case 1: {  // publish a few
+        for (int n = Uniform(5); n > 0 && s_.BufferRoom() > 0; --n) {
+          const uint64_t offset = s_.NextOffsetToBuffer();
+          const int k = Uniform(kKeys + 3);
+          const std::string key = k < kKeys ? absl::StrCat("k", k) : "";
+          const bool skip = Uniform(15) == 0;
+          s_.Add(offset, key, skip);
+          keys_.push_back(key);
+          if (skip) done_.insert(offset);
+        }
+        break;
+      }
+      case 2:
+      case 3:
+        AssignSome(static_cast<size_t>(1 + Uniform(6)));
+        break;
+      case 4:
+      case 5:
+        AckSome();
+        break;
+      case 6:
+        NackOne();
+        break;
+      case 7:
+        now_ += absl::Milliseconds(Uniform(60));
+        Collect(s_.ExpireDeadlines(now_));
+        ExpireModel();
+        break;
+      case 8:
+        CompleteDead();
+        break;
+      case 9:
+        Churn();
+        break;
+    }
+  }
+
+  void AssignSome(size_t max) {
+    std::vector<Assignment> as = s_.Assign(now_, max);
+    ASSERT_LE(as.size(), max);
+    for (const Assignment& a : as) {
+      ASSERT_TRUE(members_.contains(a.member)) << a.member;
+      ASSERT_LT(a.offset, keys_.size());
+      ASSERT_FALSE(done_.contains(a.offset)) << a.offset;
+      ASSERT_EQ(outstanding_.count(a.offset), 0u) << a.offset;
+      ASSERT_EQ(a.attempt, ++attempts_[a.offset]) << a.offset;
+      const std::string& key = keys_[a.offset];
+      if (!key.empty()) {
+        // Per-key order: every earlier event of the key is done, and none
+        // of the key is out with a member.
+        for (uint64_t o = 0; o < a.offset; ++o) {
+          if (keys_[o] == key) {
+            ASSERT_TRUE(done_.contains(o)) << a.offset << " before " << o;
+          }
+        }
+        for (const auto& [o, out] : outstanding_) ASSERT_NE(keys_[o], key) << o << " " << a.offset;
+      }
+      outstanding_[a.offset] = {a.member, a.attempt, now_ + member_deadline_[a.member]};
+    }
+  }
+
+  void AckSome() {
+    std::vector<uint64_t> offsets;
+    for (const auto& [o, out] : outstanding_) {
+      if (Uniform(2) == 0) offsets.push_back(o);
+    }
+    for (uint64_t o : offsets) {
+      const Outstanding out = outstanding_[o];
+      if (Uniform(8) == 0) {  // an old attempt: ignored
+        if (out.attempt > 1) {
+          ASSERT_EQ(s_.Ack(out.member, o, out.attempt - 1), AckOutcome::kStale);
+        }
+        continue;
+      }
+      ASSERT_EQ(s_.Ack(out.member, o, out.attempt), AckOutcome::kAcked) << o;
+      outstanding_.erase(o);
+      done_.insert(o);
+    }
+    // Acks of done and never-buffered offsets change nothing.
+    if (!done_.empty()) {
+      ASSERT_EQ(s_.Ack(1, *done_.begin(), 1), AckOutcome::kStale);
+    }
+    ASSERT_EQ(s_.Ack(1, s_.NextOffsetToBuffer() + Uniform(3), 1), AckOutcome::kUnknown);
+  }
+
+  void NackOne() {
+    if (outstanding_.empty()) return;
+    auto it = outstanding_.begin();
+    std::advance(it, Uniform(static_cast<int>(outstanding_.size())));
+    const uint64_t o = it->first;
+    const Outstanding out = it->second;
+    std::vector<Scheduler::DeadLetter> dead;
+    // Another member's nack is stale.
+    ASSERT_EQ(s_.Nack(out.member + 100, o, out.attempt, "x", absl::ZeroDuration(), now_, &dead),
+              AckOutcome::kStale);
+    const absl::Duration delay = absl::Milliseconds(Uniform(3) * 20);
+    ASSERT_EQ(s_.Nack(out.member, o, out.attempt, "x", delay, now_, &dead), AckOutcome::kAcked);
+    outstanding_.erase(it);
+    Collect(std::move(dead));
+  }
+
+  void Churn() {
+    const Scheduler::MemberId id = static_cast<Scheduler::MemberId>(1 + Uniform(kMembers));
+    if (members_.contains(id)) {
+      if (members_.size() == 1) return;
+      Collect(s_.RemoveMember(id, now_));
+      members_.erase(id);
+      for (auto it = outstanding_.begin(); it != outstanding_.end();) {
+        if (it->second.member == id) {
+          outstanding_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    } else {
+      JoinWithDeadline(id);
+    }
+  }
+
+  void JoinWithDeadline(Scheduler::MemberId id) {
+    member_deadline_[id] = absl::Milliseconds(50 + 25 * Uniform(4));
+    s_.AddMember(id, kMaxInFlight, member_deadline_[id]);
+    members_.insert(id);
+  }
+
+  void ExpireModel() {
+    for (auto it = outstanding_.begin(); it != outstanding_.end();) {
+      if (it->second.deadline <= now_) {
+        outstanding_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void Collect(std::vector<Scheduler::DeadLetter> dead) {
+    for (Scheduler::DeadLetter& d : dead) {
+      ASSERT_EQ(d.attempts.size(), Options().max_deliveries) << d.offset;
+      ASSERT_EQ(d.key, keys_[d.offset]);
+      ASSERT_EQ(d.last_error, d.attempts.back().outcome);
+      for (size_t i = 0; i < d.attempts.size(); ++i) ASSERT_EQ(d.attempts[i].attempt, i + 1);
+      ASSERT_TRUE(dead_.insert(d.offset).second) << d.offset;
+    }
+  }
+
+  void CompleteDead() {
+    for (uint64_t o : dead_) {
+      s_.CompleteDeadLetter(o);
+      done_.insert(o);
+    }
+    dead_.clear();
+  }
+
+  void CheckInvariants() {
+    if (::testing::Test::HasFatalFailure()) return;
+    uint64_t total = 0;
+    for (Scheduler::MemberId id : members_) {
+      uint32_t held = 0;
+      for (const auto& [o, out] : outstanding_) held += out.member == id ? 1 : 0;
+      ASSERT_EQ(s_.InFlight(id), held) << "member " << id;
+      ASSERT_LE(held, kMaxInFlight);
+      total += held;
+    }
+    ASSERT_EQ(s_.stats().in_flight, total);
+    // No key has two events out at once.
+    absl::flat_hash_set<std::string> busy;
+    for (const auto& [o, out] : outstanding_) {
+      if (!keys_[o].empty()) {
+        ASSERT_TRUE(busy.insert(keys_[o]).second) << keys_[o];
+      }
+    }
+    // committed() is the first offset not done.
+    uint64_t c = 0;
+    while (c < keys_.size() && done_.contains(c)) ++c;
+    ASSERT_EQ(s_.committed(), c);
+    ASSERT_EQ(s_.stats().buffered, keys_.size() - done_.size());
+  }
+
+  void Drain() {
+    if (::testing::Test::HasFatalFailure()) return;
+    for (int round = 0; round < 1000 && s_.committed() < s_.NextOffsetToBuffer(); ++round) {
+      now_ += absl::Milliseconds(100);
+      Collect(s_.ExpireDeadlines(now_));
+      ExpireModel();
+      CompleteDead();
+      AssignSome(100);
+      for (const auto& [o, out] : outstanding_) {
+        ASSERT_EQ(s_.Ack(out.member, o, out.attempt), AckOutcome::kAcked);
+        done_.insert(o);
+      }
+      outstanding_.clear();
+      CheckInvariants();
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    EXPECT_EQ(s_.committed(), s_.NextOffsetToBuffer());
+    EXPECT_THAT(s_.AckedAbove(), IsEmpty());
+    EXPECT_EQ(s_.NextWakeup(), absl::InfiniteFuture());
+  }
+
+  std::mt19937 rng_;
+  Scheduler s_;
+  absl::Time now_ = kT0;
+  std::vector<std::string> keys_;  // by offset
+  absl::flat_hash_set<uint64_t> done_;
+  absl::flat_hash_set<uint64_t> dead_;
+  absl::flat_hash_map<uint64_t, uint32_t> attempts_;
+  std::map<uint64_t, Outstanding> outstanding_;
+  absl::flat_hash_set<Scheduler::MemberId> members_;
+  absl::flat_hash_map<Scheduler::MemberId, absl::Duration> member_deadline_;
+};
+
+TEST(Scheduler, RandomOperationsKeepDeliveryRules) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(absl::StrCat("seed ", seed));
+    RandomRun(seed).Run(3000);
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+}  // namespace
+}  // namespace relay::broker
