@@ -69,12 +69,14 @@ void SubscribeReactor::HandleOpen() {
             {{"topic", open.topic()}, {"group", open.group()},
              {"member", absl::StrCat("m-", member_)}, {"name", open.member_name()},
              {"peer", peer_}});
+  v1::SubscribeResponse opened;
+  opened.mutable_opened()->set_member_id(absl::StrCat("m-", member_));
+  opened.mutable_opened()->set_committed_offset(group_->committed());  // takes the group's lock
+  opened.mutable_opened()->set_created_group(group->second);
   {
+    // Lock order: group, then reactor (the group calls Deliver with its
+    // lock held), so never call into the group while holding mu_.
     absl::MutexLock lock(&mu_);
-    v1::SubscribeResponse opened;
-    opened.mutable_opened()->set_member_id(absl::StrCat("m-", member_));
-    opened.mutable_opened()->set_committed_offset(group_->committed());
-    opened.mutable_opened()->set_created_group(group->second);
     queue_.push_front(std::move(opened));
     if (queue_.size() == 1) back_bytes_ = 0;
     opened_sent_ = true;

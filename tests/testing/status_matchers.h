@@ -27,8 +27,7 @@ MATCHER(IsOk, "is OK") {
   return s.ok();
 }
 
-MATCHER_P(IsOkAndHolds, inner, "is OK and holds a value that " +
-                                    ::testing::DescribeMatcher<decltype(*arg)>(inner)) {
+MATCHER_P(IsOkAndHolds, inner, "is OK and holds a matching value") {
   if (!arg.ok()) {
     *result_listener << "status: " << arg.status();
     return false;

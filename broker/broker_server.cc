@@ -1,0 +1,70 @@
+#include "broker/broker_server.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+namespace relay::broker {
+
+absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options options,
+                                                                 std::unique_ptr<EventLog> log) {
+  std::unique_ptr<BrokerServer> s(new BrokerServer());
+  s->log_ = std::move(log);
+  s->store_ = std::make_unique<GroupStore>(options.groups_dir);
+  s->groups_ = std::make_unique<GroupManager>(options.groups, s->log_.get(), s->store_.get());
+  if (absl::Status st = s->groups_->Load(); !st.ok()) return st;
+  s->service_ = std::make_unique<BrokerService>(s->log_.get(), s->groups_.get(), options.limits);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.RegisterService(s->service_.get());
+  builder.SetMaxReceiveMessageSize(options.max_receive_bytes);
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
+  }
+  s->groups_->Start();
+  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  return s;
+}
+
+BrokerServer::~BrokerServer() { Shutdown(absl::ZeroDuration()); }
+
+std::string BrokerServer::target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+void BrokerServer::Shutdown(absl::Duration grace) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    // Cancels the streams still open at the deadline; their reactors leave
+    // their groups on the way out.
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
+  }
+  if (groups_ != nullptr) groups_->Stop();
+  if (log_ != nullptr) {
+    if (absl::Status st = log_->Close(); !st.ok()) {
+      RELAY_LOG(Error, "closing the event log failed", {{"error", st.ToString()}});
+    }
+  }
+}
+
+void BrokerServer::Wait() {
+  absl::MutexLock lock(&mu_);
+  auto done = [this] {
+    mu_.AssertHeld();
+    return shut_down_;
+  };
+  mu_.Await(absl::Condition(&done));
+}
+
+}  // namespace relay::broker

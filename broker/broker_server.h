@@ -1,0 +1,69 @@
+#ifndef RELAY_BROKER_BROKER_SERVER_H_
+#define RELAY_BROKER_BROKER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "broker/broker_service.h"
+#include "broker/group_manager.h"
+#include "broker/group_store.h"
+#include "broker/storage/event_log.h"
+#include <grpcpp/server.h>
+
+namespace relay::broker {
+
+// A running broker: the gRPC server (Broker, grpc.health.v1, reflection)
+// over an EventLog and the consumer groups. Used by relay-broker's main and
+// by in-process tests.
+//
+// Thread-safe.
+class BrokerServer {
+ public:
+  struct Options {
+    // host:port; port 0 picks a free one (see port()).
+    std::string listen_address = "127.0.0.1:0";
+    // Where group checkpoints live (`<data_dir>/groups`).
+    std::string groups_dir;
+    Limits limits;
+    GroupManager::Options groups;
+    // Largest request the server accepts (a publish batch).
+    int max_receive_bytes = 64 << 20;
+  };
+
+  // Loads the groups, starts the server and the group threads.
+  static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(Options options,
+                                                            std::unique_ptr<EventLog> log);
+  ~BrokerServer();  // Shutdown(zero grace)
+
+  int port() const { return port_; }
+  // "127.0.0.1:<port>" for a client on this host.
+  std::string target() const;
+
+  // Stops accepting, ends open streams (waiting at most `grace` for RPCs to
+  // finish), writes the groups' checkpoints and closes the log (everything
+  // acknowledged is durable). Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  // Blocks until Shutdown() finished.
+  void Wait();
+
+  EventLog* log() { return log_.get(); }
+
+ private:
+  BrokerServer() = default;
+
+  std::unique_ptr<EventLog> log_;
+  std::unique_ptr<GroupStore> store_;
+  std::unique_ptr<GroupManager> groups_;
+  std::unique_ptr<BrokerService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_BROKER_SERVER_H_

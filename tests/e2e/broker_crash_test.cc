@@ -1,0 +1,126 @@
+// The relay-broker process killed with SIGKILL while a publisher streams:
+// every event acknowledged to the publisher is delivered after restarts.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/events/publisher.h"
+#include "common/events/subscriber.h"
+#include "gtest/gtest.h"
+#include "tests/testing/broker_fixture.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+
+namespace relay {
+namespace {
+
+using events::v1::Event;
+
+class BrokerProcess {
+ public:
+  explicit BrokerProcess(std::string dir) : dir_(std::move(dir)) {}
+
+  // Starts relay-broker; the first start picks a port, restarts reuse it.
+  void Start() {
+    std::string port_file = dir_ + "/port";
+    std::filesystem::remove(port_file);
+    std::string listen = port_ == 0 ? "127.0.0.1:0" : absl::StrCat("127.0.0.1:", port_);
+    ASSERT_TRUE(proc_.Start({RELAY_BROKER_BIN, "--listen=" + listen, "--data_dir=" + dir_ + "/data",
+                             "--port_file=" + port_file, "--checkpoint_interval=20ms"},
+                            dir_ + "/broker.log"));
+    port_ = testing::WaitForPortFile(port_file);
+    ASSERT_GT(port_, 0) << "relay-broker did not start; see " << dir_ << "/broker.log";
+  }
+  void Kill() { proc_.Stop(SIGKILL); }
+  int Terminate() { return proc_.Stop(SIGTERM); }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  testing::Subprocess proc_;
+};
+
+TEST(BrokerCrash, KillNineWhilePublishingLosesNoAcknowledgedEvent) {
+  testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  ASSERT_NO_FATAL_FAILURE(broker.Start());
+
+  // A consumer group reads all along, through the kills.
+  absl::Mutex mu;
+  std::set<std::string> delivered;
+  events::Subscriber::Options so;
+  so.topic = "orders";
+  so.group = "auditor";
+  so.max_in_flight = 5000;
+  so.max_backoff = absl::Milliseconds(200);
+  events::Subscriber sub(testing::Channel(broker.target()), so);
+  sub.On("t.x", [&](const Event& e, const events::DeliveryInfo&) {
+    absl::MutexLock lock(&mu);
+    delivered.insert(e.id());
+    return absl::OkStatus();
+  });
+  sub.Start();
+
+  events::Publisher::Options po;
+  po.max_backoff = absl::Milliseconds(200);
+  events::Publisher pub(testing::Channel(broker.target()), po);
+  constexpr int kEvents = 30000;
+  constexpr int kKills = 3;
+  std::atomic<int> published{0};
+  std::thread producer([&] {
+    for (int i = 0; i < kEvents; ++i) {
+      Event e;
+      e.set_id(absl::StrCat("ev-", i));
+      e.set_type("t.x");
+      e.set_key(absl::StrCat("k", i % 100));
+      e.set_data(std::string(200, 'x'));
+      pub.Publish("orders", std::move(e));
+      published = i + 1;
+      if (i % 500 == 499) absl::SleepFor(absl::Milliseconds(2));  // keep a steady stream
+    }
+  });
+
+  // Kill at evenly spaced points of the stream, each while events are in
+  // flight, and restart.
+  for (int k = 1; k <= kKills; ++k) {
+    ASSERT_TRUE(testing::WaitFor([&] { return published >= k * kEvents / (kKills + 1); },
+                                 absl::Seconds(60)));
+    broker.Kill();
+    ASSERT_NO_FATAL_FAILURE(broker.Start());
+  }
+  producer.join();
+  ASSERT_TRUE(pub.Flush(absl::Seconds(60)).ok()) << "publisher could not deliver everything";
+  EXPECT_EQ(pub.acked(), static_cast<uint64_t>(kEvents));
+
+  // Every acknowledged event reaches the group.
+  bool all = testing::WaitFor(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return delivered.size() == static_cast<size_t>(kEvents);
+      },
+      absl::Seconds(60));
+  {
+    absl::MutexLock lock(&mu);
+    int missing = 0;
+    for (int i = 0; i < kEvents; ++i) missing += delivered.count(absl::StrCat("ev-", i)) == 0;
+    EXPECT_TRUE(all) << missing << " acknowledged events never delivered";
+  }
+  sub.Stop();
+  pub.Close();
+  int status = broker.Terminate();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "SIGTERM exit status " << status;
+}
+
+}  // namespace
+}  // namespace relay

@@ -1,0 +1,408 @@
+// The broker over real gRPC on an ephemeral port, with real log files.
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/events/publisher.h"
+#include "common/events/subscriber.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "tests/testing/broker_fixture.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+
+namespace relay {
+namespace {
+
+using broker::v1::PublishRequest;
+using broker::v1::PublishResponse;
+using broker::v1::SubscribeRequest;
+using broker::v1::SubscribeResponse;
+using events::Publisher;
+using events::Subscriber;
+using events::v1::Event;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using testing::TempDir;
+using testing::WaitFor;
+
+Event MakeEvent(const std::string& id, const std::string& key, const std::string& type = "t.x") {
+  Event e;
+  e.set_id(id);
+  e.set_type(type);
+  e.set_key(key);
+  e.set_data(std::string(64, 'd'));
+  (*e.mutable_headers())["correlation_id"] = key;
+  return e;
+}
+
+// Publishes `n` events "e<i>" with keys "k<i % keys>" through the unary RPC.
+void PublishMany(broker::v1::Broker::Stub& stub, const std::string& topic, int first, int n,
+                 int keys) {
+  PublishRequest req;
+  req.set_topic(topic);
+  for (int i = first; i < first + n; ++i) {
+    *req.add_events() = MakeEvent(absl::StrCat("e", i), absl::StrCat("k", i % keys));
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  PublishResponse resp;
+  grpc::Status s = stub.Publish(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.results_size(), n);
+}
+
+// Records what a subscriber handled, thread-safely.
+struct Recorder {
+  absl::Mutex mu;
+  std::vector<Event> events ABSL_GUARDED_BY(mu);
+  std::set<std::string> ids ABSL_GUARDED_BY(mu);
+
+  absl::Status Record(const Event& e) {
+    absl::MutexLock lock(&mu);
+    events.push_back(e);
+    ids.insert(e.id());
+    return absl::OkStatus();
+  }
+  size_t distinct() {
+    absl::MutexLock lock(&mu);
+    return ids.size();
+  }
+};
+
+std::unique_ptr<Subscriber> Subscribe(const std::string& target, const std::string& topic,
+                                      const std::string& group, Recorder* rec,
+                                      const std::string& type = "t.x") {
+  Subscriber::Options o;
+  o.topic = topic;
+  o.group = group;
+  o.ack_deadline = absl::Seconds(5);
+  auto sub = std::make_unique<Subscriber>(testing::Channel(target), o);
+  sub->On(type, [rec](const Event& e, const events::DeliveryInfo&) { return rec->Record(e); });
+  sub->Start();
+  return sub;
+}
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Restart(); }
+
+  void Restart() {
+    if (server_ != nullptr) server_->Shutdown(absl::Seconds(1));
+    server_.reset();
+    absl::StatusOr<std::unique_ptr<broker::BrokerServer>> s =
+        testing::StartBroker(dir_.path(), options_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    stub_ = broker::v1::Broker::NewStub(testing::Channel(server_->target()));
+  }
+
+  broker::v1::ListTopicsResponse Topics() {
+    grpc::ClientContext ctx;
+    broker::v1::ListTopicsResponse resp;
+    EXPECT_TRUE(stub_->ListTopics(&ctx, {}, &resp).ok());
+    return resp;
+  }
+
+  broker::v1::GroupInfo Group(const std::string& topic, const std::string& group) {
+    grpc::ClientContext ctx;
+    broker::v1::DescribeGroupsRequest req;
+    req.set_topic(topic);
+    req.set_group(group);
+    broker::v1::DescribeGroupsResponse resp;
+    EXPECT_TRUE(stub_->DescribeGroups(&ctx, req, &resp).ok());
+    return resp.groups_size() == 1 ? resp.groups(0) : broker::v1::GroupInfo();
+  }
+
+  TempDir dir_;
+  testing::BrokerTestOptions options_;
+  std::unique_ptr<broker::BrokerServer> server_;
+  std::unique_ptr<broker::v1::Broker::Stub> stub_;
+};
+
+TEST_F(BrokerTest, PublishAnswersDenseOffsets) {
+  PublishRequest req;
+  req.set_topic("orders");
+  for (int i = 0; i < 3; ++i) *req.add_events() = MakeEvent(absl::StrCat("id", i), "k");
+  for (int round = 0; round < 2; ++round) {
+    grpc::ClientContext ctx;
+    PublishResponse resp;
+    if (round == 1) {
+      for (int i = 0; i < 3; ++i) req.mutable_events(i)->set_id(absl::StrCat("id", i + 3));
+    }
+    ASSERT_TRUE(stub_->Publish(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.results_size(), 3);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(resp.results(i).offset(), static_cast<uint64_t>(round * 3 + i));
+      EXPECT_FALSE(resp.results(i).duplicate());
+    }
+  }
+}
+
+TEST_F(BrokerTest, DuplicateIdReturnsOriginalOffsetAndAppendsNothing) {
+  PublishMany(*stub_, "orders", 0, 5, 5);
+  PublishRequest req;
+  req.set_topic("orders");
+  *req.add_events() = MakeEvent("e3", "k3");
+  *req.add_events() = MakeEvent("fresh", "k9");
+  grpc::ClientContext ctx;
+  PublishResponse resp;
+  ASSERT_TRUE(stub_->Publish(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_EQ(resp.results(0).offset(), 3u);
+  EXPECT_TRUE(resp.results(0).duplicate());
+  EXPECT_EQ(resp.results(1).offset(), 5u);
+  EXPECT_FALSE(resp.results(1).duplicate());
+  ASSERT_THAT(Topics().topics(), SizeIs(1));
+  EXPECT_EQ(Topics().topics(0).events(), 6u);
+}
+
+TEST_F(BrokerTest, BadPublishIsRejectedAndChangesNothing) {
+  struct Case {
+    std::string name;
+    std::function<void(PublishRequest*)> mutate;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"empty topic", [](PublishRequest* r) { r->set_topic(""); }, "topic is empty"},
+      {"bad topic", [](PublishRequest* r) { r->set_topic("Orders!"); }, "outside [a-z0-9._-]"},
+      {"long topic", [](PublishRequest* r) { r->set_topic(std::string(129, 'a')); }, "limit is 128"},
+      {"no events", [](PublishRequest* r) { r->clear_events(); }, "no events"},
+      {"missing id", [](PublishRequest* r) { r->mutable_events(1)->clear_id(); }, "#1 has no id"},
+      {"missing type", [](PublishRequest* r) { r->mutable_events(0)->clear_type(); }, "has no type"},
+      {"oversized",
+       [](PublishRequest* r) { r->mutable_events(1)->set_data(std::string(1100000, 'x')); },
+       "the limit is 1048576"},
+  };
+  for (const Case& c : cases) {
+    PublishRequest req;
+    req.set_topic("orders");
+    *req.add_events() = MakeEvent("a", "k");
+    *req.add_events() = MakeEvent("b", "k");
+    c.mutate(&req);
+    grpc::ClientContext ctx;
+    PublishResponse resp;
+    grpc::Status s = stub_->Publish(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name;
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message)) << c.name;
+  }
+  EXPECT_THAT(Topics().topics(), SizeIs(0));
+}
+
+TEST_F(BrokerTest, TwoGroupsEachSeeEveryEvent) {
+  PublishMany(*stub_, "orders", 0, 200, 10);
+  Recorder a, b;
+  auto sa = Subscribe(server_->target(), "orders", "group-a", &a);
+  auto sb = Subscribe(server_->target(), "orders", "group-b", &b);
+  PublishMany(*stub_, "orders", 200, 200, 10);
+  ASSERT_TRUE(WaitFor([&] { return a.distinct() == 400 && b.distinct() == 400; }))
+      << a.distinct() << " " << b.distinct();
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "group-a").committed_offset() == 400; }));
+  EXPECT_EQ(Group("orders", "group-a").lag(), 0u);
+}
+
+TEST_F(BrokerTest, MembersShareLoadAndNeverHoldOneKeyAtOnce) {
+  absl::Mutex mu;
+  std::map<std::string, int> busy;  // key -> handlers running now
+  std::map<std::string, uint64_t> last_offset;
+  int overlaps = 0, out_of_order = 0;
+  std::map<int, int> per_member;
+  std::set<std::string> ids;
+  std::vector<std::unique_ptr<Subscriber>> members;
+  for (int m = 0; m < 2; ++m) {
+    Subscriber::Options o;
+    o.topic = "orders";
+    o.group = "shared";
+    o.max_in_flight = 50;
+    auto sub = std::make_unique<Subscriber>(testing::Channel(server_->target()), o);
+    sub->On("t.x", [&, m](const Event& e, const events::DeliveryInfo&) {
+      {
+        absl::MutexLock lock(&mu);
+        if (busy[e.key()]++ > 0) ++overlaps;
+        auto it = last_offset.find(e.key());
+        if (it != last_offset.end() && it->second > e.offset()) ++out_of_order;
+        last_offset[e.key()] = e.offset();
+        ++per_member[m];
+        ids.insert(e.id());
+      }
+      absl::SleepFor(absl::Microseconds(200));  // work, to make overlaps possible
+      absl::MutexLock lock(&mu);
+      --busy[e.key()];
+      return absl::OkStatus();
+    });
+    sub->Start();
+    ASSERT_TRUE(sub->WaitUntilOpen(absl::Seconds(5)));
+    members.push_back(std::move(sub));
+  }
+  for (int i = 0; i < 10; ++i) PublishMany(*stub_, "orders", i * 100, 100, 20);
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return ids.size() == 1000;
+  }, absl::Seconds(30)));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(overlaps, 0);
+  EXPECT_EQ(out_of_order, 0);
+  EXPECT_GT(per_member[0], 0);
+  EXPECT_GT(per_member[1], 0);
+}
+
+TEST_F(BrokerTest, NewGroupReplaysFromEarliestAndLatestSkipsThePast) {
+  PublishMany(*stub_, "orders", 0, 50, 5);
+  Recorder early, late;
+  auto se = Subscribe(server_->target(), "orders", "early", &early);
+  Subscriber::Options o;
+  o.topic = "orders";
+  o.group = "late";
+  o.start.set_latest(true);
+  Subscriber sl(testing::Channel(server_->target()), o);
+  sl.On("t.x", [&](const Event& e, const events::DeliveryInfo&) { return late.Record(e); });
+  sl.Start();
+  ASSERT_TRUE(sl.WaitUntilOpen(absl::Seconds(5)));
+  PublishMany(*stub_, "orders", 50, 10, 5);
+  ASSERT_TRUE(WaitFor([&] { return early.distinct() == 60 && late.distinct() == 10; }));
+  absl::MutexLock lock(&early.mu);
+  EXPECT_EQ(early.events.front().offset(), 0u);
+}
+
+TEST_F(BrokerTest, NackRedeliversAndDeadLettersAfterMaxDeliveries) {
+  PublishMany(*stub_, "orders", 0, 3, 1);  // one key: e0, e1, e2
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, uint32_t>> seen;
+  Subscriber::Options o;
+  o.topic = "orders";
+  o.group = "g";
+  Subscriber sub(testing::Channel(server_->target()), o);
+  sub.On("t.x", [&](const Event& e, const events::DeliveryInfo& info) {
+    absl::MutexLock lock(&mu);
+    seen.emplace_back(e.id(), info.attempt);
+    if (e.id() == "e0") return absl::InternalError("poison");
+    return absl::OkStatus();
+  });
+  sub.Start();
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 3; },
+                      absl::Seconds(20)));
+  {
+    absl::MutexLock lock(&mu);
+    // e0 five times with attempts 1..5, then e1 and e2 (the key moved on).
+    ASSERT_GE(seen.size(), 7u);
+    for (uint32_t i = 0; i < 5; ++i) {
+      EXPECT_EQ(seen[i].first, "e0");
+      EXPECT_EQ(seen[i].second, i + 1);
+    }
+    EXPECT_EQ(seen[5].first, "e1");
+    EXPECT_EQ(seen[6].first, "e2");
+  }
+  EXPECT_EQ(Group("orders", "g").dead_lettered(), 1u);
+  grpc::ClientContext ctx;
+  broker::v1::ReadRequest read;
+  read.set_topic("orders.dlq");
+  broker::v1::ReadResponse resp;
+  ASSERT_TRUE(stub_->Read(&ctx, read, &resp).ok());
+  ASSERT_EQ(resp.events_size(), 1);
+  broker::v1::DeadLetter letter;
+  ASSERT_TRUE(letter.ParseFromString(resp.events(0).data()));
+  EXPECT_EQ(letter.group(), "g");
+  EXPECT_EQ(letter.event().id(), "e0");
+  EXPECT_EQ(letter.attempts_size(), 5);
+  EXPECT_THAT(letter.last_error(), HasSubstr("poison"));
+}
+
+TEST_F(BrokerTest, AckForNeverDeliveredOffsetEndsTheStream) {
+  PublishMany(*stub_, "orders", 0, 1, 1);
+  grpc::ClientContext ctx;
+  auto stream = stub_->Subscribe(&ctx);
+  SubscribeRequest open;
+  open.mutable_open()->set_topic("orders");
+  open.mutable_open()->set_group("g");
+  ASSERT_TRUE(stream->Write(open));
+  SubscribeResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_opened());
+  SubscribeRequest ack;
+  ack.add_acks()->set_offset(42);
+  ASSERT_TRUE(stream->Write(ack));
+  while (stream->Read(&resp)) {
+  }
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("never delivered"));
+  EXPECT_EQ(Group("orders", "g").committed_offset(), 0u);
+}
+
+TEST_F(BrokerTest, FirstRequestWithoutOpenIsInvalid) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->Subscribe(&ctx);
+  SubscribeRequest ack;
+  ack.add_acks()->set_offset(0);
+  ASSERT_TRUE(stream->Write(ack));
+  SubscribeResponse resp;
+  while (stream->Read(&resp)) {
+  }
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("must carry open"));
+}
+
+TEST_F(BrokerTest, RestartLosesNoAckedEventNorGroupProgress) {
+  PublishMany(*stub_, "orders", 0, 100, 10);
+  {
+    Recorder r;
+    auto sub = Subscribe(server_->target(), "orders", "g", &r);
+    ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 100; }));
+    sub->Stop();
+  }
+  Restart();
+  PublishMany(*stub_, "orders", 100, 20, 10);
+  ASSERT_THAT(Topics().topics(), SizeIs(1));
+  EXPECT_EQ(Topics().topics(0).events(), 120u);
+  EXPECT_EQ(Group("orders", "g").committed_offset(), 100u);
+  Recorder r;
+  auto sub = Subscribe(server_->target(), "orders", "g", &r);
+  ASSERT_TRUE(WaitFor([&] { return r.distinct() == 20; }));
+  absl::MutexLock lock(&r.mu);
+  EXPECT_EQ(r.events.front().id(), "e100");  // resumes after the committed offset
+}
+
+TEST_F(BrokerTest, PublisherRetriesAcrossABrokerRestart) {
+  Publisher pub(testing::Channel(server_->target()), {});
+  std::vector<std::future<absl::StatusOr<uint64_t>>> results;
+  for (int i = 0; i < 100; ++i) results.push_back(pub.Publish("orders", MakeEvent(absl::StrCat("p", i), "k")));
+  ASSERT_THAT(pub.Flush(absl::Seconds(10)), testing::IsOk());
+  int port = server_->port();
+  server_->Shutdown(absl::Seconds(1));
+  for (int i = 100; i < 200; ++i) results.push_back(pub.Publish("orders", MakeEvent(absl::StrCat("p", i), "k")));
+  options_.listen_address = absl::StrCat("127.0.0.1:", port);
+  Restart();
+  ASSERT_THAT(pub.Flush(absl::Seconds(20)), testing::IsOk());
+  std::set<uint64_t> offsets;
+  for (auto& f : results) {
+    absl::StatusOr<uint64_t> r = f.get();
+    ASSERT_TRUE(r.ok()) << r.status();
+    offsets.insert(*r);
+  }
+  EXPECT_EQ(offsets.size(), 200u);
+  EXPECT_EQ(*offsets.rbegin(), 199u);
+}
+
+TEST_F(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
+  PublishMany(*stub_, "orders", 0, 30, 3);
+  grpc::ClientContext ctx;
+  broker::v1::ReadRequest req;
+  req.set_topic("orders");
+  req.set_key("k1");
+  broker::v1::ReadResponse resp;
+  ASSERT_TRUE(stub_->Read(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.events_size(), 10);
+  for (const Event& e : resp.events()) EXPECT_EQ(e.key(), "k1");
+  EXPECT_EQ(resp.events(0).topic(), "orders");
+  EXPECT_EQ(resp.end_offset(), 30u);
+}
+
+}  // namespace
+}  // namespace relay

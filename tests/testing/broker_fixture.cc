@@ -1,0 +1,31 @@
+#include "tests/testing/broker_fixture.h"
+
+#include "broker/storage/file_event_log.h"
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+namespace relay::testing {
+
+absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
+    const std::string& data_dir, const BrokerTestOptions& options) {
+  broker::FileEventLog::Options log_options;
+  log_options.data_dir = data_dir;
+  absl::StatusOr<std::unique_ptr<broker::FileEventLog>> log =
+      broker::FileEventLog::Open(log_options);
+  if (!log.ok()) return log.status();
+  broker::BrokerServer::Options server_options;
+  server_options.listen_address = options.listen_address;
+  server_options.groups_dir = data_dir + "/groups";
+  server_options.groups.scheduler.max_deliveries = options.max_deliveries;
+  server_options.groups.checkpoint_interval = absl::Milliseconds(50);
+  return broker::BrokerServer::Start(server_options, std::move(*log));
+}
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace relay::testing

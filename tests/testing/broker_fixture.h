@@ -1,0 +1,28 @@
+#ifndef RELAY_TESTS_TESTING_BROKER_FIXTURE_H_
+#define RELAY_TESTS_TESTING_BROKER_FIXTURE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "broker/broker_server.h"
+#include <grpcpp/channel.h>
+
+namespace relay::testing {
+
+struct BrokerTestOptions {
+  std::string listen_address = "127.0.0.1:0";
+  uint32_t max_deliveries = 5;
+};
+
+// An in-process broker on `data_dir` (file log, fsync per commit), serving
+// on 127.0.0.1 with an ephemeral port unless told otherwise.
+absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
+    const std::string& data_dir, const BrokerTestOptions& options = {});
+
+// An insecure channel to `target` that accepts large messages.
+std::shared_ptr<grpc::Channel> Channel(const std::string& target);
+
+}  // namespace relay::testing
+
+#endif  // RELAY_TESTS_TESTING_BROKER_FIXTURE_H_

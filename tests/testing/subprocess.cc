@@ -1,0 +1,74 @@
+#include "tests/testing/subprocess.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/time/clock.h"
+#include "tests/testing/wait.h"
+
+namespace relay::testing {
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0) Stop(SIGKILL);
+}
+
+bool Subprocess::Start(const std::vector<std::string>& argv, const std::string& log_path) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    // The test may block signals in its threads; the child starts clean.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  return true;
+}
+
+int Subprocess::Stop(int signal, absl::Duration timeout) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, signal);
+  absl::Time deadline = absl::Now() + timeout;
+  int status = 0;
+  while (true) {
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) break;
+    if (absl::Now() >= deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return -1;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  pid_ = -1;
+  return status;
+}
+
+int WaitForPortFile(const std::string& path, absl::Duration timeout) {
+  int port = 0;
+  WaitFor(
+      [&] {
+        std::ifstream in(path);
+        return static_cast<bool>(in >> port) && port > 0;
+      },
+      timeout);
+  return port;
+}
+
+}  // namespace relay::testing
