@@ -1,0 +1,56 @@
+#ifndef RELAY_SERVICES_ORDER_ORDER_SAGA_H_
+#define RELAY_SERVICES_ORDER_ORDER_SAGA_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "relay/events/v1/order_events.pb.h"
+#include "relay/order/v1/order.pb.h"
+
+namespace relay::order {
+
+// What the order saga is told (DESIGN §4): the outcomes of inventory and
+// payment, and the customer's cancel.
+enum class SagaInput {
+  kStockReserved,
+  kStockRejected,
+  kPaymentCaptured,
+  kPaymentDeclined,
+  kCustomerCancel,
+};
+
+// What a transition asks the caller to do.
+enum class SagaOutcome {
+  kNone,       // nothing (a duplicate, or a late outcome on a terminal order)
+  kUpdated,    // the order changed but is still PENDING
+  kConfirmed,  // now CONFIRMED: publish order.confirmed
+  kCancelled,  // now CANCELLED: publish order.cancelled
+};
+
+// The order state machine: PENDING → CONFIRMED | CANCELLED.
+//  - CONFIRMED once both stock.reserved and payment.captured arrived, in
+//    either order;
+//  - CANCELLED on stock.rejected, payment.declined or a customer cancel
+//    while PENDING;
+//  - terminal orders do not change state: a late stock.reserved or
+//    payment.captured on a CANCELLED order is only recorded (inventory and
+//    payment compensate by themselves on order.cancelled, which they see
+//    after order.created because both share the order's key);
+//  - a duplicate input changes nothing.
+// A customer cancel of a CONFIRMED order is FAILED_PRECONDITION (the only
+// error); the order is unchanged then.
+//
+// Pure: no I/O, no clock. `reason` is the human-readable reason carried by
+// rejections and cancels.
+absl::StatusOr<SagaOutcome> ApplySagaInput(v1::Order& order, SagaInput input,
+                                           const std::string& reason);
+
+// "PENDING", "CONFIRMED", "CANCELLED".
+std::string StatusName(v1::OrderStatus status);
+
+bool IsTerminal(v1::OrderStatus status);
+
+}  // namespace relay::order
+
+#endif  // RELAY_SERVICES_ORDER_ORDER_SAGA_H_

@@ -1,0 +1,108 @@
+#include "services/order/order_saga.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace relay::order {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::IsOkAndHolds;
+using testing::StatusIs;
+
+v1::Order Pending() {
+  v1::Order o;
+  o.set_order_id("ord-1");
+  o.set_status(v1::ORDER_STATUS_PENDING);
+  return o;
+}
+
+TEST(OrderSaga, StockThenPaymentConfirms) {
+  v1::Order o = Pending();
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_PENDING);
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kConfirmed));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
+}
+
+TEST(OrderSaga, PaymentThenStockConfirms) {
+  v1::Order o = Pending();
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
+}
+
+TEST(OrderSaga, DuplicateOutcomesChangeNothing) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kNone));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
+}
+
+TEST(OrderSaga, StockRejectedCancelsWithReason) {
+  v1::Order o = Pending();
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "out of stock: sku A"),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_OUT_OF_STOCK);
+  EXPECT_EQ(o.cancel_reason(), "out of stock: sku A");
+}
+
+TEST(OrderSaga, PaymentDeclinedCancelsEvenAfterStockReserved) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "insufficient funds"),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_PAYMENT_DECLINED);
+}
+
+TEST(OrderSaga, LateCaptureOnCancelledOrderIsRecordedNotConfirmed) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "short"), IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_TRUE(o.payment_captured());
+  EXPECT_EQ(o.cancel_reason(), "short");
+}
+
+TEST(OrderSaga, SecondNegativeOutcomeKeepsTheFirstReason) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "declined"),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "short"), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_EQ(o.cancel_reason(), "declined");
+}
+
+TEST(OrderSaga, CustomerCancelWhilePending) {
+  v1::Order o = Pending();
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kCustomerCancel, "changed my mind"),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_CUSTOMER);
+  EXPECT_THAT(o.cancel_reason(), HasSubstr("changed my mind"));
+  // Cancelling again is a no-op, not an error.
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kCustomerCancel, ""), IsOkAndHolds(SagaOutcome::kNone));
+}
+
+TEST(OrderSaga, CustomerCancelOfConfirmedOrderIsRefused) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kCustomerCancel, ""),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CONFIRMED")));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
+}
+
+TEST(OrderSaga, LateNegativeOnConfirmedOrderChangesNothing) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "x"), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
+}
+
+}  // namespace
+}  // namespace relay::order
