@@ -1,0 +1,177 @@
+#include "bench/bench_report.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace relay::bench {
+namespace {
+
+// The issue's targets, on the 2-core machine with fsync before ack.
+void SetTarget(Summary& s) {
+  if (s.workload == "W1") {
+    s.target = "events/s >= 300000";
+    s.target_met = s.events_per_second >= 300000;
+  } else if (s.workload == "W2-1c" || s.workload == "W2-2c") {
+    s.target = "events/s >= 150000";
+    s.target_met = s.events_per_second >= 150000;
+  } else if (s.workload == "W3") {
+    s.target = "p99 <= 2 ms";
+    s.target_met = s.p99_ms <= 2.0;
+  }
+  if (s.failed > 0) s.target_met = false;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string Num(double v) { return absl::StrFormat("%.6g", v); }
+
+}  // namespace
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const RunResult*>> by_workload;
+  for (const RunResult& r : results) {
+    if (by_workload[r.workload].empty()) order.push_back(r.workload);
+    by_workload[r.workload].push_back(&r);
+  }
+  std::vector<Summary> out;
+  for (const std::string& w : order) {
+    Summary s;
+    s.workload = w;
+    std::vector<double> secs, eps, peps, p50, p99, p999, mx;
+    for (const RunResult* r : by_workload[w]) {
+      ++s.runs;
+      if (!r->ok) ++s.failed;
+      secs.push_back(r->seconds);
+      eps.push_back(r->events_per_second);
+      peps.push_back(r->publish_events_per_second);
+      p50.push_back(r->p50_ms);
+      p99.push_back(r->p99_ms);
+      p999.push_back(r->p999_ms);
+      mx.push_back(r->max_ms);
+      s.has_latency |= r->has_latency;
+      s.missing = std::max(s.missing, r->missing);
+      s.duplicates = std::max(s.duplicates, r->duplicates);
+    }
+    s.seconds = Median(secs);
+    s.events_per_second = Median(eps);
+    s.publish_events_per_second = Median(peps);
+    s.p50_ms = Median(p50);
+    s.p99_ms = Median(p99);
+    s.p999_ms = Median(p999);
+    s.max_ms = Median(mx);
+    SetTarget(s);
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::string RunLine(const RunResult& r, int runs) {
+  std::string line = absl::StrFormat("%-6s run %d/%d  %7u events  %7.3f s  %9.0f events/s", r.workload,
+                                     r.run, runs, r.events, r.seconds, r.events_per_second);
+  if (r.workload == "W2-1c" || r.workload == "W2-2c") {
+    absl::StrAppend(&line, absl::StrFormat("  (publish acks %.0f/s)", r.publish_events_per_second));
+  }
+  if (r.has_latency) {
+    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  (send lag max %.3f ms)",
+                                           r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.max_send_lag_ms));
+  }
+  absl::StrAppend(&line, absl::StrFormat("  missing %u  duplicates %u", r.missing, r.duplicates));
+  if (r.publish_duplicates > 0) {
+    absl::StrAppend(&line, absl::StrFormat("  publish-duplicates %u", r.publish_duplicates));
+  }
+  if (!r.ok) absl::StrAppend(&line, "  FAILED: ", r.error);
+  return line;
+}
+
+std::string SummaryLine(const Summary& s) {
+  std::string line = absl::StrFormat("median %-6s (%d runs)  %7.3f s  %9.0f events/s", s.workload, s.runs,
+                                     s.seconds, s.events_per_second);
+  if (s.has_latency) {
+    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f ms", s.p50_ms, s.p99_ms,
+                                           s.p999_ms));
+  }
+  absl::StrAppend(&line, absl::StrFormat("  missing %u  duplicates %u (worst run)", s.missing, s.duplicates));
+  if (!s.target.empty()) {
+    absl::StrAppend(&line, "  target ", s.target, ": ", s.target_met ? "MET" : "MISSED");
+  }
+  if (s.failed > 0) absl::StrAppend(&line, absl::StrFormat("  (%d runs FAILED)", s.failed));
+  return line;
+}
+
+std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
+                   const std::vector<Summary>& summaries) {
+  std::string out = "{\n  \"config\": {";
+  absl::StrAppend(&out, "\"broker\": ", JsonString(c.broker_binary), ", \"fsync\": ", JsonString(c.fsync),
+                  ", \"client\": ", JsonString(c.client), ", \"events\": ", c.events,
+                  ", \"payload_bytes\": ", c.payload_bytes, ", \"keys\": ", c.keys,
+                  ", \"batch_events\": ", c.batch_events, ", \"in_flight_batches\": ", c.in_flight_batches,
+                  ", \"consumer_max_in_flight\": ", c.consumer_max_in_flight, ", \"rate\": ", Num(c.rate),
+                  ", \"duration_s\": ", Num(absl::ToDoubleSeconds(c.duration)),
+                  ", \"temp_root\": ", JsonString(c.temp_root), "},\n  \"runs\": [");
+  std::vector<std::string> runs;
+  for (const RunResult& r : results) {
+    std::string j = absl::StrCat(
+        "{\"workload\": ", JsonString(r.workload), ", \"run\": ", r.run, ", \"ok\": ", r.ok ? "true" : "false",
+        ", \"events\": ", r.events, ", \"event_bytes\": ", r.event_bytes, ", \"published\": ", r.published,
+        ", \"received\": ", r.received, ", \"missing\": ", r.missing, ", \"duplicates\": ", r.duplicates,
+        ", \"publish_duplicates\": ", r.publish_duplicates, ", \"seconds\": ", Num(r.seconds),
+        ", \"events_per_second\": ", Num(r.events_per_second),
+        ", \"publish_events_per_second\": ", Num(r.publish_events_per_second));
+    if (r.has_latency) {
+      absl::StrAppend(&j, ", \"p50_ms\": ", Num(r.p50_ms), ", \"p99_ms\": ", Num(r.p99_ms),
+                      ", \"p999_ms\": ", Num(r.p999_ms), ", \"max_ms\": ", Num(r.max_ms),
+                      ", \"max_send_lag_ms\": ", Num(r.max_send_lag_ms));
+    }
+    absl::StrAppend(&j, ", \"error\": ", JsonString(r.error), "}");
+    runs.push_back(j);
+  }
+  absl::StrAppend(&out, "\n    ", absl::StrJoin(runs, ",\n    "), "\n  ],\n  \"medians\": [");
+  std::vector<std::string> meds;
+  for (const Summary& s : summaries) {
+    std::string j = absl::StrCat(
+        "{\"workload\": ", JsonString(s.workload), ", \"runs\": ", s.runs, ", \"failed\": ", s.failed,
+        ", \"seconds\": ", Num(s.seconds), ", \"events_per_second\": ", Num(s.events_per_second),
+        ", \"publish_events_per_second\": ", Num(s.publish_events_per_second));
+    if (s.has_latency) {
+      absl::StrAppend(&j, ", \"p50_ms\": ", Num(s.p50_ms), ", \"p99_ms\": ", Num(s.p99_ms),
+                      ", \"p999_ms\": ", Num(s.p999_ms), ", \"max_ms\": ", Num(s.max_ms));
+    }
+    absl::StrAppend(&j, ", \"missing\": ", s.missing, ", \"duplicates\": ", s.duplicates,
+                    ", \"target\": ", JsonString(s.target), ", \"target_met\": ", s.target_met ? "true" : "false",
+                    "}");
+    meds.push_back(j);
+  }
+  absl::StrAppend(&out, "\n    ", absl::StrJoin(meds, ",\n    "), "\n  ]\n}\n");
+  return out;
+}
+
+}  // namespace relay::bench

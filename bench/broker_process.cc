@@ -1,0 +1,161 @@
+#include "bench/broker_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+
+extern char** environ;
+
+namespace relay::bench {
+namespace {
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exit code ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return absl::StrCat("signal ", WTERMSIG(status));
+  return absl::StrCat("wait status ", status);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(const Options& options) {
+  if (options.binary.empty() || access(options.binary.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("relay-broker binary '", options.binary, "' is not executable (--broker)"));
+  }
+  std::string tmpl = absl::StrCat(options.temp_root, "/relay-broker-bench.XXXXXX");
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("mkdtemp in ", options.temp_root, ": ", ErrnoText(errno)));
+  }
+  std::unique_ptr<BrokerProcess> broker(new BrokerProcess(options, tmpl));
+  if (absl::Status s = broker->Spawn(); !s.ok()) return s;
+  if (absl::Status s = broker->WaitForPort(); !s.ok()) return s;  // ~BrokerProcess kills it
+  return broker;
+}
+
+BrokerProcess::~BrokerProcess() {
+  if (pid_ > 0 && !exited_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &wait_status_, 0);
+    exited_ = true;
+  }
+  if (!options_.keep_dir) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+}
+
+absl::Status BrokerProcess::Spawn() {
+  const std::string log_path = dir_ + "/broker.log";
+  std::vector<std::string> args = {
+      options_.binary,
+      "--listen=127.0.0.1:0",
+      absl::StrCat("--port_file=", dir_, "/port"),
+      absl::StrCat("--data_dir=", dir_, "/data"),
+      absl::StrCat("--fsync=", options_.fsync),
+  };
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  int err = posix_spawn(&pid_, options_.binary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
+    pid_ = -1;
+    return absl::InternalError(absl::StrCat("spawning ", absl::StrJoin(args, " "), ": ", ErrnoText(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BrokerProcess::WaitForPort() {
+  const std::string port_file = dir_ + "/port";
+  const absl::Time deadline = absl::Now() + options_.start_timeout;
+  while (true) {
+    std::ifstream in(port_file);
+    std::string text;
+    int port = 0;
+    // The broker renames a complete file into place, so a file that is
+    // there is whole.
+    if (in && std::getline(in, text) && absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &port) &&
+        port > 0) {
+      address_ = absl::StrCat("127.0.0.1:", port);
+      return absl::OkStatus();
+    }
+    if (Reaped()) {
+      return absl::InternalError(absl::StrCat("relay-broker exited (", DescribeWaitStatus(wait_status_),
+                                              ") before serving; log:\n", LogTail()));
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("relay-broker wrote no port file within ",
+                       absl::FormatDuration(options_.start_timeout), "; log:\n", LogTail()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+bool BrokerProcess::Reaped() {
+  if (pid_ <= 0 || exited_) return true;
+  pid_t r = waitpid(pid_, &wait_status_, WNOHANG);
+  if (r == pid_) exited_ = true;
+  return exited_;
+}
+
+absl::Status BrokerProcess::Stop(absl::Duration timeout) {
+  if (pid_ <= 0) return absl::OkStatus();
+  if (!Reaped()) {
+    kill(pid_, SIGTERM);
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!Reaped() && absl::Now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &wait_status_, 0);
+      exited_ = true;
+      return absl::DeadlineExceededError(absl::StrCat(
+          "relay-broker did not exit within ", absl::FormatDuration(timeout), " of SIGTERM; killed"));
+    }
+  }
+  if (!WIFEXITED(wait_status_) || WEXITSTATUS(wait_status_) != 0) {
+    return absl::InternalError(absl::StrCat("relay-broker ended with ", DescribeWaitStatus(wait_status_),
+                                            "; log:\n", LogTail()));
+  }
+  return absl::OkStatus();
+}
+
+std::string BrokerProcess::LogTail() const {
+  std::ifstream in(dir_ + "/broker.log");
+  std::stringstream all;
+  all << in.rdbuf();
+  std::string text = all.str();
+  constexpr size_t kTail = 2000;
+  return text.size() > kTail ? text.substr(text.size() - kTail) : text;
+}
+
+}  // namespace relay::bench

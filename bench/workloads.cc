@@ -1,0 +1,292 @@
+#include "bench/workloads.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cmath>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "bench/bench_consumer.h"
+#include "bench/bench_events.h"
+#include "bench/bench_publisher.h"
+#include "bench/broker_process.h"
+#include <grpc/grpc.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+namespace relay::bench {
+namespace {
+
+constexpr char kTopic[] = "bench";
+// After the last new event arrives, consumers stay a little longer so that
+// late duplicates (redeliveries) are counted too.
+constexpr absl::Duration kLinger = absl::Milliseconds(250);
+
+// Its own TCP connection per client (as separate processes would have).
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+double Seconds(int64_t nanos) { return static_cast<double>(nanos) / 1e9; }
+double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
+
+// Nearest-rank percentile of sorted `v`.
+int64_t Percentile(const std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::min(v.size(), std::max<size_t>(rank, 1)) - 1];
+}
+
+// Events 0..n-1 in batches, built before the clock starts so that the
+// numbers measure the broker and the wire, not event construction.
+std::vector<std::vector<Event>> BuildBatches(const EventShape& shape, uint64_t n, int batch) {
+  std::vector<std::vector<Event>> batches;
+  for (uint64_t seq = 0; seq < n;) {
+    std::vector<Event>& b = batches.emplace_back();
+    b.reserve(static_cast<size_t>(batch));
+    for (int i = 0; i < batch && seq < n; ++i, ++seq) b.push_back(MakeEvent(shape, seq, 0));
+  }
+  return batches;
+}
+
+PublisherOptions PublisherFor(const BenchConfig& config, absl::Time deadline) {
+  PublisherOptions o;
+  o.client = config.client;
+  o.topic = kTopic;
+  o.max_in_flight_batches = config.in_flight_batches;
+  o.max_batch_events = static_cast<size_t>(config.batch_events);
+  o.deadline = deadline;
+  return o;
+}
+
+// Sends every batch, then waits for every ack. Returns the first error.
+absl::Status PublishAll(BenchPublisher& publisher, std::vector<std::vector<Event>> batches,
+                        absl::Time deadline) {
+  for (auto& b : batches) {
+    if (absl::Status s = publisher.Send(std::move(b)); !s.ok()) return s;
+  }
+  return publisher.Drain(deadline);
+}
+
+struct Consumers {
+  std::vector<std::unique_ptr<BenchConsumer>> members;
+  void StopAll() {
+    for (auto& m : members) m->Stop();
+  }
+};
+
+absl::Status StartConsumers(const std::string& address, int count, bool record_latency,
+                            const BenchConfig& config, absl::Time deadline, Tally* tally,
+                            Consumers* out) {
+  for (int i = 0; i < count; ++i) {
+    BenchConsumer::Options o;
+    o.topic = kTopic;
+    o.group = "bench";
+    o.member_name = absl::StrCat("bench-consumer-", i + 1);
+    o.max_in_flight = config.consumer_max_in_flight;
+    o.record_latency = record_latency;
+    o.deadline = deadline;
+    out->members.push_back(std::make_unique<BenchConsumer>(NewChannel(address), o, tally));
+    absl::Status s = out->members.back()->Start(std::min(deadline, absl::Now() + absl::Seconds(10)));
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// Waits for the tally (bounded), lingers for late duplicates, stops the
+// consumers and fills the delivery counts of `r`.
+absl::Status FinishConsuming(Tally& tally, Consumers& consumers, absl::Time deadline, RunResult& r) {
+  absl::Status status;
+  if (!tally.WaitUntilComplete(deadline)) {
+    status = absl::DeadlineExceededError(
+        absl::StrCat("only ", tally.distinct(), " of ", tally.expected(), " events received in time"));
+    for (auto& m : consumers.members) {
+      if (std::string e = m->error(); !e.empty()) {
+        absl::StrAppend(&r.error, "consumer: ", e, "; ");
+      }
+    }
+  } else {
+    std::this_thread::sleep_for(absl::ToChronoNanoseconds(kLinger));
+  }
+  consumers.StopAll();
+  r.received = tally.distinct();
+  r.missing = tally.expected() - tally.distinct();
+  r.duplicates = tally.duplicates();
+  if (tally.foreign() > 0 && status.ok()) {
+    status = absl::InternalError(absl::StrCat(tally.foreign(), " deliveries with ids not published"));
+  }
+  return status;
+}
+
+absl::Status RunW1(const std::string& address, const BenchConfig& config, const EventShape& shape,
+                   absl::Time deadline, RunResult& r) {
+  auto batches = BuildBatches(shape, config.events, config.batch_events);
+  auto publisher = NewPublisher(NewChannel(address), PublisherFor(config, deadline));
+  if (!publisher.ok()) return publisher.status();
+  const int64_t start = NowNanos();
+  absl::Status s = PublishAll(**publisher, std::move(batches), deadline);
+  r.published = (*publisher)->acked();
+  r.publish_duplicates = (*publisher)->duplicates();
+  r.missing = config.events - std::min(config.events, r.published);
+  r.seconds = Seconds((*publisher)->last_ack_nanos() - start);
+  r.events_per_second = r.published / std::max(r.seconds, 1e-9);
+  r.publish_events_per_second = r.events_per_second;
+  return s;
+}
+
+absl::Status RunW2(const std::string& address, int consumer_count, const BenchConfig& config,
+                   const EventShape& shape, absl::Time deadline, RunResult& r) {
+  Tally tally(shape.id_prefix, config.events);
+  Consumers consumers;
+  if (absl::Status s = StartConsumers(address, consumer_count, false, config, deadline, &tally,
+                                      &consumers);
+      !s.ok()) {
+    consumers.StopAll();
+    return s;
+  }
+  auto batches = BuildBatches(shape, config.events, config.batch_events);
+  auto publisher = NewPublisher(NewChannel(address), PublisherFor(config, deadline));
+  if (!publisher.ok()) return publisher.status();
+  const int64_t start = NowNanos();
+  absl::Status published = PublishAll(**publisher, std::move(batches), deadline);
+  r.published = (*publisher)->acked();
+  r.publish_duplicates = (*publisher)->duplicates();
+  r.publish_events_per_second =
+      r.published / std::max(Seconds((*publisher)->last_ack_nanos() - start), 1e-9);
+  absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
+                                         : FinishConsuming(tally, consumers, absl::Now(), r);
+  if (tally.complete_nanos() > 0) {
+    r.seconds = Seconds(tally.complete_nanos() - start);
+    r.events_per_second = r.received / std::max(r.seconds, 1e-9);
+  }
+  return published.ok() ? consumed : published;
+}
+
+absl::Status RunW3(const std::string& address, const BenchConfig& config, const EventShape& shape,
+                   absl::Time deadline, RunResult& r) {
+  const uint64_t total =
+      static_cast<uint64_t>(std::llround(config.rate * absl::ToDoubleSeconds(config.duration)));
+  r.events = total;
+  Tally tally(shape.id_prefix, total);
+  Consumers consumers;
+  if (absl::Status s = StartConsumers(address, 1, true, config, deadline, &tally, &consumers);
+      !s.ok()) {
+    consumers.StopAll();
+    return s;
+  }
+  PublisherOptions po = PublisherFor(config, deadline);
+  // Small batches, many in flight: the window must never hold the schedule
+  // back while fsyncs are in progress.
+  po.max_in_flight_batches = std::max(po.max_in_flight_batches, 1024);
+  auto publisher = NewPublisher(NewChannel(address), po);
+  if (!publisher.ok()) return publisher.status();
+
+  // Event i is due at start + i/rate (an absolute schedule: a late send
+  // does not push the later ones back, it sends everything due at once).
+  const int64_t start = NowNanos() + 20'000'000;
+  auto due = [&](uint64_t i) {
+    return start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / config.rate);
+  };
+  absl::Status sent;
+  int64_t max_lag = 0;
+  for (uint64_t i = 0; i < total && sent.ok();) {
+    int64_t now = NowNanos();
+    if (now < due(i)) {
+      std::this_thread::sleep_until(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(due(i))));
+      now = NowNanos();
+    }
+    max_lag = std::max(max_lag, now - due(i));
+    std::vector<Event> batch;
+    while (i < total && due(i) <= now && batch.size() < static_cast<size_t>(config.batch_events)) {
+      batch.push_back(MakeEvent(shape, i, due(i)));
+      ++i;
+    }
+    sent = (*publisher)->Send(std::move(batch));
+    if (sent.ok() && absl::Now() > deadline) sent = absl::DeadlineExceededError("W3 ran out of time sending");
+  }
+  r.max_send_lag_ms = Millis(max_lag);
+  absl::Status published = sent.ok() ? (*publisher)->Drain(deadline) : sent;
+  r.published = (*publisher)->acked();
+  r.publish_duplicates = (*publisher)->duplicates();
+  absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
+                                         : FinishConsuming(tally, consumers, absl::Now(), r);
+  if (tally.complete_nanos() > 0) {
+    r.seconds = Seconds(tally.complete_nanos() - start);
+    r.events_per_second = r.received / std::max(r.seconds, 1e-9);
+  }
+  std::vector<int64_t> lat = consumers.members[0]->latencies();
+  std::sort(lat.begin(), lat.end());
+  r.has_latency = true;
+  r.p50_ms = Millis(Percentile(lat, 0.50));
+  r.p99_ms = Millis(Percentile(lat, 0.99));
+  r.p999_ms = Millis(Percentile(lat, 0.999));
+  r.max_ms = lat.empty() ? 0 : Millis(lat.back());
+  return published.ok() ? consumed : published;
+}
+
+}  // namespace
+
+std::vector<std::string> ExpandWorkload(const std::string& name) {
+  if (name == "W1") return {"W1"};
+  if (name == "W2") return {"W2-1c", "W2-2c"};
+  if (name == "W2-1c" || name == "W2-2c") return {name};
+  if (name == "W3") return {"W3"};
+  if (name == "all") return {"W1", "W2-1c", "W2-2c", "W3"};
+  return {};
+}
+
+RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& config) {
+  RunResult r;
+  r.workload = workload;
+  r.run = run;
+  r.events = config.events;
+  const absl::Time deadline = absl::Now() + config.timeout;
+
+  EventShape shape;
+  shape.id_prefix = absl::StrCat(workload, "-r", run, "-");
+  shape.keys = config.keys;
+  shape.payload_bytes = config.payload_bytes;
+  r.event_bytes = MakeEvent(shape, config.events, 0).ByteSizeLong();
+
+  BrokerProcess::Options bo;
+  bo.binary = config.broker_binary;
+  bo.temp_root = config.temp_root;
+  bo.fsync = config.fsync;
+  bo.extra_args = config.broker_args;
+  bo.keep_dir = config.keep_data;
+  auto broker = BrokerProcess::Start(bo);
+  if (!broker.ok()) {
+    r.error = std::string(broker.status().message());
+    return r;
+  }
+  const std::string& address = (*broker)->address();
+  absl::Status s;
+  if (workload == "W1") {
+    s = RunW1(address, config, shape, deadline, r);
+  } else if (workload == "W2-1c" || workload == "W2-2c") {
+    s = RunW2(address, workload == "W2-1c" ? 1 : 2, config, shape, deadline, r);
+  } else if (workload == "W3") {
+    s = RunW3(address, config, shape, deadline, r);
+  } else {
+    s = absl::InvalidArgumentError(absl::StrCat("unknown workload ", workload));
+  }
+  if (!s.ok()) absl::StrAppend(&r.error, s.message());
+  if (absl::Status stopped = (*broker)->Stop(absl::Seconds(20)); !stopped.ok()) {
+    absl::StrAppend(&r.error, r.error.empty() ? "" : "; ", "broker stop: ", stopped.message());
+  }
+  if (config.keep_data) std::fprintf(stderr, "%s run %d: broker directory kept: %s\n", workload.c_str(), run, (*broker)->dir().c_str());
+  r.ok = r.error.empty() && r.missing == 0;
+  if (r.error.empty() && r.missing > 0) r.error = absl::StrCat(r.missing, " events missing");
+  return r;
+}
+
+}  // namespace relay::bench

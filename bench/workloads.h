@@ -1,0 +1,65 @@
+#ifndef RELAY_BENCH_WORKLOADS_H_
+#define RELAY_BENCH_WORKLOADS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace relay::bench {
+
+// Everything a workload run needs; filled from broker_bench's flags.
+struct BenchConfig {
+  std::string broker_binary;
+  std::string temp_root = "/tmp";
+  std::string fsync = "batch";
+  std::vector<std::string> broker_args;  // extra relay-broker flags
+  bool keep_data = false;
+
+  std::string client = "stream";  // publisher: "stream" or "library"
+  uint64_t events = 200000;       // W1, W2
+  int payload_bytes = 256;
+  int keys = 1000;
+  int batch_events = 1000;
+  int in_flight_batches = 32;
+  uint32_t consumer_max_in_flight = 10000;
+  double rate = 5000;                       // W3, events/s
+  absl::Duration duration = absl::Seconds(10);  // W3
+  absl::Duration timeout = absl::Seconds(120);  // hard limit of one run
+};
+
+// What one run measured. `seconds` spans the first publish to the last
+// acknowledgement that matters: the broker's publish ack (W1) or the
+// consumer's ack of the last new event (W2, W3).
+struct RunResult {
+  std::string workload;  // W1, W2-1c, W2-2c, W3
+  int run = 0;           // 1-based
+  bool ok = false;       // finished, nothing missing, broker exited cleanly
+  std::string error;
+  uint64_t events = 0;     // meant to be published
+  uint64_t published = 0;  // acknowledged by the broker
+  uint64_t received = 0;   // distinct events received (W2, W3)
+  uint64_t missing = 0;
+  uint64_t duplicates = 0;          // deliveries of an event already received
+  uint64_t publish_duplicates = 0;  // publishes the broker answered as duplicates
+  double seconds = 0;
+  double events_per_second = 0;
+  double publish_events_per_second = 0;  // W2: publish acks alone
+  bool has_latency = false;              // W3
+  double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
+  double max_send_lag_ms = 0;  // W3: how late the sender ran behind its schedule
+  size_t event_bytes = 0;      // serialized size of one event
+};
+
+// The workload names --workload accepts, and the runs each one expands to
+// (W2 is W2-1c then W2-2c).
+std::vector<std::string> ExpandWorkload(const std::string& name);
+
+// Runs one workload once on a fresh broker and data directory. Never hangs:
+// every wait is bounded by `config.timeout`.
+RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& config);
+
+}  // namespace relay::bench
+
+#endif  // RELAY_BENCH_WORKLOADS_H_
