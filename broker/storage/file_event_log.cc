@@ -1,0 +1,455 @@
+#include "broker/storage/file_event_log.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "broker/storage/record.h"
+#include "broker/storage/storage_log.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace relay::broker {
+namespace {
+
+constexpr uint64_t kMinSegmentBytes = uint64_t{4} << 10;
+constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
+// Room for the fields the log sets (offset, publish_time) on top of an
+// event's own size.
+constexpr size_t kBrokerFieldsBytes = 64;
+
+// [a-z0-9._-]{1,128}, and not a name the file system gives a meaning.
+bool IsValidTopicName(absl::string_view name) {
+  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+}
+
+bool IsPeriod(absl::Duration d) { return d > absl::ZeroDuration() && d < absl::InfiniteDuration(); }
+
+}  // namespace
+
+struct FileEventLog::Topic {
+  explicit Topic(std::string topic_name) : name(std::move(topic_name)) {}
+
+  const std::string name;
+  std::unique_ptr<TopicLog> log;  // set once before the topic is shared
+  std::atomic<uint64_t> forced_deleted_events{0};
+
+  // Writer-thread state.
+  DedupeIndex dedupe;
+  std::vector<const Event*> pending;  // events of the current commit
+  bool in_commit = false;
+  bool unsynced = false;
+  uint64_t next_offset = 0;
+  ::google::protobuf::Timestamp commit_time;
+  uint64_t notified_end = 0;  // last durable end given to the listener
+};
+
+absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options) {
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("data_dir is empty");
+  if (options.env == nullptr) return absl::InvalidArgumentError("env is null");
+  if (options.segment_bytes < kMinSegmentBytes || options.segment_bytes > kMaxSegmentBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("segment_bytes must be in [", kMinSegmentBytes,
+                                                   ", ", kMaxSegmentBytes, "], not ",
+                                                   options.segment_bytes));
+  }
+  if (options.fsync_policy == FsyncPolicy::kInterval && !IsPeriod(options.fsync_interval)) {
+    return absl::InvalidArgumentError("fsync_interval must be positive and finite");
+  }
+  if (options.hard_max_bytes < options.retention_bytes) {
+    return absl::InvalidArgumentError("hard_max_bytes must be at least retention_bytes");
+  }
+  if (options.dedupe_window < absl::ZeroDuration() ||
+      options.retention_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("dedupe_window and retention_age must not be negative");
+  }
+
+  std::unique_ptr<FileEventLog> log(new FileEventLog(std::move(options)));
+  Env* env = log->options_.env;
+  const std::string topics_dir = log->options_.data_dir + "/topics";
+  absl::Status status = env->CreateDir(log->options_.data_dir);
+  if (status.ok()) status = env->CreateDir(topics_dir);
+  if (!status.ok()) return status;
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = env->LockFile(topics_dir + "/LOCK");
+  if (!lock.ok()) return lock.status();
+  log->lock_ = *std::move(lock);
+  status = log->DiscoverTopics();
+  if (!status.ok()) return status;
+
+  log->last_sync_ = absl::Now();
+  FileEventLog* self = log.get();
+  log->writer_ = std::thread([self] { self->WriterLoop(); });
+  if (IsPeriod(log->options_.retention_check_interval)) {
+    log->retention_ = std::thread([self] { self->RetentionLoop(); });
+  }
+  return log;
+}
+
+FileEventLog::FileEventLog(Options options) : options_(std::move(options)) {}
+
+FileEventLog::~FileEventLog() { Close().IgnoreError(); }
+
+absl::Time FileEventLog::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+
+absl::StatusOr<std::unique_ptr<FileEventLog::Topic>> FileEventLog::OpenTopic(
+    const std::string& name) {
+  auto topic = std::make_unique<Topic>(name);
+  TopicLog::Options options;
+  options.env = options_.env;
+  options.dir = absl::StrCat(options_.data_dir, "/topics/", name);
+  options.name = name;
+  options.segment_bytes = options_.segment_bytes;
+  // The dedupe window survives restarts without a file of its own: the ids
+  // are in the records.
+  const absl::Time window_start = Now() - options_.dedupe_window;
+  DedupeIndex* dedupe = &topic->dedupe;
+  absl::StatusOr<std::unique_ptr<TopicLog>> log =
+      TopicLog::Open(options, [dedupe, window_start](const RecordMeta& record) {
+        if (!record.id.empty() && record.publish_time >= window_start) {
+          dedupe->Insert(record.id, record.offset);
+        }
+      });
+  if (!log.ok()) return log.status();
+  topic->log = *std::move(log);
+  topic->notified_end = topic->log->DurableEnd();
+  return topic;
+}
+
+absl::Status FileEventLog::DiscoverTopics() {
+  const std::string topics_dir = options_.data_dir + "/topics";
+  absl::StatusOr<std::vector<std::string>> names = options_.env->ListDir(topics_dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (!IsValidTopicName(name) || !options_.env->IsDirectory(topics_dir + "/" + name)) continue;
+    absl::StatusOr<std::unique_ptr<Topic>> topic = OpenTopic(name);
+    if (!topic.ok()) return topic.status();
+    TopicStats stats = (*topic)->log->Stats();
+    StorageLog("INFO", absl::StrCat("topic ", name, ": offsets ", stats.first_offset, "..",
+                                    stats.end_offset, ", ", stats.events, " events, ", stats.bytes,
+                                    " bytes in ", stats.segments, " segments, ",
+                                    (*topic)->dedupe.size(), " ids in the dedupe window"));
+    absl::MutexLock lock(&topics_mu_);
+    topics_.emplace(name, *std::move(topic));
+  }
+  return absl::OkStatus();
+}
+
+const FileEventLog::Topic* FileEventLog::FindTopic(absl::string_view name) const {
+  absl::ReaderMutexLock lock(&topics_mu_);
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : it->second.get();
+}
+
+void FileEventLog::Append(const std::string& topic, std::vector<Event> events, AppendDone done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(Batch{topic, std::move(events), std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("event log is closed"));
+}
+
+uint64_t FileEventLog::DurableEnd(absl::string_view topic) const {
+  const Topic* t = FindTopic(topic);
+  return t == nullptr ? 0 : t->log->DurableEnd();
+}
+
+uint64_t FileEventLog::FirstOffset(absl::string_view topic) const {
+  const Topic* t = FindTopic(topic);
+  return t == nullptr ? 0 : t->log->FirstOffset();
+}
+
+absl::StatusOr<std::vector<Event>> FileEventLog::Read(absl::string_view topic, uint64_t from,
+                                                      size_t max_events, size_t max_bytes) const {
+  const Topic* t = FindTopic(topic);
+  if (t == nullptr || max_events == 0) return std::vector<Event>();
+  return t->log->Read(from, max_events, max_bytes);
+}
+
+uint64_t FileEventLog::OffsetForTime(absl::string_view topic, absl::Time t) const {
+  const Topic* found = FindTopic(topic);
+  return found == nullptr ? 0 : found->log->OffsetForTime(t);
+}
+
+std::vector<TopicStats> FileEventLog::ListTopics() const {
+  std::vector<TopicStats> all;
+  {
+    absl::ReaderMutexLock lock(&topics_mu_);
+    for (const auto& [name, topic] : topics_) {
+      TopicStats stats = topic->log->Stats();
+      stats.forced_deleted_events = topic->forced_deleted_events.load(std::memory_order_relaxed);
+      all.push_back(std::move(stats));
+    }
+  }
+  std::sort(all.begin(), all.end(),
+            [](const TopicStats& a, const TopicStats& b) { return a.name < b.name; });
+  return all;
+}
+
+void FileEventLog::SetDurabilityListener(DurabilityListener listener) {
+  absl::MutexLock lock(&mu_);
+  listener_ = std::make_shared<const DurabilityListener>(std::move(listener));
+}
+
+void FileEventLog::SetRetentionFloor(const std::string& topic, uint64_t offset) {
+  absl::MutexLock lock(&floors_mu_);
+  floors_[topic] = offset;
+}
+
+absl::Status FileEventLog::Close() {
+  absl::MutexLock close_lock(&close_mu_);
+  if (!closed_) {
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+    }
+    if (writer_.joinable()) writer_.join();
+    if (retention_.joinable()) retention_.join();
+    closed_ = true;
+  }
+  return final_status_;
+}
+
+// ---- Writer thread.
+
+bool FileEventLog::HasWork() const { return !queue_.empty() || closing_; }
+
+void FileEventLog::WriterLoop() {
+  std::vector<Batch> commit;
+  while (true) {
+    bool closing;
+    {
+      absl::MutexLock lock(&mu_);
+      if (options_.fsync_policy == FsyncPolicy::kInterval && !waiting_.empty()) {
+        mu_.AwaitWithDeadline(absl::Condition(this, &FileEventLog::HasWork),
+                              last_sync_ + options_.fsync_interval);
+      } else {
+        mu_.Await(absl::Condition(this, &FileEventLog::HasWork));
+      }
+      commit.swap(queue_);
+      closing = closing_;
+    }
+    if (!commit.empty()) {
+      WriteCommit(&commit);
+      commit.clear();
+    }
+    switch (options_.fsync_policy) {
+      case FsyncPolicy::kBatch:
+        MakeDurable(/*sync=*/true);
+        break;
+      case FsyncPolicy::kInterval:
+        if (closing || unsynced_.empty() || absl::Now() >= last_sync_ + options_.fsync_interval) {
+          MakeDurable(/*sync=*/true);
+        }
+        break;
+      case FsyncPolicy::kNone:
+        MakeDurable(/*sync=*/closing);
+        break;
+    }
+    if (closing) break;
+  }
+  final_status_ = failed_;
+}
+
+absl::StatusOr<FileEventLog::Topic*> FileEventLog::GetOrCreateTopic(const std::string& name) {
+  {
+    absl::ReaderMutexLock lock(&topics_mu_);
+    auto it = topics_.find(name);
+    if (it != topics_.end()) return it->second.get();
+  }
+  if (!IsValidTopicName(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("topic name \"", name, "\" is not [a-z0-9._-]{1,128}"));
+  }
+  absl::StatusOr<std::unique_ptr<Topic>> topic = OpenTopic(name);
+  if (!topic.ok()) return topic.status();
+  Topic* t = topic->get();
+  absl::MutexLock lock(&topics_mu_);
+  topics_.emplace(name, *std::move(topic));
+  return t;
+}
+
+void FileEventLog::StartTopicCommit(Topic* topic) {
+  topic->in_commit = true;
+  touched_.push_back(topic);
+  // Publish times never go backwards within a topic, whatever the clock does,
+  // so that OffsetForTime can binary-search.
+  absl::Time now = std::max(Now(), topic->log->last_publish_time());
+  ToTimestamp(now, &topic->commit_time);
+  topic->next_offset = topic->log->written_end();
+  topic->dedupe.EvictBelow(
+      std::max(topic->log->FirstOffset(), topic->log->OffsetForTime(now - options_.dedupe_window)));
+}
+
+absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic,
+                                                                    std::vector<Event>& events) {
+  // Check first, so that a refused batch changes nothing.
+  for (Event& event : events) {
+    event.clear_topic();
+    if (event.ByteSizeLong() > kMaxRecordPayloadBytes - kBrokerFieldsBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("event ", event.id(), " is larger than ",
+                                                     kMaxRecordPayloadBytes - kBrokerFieldsBytes,
+                                                     " bytes"));
+    }
+  }
+  std::vector<AppendResult> results(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    Event& event = events[i];
+    // The index also holds the ids of this commit, so a repeat within a
+    // batch or a commit finds the first copy.
+    std::optional<uint64_t> original;
+    if (!event.id().empty()) original = topic->dedupe.FindOrInsert(event.id(), topic->next_offset);
+    if (original.has_value()) {
+      results[i].offset = *original;
+      results[i].duplicate = true;
+      continue;
+    }
+    event.set_offset(topic->next_offset);
+    *event.mutable_publish_time() = topic->commit_time;
+    results[i].offset = topic->next_offset++;
+    topic->pending.push_back(&event);
+  }
+  return results;
+}
+
+void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
+  for (Batch& batch : *commit) {
+    if (!failed_.ok()) {
+      waiting_.push_back(
+          Ack{std::move(batch.done),
+              absl::UnavailableError(
+                  absl::StrCat("event log stopped after a storage failure: ", failed_.message()))});
+      continue;
+    }
+    absl::StatusOr<Topic*> topic = GetOrCreateTopic(batch.topic);
+    if (!topic.ok()) {
+      waiting_.push_back(Ack{std::move(batch.done), topic.status()});
+      continue;
+    }
+    if (!(*topic)->in_commit) StartTopicCommit(*topic);
+    waiting_.push_back(Ack{std::move(batch.done), AssignBatch(*topic, batch.events)});
+  }
+  // One write per topic (per segment, when one rolls) for the whole commit.
+  for (Topic* topic : touched_) {
+    topic->in_commit = false;
+    if (!topic->pending.empty() && failed_.ok()) {
+      absl::Status status = topic->log->Append(topic->pending);
+      if (!status.ok()) {
+        Fail(absl::Status(status.code(),
+                          absl::StrCat("write to topic ", topic->name, ": ", status.message())));
+      } else if (!topic->unsynced) {
+        topic->unsynced = true;
+        unsynced_.push_back(topic);
+      }
+    }
+    topic->pending.clear();
+  }
+  touched_.clear();
+}
+
+void FileEventLog::MakeDurable(bool sync) {
+  std::vector<Topic*> advanced;
+  if (failed_.ok()) {
+    for (Topic* topic : unsynced_) {
+      if (sync) {
+        absl::Status status = topic->log->Sync();
+        if (!status.ok()) {
+          Fail(absl::Status(status.code(),
+                            absl::StrCat("fsync of topic ", topic->name, ": ", status.message())));
+          break;
+        }
+      } else {
+        topic->log->MarkDurable();
+      }
+      if (topic->log->DurableEnd() > topic->notified_end) advanced.push_back(topic);
+    }
+    if (sync && failed_.ok()) {
+      for (Topic* topic : unsynced_) topic->unsynced = false;
+      unsynced_.clear();
+      last_sync_ = absl::Now();
+    }
+  }
+  if (!failed_.ok()) advanced.clear();  // nothing is acknowledged after a failure
+
+  for (Ack& ack : waiting_) ack.done(std::move(ack.result));
+  waiting_.clear();
+
+  std::shared_ptr<const DurabilityListener> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    listener = listener_;
+  }
+  for (Topic* topic : advanced) {
+    topic->notified_end = topic->log->DurableEnd();
+    if (listener != nullptr && *listener) (*listener)(topic->name, topic->notified_end);
+  }
+}
+
+void FileEventLog::Fail(const absl::Status& cause) {
+  if (failed_.ok()) {
+    failed_ = absl::InternalError(absl::StrCat(
+        "storage failure, unacknowledged events may or may not be stored: ", cause.ToString()));
+    StorageLog("ERROR", absl::StrCat(failed_.message(), "; the event log accepts no more appends"));
+  }
+  for (Ack& ack : waiting_) {
+    if (ack.result.ok()) ack.result = failed_;
+  }
+}
+
+// ---- Retention.
+
+void FileEventLog::RetentionLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&closing_), options_.retention_check_interval)) {
+        return;
+      }
+    }
+    absl::Status status = RunRetentionOnce();
+    if (!status.ok()) StorageLog("ERROR", absl::StrCat("retention: ", status.ToString()));
+  }
+}
+
+absl::Status FileEventLog::RunRetentionOnce() {
+  std::vector<Topic*> topics;
+  {
+    absl::ReaderMutexLock lock(&topics_mu_);
+    for (const auto& [name, topic] : topics_) topics.push_back(topic.get());
+  }
+  absl::Status first_error;
+  const absl::Time now = Now();
+  for (Topic* topic : topics) {
+    TopicLog::RetentionPolicy policy;
+    policy.now = now;
+    policy.max_age = options_.retention_age;
+    policy.max_bytes = options_.retention_bytes;
+    policy.hard_max_bytes = options_.hard_max_bytes;
+    {
+      absl::MutexLock lock(&floors_mu_);
+      auto it = floors_.find(topic->name);
+      if (it != floors_.end()) policy.floor = it->second;
+    }
+    absl::StatusOr<TopicLog::RetentionResult> result = topic->log->DeleteOldSegments(policy);
+    if (!result.ok()) {
+      if (first_error.ok()) first_error = result.status();
+      continue;
+    }
+    topic->forced_deleted_events.fetch_add(result->forced_deleted_events,
+                                           std::memory_order_relaxed);
+    if (result->deleted_segments > 0) {
+      StorageLog("INFO",
+                 absl::StrCat("topic ", topic->name, ": retention deleted ",
+                              result->deleted_segments, " segments (", result->deleted_events,
+                              " events); first offset now ", topic->log->FirstOffset()));
+    }
+  }
+  return first_error;
+}
+
+}  // namespace relay::broker

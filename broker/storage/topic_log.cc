@@ -1,0 +1,327 @@
+#include "broker/storage/topic_log.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "broker/storage/record.h"
+#include "broker/storage/storage_log.h"
+
+namespace relay::broker {
+
+namespace {
+constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(Options options,
+                                                         const Segment::RecordVisitor& visit) {
+  if (options.env == nullptr || options.dir.empty()) {
+    return absl::InvalidArgumentError("TopicLog needs an env and a directory");
+  }
+  if (options.segment_bytes == 0 || options.segment_bytes > kMaxSegmentBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment_bytes must be in [1, ", kMaxSegmentBytes, "]"));
+  }
+  std::unique_ptr<TopicLog> log(new TopicLog(std::move(options)));
+  absl::Status status = log->Recover(visit);
+  if (!status.ok()) return status;
+  return log;
+}
+
+TopicLog::TopicLog(Options options) : options_(std::move(options)) {}
+
+TopicLog::~TopicLog() = default;
+
+absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
+  Env* env = options_.env;
+  absl::Status status = env->CreateDir(options_.dir);
+  if (!status.ok()) return status;
+  absl::StatusOr<std::vector<std::string>> names = env->ListDir(options_.dir);
+  if (!names.ok()) return names.status();
+  std::vector<uint64_t> bases;
+  for (const std::string& name : *names) {
+    uint64_t base;
+    if (Segment::ParseFileName(name, &base)) bases.push_back(base);
+  }
+  std::sort(bases.begin(), bases.end());
+
+  std::vector<std::shared_ptr<Segment>> segments;
+  for (size_t i = 0; i < bases.size(); ++i) {
+    const bool last = i + 1 == bases.size();
+    Segment::Recovery found;
+    absl::StatusOr<std::unique_ptr<Segment>> segment = Segment::Recover(
+        env, options_.dir, bases[i], last ? UINT64_MAX : bases[i + 1], visit, &found);
+    if (!segment.ok()) return segment.status();
+    if (!found.problem.empty()) {
+      uint64_t bad = found.file_bytes - found.valid_bytes;
+      if (last) {
+        // A torn write at the tail (or garbage after it): only bytes that
+        // were never acknowledged can be there, so cut them off.
+        status = (*segment)->TruncateToIndexed(env);
+        if (!status.ok()) return status;
+        recovery_.truncated_bytes += bad;
+        StorageLog("WARN", absl::StrCat("topic ", options_.name, ": ", (*segment)->path(), ": ",
+                                        found.problem, "; cut ", bad, " bytes off the tail, kept ",
+                                        found.valid_bytes));
+      } else {
+        ++recovery_.damaged_segments;
+        recovery_.unreadable_bytes += bad;
+        StorageLog(
+            "ERROR",
+            absl::StrCat("topic ", options_.name, ": ", (*segment)->path(), ": ", found.problem,
+                         "; kept the valid prefix of ", found.valid_bytes, " bytes (offsets ",
+                         bases[i], "..", (*segment)->end_offset(), "), ", bad,
+                         " bytes unreadable; offsets up to ", bases[i + 1], " are lost"));
+      }
+    }
+    segments.push_back(*std::move(segment));
+  }
+
+  if (segments.empty()) {
+    absl::StatusOr<std::unique_ptr<Segment>> segment = Segment::Create(env, options_.dir, 0);
+    if (!segment.ok()) return segment.status();
+    segments.push_back(*std::move(segment));
+  } else {
+    status = segments.back()->OpenForAppend(env);
+    // What a crashed process left in the page cache is served as durable
+    // from now on: make sure it is.
+    if (status.ok()) status = segments.back()->writer()->Sync();
+    if (!status.ok()) return status;
+  }
+
+  active_ = segments.back();
+  written_end_ = active_->end_offset();
+  for (const auto& segment : segments) {
+    if (segment->records() > 0) last_publish_time_ = segment->last_time();
+  }
+  absl::MutexLock lock(&mu_);
+  segments_ = std::move(segments);
+  indexed_end_ = durable_end_ = written_end_;
+  total_bytes_ = 0;
+  for (const auto& segment : segments_) total_bytes_ += segment->bytes();
+  return absl::OkStatus();
+}
+
+absl::Status TopicLog::Append(absl::Span<const Event* const> events) {
+  if (active_->writer() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("topic ", options_.name, " is broken"));
+  }
+  buffer_.clear();
+  written_.clear();
+  uint64_t segment_size = active_->bytes();
+  size_t first = 0;  // first entry of written_ in the active segment
+  for (const Event* event : events) {
+    size_t before = buffer_.size();
+    absl::Status status = AppendEventRecord(*event, &buffer_);
+    if (!status.ok()) return status;
+    size_t record_bytes = buffer_.size() - before;
+    if (segment_size + buffer_.size() > options_.segment_bytes && segment_size + before > 0) {
+      // This record does not fit: what precedes it ends the active segment.
+      if (before > 0) {
+        status = WriteBuffered(before, first, written_.size());
+        if (!status.ok()) return status;
+        buffer_.erase(0, before);
+      }
+      status = Roll(event->offset());
+      if (!status.ok()) return status;
+      segment_size = 0;
+      first = written_.size();
+    }
+    written_.push_back(
+        Segment::Written{segment_size + buffer_.size() - record_bytes, PublishTime(*event)});
+  }
+  if (buffer_.empty()) return absl::OkStatus();
+  return WriteBuffered(buffer_.size(), first, written_.size());
+}
+
+absl::Status TopicLog::WriteBuffered(size_t n, size_t first, size_t last) {
+  absl::Status status = active_->writer()->Append(absl::string_view(buffer_.data(), n));
+  if (!status.ok()) return status;
+  uint64_t new_bytes = active_->writer()->Size();
+  absl::MutexLock lock(&mu_);
+  active_->AddRecords(written_, first, last, new_bytes);
+  indexed_end_ += last - first;
+  total_bytes_ += n;
+  written_end_ = indexed_end_;
+  if (last > first) last_publish_time_ = written_[last - 1].publish_time;
+  return absl::OkStatus();
+}
+
+absl::Status TopicLog::Roll(uint64_t base_offset) {
+  // Sealing syncs the full segment, so that only the active segment ever
+  // holds unsynced records and a power cut can only tear the last one.
+  absl::Status status = active_->Seal();
+  if (!status.ok()) return status;
+  absl::StatusOr<std::unique_ptr<Segment>> segment =
+      Segment::Create(options_.env, options_.dir, base_offset);
+  if (!segment.ok()) return segment.status();
+  active_ = *std::move(segment);
+  absl::MutexLock lock(&mu_);
+  segments_.push_back(active_);
+  return absl::OkStatus();
+}
+
+absl::Status TopicLog::Sync() {
+  if (active_->writer() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("topic ", options_.name, " is broken"));
+  }
+  absl::Status status = active_->writer()->Sync();
+  if (!status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  durable_end_ = written_end_;
+  return absl::OkStatus();
+}
+
+void TopicLog::MarkDurable() {
+  absl::MutexLock lock(&mu_);
+  durable_end_ = indexed_end_;
+}
+
+uint64_t TopicLog::DurableEnd() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return durable_end_;
+}
+
+uint64_t TopicLog::FirstOffset() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return segments_.front()->base_offset();
+}
+
+size_t TopicLog::FindSegment(uint64_t offset) const {
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), offset,
+                             [](uint64_t o, const std::shared_ptr<Segment>& segment) {
+                               return o < segment->base_offset();
+                             });
+  if (it == segments_.begin()) return 0;
+  size_t i = static_cast<size_t>(it - segments_.begin()) - 1;
+  // In a hole after a damaged segment: go to the next one.
+  if (offset >= segments_[i]->end_offset() && i + 1 < segments_.size()) ++i;
+  return i;
+}
+
+absl::StatusOr<std::vector<Event>> TopicLog::Read(uint64_t from, size_t max_events,
+                                                  size_t max_bytes) const {
+  std::vector<Event> events;
+  uint64_t next = from;
+  size_t bytes = 0;
+  while (events.size() < max_events) {
+    std::shared_ptr<Segment> segment;
+    uint64_t first;
+    size_t count = 0;
+    uint64_t start;
+    uint64_t end;
+    bool bytes_full = false;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      size_t i = FindSegment(next);
+      segment = segments_[i];
+      first = std::max(next, segment->base_offset());
+      uint64_t limit = std::min(segment->end_offset(), durable_end_);
+      if (first >= limit) {
+        if (i + 1 < segments_.size() && segments_[i + 1]->base_offset() < durable_end_) {
+          next = segments_[i + 1]->base_offset();
+          continue;
+        }
+        break;
+      }
+      start = segment->RecordStart(first);
+      end = start;
+      while (first + count < limit && events.size() + count < max_events) {
+        uint64_t record_end = segment->RecordEnd(first + count);
+        if (bytes + (record_end - start) > max_bytes && (bytes > 0 || count > 0)) {
+          bytes_full = true;
+          break;
+        }
+        end = record_end;
+        ++count;
+      }
+    }
+    if (count > 0) {
+      // The records below the durable end never change: read them unlocked.
+      absl::Status status = segment->ReadEvents(first, count, start, end, options_.name, &events);
+      if (!status.ok()) return status;
+      bytes += end - start;
+      next = first + count;
+    }
+    if (bytes_full) break;
+  }
+  return events;
+}
+
+uint64_t TopicLog::OffsetForTime(absl::Time t) const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& segment : segments_) {
+    if (segment->records() > 0 && segment->last_time() >= t) {
+      return std::min(segment->OffsetForTime(t), durable_end_);
+    }
+  }
+  return durable_end_;
+}
+
+TopicStats TopicLog::Stats() const {
+  TopicStats stats;
+  stats.name = options_.name;
+  absl::ReaderMutexLock lock(&mu_);
+  stats.segments = static_cast<uint32_t>(segments_.size());
+  stats.bytes = total_bytes_;
+  stats.first_offset = segments_.front()->base_offset();
+  stats.end_offset = durable_end_;
+  for (const auto& segment : segments_) {
+    uint64_t end = std::min(segment->end_offset(), durable_end_);
+    if (end <= segment->base_offset()) continue;
+    stats.events += end - segment->base_offset();
+    if (stats.first_time == absl::InfinitePast()) stats.first_time = segment->first_time();
+    stats.last_time = segment->TimeOf(end - 1);
+  }
+  return stats;
+}
+
+absl::StatusOr<TopicLog::RetentionResult> TopicLog::DeleteOldSegments(
+    const RetentionPolicy& policy) {
+  RetentionResult result;
+  while (true) {
+    std::shared_ptr<Segment> victim;
+    uint64_t forced_events = 0;
+    bool forced = false;
+    uint64_t total_after;
+    {
+      absl::MutexLock lock(&mu_);
+      if (segments_.size() <= 1) break;  // never the active segment
+      const Segment& oldest = *segments_.front();
+      if (oldest.end_offset() > durable_end_) break;
+      bool too_old = oldest.last_time() < policy.now - policy.max_age;
+      bool too_big = total_bytes_ > policy.max_bytes;
+      bool below_floor = !policy.floor.has_value() || oldest.end_offset() <= *policy.floor;
+      bool allowed = (too_old || too_big) && below_floor;
+      forced = !allowed && total_bytes_ > policy.hard_max_bytes;
+      if (!allowed && !forced) break;
+      if (forced) {
+        uint64_t protected_from = std::max(oldest.base_offset(), policy.floor.value_or(0));
+        forced_events =
+            oldest.end_offset() > protected_from ? oldest.end_offset() - protected_from : 0;
+      }
+      victim = segments_.front();
+      segments_.erase(segments_.begin());
+      total_bytes_ -= victim->bytes();
+      total_after = total_bytes_;
+    }
+    ++result.deleted_segments;
+    result.deleted_events += victim->records();
+    result.forced_deleted_events += forced_events;
+    if (forced) {
+      StorageLog("WARN",
+                 absl::StrCat("topic ", options_.name, ": above the hard cap of ",
+                              policy.hard_max_bytes, " bytes, deleted segment ", victim->path(),
+                              " (offsets ", victim->base_offset(), "..", victim->end_offset(),
+                              ") above the retention floor ", policy.floor.value_or(0), ": ",
+                              forced_events, " events no group has consumed are gone; ",
+                              total_after, " bytes left"));
+    }
+    // Readers still holding the segment keep their open file.
+    absl::Status status = options_.env->RemoveFile(victim->path());
+    if (!status.ok()) return status;
+  }
+  return result;
+}
+
+}  // namespace relay::broker

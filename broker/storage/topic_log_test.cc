@@ -1,0 +1,378 @@
+#include "broker/storage/topic_log.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "broker/storage/record.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace relay::broker {
+namespace {
+
+using ::relay::testing::IsOk;
+using ::relay::testing::IsOkAndHolds;
+using ::relay::testing::TempDir;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1800000000);
+
+class TopicLogTest : public ::testing::Test {
+ protected:
+  TopicLog::Options LogOptions(uint64_t segment_bytes = 1024) {
+    TopicLog::Options options;
+    options.dir = dir_.Join("orders");
+    options.name = "orders";
+    options.segment_bytes = segment_bytes;
+    return options;
+  }
+
+  std::unique_ptr<TopicLog> OpenLog(uint64_t segment_bytes = 1024,
+                                    const Segment::RecordVisitor& visit = {}) {
+    absl::StatusOr<std::unique_ptr<TopicLog>> log =
+        TopicLog::Open(LogOptions(segment_bytes), visit);
+    EXPECT_THAT(log, IsOk());
+    return log.ok() ? *std::move(log) : nullptr;
+  }
+
+  // Appends `n` events published at `t` and syncs them.
+  void AppendSynced(TopicLog* log, int n, absl::Time t = kT0) {
+    std::vector<Event> events(static_cast<size_t>(n));
+    std::vector<const Event*> pointers;
+    for (Event& event : events) {
+      uint64_t offset = log->written_end() + pointers.size();
+      event.set_id(absl::StrCat("id-", offset));
+      event.set_type("order.created");
+      event.set_key(absl::StrCat("order-", offset % 5));
+      event.set_data(std::string(60, static_cast<char>('a' + offset % 26)));
+      event.set_offset(offset);
+      ToTimestamp(t, event.mutable_publish_time());
+      pointers.push_back(&event);
+    }
+    ASSERT_THAT(log->Append(pointers), IsOk());
+    ASSERT_THAT(log->Sync(), IsOk());
+  }
+
+  std::vector<Event> ReadAll(const TopicLog& log, uint64_t from = 0) {
+    absl::StatusOr<std::vector<Event>> events = log.Read(from, 1 << 20, 1 << 30);
+    EXPECT_THAT(events, IsOk());
+    return events.ok() ? *std::move(events) : std::vector<Event>();
+  }
+
+  std::string SegmentPath(uint64_t base) {
+    return absl::StrCat(dir_.Join("orders"), "/", Segment::FileName(base));
+  }
+
+  TempDir dir_;
+};
+
+TEST(SegmentName, IsTheZeroPaddedBaseOffset) {
+  EXPECT_EQ(Segment::FileName(0), "00000000000000000000.log");
+  EXPECT_EQ(Segment::FileName(1234), "00000000000000001234.log");
+  uint64_t base = 0;
+  EXPECT_TRUE(Segment::ParseFileName("00000000000000001234.log", &base));
+  EXPECT_EQ(base, 1234u);
+  EXPECT_FALSE(Segment::ParseFileName("1234.log", &base));
+  EXPECT_FALSE(Segment::ParseFileName("0000000000000000123x.log", &base));
+  EXPECT_FALSE(Segment::ParseFileName("00000000000000001234.tmp", &base));
+  EXPECT_FALSE(Segment::ParseFileName("LOCK", &base));
+}
+
+TEST_F(TopicLogTest, NewLogIsEmpty) {
+  auto log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->DurableEnd(), 0u);
+  EXPECT_EQ(log->FirstOffset(), 0u);
+  EXPECT_THAT(ReadAll(*log), SizeIs(0));
+  EXPECT_EQ(log->OffsetForTime(kT0), 0u);
+  TopicStats stats = log->Stats();
+  EXPECT_EQ(stats.segments, 1u);
+  EXPECT_EQ(stats.events, 0u);
+}
+
+TEST_F(TopicLogTest, AppendsAndReadsAcrossSegmentRolls) {
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  ASSERT_NE(log, nullptr);
+  for (int i = 0; i < 10; ++i) AppendSynced(log.get(), 10);
+  EXPECT_EQ(log->DurableEnd(), 100u);
+  TopicStats stats = log->Stats();
+  EXPECT_GT(stats.segments, 5u);
+  EXPECT_EQ(stats.events, 100u);
+
+  std::vector<Event> events = ReadAll(*log);
+  ASSERT_THAT(events, SizeIs(100));
+  for (uint64_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].offset(), i);
+    EXPECT_EQ(events[i].id(), absl::StrCat("id-", i));
+    EXPECT_EQ(events[i].topic(), "orders");
+    EXPECT_EQ(PublishTime(events[i]), kT0);
+  }
+  // Every segment file is named by its first offset and stays under the roll size.
+  absl::StatusOr<std::vector<std::string>> names = Env::Default()->ListDir(dir_.Join("orders"));
+  ASSERT_THAT(names, IsOk());
+  ASSERT_THAT(*names, SizeIs(stats.segments));
+  for (const std::string& name : *names) {
+    uint64_t base;
+    ASSERT_TRUE(Segment::ParseFileName(name, &base)) << name;
+    EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(base)), IsOkAndHolds(::testing::Le(1024u)));
+    EXPECT_EQ(ReadAll(*log, base).at(0).offset(), base);
+  }
+}
+
+TEST_F(TopicLogTest, ReadHonoursMaxEventsAndMaxBytes) {
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  ASSERT_NE(log, nullptr);
+  AppendSynced(log.get(), 50);
+  EXPECT_THAT(log->Read(10, 7, 1 << 20), IsOkAndHolds(SizeIs(7)));
+  Event sample = ReadAll(*log, 10).at(0);
+  sample.clear_topic();
+  const size_t record_bytes = kRecordHeaderBytes + sample.ByteSizeLong();
+  absl::StatusOr<std::vector<Event>> some = log->Read(10, 100, 3 * record_bytes + 1);
+  ASSERT_THAT(some, IsOk());
+  EXPECT_EQ(some->size(), 3u);
+  some = log->Read(10, 100, 3 * record_bytes - 1);
+  ASSERT_THAT(some, IsOk());
+  EXPECT_EQ(some->size(), 2u);
+  // Always at least one event, however small max_bytes is.
+  absl::StatusOr<std::vector<Event>> one = log->Read(20, 100, 1);
+  ASSERT_THAT(one, IsOkAndHolds(SizeIs(1)));
+  EXPECT_EQ((*one)[0].offset(), 20u);
+  EXPECT_THAT(log->Read(50, 10, 1 << 20), IsOkAndHolds(SizeIs(0)));
+  EXPECT_THAT(log->Read(1000, 10, 1 << 20), IsOkAndHolds(SizeIs(0)));
+}
+
+TEST_F(TopicLogTest, WrittenEventsAreInvisibleUntilDurable) {
+  auto log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  Event event;
+  event.set_id("a");
+  event.set_offset(0);
+  const Event* pointer = &event;
+  ASSERT_THAT(log->Append({&pointer, 1}), IsOk());
+  EXPECT_EQ(log->written_end(), 1u);
+  EXPECT_EQ(log->DurableEnd(), 0u);
+  EXPECT_THAT(ReadAll(*log), SizeIs(0));
+  log->MarkDurable();
+  EXPECT_EQ(log->DurableEnd(), 1u);
+  EXPECT_THAT(ReadAll(*log), SizeIs(1));
+}
+
+TEST_F(TopicLogTest, ReopenRebuildsTheIndex) {
+  std::vector<Event> before;
+  {
+    auto log = OpenLog(/*segment_bytes=*/2048);
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < 7; ++i) AppendSynced(log.get(), 13, kT0 + absl::Seconds(i));
+    before = ReadAll(*log);
+  }
+  std::vector<RecordMeta> visited;
+  std::vector<std::string> ids;
+  auto log = OpenLog(/*segment_bytes=*/2048, [&](const RecordMeta& meta) {
+    visited.push_back(meta);
+    ids.emplace_back(meta.id);
+  });
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->recovery().truncated_bytes, 0u);
+  EXPECT_EQ(log->DurableEnd(), 91u);
+  EXPECT_EQ(log->written_end(), 91u);
+  EXPECT_EQ(log->last_publish_time(), kT0 + absl::Seconds(6));
+  std::vector<Event> after = ReadAll(*log);
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].SerializeAsString(), before[i].SerializeAsString());
+  }
+  ASSERT_THAT(visited, SizeIs(91));
+  for (uint64_t i = 0; i < visited.size(); ++i) {
+    EXPECT_EQ(visited[i].offset, i);
+    EXPECT_EQ(ids[i], absl::StrCat("id-", i));
+  }
+  // And it goes on from there.
+  AppendSynced(log.get(), 1);
+  EXPECT_EQ(log->DurableEnd(), 92u);
+  EXPECT_EQ(ReadAll(*log, 91).at(0).id(), "id-91");
+}
+
+TEST_F(TopicLogTest, OffsetForTimeFindsTheFirstEventAtOrAfter) {
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  ASSERT_NE(log, nullptr);
+  // Offsets 10k..10k+9 published at kT0 + k seconds.
+  for (int k = 0; k < 10; ++k) AppendSynced(log.get(), 10, kT0 + absl::Seconds(k));
+  EXPECT_EQ(log->OffsetForTime(absl::InfinitePast()), 0u);
+  EXPECT_EQ(log->OffsetForTime(kT0 - absl::Hours(1)), 0u);
+  EXPECT_EQ(log->OffsetForTime(kT0), 0u);
+  EXPECT_EQ(log->OffsetForTime(kT0 + absl::Milliseconds(1)), 10u);
+  EXPECT_EQ(log->OffsetForTime(kT0 + absl::Seconds(3)), 30u);
+  EXPECT_EQ(log->OffsetForTime(kT0 + absl::Seconds(9)), 90u);
+  EXPECT_EQ(log->OffsetForTime(kT0 + absl::Seconds(10)), 100u);  // DurableEnd
+  TopicStats stats = log->Stats();
+  EXPECT_EQ(stats.first_time, kT0);
+  EXPECT_EQ(stats.last_time, kT0 + absl::Seconds(9));
+}
+
+TEST_F(TopicLogTest, TornTailOfTheLastSegmentIsCutOnReopen) {
+  uint64_t good_size = 0;
+  {
+    auto log = OpenLog(/*segment_bytes=*/1 << 20);
+    ASSERT_NE(log, nullptr);
+    AppendSynced(log.get(), 5);
+    good_size = log->Stats().bytes;
+  }
+  // Half a record: a header that promises more than the file holds.
+  std::string torn;
+  AppendRecord(std::string(100, 'x'), &torn);
+  torn.resize(30);
+  {
+    auto file = Env::Default()->NewAppendableFile(SegmentPath(0));
+    ASSERT_THAT(file, IsOk());
+    ASSERT_THAT((*file)->Append(torn), IsOk());
+  }
+  ::testing::internal::CaptureStderr();
+  auto log = OpenLog(/*segment_bytes=*/1 << 20);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(err, HasSubstr("cut 30 bytes"));
+  EXPECT_THAT(err, HasSubstr("torn record payload"));
+  EXPECT_EQ(log->recovery().truncated_bytes, 30u);
+  EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(0)), IsOkAndHolds(good_size));
+  EXPECT_EQ(log->DurableEnd(), 5u);
+  AppendSynced(log.get(), 1);
+  EXPECT_THAT(ReadAll(*log), SizeIs(6));
+}
+
+TEST_F(TopicLogTest, CorruptionInsideAnOlderSegmentKeepsItsValidPrefix) {
+  {
+    auto log = OpenLog(/*segment_bytes=*/1024);
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < 5; ++i) AppendSynced(log.get(), 10);
+  }
+  // Flip a byte in the 4th record of the first segment.
+  std::string contents;
+  ASSERT_THAT(ReadFileToString(Env::Default(), SegmentPath(0), &contents), IsOk());
+  RecordReader reader(contents);
+  absl::string_view payload;
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(reader.Next(&payload));
+  size_t fourth = reader.record_start();
+  contents[fourth + 20] ^= 0x40;
+  ASSERT_THAT(Env::Default()->TruncateFile(SegmentPath(0), 0), IsOk());
+  {
+    auto file = Env::Default()->NewAppendableFile(SegmentPath(0));
+    ASSERT_THAT(file, IsOk());
+    ASSERT_THAT((*file)->Append(contents), IsOk());
+  }
+
+  ::testing::internal::CaptureStderr();
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(err, HasSubstr("kept the valid prefix"));
+  EXPECT_EQ(log->recovery().damaged_segments, 1u);
+  EXPECT_EQ(log->recovery().truncated_bytes, 0u);
+  // The damaged file is left as it was, for a human to look at.
+  EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(0)), IsOkAndHolds(contents.size()));
+  EXPECT_EQ(log->DurableEnd(), 50u);
+
+  std::vector<Event> events = ReadAll(*log);
+  ASSERT_GT(events.size(), 3u);
+  EXPECT_EQ(events[2].offset(), 2u);
+  EXPECT_GT(events[3].offset(), 3u);  // a hole, then the next segment
+  EXPECT_EQ(events.back().offset(), 49u);
+  // Reading from inside the hole starts at the next segment.
+  EXPECT_EQ(ReadAll(*log, 3).at(0).offset(), events[3].offset());
+  AppendSynced(log.get(), 1);
+  EXPECT_EQ(log->DurableEnd(), 51u);
+}
+
+TEST_F(TopicLogTest, GarbageOnlySegmentRecoversAsEmpty) {
+  ASSERT_THAT(Env::Default()->CreateDir(dir_.Join("orders")), IsOk());
+  {
+    auto file = Env::Default()->NewAppendableFile(SegmentPath(0));
+    ASSERT_THAT(file, IsOk());
+    ASSERT_THAT((*file)->Append(std::string(100, '\x7f')), IsOk());
+  }
+  ::testing::internal::CaptureStderr();
+  auto log = OpenLog();
+  ::testing::internal::GetCapturedStderr();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->recovery().truncated_bytes, 100u);
+  EXPECT_EQ(log->DurableEnd(), 0u);
+  AppendSynced(log.get(), 2);
+  EXPECT_THAT(ReadAll(*log), SizeIs(2));
+}
+
+TEST_F(TopicLogTest, RetentionDeletesOldSegmentsBelowTheFloor) {
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  ASSERT_NE(log, nullptr);
+  for (int k = 0; k < 10; ++k) AppendSynced(log.get(), 10, kT0 + absl::Hours(k));
+  const uint32_t segments = log->Stats().segments;
+  ASSERT_GT(segments, 5u);
+
+  TopicLog::RetentionPolicy policy;
+  policy.now = kT0 + absl::Hours(10);
+  policy.max_age = absl::Hours(100);  // nothing is old enough
+  EXPECT_THAT(log->DeleteOldSegments(policy), IsOk());
+  EXPECT_EQ(log->Stats().segments, segments);
+
+  policy.max_age = absl::Hours(5);  // offsets published before kT0+5h may go...
+  policy.floor = 20;                // ...but only segments ending at or below 20
+  absl::StatusOr<TopicLog::RetentionResult> result = log->DeleteOldSegments(policy);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_GT(result->deleted_segments, 0u);
+  EXPECT_EQ(result->forced_deleted_events, 0u);
+  EXPECT_LE(log->FirstOffset(), 20u);
+  EXPECT_GT(log->FirstOffset(), 0u);
+  EXPECT_FALSE(Env::Default()->GetFileSize(SegmentPath(0)).ok());
+
+  policy.floor.reset();  // no floor: the age rule alone
+  ASSERT_THAT(log->DeleteOldSegments(policy), IsOk());
+  const uint64_t first = log->FirstOffset();
+  EXPECT_GT(first, 20u);
+  EXPECT_LE(first, 50u);
+  // The first retained segment holds events of kT0+4h or later.
+  EXPECT_GE(PublishTime(ReadAll(*log).back()), kT0 + absl::Hours(9));
+  EXPECT_EQ(ReadAll(*log).front().offset(), first);
+  EXPECT_EQ(log->Read(0, 1, 1 << 20)->at(0).offset(), first);
+}
+
+TEST_F(TopicLogTest, RetentionNeverDeletesTheActiveSegment) {
+  auto log = OpenLog(/*segment_bytes=*/1 << 20);
+  ASSERT_NE(log, nullptr);
+  AppendSynced(log.get(), 10, kT0);
+  TopicLog::RetentionPolicy policy;
+  policy.now = kT0 + absl::Hours(1000);
+  policy.max_age = absl::Seconds(1);
+  policy.max_bytes = 0;
+  policy.hard_max_bytes = 0;
+  EXPECT_THAT(log->DeleteOldSegments(policy), IsOk());
+  EXPECT_EQ(log->Stats().events, 10u);
+}
+
+TEST_F(TopicLogTest, HardCapDeletesAboveTheFloorAndCountsIt) {
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  ASSERT_NE(log, nullptr);
+  for (int k = 0; k < 10; ++k) AppendSynced(log.get(), 10, kT0);
+  const uint64_t bytes = log->Stats().bytes;
+  TopicLog::RetentionPolicy policy;
+  policy.now = kT0;
+  policy.max_bytes = 0;  // wants everything gone...
+  policy.floor = 0;      // ...but no group has consumed anything
+  EXPECT_THAT(log->DeleteOldSegments(policy),
+              IsOkAndHolds(::testing::Field(&TopicLog::RetentionResult::deleted_segments, 0u)));
+  policy.hard_max_bytes = bytes / 2;
+  ::testing::internal::CaptureStderr();
+  absl::StatusOr<TopicLog::RetentionResult> result = log->DeleteOldSegments(policy);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_THAT(result, IsOk());
+  EXPECT_GT(result->deleted_segments, 0u);
+  EXPECT_EQ(result->forced_deleted_events, log->FirstOffset());
+  EXPECT_EQ(result->deleted_events, log->FirstOffset());
+  EXPECT_LE(log->Stats().bytes, bytes / 2);
+  EXPECT_THAT(err, HasSubstr("hard cap"));
+}
+
+}  // namespace
+}  // namespace relay::broker
