@@ -1,0 +1,344 @@
+#include "common/store/sqlite.h"
+
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace relay::store {
+namespace {
+
+using ::relay::testing::IsOk;
+using ::relay::testing::IsOkAndHolds;
+using ::relay::testing::StatusIs;
+using ::relay::testing::TempDir;
+using ::testing::AnyOf;
+using ::testing::HasSubstr;
+
+std::unique_ptr<Database> OpenOrDie(const std::string& path, Database::Options options = {}) {
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, options);
+  EXPECT_THAT(db, IsOk());
+  return db.ok() ? std::move(*db) : nullptr;
+}
+
+// The single integer a query returns.
+absl::StatusOr<int64_t> QueryInt(Database& db, const std::string& sql) {
+  int64_t value = -1;
+  absl::Status s = db.Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> q = tx.Prepare(sql);
+    if (!q.ok()) return q.status();
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::NotFoundError("no row");
+    value = q->ColumnInt64(0);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return value;
+}
+
+std::string QueryText(Database& db, const std::string& sql) {
+  std::string value;
+  EXPECT_THAT(db.Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> q = tx.Prepare(sql);
+    if (!q.ok()) return q.status();
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) return row.status();
+    if (*row) value = q->ColumnText(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  return value;
+}
+
+absl::Status Insert(Tx& tx, int64_t id, const std::string& name) {
+  absl::StatusOr<Statement> insert = tx.Prepare("INSERT INTO t (id, name) VALUES (?, ?)");
+  if (!insert.ok()) return insert.status();
+  if (absl::Status s = insert->BindInt64(1, id); !s.ok()) return s;
+  if (absl::Status s = insert->BindText(2, name); !s.ok()) return s;
+  return insert->Run();
+}
+
+TEST(Database, OpensInWalModeWithForeignKeysAndFullSync) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(QueryText(*db, "PRAGMA journal_mode"), "wal");
+  EXPECT_THAT(QueryInt(*db, "PRAGMA foreign_keys"), IsOkAndHolds(1));
+  EXPECT_THAT(QueryInt(*db, "PRAGMA synchronous"), IsOkAndHolds(2));  // FULL
+}
+
+TEST(Database, SynchronousNormalWhenAskedFor) {
+  TempDir dir;
+  Database::Options options;
+  options.synchronous = Database::Options::Sync::kNormal;
+  auto db = OpenOrDie(dir.Join("a.db"), options);
+  ASSERT_NE(db, nullptr);
+  EXPECT_THAT(QueryInt(*db, "PRAGMA synchronous"), IsOkAndHolds(1));
+}
+
+TEST(Database, TransactionCommitsWhatTheCallbackDid) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  ASSERT_THAT(db->Transaction([](Tx& tx) { return Insert(tx, 1, "one"); }), IsOk());
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(1));
+}
+
+TEST(Database, TransactionRollsBackWhenTheCallbackFails) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  absl::Status s = db->Transaction([](Tx& tx) -> absl::Status {
+    if (absl::Status s = Insert(tx, 1, "one"); !s.ok()) return s;
+    return absl::FailedPreconditionError("changed my mind");
+  });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("changed my mind")));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(0));
+  // The connection is usable afterwards (no transaction left open).
+  EXPECT_THAT(db->Transaction([](Tx& tx) { return Insert(tx, 2, "two"); }), IsOk());
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(1));
+}
+
+TEST(Database, SqlErrorsCarrySqlitesMessage) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  EXPECT_THAT(db->Exec("INSERT INTO missing VALUES (1)"),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("no such table: missing")));
+  absl::Status s = db->Transaction([](Tx& tx) { return tx.Prepare("SELEKT 1").status(); });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInternal, HasSubstr("syntax error")));
+}
+
+TEST(Database, UniqueViolationIsAlreadyExistsAndRollsBack) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  absl::Status s = db->Transaction([](Tx& tx) -> absl::Status {
+    if (absl::Status s = Insert(tx, 1, "one"); !s.ok()) return s;
+    return Insert(tx, 1, "again");
+  });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("UNIQUE constraint")));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(0));
+}
+
+TEST(Database, ForeignKeysAreEnforced) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE p (id INTEGER PRIMARY KEY);"
+                       "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id))"),
+              IsOk());
+  EXPECT_THAT(db->Exec("INSERT INTO c VALUES (1, 42)"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("FOREIGN KEY")));
+}
+
+TEST(Database, SavepointRollsBackOnlyItself) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  absl::Status inner;
+  ASSERT_THAT(db->Transaction([&](Tx& tx) -> absl::Status {
+    if (absl::Status s = Insert(tx, 1, "kept"); !s.ok()) return s;
+    inner = tx.Savepoint([](Tx& sp) -> absl::Status {
+      if (absl::Status s = Insert(sp, 2, "undone"); !s.ok()) return s;
+      return absl::AbortedError("inner failure");
+    });
+    return tx.Savepoint([](Tx& sp) { return Insert(sp, 3, "kept too"); });
+  }),
+              IsOk());
+  EXPECT_THAT(inner, StatusIs(absl::StatusCode::kAborted, HasSubstr("inner failure")));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(2));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t WHERE id = 2"), IsOkAndHolds(0));
+}
+
+TEST(Database, StatementBindsAndReadsEveryType) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE v (i INTEGER, d REAL, t TEXT, b BLOB, n TEXT, e TEXT)"),
+              IsOk());
+  const std::string blob("a\0b\xff", 4);
+  ASSERT_THAT(db->Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> insert = tx.Prepare("INSERT INTO v VALUES (?, ?, ?, ?, ?, ?)");
+    if (!insert.ok()) return insert.status();
+    EXPECT_THAT(insert->BindInt64(1, int64_t{1} << 40), IsOk());
+    EXPECT_THAT(insert->BindDouble(2, 2.5), IsOk());
+    EXPECT_THAT(insert->BindText(3, "héllo"), IsOk());
+    EXPECT_THAT(insert->BindBlob(4, blob), IsOk());
+    EXPECT_THAT(insert->BindNull(5), IsOk());
+    EXPECT_THAT(insert->BindText(6, absl::string_view()), IsOk());
+    EXPECT_THAT(insert->BindInt64(7, 0), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                  HasSubstr("parameter 7")));
+    return insert->Run();
+  }),
+              IsOk());
+  ASSERT_THAT(db->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> select = tx.Prepare("SELECT i, d, t, b, n, e FROM v");
+    if (!select.ok()) return select.status();
+    EXPECT_THAT(select->Step(), IsOkAndHolds(true));
+    EXPECT_EQ(select->column_count(), 6);
+    EXPECT_EQ(select->ColumnInt64(0), int64_t{1} << 40);
+    EXPECT_DOUBLE_EQ(select->ColumnDouble(1), 2.5);
+    EXPECT_EQ(select->ColumnText(2), "héllo");
+    EXPECT_EQ(select->ColumnBlob(3), blob);
+    EXPECT_TRUE(select->ColumnIsNull(4));
+    EXPECT_FALSE(select->ColumnIsNull(5));  // an empty string is not NULL
+    EXPECT_EQ(select->ColumnText(5), "");
+    EXPECT_THAT(select->Step(), IsOkAndHolds(false));
+    return absl::OkStatus();
+  }),
+              IsOk());
+}
+
+TEST(Database, PrepareRejectsMoreThanOneStatement) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  absl::Status s = db->Transaction([](Tx& tx) { return tx.Prepare("SELECT 1; SELECT 2").status(); });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than one")));
+}
+
+TEST(Database, CachedStatementsRunAgainFresh) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(db->Transaction([&](Tx& tx) { return Insert(tx, i, absl::StrCat("n", i)); }),
+                IsOk());
+  }
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(5));
+  EXPECT_EQ(QueryText(*db, "SELECT group_concat(name, ',') FROM t"), "n0,n1,n2,n3,n4");
+}
+
+TEST(Database, TransactionsFromManyThreadsRunOneAfterAnother) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE c (n INTEGER); INSERT INTO c VALUES (0)"), IsOk());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        EXPECT_THAT(db->Transaction([](Tx& tx) -> absl::Status {
+          absl::StatusOr<Statement> read = tx.Prepare("SELECT n FROM c");
+          if (!read.ok()) return read.status();
+          absl::StatusOr<bool> row = read->Step();
+          if (!row.ok()) return row.status();
+          int64_t n = read->ColumnInt64(0);
+          return tx.Exec(absl::StrCat("UPDATE c SET n = ", n + 1));
+        }),
+                    IsOk());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_THAT(QueryInt(*db, "SELECT n FROM c"), IsOkAndHolds(200));
+}
+
+const std::vector<std::string> kSteps = {
+    "CREATE TABLE a (id INTEGER PRIMARY KEY)",  // fails if run twice
+    "CREATE TABLE b (id INTEGER PRIMARY KEY); INSERT INTO b VALUES (1)",
+};
+
+TEST(Migrate, AppliesEachStepOnceAcrossReopen) {
+  TempDir dir;
+  {
+    auto db = OpenOrDie(dir.Join("m.db"));
+    ASSERT_THAT(db->Migrate(kSteps), IsOk());
+    EXPECT_THAT(db->UserVersion(), IsOkAndHolds(2));
+    ASSERT_THAT(db->Migrate(kSteps), IsOk());  // nothing pending
+  }
+  auto db = OpenOrDie(dir.Join("m.db"));
+  ASSERT_THAT(db->Migrate(kSteps), IsOk());
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM b"), IsOkAndHolds(1));
+
+  std::vector<std::string> more = kSteps;
+  more.push_back("INSERT INTO b VALUES (2)");
+  ASSERT_THAT(db->Migrate(more), IsOk());
+  ASSERT_THAT(db->Migrate(more), IsOk());
+  EXPECT_THAT(db->UserVersion(), IsOkAndHolds(3));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM b"), IsOkAndHolds(2));
+}
+
+TEST(Migrate, AFailingStepLeavesTheSchemaAsItWas) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("m.db"));
+  std::vector<std::string> steps = {"CREATE TABLE a (id INTEGER)", "CREATE TABLE oops ("};
+  EXPECT_THAT(db->Migrate(steps),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("migration step 1")));
+  EXPECT_THAT(db->UserVersion(), IsOkAndHolds(0));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM sqlite_schema WHERE name = 'a'"),
+              IsOkAndHolds(0));
+}
+
+TEST(Migrate, ANewerDatabaseIsRefused) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("m.db"));
+  ASSERT_THAT(db->Migrate(kSteps), IsOk());
+  EXPECT_THAT(db->Migrate({kSteps[0]}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("newer")));
+}
+
+TEST(Open, GarbageFileIsAnErrorNamingThePathNotACrash) {
+  TempDir dir;
+  const std::string path = dir.Join("garbage.db");
+  {
+    std::ofstream out(path, std::ios::binary);
+    absl::BitGen gen;
+    for (int i = 0; i < 8192; ++i) out.put(static_cast<char>(absl::Uniform<uint8_t>(gen)));
+  }
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, {});
+  EXPECT_THAT(db, StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path)));
+}
+
+TEST(Open, DamagedPagesGiveDataLossNotACrash) {
+  TempDir dir;
+  const std::string path = dir.Join("damaged.db");
+  {
+    auto db = OpenOrDie(path);
+    ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+    ASSERT_THAT(db->Transaction([](Tx& tx) -> absl::Status {
+      for (int i = 0; i < 2000; ++i) {
+        if (absl::Status s = Insert(tx, i, std::string(100, 'x')); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    }),
+                IsOk());
+    ASSERT_THAT(db->Exec("PRAGMA wal_checkpoint(TRUNCATE)"), IsOk());
+  }
+  {
+    // Scribble over pages 2.. (page 1, the header and schema, stays intact).
+    std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(4096);
+    for (int i = 0; i < 4096 * 8; ++i) f.put(static_cast<char>(0xa5));
+  }
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, {});
+  if (!db.ok()) {
+    EXPECT_THAT(db, StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path)));
+    return;
+  }
+  absl::StatusOr<int64_t> count = QueryInt(**db, "SELECT count(*) FROM t");
+  EXPECT_THAT(count, StatusIs(absl::StatusCode::kDataLoss,
+                              AnyOf(HasSubstr("malformed"), HasSubstr("corrupt"))));
+  EXPECT_THAT(count, StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path)));
+}
+
+TEST(Open, MissingDirectoryIsAnErrorNamingThePath) {
+  TempDir dir;
+  const std::string path = dir.Join("no/such/dir/x.db");
+  EXPECT_THAT(Database::Open(path, {}), StatusIs(absl::StatusCode::kNotFound, HasSubstr(path)));
+}
+
+TEST(Open, MissingFileWithoutCreateIsNotFound) {
+  TempDir dir;
+  Database::Options options;
+  options.create_if_missing = false;
+  EXPECT_THAT(Database::Open(dir.Join("x.db"), options),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("x.db")));
+}
+
+}  // namespace
+}  // namespace relay::store
