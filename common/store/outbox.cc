@@ -1,0 +1,333 @@
+#include "common/store/outbox.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace relay::store {
+namespace {
+
+using relay::events::v1::Event;
+
+// How often a wait for the broker looks at the stop deadline.
+constexpr absl::Duration kStopCheck = absl::Milliseconds(50);
+
+// The broker's rule for topic names: [a-z0-9._-]{1,128}, not "." or "..".
+absl::Status ValidateTopic(absl::string_view topic) {
+  if (topic.empty() || topic.size() > 128 || topic == "." || topic == "..") {
+    return absl::InvalidArgumentError(absl::StrCat("outbox: invalid topic name '", topic, "'"));
+  }
+  for (char c : topic) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("outbox: topic '", topic, "' has a character outside [a-z0-9._-]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------- Outbox
+
+std::vector<std::string> Outbox::Migrations() {
+  return {
+      "CREATE TABLE IF NOT EXISTS outbox ("
+      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+      "  topic TEXT NOT NULL,"
+      "  event BLOB NOT NULL,"
+      "  created_us INTEGER NOT NULL)",
+  };
+}
+
+absl::StatusOr<std::string> Outbox::Add(Tx& tx, absl::string_view topic, Event event) {
+  if (absl::Status s = ValidateTopic(topic); !s.ok()) return s;
+  if (event.type().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("outbox: event for '", topic, "' has no type"));
+  }
+  if (!event.topic().empty() && event.topic() != topic) {
+    return absl::InvalidArgumentError(absl::StrCat("outbox: event names topic '", event.topic(),
+                                                   "' but is added for '", topic, "'"));
+  }
+  const absl::Time now = absl::Now();
+  if (event.id().empty()) event.set_id(NewEventId());
+  if (!event.has_time()) {
+    *event.mutable_time() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
+  }
+  std::string blob;
+  if (!event.SerializeToString(&blob)) {
+    return absl::InternalError(absl::StrCat("outbox: event ", event.id(), " does not serialize"));
+  }
+  if (blob.size() > kMaxEventBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("outbox: event ", event.id(), " of type ",
+                                                   event.type(), " is ", blob.size(),
+                                                   " bytes; the limit is ", kMaxEventBytes));
+  }
+  absl::StatusOr<Statement> insert =
+      tx.Prepare("INSERT INTO outbox (topic, event, created_us) VALUES (?, ?, ?)");
+  if (!insert.ok()) return insert.status();
+  if (absl::Status s = insert->BindText(1, topic); !s.ok()) return s;
+  if (absl::Status s = insert->BindBlob(2, blob); !s.ok()) return s;
+  if (absl::Status s = insert->BindInt64(3, absl::ToUnixMicros(now)); !s.ok()) return s;
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  return event.id();
+}
+
+absl::StatusOr<int64_t> Outbox::Count(Tx& tx) {
+  absl::StatusOr<Statement> count = tx.Prepare("SELECT count(*) FROM outbox");
+  if (!count.ok()) return count.status();
+  absl::StatusOr<bool> row = count->Step();
+  if (!row.ok()) return row.status();
+  return *row ? count->ColumnInt64(0) : 0;
+}
+
+// -------------------------------------------------------------- OutboxRelay
+
+OutboxRelay::OutboxRelay(Database* db, relay::events::Publisher* publisher, Options options)
+    : db_(db), publisher_(publisher), options_(options) {}
+
+OutboxRelay::~OutboxRelay() { Stop(); }
+
+void OutboxRelay::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    running_ = true;
+    wake_ = true;  // publish what an earlier run left behind
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+void OutboxRelay::Wake() {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+}
+
+absl::Status OutboxRelay::Flush(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!running_) return absl::FailedPreconditionError("outbox relay is not running");
+  const uint64_t mine = ++flush_seq_;
+  wake_ = true;
+  auto done = [this, mine] {
+    mu_.AssertHeld();
+    return drained_seq_ >= mine || !running_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  if (drained_seq_ >= mine) return absl::OkStatus();
+  return absl::DeadlineExceededError(absl::StrCat(
+      "outbox not empty after ", absl::FormatDuration(timeout),
+      stats_.last_error.empty() ? "" : absl::StrCat(" (last error: ", stats_.last_error, ")")));
+}
+
+void OutboxRelay::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      stop_deadline_ = absl::Now() + options_.stop_grace;
+    }
+    wake_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+OutboxRelay::Stats OutboxRelay::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::StatusOr<int64_t> OutboxRelay::Pending() {
+  int64_t count = 0;
+  absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<int64_t> n = Outbox::Count(tx);
+    if (!n.ok()) return n.status();
+    count = *n;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return count;
+}
+
+absl::Time OutboxRelay::Deadline(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  absl::Time deadline = absl::Now() + d;
+  return stopping_ ? std::min(deadline, stop_deadline_) : deadline;
+}
+
+bool OutboxRelay::StopDeadlinePassed() {
+  absl::MutexLock lock(&mu_);
+  return stopping_ && absl::Now() >= stop_deadline_;
+}
+
+void OutboxRelay::Run() {
+  absl::Duration backoff = options_.min_backoff;
+  absl::Duration wait = absl::ZeroDuration();
+  bool failing = false;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto woken = [this] {
+        mu_.AssertHeld();
+        return wake_;
+      };
+      absl::Duration w = wait;
+      if (stopping_) w = std::min(w, stop_deadline_ - absl::Now());
+      mu_.AwaitWithTimeout(absl::Condition(&woken), w);
+      wake_ = false;
+      if (stopping_ && absl::Now() >= stop_deadline_) break;
+    }
+    absl::Status s = Drain();
+    bool stopping;
+    {
+      absl::MutexLock lock(&mu_);
+      stopping = stopping_;
+      if (s.ok()) {
+        stats_.last_error.clear();
+      } else {
+        ++stats_.failures;
+        stats_.last_error = s.ToString();
+      }
+    }
+    if (s.ok()) {
+      if (failing) RELAY_LOG(Info, "outbox relay publishing again", {{"db", db_->path()}});
+      failing = false;
+      if (stopping) break;
+      backoff = options_.min_backoff;
+      wait = options_.poll_interval;
+      continue;
+    }
+    if (!failing) {
+      RELAY_LOG(Warn, "outbox relay cannot publish; rows stay in the outbox",
+                {{"db", db_->path()}, {"error", s.ToString()}});
+    }
+    failing = true;
+    if (s.code() == absl::StatusCode::kDeadlineExceeded) {
+      // The publisher still holds the batch and retries it: go on waiting.
+      wait = absl::ZeroDuration();
+    } else {
+      wait = backoff;
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  running_ = false;
+}
+
+absl::Status OutboxRelay::Drain() {
+  while (true) {
+    if (!sent_.empty()) {
+      if (absl::Status s = Settle(); !s.ok()) return s;
+    }
+    if (StopDeadlinePassed()) {
+      return absl::DeadlineExceededError("outbox relay stopping: grace period over");
+    }
+    uint64_t flush_seq;
+    {
+      absl::MutexLock lock(&mu_);
+      flush_seq = flush_seq_;
+    }
+    absl::StatusOr<std::vector<Row>> rows = ReadBatch();
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) {
+      absl::MutexLock lock(&mu_);
+      drained_seq_ = std::max(drained_seq_, flush_seq);
+      return absl::OkStatus();
+    }
+    std::vector<int64_t> unreadable;
+    for (Row& row : *rows) {
+      Event event;
+      if (!event.ParseFromString(row.event)) {
+        // Never written by Outbox::Add; no retry can publish it.
+        RELAY_LOG(Error, "dropping an outbox row that does not parse as an event",
+                  {{"db", db_->path()}, {"seq", absl::StrCat(row.seq)}, {"topic", row.topic}});
+        unreadable.push_back(row.seq);
+        continue;
+      }
+      sent_.push_back(Sent{row.seq, publisher_->Publish(row.topic, std::move(event))});
+    }
+    if (!unreadable.empty()) {
+      if (absl::Status s = Delete(unreadable); !s.ok()) return s;
+    }
+  }
+}
+
+absl::Status OutboxRelay::Settle() {
+  const absl::Time deadline = Deadline(options_.publish_timeout);
+  size_t resolved = 0;
+  for (Sent& sent : sent_) {
+    while (true) {
+      absl::Time slice = std::min(deadline, absl::Now() + kStopCheck);
+      if (sent.offset.wait_until(absl::ToChronoTime(slice)) == std::future_status::ready) break;
+      if (absl::Now() >= deadline || StopDeadlinePassed()) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "broker has not acknowledged ", sent_.size() - resolved, " of ", sent_.size(),
+            " published outbox events yet"));
+      }
+    }
+    ++resolved;
+  }
+  std::vector<int64_t> acked;
+  absl::Status error;
+  for (Sent& sent : sent_) {
+    absl::StatusOr<uint64_t> offset = sent.offset.get();
+    if (offset.ok()) {
+      acked.push_back(sent.seq);
+    } else if (error.ok()) {
+      error = absl::Status(offset.status().code(),
+                           absl::StrCat("publishing outbox row ", sent.seq, ": ",
+                                        offset.status().message()));
+    }
+  }
+  sent_.clear();
+  if (!acked.empty()) {
+    // A failure here leaves the rows to be published again: the broker
+    // drops the duplicates.
+    if (absl::Status s = Delete(acked); !s.ok()) return s;
+    absl::MutexLock lock(&mu_);
+    stats_.published += acked.size();
+  }
+  return error;
+}
+
+absl::StatusOr<std::vector<OutboxRelay::Row>> OutboxRelay::ReadBatch() {
+  std::vector<Row> rows;
+  absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> select =
+        tx.Prepare("SELECT seq, topic, event FROM outbox ORDER BY seq LIMIT ?");
+    if (!select.ok()) return select.status();
+    if (absl::Status s = select->BindInt64(1, static_cast<int64_t>(options_.batch_size));
+        !s.ok()) {
+      return s;
+    }
+    while (true) {
+      absl::StatusOr<bool> row = select->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return absl::OkStatus();
+      rows.push_back(Row{select->ColumnInt64(0), select->ColumnText(1), select->ColumnBlob(2)});
+    }
+  });
+  if (!s.ok()) return s;
+  return rows;
+}
+
+absl::Status OutboxRelay::Delete(const std::vector<int64_t>& seqs) {
+  return db_->Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> remove = tx.Prepare("DELETE FROM outbox WHERE seq = ?");
+    if (!remove.ok()) return remove.status();
+    for (int64_t seq : seqs) {
+      remove->Reset();
+      if (absl::Status s = remove->BindInt64(1, seq); !s.ok()) return s;
+      if (absl::Status s = remove->Run(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace relay::store

@@ -1,0 +1,182 @@
+#ifndef RELAY_COMMON_STORE_OUTBOX_H_
+#define RELAY_COMMON_STORE_OUTBOX_H_
+
+// The transactional outbox (DESIGN §4 steps 1-2): a service writes the events
+// it emits into its own database in the same transaction as the state change
+// they describe, so both commit or neither does; an OutboxRelay then
+// publishes the rows to the broker and deletes them once the broker holds
+// them durably.
+//
+//   std::vector<std::string> steps = Outbox::Migrations();
+//   steps.push_back("CREATE TABLE orders (...)");        // the service's own
+//   db->Migrate(steps);
+//   OutboxRelay relay(db.get(), &publisher, {});
+//   relay.Start();
+//   db->Transaction([&](Tx& tx) -> absl::Status {
+//     ... insert the order ...
+//     return Outbox::Add(tx, "orders", created_event).status();
+//   });
+//   relay.Wake();  // publish now rather than at the next poll
+
+#include <cstdint>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/events/publisher.h"
+#include "common/store/sqlite.h"
+#include "relay/events/v1/event.pb.h"
+
+namespace relay::store {
+
+// The outbox table: outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, topic,
+// event BLOB (a serialized relay.events.v1.Event), created_us).
+// Stateless; thread safety is the Database's.
+class Outbox {
+ public:
+  // The schema steps, for a service to put in its own Database::Migrate()
+  // list. Frozen: later changes will come as new steps appended here, so a
+  // service must list these before its own steps.
+  static std::vector<std::string> Migrations();
+
+  // Largest serialized event Add() accepts (the broker's default limit).
+  static constexpr size_t kMaxEventBytes = 1 << 20;
+
+  // Appends `event` for `topic` to the outbox inside the caller's
+  // transaction `tx` (it commits or rolls back with the caller's changes).
+  // Fills an empty `id` with NewEventId() and an unset `time` with now.
+  // Returns the event id, or INVALID_ARGUMENT for what the broker would
+  // reject (a topic outside [a-z0-9._-]{1,128}, no type, an event `topic`
+  // other than `topic`, more than kMaxEventBytes), or the SQL error.
+  static absl::StatusOr<std::string> Add(Tx& tx, absl::string_view topic,
+                                         relay::events::v1::Event event);
+
+  // Rows not yet published.
+  static absl::StatusOr<int64_t> Count(Tx& tx);
+};
+
+// Publishes the outbox of one Database: a thread reads the rows in seq order
+// in batches, publishes a batch with the Publisher, waits until the broker
+// acknowledged every event of it, then deletes those rows in one
+// transaction. So rows leave in the order they were added (the order of
+// each topic, and of each key's events, is kept) and a row is deleted only
+// once the broker has it. A crash between publish and delete publishes the
+// rows again: the broker drops them as duplicates by event id.
+//
+// While the broker is away the rows stay; the Publisher retries the batch
+// it holds (the relay goes on waiting for it, reporting a failure every
+// publish_timeout), and events the Publisher gives up on (closed, full, or
+// rejected by the broker) are read and published again with exponential
+// backoff. Those retried events may then land after later rows of the same
+// batch that did get through: order holds for everything published on the
+// first try. A batch the broker rejects as invalid blocks the outbox (retried
+// at max_backoff, reported in stats().last_error): Outbox::Add() refuses such
+// events up front. One batch is in flight at a time.
+//
+// Wake() after a commit publishes at once; a poll every poll_interval
+// catches rows added without a Wake().
+//
+// Thread-safe. REQUIRES: `db` and `publisher` outlive the relay; one relay per
+// outbox table.
+class OutboxRelay {
+ public:
+  struct Options {
+    // Rows read, published and deleted together.
+    size_t batch_size = 500;
+    // Fallback scan of the table when nobody calls Wake().
+    absl::Duration poll_interval = absl::Seconds(1);
+    // How long a batch may wait for the broker before the relay reports it
+    // unreachable (the publisher keeps trying; the relay keeps waiting).
+    absl::Duration publish_timeout = absl::Seconds(5);
+    // Pause after a failed pass, doubling up to max_backoff.
+    absl::Duration min_backoff = absl::Milliseconds(100);
+    absl::Duration max_backoff = absl::Seconds(5);
+    // How long Stop() goes on publishing what is left.
+    absl::Duration stop_grace = absl::Seconds(5);
+  };
+
+  struct Stats {
+    uint64_t published = 0;  // rows the broker acknowledged (and deleted)
+    uint64_t failures = 0;   // passes that ended in an error or a timeout
+    std::string last_error;  // empty once a pass succeeds again
+  };
+
+  OutboxRelay(Database* db, relay::events::Publisher* publisher, Options options);
+  ~OutboxRelay();  // Stop()
+
+  OutboxRelay(const OutboxRelay&) = delete;
+  OutboxRelay& operator=(const OutboxRelay&) = delete;
+
+  // Starts the relay thread; it first publishes what an earlier run left.
+  // REQUIRES: called once, before Stop().
+  void Start();
+
+  // Asks for a pass now (cheap; call after every commit that added rows).
+  void Wake();
+
+  // Waits until the relay has seen the outbox empty after this call began,
+  // i.e. everything committed before the call is published. Returns
+  // DEADLINE_EXCEEDED (with the last error) when not done within `timeout`,
+  // FAILED_PRECONDITION when the relay is not running.
+  absl::Status Flush(absl::Duration timeout);
+
+  // Publishes what it can within stop_grace, then ends the thread; what is
+  // left stays in the table for the next start. Idempotent.
+  void Stop();
+
+  Stats stats() const;
+
+  // Rows waiting in the table (a COUNT over the outbox).
+  absl::StatusOr<int64_t> Pending();
+
+ private:
+  struct Row {
+    int64_t seq;
+    std::string topic;
+    std::string event;  // serialized
+  };
+  struct Sent {
+    int64_t seq;
+    std::future<absl::StatusOr<uint64_t>> offset;
+  };
+
+  void Run();
+  // Publishes until the table is empty or something fails.
+  absl::Status Drain();
+  // Waits for the batch in `sent_`; deletes what the broker acknowledged.
+  absl::Status Settle();
+  absl::StatusOr<std::vector<Row>> ReadBatch();
+  absl::Status Delete(const std::vector<int64_t>& seqs);
+  // When waiting should end: now + `d`, earlier when stopping.
+  absl::Time Deadline(absl::Duration d);
+  bool StopDeadlinePassed();
+
+  Database* const db_;
+  relay::events::Publisher* const publisher_;
+  const Options options_;
+  std::thread thread_;
+  // Published, not yet settled. Only the relay thread touches it.
+  std::vector<Sent> sent_;
+
+  mutable absl::Mutex mu_;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  // Flush() bumps flush_seq_; the relay sets drained_seq_ to the flush_seq_
+  // it read before a scan that found the table empty.
+  uint64_t flush_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t drained_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace relay::store
+
+#endif  // RELAY_COMMON_STORE_OUTBOX_H_

@@ -1,0 +1,312 @@
+#include "common/store/outbox.h"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/events/publisher.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "relay/broker/v1/broker.grpc.pb.h"
+#include "tests/testing/broker_fixture.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+namespace relay::store {
+namespace {
+
+using ::relay::events::Publisher;
+using ::relay::events::v1::Event;
+using ::relay::testing::IsOk;
+using ::relay::testing::IsOkAndHolds;
+using ::relay::testing::StatusIs;
+using ::relay::testing::TempDir;
+using ::relay::testing::WaitFor;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+std::unique_ptr<Database> OpenOutboxDb(const std::string& path) {
+  auto db = Database::Open(path, {});
+  EXPECT_THAT(db, IsOk());
+  if (!db.ok()) return nullptr;
+  EXPECT_THAT((*db)->Migrate(Outbox::Migrations()), IsOk());
+  return std::move(*db);
+}
+
+Event MakeEvent(const std::string& type, const std::string& key, const std::string& data = "") {
+  Event e;
+  e.set_type(type);
+  e.set_key(key);
+  e.set_source("outbox-test");
+  e.set_data(data);
+  return e;
+}
+
+// Adds one event in its own transaction; returns its id.
+std::string AddOne(Database& db, const std::string& topic, const Event& e) {
+  std::string id;
+  EXPECT_THAT(db.Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<std::string> added = Outbox::Add(tx, topic, e);
+    if (!added.ok()) return added.status();
+    id = *added;
+    return absl::OkStatus();
+  }),
+              IsOk());
+  return id;
+}
+
+int64_t Pending(Database& db) {
+  int64_t n = -1;
+  EXPECT_THAT(db.Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<int64_t> count = Outbox::Count(tx);
+    if (!count.ok()) return count.status();
+    n = *count;
+    return absl::OkStatus();
+  }),
+              IsOk());
+  return n;
+}
+
+// Every event of `topic`, in offset order, through the broker's Read RPC.
+std::vector<Event> ReadTopic(const std::string& target, const std::string& topic) {
+  auto stub = broker::v1::Broker::NewStub(::relay::testing::Channel(target));
+  std::vector<Event> events;
+  uint64_t offset = 0;
+  while (true) {
+    broker::v1::ReadRequest request;
+    request.set_topic(topic);
+    request.set_offset(offset);
+    request.set_max_events(10000);
+    broker::v1::ReadResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Status s = stub->Read(&context, request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok()) return events;
+    for (const Event& e : response.events()) events.push_back(e);
+    if (response.events().empty() || response.next_offset() >= response.end_offset()) break;
+    offset = response.next_offset();
+  }
+  return events;
+}
+
+std::vector<std::string> Ids(const std::vector<Event>& events) {
+  std::vector<std::string> ids;
+  for (const Event& e : events) ids.push_back(e.id());
+  return ids;
+}
+
+// A channel that retries a down server quickly (the default reconnect
+// backoff grows to minutes).
+std::shared_ptr<grpc::Channel> EagerChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+TEST(Outbox, AddInsideARolledBackTransactionLeavesNothing) {
+  TempDir dir;
+  auto db = OpenOutboxDb(dir.Join("svc.db"));
+  absl::Status s = db->Transaction([&](Tx& tx) -> absl::Status {
+    EXPECT_THAT(Outbox::Add(tx, "orders", MakeEvent("order.created", "ord-1")), IsOk());
+    EXPECT_THAT(Outbox::Count(tx), IsOkAndHolds(1));
+    return absl::AbortedError("the state change failed");
+  });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kAborted, HasSubstr("state change failed")));
+  EXPECT_EQ(Pending(*db), 0);
+}
+
+TEST(Outbox, AddFillsIdAndTimeAndStoresTheEvent) {
+  TempDir dir;
+  auto db = OpenOutboxDb(dir.Join("svc.db"));
+  std::string id = AddOne(*db, "orders", MakeEvent("order.created", "ord-1", "payload"));
+  EXPECT_EQ(id.size(), 36u);
+  Event with_id = MakeEvent("order.created", "ord-2");
+  with_id.set_id("my-id");
+  EXPECT_EQ(AddOne(*db, "orders", with_id), "my-id");
+
+  ASSERT_THAT(db->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> select =
+        tx.Prepare("SELECT topic, event, created_us FROM outbox ORDER BY seq");
+    if (!select.ok()) return select.status();
+    EXPECT_THAT(select->Step(), IsOkAndHolds(true));
+    EXPECT_EQ(select->ColumnText(0), "orders");
+    Event stored;
+    EXPECT_TRUE(stored.ParseFromString(select->ColumnBlob(1)));
+    EXPECT_EQ(stored.id(), id);
+    EXPECT_EQ(stored.type(), "order.created");
+    EXPECT_EQ(stored.key(), "ord-1");
+    EXPECT_EQ(stored.data(), "payload");
+    EXPECT_TRUE(stored.has_time());
+    EXPECT_GT(select->ColumnInt64(2), 0);
+    EXPECT_THAT(select->Step(), IsOkAndHolds(true));
+    EXPECT_THAT(select->Step(), IsOkAndHolds(false));
+    return absl::OkStatus();
+  }),
+              IsOk());
+}
+
+TEST(Outbox, AddRefusesWhatTheBrokerWouldReject) {
+  TempDir dir;
+  auto db = OpenOutboxDb(dir.Join("svc.db"));
+  Event other_topic = MakeEvent("order.created", "k");
+  other_topic.set_topic("payments");
+  const struct {
+    std::string topic;
+    Event event;
+    std::string why;
+  } cases[] = {
+      {"", MakeEvent("order.created", "k"), "invalid topic"},
+      {"Orders", MakeEvent("order.created", "k"), "outside [a-z0-9._-]"},
+      {"orders", MakeEvent("", "k"), "no type"},
+      {"orders", other_topic, "names topic 'payments'"},
+      {"orders", MakeEvent("order.created", "k", std::string(Outbox::kMaxEventBytes, 'x')),
+       "the limit is"},
+  };
+  for (const auto& c : cases) {
+    absl::Status s = db->Transaction(
+        [&](Tx& tx) -> absl::Status { return Outbox::Add(tx, c.topic, c.event).status(); });
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.why)));
+  }
+  EXPECT_EQ(Pending(*db), 0);
+}
+
+class OutboxRelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = OpenOutboxDb(dir_.Join("svc.db"));
+    ASSERT_NE(db_, nullptr);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Database> db_;
+};
+
+TEST_F(OutboxRelayTest, PublishesInOrderAndEmptiesTheTable) {
+  TempDir broker_dir;
+  auto broker = ::relay::testing::StartBroker(broker_dir.path());
+  ASSERT_THAT(broker, IsOk());
+  // 1200 events over two topics and several keys, in transactions of 10:
+  // more than two relay batches.
+  std::map<std::string, std::vector<std::string>> expected;
+  for (int t = 0; t < 120; ++t) {
+    ASSERT_THAT(db_->Transaction([&](Tx& tx) -> absl::Status {
+      for (int i = 0; i < 10; ++i) {
+        int n = t * 10 + i;
+        std::string topic = n % 3 == 0 ? "payments" : "orders";
+        absl::StatusOr<std::string> id = Outbox::Add(
+            tx, topic, MakeEvent("thing.happened", absl::StrCat("k", n % 7), absl::StrCat(n)));
+        if (!id.ok()) return id.status();
+        expected[topic].push_back(*id);
+      }
+      return absl::OkStatus();
+    }),
+                IsOk());
+  }
+
+  Publisher publisher(::relay::testing::Channel((*broker)->target()), {});
+  OutboxRelay::Options options;
+  options.batch_size = 500;
+  OutboxRelay relay(db_.get(), &publisher, options);
+  relay.Start();
+  ASSERT_THAT(relay.Flush(absl::Seconds(30)), IsOk());
+
+  EXPECT_THAT(relay.Pending(), IsOkAndHolds(0));
+  EXPECT_EQ(relay.stats().published, 1200u);
+  EXPECT_THAT(relay.stats().last_error, IsEmpty());
+  for (const auto& [topic, ids] : expected) {
+    EXPECT_THAT(Ids(ReadTopic((*broker)->target(), topic)), ElementsAreArray(ids)) << topic;
+  }
+}
+
+TEST_F(OutboxRelayTest, WakePublishesWithoutWaitingForThePoll) {
+  TempDir broker_dir;
+  auto broker = ::relay::testing::StartBroker(broker_dir.path());
+  ASSERT_THAT(broker, IsOk());
+  Publisher publisher(::relay::testing::Channel((*broker)->target()), {});
+  OutboxRelay::Options options;
+  options.poll_interval = absl::Hours(1);  // only Wake() can make it publish
+  OutboxRelay relay(db_.get(), &publisher, options);
+  relay.Start();
+  ASSERT_THAT(relay.Flush(absl::Seconds(10)), IsOk());  // the relay is idle now
+
+  std::string id = AddOne(*db_, "orders", MakeEvent("order.created", "ord-1"));
+  relay.Wake();
+  EXPECT_TRUE(WaitFor([&] { return relay.stats().published == 1; }, absl::Seconds(10)));
+  EXPECT_THAT(Ids(ReadTopic((*broker)->target(), "orders")), ElementsAreArray({id}));
+  EXPECT_EQ(Pending(*db_), 0);
+}
+
+TEST_F(OutboxRelayTest, StopPublishesWhatIsLeft) {
+  TempDir broker_dir;
+  auto broker = ::relay::testing::StartBroker(broker_dir.path());
+  ASSERT_THAT(broker, IsOk());
+  Publisher publisher(::relay::testing::Channel((*broker)->target()), {});
+  OutboxRelay::Options options;
+  options.poll_interval = absl::Hours(1);
+  OutboxRelay relay(db_.get(), &publisher, options);
+  relay.Start();
+  ASSERT_THAT(relay.Flush(absl::Seconds(10)), IsOk());
+  for (int i = 0; i < 20; ++i) AddOne(*db_, "orders", MakeEvent("order.created", "ord-1"));
+  relay.Stop();  // no Wake(): Stop itself drains
+  EXPECT_EQ(Pending(*db_), 0);
+  EXPECT_EQ(ReadTopic((*broker)->target(), "orders").size(), 20u);
+  EXPECT_THAT(relay.Flush(absl::Seconds(1)), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                      HasSubstr("not running")));
+}
+
+TEST_F(OutboxRelayTest, KeepsRowsWhileTheBrokerIsDownAndPublishesThemOnceItIsBack) {
+  TempDir broker_dir;
+  // Find a free port, then leave it: the broker is down when the relay starts.
+  std::string address;
+  {
+    auto first = ::relay::testing::StartBroker(broker_dir.path());
+    ASSERT_THAT(first, IsOk());
+    address = (*first)->target();
+    (*first)->Shutdown(absl::ZeroDuration());
+  }
+  std::vector<std::string> expected;
+  for (int i = 0; i < 30; ++i) {
+    expected.push_back(
+        AddOne(*db_, "orders", MakeEvent("order.created", absl::StrCat("ord-", i % 4))));
+  }
+
+  Publisher publisher(EagerChannel(address), {});
+  OutboxRelay::Options options;
+  options.publish_timeout = absl::Milliseconds(200);
+  options.max_backoff = absl::Milliseconds(500);
+  OutboxRelay relay(db_.get(), &publisher, options);
+  relay.Start();
+  ASSERT_TRUE(WaitFor([&] { return relay.stats().failures >= 2; }, absl::Seconds(10)));
+  EXPECT_EQ(Pending(*db_), 30);
+  EXPECT_EQ(relay.stats().published, 0u);
+  EXPECT_THAT(relay.stats().last_error, HasSubstr("not acknowledged"));
+  EXPECT_THAT(relay.Flush(absl::Milliseconds(100)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("outbox not empty")));
+  // A commit while the broker is away is kept too.
+  expected.push_back(AddOne(*db_, "orders", MakeEvent("order.created", "ord-late")));
+  relay.Wake();
+
+  ::relay::testing::BrokerTestOptions broker_options;
+  broker_options.listen_address = address;
+  auto second = ::relay::testing::StartBroker(broker_dir.path(), broker_options);
+  ASSERT_THAT(second, IsOk());
+  ASSERT_THAT(relay.Flush(absl::Seconds(30)), IsOk());
+  EXPECT_EQ(Pending(*db_), 0);
+  EXPECT_EQ(relay.stats().published, 31u);
+  EXPECT_THAT(relay.stats().last_error, IsEmpty());
+  EXPECT_THAT(Ids(ReadTopic(address, "orders")), ElementsAreArray(expected));
+}
+
+}  // namespace
+}  // namespace relay::store
