@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace relay::bench {
@@ -18,6 +19,7 @@ BenchConsumer::BenchConsumer(std::shared_ptr<grpc::Channel> channel, Options opt
 BenchConsumer::~BenchConsumer() { Stop(); }
 
 absl::Status BenchConsumer::Start(absl::Time open_deadline) {
+  wall_minus_monotonic_ = absl::GetCurrentTimeNanos() - NowNanos();
   thread_ = std::thread([this] { Run(); });
   absl::MutexLock lock(&mu_);
   auto settled = [this] {
@@ -47,6 +49,11 @@ void BenchConsumer::Stop() {
 uint64_t BenchConsumer::received() const {
   absl::MutexLock lock(&mu_);
   return received_;
+}
+
+uint64_t BenchConsumer::messages() const {
+  absl::MutexLock lock(&mu_);
+  return messages_;
 }
 
 std::string BenchConsumer::error() const {
@@ -79,7 +86,14 @@ void BenchConsumer::Run() {
       bool completed = false;
       for (const auto& d : response.deliveries()) {
         const Event& e = d.event();
-        if (options_.record_latency) latencies_.push_back(now - ScheduledNanos(e));
+        if (options_.record_latency) {
+          const int64_t scheduled = ScheduledNanos(e);
+          const int64_t appended = e.publish_time().seconds() * 1'000'000'000 +
+                                   e.publish_time().nanos() - wall_minus_monotonic_;
+          latencies_.push_back(now - scheduled);
+          to_append_.push_back(appended - scheduled);
+          append_to_receive_.push_back(now - appended);
+        }
         completed |= tally_->Record(e);
         SubscribeRequest::Ack* ack = settle.add_acks();
         ack->set_offset(e.offset());
@@ -88,6 +102,7 @@ void BenchConsumer::Run() {
       {
         absl::MutexLock lock(&mu_);
         received_ += static_cast<uint64_t>(response.deliveries_size());
+        ++messages_;
       }
       if (!stream->Write(settle)) break;
       // The workload ends when the acks of the last new event are written.

@@ -46,7 +46,15 @@ class BenchConsumer {
 
   // Latencies in ns, in receive order. REQUIRES: Stop() returned.
   const std::vector<int64_t>& latencies() const { return latencies_; }
+  // The same split at the broker's publish_time (its commit time, before
+  // the write and fsync): scheduled send -> publish_time, and publish_time
+  // -> receive. Wall-clock publish_time is mapped to the monotonic clock
+  // once, at Start().
+  const std::vector<int64_t>& to_append() const { return to_append_; }
+  const std::vector<int64_t>& append_to_receive() const { return append_to_receive_; }
   uint64_t received() const;
+  // Delivery messages received (received() / messages() = events per message).
+  uint64_t messages() const;
   // Why the stream ended, when it did so on its own (empty otherwise).
   std::string error() const;
 
@@ -58,13 +66,18 @@ class BenchConsumer {
   Tally* const tally_;
   grpc::ClientContext context_;
   std::thread thread_;
-  std::vector<int64_t> latencies_;  // consumer thread only until joined
+  // Consumer thread only until joined.
+  std::vector<int64_t> latencies_;
+  std::vector<int64_t> to_append_;
+  std::vector<int64_t> append_to_receive_;
+  int64_t wall_minus_monotonic_ = 0;  // set before the thread starts
 
   mutable absl::Mutex mu_;
   bool opened_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t received_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t messages_ ABSL_GUARDED_BY(mu_) = 0;
   std::string error_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -101,10 +101,20 @@ std::string RunLine(const RunResult& r, int runs) {
     absl::StrAppend(&line, absl::StrFormat("  (publish acks %.0f/s)", r.publish_events_per_second));
   }
   if (r.has_latency) {
-    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  (send lag max %.3f ms)",
-                                           r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.max_send_lag_ms));
+    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  (sender: lag max %.3f ms, Send() max %.3f ms)",
+                                           r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.max_send_lag_ms,
+                                           r.max_send_call_ms));
+    absl::StrAppend(&line, absl::StrFormat("\n         split at broker publish_time: sched->append p50 %.3f p99 %.3f ms, append->recv p50 %.3f p99 %.3f ms",
+                                           r.to_append_p50_ms, r.to_append_p99_ms, r.append_to_receive_p50_ms,
+                                           r.append_to_receive_p99_ms));
   }
   absl::StrAppend(&line, absl::StrFormat("  missing %u  duplicates %u", r.missing, r.duplicates));
+  if (r.delivery_messages > 0) {
+    absl::StrAppend(&line, absl::StrFormat("  %.0f events/delivery msg",
+                                           static_cast<double>(r.deliveries) / r.delivery_messages));
+  }
+  absl::StrAppend(&line, absl::StrFormat("  cpu broker %.2f s, bench %.2f s", r.broker_cpu_seconds,
+                                         r.bench_cpu_seconds));
   if (r.publish_duplicates > 0) {
     absl::StrAppend(&line, absl::StrFormat("  publish-duplicates %u", r.publish_duplicates));
   }
@@ -149,8 +159,16 @@ std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
     if (r.has_latency) {
       absl::StrAppend(&j, ", \"p50_ms\": ", Num(r.p50_ms), ", \"p99_ms\": ", Num(r.p99_ms),
                       ", \"p999_ms\": ", Num(r.p999_ms), ", \"max_ms\": ", Num(r.max_ms),
-                      ", \"max_send_lag_ms\": ", Num(r.max_send_lag_ms));
+                      ", \"max_send_lag_ms\": ", Num(r.max_send_lag_ms),
+                      ", \"max_send_call_ms\": ", Num(r.max_send_call_ms),
+                      ", \"to_append_p50_ms\": ", Num(r.to_append_p50_ms),
+                      ", \"to_append_p99_ms\": ", Num(r.to_append_p99_ms),
+                      ", \"append_to_receive_p50_ms\": ", Num(r.append_to_receive_p50_ms),
+                      ", \"append_to_receive_p99_ms\": ", Num(r.append_to_receive_p99_ms));
     }
+    absl::StrAppend(&j, ", \"deliveries\": ", r.deliveries, ", \"delivery_messages\": ", r.delivery_messages);
+    absl::StrAppend(&j, ", \"broker_cpu_seconds\": ", Num(r.broker_cpu_seconds),
+                    ", \"bench_cpu_seconds\": ", Num(r.bench_cpu_seconds));
     absl::StrAppend(&j, ", \"error\": ", JsonString(r.error), "}");
     runs.push_back(j);
   }

@@ -22,7 +22,8 @@
 #define RELAY_BROKER_BINARY ""
 #endif
 
-ABSL_FLAG(std::string, workload, "all", "W1, W2 (= W2-1c and W2-2c), W2-1c, W2-2c, W3 or all");
+ABSL_FLAG(std::string, workload, "all",
+          "comma-separated: W1, W2 (= W2-1c and W2-2c), W2-1c, W2-2c, W3 or all");
 ABSL_FLAG(uint64_t, events, 200000, "events published in W1 and W2");
 ABSL_FLAG(double, rate, 5000, "W3: events per second, on an absolute schedule");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "W3: how long to publish");
@@ -81,8 +82,13 @@ int main(int argc, char** argv) {
   const int runs = absl::GetFlag(FLAGS_runs);
   const bool json = absl::GetFlag(FLAGS_json);
 
-  std::vector<std::string> workloads = relay::bench::ExpandWorkload(absl::GetFlag(FLAGS_workload));
-  if (workloads.empty()) return Usage("--workload must be W1, W2, W2-1c, W2-2c, W3 or all");
+  std::vector<std::string> workloads;
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_workload), ',', absl::SkipEmpty())) {
+    std::vector<std::string> expanded = relay::bench::ExpandWorkload(std::string(name));
+    if (expanded.empty()) return Usage("--workload must list W1, W2, W2-1c, W2-2c, W3 or all");
+    workloads.insert(workloads.end(), expanded.begin(), expanded.end());
+  }
+  if (workloads.empty()) return Usage("--workload is empty");
   if (runs < 1 || runs > 100) return Usage("--runs must be within 1..100");
   if (config.events < 1 || config.events > 100'000'000) return Usage("--events must be within 1..1e8");
   if (config.rate <= 0 || config.rate > 1e7) return Usage("--rate must be within (0, 1e7]");

@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 extern char** environ;
@@ -147,6 +148,22 @@ absl::Status BrokerProcess::Stop(absl::Duration timeout) {
                                             "; log:\n", LogTail()));
   }
   return absl::OkStatus();
+}
+
+double BrokerProcess::CpuSeconds() const {
+  if (pid_ <= 0 || exited_) return 0;
+  std::ifstream in(absl::StrCat("/proc/", pid_, "/stat"));
+  std::string text;
+  std::getline(in, text);
+  // Fields after the parenthesised command name: state is field 3, utime
+  // and stime are fields 14 and 15 (in clock ticks).
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> fields = absl::StrSplit(text.substr(close + 2), ' ');
+  if (fields.size() < 13) return 0;
+  uint64_t utime = 0, stime = 0;
+  if (!absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime)) return 0;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string BrokerProcess::LogTail() const {

@@ -49,6 +49,10 @@ class BrokerProcess {
   const std::string& dir() const { return dir_; }
   pid_t pid() const { return pid_; }
 
+  // CPU time (user + system, all threads) the broker has used so far, from
+  // /proc/<pid>/stat; 0 when it cannot be read.
+  double CpuSeconds() const;
+
   // Sends SIGTERM and waits up to `timeout` for the broker to exit; then
   // SIGKILLs it. Returns an error when it had to kill it or the exit status
   // was not 0. Idempotent.

@@ -1,5 +1,7 @@
 #include "bench/workloads.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -118,6 +120,10 @@ absl::Status FinishConsuming(Tally& tally, Consumers& consumers, absl::Time dead
     std::this_thread::sleep_for(absl::ToChronoNanoseconds(kLinger));
   }
   consumers.StopAll();
+  for (auto& m : consumers.members) {
+    r.deliveries += m->received();
+    r.delivery_messages += m->messages();
+  }
   r.received = tally.distinct();
   r.missing = tally.expected() - tally.distinct();
   r.duplicates = tally.duplicates();
@@ -127,13 +133,39 @@ absl::Status FinishConsuming(Tally& tally, Consumers& consumers, absl::Time dead
   return status;
 }
 
+// CPU seconds of the broker and of this process over a measured window.
+class CpuMeter {
+ public:
+  explicit CpuMeter(const BrokerProcess* broker) : broker_(broker) {}
+  void Start() {
+    broker0_ = broker_->CpuSeconds();
+    self0_ = SelfCpuSeconds();
+  }
+  void Stop(RunResult& r) const {
+    r.broker_cpu_seconds = broker_->CpuSeconds() - broker0_;
+    r.bench_cpu_seconds = SelfCpuSeconds() - self0_;
+  }
+
+ private:
+  static double SelfCpuSeconds() {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  }
+  const BrokerProcess* broker_;
+  double broker0_ = 0, self0_ = 0;
+};
+
 absl::Status RunW1(const std::string& address, const BenchConfig& config, const EventShape& shape,
-                   absl::Time deadline, RunResult& r) {
+                   absl::Time deadline, CpuMeter& cpu, RunResult& r) {
   auto batches = BuildBatches(shape, config.events, config.batch_events);
   auto publisher = NewPublisher(NewChannel(address), PublisherFor(config, deadline));
   if (!publisher.ok()) return publisher.status();
+  cpu.Start();
   const int64_t start = NowNanos();
   absl::Status s = PublishAll(**publisher, std::move(batches), deadline);
+  cpu.Stop(r);
   r.published = (*publisher)->acked();
   r.publish_duplicates = (*publisher)->duplicates();
   r.missing = config.events - std::min(config.events, r.published);
@@ -144,7 +176,7 @@ absl::Status RunW1(const std::string& address, const BenchConfig& config, const 
 }
 
 absl::Status RunW2(const std::string& address, int consumer_count, const BenchConfig& config,
-                   const EventShape& shape, absl::Time deadline, RunResult& r) {
+                   const EventShape& shape, absl::Time deadline, CpuMeter& cpu, RunResult& r) {
   Tally tally(shape.id_prefix, config.events);
   Consumers consumers;
   if (absl::Status s = StartConsumers(address, consumer_count, false, config, deadline, &tally,
@@ -156,6 +188,7 @@ absl::Status RunW2(const std::string& address, int consumer_count, const BenchCo
   auto batches = BuildBatches(shape, config.events, config.batch_events);
   auto publisher = NewPublisher(NewChannel(address), PublisherFor(config, deadline));
   if (!publisher.ok()) return publisher.status();
+  cpu.Start();
   const int64_t start = NowNanos();
   absl::Status published = PublishAll(**publisher, std::move(batches), deadline);
   r.published = (*publisher)->acked();
@@ -164,6 +197,7 @@ absl::Status RunW2(const std::string& address, int consumer_count, const BenchCo
       r.published / std::max(Seconds((*publisher)->last_ack_nanos() - start), 1e-9);
   absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
                                          : FinishConsuming(tally, consumers, absl::Now(), r);
+  cpu.Stop(r);
   if (tally.complete_nanos() > 0) {
     r.seconds = Seconds(tally.complete_nanos() - start);
     r.events_per_second = r.received / std::max(r.seconds, 1e-9);
@@ -172,7 +206,7 @@ absl::Status RunW2(const std::string& address, int consumer_count, const BenchCo
 }
 
 absl::Status RunW3(const std::string& address, const BenchConfig& config, const EventShape& shape,
-                   absl::Time deadline, RunResult& r) {
+                   absl::Time deadline, CpuMeter& cpu, RunResult& r) {
   const uint64_t total =
       static_cast<uint64_t>(std::llround(config.rate * absl::ToDoubleSeconds(config.duration)));
   r.events = total;
@@ -193,11 +227,13 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
   // Event i is due at start + i/rate (an absolute schedule: a late send
   // does not push the later ones back, it sends everything due at once).
   const int64_t start = NowNanos() + 20'000'000;
+  cpu.Start();
   auto due = [&](uint64_t i) {
     return start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / config.rate);
   };
   absl::Status sent;
   int64_t max_lag = 0;
+  int64_t max_send = 0;  // longest Send() call: the client's own blocking
   for (uint64_t i = 0; i < total && sent.ok();) {
     int64_t now = NowNanos();
     if (now < due(i)) {
@@ -210,19 +246,31 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
       batch.push_back(MakeEvent(shape, i, due(i)));
       ++i;
     }
+    const int64_t send_start = NowNanos();
     sent = (*publisher)->Send(std::move(batch));
+    max_send = std::max(max_send, NowNanos() - send_start);
     if (sent.ok() && absl::Now() > deadline) sent = absl::DeadlineExceededError("W3 ran out of time sending");
   }
   r.max_send_lag_ms = Millis(max_lag);
+  r.max_send_call_ms = Millis(max_send);
   absl::Status published = sent.ok() ? (*publisher)->Drain(deadline) : sent;
   r.published = (*publisher)->acked();
   r.publish_duplicates = (*publisher)->duplicates();
   absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
                                          : FinishConsuming(tally, consumers, absl::Now(), r);
+  cpu.Stop(r);
   if (tally.complete_nanos() > 0) {
     r.seconds = Seconds(tally.complete_nanos() - start);
     r.events_per_second = r.received / std::max(r.seconds, 1e-9);
   }
+  std::vector<int64_t> part = consumers.members[0]->to_append();
+  std::sort(part.begin(), part.end());
+  r.to_append_p50_ms = Millis(Percentile(part, 0.50));
+  r.to_append_p99_ms = Millis(Percentile(part, 0.99));
+  part = consumers.members[0]->append_to_receive();
+  std::sort(part.begin(), part.end());
+  r.append_to_receive_p50_ms = Millis(Percentile(part, 0.50));
+  r.append_to_receive_p99_ms = Millis(Percentile(part, 0.99));
   std::vector<int64_t> lat = consumers.members[0]->latencies();
   std::sort(lat.begin(), lat.end());
   r.has_latency = true;
@@ -270,12 +318,13 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
   }
   const std::string& address = (*broker)->address();
   absl::Status s;
+  CpuMeter cpu(broker->get());
   if (workload == "W1") {
-    s = RunW1(address, config, shape, deadline, r);
+    s = RunW1(address, config, shape, deadline, cpu, r);
   } else if (workload == "W2-1c" || workload == "W2-2c") {
-    s = RunW2(address, workload == "W2-1c" ? 1 : 2, config, shape, deadline, r);
+    s = RunW2(address, workload == "W2-1c" ? 1 : 2, config, shape, deadline, cpu, r);
   } else if (workload == "W3") {
-    s = RunW3(address, config, shape, deadline, r);
+    s = RunW3(address, config, shape, deadline, cpu, r);
   } else {
     s = absl::InvalidArgumentError(absl::StrCat("unknown workload ", workload));
   }

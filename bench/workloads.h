@@ -48,8 +48,22 @@ struct RunResult {
   double publish_events_per_second = 0;  // W2: publish acks alone
   bool has_latency = false;              // W3
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
-  double max_send_lag_ms = 0;  // W3: how late the sender ran behind its schedule
+  // W3 split at the broker's publish_time: p50/p99 of scheduled -> append
+  // (client send, wire, broker read and queueing) and append -> receive
+  // (write, fsync, delivery).
+  double to_append_p50_ms = 0, to_append_p99_ms = 0;
+  double append_to_receive_p50_ms = 0, append_to_receive_p99_ms = 0;
+  double max_send_lag_ms = 0;   // W3: how late the sender ran behind its schedule
+  double max_send_call_ms = 0;  // W3: the longest publish Send() call
   size_t event_bytes = 0;      // serialized size of one event
+  // CPU used over the measured window (user + system, all threads), by the
+  // broker and by this benchmark process (publisher and consumers).
+  // Delivery messages the consumers received (W2, W3): events per message
+  // = deliveries / delivery_messages.
+  uint64_t deliveries = 0;
+  uint64_t delivery_messages = 0;
+  double broker_cpu_seconds = 0;
+  double bench_cpu_seconds = 0;
 };
 
 // The workload names --workload accepts, and the runs each one expands to
