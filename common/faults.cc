@@ -1,0 +1,23 @@
+#include "common/faults.h"
+
+#include <csignal>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+
+namespace relay {
+
+void Faults::BeforeHandler() const {
+  if (handler_delay_ > absl::ZeroDuration()) absl::SleepFor(handler_delay_);
+}
+
+void Faults::AfterHandled() {
+  int64_t n = handled_.fetch_add(1) + 1;
+  if (crash_after_ > 0 && n == crash_after_) {
+    RELAY_LOG(Warn, "fault injection: crashing now", {{"handled", absl::StrCat(n)}});
+    std::raise(SIGKILL);
+  }
+}
+
+}  // namespace relay

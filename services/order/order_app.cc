@@ -1,0 +1,78 @@
+#include "services/order/order_app.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "services/order/order_store.h"
+
+namespace relay::order {
+
+absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
+  std::unique_ptr<OrderApp> app(new OrderApp());
+  std::filesystem::path parent = std::filesystem::path(options.db_path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
+  }
+  store::Database::Options db_options;
+  db_options.synchronous = options.synchronous;
+  absl::StatusOr<std::unique_ptr<store::Database>> db =
+      store::Database::Open(options.db_path, db_options);
+  if (!db.ok()) return db.status();
+  app->db_ = std::move(*db);
+  if (absl::Status s = app->db_->Migrate(OrderStore::Migrations()); !s.ok()) return s;
+
+  app->faults_ = std::make_unique<Faults>(options.handler_delay, options.crash_after);
+  std::shared_ptr<grpc::Channel> broker = MakeChannel(options.broker_target);
+  app->publisher_ = std::make_unique<events::Publisher>(broker, events::Publisher::Options{});
+  app->relay_ = std::make_unique<store::OutboxRelay>(app->db_.get(), app->publisher_.get(),
+                                                     store::OutboxRelay::Options{});
+  app->hub_ = std::make_unique<WatchHub>(app->db_.get());
+  app->manager_ = std::make_unique<OrderManager>(app->db_.get(), app->relay_.get(),
+                                                 app->hub_.get(), app->faults_.get());
+
+  auto consumer = [&](const std::string& topic) {
+    store::TransactionalConsumer::Options o;
+    o.subscriber.topic = topic;
+    o.subscriber.group = "order-service";
+    o.subscriber.member_name = "order-service";
+    return std::make_unique<store::TransactionalConsumer>(app->db_.get(), broker, o,
+                                                          app->relay_.get());
+  };
+  app->inventory_consumer_ = consumer("inventory");
+  app->manager_->RegisterInventoryHandlers(*app->inventory_consumer_);
+  app->payment_consumer_ = consumer("payments");
+  app->manager_->RegisterPaymentHandlers(*app->payment_consumer_);
+
+  app->service_ = std::make_unique<OrderServiceImpl>(app->manager_.get(), app->hub_.get());
+  absl::StatusOr<RunningServer> server = StartGrpcServer(options.listen, {app->service_.get()});
+  if (!server.ok()) return server.status();
+  app->server_ = std::move(server->server);
+  app->port_ = server->port;
+
+  app->relay_->Start();
+  app->inventory_consumer_->Start();
+  app->payment_consumer_->Start();
+  return app;
+}
+
+OrderApp::~OrderApp() { Shutdown(); }
+
+void OrderApp::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (inventory_consumer_) inventory_consumer_->Stop();
+  if (payment_consumer_) payment_consumer_->Stop();
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  if (hub_) hub_->Stop();
+  if (relay_) relay_->Stop();
+  if (publisher_) publisher_->Close();
+}
+
+}  // namespace relay::order

@@ -1,0 +1,333 @@
+#include "services/order/order_manager.h"
+
+#include <limits>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+#include "relay/events/v1/order_events.pb.h"
+#include "services/order/order_store.h"
+
+namespace relay::order {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using store::Tx;
+
+constexpr int kMaxItems = 100;
+constexpr int32_t kMaxQuantity = 1000000;
+constexpr size_t kMaxIdLength = 128;
+constexpr char kTopic[] = "orders";
+constexpr char kSource[] = "order-service";
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+std::string Money(const events::v1::Money& m) {
+  int64_t a = m.amount_minor();
+  return absl::StrCat(a / 100, ".", std::string(a % 100 < 10 ? "0" : ""), a % 100, " ",
+                      m.currency());
+}
+
+absl::Status ValidatePlace(const v1::PlaceOrderRequest& r) {
+  if (r.customer_id().empty()) return absl::InvalidArgumentError("customer_id is required");
+  if (r.customer_id().size() > kMaxIdLength) {
+    return absl::InvalidArgumentError("customer_id is longer than 128 characters");
+  }
+  if (r.idempotency_key().size() > kMaxIdLength) {
+    return absl::InvalidArgumentError("idempotency_key is longer than 128 characters");
+  }
+  if (r.items_size() == 0) return absl::InvalidArgumentError("an order needs at least one item");
+  if (r.items_size() > kMaxItems) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an order has at most ", kMaxItems, " items, got ", r.items_size()));
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < r.items_size(); ++i) {
+    const auto& item = r.items(i);
+    if (item.sku().empty()) return absl::InvalidArgumentError(absl::StrCat("item #", i, " has no sku"));
+    if (item.quantity() < 1 || item.quantity() > kMaxQuantity) {
+      return absl::InvalidArgumentError(absl::StrCat("item #", i, " (sku ", item.sku(),
+                                                     "): quantity must be in [1, ", kMaxQuantity,
+                                                     "], got ", item.quantity()));
+    }
+    if (!seen.insert(item.sku()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sku ", item.sku(), " appears twice; put the total quantity in one item"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// An event of this service about `order`, keyed and correlated by its id.
+events::v1::Event OrderEvent(const v1::Order& order, const std::string& type,
+                             const google::protobuf::Message& payload,
+                             const std::string& causation_id) {
+  events::v1::Event e;
+  e.set_id(NewEventId());
+  e.set_type(type);
+  e.set_key(order.order_id());
+  e.set_source(kSource);
+  (*e.mutable_headers())["correlation_id"] = order.order_id();
+  if (!causation_id.empty()) (*e.mutable_headers())["causation_id"] = causation_id;
+  e.set_data(payload.SerializeAsString());
+  return e;
+}
+
+}  // namespace
+
+OrderManager::OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
+                           Faults* faults, std::function<absl::Time()> clock)
+    : db_(db), relay_(relay), hub_(hub), faults_(faults), clock_(std::move(clock)) {}
+
+void OrderManager::AfterCommit(const std::string& order_id) {
+  if (relay_ != nullptr) relay_->Wake();
+  if (hub_ != nullptr) hub_->Changed(order_id);
+}
+
+absl::StatusOr<OrderManager::PlaceResult> OrderManager::Place(const v1::PlaceOrderRequest& request) {
+  if (absl::Status s = ValidatePlace(request); !s.ok()) return s;
+  PlaceResult result;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    if (!request.idempotency_key().empty()) {
+      absl::StatusOr<std::optional<v1::Order>> existing =
+          OrderStore::GetByIdempotencyKey(tx, request.idempotency_key());
+      if (!existing.ok()) return existing.status();
+      if (existing->has_value()) {
+        result.order = std::move(**existing);
+        result.replayed = true;
+        return absl::OkStatus();
+      }
+    }
+    v1::Order& order = result.order;
+    order.set_order_id(NewId("ord"));
+    order.set_customer_id(request.customer_id());
+    order.set_status(v1::ORDER_STATUS_PENDING);
+    order.set_idempotency_key(request.idempotency_key());
+    std::string currency;
+    int64_t total = 0;
+    for (const auto& item : request.items()) {
+      absl::StatusOr<std::optional<CatalogEntry>> product = OrderStore::GetProduct(tx, item.sku());
+      if (!product.ok()) return product.status();
+      if (!product->has_value()) {
+        absl::StatusOr<int64_t> size = OrderStore::CatalogSize(tx);
+        if (size.ok() && *size == 0) {
+          return absl::UnavailableError(
+              "the catalog is still empty: no product.updated event has arrived from "
+              "inventory-service yet (is the broker up?)");
+        }
+        return absl::InvalidArgumentError(absl::StrCat("unknown sku ", item.sku()));
+      }
+      const CatalogEntry& p = **product;
+      if (currency.empty()) currency = p.price.currency();
+      if (p.price.currency() != currency) {
+        return absl::InvalidArgumentError(absl::StrCat("sku ", item.sku(), " is priced in ",
+                                                       p.price.currency(), ", the order in ",
+                                                       currency));
+      }
+      if (p.price.amount_minor() > 0 &&
+          item.quantity() > (std::numeric_limits<int64_t>::max() - total) / p.price.amount_minor()) {
+        return absl::InvalidArgumentError("the order total overflows");
+      }
+      total += p.price.amount_minor() * item.quantity();
+      events::v1::OrderLine* line = order.add_lines();
+      line->set_sku(item.sku());
+      line->set_quantity(item.quantity());
+      *line->mutable_unit_price() = p.price;
+      line->set_name(p.name);
+    }
+    order.mutable_total()->set_amount_minor(total);
+    order.mutable_total()->set_currency(currency);
+    *order.mutable_created_at() = ToProto(clock_());
+    *order.mutable_updated_at() = order.created_at();
+    if (absl::Status s = OrderStore::Insert(tx, order); !s.ok()) return s;
+
+    events::v1::OrderCreated created;
+    created.set_order_id(order.order_id());
+    created.set_customer_id(order.customer_id());
+    *created.mutable_lines() = order.lines();
+    *created.mutable_total() = order.total();
+    return store::Outbox::Add(tx, kTopic, OrderEvent(order, "order.created", created, ""))
+        .status();
+  });
+  if (!s.ok()) return s;
+  const v1::Order& o = result.order;
+  if (result.replayed) {
+    RELAY_LOG(Info, "order replayed (same idempotency key)",
+              {{"order", o.order_id()}, {"key", o.idempotency_key()}});
+    return result;
+  }
+  AfterCommit(o.order_id());
+  std::vector<std::string> items;
+  for (const auto& l : o.lines()) items.push_back(absl::StrCat(l.sku(), "x", l.quantity()));
+  RELAY_LOG(Info, "order placed",
+            {{"order", o.order_id()}, {"customer", o.customer_id()},
+             {"items", absl::StrJoin(items, ",")}, {"total", Money(o.total())},
+             {"corr", o.order_id()}});
+  return result;
+}
+
+absl::StatusOr<v1::Order> OrderManager::Cancel(const std::string& order_id,
+                                               const std::string& reason) {
+  if (order_id.empty()) return absl::InvalidArgumentError("order_id is required");
+  v1::Order order;
+  SagaOutcome outcome = SagaOutcome::kNone;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
+    if (!got.ok()) return got.status();
+    if (!got->has_value()) return absl::NotFoundError(absl::StrCat("no order ", order_id));
+    order = std::move(**got);
+    absl::StatusOr<SagaOutcome> o = ApplySagaInput(order, SagaInput::kCustomerCancel, reason);
+    if (!o.ok()) return o.status();
+    outcome = *o;
+    return Persist(tx, order, outcome, "");
+  });
+  if (!s.ok()) return s;
+  if (outcome == SagaOutcome::kCancelled) {
+    AfterCommit(order_id);
+    RELAY_LOG(Info, "order cancelled",
+              {{"order", order_id}, {"reason", order.cancel_reason()}, {"corr", order_id}});
+  }
+  return order;
+}
+
+absl::StatusOr<v1::Order> OrderManager::Get(const std::string& order_id) {
+  if (order_id.empty()) return absl::InvalidArgumentError("order_id is required");
+  v1::Order order;
+  absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
+    if (!got.ok()) return got.status();
+    if (!got->has_value()) return absl::NotFoundError(absl::StrCat("no order ", order_id));
+    order = std::move(**got);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return order;
+}
+
+absl::StatusOr<v1::ListOrdersResponse> OrderManager::List(const v1::ListOrdersRequest& request) {
+  v1::ListOrdersResponse response;
+  absl::Status s = db_->Read([&](Tx& tx) { return OrderStore::List(tx, request, &response); });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::Status OrderManager::Persist(Tx& tx, v1::Order& order, SagaOutcome outcome,
+                                   const std::string& causation_id) {
+  if (outcome == SagaOutcome::kNone) return absl::OkStatus();
+  *order.mutable_updated_at() = ToProto(clock_());
+  if (absl::Status s = OrderStore::Update(tx, order); !s.ok()) return s;
+  if (outcome == SagaOutcome::kConfirmed) {
+    events::v1::OrderConfirmed confirmed;
+    confirmed.set_order_id(order.order_id());
+    confirmed.set_customer_id(order.customer_id());
+    *confirmed.mutable_lines() = order.lines();
+    *confirmed.mutable_total() = order.total();
+    return store::Outbox::Add(tx, kTopic,
+                              OrderEvent(order, "order.confirmed", confirmed, causation_id))
+        .status();
+  }
+  if (outcome == SagaOutcome::kCancelled) {
+    events::v1::OrderCancelled cancelled;
+    cancelled.set_order_id(order.order_id());
+    cancelled.set_customer_id(order.customer_id());
+    cancelled.set_cause(order.cancel_cause());
+    cancelled.set_reason(order.cancel_reason());
+    *cancelled.mutable_lines() = order.lines();
+    *cancelled.mutable_total() = order.total();
+    return store::Outbox::Add(tx, kTopic,
+                              OrderEvent(order, "order.cancelled", cancelled, causation_id))
+        .status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, SagaInput input,
+                                        const std::string& reason, const events::v1::Event& cause) {
+  if (faults_ != nullptr) faults_->BeforeHandler();
+  absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
+  if (!got.ok()) return got.status();
+  if (!got->has_value()) {
+    // Not ours (another deployment's order, or a lost database): nothing to
+    // decide. Acked so it does not block the key.
+    RELAY_LOG(Warn, "event for an unknown order ignored",
+              {{"order", order_id}, {"type", cause.type()}, {"event", cause.id()}});
+    return absl::OkStatus();
+  }
+  v1::Order order = std::move(**got);
+  absl::StatusOr<SagaOutcome> outcome = ApplySagaInput(order, input, reason);
+  if (!outcome.ok()) return outcome.status();
+  if (absl::Status s = Persist(tx, order, *outcome, cause.id()); !s.ok()) return s;
+  if (hub_ != nullptr && *outcome != SagaOutcome::kNone) hub_->Changed(order_id);
+
+  const char* what = "order unchanged (duplicate or late)";
+  switch (*outcome) {
+    case SagaOutcome::kConfirmed:
+      what = "order confirmed";
+      break;
+    case SagaOutcome::kCancelled:
+      what = "order cancelled";
+      break;
+    case SagaOutcome::kUpdated:
+      what = order.status() == v1::ORDER_STATUS_PENDING ? "order waiting for the other outcome"
+                                                          : "late outcome recorded on ended order";
+      break;
+    case SagaOutcome::kNone:
+      break;
+  }
+  RELAY_LOG(Info, what,
+            {{"order", order_id}, {"on", cause.type()}, {"status", StatusName(order.status())},
+             {"reason", order.cancel_reason()}, {"event", cause.id()}, {"corr", order_id}});
+  // A crash here (fault injection) is a crash in the middle of the handler's
+  // transaction: nothing commits and the event is redelivered.
+  if (faults_ != nullptr) faults_->AfterHandled();
+  return absl::OkStatus();
+}
+
+void OrderManager::RegisterInventoryHandlers(store::TransactionalConsumer& consumer) {
+  using store::TransactionalConsumer;
+  consumer.On<events::v1::ProductUpdated>(
+      "product.updated",
+      [this](Tx& tx, const events::v1::ProductUpdated& p, const events::v1::Event& e,
+             const events::DeliveryInfo&) -> absl::Status {
+        if (p.sku().empty() || p.price().currency().empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("product.updated ", e.id(), " lacks a sku or a currency"));
+        }
+        if (absl::Status s = OrderStore::UpsertProduct(tx, p, clock_()); !s.ok()) return s;
+        RELAY_LOG(Info, "catalog updated",
+                  {{"sku", p.sku()}, {"name", p.name()}, {"price", Money(p.price())},
+                   {"event", e.id()}});
+        return absl::OkStatus();
+      });
+  consumer.On<events::v1::StockReserved>(
+      "stock.reserved", [this](Tx& tx, const events::v1::StockReserved& m,
+                               const events::v1::Event& e, const events::DeliveryInfo&) {
+        return ApplyOutcome(tx, m.order_id(), SagaInput::kStockReserved, "", e);
+      });
+  consumer.On<events::v1::StockRejected>(
+      "stock.rejected", [this](Tx& tx, const events::v1::StockRejected& m,
+                               const events::v1::Event& e, const events::DeliveryInfo&) {
+        return ApplyOutcome(tx, m.order_id(), SagaInput::kStockRejected, m.reason(), e);
+      });
+}
+
+void OrderManager::RegisterPaymentHandlers(store::TransactionalConsumer& consumer) {
+  consumer.On<events::v1::PaymentCaptured>(
+      "payment.captured", [this](Tx& tx, const events::v1::PaymentCaptured& m,
+                                 const events::v1::Event& e, const events::DeliveryInfo&) {
+        return ApplyOutcome(tx, m.order_id(), SagaInput::kPaymentCaptured, "", e);
+      });
+  consumer.On<events::v1::PaymentDeclined>(
+      "payment.declined", [this](Tx& tx, const events::v1::PaymentDeclined& m,
+                                 const events::v1::Event& e, const events::DeliveryInfo&) {
+        return ApplyOutcome(tx, m.order_id(), SagaInput::kPaymentDeclined,
+                            absl::StrCat("payment declined: ", m.reason()), e);
+      });
+}
+
+}  // namespace relay::order

@@ -1,0 +1,75 @@
+#ifndef RELAY_SERVICES_ORDER_ORDER_MANAGER_H_
+#define RELAY_SERVICES_ORDER_ORDER_MANAGER_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/faults.h"
+#include "common/store/outbox.h"
+#include "common/store/sqlite.h"
+#include "common/store/transactional_consumer.h"
+#include "relay/events/v1/inventory_events.pb.h"
+#include "relay/events/v1/payment_events.pb.h"
+#include "relay/order/v1/order.pb.h"
+#include "services/order/order_saga.h"
+#include "services/order/watch_hub.h"
+
+namespace relay::order {
+
+// order-service's behaviour on its database: placing and cancelling orders
+// (the API) and the saga's reactions to inventory and payment events (the
+// handlers). Every state change commits with the event it publishes
+// (outbox) and, for handlers, with the inbox row of the event that caused
+// it.
+//
+// Thread-safe.
+class OrderManager {
+ public:
+  struct PlaceResult {
+    v1::Order order;
+    bool replayed = false;
+  };
+
+  // REQUIRES: `db` migrated with OrderStore::Migrations(); every pointer
+  // outlives the manager. `relay` and `hub` may be null (tests).
+  OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub, Faults* faults,
+               std::function<absl::Time()> clock = [] { return absl::Now(); });
+
+  // DESIGN §4.1. INVALID_ARGUMENT for bad items or an unknown sku;
+  // UNAVAILABLE while the catalog is still empty.
+  absl::StatusOr<PlaceResult> Place(const v1::PlaceOrderRequest& request);
+  // NOT_FOUND; FAILED_PRECONDITION for a CONFIRMED order.
+  absl::StatusOr<v1::Order> Cancel(const std::string& order_id, const std::string& reason);
+  absl::StatusOr<v1::Order> Get(const std::string& order_id);
+  absl::StatusOr<v1::ListOrdersResponse> List(const v1::ListOrdersRequest& request);
+
+  // Registers the handlers of topic "inventory" (product.updated,
+  // stock.reserved, stock.rejected).
+  void RegisterInventoryHandlers(store::TransactionalConsumer& consumer);
+  // Registers the handlers of topic "payments" (payment.captured,
+  // payment.declined).
+  void RegisterPaymentHandlers(store::TransactionalConsumer& consumer);
+
+  // The saga step for an outcome event, inside the handler's transaction.
+  // Public for tests that drive it without a broker.
+  absl::Status ApplyOutcome(store::Tx& tx, const std::string& order_id, SagaInput input,
+                            const std::string& reason, const events::v1::Event& cause);
+
+ private:
+  // Writes `order` and, for a terminal outcome, its event to the outbox.
+  absl::Status Persist(store::Tx& tx, v1::Order& order, SagaOutcome outcome,
+                       const std::string& causation_id);
+  void AfterCommit(const std::string& order_id);
+
+  store::Database* const db_;
+  store::OutboxRelay* const relay_;
+  WatchHub* const hub_;
+  Faults* const faults_;
+  const std::function<absl::Time()> clock_;
+};
+
+}  // namespace relay::order
+
+#endif  // RELAY_SERVICES_ORDER_ORDER_MANAGER_H_

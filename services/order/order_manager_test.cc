@@ -1,0 +1,285 @@
+// OrderManager on a real SQLite file, its handlers driven through
+// TransactionalConsumer::Handle (no broker needed).
+
+#include "services/order/order_manager.h"
+
+#include <memory>
+#include <vector>
+
+#include "common/grpc_server.h"
+#include "common/ids.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/order/order_store.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace relay::order {
+namespace {
+
+using events::v1::Event;
+using ::testing::HasSubstr;
+using testing::IsOk;
+using testing::StatusIs;
+
+class OrderManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = store::Database::Open(dir_.Join("orders.db"), {});
+    ASSERT_THAT(db, IsOk());
+    db_ = std::move(*db);
+    ASSERT_THAT(db_->Migrate(OrderStore::Migrations()), IsOk());
+    manager_ = std::make_unique<OrderManager>(db_.get(), nullptr, nullptr, nullptr);
+    store::TransactionalConsumer::Options o;
+    o.subscriber.topic = "inventory";
+    o.subscriber.group = "order-service";
+    // Never started: the tests call Handle() directly.
+    inventory_ = std::make_unique<store::TransactionalConsumer>(
+        db_.get(), MakeChannel("127.0.0.1:1"), o);
+    manager_->RegisterInventoryHandlers(*inventory_);
+    o.subscriber.topic = "payments";
+    payments_ = std::make_unique<store::TransactionalConsumer>(db_.get(),
+                                                               MakeChannel("127.0.0.1:1"), o);
+    manager_->RegisterPaymentHandlers(*payments_);
+    AddProduct("KB-1", "Keyboard", 8900);
+    AddProduct("MS-1", "Mouse", 2500);
+  }
+
+  template <typename M>
+  Event MakeEvent(const std::string& type, const M& payload, const std::string& key) {
+    Event e;
+    e.set_id(NewEventId());
+    e.set_type(type);
+    e.set_key(key);
+    e.set_data(payload.SerializeAsString());
+    return e;
+  }
+
+  void AddProduct(const std::string& sku, const std::string& name, int64_t price) {
+    events::v1::ProductUpdated p;
+    p.set_sku(sku);
+    p.set_name(name);
+    p.mutable_price()->set_amount_minor(price);
+    p.mutable_price()->set_currency("USD");
+    ASSERT_THAT(inventory_->Handle(MakeEvent("product.updated", p, sku), {}), IsOk());
+  }
+
+  v1::PlaceOrderRequest Request(const std::string& key = "") {
+    v1::PlaceOrderRequest r;
+    r.set_customer_id("c-alice");
+    auto* i = r.add_items();
+    i->set_sku("KB-1");
+    i->set_quantity(2);
+    i = r.add_items();
+    i->set_sku("MS-1");
+    i->set_quantity(1);
+    r.set_idempotency_key(key);
+    return r;
+  }
+
+  // The outbox rows as (topic, event).
+  std::vector<std::pair<std::string, Event>> Outbox() {
+    std::vector<std::pair<std::string, Event>> rows;
+    EXPECT_THAT(db_->Read([&](store::Tx& tx) -> absl::Status {
+      auto st = tx.Prepare("SELECT topic, event FROM outbox ORDER BY seq");
+      if (!st.ok()) return st.status();
+      while (true) {
+        auto row = st->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        Event e;
+        e.ParseFromString(st->ColumnBlob(1));
+        rows.emplace_back(st->ColumnText(0), e);
+      }
+      return absl::OkStatus();
+    }), IsOk());
+    return rows;
+  }
+
+  Event Reserved(const std::string& order_id) {
+    events::v1::StockReserved m;
+    m.set_order_id(order_id);
+    return MakeEvent("stock.reserved", m, order_id);
+  }
+  Event Captured(const std::string& order_id) {
+    events::v1::PaymentCaptured m;
+    m.set_order_id(order_id);
+    return MakeEvent("payment.captured", m, order_id);
+  }
+
+  relay::testing::TempDir dir_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<OrderManager> manager_;
+  std::unique_ptr<store::TransactionalConsumer> inventory_;
+  std::unique_ptr<store::TransactionalConsumer> payments_;
+};
+
+TEST_F(OrderManagerTest, PlaceStoresPendingOrderWithItsOrderCreatedEvent) {
+  auto placed = manager_->Place(Request());
+  ASSERT_THAT(placed, IsOk());
+  const v1::Order& o = placed->order;
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_PENDING);
+  EXPECT_EQ(o.total().amount_minor(), 2 * 8900 + 2500);
+  EXPECT_EQ(o.total().currency(), "USD");
+  ASSERT_EQ(o.lines_size(), 2);
+  EXPECT_EQ(o.lines(0).name(), "Keyboard");
+
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].first, "orders");
+  const Event& e = rows[0].second;
+  EXPECT_EQ(e.type(), "order.created");
+  EXPECT_EQ(e.key(), o.order_id());
+  EXPECT_EQ(e.headers().at("correlation_id"), o.order_id());
+  events::v1::OrderCreated created;
+  ASSERT_TRUE(created.ParseFromString(e.data()));
+  EXPECT_EQ(created.total().amount_minor(), o.total().amount_minor());
+  EXPECT_EQ(created.lines_size(), 2);
+}
+
+TEST_F(OrderManagerTest, BadItemsAreRejectedAndStoreNothing) {
+  v1::PlaceOrderRequest r = Request();
+  r.mutable_items(0)->set_quantity(0);
+  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("quantity")));
+  r = Request();
+  r.mutable_items(1)->set_sku("NOPE");
+  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sku NOPE")));
+  r = Request();
+  r.mutable_items(1)->set_sku("KB-1");
+  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("twice")));
+  r = Request();
+  r.clear_customer_id();
+  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("customer_id")));
+  r = Request();
+  r.clear_items();
+  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one")));
+  EXPECT_TRUE(Outbox().empty());
+  auto list = manager_->List({});
+  ASSERT_THAT(list, IsOk());
+  EXPECT_EQ(list->orders_size(), 0);
+}
+
+TEST_F(OrderManagerTest, SameIdempotencyKeyReturnsTheSameOrder) {
+  auto first = manager_->Place(Request("key-1"));
+  auto second = manager_->Place(Request("key-1"));
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(second, IsOk());
+  EXPECT_FALSE(first->replayed);
+  EXPECT_TRUE(second->replayed);
+  EXPECT_EQ(first->order.order_id(), second->order.order_id());
+  EXPECT_EQ(Outbox().size(), 1u);
+}
+
+TEST_F(OrderManagerTest, BothPositiveOutcomesConfirmInEitherOrder) {
+  auto a = manager_->Place(Request());
+  auto b = manager_->Place(Request());
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  ASSERT_THAT(inventory_->Handle(Reserved(a->order.order_id()), {}), IsOk());
+  ASSERT_THAT(payments_->Handle(Captured(a->order.order_id()), {}), IsOk());
+  ASSERT_THAT(payments_->Handle(Captured(b->order.order_id()), {}), IsOk());
+  ASSERT_THAT(inventory_->Handle(Reserved(b->order.order_id()), {}), IsOk());
+  for (const auto* p : {&*a, &*b}) {
+    auto o = manager_->Get(p->order.order_id());
+    ASSERT_THAT(o, IsOk());
+    EXPECT_EQ(o->status(), v1::ORDER_STATUS_CONFIRMED);
+  }
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[2].second.type(), "order.confirmed");
+  EXPECT_EQ(rows[3].second.type(), "order.confirmed");
+  EXPECT_FALSE(rows[2].second.headers().at("causation_id").empty());
+}
+
+TEST_F(OrderManagerTest, RedeliveredEventHasNoSecondEffect) {
+  auto a = manager_->Place(Request());
+  ASSERT_THAT(a, IsOk());
+  Event reserved = Reserved(a->order.order_id());
+  Event captured = Captured(a->order.order_id());
+  ASSERT_THAT(inventory_->Handle(reserved, {}), IsOk());
+  ASSERT_THAT(payments_->Handle(captured, {}), IsOk());
+  ASSERT_THAT(payments_->Handle(captured, {}), IsOk());
+  ASSERT_THAT(inventory_->Handle(reserved, {}), IsOk());
+  EXPECT_EQ(Outbox().size(), 2u);  // order.created, one order.confirmed
+  EXPECT_GE(payments_->stats().duplicates, 1u);
+}
+
+TEST_F(OrderManagerTest, DeclineCancelsWithReasonAndLateCaptureDoesNotConfirm) {
+  auto a = manager_->Place(Request());
+  ASSERT_THAT(a, IsOk());
+  const std::string id = a->order.order_id();
+  events::v1::PaymentDeclined d;
+  d.set_order_id(id);
+  d.set_reason("insufficient funds");
+  ASSERT_THAT(payments_->Handle(MakeEvent("payment.declined", d, id), {}), IsOk());
+  ASSERT_THAT(inventory_->Handle(Reserved(id), {}), IsOk());
+  auto o = manager_->Get(id);
+  ASSERT_THAT(o, IsOk());
+  EXPECT_EQ(o->status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(o->cancel_cause(), events::v1::CANCEL_CAUSE_PAYMENT_DECLINED);
+  EXPECT_THAT(o->cancel_reason(), HasSubstr("insufficient funds"));
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].second.type(), "order.cancelled");
+}
+
+TEST_F(OrderManagerTest, CustomerCancelWhilePendingAndNotAfterConfirm) {
+  auto a = manager_->Place(Request());
+  auto b = manager_->Place(Request());
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  auto cancelled = manager_->Cancel(a->order.order_id(), "changed my mind");
+  ASSERT_THAT(cancelled, IsOk());
+  EXPECT_EQ(cancelled->status(), v1::ORDER_STATUS_CANCELLED);
+  ASSERT_THAT(inventory_->Handle(Reserved(b->order.order_id()), {}), IsOk());
+  ASSERT_THAT(payments_->Handle(Captured(b->order.order_id()), {}), IsOk());
+  EXPECT_THAT(manager_->Cancel(b->order.order_id(), ""),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CONFIRMED")));
+  EXPECT_THAT(manager_->Cancel("ord-nope", ""), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ord-nope")));
+}
+
+TEST_F(OrderManagerTest, ListPagesNewestFirstAndFilters) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto p = manager_->Place(Request());
+    ASSERT_THAT(p, IsOk());
+    ids.push_back(p->order.order_id());
+  }
+  ASSERT_THAT(manager_->Cancel(ids[1], ""), IsOk());
+  v1::ListOrdersRequest req;
+  req.set_page_size(2);
+  std::vector<std::string> seen;
+  for (int page = 0; page < 5; ++page) {
+    auto r = manager_->List(req);
+    ASSERT_THAT(r, IsOk());
+    for (const auto& o : r->orders()) seen.push_back(o.order_id());
+    if (r->next_page_token().empty()) break;
+    req.set_page_token(r->next_page_token());
+  }
+  EXPECT_EQ(seen, std::vector<std::string>(ids.rbegin(), ids.rend()));
+  v1::ListOrdersRequest cancelled;
+  cancelled.set_status(v1::ORDER_STATUS_CANCELLED);
+  auto r = manager_->List(cancelled);
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->orders_size(), 1);
+  EXPECT_EQ(r->orders(0).order_id(), ids[1]);
+  v1::ListOrdersRequest bad;
+  bad.set_page_token("garbage");
+  EXPECT_THAT(manager_->List(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+}
+
+TEST(OrderManagerEmptyCatalog, PlaceIsUnavailableUntilTheCatalogArrives) {
+  relay::testing::TempDir dir;
+  auto db = store::Database::Open(dir.Join("o.db"), {});
+  ASSERT_THAT(db, IsOk());
+  ASSERT_THAT((*db)->Migrate(OrderStore::Migrations()), IsOk());
+  OrderManager manager(db->get(), nullptr, nullptr, nullptr);
+  v1::PlaceOrderRequest r;
+  r.set_customer_id("c");
+  r.add_items()->set_sku("KB-1");
+  r.mutable_items(0)->set_quantity(1);
+  EXPECT_THAT(manager.Place(r), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("catalog")));
+}
+
+}  // namespace
+}  // namespace relay::order

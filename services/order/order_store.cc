@@ -1,0 +1,204 @@
+#include "services/order/order_store.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/store/inbox.h"
+#include "common/store/outbox.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace relay::order {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using store::Statement;
+using store::Tx;
+
+constexpr int kDefaultPageSize = 50;
+constexpr int kMaxPageSize = 1000;
+
+absl::StatusOr<std::optional<v1::Order>> ReadOne(Statement& st) {
+  absl::StatusOr<bool> row = st.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<v1::Order>();
+  v1::Order order;
+  if (!order.ParseFromString(st.ColumnBlob(0))) {
+    return absl::DataLossError("an orders row holds an unparsable order");
+  }
+  return std::optional<v1::Order>(std::move(order));
+}
+
+int64_t CreatedMicros(const v1::Order& order) {
+  return TimeUtil::TimestampToMicroseconds(order.created_at());
+}
+
+}  // namespace
+
+std::vector<std::string> OrderStore::Migrations() {
+  std::vector<std::string> steps = store::Outbox::Migrations();
+  for (std::string& s : store::Inbox::Migrations()) steps.push_back(std::move(s));
+  steps.push_back(R"sql(
+    CREATE TABLE orders (
+      order_id TEXT PRIMARY KEY,
+      customer_id TEXT NOT NULL,
+      status INTEGER NOT NULL,
+      idempotency_key TEXT UNIQUE,
+      created_us INTEGER NOT NULL,
+      updated_us INTEGER NOT NULL,
+      data BLOB NOT NULL
+    );
+    CREATE INDEX orders_by_created ON orders(created_us DESC, order_id DESC);
+    CREATE INDEX orders_by_customer ON orders(customer_id, created_us DESC, order_id DESC);
+    CREATE INDEX orders_by_status ON orders(status, created_us DESC, order_id DESC);
+    CREATE TABLE catalog (
+      sku TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      price_minor INTEGER NOT NULL,
+      currency TEXT NOT NULL,
+      updated_us INTEGER NOT NULL
+    );
+  )sql");
+  return steps;
+}
+
+absl::StatusOr<std::optional<v1::Order>> OrderStore::Get(Tx& tx, const std::string& order_id) {
+  absl::StatusOr<Statement> st = tx.Prepare("SELECT data FROM orders WHERE order_id = ?");
+  if (!st.ok()) return st.status();
+  if (absl::Status s = st->BindText(1, order_id); !s.ok()) return s;
+  return ReadOne(*st);
+}
+
+absl::StatusOr<std::optional<v1::Order>> OrderStore::GetByIdempotencyKey(Tx& tx,
+                                                                         const std::string& key) {
+  absl::StatusOr<Statement> st = tx.Prepare("SELECT data FROM orders WHERE idempotency_key = ?");
+  if (!st.ok()) return st.status();
+  if (absl::Status s = st->BindText(1, key); !s.ok()) return s;
+  return ReadOne(*st);
+}
+
+absl::Status OrderStore::Insert(Tx& tx, const v1::Order& order) {
+  absl::StatusOr<Statement> st = tx.Prepare(
+      "INSERT INTO orders(order_id, customer_id, status, idempotency_key, created_us, updated_us, "
+      "data) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  if (!st.ok()) return st.status();
+  absl::Status s = st->BindText(1, order.order_id());
+  if (s.ok()) s = st->BindText(2, order.customer_id());
+  if (s.ok()) s = st->BindInt64(3, order.status());
+  if (s.ok()) {
+    s = order.idempotency_key().empty() ? st->BindNull(4) : st->BindText(4, order.idempotency_key());
+  }
+  if (s.ok()) s = st->BindInt64(5, CreatedMicros(order));
+  if (s.ok()) s = st->BindInt64(6, TimeUtil::TimestampToMicroseconds(order.updated_at()));
+  if (s.ok()) s = st->BindBlob(7, order.SerializeAsString());
+  if (!s.ok()) return s;
+  return st->Run();
+}
+
+absl::Status OrderStore::Update(Tx& tx, const v1::Order& order) {
+  absl::StatusOr<Statement> st =
+      tx.Prepare("UPDATE orders SET status = ?, updated_us = ?, data = ? WHERE order_id = ?");
+  if (!st.ok()) return st.status();
+  absl::Status s = st->BindInt64(1, order.status());
+  if (s.ok()) s = st->BindInt64(2, TimeUtil::TimestampToMicroseconds(order.updated_at()));
+  if (s.ok()) s = st->BindBlob(3, order.SerializeAsString());
+  if (s.ok()) s = st->BindText(4, order.order_id());
+  if (!s.ok()) return s;
+  if (s = st->Run(); !s.ok()) return s;
+  if (tx.changes() != 1) return absl::NotFoundError(absl::StrCat("order ", order.order_id()));
+  return absl::OkStatus();
+}
+
+absl::Status OrderStore::List(Tx& tx, const v1::ListOrdersRequest& request,
+                              v1::ListOrdersResponse* response) {
+  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be in [0, ", kMaxPageSize, "], got ", request.page_size()));
+  }
+  const int limit = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  // The token is "<created_us>/<order_id>" of the last order of the page.
+  int64_t after_us = std::numeric_limits<int64_t>::max();
+  std::string after_id;
+  if (!request.page_token().empty()) {
+    std::vector<std::string> parts = absl::StrSplit(request.page_token(), absl::MaxSplits('/', 1));
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &after_us) || parts[1].empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page_token '", request.page_token(), "' is not one this service issued"));
+    }
+    after_id = parts[1];
+  }
+  std::string sql =
+      "SELECT data, created_us, order_id FROM orders WHERE (created_us < ?1 OR (created_us = ?1 "
+      "AND order_id < ?2))";
+  if (request.status() != v1::ORDER_STATUS_UNSPECIFIED) sql += " AND status = ?3";
+  if (!request.customer_id().empty()) sql += " AND customer_id = ?4";
+  sql += " ORDER BY created_us DESC, order_id DESC LIMIT ?5";
+  absl::StatusOr<Statement> st = tx.Prepare(sql);
+  if (!st.ok()) return st.status();
+  absl::Status s = st->BindInt64(1, after_us);
+  if (s.ok()) s = st->BindText(2, after_id);
+  if (s.ok() && request.status() != v1::ORDER_STATUS_UNSPECIFIED) {
+    s = st->BindInt64(3, request.status());
+  }
+  if (s.ok() && !request.customer_id().empty()) s = st->BindText(4, request.customer_id());
+  if (s.ok()) s = st->BindInt64(5, limit + 1);
+  if (!s.ok()) return s;
+  int64_t last_us = 0;
+  std::string last_id;
+  while (true) {
+    absl::StatusOr<bool> row = st->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (response->orders_size() == limit) {
+      response->set_next_page_token(absl::StrCat(last_us, "/", last_id));
+      break;
+    }
+    if (!response->add_orders()->ParseFromString(st->ColumnBlob(0))) {
+      return absl::DataLossError("an orders row holds an unparsable order");
+    }
+    last_us = st->ColumnInt64(1);
+    last_id = st->ColumnText(2);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OrderStore::UpsertProduct(Tx& tx, const events::v1::ProductUpdated& product,
+                                       absl::Time now) {
+  absl::StatusOr<Statement> st = tx.Prepare(
+      "INSERT INTO catalog(sku, name, price_minor, currency, updated_us) VALUES (?, ?, ?, ?, ?) "
+      "ON CONFLICT(sku) DO UPDATE SET name = excluded.name, price_minor = excluded.price_minor, "
+      "currency = excluded.currency, updated_us = excluded.updated_us");
+  if (!st.ok()) return st.status();
+  absl::Status s = st->BindText(1, product.sku());
+  if (s.ok()) s = st->BindText(2, product.name());
+  if (s.ok()) s = st->BindInt64(3, product.price().amount_minor());
+  if (s.ok()) s = st->BindText(4, product.price().currency());
+  if (s.ok()) s = st->BindInt64(5, absl::ToUnixMicros(now));
+  if (!s.ok()) return s;
+  return st->Run();
+}
+
+absl::StatusOr<std::optional<CatalogEntry>> OrderStore::GetProduct(Tx& tx, const std::string& sku) {
+  absl::StatusOr<Statement> st =
+      tx.Prepare("SELECT name, price_minor, currency FROM catalog WHERE sku = ?");
+  if (!st.ok()) return st.status();
+  if (absl::Status s = st->BindText(1, sku); !s.ok()) return s;
+  absl::StatusOr<bool> row = st->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<CatalogEntry>();
+  CatalogEntry e;
+  e.sku = sku;
+  e.name = st->ColumnText(0);
+  e.price.set_amount_minor(st->ColumnInt64(1));
+  e.price.set_currency(st->ColumnText(2));
+  return std::optional<CatalogEntry>(std::move(e));
+}
+
+absl::StatusOr<int64_t> OrderStore::CatalogSize(Tx& tx) {
+  absl::StatusOr<Statement> st = tx.Prepare("SELECT COUNT(*) FROM catalog");
+  if (!st.ok()) return st.status();
+  absl::StatusOr<bool> row = st->Step();
+  if (!row.ok()) return row.status();
+  return *row ? st->ColumnInt64(0) : 0;
+}
+
+}  // namespace relay::order

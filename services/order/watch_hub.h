@@ -1,0 +1,64 @@
+#ifndef RELAY_SERVICES_ORDER_WATCH_HUB_H_
+#define RELAY_SERVICES_ORDER_WATCH_HUB_H_
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "common/store/sqlite.h"
+#include "relay/order/v1/order.pb.h"
+
+namespace relay::order {
+
+// Fans order changes out to WatchOrder streams. Writers call Changed(id)
+// after (or while) changing an order; the hub's thread then reads the
+// committed order from the database — waiting for the writer's transaction
+// to end, since the connection is locked meanwhile — and hands it to every
+// watcher of that order. Reading back instead of passing the new state
+// means a rolled-back change is never shown.
+//
+// Thread-safe.
+class WatchHub {
+ public:
+  // Called on the hub's thread with the order as committed; must not block.
+  using Sink = std::function<void(const v1::Order&)>;
+
+  // REQUIRES: `db` outlives the hub.
+  explicit WatchHub(store::Database* db);
+  ~WatchHub();  // Stop()
+
+  // Registers `sink` for `order_id` and schedules a first read, so a new
+  // watcher gets the current state. Returns a handle for Remove().
+  uint64_t Add(const std::string& order_id, Sink sink);
+  // After it returns, `sink` of `handle` is never called again.
+  void Remove(uint64_t handle);
+  void Changed(const std::string& order_id);
+  void Stop();
+
+ private:
+  void Run();
+
+  store::Database* const db_;
+  absl::Mutex mu_;
+  // Serializes sink calls with Remove(), so a removed sink is never running.
+  absl::Mutex deliver_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  struct Watcher {
+    std::string order_id;
+    Sink sink;
+  };
+  std::map<uint64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::set<uint64_t>> by_order_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace relay::order
+
+#endif  // RELAY_SERVICES_ORDER_WATCH_HUB_H_
