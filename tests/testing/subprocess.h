@@ -31,6 +31,10 @@ class Subprocess {
   pid_t pid_ = -1;
 };
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
+// it, close). For processes that must be restarted on the same port.
+int PickFreePort();
+
 // Waits until `path` holds a port number (written by --port_file); 0 on
 // timeout.
 int WaitForPortFile(const std::string& path, absl::Duration timeout = absl::Seconds(10));
