@@ -22,6 +22,8 @@ void Subscriber::On(const std::string& type, Handler handler) {
   handlers_[type] = std::move(handler);
 }
 
+void Subscriber::OnBatch(BatchHandler handler) { batch_handler_ = std::move(handler); }
+
 void Subscriber::Start() { thread_ = std::thread([this] { Run(); }); }
 
 void Subscriber::Stop() {
@@ -100,11 +102,27 @@ bool Subscriber::RunStream() {
       }
       if (response.deliveries().empty()) continue;
       SubscribeRequest settle;
-      for (const auto& d : response.deliveries()) {
+      std::vector<absl::Status> batch_statuses;
+      if (batch_handler_) {
+        std::vector<Delivery> batch;
+        batch.reserve(static_cast<size_t>(response.deliveries_size()));
+        for (const auto& d : response.deliveries()) {
+          batch.push_back(Delivery{&d.event(), DeliveryInfo{d.attempt()}});
+        }
+        batch_statuses = batch_handler_(batch);
+      }
+      for (int i = 0; i < response.deliveries_size(); ++i) {
+        const auto& d = response.deliveries(i);
         const Event& e = d.event();
-        auto it = handlers_.find(e.type());
         absl::Status s = absl::OkStatus();
-        if (it != handlers_.end()) s = it->second(e, DeliveryInfo{d.attempt()});
+        if (batch_handler_) {
+          s = static_cast<size_t>(i) < batch_statuses.size()
+                  ? batch_statuses[static_cast<size_t>(i)]
+                  : absl::InternalError("batch handler returned no status for this delivery");
+        } else {
+          auto it = handlers_.find(e.type());
+          if (it != handlers_.end()) s = it->second(e, DeliveryInfo{d.attempt()});
+        }
         if (s.ok()) {
           auto* ack = settle.add_acks();
           ack->set_offset(e.offset());

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include <grpcpp/channel.h>
 #include "relay/broker/v1/broker.grpc.pb.h"
 
@@ -59,6 +60,15 @@ class Subscriber {
     absl::Duration max_backoff = absl::Seconds(2);
   };
 
+  // One delivery of a received batch, for OnBatch(). `event` points into the
+  // received message and is valid only during the BatchHandler call.
+  struct Delivery {
+    const Event* event;
+    DeliveryInfo info;
+  };
+  // Returns one status per delivery, in the same order.
+  using BatchHandler = std::function<std::vector<absl::Status>(absl::Span<const Delivery>)>;
+
   Subscriber(std::shared_ptr<grpc::Channel> channel, Options options);
   ~Subscriber();  // Stop()
 
@@ -79,6 +89,15 @@ class Subscriber {
       return handler(m, e, info);
     });
   }
+
+  // Hands each received batch of deliveries to `handler` in one call
+  // instead of calling the On() handlers event by event (e.g. to handle the
+  // whole batch in one database transaction). Its statuses settle the
+  // deliveries: OK acks, an error nacks with the error's message; a missing
+  // status nacks. The batch holds every delivery received, whatever its type;
+  // the On() handlers still choose the types subscribed to (filter_types)
+  // but are no longer called. REQUIRES: before Start().
+  void OnBatch(BatchHandler handler);
 
   void Start();
   // Stops consuming: the stream is closed and unacked deliveries go back to
@@ -101,6 +120,7 @@ class Subscriber {
   const std::unique_ptr<relay::broker::v1::Broker::Stub> stub_;
   const Options options_;
   std::map<std::string, Handler> handlers_;
+  BatchHandler batch_handler_;  // when set, replaces handlers_ for delivery
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
