@@ -1,0 +1,134 @@
+#include "common/store/transactional_consumer.h"
+
+#include <utility>
+
+#include "common/log.h"
+#include "common/store/inbox.h"
+
+namespace relay::store {
+
+TransactionalConsumer::TransactionalConsumer(Database* db, std::shared_ptr<grpc::Channel> channel,
+                                             Options options, OutboxRelay* relay)
+    : db_(db),
+      relay_(relay),
+      batch_(options.batch),
+      subscriber_(std::move(channel), std::move(options.subscriber)) {
+  if (batch_) {
+    subscriber_.OnBatch(
+        [this](absl::Span<const Delivery> deliveries) { return HandleBatch(deliveries); });
+  }
+}
+
+TransactionalConsumer::~TransactionalConsumer() { Stop(); }
+
+void TransactionalConsumer::On(const std::string& type, Handler handler) {
+  handlers_[type] = std::move(handler);
+  // Registers the type with the subscriber (its filter), and is the path
+  // deliveries take when not in batch mode.
+  subscriber_.On(type, [this](const Event& e, const DeliveryInfo& info) { return Handle(e, info); });
+}
+
+void TransactionalConsumer::Start() { subscriber_.Start(); }
+
+void TransactionalConsumer::Stop() { subscriber_.Stop(); }
+
+bool TransactionalConsumer::WaitUntilOpen(absl::Duration timeout) {
+  return subscriber_.WaitUntilOpen(timeout);
+}
+
+TransactionalConsumer::Stats TransactionalConsumer::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::Status TransactionalConsumer::Apply(Tx& tx, const Event& event, const DeliveryInfo& info,
+                                          Outcome* outcome) {
+  *outcome = Outcome::kSkipped;
+  auto it = handlers_.find(event.type());
+  if (it == handlers_.end()) return absl::OkStatus();  // not ours: ack, no inbox row
+  absl::StatusOr<bool> fresh = Inbox::Claim(tx, event);
+  if (!fresh.ok()) return fresh.status();
+  if (!*fresh) {
+    *outcome = Outcome::kDuplicate;
+    return absl::OkStatus();
+  }
+  *outcome = Outcome::kHandled;
+  return it->second(tx, event, info);
+}
+
+void TransactionalConsumer::Record(const Event& event, const DeliveryInfo& info,
+                                   const absl::Status& status, Outcome outcome) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!status.ok()) {
+      ++stats_.failed;
+    } else if (outcome == Outcome::kHandled) {
+      ++stats_.handled;
+    } else if (outcome == Outcome::kDuplicate) {
+      ++stats_.duplicates;
+    }
+  }
+  if (!status.ok()) {
+    RELAY_LOG(Warn, "event handling failed, rolled back and nacked",
+              {{"event", event.id()}, {"type", event.type()}, {"key", event.key()},
+               {"attempt", absl::StrCat(info.attempt)}, {"error", status.ToString()}});
+  } else if (outcome == Outcome::kDuplicate) {
+    RELAY_LOG(Info, "event handled before, acked without effect",
+              {{"event", event.id()}, {"type", event.type()}, {"key", event.key()}});
+  }
+}
+
+absl::Status TransactionalConsumer::Handle(const Event& event, const DeliveryInfo& info) {
+  Outcome outcome = Outcome::kSkipped;
+  absl::Status s = db_->Transaction(
+      [&](Tx& tx) -> absl::Status { return Apply(tx, event, info, &outcome); });
+  Record(event, info, s, outcome);
+  if (s.ok() && outcome == Outcome::kHandled) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.commits;
+    }
+    if (relay_ != nullptr) relay_->Wake();
+  }
+  return s;
+}
+
+std::vector<absl::Status> TransactionalConsumer::HandleBatch(
+    absl::Span<const Delivery> deliveries) {
+  std::vector<absl::Status> statuses(deliveries.size());
+  std::vector<Outcome> outcomes(deliveries.size(), Outcome::kSkipped);
+  bool changed = false;
+  absl::Status committed = db_->Transaction([&](Tx& tx) -> absl::Status {
+    for (size_t i = 0; i < deliveries.size(); ++i) {
+      const Delivery& d = deliveries[i];
+      if (handlers_.find(d.event->type()) == handlers_.end()) continue;
+      statuses[i] = tx.Savepoint(
+          [&](Tx& sp) -> absl::Status { return Apply(sp, *d.event, d.info, &outcomes[i]); });
+      if (!tx.in_transaction()) {
+        // SQLite rolled the whole transaction back (disk full, I/O error):
+        // the events before this one are undone too.
+        return statuses[i].ok() ? absl::InternalError("the transaction ended unexpectedly")
+                                : statuses[i];
+      }
+      if (statuses[i].ok() && outcomes[i] == Outcome::kHandled) changed = true;
+    }
+    return absl::OkStatus();
+  });
+  if (!committed.ok()) {
+    for (absl::Status& s : statuses) s = committed;
+    changed = false;
+  }
+  for (size_t i = 0; i < deliveries.size(); ++i) {
+    Record(*deliveries[i].event, deliveries[i].info, statuses[i], outcomes[i]);
+  }
+  if (changed) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.commits;
+    }
+    if (relay_ != nullptr) relay_->Wake();
+  }
+  return statuses;
+}
+
+}  // namespace relay::store
