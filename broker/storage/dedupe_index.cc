@@ -28,7 +28,7 @@ constexpr uint64_t kC2 = 0x4cf5ad432745937full;
 }  // namespace
 
 // MurmurHash3_x64_128 (Austin Appleby, public domain), seed 0.
-DedupeIndex::Key DedupeIndex::HashId(absl::string_view id) {
+DedupeIndex::Key DedupeIndex::KeyOf(absl::string_view id) {
   const auto* data = reinterpret_cast<const unsigned char*>(id.data());
   const size_t len = id.size();
   const size_t blocks = len / 16;
@@ -84,19 +84,18 @@ DedupeIndex::Key DedupeIndex::HashId(absl::string_view id) {
 }
 
 std::optional<uint64_t> DedupeIndex::Find(absl::string_view id) const {
-  auto it = by_key_.find(HashId(id));
+  auto it = by_key_.find(KeyOf(id));
   if (it == by_key_.end()) return std::nullopt;
   return it->second;
 }
 
 void DedupeIndex::Insert(absl::string_view id, uint64_t offset) {
-  Key key = HashId(id);
+  Key key = KeyOf(id);
   by_key_.insert_or_assign(key, offset);
   by_offset_.push_back(Entry{key, offset});
 }
 
-std::optional<uint64_t> DedupeIndex::FindOrInsert(absl::string_view id, uint64_t offset) {
-  Key key = HashId(id);
+std::optional<uint64_t> DedupeIndex::FindOrInsert(const Key& key, uint64_t offset) {
   auto [it, inserted] = by_key_.try_emplace(key, offset);
   if (!inserted) return it->second;
   by_offset_.push_back(Entry{key, offset});

@@ -24,24 +24,7 @@ namespace relay::broker {
 // Not thread-safe (the event log's writer thread owns it).
 class DedupeIndex {
  public:
-  // The offset stored for `id`, if any.
-  std::optional<uint64_t> Find(absl::string_view id) const;
-
-  // Stores `id` at `offset` (replacing an older entry for the same id).
-  // REQUIRES: `offset` is above every offset inserted before.
-  void Insert(absl::string_view id, uint64_t offset);
-
-  // Find() and, when absent, Insert() in one hash of the id: returns the
-  // stored offset, or nullopt after storing `offset`.
-  // REQUIRES: `offset` is above every offset inserted before.
-  std::optional<uint64_t> FindOrInsert(absl::string_view id, uint64_t offset);
-
-  // Forgets every entry with an offset below `offset`.
-  void EvictBelow(uint64_t offset);
-
-  size_t size() const { return by_key_.size(); }
-
- private:
+  // What the index keeps of an id: a 128-bit hash (MurmurHash3_x64_128).
   struct Key {
     uint64_t lo;
     uint64_t hi;
@@ -51,12 +34,32 @@ class DedupeIndex {
       return H::combine(std::move(h), key.lo);  // already a good hash
     }
   };
+
+  // The key of `id`. Pure, thread-safe: compute it off the owner's thread.
+  static Key KeyOf(absl::string_view id);
+
+  // The offset stored for `id`, if any.
+  std::optional<uint64_t> Find(absl::string_view id) const;
+
+  // Stores `id` at `offset` (replacing an older entry for the same id).
+  // REQUIRES: `offset` is above every offset inserted before.
+  void Insert(absl::string_view id, uint64_t offset);
+
+  // Find() and, when absent, Insert() in one lookup: returns the stored
+  // offset of the id whose key is `key`, or nullopt after storing `offset`.
+  // REQUIRES: `offset` is above every offset inserted before.
+  std::optional<uint64_t> FindOrInsert(const Key& key, uint64_t offset);
+
+  // Forgets every entry with an offset below `offset`.
+  void EvictBelow(uint64_t offset);
+
+  size_t size() const { return by_key_.size(); }
+
+ private:
   struct Entry {
     Key key;
     uint64_t offset;
   };
-
-  static Key HashId(absl::string_view id);
 
   absl::flat_hash_map<Key, uint64_t> by_key_;
   std::deque<Entry> by_offset_;  // ascending offsets

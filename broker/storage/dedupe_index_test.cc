@@ -24,9 +24,9 @@ TEST(DedupeIndex, FindsWhatWasInserted) {
 
 TEST(DedupeIndex, FindOrInsertReturnsTheFirstOffset) {
   DedupeIndex index;
-  EXPECT_EQ(index.FindOrInsert("id-1", 5), std::nullopt);
-  EXPECT_THAT(index.FindOrInsert("id-1", 6), Optional(Eq(5u)));
-  EXPECT_EQ(index.FindOrInsert("id-2", 6), std::nullopt);
+  EXPECT_EQ(index.FindOrInsert(DedupeIndex::KeyOf("id-1"), 5), std::nullopt);
+  EXPECT_THAT(index.FindOrInsert(DedupeIndex::KeyOf("id-1"), 6), Optional(Eq(5u)));
+  EXPECT_EQ(index.FindOrInsert(DedupeIndex::KeyOf("id-2"), 6), std::nullopt);
   EXPECT_EQ(index.size(), 2u);
 }
 

@@ -6,18 +6,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "broker/storage/crc32c.h"
 #include "broker/storage/record.h"
 #include "broker/storage/storage_log.h"
-#include "google/protobuf/timestamp.pb.h"
 
 namespace relay::broker {
 namespace {
 
 constexpr uint64_t kMinSegmentBytes = uint64_t{4} << 10;
 constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
-// Room for the fields the log sets (offset, publish_time) on top of an
-// event's own size.
-constexpr size_t kBrokerFieldsBytes = 64;
+// The largest event the log takes, serialized: a record also holds the
+// fields the log assigns.
+constexpr size_t kMaxEventBytes = kMaxRecordPayloadBytes - kAssignedFieldsMaxBytes;
 
 // [a-z0-9._-]{1,128}, and not a name the file system gives a meaning.
 bool IsValidTopicName(absl::string_view name) {
@@ -40,11 +40,11 @@ struct FileEventLog::Topic {
 
   // Writer-thread state.
   DedupeIndex dedupe;
-  std::vector<const Event*> pending;  // events of the current commit
+  std::vector<EventBytes> pending;  // events of the current commit
   bool in_commit = false;
   bool unsynced = false;
   uint64_t next_offset = 0;
-  ::google::protobuf::Timestamp commit_time;
+  absl::Time commit_time;
   uint64_t notified_end = 0;  // last durable end given to the listener
 };
 
@@ -143,15 +143,50 @@ const FileEventLog::Topic* FileEventLog::FindTopic(absl::string_view name) const
   return it == topics_.end() ? nullptr : it->second.get();
 }
 
+void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
+  size_t total = 0;
+  for (Event& event : events) {
+    // The log assigns these; offset and publish_time follow in the record.
+    event.clear_topic();
+    event.clear_offset();
+    event.clear_publish_time();
+    size_t size = event.ByteSizeLong();
+    if (size > kMaxEventBytes) {
+      batch->error = absl::InvalidArgumentError(
+          absl::StrCat("event ", event.id(), " is ", size, " bytes, larger than ", kMaxEventBytes));
+      return;
+    }
+    total += size;
+  }
+  batch->bytes.resize(total);
+  batch->events.reserve(events.size());
+  size_t start = 0;
+  for (const Event& event : events) {
+    auto* out = reinterpret_cast<uint8_t*>(batch->bytes.data() + start);
+    const auto size = static_cast<uint32_t>(event.GetCachedSize());
+    event.SerializeWithCachedSizesToArray(out);
+    batch->events.push_back(PreparedEvent{start, size,
+                                          crc32c::Value(batch->bytes.data() + start, size),
+                                          DedupeIndex::KeyOf(event.id()), !event.id().empty()});
+    start += size;
+  }
+}
+
 void FileEventLog::Append(const std::string& topic, std::vector<Event> events, AppendDone done) {
+  // Serialize here, on the caller's thread: the one writer thread is the
+  // log's bottleneck, callers are many.
+  Batch batch;
+  batch.topic = topic;
+  Prepare(events, &batch);
+  batch.done = std::move(done);
   {
     absl::MutexLock lock(&mu_);
     if (!closing_) {
-      queue_.push_back(Batch{topic, std::move(events), std::move(done)});
+      queue_.push_back(std::move(batch));
       return;
     }
   }
-  done(absl::UnavailableError("event log is closed"));
+  batch.done(absl::UnavailableError("event log is closed"));
 }
 
 uint64_t FileEventLog::DurableEnd(absl::string_view topic) const {
@@ -279,40 +314,31 @@ void FileEventLog::StartTopicCommit(Topic* topic) {
   touched_.push_back(topic);
   // Publish times never go backwards within a topic, whatever the clock does,
   // so that OffsetForTime can binary-search.
-  absl::Time now = std::max(Now(), topic->log->last_publish_time());
-  ToTimestamp(now, &topic->commit_time);
+  topic->commit_time = std::max(Now(), topic->log->last_publish_time());
   topic->next_offset = topic->log->written_end();
   topic->dedupe.EvictBelow(
-      std::max(topic->log->FirstOffset(), topic->log->OffsetForTime(now - options_.dedupe_window)));
+      std::max(topic->log->FirstOffset(),
+               topic->log->OffsetForTime(topic->commit_time - options_.dedupe_window)));
 }
 
 absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic,
-                                                                    std::vector<Event>& events) {
-  // Check first, so that a refused batch changes nothing.
-  for (Event& event : events) {
-    event.clear_topic();
-    if (event.ByteSizeLong() > kMaxRecordPayloadBytes - kBrokerFieldsBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("event ", event.id(), " is larger than ",
-                                                     kMaxRecordPayloadBytes - kBrokerFieldsBytes,
-                                                     " bytes"));
-    }
-  }
-  std::vector<AppendResult> results(events.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    Event& event = events[i];
+                                                                    const Batch& batch) {
+  if (!batch.error.ok()) return batch.error;
+  std::vector<AppendResult> results(batch.events.size());
+  for (size_t i = 0; i < batch.events.size(); ++i) {
+    const PreparedEvent& event = batch.events[i];
     // The index also holds the ids of this commit, so a repeat within a
     // batch or a commit finds the first copy.
     std::optional<uint64_t> original;
-    if (!event.id().empty()) original = topic->dedupe.FindOrInsert(event.id(), topic->next_offset);
+    if (event.has_id) original = topic->dedupe.FindOrInsert(event.key, topic->next_offset);
     if (original.has_value()) {
       results[i].offset = *original;
       results[i].duplicate = true;
       continue;
     }
-    event.set_offset(topic->next_offset);
-    *event.mutable_publish_time() = topic->commit_time;
     results[i].offset = topic->next_offset++;
-    topic->pending.push_back(&event);
+    topic->pending.push_back(
+        EventBytes{absl::string_view(batch.bytes.data() + event.start, event.size), event.crc});
   }
   return results;
 }
@@ -332,13 +358,13 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
       continue;
     }
     if (!(*topic)->in_commit) StartTopicCommit(*topic);
-    waiting_.push_back(Ack{std::move(batch.done), AssignBatch(*topic, batch.events)});
+    waiting_.push_back(Ack{std::move(batch.done), AssignBatch(*topic, batch)});
   }
   // One write per topic (per segment, when one rolls) for the whole commit.
   for (Topic* topic : touched_) {
     topic->in_commit = false;
     if (!topic->pending.empty() && failed_.ok()) {
-      absl::Status status = topic->log->Append(topic->pending);
+      absl::Status status = topic->log->Append(topic->pending, topic->commit_time);
       if (!status.ok()) {
         Fail(absl::Status(status.code(),
                           absl::StrCat("write to topic ", topic->name, ": ", status.message())));

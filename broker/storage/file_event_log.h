@@ -111,9 +111,20 @@ class FileEventLog final : public EventLog {
 
  private:
   struct Topic;
+  // An event of a batch, serialized by Append() on the caller's thread so
+  // that the writer thread only copies bytes.
+  struct PreparedEvent {
+    size_t start;  // in Batch::bytes
+    uint32_t size;
+    uint32_t crc;
+    DedupeIndex::Key key;
+    bool has_id;
+  };
   struct Batch {
     std::string topic;
-    std::vector<Event> events;
+    std::string bytes;  // the events serialized back to back
+    std::vector<PreparedEvent> events;
+    absl::Status error;  // a refused batch, answered by the writer thread
     AppendDone done;
   };
   // A batch's answer, held until its events are durable.
@@ -133,7 +144,8 @@ class FileEventLog final : public EventLog {
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Topic*> GetOrCreateTopic(const std::string& name);
   void StartTopicCommit(Topic* topic);
-  absl::StatusOr<std::vector<AppendResult>> AssignBatch(Topic* topic, std::vector<Event>& events);
+  static void Prepare(std::vector<Event>& events, Batch* batch);
+  absl::StatusOr<std::vector<AppendResult>> AssignBatch(Topic* topic, const Batch& batch);
   void WriteCommit(std::vector<Batch>* commit);
   // Syncs (or, if !sync, only publishes) what was written, then answers the
   // waiting batches and calls the listener.

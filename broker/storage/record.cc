@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/storage/crc32c.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/wire_format_lite.h"
 
 namespace relay::broker {
@@ -95,6 +96,64 @@ absl::Status AppendEventRecord(const ::relay::events::v1::Event& event, std::str
   event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p + kRecordHeaderBytes));
   EncodeHeader(p + kRecordHeaderBytes, size, p);
   return absl::OkStatus();
+}
+
+namespace {
+
+inline char* EncodeVarint(uint64_t v, char* p) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+}  // namespace
+
+AssignedFields::AssignedFields(absl::Time publish_time) {
+  ::google::protobuf::Timestamp ts;
+  ToTimestamp(publish_time, &ts);
+  char timestamp[24];
+  char* t = timestamp;
+  *t++ = static_cast<char>(WireFormatLite::MakeTag(kSecondsField, WireFormatLite::WIRETYPE_VARINT));
+  t = EncodeVarint(static_cast<uint64_t>(ts.seconds()), t);
+  *t++ = static_cast<char>(WireFormatLite::MakeTag(kNanosField, WireFormatLite::WIRETYPE_VARINT));
+  t = EncodeVarint(static_cast<uint64_t>(static_cast<int64_t>(ts.nanos())), t);
+  const size_t timestamp_size = static_cast<size_t>(t - timestamp);
+
+  char* p = time_;
+  *p++ = static_cast<char>(
+      WireFormatLite::MakeTag(kPublishTimeField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+  p = EncodeVarint(timestamp_size, p);
+  std::memcpy(p, timestamp, timestamp_size);
+  time_size_ = static_cast<size_t>(p - time_) + timestamp_size;
+  set_offset(0);
+}
+
+void AssignedFields::set_offset(uint64_t offset) {
+  char* p = offset_;
+  *p++ = static_cast<char>(WireFormatLite::MakeTag(kOffsetField, WireFormatLite::WIRETYPE_VARINT));
+  p = EncodeVarint(offset, p);
+  offset_size_ = static_cast<size_t>(p - offset_);
+}
+
+void AppendEventRecord(const EventBytes& event, const AssignedFields& fields, std::string* dst) {
+  const absl::string_view offset = fields.offset_field();
+  const absl::string_view time = fields.time_field();
+  const size_t size = event.bytes.size() + offset.size() + time.size();
+  size_t start = dst->size();
+  dst->resize(start + kRecordHeaderBytes + size);
+  char* p = dst->data() + start;
+  char* body = p + kRecordHeaderBytes;
+  if (!event.bytes.empty()) std::memcpy(body, event.bytes.data(), event.bytes.size());
+  char* tail = body + event.bytes.size();
+  std::memcpy(tail, offset.data(), offset.size());
+  std::memcpy(tail + offset.size(), time.data(), time.size());
+  // The CRC of the producer's bytes was computed off this thread: extend it.
+  uint32_t crc = crc32c::Extend(event.crc, tail, offset.size() + time.size());
+  EncodeLE32(static_cast<uint32_t>(size), p);
+  EncodeLE32(crc32c::Mask(crc), p + 4);
 }
 
 bool RecordReader::Next(absl::string_view* payload) {

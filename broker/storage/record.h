@@ -42,6 +42,40 @@ void AppendRecord(absl::string_view payload, std::string* dst);
 // serializes to more than kMaxRecordPayloadBytes.
 absl::Status AppendEventRecord(const ::relay::events::v1::Event& event, std::string* dst);
 
+// The event log's fast path: an event is serialized once, on the appending
+// thread, without the fields the log assigns; the log's writer thread then
+// frames those bytes followed by `offset` (field 9) and `publish_time` (field
+// 10). Protobuf parsers accept fields in any order and the last value of a
+// field wins, so the payload parses as the complete Event.
+struct EventBytes {
+  absl::string_view bytes;  // a serialized Event, normally without offset/publish_time
+  uint32_t crc = 0;         // crc32c::Value(bytes)
+};
+
+// At most this many bytes follow EventBytes::bytes in a record's payload.
+inline constexpr size_t kAssignedFieldsMaxBytes = 32;
+
+// Fields 9 (offset) and 10 (publish_time) of an Event, encoded with every
+// value explicit; the time once for a whole append, the offset per event.
+class AssignedFields {
+ public:
+  explicit AssignedFields(absl::Time publish_time);
+  void set_offset(uint64_t offset);
+
+  absl::string_view offset_field() const { return absl::string_view(offset_, offset_size_); }
+  absl::string_view time_field() const { return absl::string_view(time_, time_size_); }
+
+ private:
+  char offset_[12];
+  size_t offset_size_ = 0;
+  char time_[kAssignedFieldsMaxBytes - sizeof(offset_)];
+  size_t time_size_ = 0;
+};
+
+// Appends one record: `event.bytes` followed by `fields`.
+// REQUIRES: event.bytes.size() + kAssignedFieldsMaxBytes <= kMaxRecordPayloadBytes.
+void AppendEventRecord(const EventBytes& event, const AssignedFields& fields, std::string* dst);
+
 // Reads records from a span of bytes that starts at a record boundary.
 // Never reads outside `data`, whatever the bytes are. Not thread-safe.
 class RecordReader {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "broker/storage/crc32c.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -62,6 +63,60 @@ TEST(Record, RoundTripsEvents) {
     EXPECT_EQ(meta.offset, i);
     EXPECT_EQ(meta.id, events[i].id());
     EXPECT_EQ(meta.publish_time, PublishTime(events[i]));
+  }
+}
+
+TEST(Record, EventBytesWithAssignedFieldsParseAsTheWholeEvent) {
+  Event event = MakeEvent(300);
+  Event producer_fields = event;
+  producer_fields.clear_offset();
+  producer_fields.clear_publish_time();
+  std::string bytes = producer_fields.SerializeAsString();
+  // Also when the producer's bytes carry stale values: the assigned ones win.
+  Event stale = producer_fields;
+  stale.set_offset(7);
+  ToTimestamp(absl::FromUnixSeconds(1) + absl::Nanoseconds(5), stale.mutable_publish_time());
+  std::string stale_bytes = stale.SerializeAsString();
+
+  std::string data;
+  for (const std::string* b : {&bytes, &stale_bytes}) {
+    AssignedFields fields(PublishTime(event));
+    fields.set_offset(event.offset());
+    AppendEventRecord(EventBytes{*b, crc32c::Value(b->data(), b->size())}, fields, &data);
+  }
+  RecordReader reader(data);
+  std::vector<std::string> payloads = ReadAll(&reader);
+  EXPECT_EQ(reader.stop(), RecordReader::Stop::kEnd);
+  ASSERT_THAT(payloads, ::testing::SizeIs(2));
+  for (const std::string& payload : payloads) {
+    Event parsed;
+    ASSERT_TRUE(parsed.ParseFromString(payload));
+    EXPECT_EQ(parsed.SerializeAsString(), event.SerializeAsString());
+    RecordMeta meta;
+    ASSERT_TRUE(ParseRecordMeta(payload, &meta));
+    EXPECT_EQ(meta.offset, 300u);
+    EXPECT_EQ(meta.publish_time, PublishTime(event));
+    EXPECT_EQ(meta.id, "evt-300");
+  }
+}
+
+TEST(Record, AssignedFieldsEncodeExtremeValues) {
+  for (absl::Time t : {absl::UnixEpoch(), absl::FromUnixSeconds(-62135596800),
+                       absl::FromUnixSeconds(253402300799) + absl::Nanoseconds(999999999)}) {
+    for (uint64_t offset : {uint64_t{0}, uint64_t{1} << 63, ~uint64_t{0}}) {
+      AssignedFields fields(t);
+      fields.set_offset(offset);
+      std::string data;
+      AppendEventRecord(EventBytes{"", 0}, fields, &data);
+      RecordReader reader(data);
+      absl::string_view payload;
+      ASSERT_TRUE(reader.Next(&payload));
+      RecordMeta meta;
+      ASSERT_TRUE(ParseRecordMeta(payload, &meta));
+      EXPECT_EQ(meta.offset, offset);
+      EXPECT_EQ(meta.publish_time, t);
+      EXPECT_LE(payload.size(), kAssignedFieldsMaxBytes);
+    }
   }
 }
 

@@ -161,10 +161,10 @@ absl::Status Segment::Seal() {
   return status.ok() ? close : status;
 }
 
-void Segment::AddRecords(const std::vector<Written>& records, size_t begin, size_t end,
-                         uint64_t new_bytes) {
+void Segment::AddRecords(const std::vector<uint64_t>& positions, size_t begin, size_t end,
+                         absl::Time publish_time, uint64_t new_bytes) {
   positions_.reserve(positions_.size() + (end - begin));
-  for (size_t i = begin; i < end; ++i) Index(records[i].position, records[i].publish_time);
+  for (size_t i = begin; i < end; ++i) Index(positions[i], publish_time);
   bytes_ = new_bytes;
 }
 

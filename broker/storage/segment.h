@@ -95,15 +95,11 @@ class Segment {
   // Syncs and closes the writer: the segment takes no more records.
   absl::Status Seal();
 
-  // Indexes records already written to the file at `positions` (ascending,
-  // from bytes()) with the given publish times, the last ending at
-  // `new_bytes`. Times must not decrease.
-  struct Written {
-    uint64_t position;
-    absl::Time publish_time;
-  };
-  void AddRecords(const std::vector<Written>& records, size_t begin, size_t end,
-                  uint64_t new_bytes);
+  // Indexes records already written to the file at positions[begin, end)
+  // (ascending, from bytes()), published at `publish_time`, the last ending
+  // at `new_bytes`. Publish times must not decrease.
+  void AddRecords(const std::vector<uint64_t>& positions, size_t begin, size_t end,
+                  absl::Time publish_time, uint64_t new_bytes);
 
   // Reads and parses the `count` records from `first_offset`, which occupy
   // the file bytes [start, end), appending them to `*out` with `topic` set.

@@ -102,48 +102,50 @@ absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
   return absl::OkStatus();
 }
 
-absl::Status TopicLog::Append(absl::Span<const Event* const> events) {
+absl::Status TopicLog::Append(absl::Span<const EventBytes> events, absl::Time publish_time) {
   if (active_->writer() == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat("topic ", options_.name, " is broken"));
   }
   buffer_.clear();
-  written_.clear();
+  positions_.clear();
+  AssignedFields fields(publish_time);
   uint64_t segment_size = active_->bytes();
-  size_t first = 0;  // first entry of written_ in the active segment
-  for (const Event* event : events) {
+  size_t first = 0;  // first entry of positions_ in the active segment
+  uint64_t offset = written_end_;
+  for (const EventBytes& event : events) {
     size_t before = buffer_.size();
-    absl::Status status = AppendEventRecord(*event, &buffer_);
-    if (!status.ok()) return status;
+    fields.set_offset(offset);
+    AppendEventRecord(event, fields, &buffer_);
     size_t record_bytes = buffer_.size() - before;
     if (segment_size + buffer_.size() > options_.segment_bytes && segment_size + before > 0) {
       // This record does not fit: what precedes it ends the active segment.
       if (before > 0) {
-        status = WriteBuffered(before, first, written_.size());
+        absl::Status status = WriteBuffered(before, first, positions_.size(), publish_time);
         if (!status.ok()) return status;
         buffer_.erase(0, before);
       }
-      status = Roll(event->offset());
+      absl::Status status = Roll(offset);
       if (!status.ok()) return status;
       segment_size = 0;
-      first = written_.size();
+      first = positions_.size();
     }
-    written_.push_back(
-        Segment::Written{segment_size + buffer_.size() - record_bytes, PublishTime(*event)});
+    positions_.push_back(segment_size + buffer_.size() - record_bytes);
+    ++offset;
   }
   if (buffer_.empty()) return absl::OkStatus();
-  return WriteBuffered(buffer_.size(), first, written_.size());
+  return WriteBuffered(buffer_.size(), first, positions_.size(), publish_time);
 }
 
-absl::Status TopicLog::WriteBuffered(size_t n, size_t first, size_t last) {
+absl::Status TopicLog::WriteBuffered(size_t n, size_t first, size_t last, absl::Time publish_time) {
   absl::Status status = active_->writer()->Append(absl::string_view(buffer_.data(), n));
   if (!status.ok()) return status;
   uint64_t new_bytes = active_->writer()->Size();
   absl::MutexLock lock(&mu_);
-  active_->AddRecords(written_, first, last, new_bytes);
+  active_->AddRecords(positions_, first, last, publish_time, new_bytes);
   indexed_end_ += last - first;
   total_bytes_ += n;
   written_end_ = indexed_end_;
-  if (last > first) last_publish_time_ = written_[last - 1].publish_time;
+  if (last > first) last_publish_time_ = publish_time;
   return absl::OkStatus();
 }
 

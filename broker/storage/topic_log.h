@@ -15,6 +15,7 @@
 #include "absl/types/span.h"
 #include "broker/storage/env.h"
 #include "broker/storage/event_log.h"
+#include "broker/storage/record.h"
 #include "broker/storage/segment.h"
 
 namespace relay::broker {
@@ -35,8 +36,9 @@ namespace relay::broker {
 //   options.dir = "/data/topics/orders";
 //   options.name = "orders";
 //   absl::StatusOr<std::unique_ptr<TopicLog>> log = TopicLog::Open(options);
-//   event.set_offset((*log)->written_end());
-//   status = (*log)->Append({&event});
+//   std::string bytes = event.SerializeAsString();
+//   EventBytes e{bytes, crc32c::Value(bytes.data(), bytes.size())};
+//   status = (*log)->Append({&e, 1}, absl::Now());  // offset (*log)->written_end()
 //   status = (*log)->Sync();  // DurableEnd() moves past the event
 class TopicLog {
  public:
@@ -76,12 +78,13 @@ class TopicLog {
   // Publish time of the last record written (InfinitePast if none).
   absl::Time last_publish_time() const { return last_publish_time_; }
 
-  // Writes `events`, framed, after the last record, rolling segments as
-  // needed: one write(2) per segment touched. Not durable nor readable until
-  // Sync() or MarkDurable(). On error the log must not be appended to again.
-  // REQUIRES: events[i]->offset() == written_end() + i; publish times do not
-  //           decrease.
-  absl::Status Append(absl::Span<const Event* const> events);
+  // Writes `events` after the last record, as offsets written_end() and on,
+  // published at `publish_time`, rolling segments as needed: one write(2)
+  // per segment touched. Not durable nor readable until Sync() or
+  // MarkDurable(). On error the log must not be appended to again.
+  // REQUIRES: publish_time >= last_publish_time(); each event's bytes fit
+  //           kMaxRecordPayloadBytes with the assigned fields.
+  absl::Status Append(absl::Span<const EventBytes> events, absl::Time publish_time);
 
   // Syncs the written records and makes them readable (DurableEnd moves).
   absl::Status Sync();
@@ -130,8 +133,8 @@ class TopicLog {
  private:
   explicit TopicLog(Options options);
   absl::Status Recover(const Segment::RecordVisitor& visit);
-  // Writes buffer_[0, n) to the active segment and indexes written_[first, last).
-  absl::Status WriteBuffered(size_t n, size_t first, size_t last);
+  // Writes buffer_[0, n) to the active segment and indexes positions_[first, last).
+  absl::Status WriteBuffered(size_t n, size_t first, size_t last, absl::Time publish_time);
   absl::Status Roll(uint64_t base_offset);
   // Index of the segment holding `offset`, or of the first one after it.
   size_t FindSegment(uint64_t offset) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -143,8 +146,8 @@ class TopicLog {
   std::shared_ptr<Segment> active_;
   uint64_t written_end_ = 0;
   absl::Time last_publish_time_ = absl::InfinitePast();
-  std::string buffer_;                     // framed records of one Append
-  std::vector<Segment::Written> written_;  // their positions and times
+  std::string buffer_;               // framed records of one Append
+  std::vector<uint64_t> positions_;  // their positions in their segment
 
   mutable absl::Mutex mu_;
   // Oldest first; never empty after Open. Segments are shared with readers
