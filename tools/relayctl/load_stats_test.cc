@@ -1,0 +1,83 @@
+#include "tools/relayctl/load_stats.h"
+
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tools/relayctl/event_format.h"
+
+namespace relay::ctl {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(SummarizeLatencies, UsesNearestRankPercentiles) {
+  std::vector<absl::Duration> samples;
+  for (int i = 100; i >= 1; --i) samples.push_back(absl::Milliseconds(i));
+  LatencySummary s = SummarizeLatencies(samples);
+  EXPECT_EQ(s.count, 100u);
+  EXPECT_EQ(s.p50, absl::Milliseconds(50));
+  EXPECT_EQ(s.p90, absl::Milliseconds(90));
+  EXPECT_EQ(s.p99, absl::Milliseconds(99));
+  EXPECT_EQ(s.max, absl::Milliseconds(100));
+}
+
+TEST(SummarizeLatencies, HandlesOneAndNoSamples) {
+  LatencySummary one = SummarizeLatencies({absl::Milliseconds(7)});
+  EXPECT_EQ(one.p50, absl::Milliseconds(7));
+  EXPECT_EQ(one.p99, absl::Milliseconds(7));
+  LatencySummary none = SummarizeLatencies({});
+  EXPECT_EQ(none.count, 0u);
+  EXPECT_EQ(none.max, absl::ZeroDuration());
+}
+
+TEST(LatencyHistogram, CountsIntoOneTwoFiveBucketsTrimmedAtTheEnds) {
+  std::vector<HistogramBucket> buckets =
+      LatencyHistogram({absl::Microseconds(1500), absl::Milliseconds(2), absl::Milliseconds(4),
+                        absl::Milliseconds(30), absl::Seconds(11)});
+  ASSERT_EQ(buckets.size(), 13u);  // <=2ms ... >10s
+  EXPECT_EQ(buckets[0].upper, absl::Milliseconds(2));
+  EXPECT_EQ(buckets[0].count, 2u);
+  EXPECT_EQ(buckets[1].upper, absl::Milliseconds(5));
+  EXPECT_EQ(buckets[1].count, 1u);
+  EXPECT_EQ(buckets[3].upper, absl::Milliseconds(20));
+  EXPECT_EQ(buckets[3].count, 0u);
+  EXPECT_EQ(buckets[4].count, 1u);
+  EXPECT_EQ(buckets.back().upper, absl::InfiniteDuration());
+  EXPECT_EQ(buckets.back().count, 1u);
+  EXPECT_TRUE(LatencyHistogram({}).empty());
+}
+
+TEST(PrintLoadReport, ShowsOutcomesPercentilesAndHistogram) {
+  LoadTally tally;
+  tally.scheduled = 5;
+  tally.placed = 4;
+  tally.confirmed = 2;
+  tally.cancelled["out_of_stock"] = 1;
+  tally.errors["place: UNAVAILABLE"] = 1;
+  tally.error_examples["place: UNAVAILABLE"] = "connection refused";
+  tally.not_terminal = 1;
+  tally.latencies = {absl::Milliseconds(3), absl::Milliseconds(4), absl::Milliseconds(40)};
+  std::ostringstream out;
+  PrintLoadReport(out, tally, 5, absl::Seconds(1), absl::Milliseconds(1500), absl::Seconds(10));
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr("load: 5 orders sent at 5/s for 1s (took 1.500s), 4 accepted"));
+  EXPECT_THAT(text, HasSubstr("confirmed                         2\n"));
+  EXPECT_THAT(text, HasSubstr("cancelled: out_of_stock           1\n"));
+  EXPECT_THAT(text, HasSubstr("error: place: UNAVAILABLE         1  connection refused\n"));
+  EXPECT_THAT(text, HasSubstr("not ended 10s after the run       1\n"));
+  EXPECT_THAT(text, HasSubstr("(3 orders): p50 4.0ms  p90 40.0ms  p99 40.0ms  max 40.0ms"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("<= 5ms        2  ########################################\n<= 10ms       0\n"));
+  EXPECT_EQ(tally.cancelled_total(), 1u);
+  EXPECT_EQ(tally.errors_total(), 1u);
+
+  std::string json = ToJson(LoadReportJson(tally, 5, absl::Seconds(1), absl::Seconds(2)), false);
+  EXPECT_THAT(json, HasSubstr("\"confirmed\":2"));
+  EXPECT_THAT(json, HasSubstr("\"out_of_stock\":1"));
+  EXPECT_THAT(json, HasSubstr("\"p90\":40"));
+}
+
+}  // namespace
+}  // namespace relay::ctl
