@@ -1,0 +1,48 @@
+#include "tools/relayctl/broker_read.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace relay::ctl {
+
+namespace bv1 = relay::broker::v1;
+
+grpc::Status ReadToEnd(Context& ctx, bv1::Broker::Stub& stub, bv1::ReadRequest request,
+                       uint64_t from, uint64_t max_events,
+                       std::vector<relay::events::v1::Event>* events, uint64_t* next) {
+  constexpr uint64_t kPage = 1000;
+  uint64_t offset = from;
+  uint64_t taken = 0;
+  while (max_events == 0 || taken < max_events) {
+    request.set_offset(offset);
+    request.set_max_events(
+        static_cast<uint32_t>(max_events == 0 ? kPage : std::min(kPage, max_events - taken)));
+    grpc::ClientContext call;
+    ctx.SetDeadline(&call);
+    bv1::ReadResponse response;
+    grpc::Status status = stub.Read(&call, request, &response);
+    if (!status.ok()) return status;
+    for (relay::events::v1::Event& e : *response.mutable_events()) {
+      events->push_back(std::move(e));
+      ++taken;
+    }
+    // next_offset does not move only at the end (or before the first
+    // retained event, where the broker clamps): stop rather than spin.
+    const bool progressed = response.next_offset() > offset;
+    offset = std::max(offset, response.next_offset());
+    if (!progressed || offset >= response.end_offset()) break;
+  }
+  *next = offset;
+  return grpc::Status::OK;
+}
+
+void SortByPublishTime(std::vector<relay::events::v1::Event>* events) {
+  std::stable_sort(events->begin(), events->end(), [](const auto& a, const auto& b) {
+    return std::make_tuple(a.publish_time().seconds(), a.publish_time().nanos(), a.topic(),
+                           a.offset()) < std::make_tuple(b.publish_time().seconds(),
+                                                         b.publish_time().nanos(), b.topic(),
+                                                         b.offset());
+  });
+}
+
+}  // namespace relay::ctl

@@ -1,0 +1,32 @@
+#ifndef RELAY_TOOLS_RELAYCTL_BROKER_READ_H_
+#define RELAY_TOOLS_RELAYCTL_BROKER_READ_H_
+
+// Reading the broker's topics for relayctl: whole ranges through the paged
+// Read RPC, and events of several topics in one timeline.
+
+#include <grpcpp/support/status.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "relay/broker/v1/broker.grpc.pb.h"
+#include "tools/relayctl/context.h"
+
+namespace relay::ctl {
+
+// Reads `request.topic()` from `from` up to the topic's end (as the broker
+// reports it while reading), page by page, appending the events that match
+// the request's filters to `events`, at most `max_events` of them (0: no
+// limit). Sets `*next` to where a later read continues. Each call gets the
+// context's deadline.
+grpc::Status ReadToEnd(Context& ctx, relay::broker::v1::Broker::Stub& stub,
+                       relay::broker::v1::ReadRequest request, uint64_t from, uint64_t max_events,
+                       std::vector<relay::events::v1::Event>* events, uint64_t* next);
+
+// Sorts events into one timeline: by publish time, then topic, then offset.
+void SortByPublishTime(std::vector<relay::events::v1::Event>* events);
+
+}  // namespace relay::ctl
+
+#endif  // RELAY_TOOLS_RELAYCTL_BROKER_READ_H_
