@@ -308,5 +308,27 @@ TEST_F(OutboxRelayTest, KeepsRowsWhileTheBrokerIsDownAndPublishesThemOnceItIsBac
   EXPECT_THAT(Ids(ReadTopic(address, "orders")), ElementsAreArray(expected));
 }
 
+TEST_F(OutboxRelayTest, StopGivesUpAfterTheGracePeriodAndKeepsTheRows) {
+  TempDir broker_dir;
+  std::string address;
+  {
+    auto broker = ::relay::testing::StartBroker(broker_dir.path());
+    ASSERT_THAT(broker, IsOk());
+    address = (*broker)->target();
+    (*broker)->Shutdown(absl::ZeroDuration());
+  }
+  for (int i = 0; i < 5; ++i) AddOne(*db_, "orders", MakeEvent("order.created", "ord-1"));
+  Publisher publisher(EagerChannel(address), {});
+  OutboxRelay::Options options;
+  options.stop_grace = absl::Milliseconds(300);
+  OutboxRelay relay(db_.get(), &publisher, options);
+  relay.Start();
+  absl::Time start = absl::Now();
+  relay.Stop();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ(Pending(*db_), 5);
+  EXPECT_EQ(relay.stats().published, 0u);
+}
+
 }  // namespace
 }  // namespace relay::store

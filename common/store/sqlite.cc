@@ -81,7 +81,7 @@ Statement::Statement(Statement&& other) noexcept
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    this->~Statement();
+    Release();
     db_ = other.db_;
     sql_ = std::move(other.sql_);
     stmt_ = other.stmt_;
@@ -90,7 +90,9 @@ Statement& Statement::operator=(Statement&& other) noexcept {
   return *this;
 }
 
-Statement::~Statement() {
+Statement::~Statement() { Release(); }
+
+void Statement::Release() {
   if (stmt_ == nullptr) return;
   // The connection is locked by the Tx callback this statement lives in.
   db_->mu_.AssertHeld();

@@ -81,6 +81,8 @@ class Statement {
   friend class Tx;
   Statement(Database* db, std::string sql, sqlite3_stmt* stmt);
   absl::Status BindResult(int index, int rc);
+  // Hands the statement back to the cache (or finalizes it); stmt_ = null.
+  void Release();
 
   Database* db_;
   std::string sql_;  // the cache key
