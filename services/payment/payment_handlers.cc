@@ -1,0 +1,273 @@
+#include "services/payment/payment_handlers.h"
+
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/store/outbox.h"
+#include "relay/events/v1/payment_events.pb.h"
+#include "services/payment/payment_ledger.h"
+#include "services/payment/payment_store.h"
+
+namespace relay::payment {
+namespace {
+
+namespace ev = relay::events::v1;
+using relay::store::TransactionalConsumer;
+using relay::store::Tx;
+
+// The correlation id to log for `event` (its header, else the order id).
+std::string Corr(const ev::Event& event, const std::string& order_id) {
+  auto it = event.headers().find("correlation_id");
+  return it == event.headers().end() || it->second.empty() ? order_id : it->second;
+}
+
+// Adds the event of `type` with `payload` about `order_id`, caused by
+// `cause`, to the outbox of topic "payments". Returns its id.
+absl::StatusOr<std::string> Emit(Tx& tx, absl::string_view type, const std::string& order_id,
+                                 const ev::Event& cause,
+                                 const google::protobuf::MessageLite& payload) {
+  ev::Event out;
+  out.set_type(std::string(type));
+  out.set_key(order_id);
+  out.set_source(std::string(kServiceName));
+  auto& headers = *out.mutable_headers();
+  headers["correlation_id"] = order_id;
+  headers["causation_id"] = cause.id();
+  if (auto it = cause.headers().find("traceparent"); it != cause.headers().end()) {
+    headers["traceparent"] = it->second;
+  }
+  if (!payload.SerializeToString(out.mutable_data())) {
+    return absl::InternalError(
+        absl::StrCat(type, " payload for order ", order_id, " does not serialize"));
+  }
+  return relay::store::Outbox::Add(tx, kPaymentsTopic, std::move(out));
+}
+
+ev::Money MoneyOf(int64_t amount_minor, const std::string& currency) {
+  ev::Money m;
+  m.set_amount_minor(amount_minor);
+  m.set_currency(currency);
+  return m;
+}
+
+}  // namespace
+
+relay::events::Subscriber::Options PaymentSubscription() {
+  relay::events::Subscriber::Options o;
+  o.topic = std::string(kOrdersTopic);
+  o.group = std::string(kConsumerGroup);
+  o.start.set_earliest(true);
+  return o;
+}
+
+PaymentHandlers::PaymentHandlers(Options options) : options_(std::move(options)) {}
+
+void PaymentHandlers::Register(TransactionalConsumer& consumer) {
+  consumer.On<ev::OrderCreated>(
+      "order.created",
+      [this](Tx& tx, const ev::OrderCreated& m, const Event& e,
+             const TransactionalConsumer::DeliveryInfo&) { return OnOrderCreated(tx, m, e); });
+  consumer.On<ev::OrderCancelled>(
+      "order.cancelled",
+      [this](Tx& tx, const ev::OrderCancelled& m, const Event& e,
+             const TransactionalConsumer::DeliveryInfo&) { return OnOrderCancelled(tx, m, e); });
+}
+
+absl::Status PaymentHandlers::OnOrderCreated(Tx& tx, const ev::OrderCreated& order,
+                                             const Event& event) {
+  const std::string& order_id = order.order_id();
+  if (order_id.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("order.created event ", event.id(), " has no order_id"));
+  }
+  absl::StatusOr<std::optional<PaymentRow>> existing = FindPaymentByOrder(tx, order_id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    // Another order.created for the same order (a re-publish under a new
+    // event id, which the inbox cannot recognize): the first one decided.
+    Note(event.id(), [order_id, payment = (*existing)->payment_id,
+                      status = PaymentStatusName((*existing)->status), id = event.id(),
+                      corr = Corr(event, order_id)] {
+      RELAY_LOG(Info, "duplicate order.created ignored",
+                {{"order", order_id},
+                 {"payment", payment},
+                 {"status", status},
+                 {"event", id},
+                 {"corr", corr}});
+    });
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<AccountRow>> account = FindAccount(tx, order.customer_id());
+  if (!account.ok()) return account.status();
+  ChargeDecision decision;
+  if (FaultInjectionDeclines(order_id, options_.decline_rate)) {
+    decision.reason = std::string(kFaultDeclineReason);
+  } else {
+    std::optional<AccountBalance> balance;
+    if (account->has_value()) {
+      balance = AccountBalance{(*account)->balance_minor, (*account)->currency};
+    }
+    decision = DecideCharge(balance, order.total(), order.customer_id());
+  }
+
+  const int64_t now_us = absl::ToUnixMicros(options_.now());
+  PaymentRow payment;
+  payment.payment_id = relay::NewId("pay");
+  payment.order_id = order_id;
+  payment.customer_id = order.customer_id();
+  payment.amount_minor = order.total().amount_minor();
+  payment.currency = order.total().currency();
+  payment.status = decision.capture ? v1::PAYMENT_STATUS_CAPTURED : v1::PAYMENT_STATUS_DECLINED;
+  payment.reason = decision.reason;
+  payment.created_us = now_us;
+  payment.updated_us = now_us;
+  if (absl::Status s = InsertPayment(tx, payment); !s.ok()) return s;
+
+  if (!decision.capture) {
+    ev::PaymentDeclined declined;
+    declined.set_order_id(order_id);
+    declined.set_customer_id(order.customer_id());
+    *declined.mutable_amount() = order.total();
+    declined.set_reason(decision.reason);
+    absl::StatusOr<std::string> id = Emit(tx, "payment.declined", order_id, event, declined);
+    if (!id.ok()) return id.status();
+    Note(event.id(), [order_id, customer = order.customer_id(), amount = FormatMoney(order.total()),
+                      reason = decision.reason, id = event.id(), corr = Corr(event, order_id)] {
+      RELAY_LOG(Info, "payment declined",
+                {{"order", order_id},
+                 {"customer", customer},
+                 {"amount", amount},
+                 {"reason", reason},
+                 {"event", id},
+                 {"corr", corr}});
+    });
+    return absl::OkStatus();
+  }
+
+  const int64_t balance = (*account)->balance_minor - payment.amount_minor;
+  if (absl::Status s = SetBalance(tx, order.customer_id(), balance); !s.ok()) return s;
+  ev::PaymentCaptured captured;
+  captured.set_order_id(order_id);
+  captured.set_customer_id(order.customer_id());
+  captured.set_payment_id(payment.payment_id);
+  *captured.mutable_amount() = order.total();
+  absl::StatusOr<std::string> id = Emit(tx, "payment.captured", order_id, event, captured);
+  if (!id.ok()) return id.status();
+  Note(event.id(), [order_id, customer = order.customer_id(), amount = FormatMoney(order.total()),
+                    left = FormatMoney(balance, payment.currency), payment = payment.payment_id,
+                    id = event.id(), corr = Corr(event, order_id)] {
+    RELAY_LOG(Info, "payment captured",
+              {{"order", order_id},
+               {"customer", customer},
+               {"amount", amount},
+               {"balance", left},
+               {"payment", payment},
+               {"event", id},
+               {"corr", corr}});
+  });
+  return absl::OkStatus();
+}
+
+absl::Status PaymentHandlers::OnOrderCancelled(Tx& tx, const ev::OrderCancelled& cancel,
+                                               const Event& event) {
+  const std::string& order_id = cancel.order_id();
+  if (order_id.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("order.cancelled event ", event.id(), " has no order_id"));
+  }
+  absl::StatusOr<std::optional<PaymentRow>> found = FindPaymentByOrder(tx, order_id);
+  if (!found.ok()) return found.status();
+  if (!found->has_value() || !NeedsRefund((*found)->status)) {
+    Note(event.id(),
+         [order_id, payment = found->has_value() ? PaymentStatusName((*found)->status) : "none",
+          id = event.id(), corr = Corr(event, order_id)] {
+           RELAY_LOG(Info, "no refund needed",
+                     {{"order", order_id}, {"payment", payment}, {"event", id}, {"corr", corr}});
+         });
+    return absl::OkStatus();
+  }
+  const PaymentRow& payment = **found;
+
+  absl::StatusOr<std::optional<AccountRow>> account = FindAccount(tx, payment.customer_id);
+  if (!account.ok()) return account.status();
+  if (!account->has_value()) {
+    // Accounts are never deleted: this is a damaged database. Nack, so the
+    // event ends in the dead-letter topic for a person to look at.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot refund order ", order_id, ": account ", payment.customer_id, " is gone"));
+  }
+  if ((*account)->balance_minor > std::numeric_limits<int64_t>::max() - payment.amount_minor) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot refund order ", order_id, ": balance of ", payment.customer_id, " would overflow"));
+  }
+  const int64_t balance = (*account)->balance_minor + payment.amount_minor;
+  const std::string reason =
+      cancel.reason().empty() ? std::string("order cancelled") : cancel.reason();
+  if (absl::Status s = SetBalance(tx, payment.customer_id, balance); !s.ok()) return s;
+  if (absl::Status s = UpdatePaymentStatus(tx, payment.payment_id, v1::PAYMENT_STATUS_REFUNDED,
+                                           reason, absl::ToUnixMicros(options_.now()));
+      !s.ok()) {
+    return s;
+  }
+  ev::PaymentRefunded refunded;
+  refunded.set_order_id(order_id);
+  refunded.set_customer_id(payment.customer_id);
+  refunded.set_payment_id(payment.payment_id);
+  *refunded.mutable_amount() = MoneyOf(payment.amount_minor, payment.currency);
+  refunded.set_reason(reason);
+  absl::StatusOr<std::string> id = Emit(tx, "payment.refunded", order_id, event, refunded);
+  if (!id.ok()) return id.status();
+  Note(event.id(), [order_id, customer = payment.customer_id,
+                    amount = FormatMoney(payment.amount_minor, payment.currency),
+                    left = FormatMoney(balance, payment.currency), id = payment.payment_id, reason,
+                    event_id = event.id(), corr = Corr(event, order_id)] {
+    RELAY_LOG(Info, "payment refunded",
+              {{"order", order_id},
+               {"customer", customer},
+               {"amount", amount},
+               {"balance", left},
+               {"payment", id},
+               {"reason", reason},
+               {"event", event_id},
+               {"corr", corr}});
+  });
+  return absl::OkStatus();
+}
+
+void PaymentHandlers::Note(const std::string& event_id, std::function<void()> log_line) {
+  absl::MutexLock lock(&mu_);
+  notes_[event_id] = std::move(log_line);
+}
+
+int PaymentHandlers::Committed(absl::Span<const Delivery> deliveries,
+                               absl::Span<const absl::Status> statuses) {
+  std::vector<std::function<void()>> lines;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < deliveries.size() && i < statuses.size(); ++i) {
+      if (!statuses[i].ok()) continue;
+      auto it = notes_.find(deliveries[i].event->id());
+      if (it == notes_.end()) continue;  // a duplicate, or a type without handler
+      lines.push_back(std::move(it->second));
+      notes_.erase(it);
+    }
+    // What is left was rolled back; it comes again.
+    notes_.clear();
+  }
+  for (const std::function<void()>& line : lines) line();
+  return static_cast<int>(lines.size());
+}
+
+int PaymentHandlers::Committed(const Event& event, const absl::Status& status) {
+  Delivery delivery{&event, {}};
+  return Committed(absl::MakeConstSpan(&delivery, 1), absl::MakeConstSpan(&status, 1));
+}
+
+}  // namespace relay::payment
