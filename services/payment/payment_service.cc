@@ -1,0 +1,140 @@
+#include "services/payment/payment_service.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+#include "services/payment/payment_ledger.h"
+#include "services/payment/payment_store.h"
+
+namespace relay::payment {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using relay::store::Tx;
+
+void ToProto(const AccountRow& row, v1::Account* account) {
+  account->set_customer_id(row.customer_id);
+  account->set_name(row.name);
+  account->mutable_balance()->set_amount_minor(row.balance_minor);
+  account->mutable_balance()->set_currency(row.currency);
+}
+
+void ToProto(const PaymentRow& row, v1::Payment* payment) {
+  payment->set_payment_id(row.payment_id);
+  payment->set_order_id(row.order_id);
+  payment->set_customer_id(row.customer_id);
+  payment->mutable_amount()->set_amount_minor(row.amount_minor);
+  payment->mutable_amount()->set_currency(row.currency);
+  payment->set_status(row.status);
+  payment->set_reason(row.reason);
+  *payment->mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(row.created_us);
+  *payment->mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(row.updated_us);
+}
+
+// Finishes the call with `status`. The reactor is owned by the context;
+// gRPC releases it once the call is done.
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(relay::ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PaymentServiceImpl::ListAccounts(grpc::CallbackServerContext* context,
+                                                           const v1::ListAccountsRequest*,
+                                                           v1::ListAccountsResponse* response) {
+  absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<std::vector<AccountRow>> rows = relay::payment::ListAccounts(tx);
+    if (!rows.ok()) return rows.status();
+    for (const AccountRow& row : *rows) ToProto(row, response->add_accounts());
+    return absl::OkStatus();
+  });
+  return Finish(context, s);
+}
+
+grpc::ServerUnaryReactor* PaymentServiceImpl::GetAccount(grpc::CallbackServerContext* context,
+                                                         const v1::GetAccountRequest* request,
+                                                         v1::Account* response) {
+  if (request->customer_id().empty()) {
+    return Finish(context, absl::InvalidArgumentError("customer_id is required"));
+  }
+  absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<AccountRow>> row = FindAccount(tx, request->customer_id());
+    if (!row.ok()) return row.status();
+    if (!row->has_value()) {
+      return absl::NotFoundError(absl::StrCat("unknown customer ", request->customer_id()));
+    }
+    ToProto(**row, response);
+    return absl::OkStatus();
+  });
+  return Finish(context, s);
+}
+
+grpc::ServerUnaryReactor* PaymentServiceImpl::Deposit(grpc::CallbackServerContext* context,
+                                                      const v1::DepositRequest* request,
+                                                      v1::Account* response) {
+  bool opened = false;
+  AccountRow after;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<AccountRow>> row = FindAccount(tx, request->customer_id());
+    if (!row.ok()) return row.status();
+    std::optional<AccountBalance> balance;
+    if (row->has_value()) balance = AccountBalance{(*row)->balance_minor, (*row)->currency};
+    if (absl::Status v =
+            ValidateDeposit(balance, request->customer_id(), request->amount(), request->name());
+        !v.ok()) {
+      return v;
+    }
+    if (!row->has_value()) {
+      opened = true;
+      after = AccountRow{request->customer_id(), request->name(), request->amount().amount_minor(),
+                         request->amount().currency()};
+      return InsertAccount(tx, after);
+    }
+    after = **row;
+    after.balance_minor += request->amount().amount_minor();
+    return SetBalance(tx, after.customer_id, after.balance_minor);
+  });
+  if (s.ok()) {
+    ToProto(after, response);
+    RELAY_LOG(Info, opened ? "account opened" : "deposit",
+              {{"customer", after.customer_id},
+               {"amount", FormatMoney(request->amount())},
+               {"balance", FormatMoney(after.balance_minor, after.currency)}});
+  }
+  return Finish(context, s);
+}
+
+grpc::ServerUnaryReactor* PaymentServiceImpl::GetPayment(grpc::CallbackServerContext* context,
+                                                         const v1::GetPaymentRequest* request,
+                                                         v1::Payment* response) {
+  const bool by_order = !request->order_id().empty();
+  const bool by_id = !request->payment_id().empty();
+  if (by_order == by_id) {
+    return Finish(context,
+                  absl::InvalidArgumentError(by_order ? "give order_id or payment_id, not both"
+                                                      : "order_id or payment_id is required"));
+  }
+  absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<PaymentRow>> row =
+        by_order ? FindPaymentByOrder(tx, request->order_id())
+                 : FindPaymentById(tx, request->payment_id());
+    if (!row.ok()) return row.status();
+    if (!row->has_value()) {
+      return absl::NotFoundError(
+          by_order ? absl::StrCat("order ", request->order_id(), " has no payment (yet)")
+                   : absl::StrCat("unknown payment ", request->payment_id()));
+    }
+    ToProto(**row, response);
+    return absl::OkStatus();
+  });
+  return Finish(context, s);
+}
+
+}  // namespace relay::payment

@@ -1,0 +1,224 @@
+// PaymentService over gRPC on an ephemeral port, on a seeded SQLite file.
+
+#include "services/payment/payment_service.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/grpc_server.h"
+#include "common/grpc_status.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/util/time_util.h"
+#include <grpcpp/client_context.h>
+#include "gtest/gtest.h"
+#include "services/payment/payment_store.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace relay::payment {
+namespace {
+
+using relay::store::Database;
+using relay::store::Tx;
+using relay::testing::IsOk;
+using relay::testing::StatusIs;
+using ::testing::HasSubstr;
+
+events::v1::Money Money(int64_t minor, const std::string& currency = "USD") {
+  events::v1::Money m;
+  m.set_amount_minor(minor);
+  m.set_currency(currency);
+  return m;
+}
+
+class PaymentServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Database>> db = OpenPaymentDatabase(dir_.Join("payment.db"));
+    ASSERT_THAT(db, IsOk());
+    db_ = std::move(*db);
+    ASSERT_THAT(SeedAccountsIfEmpty(*db_), IsOk());
+    service_ = std::make_unique<PaymentServiceImpl>(db_.get());
+    absl::StatusOr<relay::RunningServer> server =
+        relay::StartGrpcServer("127.0.0.1:0", {service_.get()});
+    ASSERT_THAT(server, IsOk());
+    server_ = std::move(server->server);
+    stub_ =
+        v1::PaymentService::NewStub(relay::MakeChannel(absl::StrCat("127.0.0.1:", server->port)));
+  }
+
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
+
+  // Every call has a deadline.
+  std::unique_ptr<grpc::ClientContext> Context() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    return context;
+  }
+
+  absl::StatusOr<v1::ListAccountsResponse> List() {
+    v1::ListAccountsResponse response;
+    grpc::Status s = stub_->ListAccounts(Context().get(), {}, &response);
+    if (!s.ok()) return relay::FromGrpcStatus(s);
+    return response;
+  }
+
+  absl::StatusOr<v1::Account> Deposit(const std::string& customer, events::v1::Money amount,
+                                      const std::string& name = "") {
+    v1::DepositRequest request;
+    request.set_customer_id(customer);
+    *request.mutable_amount() = amount;
+    request.set_name(name);
+    v1::Account account;
+    grpc::Status s = stub_->Deposit(Context().get(), request, &account);
+    if (!s.ok()) return relay::FromGrpcStatus(s);
+    return account;
+  }
+
+  absl::StatusOr<v1::Account> Get(const std::string& customer) {
+    v1::GetAccountRequest request;
+    request.set_customer_id(customer);
+    v1::Account account;
+    grpc::Status s = stub_->GetAccount(Context().get(), request, &account);
+    if (!s.ok()) return relay::FromGrpcStatus(s);
+    return account;
+  }
+
+  absl::StatusOr<v1::Payment> GetPayment(const std::string& order_id,
+                                         const std::string& payment_id) {
+    v1::GetPaymentRequest request;
+    request.set_order_id(order_id);
+    request.set_payment_id(payment_id);
+    v1::Payment payment;
+    grpc::Status s = stub_->GetPayment(Context().get(), request, &payment);
+    if (!s.ok()) return relay::FromGrpcStatus(s);
+    return payment;
+  }
+
+  relay::testing::TempDir dir_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<PaymentServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::PaymentService::Stub> stub_;
+};
+
+TEST_F(PaymentServiceTest, ListAccountsShowsTheSeededCustomers) {
+  absl::StatusOr<v1::ListAccountsResponse> list = List();
+  ASSERT_THAT(list, IsOk());
+  ASSERT_EQ(list->accounts_size(), 4);
+  const char* ids[] = {"c-alice", "c-bob", "c-carol", "c-dave"};
+  const char* names[] = {"Alice", "Bob", "Carol", "Dave"};
+  const int64_t balances[] = {100000, 50000, 20000, 500};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(list->accounts(i).customer_id(), ids[i]);
+    EXPECT_EQ(list->accounts(i).name(), names[i]);
+    EXPECT_EQ(list->accounts(i).balance().amount_minor(), balances[i]);
+    EXPECT_EQ(list->accounts(i).balance().currency(), "USD");
+  }
+}
+
+TEST_F(PaymentServiceTest, GetAccountOfAnUnknownCustomerIsNotFound) {
+  EXPECT_THAT(Get("c-nobody"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("c-nobody")));
+  EXPECT_THAT(Get(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("customer_id")));
+  absl::StatusOr<v1::Account> dave = Get("c-dave");
+  ASSERT_THAT(dave, IsOk());
+  EXPECT_EQ(dave->balance().amount_minor(), 500);
+}
+
+TEST_F(PaymentServiceTest, DepositAddsToTheBalance) {
+  absl::StatusOr<v1::Account> dave = Deposit("c-dave", Money(1995));
+  ASSERT_THAT(dave, IsOk());
+  EXPECT_EQ(dave->name(), "Dave");
+  EXPECT_EQ(dave->balance().amount_minor(), 2495);
+  EXPECT_EQ(Get("c-dave")->balance().amount_minor(), 2495);
+}
+
+TEST_F(PaymentServiceTest, DepositWithANameOpensAnAccount) {
+  absl::StatusOr<v1::Account> eve = Deposit("c-eve", Money(300, "EUR"), "Eve");
+  ASSERT_THAT(eve, IsOk());
+  EXPECT_EQ(eve->customer_id(), "c-eve");
+  EXPECT_EQ(eve->name(), "Eve");
+  EXPECT_EQ(eve->balance().amount_minor(), 300);
+  EXPECT_EQ(eve->balance().currency(), "EUR");
+  EXPECT_EQ(List()->accounts_size(), 5);
+  // The account's currency is now EUR.
+  EXPECT_THAT(Deposit("c-eve", Money(1)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("holds EUR")));
+}
+
+TEST_F(PaymentServiceTest, InvalidDepositsAreRefusedAndChangeNothing) {
+  absl::StatusOr<v1::ListAccountsResponse> before = List();
+  ASSERT_THAT(before, IsOk());
+
+  EXPECT_THAT(Deposit("c-alice", Money(-100)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be positive")));
+  EXPECT_THAT(Deposit("c-alice", Money(0)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be positive")));
+  EXPECT_THAT(Deposit("c-alice", Money(100, "EUR")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("account c-alice holds USD, cannot deposit EUR")));
+  EXPECT_THAT(Deposit("c-alice", Money(100, "")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("currency")));
+  EXPECT_THAT(Deposit("", Money(100), "Nobody"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("customer_id")));
+  EXPECT_THAT(Deposit("c-zed", Money(100)),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("unknown customer c-zed")));
+  EXPECT_THAT(Deposit("c-zed", Money(-1), "Zed"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be positive")));
+
+  absl::StatusOr<v1::ListAccountsResponse> after = List();
+  ASSERT_THAT(after, IsOk());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*before, *after))
+      << before->DebugString() << " vs " << after->DebugString();
+}
+
+TEST_F(PaymentServiceTest, GetPaymentOfAnOrderWithoutPaymentIsNotFound) {
+  EXPECT_THAT(GetPayment("ord-404", ""),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("ord-404")));
+  EXPECT_THAT(GetPayment("", "pay-404"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("pay-404")));
+}
+
+TEST_F(PaymentServiceTest, GetPaymentNeedsExactlyOneKey) {
+  EXPECT_THAT(GetPayment("", ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("order_id or payment_id")));
+  EXPECT_THAT(GetPayment("ord-1", "pay-1"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not both")));
+}
+
+TEST_F(PaymentServiceTest, GetPaymentFindsItByOrderAndById) {
+  PaymentRow row;
+  row.payment_id = "pay-1";
+  row.order_id = "ord-1";
+  row.customer_id = "c-dave";
+  row.amount_minor = 1250;
+  row.currency = "USD";
+  row.status = v1::PAYMENT_STATUS_DECLINED;
+  row.reason = "insufficient funds: balance 5.00 USD, order 12.50 USD";
+  row.created_us = 1800000000000000;
+  row.updated_us = 1800000000000001;
+  ASSERT_THAT(db_->Transaction([&](Tx& tx) { return InsertPayment(tx, row); }), IsOk());
+
+  for (absl::StatusOr<v1::Payment> p : {GetPayment("ord-1", ""), GetPayment("", "pay-1")}) {
+    ASSERT_THAT(p, IsOk());
+    EXPECT_EQ(p->payment_id(), "pay-1");
+    EXPECT_EQ(p->order_id(), "ord-1");
+    EXPECT_EQ(p->customer_id(), "c-dave");
+    EXPECT_EQ(p->amount().amount_minor(), 1250);
+    EXPECT_EQ(p->amount().currency(), "USD");
+    EXPECT_EQ(p->status(), v1::PAYMENT_STATUS_DECLINED);
+    EXPECT_EQ(p->reason(), row.reason);
+    EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMicroseconds(p->created_at()),
+              row.created_us);
+    EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMicroseconds(p->updated_at()),
+              row.updated_us);
+  }
+}
+
+}  // namespace
+}  // namespace relay::payment
