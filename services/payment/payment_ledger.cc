@@ -80,8 +80,8 @@ absl::Status ValidateDeposit(const std::optional<AccountBalance>& account,
                              absl::string_view name) {
   if (customer_id.empty()) return absl::InvalidArgumentError("customer_id is required");
   if (amount.amount_minor() <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "deposit amount must be positive, got ", FormatMoney(amount)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("deposit amount must be positive, got ", FormatMoney(amount)));
   }
   if (!IsCurrencyCode(amount.currency())) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -89,8 +89,8 @@ absl::Status ValidateDeposit(const std::optional<AccountBalance>& account,
   }
   if (!account.has_value()) {
     if (name.empty()) {
-      return absl::NotFoundError(absl::StrCat(
-          "unknown customer ", customer_id, " (give a name to open an account)"));
+      return absl::NotFoundError(
+          absl::StrCat("unknown customer ", customer_id, " (give a name to open an account)"));
     }
     return absl::OkStatus();
   }
@@ -101,8 +101,7 @@ absl::Status ValidateDeposit(const std::optional<AccountBalance>& account,
   }
   if (account->balance_minor > std::numeric_limits<int64_t>::max() - amount.amount_minor()) {
     return absl::InvalidArgumentError(absl::StrCat("deposit of ", FormatMoney(amount),
-                                                   " would overflow the balance of ",
-                                                   customer_id));
+                                                   " would overflow the balance of ", customer_id));
   }
   return absl::OkStatus();
 }

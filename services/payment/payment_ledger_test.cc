@@ -144,8 +144,7 @@ TEST(PaymentLedger, NamesAndParsesStatuses) {
 }
 
 TEST(PaymentLedger, FormatsTheSmallestAmount) {
-  EXPECT_EQ(FormatMoney(std::numeric_limits<int64_t>::min(), "USD"),
-            "-92233720368547758.08 USD");
+  EXPECT_EQ(FormatMoney(std::numeric_limits<int64_t>::min(), "USD"), "-92233720368547758.08 USD");
 }
 
 }  // namespace
