@@ -12,6 +12,9 @@ function(relay_target_options target)
       # GCC warns that TSan cannot model std::atomic_thread_fence, which
       # Abseil's headers use; the warning is about TSan, not our code.
       target_compile_options(${target} PRIVATE -Wno-tsan)
+      # Shadows protobuf's map_field.h so that MapFieldBase keeps the layout
+      # of Debian's uninstrumented libprotobuf (cmake/RelayTsan.cmake).
+      target_include_directories(${target} SYSTEM BEFORE PRIVATE ${RELAY_TSAN_INCLUDE_DIR})
     endif()
   endif()
 endfunction()
@@ -52,3 +55,8 @@ function(relay_add_test name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
     PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
 endfunction()
+
+# ThreadSanitizer against Debian's uninstrumented libraries: docs/TSAN.md.
+if(RELAY_SANITIZE MATCHES "thread")
+  include(${CMAKE_CURRENT_LIST_DIR}/RelayTsan.cmake)
+endif()
