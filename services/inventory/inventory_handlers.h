@@ -1,0 +1,93 @@
+#ifndef RELAY_SERVICES_INVENTORY_INVENTORY_HANDLERS_H_
+#define RELAY_SERVICES_INVENTORY_INVENTORY_HANDLERS_H_
+
+// inventory-service's side of the saga (DESIGN §4.3, §4.5): what it does on
+// order.created, order.confirmed and order.cancelled from topic "orders".
+// Each handler runs inside the TransactionalConsumer's transaction, with the
+// event's inbox claim, and writes the events it emits to the outbox in that
+// same transaction, so a redelivered event has no second effect.
+//
+//   InventoryHandlers handlers;
+//   handlers.Register(consumer);
+//   std::vector<absl::Status> statuses = consumer.HandleBatch(deliveries);
+//   int committed = handlers.Committed(deliveries, statuses);  // logs them
+
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "common/log.h"
+#include "common/store/sqlite.h"
+#include "common/store/transactional_consumer.h"
+#include "relay/events/v1/event.pb.h"
+#include "relay/events/v1/order_events.pb.h"
+
+namespace relay::inventory {
+
+// A handler's log line is written only once its transaction committed (see
+// Committed()), so the log never tells of an effect that was rolled back.
+//
+// Thread-safe.
+class InventoryHandlers {
+ public:
+  using Event = events::v1::Event;
+
+  InventoryHandlers() = default;
+
+  InventoryHandlers(const InventoryHandlers&) = delete;
+  InventoryHandlers& operator=(const InventoryHandlers&) = delete;
+
+  // The event types handled: order.created, order.confirmed, order.cancelled.
+  static std::vector<std::string> Types();
+
+  // Registers the three handlers on `consumer`. REQUIRES: before its Start().
+  void Register(store::TransactionalConsumer& consumer);
+
+  // order.created: when the order has no reservation yet, reserves every
+  // line (HELD rows, products.reserved up) and emits stock.reserved, or
+  // reserves nothing and emits stock.rejected naming the short sku. An
+  // order that already has reservations (any state) is left alone.
+  absl::Status OrderCreated(store::Tx& tx, const events::v1::OrderCreated& m, const Event& e);
+  // order.confirmed: the order's HELD reservations become COMMITTED (the
+  // units are sold: on_hand and reserved go down). Emits nothing.
+  absl::Status OrderConfirmed(store::Tx& tx, const events::v1::OrderConfirmed& m, const Event& e);
+  // order.cancelled: the order's HELD reservations become RELEASED
+  // (reserved goes down) and stock.released is emitted; nothing when none
+  // is held (e.g. the order was rejected).
+  absl::Status OrderCancelled(store::Tx& tx, const events::v1::OrderCancelled& m, const Event& e);
+
+  // Call after the consumer's transaction for `deliveries` ended, with the
+  // statuses it returned: for each delivery that a handler applied and
+  // whose status is OK (so its effects committed) writes its log line
+  // ("stock reserved order=... lines=KB-1x2 event=... corr=..."). Returns
+  // how many that were (for Faults::AfterHandled()). The lines of the others
+  // (rolled back, to be redelivered) are dropped.
+  int Committed(absl::Span<const store::TransactionalConsumer::Delivery> deliveries,
+                absl::Span<const absl::Status> statuses);
+  // The same for one event handled by TransactionalConsumer::Handle().
+  int Committed(const Event& event, const absl::Status& status);
+
+ private:
+  // A log line waiting for its transaction to commit.
+  struct Note {
+    log::Level level = log::Level::kInfo;
+    std::string message;
+    std::string order;
+    std::string detail_key;  // "lines" or "reason"
+    std::string detail;
+    std::string corr;
+  };
+  void AddNote(const Event& e, Note note);
+
+  absl::Mutex mu_;
+  // By event id; filled by the handlers, emptied by Committed().
+  absl::flat_hash_map<std::string, Note> notes_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace relay::inventory
+
+#endif  // RELAY_SERVICES_INVENTORY_INVENTORY_HANDLERS_H_
