@@ -1,0 +1,194 @@
+#include "services/inventory/inventory_service.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "services/inventory/inventory_store.h"
+#include "services/inventory/stock_ledger.h"
+
+namespace relay::inventory {
+namespace {
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& s) {
+  // The default reactor belongs to gRPC; it is done with it after Finish().
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+std::string Price(const v1::Product& p) {
+  return FormatMoney(p.price().amount_minor(), p.price().currency());
+}
+
+}  // namespace
+
+InventoryServiceImpl::InventoryServiceImpl(store::Database* db, store::OutboxRelay* relay)
+    : db_(db), relay_(relay) {}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::ListProducts(grpc::CallbackServerContext* context,
+                                                             const v1::ListProductsRequest*,
+                                                             v1::ListProductsResponse* response) {
+  return Finish(context, DoListProducts(response));
+}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::GetStock(grpc::CallbackServerContext* context,
+                                                         const v1::GetStockRequest* request,
+                                                         v1::Product* response) {
+  return Finish(context, DoGetStock(*request, response));
+}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::SetStock(grpc::CallbackServerContext* context,
+                                                         const v1::SetStockRequest* request,
+                                                         v1::Product* response) {
+  return Finish(context, DoSetStock(*request, response));
+}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::Restock(grpc::CallbackServerContext* context,
+                                                        const v1::RestockRequest* request,
+                                                        v1::Product* response) {
+  return Finish(context, DoRestock(*request, response));
+}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::ListReservations(
+    grpc::CallbackServerContext* context, const v1::ListReservationsRequest* request,
+    v1::ListReservationsResponse* response) {
+  return Finish(context, DoListReservations(*request, response));
+}
+
+absl::Status InventoryServiceImpl::DoListProducts(v1::ListProductsResponse* response) {
+  return db_->Read([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::vector<v1::Product>> products = InventoryStore::ListProducts(tx);
+    if (!products.ok()) return products.status();
+    for (v1::Product& p : *products) *response->add_products() = std::move(p);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status InventoryServiceImpl::DoGetStock(const v1::GetStockRequest& request,
+                                              v1::Product* response) {
+  if (request.sku().empty()) return absl::InvalidArgumentError("sku is required");
+  return db_->Read([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<v1::Product>> p = InventoryStore::GetProduct(tx, request.sku());
+    if (!p.ok()) return p.status();
+    if (!p->has_value()) return absl::NotFoundError(absl::StrCat("unknown sku ", request.sku()));
+    *response = **p;
+    return absl::OkStatus();
+  });
+}
+
+absl::Status InventoryServiceImpl::DoSetStock(const v1::SetStockRequest& request,
+                                              v1::Product* response) {
+  SetStockPlan plan;
+  int64_t was = 0;
+  std::string event_id;
+  absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<v1::Product>> current =
+        InventoryStore::GetProduct(tx, request.sku());
+    if (!current.ok()) return current.status();
+    absl::StatusOr<SetStockPlan> planned = PlanSetStock(*current, request);
+    if (!planned.ok()) return planned.status();
+    plan = std::move(*planned);
+    was = current->has_value() ? (*current)->on_hand() : 0;
+    const absl::Time now = absl::Now();
+    absl::Status written = plan.created ? InventoryStore::InsertProduct(tx, plan.product, now)
+                                        : InventoryStore::UpdateProduct(tx, plan.product, now);
+    if (!written.ok()) return written;
+    if (!plan.catalog_changed) return absl::OkStatus();
+    absl::StatusOr<std::string> id =
+        store::Outbox::Add(tx, kInventoryTopic, ProductUpdatedEvent(plan.product));
+    if (!id.ok()) return id.status();
+    event_id = *id;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (!event_id.empty() && relay_ != nullptr) relay_->Wake();
+  const v1::Product& p = plan.product;
+  if (plan.created) {
+    RELAY_LOG(Info, "product created",
+              {{"sku", p.sku()},
+               {"name", p.name()},
+               {"price", Price(p)},
+               {"on_hand", absl::StrCat(p.on_hand())},
+               {"event", event_id}});
+  } else if (plan.catalog_changed) {
+    RELAY_LOG(Info, "product updated",
+              {{"sku", p.sku()},
+               {"name", p.name()},
+               {"price", Price(p)},
+               {"on_hand", absl::StrCat(p.on_hand())},
+               {"was", absl::StrCat(was)},
+               {"event", event_id}});
+  } else {
+    RELAY_LOG(Info, "stock set",
+              {{"sku", p.sku()},
+               {"on_hand", absl::StrCat(p.on_hand())},
+               {"was", absl::StrCat(was)},
+               {"reserved", absl::StrCat(p.reserved())}});
+  }
+  *response = p;
+  return absl::OkStatus();
+}
+
+absl::Status InventoryServiceImpl::DoRestock(const v1::RestockRequest& request,
+                                             v1::Product* response) {
+  if (request.sku().empty()) return absl::InvalidArgumentError("sku is required");
+  if (request.quantity() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("restock quantity must be > 0 for sku ",
+                                                   request.sku(), ", got ", request.quantity()));
+  }
+  absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::optional<v1::Product>> current =
+        InventoryStore::GetProduct(tx, request.sku());
+    if (!current.ok()) return current.status();
+    if (!current->has_value()) {
+      return absl::NotFoundError(absl::StrCat("unknown sku ", request.sku()));
+    }
+    v1::Product p = **current;
+    StockLevel level{p.on_hand(), p.reserved()};
+    if (absl::Status checked = CheckRestock(p.sku(), level, request.quantity()); !checked.ok()) {
+      return checked;
+    }
+    level.on_hand += request.quantity();
+    if (absl::Status written = InventoryStore::SetLevel(tx, p.sku(), level, absl::Now());
+        !written.ok()) {
+      return written;
+    }
+    p.set_on_hand(level.on_hand);
+    p.set_available(level.available());
+    *response = p;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  RELAY_LOG(Info, "stock restocked",
+            {{"sku", response->sku()},
+             {"added", absl::StrCat(request.quantity())},
+             {"on_hand", absl::StrCat(response->on_hand())},
+             {"available", absl::StrCat(response->available())}});
+  return absl::OkStatus();
+}
+
+absl::Status InventoryServiceImpl::DoListReservations(const v1::ListReservationsRequest& request,
+                                                      v1::ListReservationsResponse* response) {
+  if (request.limit() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("limit must be >= 0 (0: the default ",
+                                                   kDefaultLimit, "), got ", request.limit()));
+  }
+  ReservationFilter filter;
+  filter.order_id = request.order_id();
+  filter.held_only = request.held_only();
+  filter.limit = request.limit() == 0 ? kDefaultLimit : std::min(request.limit(), kMaxLimit);
+  return db_->Read([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::vector<v1::Reservation>> rows =
+        InventoryStore::ListReservations(tx, filter);
+    if (!rows.ok()) return rows.status();
+    for (v1::Reservation& r : *rows) *response->add_reservations() = std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace relay::inventory
