@@ -1,0 +1,185 @@
+#include "services/inventory/inventory_app.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc_server.h"
+#include "common/log.h"
+#include "services/inventory/inventory_store.h"
+
+namespace relay::inventory {
+namespace {
+
+using events::Subscriber;
+using store::TransactionalConsumer;
+
+absl::Status ValidateOptions(const InventoryApp::Options& o) {
+  if (o.broker_target.empty()) return absl::InvalidArgumentError("broker target is required");
+  if (o.db_path.empty()) return absl::InvalidArgumentError("database path is required");
+  if (o.handler_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("handler_delay must not be negative");
+  }
+  if (o.crash_after < 0) return absl::InvalidArgumentError("crash_after must not be negative");
+  return absl::OkStatus();
+}
+
+absl::Status CreateParentDir(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return absl::OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create directory ", parent.string(), ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+Subscriber::Options OrdersSubscription() {
+  Subscriber::Options o;
+  o.topic = kOrdersTopic;
+  o.group = kServiceName;
+  return o;
+}
+
+}  // namespace
+
+InventoryApp::InventoryApp(Options options)
+    : options_(std::move(options)), faults_(options_.handler_delay, options_.crash_after) {}
+
+InventoryApp::~InventoryApp() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<InventoryApp>> InventoryApp::Start(Options options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  std::unique_ptr<InventoryApp> app(new InventoryApp(std::move(options)));
+  // On an error, `app` goes away here and its destructor stops what started.
+  if (absl::Status s = app->Init(); !s.ok()) return s;
+  return app;
+}
+
+absl::Status InventoryApp::Init() {
+  if (absl::Status s = CreateParentDir(options_.db_path); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<store::Database>> db = store::Database::Open(options_.db_path, {});
+  if (!db.ok()) return db.status();
+  db_ = std::move(*db);
+  if (absl::Status s = db_->Migrate(InventoryStore::Migrations()); !s.ok()) return s;
+  if (options_.seed) {
+    int seeded = 0;
+    absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
+      absl::StatusOr<int> n = InventoryStore::SeedIfEmpty(tx, absl::Now());
+      if (!n.ok()) return n.status();
+      seeded = *n;
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    if (seeded > 0) RELAY_LOG(Info, "catalog seeded", {{"products", absl::StrCat(seeded)}});
+  }
+
+  // The broker may not be up yet: the channel connects lazily, and the
+  // publisher and the subscriber retry until it answers.
+  std::shared_ptr<grpc::Channel> channel = MakeChannel(options_.broker_target);
+  publisher_ = std::make_unique<events::Publisher>(channel, events::Publisher::Options{});
+  store::OutboxRelay::Options relay_options;
+  relay_options.stop_grace = options_.shutdown_grace;
+  relay_ = std::make_unique<store::OutboxRelay>(db_.get(), publisher_.get(), relay_options);
+  relay_->Start();
+
+  handlers_ = std::make_unique<InventoryHandlers>();
+  TransactionalConsumer::Options consumer_options;
+  consumer_options.subscriber = OrdersSubscription();
+  consumer_ =
+      std::make_unique<TransactionalConsumer>(db_.get(), channel, consumer_options, relay_.get());
+  handlers_->Register(*consumer_);
+
+  // The consumer is driven by a subscriber of our own rather than started:
+  // the log line of a handled event, and the crash_after fault, belong
+  // after its COMMIT and before its ack, and the consumer has no hook there.
+  Subscriber::Options subscription = OrdersSubscription();
+  subscription.member_name = absl::StrCat(kServiceName, "-", getpid());
+  if (options_.handler_delay > absl::ZeroDuration()) {
+    // A batch is handled before any of it is acked: keep one batch's delays
+    // well inside the ack deadline, or the broker redelivers it meanwhile.
+    int64_t fit = (subscription.ack_deadline / 2) / options_.handler_delay;
+    subscription.max_in_flight =
+        static_cast<uint32_t>(std::clamp<int64_t>(fit, 1, subscription.max_in_flight));
+  }
+  subscriber_ = std::make_unique<Subscriber>(channel, subscription);
+  for (const std::string& type : InventoryHandlers::Types()) {
+    // Names the type for the subscription's filter; OnBatch() replaces
+    // per-event calls, so this path only runs if that ever changes.
+    subscriber_->On(type, [this](const Subscriber::Event& e, const events::DeliveryInfo& i) {
+      absl::Status s = consumer_->Handle(e, i);
+      handlers_->Committed(e, s);
+      return s;
+    });
+  }
+  subscriber_->OnBatch([this](absl::Span<const Subscriber::Delivery> deliveries) {
+    return HandleBatch(deliveries);
+  });
+  subscriber_->Start();
+
+  service_ = std::make_unique<InventoryServiceImpl>(db_.get(), relay_.get());
+  absl::StatusOr<RunningServer> server = StartGrpcServer(options_.listen, {service_.get()});
+  if (!server.ok()) return server.status();
+  server_ = std::move(server->server);
+  port_ = server->port;
+  return absl::OkStatus();
+}
+
+std::vector<absl::Status> InventoryApp::HandleBatch(
+    absl::Span<const Subscriber::Delivery> deliveries) {
+  for (size_t i = 0; i < deliveries.size() && !stopping_.load(); ++i) faults_.BeforeHandler();
+  std::vector<absl::Status> statuses = consumer_->HandleBatch(deliveries);
+  // Committed (or rolled back): now the log lines, and the crash_after
+  // fault strikes between the commit and the ack.
+  const int committed = handlers_->Committed(deliveries, statuses);
+  for (int i = 0; i < committed; ++i) faults_.AfterHandled();
+  return statuses;
+}
+
+bool InventoryApp::WaitUntilConsuming(absl::Duration timeout) {
+  return subscriber_ != nullptr && subscriber_->WaitUntilOpen(timeout);
+}
+
+TransactionalConsumer::Stats InventoryApp::consumer_stats() const {
+  return consumer_ != nullptr ? consumer_->stats() : TransactionalConsumer::Stats{};
+}
+
+void InventoryApp::Shutdown() {
+  absl::MutexLock lock(&shutdown_mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  stopping_.store(true);
+  if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
+  // Consuming first: deliveries not acked go back to the group, and nothing
+  // new lands in the outbox from events while it drains.
+  if (subscriber_ != nullptr) subscriber_->Stop();
+  if (relay_ != nullptr) {
+    relay_->Stop();  // publishes for up to shutdown_grace
+    absl::StatusOr<int64_t> left = relay_->Pending();
+    if (left.ok() && *left > 0) {
+      RELAY_LOG(Warn, "outbox not empty at shutdown; published at next start",
+                {{"events", absl::StrCat(*left)}, {"error", relay_->stats().last_error}});
+    }
+  }
+  if (server_ != nullptr) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  }
+  if (publisher_ != nullptr) publisher_->Close();
+  // The database last: the server's RPCs and the relay use it until here.
+  server_.reset();
+  service_.reset();
+  subscriber_.reset();
+  consumer_.reset();
+  relay_.reset();
+  publisher_.reset();
+  db_.reset();
+}
+
+}  // namespace relay::inventory
