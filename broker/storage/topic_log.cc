@@ -220,12 +220,16 @@ absl::StatusOr<std::vector<Event>> TopicLog::Read(uint64_t from, size_t max_even
       first = std::max(next, segment->base_offset());
       uint64_t limit = std::min(segment->end_offset(), durable_end_);
       if (first >= limit) {
-        if (i + 1 < segments_.size() && segments_[i + 1]->base_offset() < durable_end_) {
+        if (events.empty() && i + 1 < segments_.size() &&
+            segments_[i + 1]->base_offset() < durable_end_) {
           next = segments_[i + 1]->base_offset();
           continue;
         }
         break;
       }
+      // One answer holds consecutive offsets only: stop at a hole (damage,
+      // or retention deleting what this read was about to reach).
+      if (!events.empty() && first != next) break;
       start = segment->RecordStart(first);
       end = start;
       while (first + count < limit && events.size() + count < max_events) {

@@ -99,8 +99,9 @@ class TopicLog {
   // Oldest retained offset.
   uint64_t FirstOffset() const;
 
-  // Durable events from `from` (clamped up to FirstOffset), at most
-  // `max_events` and about `max_bytes` of records (at least one event if any).
+  // Durable events from `from` (clamped up to FirstOffset, or to the end of
+  // a hole), at most `max_events` and about `max_bytes` of records (at least
+  // one event if any), with consecutive offsets.
   absl::StatusOr<std::vector<Event>> Read(uint64_t from, size_t max_events, size_t max_bytes) const;
 
   // The first retained offset published at or after `t`, or DurableEnd().

@@ -284,13 +284,15 @@ TEST_F(TopicLogTest, CorruptionInsideAnOlderSegmentKeepsItsValidPrefix) {
   EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(0)), IsOkAndHolds(contents.size()));
   EXPECT_EQ(log->DurableEnd(), 50u);
 
+  // A read stops at the hole; reading from inside it starts at the next segment.
   std::vector<Event> events = ReadAll(*log);
-  ASSERT_GT(events.size(), 3u);
+  ASSERT_THAT(events, SizeIs(3));
   EXPECT_EQ(events[2].offset(), 2u);
-  EXPECT_GT(events[3].offset(), 3u);  // a hole, then the next segment
-  EXPECT_EQ(events.back().offset(), 49u);
-  // Reading from inside the hole starts at the next segment.
-  EXPECT_EQ(ReadAll(*log, 3).at(0).offset(), events[3].offset());
+  std::vector<Event> rest = ReadAll(*log, 3);
+  ASSERT_FALSE(rest.empty());
+  EXPECT_GT(rest.front().offset(), 3u);
+  EXPECT_EQ(rest.back().offset(), 49u);
+  EXPECT_EQ(rest.size(), 50u - rest.front().offset());
   AppendSynced(log.get(), 1);
   EXPECT_EQ(log->DurableEnd(), 51u);
 }
