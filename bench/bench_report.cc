@@ -70,6 +70,13 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
     for (const RunResult* r : by_workload[w]) {
       ++s.runs;
       if (!r->ok) ++s.failed;
+      s.missing = std::max(s.missing, r->missing);
+      s.duplicates = std::max(s.duplicates, r->duplicates);
+    }
+    // Medians of the runs that succeeded (of all when none did).
+    const bool any_ok = s.failed < s.runs;
+    for (const RunResult* r : by_workload[w]) {
+      if (any_ok && !r->ok) continue;
       secs.push_back(r->seconds);
       eps.push_back(r->events_per_second);
       peps.push_back(r->publish_events_per_second);
@@ -78,8 +85,6 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
       p999.push_back(r->p999_ms);
       mx.push_back(r->max_ms);
       s.has_latency |= r->has_latency;
-      s.missing = std::max(s.missing, r->missing);
-      s.duplicates = std::max(s.duplicates, r->duplicates);
     }
     s.seconds = Median(secs);
     s.events_per_second = Median(eps);
@@ -115,6 +120,10 @@ std::string RunLine(const RunResult& r, int runs) {
   }
   absl::StrAppend(&line, absl::StrFormat("  cpu broker %.2f s, bench %.2f s", r.broker_cpu_seconds,
                                          r.bench_cpu_seconds));
+  if (r.redelivered > 0 || r.dead_lettered > 0) {
+    absl::StrAppend(&line, absl::StrFormat("  broker: redelivered %u, dead-lettered %u", r.redelivered,
+                                           r.dead_lettered));
+  }
   if (r.publish_duplicates > 0) {
     absl::StrAppend(&line, absl::StrFormat("  publish-duplicates %u", r.publish_duplicates));
   }
@@ -166,6 +175,7 @@ std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
                       ", \"append_to_receive_p50_ms\": ", Num(r.append_to_receive_p50_ms),
                       ", \"append_to_receive_p99_ms\": ", Num(r.append_to_receive_p99_ms));
     }
+    absl::StrAppend(&j, ", \"redelivered\": ", r.redelivered, ", \"dead_lettered\": ", r.dead_lettered);
     absl::StrAppend(&j, ", \"deliveries\": ", r.deliveries, ", \"delivery_messages\": ", r.delivery_messages);
     absl::StrAppend(&j, ", \"broker_cpu_seconds\": ", Num(r.broker_cpu_seconds),
                     ", \"bench_cpu_seconds\": ", Num(r.bench_cpu_seconds));

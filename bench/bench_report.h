@@ -8,7 +8,8 @@
 
 namespace relay::bench {
 
-// The medians of one workload's runs (missing and duplicates: the worst run).
+// The medians of one workload's successful runs (of all its runs when none
+// succeeded); missing and duplicates: the worst run.
 struct Summary {
   std::string workload;
   int runs = 0;

@@ -16,6 +16,7 @@
 #include "bench/bench_events.h"
 #include "bench/bench_publisher.h"
 #include "bench/broker_process.h"
+#include "relay/broker/v1/broker.grpc.pb.h"
 #include <grpc/grpc.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
@@ -100,6 +101,26 @@ absl::Status StartConsumers(const std::string& address, int count, bool record_l
     out->members.push_back(std::make_unique<BenchConsumer>(NewChannel(address), o, tally));
     absl::Status s = out->members.back()->Start(std::min(deadline, absl::Now() + absl::Seconds(10)));
     if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// The group's broker-side counters (DescribeGroups): redeliveries and dead
+// letters. Best effort: an error leaves them at 0 and is returned.
+absl::Status FetchGroupStats(const std::string& address, RunResult& r) {
+  auto stub = relay::broker::v1::Broker::NewStub(NewChannel(address));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  relay::broker::v1::DescribeGroupsRequest request;
+  request.set_topic(kTopic);
+  relay::broker::v1::DescribeGroupsResponse response;
+  grpc::Status status = stub->DescribeGroups(&context, request, &response);
+  if (!status.ok()) {
+    return absl::UnavailableError(absl::StrCat("DescribeGroups: ", status.error_message()));
+  }
+  for (const auto& g : response.groups()) {
+    r.redelivered += g.redelivered();
+    r.dead_lettered += g.dead_lettered();
   }
   return absl::OkStatus();
 }
@@ -197,6 +218,7 @@ absl::Status RunW2(const std::string& address, int consumer_count, const BenchCo
       r.published / std::max(Seconds((*publisher)->last_ack_nanos() - start), 1e-9);
   absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
                                          : FinishConsuming(tally, consumers, absl::Now(), r);
+  if (absl::Status g = FetchGroupStats(address, r); !g.ok() && consumed.ok()) consumed = g;
   cpu.Stop(r);
   if (tally.complete_nanos() > 0) {
     r.seconds = Seconds(tally.complete_nanos() - start);
@@ -258,6 +280,7 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
   r.publish_duplicates = (*publisher)->duplicates();
   absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
                                          : FinishConsuming(tally, consumers, absl::Now(), r);
+  if (absl::Status g = FetchGroupStats(address, r); !g.ok() && consumed.ok()) consumed = g;
   cpu.Stop(r);
   if (tally.complete_nanos() > 0) {
     r.seconds = Seconds(tally.complete_nanos() - start);
@@ -313,6 +336,7 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
   bo.keep_dir = config.keep_data;
   auto broker = BrokerProcess::Start(bo);
   if (!broker.ok()) {
+    r.missing = r.events;
     r.error = std::string(broker.status().message());
     return r;
   }

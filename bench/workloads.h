@@ -43,6 +43,8 @@ struct RunResult {
   uint64_t missing = 0;
   uint64_t duplicates = 0;          // deliveries of an event already received
   uint64_t publish_duplicates = 0;  // publishes the broker answered as duplicates
+  uint64_t redelivered = 0;         // the group's redeliveries (DescribeGroups; W2, W3)
+  uint64_t dead_lettered = 0;       // the group's dead letters (DescribeGroups; W2, W3)
   double seconds = 0;
   double events_per_second = 0;
   double publish_events_per_second = 0;  // W2: publish acks alone
