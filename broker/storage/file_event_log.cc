@@ -1,6 +1,7 @@
 #include "broker/storage/file_event_log.h"
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <utility>
 

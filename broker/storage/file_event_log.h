@@ -1,7 +1,6 @@
 #ifndef RELAY_BROKER_STORAGE_FILE_EVENT_LOG_H_
 #define RELAY_BROKER_STORAGE_FILE_EVENT_LOG_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,11 +31,13 @@ enum class FsyncPolicy {
 // FileEventLog is the embedded EventLog: one TopicLog (segment files) per
 // topic under `<data_dir>/topics/<topic>/`.
 //
-// Group commit: Append() only queues the batch. One writer thread takes
-// everything queued, assigns offsets, drops duplicates, writes each touched
-// topic's records with one write(2), then, per FsyncPolicy, fsyncs each
-// touched topic once, calls every batch's `done`, then the durability
-// listener once per topic. Appends arriving meanwhile form the next commit.
+// Group commit: Append() serializes the batch on the caller's thread and
+// queues it. One writer thread takes everything queued, assigns offsets,
+// drops duplicates, writes each touched topic's records with one write(2),
+// then, per FsyncPolicy, fsyncs each touched topic once, calls every batch's
+// `done`, then the durability listener once per topic. Appends arriving
+// meanwhile form the next commit. `<data_dir>/topics/LOCK` keeps a second
+// log (or process) out of the directory.
 //
 // Dedupe: per topic, the ids of the events published within dedupe_window
 // (rebuilt on Open from the records themselves). Retention: a background pass
