@@ -101,7 +101,7 @@ absl::Status InventoryHandlers::OrderCreated(Tx& tx, const events::v1::OrderCrea
   if (!existing->empty()) {
     // The same order announced again under another event id: its stock was
     // decided the first time.
-    AddNote(e, {log::Level::kInfo, "stock already reserved for this order, nothing to do",
+    AddNote(e, {log::Level::kInfo, "stock already decided for this order, nothing to do",
                 *order_id, "", "", corr});
     return absl::OkStatus();
   }
