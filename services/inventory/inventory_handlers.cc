@@ -101,8 +101,8 @@ absl::Status InventoryHandlers::OrderCreated(Tx& tx, const events::v1::OrderCrea
   if (!existing->empty()) {
     // The same order announced again under another event id: its stock was
     // decided the first time.
-    AddNote(e, {log::Level::kInfo, "stock already decided for this order, nothing to do",
-                *order_id, "", "", corr});
+    AddNote(e, {log::Level::kInfo, "stock already decided for this order, nothing to do", *order_id,
+                "", "", corr});
     return absl::OkStatus();
   }
 
