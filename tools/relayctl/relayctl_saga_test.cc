@@ -177,6 +177,10 @@ TEST_F(RelayctlSagaTest, CancelWhilePendingThenWatchExitsFive) {
   Outcome o = Relayctl({"order", "place", "--customer", "c-bob", "--item", "MS-1:1"});
   ASSERT_EQ(o.code, 0) << o.err;
   const std::string id = OrderIdIn(o.out);
+  o = Relayctl({"order", "watch", id, "--wait-timeout", "300ms"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err, absl::StrCat("relayctl: watch order ", id, ": still PENDING after 300ms\n"));
+  EXPECT_THAT(o.out, HasSubstr("PENDING"));
   o = Relayctl({"order", "cancel", id, "--reason", "changed my mind"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_THAT(o.out, ContainsRegex("\nstatus +CANCELLED \\(customer: [^\n]*changed my mind"));
