@@ -90,10 +90,21 @@ set_target_properties(relay_tsan_absl PROPERTIES POSITION_INDEPENDENT_CODE ON)
 set_source_files_properties(${_relay_absl_src}/absl/base/internal/low_level_alloc.cc
   PROPERTIES COMPILE_OPTIONS "-include;${RELAY_TSAN_DIR}/low_level_alloc_prelude.h")
 
+# Hooks that give TSan the happens-before edges that gRPC establishes inside
+# its uninstrumented libraries (cmake/tsan/grpc_hooks.cc).
+add_library(relay_tsan_grpc_hooks OBJECT ${RELAY_TSAN_DIR}/grpc_hooks.cc)
+target_include_directories(relay_tsan_grpc_hooks SYSTEM BEFORE PRIVATE ${RELAY_TSAN_INCLUDE_DIR})
+target_include_directories(relay_tsan_grpc_hooks PRIVATE
+  $<TARGET_PROPERTY:gRPC::grpc++,INTERFACE_INCLUDE_DIRECTORIES>)
+target_link_libraries(relay_tsan_grpc_hooks PUBLIC ${CMAKE_DL_LIBS})
+target_compile_options(relay_tsan_grpc_hooks PRIVATE
+  -fsanitize=thread -fno-omit-frame-pointer -O2 -g -Wall -Wextra -Werror -Wno-tsan)
+set_target_properties(relay_tsan_grpc_hooks PROPERTIES POSITION_INDEPENDENT_CODE ON)
+
 # relay_tsan_link(<executable>): links the instrumented Abseil into an
 # executable and exports Abseil's symbols from it.
 function(relay_tsan_link target)
-  target_link_libraries(${target} PRIVATE relay_tsan_absl)
+  target_link_libraries(${target} PRIVATE relay_tsan_absl relay_tsan_grpc_hooks)
   target_link_options(${target} PRIVATE -fsanitize=thread "LINKER:--dynamic-list=${RELAY_TSAN_DYNLIST}")
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${RELAY_TSAN_DYNLIST})
 endfunction()

@@ -83,6 +83,9 @@ void CheckInterposition() {
   }
   std::string c_sym = std::string("AbslInternalPerThreadSemWait_") + RELAY_STR(ABSL_OPTION_INLINE_NAMESPACE_NAME);
   Check(ResolvesToExecutable(c_sym), c_sym + " resolves to the executable");
+  // cmake/tsan/grpc_hooks.cc
+  Check(ResolvesToExecutable("_ZN4grpc8internal18ServerCallbackCall14ScheduleOnDoneEb"),
+        "grpc::internal::ServerCallbackCall::ScheduleOnDone resolves to the executable");
 }
 
 // Each of these increments a plain int from two threads under a lock; TSan
