@@ -12,6 +12,8 @@ TransactionalConsumer::TransactionalConsumer(Database* db, std::shared_ptr<grpc:
     : db_(db),
       relay_(relay),
       batch_(options.batch),
+      before_handle_(std::move(options.before_handle)),
+      after_commit_(std::move(options.after_commit)),
       subscriber_(std::move(channel), std::move(options.subscriber)) {
   if (batch_) {
     subscriber_.OnBatch(
@@ -79,6 +81,7 @@ void TransactionalConsumer::Record(const Event& event, const DeliveryInfo& info,
 }
 
 absl::Status TransactionalConsumer::Handle(const Event& event, const DeliveryInfo& info) {
+  if (before_handle_ && handlers_.count(event.type()) > 0) before_handle_(event);
   Outcome outcome = Outcome::kSkipped;
   absl::Status s = db_->Transaction(
       [&](Tx& tx) -> absl::Status { return Apply(tx, event, info, &outcome); });
@@ -89,6 +92,7 @@ absl::Status TransactionalConsumer::Handle(const Event& event, const DeliveryInf
       ++stats_.commits;
     }
     if (relay_ != nullptr) relay_->Wake();
+    if (after_commit_) after_commit_(event);
   }
   return s;
 }
@@ -98,6 +102,11 @@ std::vector<absl::Status> TransactionalConsumer::HandleBatch(
   std::vector<absl::Status> statuses(deliveries.size());
   std::vector<Outcome> outcomes(deliveries.size(), Outcome::kSkipped);
   bool changed = false;
+  if (before_handle_) {
+    for (const Delivery& d : deliveries) {
+      if (handlers_.count(d.event->type()) > 0) before_handle_(*d.event);
+    }
+  }
   absl::Status committed = db_->Transaction([&](Tx& tx) -> absl::Status {
     for (size_t i = 0; i < deliveries.size(); ++i) {
       const Delivery& d = deliveries[i];
@@ -127,6 +136,11 @@ std::vector<absl::Status> TransactionalConsumer::HandleBatch(
       ++stats_.commits;
     }
     if (relay_ != nullptr) relay_->Wake();
+    if (after_commit_) {
+      for (size_t i = 0; i < deliveries.size(); ++i) {
+        if (statuses[i].ok() && outcomes[i] == Outcome::kHandled) after_commit_(*deliveries[i].event);
+      }
+    }
   }
   return statuses;
 }

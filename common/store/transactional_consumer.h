@@ -70,6 +70,13 @@ class TransactionalConsumer {
     relay::events::Subscriber::Options subscriber;
     // One transaction per received batch (true) or per event (false).
     bool batch = true;
+    // Called for each event with a handler before its transaction begins,
+    // outside the database lock (e.g. a fault-injection delay).
+    std::function<void(const Event&)> before_handle;
+    // Called for each event whose handler committed, after the COMMIT and
+    // before the ack (e.g. the log line of what happened, or a crash for a
+    // fault test: the effect is durable, the broker will redeliver).
+    std::function<void(const Event&)> after_commit;
   };
 
   struct Stats {
@@ -135,6 +142,8 @@ class TransactionalConsumer {
   Database* const db_;
   OutboxRelay* const relay_;
   const bool batch_;
+  const std::function<void(const Event&)> before_handle_;
+  const std::function<void(const Event&)> after_commit_;
   std::map<std::string, Handler> handlers_;  // set before Start(), read-only after
   relay::events::Subscriber subscriber_;
 

@@ -214,6 +214,42 @@ TEST_F(TransactionalConsumerTest, ABatchWithOneFailingEventCommitsTheOthers) {
   EXPECT_EQ(stats.failed, 1u);
 }
 
+TEST(TransactionalConsumerHooks, RunAroundTheTransactionForHandledEventsOnly) {
+  TempDir dir;
+  std::unique_ptr<Database> db = OpenServiceDb(dir.Join("payment.db"));
+  ASSERT_NE(db, nullptr);
+  std::vector<std::string> before, after;
+  std::set<std::string> fail = {"ord-2"};
+  TransactionalConsumer::Options options = ConsumerOptions("payment-service");
+  options.before_handle = [&](const Event& e) { before.push_back(e.key()); };
+  // Runs after COMMIT: the charge is already visible to a new reader.
+  options.after_commit = [&](const Event& e) {
+    EXPECT_EQ(Count(*db, absl::StrCat("SELECT count(*) FROM charges WHERE order_id = '", e.key(),
+                                      "'")),
+              1);
+    after.push_back(e.key());
+  };
+  TransactionalConsumer consumer(
+      db.get(), grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()), options);
+  consumer.On<OrderCreated>(
+      "order.created",
+      [&](Tx& tx, const OrderCreated& m, const Event& e, const DeliveryInfo& info) {
+        return Charge(tx, m, e, info, fail);
+      });
+  std::vector<Event> events = {OrderCreatedEvent("ord-1"), OrderCreatedEvent("ord-2")};
+  Event other = OrderCreatedEvent("ord-3");
+  other.set_type("order.cancelled");  // no handler: no hooks
+  events.push_back(other);
+  std::vector<Subscriber::Delivery> batch;
+  for (const Event& e : events) batch.push_back({&e, DeliveryInfo{1}});
+  consumer.HandleBatch(batch);
+  EXPECT_EQ(before, (std::vector<std::string>{"ord-1", "ord-2"}));
+  EXPECT_EQ(after, (std::vector<std::string>{"ord-1"}));  // ord-2 failed
+  // A redelivery of ord-1 is a duplicate: no after_commit.
+  EXPECT_THAT(consumer.Handle(events[0], DeliveryInfo{2}), IsOk());
+  EXPECT_EQ(after, (std::vector<std::string>{"ord-1"}));
+}
+
 TEST_F(TransactionalConsumerTest, ABatchWhoseTransactionFailsNacksEveryEvent) {
   // The handler breaks the transaction itself: COMMIT inside is refused by
   // SQLite, and ending the transaction under the consumer must fail the batch.

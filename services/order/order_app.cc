@@ -31,14 +31,19 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   app->relay_ = std::make_unique<store::OutboxRelay>(app->db_.get(), app->publisher_.get(),
                                                      store::OutboxRelay::Options{});
   app->hub_ = std::make_unique<WatchHub>(app->db_.get());
-  app->manager_ = std::make_unique<OrderManager>(app->db_.get(), app->relay_.get(),
-                                                 app->hub_.get(), app->faults_.get());
+  app->manager_ =
+      std::make_unique<OrderManager>(app->db_.get(), app->relay_.get(), app->hub_.get());
 
   auto consumer = [&](const std::string& topic) {
     store::TransactionalConsumer::Options o;
     o.subscriber.topic = topic;
     o.subscriber.group = "order-service";
     o.subscriber.member_name = "order-service";
+    // Fault knobs: the delay outside the database lock; the crash after the
+    // commit and before the ack, so a restart sees a redelivery.
+    Faults* faults = app->faults_.get();
+    o.before_handle = [faults](const events::v1::Event&) { faults->BeforeHandler(); };
+    o.after_commit = [faults](const events::v1::Event&) { faults->AfterHandled(); };
     return std::make_unique<store::TransactionalConsumer>(app->db_.get(), broker, o,
                                                           app->relay_.get());
   };

@@ -81,8 +81,8 @@ events::v1::Event OrderEvent(const v1::Order& order, const std::string& type,
 }  // namespace
 
 OrderManager::OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
-                           Faults* faults, std::function<absl::Time()> clock)
-    : db_(db), relay_(relay), hub_(hub), faults_(faults), clock_(std::move(clock)) {}
+                           std::function<absl::Time()> clock)
+    : db_(db), relay_(relay), hub_(hub), clock_(std::move(clock)) {}
 
 void OrderManager::AfterCommit(const std::string& order_id) {
   if (relay_ != nullptr) relay_->Wake();
@@ -248,7 +248,6 @@ absl::Status OrderManager::Persist(Tx& tx, v1::Order& order, SagaOutcome outcome
 
 absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, SagaInput input,
                                         const std::string& reason, const events::v1::Event& cause) {
-  if (faults_ != nullptr) faults_->BeforeHandler();
   absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
   if (!got.ok()) return got.status();
   if (!got->has_value()) {
@@ -282,9 +281,6 @@ absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, Sag
   RELAY_LOG(Info, what,
             {{"order", order_id}, {"on", cause.type()}, {"status", StatusName(order.status())},
              {"reason", order.cancel_reason()}, {"event", cause.id()}, {"corr", order_id}});
-  // A crash here (fault injection) is a crash in the middle of the handler's
-  // transaction: nothing commits and the event is redelivered.
-  if (faults_ != nullptr) faults_->AfterHandled();
   return absl::OkStatus();
 }
 

@@ -6,7 +6,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/faults.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
@@ -34,7 +33,7 @@ class OrderManager {
 
   // REQUIRES: `db` migrated with OrderStore::Migrations(); every pointer
   // outlives the manager. `relay` and `hub` may be null (tests).
-  OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub, Faults* faults,
+  OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
                std::function<absl::Time()> clock = [] { return absl::Now(); });
 
   // DESIGN §4.1. INVALID_ARGUMENT for bad items or an unknown sku;
@@ -66,7 +65,6 @@ class OrderManager {
   store::Database* const db_;
   store::OutboxRelay* const relay_;
   WatchHub* const hub_;
-  Faults* const faults_;
   const std::function<absl::Time()> clock_;
 };
 

@@ -29,7 +29,7 @@ class OrderManagerTest : public ::testing::Test {
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
     ASSERT_THAT(db_->Migrate(OrderStore::Migrations()), IsOk());
-    manager_ = std::make_unique<OrderManager>(db_.get(), nullptr, nullptr, nullptr);
+    manager_ = std::make_unique<OrderManager>(db_.get(), nullptr, nullptr);
     store::TransactionalConsumer::Options o;
     o.subscriber.topic = "inventory";
     o.subscriber.group = "order-service";
@@ -273,7 +273,7 @@ TEST(OrderManagerEmptyCatalog, PlaceIsUnavailableUntilTheCatalogArrives) {
   auto db = store::Database::Open(dir.Join("o.db"), {});
   ASSERT_THAT(db, IsOk());
   ASSERT_THAT((*db)->Migrate(OrderStore::Migrations()), IsOk());
-  OrderManager manager(db->get(), nullptr, nullptr, nullptr);
+  OrderManager manager(db->get(), nullptr, nullptr);
   v1::PlaceOrderRequest r;
   r.set_customer_id("c");
   r.add_items()->set_sku("KB-1");

@@ -172,15 +172,30 @@ TEST_F(SagaTest, HappyPathConfirmsChargesAndSells) {
 }
 
 TEST_F(SagaTest, OutOfStockCancelsAndRefundsTheCapture) {
+  // A cheap product with one unit left, so payment captures and stock is short.
+  inventory::v1::SetStockRequest set;
+  set.set_sku("CB-USB");
+  set.set_on_hand(1);
+  inventory::v1::Product product;
+  ASSERT_TRUE(Call([&](grpc::ClientContext* c) {
+                return inventory_stub_->SetStock(c, set, &product);
+              }).ok());
   int64_t balance = Balance("c-alice");
-  order::v1::Order placed = Place("c-alice", "GPU-1", 2);  // one in stock
+  order::v1::Order placed = Place("c-alice", "CB-USB", 2);
   order::v1::Order done = WaitTerminal(placed.order_id());
   EXPECT_EQ(done.status(), order::v1::ORDER_STATUS_CANCELLED);
   EXPECT_EQ(done.cancel_cause(), events::v1::CANCEL_CAUSE_OUT_OF_STOCK);
-  EXPECT_THAT(done.cancel_reason(), HasSubstr("GPU-1"));
-  EXPECT_TRUE(testing::WaitFor([&] { return Balance("c-alice") == balance; }))
-      << "the capture was not refunded";
-  EXPECT_EQ(Stock("GPU-1").available(), 1);
+  EXPECT_THAT(done.cancel_reason(), HasSubstr("CB-USB"));
+  // payment captured (it decides independently) and refunds on order.cancelled.
+  EXPECT_TRUE(testing::WaitFor([&] {
+    payment::v1::GetPaymentRequest req;
+    req.set_order_id(placed.order_id());
+    payment::v1::Payment p;
+    return Call([&](grpc::ClientContext* c) { return payment_stub_->GetPayment(c, req, &p); }).ok() &&
+           p.status() == payment::v1::PAYMENT_STATUS_REFUNDED;
+  })) << "the capture was not refunded";
+  EXPECT_EQ(Balance("c-alice"), balance);
+  EXPECT_EQ(Stock("CB-USB").available(), 1);
 }
 
 TEST_F(SagaTest, DeclinedPaymentCancelsAndReleasesTheReservation) {
