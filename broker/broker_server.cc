@@ -26,6 +26,9 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_receive_bytes);
+  // gRPC sets SO_REUSEPORT by default: a second server on a port in use would
+  // start and silently share the traffic. Fail to start instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));

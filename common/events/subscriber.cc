@@ -99,6 +99,11 @@ bool Subscriber::RunStream() {
         opened = true;
         absl::MutexLock lock(&mu_);
         open_ = true;
+        failing_ = false;
+        RELAY_LOG(Info, "subscribed",
+                  {{"topic", options_.topic}, {"group", options_.group},
+                   {"member", response.opened().member_id()},
+                   {"committed", absl::StrCat(response.opened().committed_offset())}});
       }
       if (response.deliveries().empty()) continue;
       SubscribeRequest settle;
@@ -147,9 +152,14 @@ bool Subscriber::RunStream() {
   context_ = nullptr;
   if (!status.ok() && !stopping_) {
     last_error_ = status.error_message();
-    RELAY_LOG(Warn, "subscription stream ended",
-              {{"topic", options_.topic}, {"group", options_.group},
-               {"code", absl::StrCat(status.error_code())}, {"error", status.error_message()}});
+    // One line per outage, not one per reconnect attempt.
+    if (opened || !failing_) {
+      RELAY_LOG(Warn, opened ? "subscription stream ended, reconnecting"
+                             : "cannot open subscription, retrying with backoff",
+                {{"topic", options_.topic}, {"group", options_.group},
+                 {"code", absl::StrCat(status.error_code())}, {"error", status.error_message()}});
+    }
+    failing_ = !opened;
   }
   return opened;
 }

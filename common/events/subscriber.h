@@ -127,6 +127,8 @@ class Subscriber {
   bool open_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t handled_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
+  // The last attempt could not open a stream (the outage is logged once).
+  bool failing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::thread thread_;
 };
