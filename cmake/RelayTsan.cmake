@@ -10,17 +10,23 @@
 #    compiled from the Debian source of the installed libabsl-dev WITH
 #    -fsanitize=thread against the installed headers (same absl::debian3
 #    inline namespace), linked into every executable, whose dynamic symbol
-#    table exports it (cmake/tsan/absl-exports.dynlist): the dynamic linker
+#    table exports it (cmake/tsan/exports.dynlist): the dynamic linker
 #    then binds every absl::Mutex call, also those from libgrpc/libgpr/
 #    libabsl_*.so, to this instrumented copy, so TSan sees the locks.
+#  * relay_tsan_grpc_hooks (cmake/tsan/grpc_hooks.cc), also linked into and
+#    exported from every executable: gives TSan the happens-before edges that
+#    gRPC's callback API creates inside libgrpc/libgrpc++ (operation start ->
+#    completion, last reaction -> OnDone).
+#  * cmake/tsan/suppressions.txt (the tsan test preset's TSAN_OPTIONS): makes
+#    TSan ignore libc calls made by the uninstrumented libraries.
 #  * relay_tsan_selftest (ctest: tsan_selftest, tsan_selftest_detects_race)
-#    checks all of it.
+#    checks the pieces.
 include_guard(GLOBAL)
 
 set(RELAY_TSAN_DIR ${CMAKE_CURRENT_LIST_DIR}/tsan)
 set(RELAY_TSAN_INCLUDE_DIR ${RELAY_TSAN_DIR}/include)
 set(RELAY_TSAN_SUPPRESSIONS ${RELAY_TSAN_DIR}/suppressions.txt)
-set(RELAY_TSAN_DYNLIST ${RELAY_TSAN_DIR}/absl-exports.dynlist)
+set(RELAY_TSAN_DYNLIST ${RELAY_TSAN_DIR}/exports.dynlist)
 
 set(RELAY_ABSL_SOURCE_DIR "" CACHE PATH
   "Unpacked Debian source of the installed libabsl-dev for the TSan build (empty: scripts/tsan-deps unpacks it into <build>/_deps/abseil-src)")

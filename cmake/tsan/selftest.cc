@@ -84,6 +84,7 @@ void CheckInterposition() {
   std::string c_sym = std::string("AbslInternalPerThreadSemWait_") + RELAY_STR(ABSL_OPTION_INLINE_NAMESPACE_NAME);
   Check(ResolvesToExecutable(c_sym), c_sym + " resolves to the executable");
   // cmake/tsan/grpc_hooks.cc
+  Check(ResolvesToExecutable("grpc_call_start_batch"), "grpc_call_start_batch resolves to the executable");
   Check(ResolvesToExecutable("_ZN4grpc8internal18ServerCallbackCall14ScheduleOnDoneEb"),
         "grpc::internal::ServerCallbackCall::ScheduleOnDone resolves to the executable");
 }
