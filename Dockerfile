@@ -1,0 +1,77 @@
+# Relay: every binary built once, in one multi-stage build on Debian 12.
+#
+#   docker build -t relay:local .          (or: docker compose up --build)
+#
+# The base image is debian:bookworm-slim; where no registry can be reached,
+# scripts/docker-base-image makes it locally with debootstrap. Only classic
+# builder syntax (no BuildKit mounts or heredocs), so both builders work.
+# Layers go from rarely to often changed: the packages are installed before
+# any source is copied, so a source change rebuilds only the compile step.
+
+############################## build ##############################
+FROM debian:bookworm-slim AS build
+
+# The build half of scripts/setup's list: the image is built with tests and
+# benchmarks off, so GoogleTest, Google Benchmark, clang-format, git and the
+# rest are not needed here.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential cmake ninja-build pkg-config \
+      libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
+      libabsl-dev libsqlite3-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY . /src
+
+# Parallel compile jobs (default: every core of the build machine).
+ARG BUILD_JOBS=
+RUN cmake --preset release -DRELAY_BUILD_TESTS=OFF -DRELAY_BUILD_BENCH=OFF \
+ && cmake --build --preset release --parallel "${BUILD_JOBS:-$(nproc)}" \
+      --target relay-broker order-service inventory-service payment-service relayctl \
+ && mkdir -p /out \
+ && cp build/release/broker/relay-broker \
+       build/release/services/order/order-service \
+       build/release/services/inventory/inventory-service \
+       build/release/services/payment/payment-service \
+       build/release/tools/relayctl/relayctl /out/ \
+ && strip --strip-unneeded /out/*
+
+############################## runtime ##############################
+FROM debian:bookworm-slim
+
+# Only the shared libraries the binaries link (checked with ldd below).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libsqlite3-0 \
+      libre2-9 libc-ares2 libssl3 zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+
+# A non-root user and its data directories. A new named volume mounted on
+# one of them starts with the image's owner, so relay can write it.
+RUN groupadd --system --gid 10001 relay \
+ && useradd --system --uid 10001 --gid relay --home-dir /var/lib/relay --no-create-home \
+      --shell /usr/sbin/nologin relay \
+ && mkdir -p /var/lib/relay/broker /var/lib/relay/order /var/lib/relay/inventory /var/lib/relay/payment \
+ && chown -R relay:relay /var/lib/relay
+
+COPY --from=build /out/ /usr/local/bin/
+
+# Fail the build here, not at run time, if a library is missing.
+RUN set -e; for b in /usr/local/bin/*; do \
+      if ldd "$b" | grep 'not found'; then echo "missing libraries for $b" >&2; exit 1; fi; \
+    done; relayctl --help >/dev/null
+
+# Where each binary keeps its state (flags have RELAY_<BINARY>_<FLAG> env
+# equivalents); docker-compose.yml mounts one named volume on each.
+ENV RELAY_BROKER_DATA_DIR=/var/lib/relay/broker \
+    RELAY_ORDER_DB=/var/lib/relay/order/orders.db \
+    RELAY_INVENTORY_DB=/var/lib/relay/inventory/inventory.db \
+    RELAY_PAYMENT_DB=/var/lib/relay/payment/payment.db
+
+USER relay
+WORKDIR /var/lib/relay
+# broker, order, inventory, payment.
+EXPOSE 7070 7071 7072 7073
+# Exec form: the binary gets SIGTERM itself (compose adds an init as PID 1).
+CMD ["relay-broker"]
