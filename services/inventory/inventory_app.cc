@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -12,6 +11,7 @@
 #include "common/grpc_server.h"
 #include "common/log.h"
 #include "services/inventory/inventory_store.h"
+#include "services/shared/consumer_hooks.h"
 
 namespace relay::inventory {
 namespace {
@@ -93,36 +93,13 @@ absl::Status InventoryApp::Init() {
   handlers_ = std::make_unique<InventoryHandlers>();
   TransactionalConsumer::Options consumer_options;
   consumer_options.subscriber = OrdersSubscription();
+  consumer_options.subscriber.member_name = absl::StrCat(kServiceName, "-", getpid());
+  services::FitInFlightToHandlerDelay(consumer_options.subscriber, options_.handler_delay);
+  services::HookLogLinesAndFaults(consumer_options, *handlers_, faults_, stopping_);
   consumer_ =
       std::make_unique<TransactionalConsumer>(db_.get(), channel, consumer_options, relay_.get());
   handlers_->Register(*consumer_);
-
-  // The consumer is driven by a subscriber of our own rather than started:
-  // the log line of a handled event, and the crash_after fault, belong
-  // after its COMMIT and before its ack, and the consumer has no hook there.
-  Subscriber::Options subscription = OrdersSubscription();
-  subscription.member_name = absl::StrCat(kServiceName, "-", getpid());
-  if (options_.handler_delay > absl::ZeroDuration()) {
-    // A batch is handled before any of it is acked: keep one batch's delays
-    // well inside the ack deadline, or the broker redelivers it meanwhile.
-    int64_t fit = (subscription.ack_deadline / 2) / options_.handler_delay;
-    subscription.max_in_flight =
-        static_cast<uint32_t>(std::clamp<int64_t>(fit, 1, subscription.max_in_flight));
-  }
-  subscriber_ = std::make_unique<Subscriber>(channel, subscription);
-  for (const std::string& type : InventoryHandlers::Types()) {
-    // Names the type for the subscription's filter; OnBatch() replaces
-    // per-event calls, so this path only runs if that ever changes.
-    subscriber_->On(type, [this](const Subscriber::Event& e, const events::DeliveryInfo& i) {
-      absl::Status s = consumer_->Handle(e, i);
-      handlers_->Committed(e, s);
-      return s;
-    });
-  }
-  subscriber_->OnBatch([this](absl::Span<const Subscriber::Delivery> deliveries) {
-    return HandleBatch(deliveries);
-  });
-  subscriber_->Start();
+  consumer_->Start();
 
   service_ = std::make_unique<InventoryServiceImpl>(db_.get(), relay_.get());
   absl::StatusOr<RunningServer> server = StartGrpcServer(options_.listen, {service_.get()});
@@ -132,19 +109,8 @@ absl::Status InventoryApp::Init() {
   return absl::OkStatus();
 }
 
-std::vector<absl::Status> InventoryApp::HandleBatch(
-    absl::Span<const Subscriber::Delivery> deliveries) {
-  for (size_t i = 0; i < deliveries.size() && !stopping_.load(); ++i) faults_.BeforeHandler();
-  std::vector<absl::Status> statuses = consumer_->HandleBatch(deliveries);
-  // Committed (or rolled back): now the log lines, and the crash_after
-  // fault strikes between the commit and the ack.
-  const int committed = handlers_->Committed(deliveries, statuses);
-  for (int i = 0; i < committed; ++i) faults_.AfterHandled();
-  return statuses;
-}
-
 bool InventoryApp::WaitUntilConsuming(absl::Duration timeout) {
-  return subscriber_ != nullptr && subscriber_->WaitUntilOpen(timeout);
+  return consumer_ != nullptr && consumer_->WaitUntilOpen(timeout);
 }
 
 TransactionalConsumer::Stats InventoryApp::consumer_stats() const {
@@ -159,7 +125,7 @@ void InventoryApp::Shutdown() {
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox from events while it drains.
-  if (subscriber_ != nullptr) subscriber_->Stop();
+  if (consumer_ != nullptr) consumer_->Stop();
   if (relay_ != nullptr) {
     relay_->Stop();  // publishes for up to shutdown_grace
     absl::StatusOr<int64_t> left = relay_->Pending();
@@ -175,7 +141,6 @@ void InventoryApp::Shutdown() {
   // The database last: the server's RPCs and the relay use it until here.
   server_.reset();
   service_.reset();
-  subscriber_.reset();
   consumer_.reset();
   relay_.reset();
   publisher_.reset();

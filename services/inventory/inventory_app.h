@@ -19,15 +19,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
 #include "common/events/publisher.h"
-#include "common/events/subscriber.h"
 #include "common/faults.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
@@ -92,11 +89,6 @@ class InventoryApp {
  private:
   explicit InventoryApp(Options options);
   absl::Status Init();
-  // Handles one received batch: the handler_delay fault per event (outside
-  // the transaction, so the API is not blocked meanwhile), the consumer's
-  // transaction, then the log lines and the crash_after fault per committed
-  // event, between its COMMIT and its ack.
-  std::vector<absl::Status> HandleBatch(absl::Span<const events::Subscriber::Delivery> deliveries);
 
   const Options options_;
   Faults faults_;
@@ -104,10 +96,9 @@ class InventoryApp {
   std::unique_ptr<events::Publisher> publisher_;
   std::unique_ptr<store::OutboxRelay> relay_;
   std::unique_ptr<InventoryHandlers> handlers_;
-  // Handles events in transactions; driven by subscriber_, never Start()ed
-  // itself (it has no hook between COMMIT and ack; see HandleBatch).
+  // Handles events in transactions; its hooks run the fault knobs and write
+  // the log lines (see Init()).
   std::unique_ptr<store::TransactionalConsumer> consumer_;
-  std::unique_ptr<events::Subscriber> subscriber_;
   std::unique_ptr<InventoryServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

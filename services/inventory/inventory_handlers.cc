@@ -4,6 +4,7 @@
 #include <functional>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -71,10 +72,6 @@ absl::StatusOr<std::vector<StockLine>> SettleHeld(
 }
 
 }  // namespace
-
-std::vector<std::string> InventoryHandlers::Types() {
-  return {kOrderCreated, kOrderConfirmed, kOrderCancelled};
-}
 
 void InventoryHandlers::Register(store::TransactionalConsumer& consumer) {
   using Info = store::TransactionalConsumer::DeliveryInfo;
@@ -205,37 +202,28 @@ void InventoryHandlers::AddNote(const Event& e, Note note) {
   notes_[e.id()] = std::move(note);
 }
 
-int InventoryHandlers::Committed(
-    absl::Span<const store::TransactionalConsumer::Delivery> deliveries,
-    absl::Span<const absl::Status> statuses) {
-  std::vector<std::pair<std::string, Note>> done;
-  {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < deliveries.size() && i < statuses.size(); ++i) {
-      if (!statuses[i].ok()) continue;
-      auto it = notes_.find(deliveries[i].event->id());
-      if (it == notes_.end()) continue;  // a duplicate or a type we do not handle
-      done.emplace_back(it->first, std::move(it->second));
-      notes_.erase(it);
-    }
-    // Whatever is left was rolled back and comes again.
-    notes_.clear();
-  }
-  for (const auto& [event_id, n] : done) {
-    if (n.detail_key.empty()) {
-      log::Write(n.level, n.message, {{"order", n.order}, {"event", event_id}, {"corr", n.corr}});
-    } else {
-      log::Write(
-          n.level, n.message,
-          {{"order", n.order}, {n.detail_key, n.detail}, {"event", event_id}, {"corr", n.corr}});
-    }
-  }
-  return static_cast<int>(done.size());
+void InventoryHandlers::DropUncommitted() {
+  absl::MutexLock lock(&mu_);
+  notes_.clear();
 }
 
-int InventoryHandlers::Committed(const Event& event, const absl::Status& status) {
-  const store::TransactionalConsumer::Delivery delivery{&event, {}};
-  return Committed(absl::MakeConstSpan(&delivery, 1), absl::MakeConstSpan(&status, 1));
+bool InventoryHandlers::Committed(const Event& event) {
+  Note n;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = notes_.find(event.id());
+    if (it == notes_.end()) return false;
+    n = std::move(it->second);
+    notes_.erase(it);
+  }
+  if (n.detail_key.empty()) {
+    log::Write(n.level, n.message, {{"order", n.order}, {"event", event.id()}, {"corr", n.corr}});
+  } else {
+    log::Write(
+        n.level, n.message,
+        {{"order", n.order}, {n.detail_key, n.detail}, {"event", event.id()}, {"corr", n.corr}});
+  }
+  return true;
 }
 
 }  // namespace relay::inventory

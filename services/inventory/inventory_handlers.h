@@ -8,18 +8,18 @@
 // same transaction, so a redelivered event has no second effect.
 //
 //   InventoryHandlers handlers;
+//   TransactionalConsumer::Options options;
+//   options.before_handle = [&](const Event&) { handlers.DropUncommitted(); };
+//   options.after_commit = [&](const Event& e) { handlers.Committed(e); };  // logs it
+//   TransactionalConsumer consumer(db, channel, options);
 //   handlers.Register(consumer);
-//   std::vector<absl::Status> statuses = consumer.HandleBatch(deliveries);
-//   int committed = handlers.Committed(deliveries, statuses);  // logs them
 
 #include <string>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/types/span.h"
 #include "common/log.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
@@ -41,9 +41,6 @@ class InventoryHandlers {
   InventoryHandlers(const InventoryHandlers&) = delete;
   InventoryHandlers& operator=(const InventoryHandlers&) = delete;
 
-  // The event types handled: order.created, order.confirmed, order.cancelled.
-  static std::vector<std::string> Types();
-
   // Registers the three handlers on `consumer`. REQUIRES: before its Start().
   void Register(store::TransactionalConsumer& consumer);
 
@@ -60,16 +57,16 @@ class InventoryHandlers {
   // is held (e.g. the order was rejected).
   absl::Status OrderCancelled(store::Tx& tx, const events::v1::OrderCancelled& m, const Event& e);
 
-  // Call after the consumer's transaction for `deliveries` ended, with the
-  // statuses it returned: for each delivery that a handler applied and
-  // whose status is OK (so its effects committed) writes its log line
-  // ("stock reserved order=... lines=KB-1x2 event=... corr=..."). Returns
-  // how many that were (for Faults::AfterHandled()). The lines of the others
-  // (rolled back, to be redelivered) are dropped.
-  int Committed(absl::Span<const store::TransactionalConsumer::Delivery> deliveries,
-                absl::Span<const absl::Status> statuses);
-  // The same for one event handled by TransactionalConsumer::Handle().
-  int Committed(const Event& event, const absl::Status& status);
+  // Forgets the log lines of events applied in a transaction that then
+  // rolled back (they come again). Call it from the consumer's before_handle
+  // hook: by then every earlier transaction has ended. REQUIRES: events are
+  // handled one transaction at a time (as a started consumer does).
+  void DropUncommitted();
+  // Writes the log line of `event`, whose transaction committed ("stock
+  // reserved order=... lines=KB-1x2 event=... corr=..."): call it from the
+  // consumer's after_commit hook. Returns false when there is none (no
+  // handler here applied it).
+  bool Committed(const Event& event);
 
  private:
   // A log line waiting for its transaction to commit.
@@ -84,7 +81,8 @@ class InventoryHandlers {
   void AddNote(const Event& e, Note note);
 
   absl::Mutex mu_;
-  // By event id; filled by the handlers, emptied by Committed().
+  // By event id; filled by the handlers, emptied by Committed() and
+  // DropUncommitted().
   absl::flat_hash_map<std::string, Note> notes_ ABSL_GUARDED_BY(mu_);
 };
 

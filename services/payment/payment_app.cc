@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -11,11 +10,11 @@
 #include "common/grpc_server.h"
 #include "common/log.h"
 #include "services/payment/payment_store.h"
+#include "services/shared/consumer_hooks.h"
 
 namespace relay::payment {
 namespace {
 
-using relay::events::Subscriber;
 using relay::store::TransactionalConsumer;
 
 absl::Status ValidateOptions(const PaymentApp::Options& o) {
@@ -87,35 +86,13 @@ absl::Status PaymentApp::Init() {
   handlers_ = std::make_unique<PaymentHandlers>(handler_options);
   TransactionalConsumer::Options consumer_options;
   consumer_options.subscriber = PaymentSubscription();
+  consumer_options.subscriber.member_name = absl::StrCat(kServiceName, "-", getpid());
+  services::FitInFlightToHandlerDelay(consumer_options.subscriber, options_.handler_delay);
+  services::HookLogLinesAndFaults(consumer_options, *handlers_, faults_, stopping_);
   consumer_ = std::make_unique<TransactionalConsumer>(db_.get(), broker_channel_, consumer_options,
                                                       outbox_relay_.get());
   handlers_->Register(*consumer_);
-
-  // The consumer is driven by a subscriber of our own rather than started:
-  // relay::Faults wants crash_after to strike after an event's transaction
-  // committed and before its ack, and the consumer has no hook there.
-  Subscriber::Options subscription = PaymentSubscription();
-  subscription.member_name = absl::StrCat(kServiceName, "-", getpid());
-  if (options_.handler_delay > absl::ZeroDuration()) {
-    // A batch is handled before any of it is acked: keep one batch's delays
-    // well inside the ack deadline, or the broker redelivers it meanwhile.
-    int64_t fit = (subscription.ack_deadline / 2) / options_.handler_delay;
-    subscription.max_in_flight =
-        static_cast<uint32_t>(std::clamp<int64_t>(fit, 1, subscription.max_in_flight));
-  }
-  subscriber_ = std::make_unique<Subscriber>(broker_channel_, subscription);
-  for (const char* type : {"order.created", "order.cancelled"}) {
-    // Only to subscribe to these types: OnBatch() replaces per-event calls.
-    subscriber_->On(type, [this](const Subscriber::Event& e, const relay::events::DeliveryInfo& i) {
-      absl::Status s = consumer_->Handle(e, i);
-      handlers_->Committed(e, s);
-      return s;
-    });
-  }
-  subscriber_->OnBatch([this](absl::Span<const Subscriber::Delivery> deliveries) {
-    return HandleBatch(deliveries);
-  });
-  subscriber_->Start();
+  consumer_->Start();
 
   service_ = std::make_unique<PaymentServiceImpl>(db_.get());
   absl::StatusOr<relay::RunningServer> server =
@@ -124,17 +101,6 @@ absl::Status PaymentApp::Init() {
   server_ = std::move(server->server);
   port_ = server->port;
   return absl::OkStatus();
-}
-
-std::vector<absl::Status> PaymentApp::HandleBatch(
-    absl::Span<const Subscriber::Delivery> deliveries) {
-  for (size_t i = 0; i < deliveries.size() && !stopping_.load(); ++i) faults_.BeforeHandler();
-  std::vector<absl::Status> statuses = consumer_->HandleBatch(deliveries);
-  // Committed (or rolled back): now the log lines, and the crash_after
-  // fault strikes between the commit and the ack.
-  const int committed = handlers_->Committed(deliveries, statuses);
-  for (int i = 0; i < committed; ++i) faults_.AfterHandled();
-  return statuses;
 }
 
 TransactionalConsumer::Stats PaymentApp::consumer_stats() const {
@@ -149,7 +115,6 @@ void PaymentApp::Shutdown() {
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox while it drains.
-  if (subscriber_ != nullptr) subscriber_->Stop();
   if (consumer_ != nullptr) consumer_->Stop();
   if (outbox_relay_ != nullptr) {
     outbox_relay_->Stop();  // publishes for up to shutdown_grace
@@ -164,7 +129,6 @@ void PaymentApp::Shutdown() {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   }
   // The database last: the server's RPCs and the relay use it until here.
-  subscriber_.reset();
   consumer_.reset();
   outbox_relay_.reset();
   db_.reset();

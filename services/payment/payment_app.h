@@ -16,16 +16,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
 #include "common/events/publisher.h"
-#include "common/events/subscriber.h"
 #include "common/faults.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
@@ -88,10 +85,6 @@ class PaymentApp {
  private:
   explicit PaymentApp(Options options);
   absl::Status Init();
-  // Handles one received batch: the handler_delay fault per event, the
-  // consumer's transaction, then the crash_after fault per committed event.
-  std::vector<absl::Status> HandleBatch(
-      absl::Span<const relay::events::Subscriber::Delivery> deliveries);
 
   const Options options_;
   relay::Faults faults_;
@@ -100,10 +93,9 @@ class PaymentApp {
   std::unique_ptr<relay::events::Publisher> publisher_;
   std::unique_ptr<relay::store::OutboxRelay> outbox_relay_;
   std::unique_ptr<PaymentHandlers> handlers_;
-  // Handles events in transactions; driven by subscriber_, never Start()ed
-  // itself (see HandleBatch).
+  // Handles events in transactions; its hooks run the fault knobs and write
+  // the log lines (see Init()).
   std::unique_ptr<relay::store::TransactionalConsumer> consumer_;
-  std::unique_ptr<relay::events::Subscriber> subscriber_;
   std::unique_ptr<PaymentServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

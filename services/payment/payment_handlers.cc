@@ -4,7 +4,6 @@
 #include <optional>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
@@ -246,28 +245,22 @@ void PaymentHandlers::Note(const std::string& event_id, std::function<void()> lo
   notes_[event_id] = std::move(log_line);
 }
 
-int PaymentHandlers::Committed(absl::Span<const Delivery> deliveries,
-                               absl::Span<const absl::Status> statuses) {
-  std::vector<std::function<void()>> lines;
-  {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < deliveries.size() && i < statuses.size(); ++i) {
-      if (!statuses[i].ok()) continue;
-      auto it = notes_.find(deliveries[i].event->id());
-      if (it == notes_.end()) continue;  // a duplicate, or a type without handler
-      lines.push_back(std::move(it->second));
-      notes_.erase(it);
-    }
-    // What is left was rolled back; it comes again.
-    notes_.clear();
-  }
-  for (const std::function<void()>& line : lines) line();
-  return static_cast<int>(lines.size());
+void PaymentHandlers::DropUncommitted() {
+  absl::MutexLock lock(&mu_);
+  notes_.clear();
 }
 
-int PaymentHandlers::Committed(const Event& event, const absl::Status& status) {
-  Delivery delivery{&event, {}};
-  return Committed(absl::MakeConstSpan(&delivery, 1), absl::MakeConstSpan(&status, 1));
+bool PaymentHandlers::Committed(const Event& event) {
+  std::function<void()> log_line;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = notes_.find(event.id());
+    if (it == notes_.end()) return false;
+    log_line = std::move(it->second);
+    notes_.erase(it);
+  }
+  log_line();
+  return true;
 }
 
 }  // namespace relay::payment

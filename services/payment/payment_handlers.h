@@ -7,15 +7,17 @@
 // Each handler runs inside the TransactionalConsumer's transaction, so its
 // account and payment changes, its outbox event and the inbox row of the
 // event it handles commit together or not at all. Its log line waits for
-// that commit: Committed() writes the lines of the events whose effects
-// committed and drops the others (they are rolled back and come again).
+// that commit: the consumer's after_commit hook calls Committed(), which
+// writes it; the lines of rolled-back events (they come again) are dropped.
 //
 //   PaymentHandlers handlers({.decline_rate = 0});
-//   TransactionalConsumer consumer(db, channel, {.subscriber = PaymentSubscription()});
+//   TransactionalConsumer::Options options;
+//   options.subscriber = PaymentSubscription();
+//   options.before_handle = [&](const Event&) { handlers.DropUncommitted(); };
+//   options.after_commit = [&](const Event& e) { handlers.Committed(e); };
+//   TransactionalConsumer consumer(db, channel, options);
 //   handlers.Register(consumer);
-//   ... for each received batch:
-//   std::vector<absl::Status> statuses = consumer.HandleBatch(deliveries);
-//   int committed = handlers.Committed(deliveries, statuses);
+//   consumer.Start();
 
 #include <functional>
 #include <string>
@@ -27,7 +29,6 @@
 #include "absl/time/clock.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
 #include "common/events/subscriber.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
@@ -51,7 +52,6 @@ relay::events::Subscriber::Options PaymentSubscription();
 class PaymentHandlers {
  public:
   using Event = relay::events::v1::Event;
-  using Delivery = relay::store::TransactionalConsumer::Delivery;
 
   struct Options {
     // Fault knob (0..1): this share of orders is declined with reason
@@ -82,18 +82,18 @@ class PaymentHandlers {
                                 const relay::events::v1::OrderCancelled& cancel,
                                 const Event& event);
 
-  // Call once the consumer's transaction over `deliveries` ended, with the
-  // statuses it returned. Writes the log line of each delivery a handler
-  // applied whose status is OK (its effects committed) and returns how many
-  // those were; forgets the lines of the others. REQUIRES: called after
-  // every Handle()/HandleBatch() of a consumer these handlers are
-  // registered on (the lines wait here until then).
-  int Committed(absl::Span<const Delivery> deliveries, absl::Span<const absl::Status> statuses);
-  // The same for one event handled by TransactionalConsumer::Handle().
-  int Committed(const Event& event, const absl::Status& status);
+  // Forgets the log lines of events applied in a transaction that then
+  // rolled back (they come again). Call it from the consumer's before_handle
+  // hook: by then every earlier transaction has ended. REQUIRES: events are
+  // handled one transaction at a time (as a started consumer does).
+  void DropUncommitted();
+  // Writes the log line of `event`, whose transaction committed: call it
+  // from the consumer's after_commit hook. Returns false when there is
+  // none (no handler here applied it).
+  bool Committed(const Event& event);
 
  private:
-  // Keeps the log line of `event_id` until Committed().
+  // Keeps the log line of `event_id` until Committed() or DropUncommitted().
   void Note(const std::string& event_id, std::function<void()> log_line);
 
   const Options options_;
