@@ -132,7 +132,7 @@ TEST_F(InventoryServiceTest, ListProductsShowsTheSeedCatalogSortedBySku) {
   EXPECT_EQ(gpu.on_hand(), 1);
   EXPECT_EQ(gpu.reserved(), 0);
   EXPECT_EQ(gpu.available(), 1);
-  EXPECT_EQ(gpu.price().amount_minor(), 59900);
+  EXPECT_EQ(gpu.price().amount_minor(), 29900);
   EXPECT_EQ(gpu.price().currency(), "USD");
 }
 

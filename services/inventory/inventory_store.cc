@@ -291,7 +291,7 @@ std::vector<v1::Product> InventoryStore::SeedCatalog() {
       {"MN-27", "27-inch monitor", 24900, 20},   {"HD-1", "Headphones", 5900, 30},
       {"CB-USB", "USB-C cable", 950, 500},       {"WC-1", "Webcam", 4500, 25},
       {"DK-1", "Docking station", 12900, 10},    {"LP-1", "Laptop stand", 3500, 40},
-      {"SSD-1", "1 TB SSD", 7900, 60},           {"GPU-1", "Graphics card", 59900, 1},
+      {"SSD-1", "1 TB SSD", 7900, 60},           {"GPU-1", "Graphics card", 29900, 1},
   };
   std::vector<v1::Product> products;
   for (const Seed& s : kSeed) {

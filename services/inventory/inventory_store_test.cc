@@ -70,7 +70,7 @@ TEST_F(InventoryStoreTest, SeedsTenProductsWithTheirProductUpdatedEventsOnce) {
     EXPECT_TRUE(gpu->has_value());
     EXPECT_EQ((*gpu)->on_hand(), 1);
     EXPECT_EQ((*gpu)->name(), "Graphics card");
-    EXPECT_EQ((*gpu)->price().amount_minor(), 59900);
+    EXPECT_EQ((*gpu)->price().amount_minor(), 29900);
     return absl::OkStatus();
   }),
               IsOk());

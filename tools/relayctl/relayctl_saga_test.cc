@@ -228,7 +228,7 @@ TEST_F(RelayctlSagaTest, ListFiltersAndTheIdempotencyKeyReplays) {
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_THAT(o.out, StartsWith("ORDER "));
   EXPECT_EQ(std::count(o.out.begin(), o.out.end(), '\n'), 3) << o.out;
-  EXPECT_THAT(o.out, ContainsRegex("c-carol +CANCELLED +2995.00 USD +GPU-1x5 +[0-9TZ:.-]+ "
+  EXPECT_THAT(o.out, ContainsRegex("c-carol +CANCELLED +1495.00 USD +GPU-1x5 +[0-9TZ:.-]+ "
                                    "+(out_of_stock|payment_declined): "));
   o = Relayctl({"order", "list", "--customer", "c-carol", "--status", "confirmed", "--json"});
   ASSERT_EQ(o.code, 0) << o.err;
@@ -243,10 +243,10 @@ TEST_F(RelayctlSagaTest, StockListAndSet) {
   Outcome o = Relayctl({"stock", "list"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_THAT(o.out, StartsWith("SKU "));
-  EXPECT_THAT(o.out, ContainsRegex("\nGPU-1 +Graphics card +599.00 USD +1 +0 +1\n"));
+  EXPECT_THAT(o.out, ContainsRegex("\nGPU-1 +Graphics card +299.00 USD +1 +0 +1\n"));
   o = Relayctl({"stock", "set", "GPU-1", "3"});
   ASSERT_EQ(o.code, 0) << o.err;
-  EXPECT_THAT(o.out, ContainsRegex("\nGPU-1 +Graphics card +599.00 USD +3 +0 +3\n"));
+  EXPECT_THAT(o.out, ContainsRegex("\nGPU-1 +Graphics card +299.00 USD +3 +0 +3\n"));
   o = Relayctl({"stock", "set", "NEW-1", "4", "--name", "New thing", "--price", "9.99"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_THAT(o.out, ContainsRegex("\nNEW-1 +New thing +9.99 USD +4 +0 +4\n"));
