@@ -1,0 +1,257 @@
+#include "bench/saga_bench_report.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "bench/bench_report.h"
+
+namespace relay::bench {
+namespace {
+
+// The issue's targets on the 2-core machine.
+constexpr double kTargetOrdersPerSecond = 5000;
+constexpr double kTargetP99Ms = 50;
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string Num(double v) { return absl::StrFormat("%.6g", v); }
+
+// "12.3" or ">=12.3" for a lower bound.
+std::string Ms(double v, bool lb) { return absl::StrFormat("%s%.1f", lb ? ">=" : "", v); }
+
+std::string LatencyJson(const Latency& l) {
+  return absl::StrCat("{\"count\": ", l.count, ", \"censored\": ", l.censored,
+                      ", \"p50_ms\": ", Num(l.p50), ", \"p90_ms\": ", Num(l.p90),
+                      ", \"p99_ms\": ", Num(l.p99), ", \"max_ms\": ", Num(l.max),
+                      ", \"p50_lower_bound\": ", l.p50_lb ? "true" : "false",
+                      ", \"p99_lower_bound\": ", l.p99_lb ? "true" : "false",
+                      ", \"max_lower_bound\": ", l.max_lb ? "true" : "false", "}");
+}
+
+std::string CpuLine(const std::vector<double>& cpu, double seconds) {
+  std::vector<std::string> parts;
+  double total = 0;
+  for (size_t i = 0; i < cpu.size() && i < 5; ++i) {
+    parts.push_back(absl::StrFormat("%s %.1f", kCpuNames[i], cpu[i]));
+    total += cpu[i];
+  }
+  return absl::StrFormat("cpu s: %s = %.1f of %.1f core-s (2 cores)", absl::StrJoin(parts, ", "),
+                         total, 2 * seconds);
+}
+
+}  // namespace
+
+std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const SagaRun*>> by;
+  for (const SagaRun& r : runs) {
+    if (by[r.scenario].empty()) order.push_back(r.scenario);
+    by[r.scenario].push_back(&r);
+  }
+  std::vector<SagaSummary> out;
+  for (const std::string& name : order) {
+    SagaSummary s;
+    s.scenario = name;
+    for (const SagaRun* r : by[name]) {
+      ++s.runs;
+      if (!r->ok) ++s.failed;
+      s.not_terminal = std::max(s.not_terminal, r->not_terminal);
+      s.place_failed = std::max(s.place_failed, r->place_failed);
+      s.cancelled = std::max(s.cancelled, r->cancelled);
+    }
+    const bool any_ok = s.failed < s.runs;
+    std::vector<double> pps, tps, psmin, backlog, drain, p50, p90, p99, mx, pub50, pub99, pl50,
+        pl99, secs;
+    std::vector<std::vector<double>> cpu(5);
+    int p99_lb = 0;
+    for (const SagaRun* r : by[name]) {
+      if (any_ok && !r->ok) continue;
+      pps.push_back(r->placed_per_second);
+      tps.push_back(r->terminal_per_second);
+      psmin.push_back(r->per_second_min);
+      backlog.push_back(static_cast<double>(r->backlog_at_end));
+      drain.push_back(r->drain_seconds);
+      p50.push_back(r->latency.p50);
+      p90.push_back(r->latency.p90);
+      p99.push_back(r->latency.p99);
+      mx.push_back(r->latency.max);
+      pub50.push_back(r->to_publish.p50);
+      pub99.push_back(r->to_publish.p99);
+      pl50.push_back(r->place_rpc.p50);
+      pl99.push_back(r->place_rpc.p99);
+      secs.push_back(r->seconds);
+      p99_lb += r->latency.p99_lb ? 1 : 0;
+      for (size_t i = 0; i < cpu.size() && i < r->cpu.size(); ++i) cpu[i].push_back(r->cpu[i]);
+    }
+    s.placed_per_second = Median(pps);
+    s.terminal_per_second = Median(tps);
+    s.per_second_min = Median(psmin);
+    s.backlog_at_end = Median(backlog);
+    s.drain_seconds = Median(drain);
+    s.p50 = Median(p50);
+    s.p90 = Median(p90);
+    s.p99 = Median(p99);
+    s.max = Median(mx);
+    s.p99_lb = p99_lb * 2 >= static_cast<int>(p99.size()) && p99_lb > 0;
+    s.publish_p50 = Median(pub50);
+    s.publish_p99 = Median(pub99);
+    s.place_p50 = Median(pl50);
+    s.place_p99 = Median(pl99);
+    s.seconds = Median(secs);
+    for (auto& c : cpu) s.cpu.push_back(Median(c));
+    if (name == "S1") {
+      s.target = absl::StrFormat("terminal orders/s >= %.0f", kTargetOrdersPerSecond);
+      s.target_met = s.terminal_per_second >= kTargetOrdersPerSecond;
+    } else {
+      s.target = absl::StrFormat("p99 placed->confirmed <= %.0f ms", kTargetP99Ms);
+      s.target_met =
+          s.p99 <= kTargetP99Ms && !s.p99_lb && s.not_terminal == 0 && s.place_failed == 0;
+    }
+    if (s.failed > 0) s.target_met = false;
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::string SagaRunLines(const SagaRun& r, int runs) {
+  std::string out =
+      absl::StrFormat("%s run %d/%d  (load %.1f)  %.1f s: placed %u (%.0f/s), terminal %u (%.0f/s",
+                      r.scenario, r.run, runs, r.load_before, r.seconds, r.placed_in_window,
+                      r.placed_per_second, r.terminal_in_window, r.terminal_per_second);
+  if (r.scenario == "S1") {
+    absl::StrAppend(&out, absl::StrFormat("; per second min %.0f median %.0f max %.0f",
+                                          r.per_second_min, r.per_second_median, r.per_second_max));
+  }
+  absl::StrAppend(&out, absl::StrFormat("), backlog at end %u, ", r.backlog_at_end));
+  absl::StrAppend(&out, r.not_terminal == 0 ? absl::StrFormat("drained in %.1f s", r.drain_seconds)
+                                            : absl::StrFormat("%u NOT ended %.0f s later",
+                                                              r.not_terminal, r.drain_seconds));
+  absl::StrAppend(
+      &out,
+      absl::StrFormat("\n    in all: placed %u, confirmed %u, cancelled %u, PlaceOrder errors %u",
+                      r.placed, r.confirmed, r.cancelled, r.place_failed));
+  if (r.scenario == "S2")
+    absl::StrAppend(&out, absl::StrFormat(", sender lag max %.1f ms", r.max_send_lag_ms));
+  if (r.unmatched > 0 || r.duplicates > 0) {
+    absl::StrAppend(&out, absl::StrFormat(", unmatched terminal events %u, redelivered %u",
+                                          r.unmatched, r.duplicates));
+  }
+  absl::StrAppend(&out,
+                  absl::StrFormat(", %.1f events/delivery msg", r.events_per_delivery_message));
+  const Latency& l = r.latency;
+  absl::StrAppend(
+      &out, absl::StrFormat("\n    placed->%s (received): p50 %s  p90 %s  p99 %s  max %s ms",
+                            r.scenario == "S1" ? "terminal" : "confirmed", Ms(l.p50, l.p50_lb),
+                            Ms(l.p90, l.p90_lb), Ms(l.p99, l.p99_lb), Ms(l.max, l.max_lb)));
+  if (l.censored > 0)
+    absl::StrAppend(&out, absl::StrFormat(" (%u of %u not ended)", l.censored, l.count));
+  absl::StrAppend(
+      &out,
+      absl::StrFormat("\n    split: ->PlaceOrder answer p50 %.1f p99 %.1f ms; ->broker "
+                      "publish_time of the end event p50 %s p99 %s ms",
+                      r.place_rpc.p50, r.place_rpc.p99, Ms(r.to_publish.p50, r.to_publish.p50_lb),
+                      Ms(r.to_publish.p99, r.to_publish.p99_lb)));
+  absl::StrAppend(&out, "\n    ", CpuLine(r.cpu, r.seconds));
+  for (const auto& [what, n] : r.failures)
+    absl::StrAppend(&out, absl::StrFormat("\n    PlaceOrder %ux %s", n, what));
+  if (!r.ok) absl::StrAppend(&out, "\n    FAILED: ", r.error);
+  return out;
+}
+
+std::string SagaSummaryLines(const SagaSummary& s) {
+  std::string out = absl::StrFormat("median %s (%d runs): placed %.0f/s, terminal %.0f/s",
+                                    s.scenario, s.runs, s.placed_per_second, s.terminal_per_second);
+  if (s.scenario == "S1")
+    absl::StrAppend(&out, absl::StrFormat(" (worst second %.0f)", s.per_second_min));
+  absl::StrAppend(&out, absl::StrFormat(", backlog at end %.0f, drain %.1f s", s.backlog_at_end,
+                                        s.drain_seconds));
+  absl::StrAppend(
+      &out, absl::StrFormat(
+                "\n    placed->%s p50 %.1f p90 %.1f p99 %s max %.1f ms; "
+                "->PlaceOrder answer p50 %.1f p99 %.1f; ->publish_time p50 %.1f p99 %.1f",
+                s.scenario == "S1" ? "terminal" : "confirmed", s.p50, s.p90, Ms(s.p99, s.p99_lb),
+                s.max, s.place_p50, s.place_p99, s.publish_p50, s.publish_p99));
+  absl::StrAppend(&out, "\n    ", CpuLine(s.cpu, s.seconds));
+  absl::StrAppend(
+      &out, absl::StrFormat("\n    worst run: %u not ended, %u PlaceOrder errors, %u cancelled",
+                            s.not_terminal, s.place_failed, s.cancelled));
+  absl::StrAppend(&out, "\n    target ", s.target, ": ", s.target_met ? "MET" : "MISSED");
+  if (s.failed > 0) absl::StrAppend(&out, absl::StrFormat("  (%d runs FAILED)", s.failed));
+  return out;
+}
+
+std::string SagaJson(const SagaConfig& c, const std::vector<SagaRun>& runs,
+                     const std::vector<SagaSummary>& summaries) {
+  std::string out = absl::StrCat(
+      "{\n  \"config\": {\"duration_s\": ", Num(absl::ToDoubleSeconds(c.duration)),
+      ", \"grace_s\": ", Num(absl::ToDoubleSeconds(c.grace)), ", \"concurrency\": ", c.concurrency,
+      ", \"max_backlog\": ", c.max_backlog, ", \"rate\": ", Num(c.rate), ", \"warmup\": ", c.warmup,
+      ", \"fsync\": ", JsonString(c.system.fsync), ", \"customers\": ", c.system.customers,
+      ", \"temp_root\": ", JsonString(c.system.temp_root), "},\n  \"runs\": [");
+  std::vector<std::string> rs;
+  for (const SagaRun& r : runs) {
+    std::vector<std::string> cpu, failures;
+    for (size_t i = 0; i < r.cpu.size() && i < 5; ++i)
+      cpu.push_back(absl::StrCat("\"", kCpuNames[i], "\": ", Num(r.cpu[i])));
+    for (const auto& [what, n] : r.failures)
+      failures.push_back(absl::StrCat(JsonString(what), ": ", n));
+    rs.push_back(absl::StrCat(
+        "{\"scenario\": ", JsonString(r.scenario), ", \"run\": ", r.run,
+        ", \"ok\": ", r.ok ? "true" : "false", ", \"error\": ", JsonString(r.error),
+        ", \"load_before\": ", Num(r.load_before), ", \"seconds\": ", Num(r.seconds),
+        ", \"scheduled\": ", r.scheduled, ", \"placed\": ", r.placed,
+        ", \"placed_in_window\": ", r.placed_in_window, ", \"place_failed\": ", r.place_failed,
+        ", \"terminal_in_window\": ", r.terminal_in_window, ", \"placed_per_second\": ",
+        Num(r.placed_per_second), ", \"terminal_per_second\": ", Num(r.terminal_per_second),
+        ", \"per_second_min\": ", Num(r.per_second_min), ", \"per_second_median\": ",
+        Num(r.per_second_median), ", \"per_second_max\": ", Num(r.per_second_max),
+        ", \"backlog_at_end\": ", r.backlog_at_end, ", \"confirmed\": ", r.confirmed,
+        ", \"cancelled\": ", r.cancelled, ", \"not_terminal\": ", r.not_terminal,
+        ", \"drain_seconds\": ", Num(r.drain_seconds), ", \"unmatched\": ", r.unmatched,
+        ", \"duplicates\": ", r.duplicates, ", \"max_send_lag_ms\": ", Num(r.max_send_lag_ms),
+        ", \"events_per_delivery_message\": ", Num(r.events_per_delivery_message),
+        ", \"latency\": ", LatencyJson(r.latency), ", \"to_publish\": ", LatencyJson(r.to_publish),
+        ", \"place_rpc\": ", LatencyJson(r.place_rpc), ", \"cpu_seconds\": {",
+        absl::StrJoin(cpu, ", "), "}, \"failures\": {", absl::StrJoin(failures, ", "), "}}"));
+  }
+  absl::StrAppend(&out, "\n    ", absl::StrJoin(rs, ",\n    "), "\n  ],\n  \"medians\": [");
+  std::vector<std::string> ms;
+  for (const SagaSummary& s : summaries) {
+    std::vector<std::string> cpu;
+    for (size_t i = 0; i < s.cpu.size() && i < 5; ++i)
+      cpu.push_back(absl::StrCat("\"", kCpuNames[i], "\": ", Num(s.cpu[i])));
+    ms.push_back(absl::StrCat(
+        "{\"scenario\": ", JsonString(s.scenario), ", \"runs\": ", s.runs,
+        ", \"failed\": ", s.failed, ", \"placed_per_second\": ", Num(s.placed_per_second),
+        ", \"terminal_per_second\": ", Num(s.terminal_per_second), ", \"per_second_min\": ",
+        Num(s.per_second_min), ", \"backlog_at_end\": ", Num(s.backlog_at_end),
+        ", \"drain_seconds\": ", Num(s.drain_seconds), ", \"p50_ms\": ", Num(s.p50),
+        ", \"p90_ms\": ", Num(s.p90), ", \"p99_ms\": ", Num(s.p99),
+        ", \"p99_lower_bound\": ", s.p99_lb ? "true" : "false", ", \"max_ms\": ", Num(s.max),
+        ", \"publish_p50_ms\": ", Num(s.publish_p50), ", \"publish_p99_ms\": ", Num(s.publish_p99),
+        ", \"place_p50_ms\": ", Num(s.place_p50), ", \"place_p99_ms\": ", Num(s.place_p99),
+        ", \"not_terminal_worst\": ", s.not_terminal, ", \"place_failed_worst\": ", s.place_failed,
+        ", \"cpu_seconds\": {", absl::StrJoin(cpu, ", "), "}, \"target\": ", JsonString(s.target),
+        ", \"target_met\": ", s.target_met ? "true" : "false", "}"));
+  }
+  absl::StrAppend(&out, "\n    ", absl::StrJoin(ms, ",\n    "), "\n  ]\n}\n");
+  return out;
+}
+
+}  // namespace relay::bench

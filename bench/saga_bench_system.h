@@ -1,0 +1,127 @@
+#ifndef RELAY_BENCH_SAGA_BENCH_SYSTEM_H_
+#define RELAY_BENCH_SAGA_BENCH_SYSTEM_H_
+
+#include <grpcpp/channel.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "bench/broker_process.h"
+
+namespace relay::bench {
+
+// CPU time (user + system, all threads) process `pid` has used so far, from
+// /proc/<pid>/stat; 0 when it cannot be read. `pid` 0 means this process.
+double ProcessCpuSeconds(pid_t pid);
+
+// One service binary (order-, inventory- or payment-service) as a child
+// process on 127.0.0.1 with a port the kernel picks. The services have no
+// --port_file, so the port is read back from their "serving ... port=N" log
+// line. stdout and stderr go to <dir>/<name>.log.
+//
+// Not thread-safe: one owner drives it.
+class ServiceProcess {
+ public:
+  // Spawns `binary` with `args` (--listen is added) and waits up to
+  // `timeout` for its "serving" line. Fails with the log's tail when it
+  // exits first or does not come up in time.
+  static absl::StatusOr<std::unique_ptr<ServiceProcess>> Start(const std::string& name,
+                                                               const std::string& binary,
+                                                               std::vector<std::string> args,
+                                                               const std::string& dir,
+                                                               absl::Duration timeout);
+  ~ServiceProcess();  // SIGKILLs the child if still running
+
+  ServiceProcess(const ServiceProcess&) = delete;
+  ServiceProcess& operator=(const ServiceProcess&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+  double CpuSeconds() const { return exited_ ? 0 : ProcessCpuSeconds(pid_); }
+
+  // Sends SIGTERM (when still running) and returns at once.
+  void Terminate();
+  // Terminate(), then up to `timeout` for the exit, then SIGKILL. An error
+  // when it had to kill or the exit status was not 0. Idempotent.
+  absl::Status Stop(absl::Duration timeout);
+  std::string LogTail() const;
+
+ private:
+  ServiceProcess(std::string name, std::string log_path)
+      : name_(std::move(name)), log_path_(std::move(log_path)) {}
+  bool Reaped();
+
+  const std::string name_;
+  const std::string log_path_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int wait_status_ = 0;
+  std::string address_;
+};
+
+// The whole system of one run: relay-broker and the three services on a
+// fresh temporary directory, ready to take orders, with generous money and
+// stock. Stop() (or the destructor) ends every process; the directory is
+// removed unless `keep_dir`.
+class SagaSystem {
+ public:
+  struct Options {
+    std::string broker_binary, order_binary, inventory_binary, payment_binary;
+    std::vector<std::string> broker_args, order_args, inventory_args, payment_args;
+    std::string fsync = "batch";
+    std::string temp_root = "/tmp";
+    bool keep_dir = false;
+    int customers = 16;                         // bench accounts made with Deposit
+    int64_t deposit_minor = 1'000'000'000'000;  // per account
+    int64_t stock = 1'000'000'000;              // on hand of every product
+    absl::Duration start_timeout = absl::Seconds(30);
+  };
+
+  static absl::StatusOr<std::unique_ptr<SagaSystem>> Start(const Options& options);
+  ~SagaSystem();
+
+  SagaSystem(const SagaSystem&) = delete;
+  SagaSystem& operator=(const SagaSystem&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& broker_address() const { return broker_->address(); }
+  const std::string& order_address() const { return order_->address(); }
+  std::shared_ptr<grpc::Channel> order_channel() const { return order_channel_; }
+  std::shared_ptr<grpc::Channel> broker_channel() const { return broker_channel_; }
+  const std::vector<std::string>& customers() const { return customers_; }
+  const std::vector<std::string>& skus() const { return skus_; }
+
+  // CPU seconds so far of broker, order, inventory, payment (in that order).
+  static constexpr const char* kProcessNames[4] = {"broker", "order", "inventory", "payment"};
+  std::vector<double> CpuSeconds() const;
+
+  // SIGTERMs the services, then the broker, waiting up to `timeout` for each.
+  // Returns the first error (killed, or a non-zero exit). Idempotent.
+  absl::Status Stop(absl::Duration timeout);
+
+ private:
+  explicit SagaSystem(Options options) : options_(std::move(options)) {}
+  absl::Status StartProcesses();
+  // Waits for the seeded products and accounts, then sets stock and makes
+  // the bench accounts.
+  absl::Status Fund();
+
+  const Options options_;
+  std::string dir_;
+  std::unique_ptr<BrokerProcess> broker_;
+  std::unique_ptr<ServiceProcess> order_, inventory_, payment_;
+  std::shared_ptr<grpc::Channel> order_channel_, broker_channel_;
+  std::vector<std::string> customers_;
+  std::vector<std::string> skus_;
+  bool stopped_ = false;
+};
+
+}  // namespace relay::bench
+
+#endif  // RELAY_BENCH_SAGA_BENCH_SYSTEM_H_
