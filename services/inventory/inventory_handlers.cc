@@ -198,32 +198,14 @@ absl::Status InventoryHandlers::OrderCancelled(Tx& tx, const events::v1::OrderCa
 }
 
 void InventoryHandlers::AddNote(const Event& e, Note note) {
-  absl::MutexLock lock(&mu_);
-  notes_[e.id()] = std::move(note);
-}
-
-void InventoryHandlers::DropUncommitted() {
-  absl::MutexLock lock(&mu_);
-  notes_.clear();
-}
-
-bool InventoryHandlers::Committed(const Event& event) {
-  Note n;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = notes_.find(event.id());
-    if (it == notes_.end()) return false;
-    n = std::move(it->second);
-    notes_.erase(it);
-  }
-  if (n.detail_key.empty()) {
-    log::Write(n.level, n.message, {{"order", n.order}, {"event", event.id()}, {"corr", n.corr}});
-  } else {
-    log::Write(
-        n.level, n.message,
-        {{"order", n.order}, {n.detail_key, n.detail}, {"event", event.id()}, {"corr", n.corr}});
-  }
-  return true;
+  log_lines_.Note(e.id(), [n = std::move(note), event_id = e.id()] {
+    if (n.detail_key.empty()) {
+      log::Write(n.level, n.message, {{"order", n.order}, {"event", event_id}, {"corr", n.corr}});
+    } else {
+      log::Write(n.level, n.message,
+                 {{"order", n.order}, {n.detail_key, n.detail}, {"event", event_id}, {"corr", n.corr}});
+    }
+  });
 }
 
 }  // namespace relay::inventory

@@ -1,6 +1,8 @@
 #ifndef RELAY_SERVICES_INVENTORY_INVENTORY_HANDLERS_H_
 #define RELAY_SERVICES_INVENTORY_INVENTORY_HANDLERS_H_
 
+#include "services/shared/pending_log_lines.h"
+
 // inventory-service's side of the saga (DESIGN §4.3, §4.5): what it does on
 // order.created, order.confirmed and order.cancelled from topic "orders".
 // Each handler runs inside the TransactionalConsumer's transaction, with the
@@ -61,12 +63,12 @@ class InventoryHandlers {
   // rolled back (they come again). Call it from the consumer's before_handle
   // hook: by then every earlier transaction has ended. REQUIRES: events are
   // handled one transaction at a time (as a started consumer does).
-  void DropUncommitted();
+  void DropUncommitted() { log_lines_.DropUncommitted(); }
   // Writes the log line of `event`, whose transaction committed ("stock
   // reserved order=... lines=KB-1x2 event=... corr=..."): call it from the
   // consumer's after_commit hook. Returns false when there is none (no
   // handler here applied it).
-  bool Committed(const Event& event);
+  bool Committed(const Event& event) { return log_lines_.Committed(event); }
 
  private:
   // A log line waiting for its transaction to commit.
@@ -80,10 +82,7 @@ class InventoryHandlers {
   };
   void AddNote(const Event& e, Note note);
 
-  absl::Mutex mu_;
-  // By event id; filled by the handlers, emptied by Committed() and
-  // DropUncommitted().
-  absl::flat_hash_map<std::string, Note> notes_ ABSL_GUARDED_BY(mu_);
+  services::PendingLogLines log_lines_;
 };
 
 }  // namespace relay::inventory

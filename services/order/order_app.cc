@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "services/order/order_store.h"
+#include "services/shared/consumer_hooks.h"
 
 namespace relay::order {
 
@@ -34,23 +35,22 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   app->manager_ =
       std::make_unique<OrderManager>(app->db_.get(), app->relay_.get(), app->hub_.get());
 
-  auto consumer = [&](const std::string& topic) {
+  auto consumer = [&](const std::string& topic, services::PendingLogLines& lines) {
     store::TransactionalConsumer::Options o;
     o.subscriber.topic = topic;
     o.subscriber.group = "order-service";
     o.subscriber.member_name = "order-service";
     // Fault knobs: the delay outside the database lock; the crash after the
     // commit and before the ack, so a restart sees a redelivery.
-    Faults* faults = app->faults_.get();
-    o.before_handle = [faults](const events::v1::Event&) { faults->BeforeHandler(); };
-    o.after_commit = [faults](const events::v1::Event&) { faults->AfterHandled(); };
+    services::FitInFlightToHandlerDelay(o.subscriber, options.handler_delay);
+    services::HookLogLinesAndFaults(o, lines, *app->faults_, app->stopping_);
     return std::make_unique<store::TransactionalConsumer>(app->db_.get(), broker, o,
                                                           app->relay_.get());
   };
-  app->inventory_consumer_ = consumer("inventory");
-  app->manager_->RegisterInventoryHandlers(*app->inventory_consumer_);
-  app->payment_consumer_ = consumer("payments");
-  app->manager_->RegisterPaymentHandlers(*app->payment_consumer_);
+  app->inventory_consumer_ = consumer("inventory", app->inventory_lines_);
+  app->manager_->RegisterInventoryHandlers(*app->inventory_consumer_, &app->inventory_lines_);
+  app->payment_consumer_ = consumer("payments", app->payment_lines_);
+  app->manager_->RegisterPaymentHandlers(*app->payment_consumer_, &app->payment_lines_);
 
   app->service_ = std::make_unique<OrderServiceImpl>(app->manager_.get(), app->hub_.get());
   absl::StatusOr<RunningServer> server = StartGrpcServer(options.listen, {app->service_.get()});
@@ -69,6 +69,7 @@ OrderApp::~OrderApp() { Shutdown(); }
 void OrderApp::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  stopping_ = true;
   if (inventory_consumer_) inventory_consumer_->Stop();
   if (payment_consumer_) payment_consumer_->Stop();
   if (server_) {

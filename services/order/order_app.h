@@ -1,6 +1,7 @@
 #ifndef RELAY_SERVICES_ORDER_ORDER_APP_H_
 #define RELAY_SERVICES_ORDER_ORDER_APP_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "services/order/order_manager.h"
 #include "services/order/order_service.h"
 #include "services/order/watch_hub.h"
+#include "services/shared/pending_log_lines.h"
 
 namespace relay::order {
 
@@ -54,6 +56,10 @@ class OrderApp {
   std::unique_ptr<store::OutboxRelay> relay_;
   std::unique_ptr<WatchHub> hub_;
   std::unique_ptr<OrderManager> manager_;
+  // One per consumer: each holds the log lines of its open transaction.
+  services::PendingLogLines inventory_lines_;
+  services::PendingLogLines payment_lines_;
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<store::TransactionalConsumer> inventory_consumer_;
   std::unique_ptr<store::TransactionalConsumer> payment_consumer_;
   std::unique_ptr<OrderServiceImpl> service_;

@@ -246,15 +246,30 @@ absl::Status OrderManager::Persist(Tx& tx, v1::Order& order, SagaOutcome outcome
   return absl::OkStatus();
 }
 
+namespace {
+// Writes the line now, or once the transaction commits.
+void LogWhenCommitted(services::PendingLogLines* lines, const events::v1::Event& cause,
+                      std::function<void()> line) {
+  if (lines == nullptr) {
+    line();
+  } else {
+    lines->Note(cause.id(), std::move(line));
+  }
+}
+}  // namespace
+
 absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, SagaInput input,
-                                        const std::string& reason, const events::v1::Event& cause) {
+                                        const std::string& reason, const events::v1::Event& cause,
+                                        services::PendingLogLines* lines) {
   absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
   if (!got.ok()) return got.status();
   if (!got->has_value()) {
     // Not ours (another deployment's order, or a lost database): nothing to
     // decide. Acked so it does not block the key.
-    RELAY_LOG(Warn, "event for an unknown order ignored",
-              {{"order", order_id}, {"type", cause.type()}, {"event", cause.id()}});
+    LogWhenCommitted(lines, cause, [order_id, type = cause.type(), event = cause.id()] {
+      RELAY_LOG(Warn, "event for an unknown order ignored",
+                {{"order", order_id}, {"type", type}, {"event", event}});
+    });
     return absl::OkStatus();
   }
   v1::Order order = std::move(**got);
@@ -278,51 +293,59 @@ absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, Sag
     case SagaOutcome::kNone:
       break;
   }
-  RELAY_LOG(Info, what,
-            {{"order", order_id}, {"on", cause.type()}, {"status", StatusName(order.status())},
-             {"reason", order.cancel_reason()}, {"event", cause.id()}, {"corr", order_id}});
+  LogWhenCommitted(lines, cause,
+                   [what, order_id, on = cause.type(), status = StatusName(order.status()),
+                    reason = order.cancel_reason(), event = cause.id()] {
+                     RELAY_LOG(Info, what,
+                               {{"order", order_id}, {"on", on}, {"status", status},
+                                {"reason", reason}, {"event", event}, {"corr", order_id}});
+                   });
   return absl::OkStatus();
 }
 
-void OrderManager::RegisterInventoryHandlers(store::TransactionalConsumer& consumer) {
-  using store::TransactionalConsumer;
+void OrderManager::RegisterInventoryHandlers(store::TransactionalConsumer& consumer,
+                                             services::PendingLogLines* lines) {
   consumer.On<events::v1::ProductUpdated>(
       "product.updated",
-      [this](Tx& tx, const events::v1::ProductUpdated& p, const events::v1::Event& e,
-             const events::DeliveryInfo&) -> absl::Status {
+      [this, lines](Tx& tx, const events::v1::ProductUpdated& p, const events::v1::Event& e,
+                    const events::DeliveryInfo&) -> absl::Status {
         if (p.sku().empty() || p.price().currency().empty()) {
           return absl::InvalidArgumentError(
               absl::StrCat("product.updated ", e.id(), " lacks a sku or a currency"));
         }
         if (absl::Status s = OrderStore::UpsertProduct(tx, p, clock_()); !s.ok()) return s;
-        RELAY_LOG(Info, "catalog updated",
-                  {{"sku", p.sku()}, {"name", p.name()}, {"price", Money(p.price())},
-                   {"event", e.id()}});
+        LogWhenCommitted(lines, e,
+                         [sku = p.sku(), name = p.name(), price = Money(p.price()), event = e.id()] {
+                           RELAY_LOG(Info, "catalog updated",
+                                     {{"sku", sku}, {"name", name}, {"price", price},
+                                      {"event", event}});
+                         });
         return absl::OkStatus();
       });
   consumer.On<events::v1::StockReserved>(
-      "stock.reserved", [this](Tx& tx, const events::v1::StockReserved& m,
-                               const events::v1::Event& e, const events::DeliveryInfo&) {
-        return ApplyOutcome(tx, m.order_id(), SagaInput::kStockReserved, "", e);
+      "stock.reserved", [this, lines](Tx& tx, const events::v1::StockReserved& m,
+                                      const events::v1::Event& e, const events::DeliveryInfo&) {
+        return ApplyOutcome(tx, m.order_id(), SagaInput::kStockReserved, "", e, lines);
       });
   consumer.On<events::v1::StockRejected>(
-      "stock.rejected", [this](Tx& tx, const events::v1::StockRejected& m,
-                               const events::v1::Event& e, const events::DeliveryInfo&) {
-        return ApplyOutcome(tx, m.order_id(), SagaInput::kStockRejected, m.reason(), e);
+      "stock.rejected", [this, lines](Tx& tx, const events::v1::StockRejected& m,
+                                      const events::v1::Event& e, const events::DeliveryInfo&) {
+        return ApplyOutcome(tx, m.order_id(), SagaInput::kStockRejected, m.reason(), e, lines);
       });
 }
 
-void OrderManager::RegisterPaymentHandlers(store::TransactionalConsumer& consumer) {
+void OrderManager::RegisterPaymentHandlers(store::TransactionalConsumer& consumer,
+                                           services::PendingLogLines* lines) {
   consumer.On<events::v1::PaymentCaptured>(
-      "payment.captured", [this](Tx& tx, const events::v1::PaymentCaptured& m,
-                                 const events::v1::Event& e, const events::DeliveryInfo&) {
-        return ApplyOutcome(tx, m.order_id(), SagaInput::kPaymentCaptured, "", e);
+      "payment.captured", [this, lines](Tx& tx, const events::v1::PaymentCaptured& m,
+                                        const events::v1::Event& e, const events::DeliveryInfo&) {
+        return ApplyOutcome(tx, m.order_id(), SagaInput::kPaymentCaptured, "", e, lines);
       });
   consumer.On<events::v1::PaymentDeclined>(
-      "payment.declined", [this](Tx& tx, const events::v1::PaymentDeclined& m,
-                                 const events::v1::Event& e, const events::DeliveryInfo&) {
+      "payment.declined", [this, lines](Tx& tx, const events::v1::PaymentDeclined& m,
+                                        const events::v1::Event& e, const events::DeliveryInfo&) {
         return ApplyOutcome(tx, m.order_id(), SagaInput::kPaymentDeclined,
-                            absl::StrCat("payment declined: ", m.reason()), e);
+                            absl::StrCat("payment declined: ", m.reason()), e, lines);
       });
 }
 

@@ -14,6 +14,7 @@
 #include "relay/order/v1/order.pb.h"
 #include "services/order/order_saga.h"
 #include "services/order/watch_hub.h"
+#include "services/shared/pending_log_lines.h"
 
 namespace relay::order {
 
@@ -45,16 +46,20 @@ class OrderManager {
   absl::StatusOr<v1::ListOrdersResponse> List(const v1::ListOrdersRequest& request);
 
   // Registers the handlers of topic "inventory" (product.updated,
-  // stock.reserved, stock.rejected).
-  void RegisterInventoryHandlers(store::TransactionalConsumer& consumer);
+  // stock.reserved, stock.rejected). Their log lines go to `lines`, to be
+  // written once their transaction commits (null: written at once).
+  void RegisterInventoryHandlers(store::TransactionalConsumer& consumer,
+                                 services::PendingLogLines* lines = nullptr);
   // Registers the handlers of topic "payments" (payment.captured,
-  // payment.declined).
-  void RegisterPaymentHandlers(store::TransactionalConsumer& consumer);
+  // payment.declined); `lines` as above.
+  void RegisterPaymentHandlers(store::TransactionalConsumer& consumer,
+                               services::PendingLogLines* lines = nullptr);
 
   // The saga step for an outcome event, inside the handler's transaction.
   // Public for tests that drive it without a broker.
   absl::Status ApplyOutcome(store::Tx& tx, const std::string& order_id, SagaInput input,
-                            const std::string& reason, const events::v1::Event& cause);
+                            const std::string& reason, const events::v1::Event& cause,
+                            services::PendingLogLines* lines = nullptr);
 
  private:
   // Writes `order` and, for a terminal outcome, its event to the outbox.

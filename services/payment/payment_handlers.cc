@@ -240,27 +240,4 @@ absl::Status PaymentHandlers::OnOrderCancelled(Tx& tx, const ev::OrderCancelled&
   return absl::OkStatus();
 }
 
-void PaymentHandlers::Note(const std::string& event_id, std::function<void()> log_line) {
-  absl::MutexLock lock(&mu_);
-  notes_[event_id] = std::move(log_line);
-}
-
-void PaymentHandlers::DropUncommitted() {
-  absl::MutexLock lock(&mu_);
-  notes_.clear();
-}
-
-bool PaymentHandlers::Committed(const Event& event) {
-  std::function<void()> log_line;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = notes_.find(event.id());
-    if (it == notes_.end()) return false;
-    log_line = std::move(it->second);
-    notes_.erase(it);
-  }
-  log_line();
-  return true;
-}
-
 }  // namespace relay::payment

@@ -1,6 +1,8 @@
 #ifndef RELAY_SERVICES_PAYMENT_PAYMENT_HANDLERS_H_
 #define RELAY_SERVICES_PAYMENT_PAYMENT_HANDLERS_H_
 
+#include "services/shared/pending_log_lines.h"
+
 // What payment-service does with the events of topic "orders" (DESIGN §4.4,
 // §4.5): order.created charges the customer (payment.captured or
 // payment.declined), order.cancelled gives a capture back (payment.refunded).
@@ -86,20 +88,20 @@ class PaymentHandlers {
   // rolled back (they come again). Call it from the consumer's before_handle
   // hook: by then every earlier transaction has ended. REQUIRES: events are
   // handled one transaction at a time (as a started consumer does).
-  void DropUncommitted();
+  void DropUncommitted() { log_lines_.DropUncommitted(); }
   // Writes the log line of `event`, whose transaction committed: call it
   // from the consumer's after_commit hook. Returns false when there is
   // none (no handler here applied it).
-  bool Committed(const Event& event);
+  bool Committed(const Event& event) { return log_lines_.Committed(event); }
 
  private:
   // Keeps the log line of `event_id` until Committed() or DropUncommitted().
-  void Note(const std::string& event_id, std::function<void()> log_line);
+  void Note(const std::string& event_id, std::function<void()> log_line) {
+    log_lines_.Note(event_id, std::move(log_line));
+  }
 
   const Options options_;
-  absl::Mutex mu_;
-  // Log lines of applied events whose transaction has not ended yet.
-  absl::flat_hash_map<std::string, std::function<void()>> notes_ ABSL_GUARDED_BY(mu_);
+  services::PendingLogLines log_lines_;
 };
 
 }  // namespace relay::payment
