@@ -128,8 +128,11 @@ int Place(Context& ctx, const Args& args) {
   grpc::Status status = stub->PlaceOrder(&call, request, &response);
   if (!status.ok()) return RpcFailed(ctx, "place order", status);
 
+  const bool quiet = args.Has("quiet");
   if (!args.Has("wait")) {
-    if (ctx.json()) {
+    if (quiet) {
+      ctx.out() << response.order().order_id() << "\n";
+    } else if (ctx.json()) {
       ctx.out() << ToJson(response, true) << "\n";
     } else {
       if (response.replayed())
@@ -142,7 +145,9 @@ int Place(Context& ctx, const Args& args) {
   WatchResult result = WatchUntilTerminal(ctx, order_id, *wait, nullptr);
   if (!result.last.order_id().empty()) *response.mutable_order() = result.last;
   if (result.status.ok()) {
-    if (ctx.json()) {
+    if (quiet) {
+      ctx.out() << order_id << "\n";
+    } else if (ctx.json()) {
       ctx.out() << ToJson(response, true) << "\n";
     } else {
       if (response.replayed())
@@ -274,7 +279,8 @@ std::vector<Command> OrderCommands() {
          {"key", Flag::kValue, "KEY",
           "idempotency key: placing again with it returns the same order"},
          {"wait", Flag::kBool, "", "watch the order until it ends; exit 5 if CANCELLED"},
-         wait_timeout},
+         wait_timeout,
+         {"quiet", Flag::kBool, "", "print only the order id (for scripts: ORDER=$(...))", 'q'}},
         "Prints the order as accepted (PENDING), or with --wait its final state and reason."},
        Place},
       {{"order get", "Shows one order with its lines.", {"ORDER_ID"}, {}, ""}, Get},

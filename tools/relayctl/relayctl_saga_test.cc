@@ -172,6 +172,15 @@ TEST_F(RelayctlSagaTest, WatchFollowsAPlacedOrderToItsEnd) {
               ContainsRegex(absl::StrCat(id, "  CONFIRMED  stock=reserved  payment=captured\n$")));
 }
 
+TEST_F(RelayctlSagaTest, QuietPlacePrintsOnlyTheOrderId) {
+  Outcome o = Relayctl({"order", "place", "-q", "--customer", "c-alice", "--item", "MS-1:1"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_THAT(o.out, ContainsRegex("^ord-[0-9a-z]+\n$"));
+  o = Relayctl({"order", "place", "--quiet", "--customer", "c-dave", "--item", "KB-1:1", "--wait"});
+  EXPECT_EQ(o.code, 5) << o.err;  // the exit code still tells the outcome
+  EXPECT_THAT(o.out, ContainsRegex("^ord-[0-9a-z]+\n$"));
+}
+
 TEST_F(RelayctlSagaTest, CancelWhilePendingThenWatchExitsFive) {
   payment_->Shutdown();  // The order stays PENDING without a payment outcome.
   Outcome o = Relayctl({"order", "place", "--customer", "c-bob", "--item", "MS-1:1"});
