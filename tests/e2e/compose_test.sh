@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# End-to-end test of the compose setup: the real image, the four services in
+# containers, relayctl from `compose run`.
+#
+#   tests/e2e/compose_test.sh
+#
+# Brings the stack up (building the image), waits until every service is
+# healthy, then checks the saga's outcomes (confirmed, out of stock,
+# declined, customer cancel) with `order get --json` and in each service's
+# logs; that orders placed while payment-service is stopped stay PENDING and
+# complete once it is back; that restarting the broker under load loses
+# nothing; and that two payment-service replicas share the work. Prints the
+# build time, the time to healthy and the image size. The stack is always
+# taken down with its volumes at the end, also on failure.
+#
+# It runs as its own compose project (COMPOSE_PROJECT_NAME, default
+# relay-e2e) on host ports RELAY_BROKER_PORT/RELAY_ORDER_PORT (default
+# 17070/17071), so a stack already running from this directory is left alone.
+# RELAY_E2E_COLD=1 builds without the layer cache (a cold build).
+# Needs root where Docker is not installed yet (scripts/docker-engine).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-relay-e2e}
+export RELAY_BROKER_PORT=${RELAY_BROKER_PORT:-17070}
+export RELAY_ORDER_PORT=${RELAY_ORDER_PORT:-17071}
+COLD=${RELAY_E2E_COLD:-0}
+BUILD_TIMEOUT=${RELAY_E2E_BUILD_TIMEOUT:-3600}   # a cold build on 2 cores takes a while
+HEALTHY_TIMEOUT=${RELAY_E2E_HEALTHY_TIMEOUT:-120}
+ORDER_TIMEOUT=${RELAY_E2E_ORDER_TIMEOUT:-60}
+SERVICES=(broker order-service inventory-service payment-service)
+
+T0=$SECONDS
+log() { printf '[compose_test %4ds] %s\n' "$((SECONDS - T0))" "$*"; }
+fail() {
+  printf '[compose_test %4ds] FAIL: %s\n' "$((SECONDS - T0))" "$*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- engine --
+scripts/docker-engine
+scripts/docker-base-image
+command -v jq >/dev/null 2>&1 || {
+  log "installing jq"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq >/dev/null; }
+}
+
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE=(docker compose)
+else
+  COMPOSE=(docker-compose)
+fi
+compose() { "${COMPOSE[@]}" "$@"; }
+log "using: ${COMPOSE[*]} ($(compose version --short 2>/dev/null || compose version | head -n 1)), project $COMPOSE_PROJECT_NAME"
+
+cleanup() {
+  local rc=$?
+  trap - EXIT
+  set +e
+  if [ "$rc" -ne 0 ]; then
+    echo "=== compose ps ===" >&2
+    timeout 60 "${COMPOSE[@]}" ps -a >&2
+    echo "=== last log lines ===" >&2
+    timeout 60 "${COMPOSE[@]}" logs --no-color --tail=40 >&2
+  fi
+  log "cleanup: ${COMPOSE[*]} down -v"
+  timeout 180 "${COMPOSE[@]}" --profile tools down -v --remove-orphans --timeout 20 >/dev/null 2>&1 \
+    || timeout 180 "${COMPOSE[@]}" down -v --remove-orphans --timeout 20
+  if [ "$rc" -eq 0 ]; then log "PASS"; else log "FAILED (exit $rc)"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+# Interrupted or killed (timeout): still a failure, and still cleaned up.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Waits until "$@" succeeds, at most TIMEOUT seconds: wait_until DESC TIMEOUT CMD...
+wait_until() {
+  local desc=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${timeout}s waiting for $desc"
+    sleep 1
+  done
+}
+
+# relayctl in a fresh container of the relayctl service (profile tools).
+ctl() { timeout 120 "${COMPOSE[@]}" run --rm -T relayctl --timeout 10s "$@" </dev/null; }
+
+# Container ids of a service.
+cids() { compose ps -q "$1"; }
+
+all_healthy() {
+  local svc id ids status
+  for svc in "$@"; do
+    ids=$(cids "$svc")
+    [ -n "$ids" ] || return 1
+    for id in $ids; do
+      status=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id" 2>/dev/null) || return 1
+      [ "$status" = healthy ] || return 1
+    done
+  done
+}
+
+# The whole order as JSON.
+order_json() { ctl order get "$1" --json; }
+order_field() { order_json "$1" | jq -r ".$2"; }
+
+is_terminal() {
+  local s
+  s=$(order_field "$1" status) || return 1
+  [ "$s" = ORDER_STATUS_CONFIRMED ] || [ "$s" = ORDER_STATUS_CANCELLED ]
+}
+
+# Places an order and prints its id: place CUSTOMER SKU:QTY [more flags]
+place() {
+  local customer=$1 item=$2
+  shift 2
+  ctl order place --customer "$customer" --item "$item" --json "$@" | jq -er '.order.order_id'
+}
+
+# expect_order ID STATUS [CAUSE]: order get --json says so.
+expect_order() {
+  local id=$1 status=$2 cause=${3:-}
+  local json
+  json=$(order_json "$id") || fail "order get $id failed"
+  [ "$(jq -r .status <<<"$json")" = "ORDER_STATUS_$status" ] \
+    || fail "order $id: expected $status, got $(jq -c '{status,cancel_cause,cancel_reason}' <<<"$json")"
+  if [ -n "$cause" ]; then
+    [ "$(jq -r .cancel_cause <<<"$json")" = "CANCEL_CAUSE_$cause" ] \
+      || fail "order $id: expected cause $cause, got $(jq -c '{status,cancel_cause,cancel_reason}' <<<"$json")"
+  fi
+  log "order $id: $status${cause:+ ($cause)}"
+}
+
+# One of the lines of SERVICE's logs says PATTERN (fixed string).
+log_has() { compose logs --no-color "$1" 2>/dev/null | grep -qF -- "$2"; }
+expect_log() {
+  local svc=$1 pattern=$2
+  wait_until "'$pattern' in the logs of $svc" 30 log_has "$svc" "$pattern"
+}
+
+# ----------------------------------------------------------------- build --
+log "clean slate: down -v for project $COMPOSE_PROJECT_NAME"
+timeout 180 "${COMPOSE[@]}" --profile tools down -v --remove-orphans --timeout 20 >/dev/null 2>&1 || true
+
+build_flags=()
+[ "$COLD" = 1 ] && build_flags+=(--no-cache)
+log "build$([ "$COLD" = 1 ] && echo ' without the layer cache (cold)')"
+t=$SECONDS
+timeout "$BUILD_TIMEOUT" "${COMPOSE[@]}" build "${build_flags[@]}" broker
+BUILD_SECS=$((SECONDS - t))
+log "build: ${BUILD_SECS}s"
+IMAGE_SIZE=$(docker image inspect relay:local --format '{{.Size}}')
+
+log "up -d --build"
+t=$SECONDS
+timeout 600 "${COMPOSE[@]}" up -d --build
+wait_until "every service healthy" "$HEALTHY_TIMEOUT" all_healthy "${SERVICES[@]}"
+HEALTHY_SECS=$((SECONDS - t))
+log "all healthy ${HEALTHY_SECS}s after up"
+compose ps
+
+# Only loopback host ports, and the limits are applied.
+for svc in "${SERVICES[@]}"; do
+  id=$(cids "$svc")
+  mem=$(docker inspect -f '{{.HostConfig.Memory}}' "$id")
+  [ "$mem" -gt 0 ] || fail "$svc has no memory limit"
+  [ "$(docker inspect -f '{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config "max-size"}}' "$id")" = "json-file 10m" ] \
+    || fail "$svc logs are not capped"
+  [ "$(docker inspect -f '{{.Config.User}}' "$id")" = relay ] || fail "$svc does not run as relay"
+done
+bindings=$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids broker)" "$(cids order-service)")
+if jq -r '.[] | select(. != null) | .[].HostIp' <<<"$bindings" | grep -vxq '127.0.0.1'; then
+  fail "a port is published beyond 127.0.0.1: $bindings"
+fi
+[ -z "$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids payment-service)" | jq -r '.[] | select(. != null) | .[].HostIp')" ] \
+  || fail "payment-service publishes a host port"
+
+ctl health
+
+# ------------------------------------------------------------ the saga --
+log "happy path: c-alice KB-1"
+happy=$(place c-alice KB-1:1 --wait --wait-timeout "${ORDER_TIMEOUT}s")
+expect_order "$happy" CONFIRMED
+
+log "out of stock: GPU-1 x2 (one in stock), for a customer who can pay for it"
+# c-alice's 1000.00 USD is less than two GPUs (1198.00): a declined payment
+# could race the stock rejection, so a funded customer of our own orders.
+ctl account deposit c-e2e-rich 5000.00 --name "E2E Rich" >/dev/null
+# --wait exits 5 for a CANCELLED order; the id is printed all the same.
+oos=$(place c-e2e-rich GPU-1:2 --wait --wait-timeout "${ORDER_TIMEOUT}s") || true
+[ -n "$oos" ] || fail "placing the out-of-stock order failed"
+expect_order "$oos" CANCELLED OUT_OF_STOCK
+
+log "declined: c-dave (5.00 USD) KB-1"
+declined=$(place c-dave KB-1:1 --wait --wait-timeout "${ORDER_TIMEOUT}s") || true
+[ -n "$declined" ] || fail "placing the declined order failed"
+expect_order "$declined" CANCELLED PAYMENT_DECLINED
+
+log "customer cancel: payment-service stopped, so the order stays PENDING"
+compose stop payment-service
+cancelled=$(place c-alice KB-1:1)
+stock_reserved() { [ "$(order_field "$1" stock_reserved)" = true ]; }
+wait_until "stock reserved for $cancelled" "$ORDER_TIMEOUT" stock_reserved "$cancelled"
+expect_order "$cancelled" PENDING
+ctl order cancel "$cancelled" --reason "e2e: changed my mind" --json >/dev/null
+expect_order "$cancelled" CANCELLED CUSTOMER
+compose start payment-service
+wait_until "payment-service healthy again" "$HEALTHY_TIMEOUT" all_healthy payment-service
+
+log "each order's story in the services' logs"
+expect_log order-service "order placed order=$happy"
+expect_log order-service "order confirmed order=$happy"
+expect_log inventory-service "stock reserved order=$happy"
+expect_log inventory-service "stock committed order=$happy"
+expect_log payment-service "payment captured order=$happy"
+
+expect_log order-service "order placed order=$oos"
+expect_log order-service "order cancelled order=$oos"
+expect_log inventory-service "stock rejected order=$oos"
+expect_log payment-service "payment refunded order=$oos"
+
+expect_log order-service "order cancelled order=$declined"
+expect_log payment-service "payment declined order=$declined"
+expect_log inventory-service "stock reserved order=$declined"
+expect_log inventory-service "stock released order=$declined"
+
+expect_log order-service "order cancelled order=$cancelled"
+expect_log inventory-service "stock released order=$cancelled"
+# Back up, payment-service handles order.created then order.cancelled.
+expect_log payment-service "payment refunded order=$cancelled"
+expect_order "$cancelled" CANCELLED CUSTOMER
+log "saga outcomes and logs: ok"
+
+# ---------------------------------------------- payment-service stopped --
+log "payment-service stopped: orders are accepted and stay PENDING"
+compose stop payment-service
+pending=()
+for _ in 1 2 3; do
+  pending+=("$(place c-bob MS-1:1)")
+done
+for id in "${pending[@]}"; do
+  wait_until "stock reserved for $id" "$ORDER_TIMEOUT" stock_reserved "$id"
+  expect_order "$id" PENDING
+done
+sleep 2
+for id in "${pending[@]}"; do expect_order "$id" PENDING; done
+compose start payment-service
+for id in "${pending[@]}"; do
+  wait_until "$id to end" "$ORDER_TIMEOUT" is_terminal "$id"
+  expect_order "$id" CONFIRMED
+done
+wait_until "payment-service healthy again" "$HEALTHY_TIMEOUT" all_healthy payment-service
+
+# ------------------------------------------------ broker restart + load --
+count_orders() { ctl order list --limit 100000 --json | jq '.orders | length'; }
+pending_orders() { ctl order list --status pending --limit 100000 --json | jq '.orders | length'; }
+before=$(count_orders)
+log "broker restart under load (5 orders/s for 20s; $before orders so far)"
+load_out=$(mktemp)
+timeout 180 "${COMPOSE[@]}" run --rm -T relayctl load --rate 5 --duration 20s --grace 90s \
+  --customers c-alice,c-bob,c-carol,c-e2e-rich --skus MS-1,KB-1,SSD-1 --json --timeout 10s \
+  >"$load_out" 2>"$load_out.err" </dev/null &
+load_pid=$!
+sleep 6
+t=$SECONDS
+timeout 120 "${COMPOSE[@]}" restart broker
+log "broker restarted in $((SECONDS - t))s"
+wait_until "broker healthy again" "$HEALTHY_TIMEOUT" all_healthy broker
+load_rc=0
+wait "$load_pid" || load_rc=$?
+cat "$load_out"
+[ -s "$load_out.err" ] && cat "$load_out.err" >&2
+accepted=$(jq -r .accepted "$load_out")
+ended=$(jq -r '.confirmed + ([.cancelled[]] | add // 0)' "$load_out")
+[ "$load_rc" -eq 0 ] || fail "relayctl load exited $load_rc"
+[ "$(jq -r .not_terminal "$load_out")" = 0 ] || fail "load: orders not terminal"
+[ "$(jq -r '.errors | length' "$load_out")" = 0 ] || fail "load: errors $(jq -c .errors "$load_out")"
+[ "$accepted" -gt 0 ] || fail "load: no order accepted"
+[ "$ended" = "$accepted" ] || fail "load: $accepted accepted, $ended ended"
+no_pending() { [ "$(pending_orders)" = 0 ]; }
+wait_until "no PENDING order left" "$ORDER_TIMEOUT" no_pending
+after=$(count_orders)
+[ "$after" -eq $((before + accepted)) ] || fail "expected $((before + accepted)) orders, order-service has $after"
+log "broker restart: $accepted orders placed under load, every one ended ($(jq -c '{confirmed,cancelled}' "$load_out"))"
+rm -f "$load_out" "$load_out.err"
+
+# ------------------------------------------------- two payment replicas --
+log "scale payment-service to 2"
+timeout 300 "${COMPOSE[@]}" up -d --no-recreate --scale payment-service=2
+replicas() { [ "$(cids payment-service | wc -l)" -eq "$1" ]; }
+wait_until "two payment-service containers" "$HEALTHY_TIMEOUT" replicas 2
+wait_until "both replicas healthy" "$HEALTHY_TIMEOUT" all_healthy payment-service
+since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+sleep 1
+ctl load --rate 10 --duration 4s --grace 60s --customers c-alice,c-bob,c-carol,c-e2e-rich \
+  --skus MS-1,SSD-1 --json >/dev/null
+handled() { docker logs --since "$since" "$1" 2>&1 | grep -cE 'payment (captured|declined)' || true; }
+for id in $(cids payment-service); do
+  n=$(handled "$id")
+  log "payment-service container ${id:0:12}: $n payments handled"
+  [ "$n" -gt 0 ] || fail "payment-service container ${id:0:12} handled no event"
+done
+wait_until "no PENDING order left" "$ORDER_TIMEOUT" no_pending
+
+# --------------------------------------------------------------- timings --
+log "timings: build ${BUILD_SECS}s$([ "$COLD" = 1 ] && echo ' (cold, --no-cache)'), healthy ${HEALTHY_SECS}s after up, image relay:local ${IMAGE_SIZE} bytes ($((IMAGE_SIZE / 1024 / 1024)) MiB)"
