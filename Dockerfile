@@ -71,7 +71,7 @@ ENV RELAY_BROKER_DATA_DIR=/var/lib/relay/broker \
 
 USER relay
 WORKDIR /var/lib/relay
-# broker, order, inventory, payment.
-EXPOSE 7070 7071 7072 7073
+# Ports: broker 7070, order 7071, inventory 7072, payment 7073 (one per
+# binary; no EXPOSE, since one image serves all four).
 # Exec form: the binary gets SIGTERM itself (compose adds an init as PID 1).
 CMD ["relay-broker"]

@@ -90,8 +90,29 @@ wait_until() {
 # relayctl in a fresh container of the relayctl service (profile tools).
 ctl() { timeout 120 "${COMPOSE[@]}" run --rm -T relayctl --timeout 10s "$@" </dev/null; }
 
-# Container ids of a service.
-cids() { compose ps -q "$1"; }
+# Container ids of a service: running ones, or all with -a. By label, so
+# compose v1 and v2 (whose `ps` differ on stopped containers) agree.
+cids() {
+  local all=()
+  if [ "$1" = -a ]; then all=(-a); shift; fi
+  docker ps -q "${all[@]}" --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False"
+}
+
+# SIGTERM (compose stop) ended every container of SERVICE with exit code 0
+# after the binary logged "stopped".
+stopped_cleanly() {
+  local svc=$1 id code
+  for id in $(cids -a "$svc"); do
+    [ "$(docker inspect -f '{{.State.Running}}' "$id")" = false ] || fail "$svc ${id:0:12} still runs"
+    code=$(docker inspect -f '{{.State.ExitCode}}' "$id")
+    [ "$code" = 0 ] || fail "$svc ${id:0:12} exited $code on SIGTERM"
+    docker logs --tail 5 "$id" 2>&1 | grep -q "INFO $svc stopped" \
+      || docker logs --tail 5 "$id" 2>&1 | grep -q "INFO relay-$svc stopped" \
+      || fail "$svc ${id:0:12} did not log that it stopped"
+  done
+  log "$svc: SIGTERM, clean exit 0"
+}
 
 all_healthy() {
   local svc id ids status
@@ -203,6 +224,7 @@ expect_order "$declined" CANCELLED PAYMENT_DECLINED
 
 log "customer cancel: payment-service stopped, so the order stays PENDING"
 compose stop payment-service
+stopped_cleanly payment-service
 cancelled=$(place c-alice KB-1:1)
 stock_reserved() { [ "$(order_field "$1" stock_reserved)" = true ]; }
 wait_until "stock reserved for $cancelled" "$ORDER_TIMEOUT" stock_reserved "$cancelled"
@@ -270,6 +292,7 @@ sleep 6
 t=$SECONDS
 timeout 120 "${COMPOSE[@]}" restart broker
 log "broker restarted in $((SECONDS - t))s"
+log_has broker "INFO relay-broker stopped" || fail "the broker did not log a clean stop on restart"
 wait_until "broker healthy again" "$HEALTHY_TIMEOUT" all_healthy broker
 load_rc=0
 wait "$load_pid" || load_rc=$?
