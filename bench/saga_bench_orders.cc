@@ -221,9 +221,11 @@ void OrderPlacer::Done(Call* call, const grpc::Status& status) {
   if (status.ok()) {
     tracker_->Placed(call->response.order().order_id(), call->phase, call->scheduled, absl::Now());
   }
+  const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   if (!status.ok()) {
     ++failed_;
+    failed_calls_[Index(call->phase)].emplace_back(call->scheduled, now);
     ++failures_[absl::StrCat("code ", static_cast<int>(status.error_code()), ": ",
                              status.error_message().substr(0, 120))];
   }
@@ -255,6 +257,11 @@ uint64_t OrderPlacer::failed() const {
 std::map<std::string, uint64_t> OrderPlacer::failures() const {
   absl::MutexLock lock(&mu_);
   return failures_;
+}
+
+std::vector<std::pair<absl::Time, absl::Time>> OrderPlacer::FailedCalls(Phase phase) const {
+  absl::MutexLock lock(&mu_);
+  return failed_calls_[Index(phase)];
 }
 
 bool OrderPlacer::AwaitOutstandingBelow(int64_t limit, absl::Time deadline) const {

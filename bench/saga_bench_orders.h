@@ -8,6 +8,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -118,6 +119,8 @@ class OrderPlacer {
   uint64_t failed() const;
   // "CODE: message" of the failures, by code, with counts.
   std::map<std::string, uint64_t> failures() const;
+  // The calls of `phase` that failed: (scheduled, failed at).
+  std::vector<std::pair<absl::Time, absl::Time>> FailedCalls(Phase phase) const;
   // Waits until fewer than `limit` calls are outstanding, or `deadline`.
   bool AwaitOutstandingBelow(int64_t limit, absl::Time deadline) const;
   // Frees finished calls (call now and then from the placing thread).
@@ -140,6 +143,7 @@ class OrderPlacer {
   int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, uint64_t> failures_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<absl::Time, absl::Time>> failed_calls_[2] ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<Call*> live_ ABSL_GUARDED_BY(mu_);  // to cancel at the end
   std::vector<Call*> done_ ABSL_GUARDED_BY(mu_);          // finished, to delete
 };

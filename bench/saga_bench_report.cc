@@ -161,12 +161,13 @@ std::string SagaRunLines(const SagaRun& r, int runs) {
                             Ms(l.p90, l.p90_lb), Ms(l.p99, l.p99_lb), Ms(l.max, l.max_lb)));
   if (l.censored > 0)
     absl::StrAppend(&out, absl::StrFormat(" (%u of %u not ended)", l.censored, l.count));
-  absl::StrAppend(
-      &out,
-      absl::StrFormat("\n    split: ->PlaceOrder answer p50 %.1f p99 %.1f ms; ->broker "
-                      "publish_time of the end event p50 %s p99 %s ms",
-                      r.place_rpc.p50, r.place_rpc.p99, Ms(r.to_publish.p50, r.to_publish.p50_lb),
-                      Ms(r.to_publish.p99, r.to_publish.p99_lb)));
+  absl::StrAppend(&out,
+                  absl::StrFormat("\n    split: ->PlaceOrder answer p50 %s p99 %s ms; ->broker "
+                                  "publish_time of the end event p50 %s p99 %s ms",
+                                  Ms(r.place_rpc.p50, r.place_rpc.p50_lb),
+                                  Ms(r.place_rpc.p99, r.place_rpc.p99_lb),
+                                  Ms(r.to_publish.p50, r.to_publish.p50_lb),
+                                  Ms(r.to_publish.p99, r.to_publish.p99_lb)));
   absl::StrAppend(&out, "\n    ", CpuLine(r.cpu, r.seconds));
   for (const auto& [what, n] : r.failures)
     absl::StrAppend(&out, absl::StrFormat("\n    PlaceOrder %ux %s", n, what));

@@ -65,11 +65,18 @@ Latency Percentiles(std::vector<std::pair<double, bool>> samples) {
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
 // The latencies of the measured orders. Orders not ended by `cut` count as
-// censored samples of (cut - scheduled). `confirmed_only` leaves out
-// cancelled orders (S2 measures placed -> confirmed).
-void FillLatencies(const std::vector<OrderTracker::Order>& orders, absl::Time cut,
+// censored samples of (cut - scheduled); PlaceOrder calls that failed (e.g.
+// their deadline passed in order-service's queue) as censored samples of
+// (failed at - scheduled), so that an overloaded run does not report only
+// its survivors. `confirmed_only` leaves out cancelled orders (S2 measures
+// placed -> confirmed).
+void FillLatencies(const std::vector<OrderTracker::Order>& orders,
+                   const std::vector<std::pair<absl::Time, absl::Time>>& failed, absl::Time cut,
                    bool confirmed_only, SagaRun* r) {
   std::vector<std::pair<double, bool>> end, publish, place;
+  for (const auto& [scheduled, failed_at] : failed) {
+    for (auto* v : {&end, &publish, &place}) v->push_back({Ms(failed_at - scheduled), true});
+  }
   for (const OrderTracker::Order& o : orders) {
     place.push_back({Ms(o.answered - o.scheduled), false});
     if (o.end == OrderTracker::End::kNone) {
@@ -233,7 +240,8 @@ SagaRun RunThroughput(const SagaConfig& config, int run) {
         const absl::Time cut = absl::Now();
         std::vector<OrderTracker::Order> orders = tracker.Orders(Phase::kMeasured);
         FillOutcome(tracker, placer, orders, stopped, config.grace, &r);
-        FillLatencies(orders, cut, /*confirmed_only=*/false, &r);
+        FillLatencies(orders, placer.FailedCalls(Phase::kMeasured), cut,
+                      /*confirmed_only=*/false, &r);
 
         // Terminal events per whole second of the window, the first left out.
         const int seconds = static_cast<int>(r.seconds);
@@ -300,7 +308,8 @@ SagaRun RunLatency(const SagaConfig& config, int run) {
         const absl::Time cut = absl::Now();
         std::vector<OrderTracker::Order> orders = tracker.Orders(Phase::kMeasured);
         FillOutcome(tracker, placer, orders, stopped, config.grace, &r);
-        FillLatencies(orders, cut, /*confirmed_only=*/true, &r);
+        FillLatencies(orders, placer.FailedCalls(Phase::kMeasured), cut,
+                      /*confirmed_only=*/true, &r);
         r.placed_per_second = static_cast<double>(at_end.placed) / r.seconds;
         r.terminal_per_second = static_cast<double>(at_end.terminal) / r.seconds;
       });

@@ -25,8 +25,9 @@ struct SagaConfig {
 };
 
 // Percentiles of a latency, in ms. When some orders had not ended by the
-// end of the grace period they count with the time they had waited by then,
-// and a percentile that falls on one of them is only a lower bound (`*_lb`).
+// end of the grace period (or their PlaceOrder failed) they count with the
+// time they had waited by then, and a percentile at or above one of them is
+// only a lower bound (`*_lb`).
 struct Latency {
   uint64_t count = 0;     // orders in it
   uint64_t censored = 0;  // of them, not ended: lower bounds
