@@ -6,7 +6,7 @@
 #    of TSan-compiled targets: its google/protobuf/map_field.h keeps
 #    protobuf's MapFieldBase layout equal to libprotobuf.so's.
 #  * relay_tsan_absl: Abseil's synchronization code (Mutex, CondVar,
-#    Notification, per-thread semaphores, spinlocks, LowLevelAlloc, ...)
+#    Notification, per-thread semaphores, LowLevelAlloc, ...)
 #    compiled from the Debian source of the installed libabsl-dev WITH
 #    -fsanitize=thread against the installed headers (same absl::debian3
 #    inline namespace), linked into every executable, whose dynamic symbol
@@ -50,7 +50,12 @@ endif()
 
 # Abseil's libabsl_synchronization plus the base internals that hold its
 # synchronization state: everything that takes part in absl::Mutex/CondVar
-# locking, waiting and thread-identity reuse.
+# locking, waiting and thread-identity reuse. Not spinlock.cc: SpinLock's
+# Lock()/Unlock() are inline, so the uninstrumented libraries (e.g.
+# libabsl_time's clock) call SlowLock()/SlowUnlock() without the TSan
+# annotations that an instrumented SlowLock()'s "divert" expects (TSan aborts:
+# CHECK failed "thr->ignore_sync > 0"). Our instrumented code keeps Debian's
+# SlowLock(), inside its own annotated inline Lock().
 set(_relay_tsan_absl_sources
   absl/synchronization/mutex.cc
   absl/synchronization/notification.cc
@@ -60,7 +65,6 @@ set(_relay_tsan_absl_sources
   absl/synchronization/internal/per_thread_sem.cc
   absl/synchronization/internal/waiter.cc
   absl/synchronization/internal/graphcycles.cc
-  absl/base/internal/spinlock.cc
   absl/base/internal/spinlock_wait.cc
   absl/base/internal/low_level_alloc.cc
   absl/base/internal/thread_identity.cc)
@@ -115,26 +119,32 @@ function(relay_tsan_link target)
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${RELAY_TSAN_DYNLIST})
 endfunction()
 
-function(_relay_tsan_collect_executables dir out)
-  set(found "")
-  get_property(targets DIRECTORY ${dir} PROPERTY BUILDSYSTEM_TARGETS)
-  foreach(t IN LISTS targets)
-    get_target_property(type ${t} TYPE)
-    if(type STREQUAL "EXECUTABLE")
-      list(APPEND found ${t})
-    endif()
-  endforeach()
+
+# relay_tsan_instrument(<target>): TSan for a target that relay_target_options
+# did not handle (generated code: relay_protos, relayctl's protos). All of our
+# code must be instrumented, not only for its own accesses: the gRPC and
+# protobuf templates that generated code instantiates (e.g. the client
+# reactors' ClientCallbackReaderImpl, whose refcount orders OnDone) are
+# emitted once per executable, and the linker may keep the uninstrumented copy.
+function(relay_tsan_instrument target)
+  target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan)
+  target_include_directories(${target} SYSTEM BEFORE PRIVATE ${RELAY_TSAN_INCLUDE_DIR})
+endfunction()
+
+function(_relay_tsan_collect_targets dir out)
+  get_property(found DIRECTORY ${dir} PROPERTY BUILDSYSTEM_TARGETS)
   get_property(subdirs DIRECTORY ${dir} PROPERTY SUBDIRECTORIES)
   foreach(sub IN LISTS subdirs)
-    _relay_tsan_collect_executables(${sub} sub_found)
+    _relay_tsan_collect_targets(${sub} sub_found)
     list(APPEND found ${sub_found})
   endforeach()
   set(${out} ${found} PARENT_SCOPE)
 endfunction()
 
 # Runs at the end of the top-level CMakeLists.txt, once every target exists:
-# every executable of the build gets the instrumented Abseil, whichever
-# helper (or none) created it.
+# every target that compiles code is instrumented, and every executable gets
+# the instrumented Abseil and the gRPC hooks, whichever helper (or none)
+# created it.
 function(_relay_tsan_finalize)
   if(RELAY_BUILD_TESTS)
     add_executable(relay_tsan_selftest
@@ -152,11 +162,29 @@ function(_relay_tsan_finalize)
       PASS_REGULAR_EXPRESSION "WARNING: ThreadSanitizer: data race")
   endif()
 
-  _relay_tsan_collect_executables(${CMAKE_SOURCE_DIR} executables)
-  foreach(exe IN LISTS executables)
-    relay_tsan_link(${exe})
+  _relay_tsan_collect_targets(${CMAKE_SOURCE_DIR} targets)
+  set(executables "")
+  set(instrumented "")
+  foreach(t IN LISTS targets)
+    get_target_property(type ${t} TYPE)
+    if(NOT type MATCHES "^(EXECUTABLE|STATIC_LIBRARY|SHARED_LIBRARY|MODULE_LIBRARY|OBJECT_LIBRARY)$"
+       OR t MATCHES "^relay_tsan_(absl|grpc_hooks)$")
+      continue()
+    endif()
+    get_target_property(options ${t} COMPILE_OPTIONS)
+    if(NOT "${options}" MATCHES "-fsanitize=thread")
+      relay_tsan_instrument(${t})
+      list(APPEND instrumented ${t})
+    endif()
+    if(type STREQUAL "EXECUTABLE")
+      relay_tsan_link(${t})
+      list(APPEND executables ${t})
+    endif()
   endforeach()
   list(LENGTH executables count)
   message(STATUS "TSan: instrumented Abseil synchronization from ${_relay_absl_src} linked into ${count} executables")
+  if(instrumented)
+    message(STATUS "TSan: also instrumented: ${instrumented}")
+  endif()
 endfunction()
 cmake_language(DEFER CALL _relay_tsan_finalize)

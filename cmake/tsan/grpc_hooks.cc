@@ -21,6 +21,16 @@
 //    in our TSan-compiled copy of the header code, but the call's
 //    CompletionOp decrements it inside libgrpc++; when that one is last, TSan
 //    misses the acquire, and the hook adds it.
+// 3. ServerCallbackCall::CallOnCancel(): called by the thread that met the
+//    last condition for OnCancel (acquire on on_cancel_conditions_remaining_);
+//    libgrpc++ then runs OnCancel() on its executor and decrements the
+//    refcount of 2. inside libgrpc++: a proxy reactor releases on the
+//    refcount after OnCancel() returns, so OnDone() happens after OnCancel().
+// 4. Server::UnrefWithPossibleNotify() / Server::UnrefAndWaitLocked(): every
+//    callback call drops a server ref after its OnDone(); Server::Shutdown()
+//    waits for the count to reach zero (libgrpc++'s atomics): release before
+//    each drop, acquire after the wait, so what OnDone() did happens before
+//    Shutdown() returns (and before the service's objects are destroyed).
 #include <dlfcn.h>
 #include <sanitizer/tsan_interface.h>
 
@@ -29,6 +39,7 @@
 #include <cstdlib>
 
 #include <grpc/grpc.h>
+#include <grpcpp/server.h>
 #include <grpcpp/support/callback_common.h>
 #include <grpcpp/support/server_callback.h>
 
@@ -112,5 +123,55 @@ void ServerCallbackCall::ScheduleOnDone(bool inline_ondone) {
   real(this, inline_ondone);
 }
 
+namespace {
+
+// Stands in for the reactor in libgrpc++'s asynchronous OnCancel() closure,
+// which only calls OnCancel() on it.
+class CancelThenRelease final : public ServerReactor {
+ public:
+  CancelThenRelease(ServerReactor* reactor, const void* refcount)
+      : reactor_(reactor), refcount_(refcount) {}
+  void OnCancel() override {
+    reactor_->OnCancel();
+    __tsan_release(const_cast<void*>(refcount_));
+    delete this;
+  }
+  void OnDone() override {}  // never called: the proxy is not bound to a call
+  bool InternalInlineable() override { return false; }
+
+ private:
+  ServerReactor* const reactor_;
+  const void* const refcount_;
+};
+
+}  // namespace
+
+void ServerCallbackCall::CallOnCancel(ServerReactor* reactor) {
+  using Real = void (*)(ServerCallbackCall*, ServerReactor*);
+  static const Real real = RealFunction<Real>(
+      "_ZN4grpc8internal18ServerCallbackCall12CallOnCancelEPNS0_13ServerReactorE");
+  __tsan_acquire(&on_cancel_conditions_remaining_);
+  if (reactor->InternalInlineable()) {  // runs OnCancel() here, synchronously
+    real(this, reactor);
+    return;
+  }
+  real(this, new CancelThenRelease(reactor, &callbacks_outstanding_));
+}
+
 }  // namespace internal
+
+void Server::UnrefWithPossibleNotify() {
+  using Real = void (*)(Server*);
+  static const Real real = RealFunction<Real>("_ZN4grpc6Server23UnrefWithPossibleNotifyEv");
+  __tsan_release(&shutdown_refs_outstanding_);
+  real(this);
+}
+
+void Server::UnrefAndWaitLocked() {
+  using Real = void (*)(Server*);
+  static const Real real = RealFunction<Real>("_ZN4grpc6Server18UnrefAndWaitLockedEv");
+  real(this);
+  __tsan_acquire(&shutdown_refs_outstanding_);
+}
+
 }  // namespace grpc
