@@ -8,16 +8,12 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "broker/broker_server.h"
 #include "broker/storage/file_event_log.h"
-#include "common/env_flags.h"
-#include "common/log.h"
-#include "common/signals.h"
+#include "common/process.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7070", "host:port to serve gRPC on (port 0: any free)");
 ABSL_FLAG(std::string, data_dir, "./data/broker", "directory of the topic logs and group state");
@@ -44,11 +40,6 @@ ABSL_FLAG(std::string, log_format, "text", "text or json");
 
 namespace {
 
-int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "relay-broker: %s\n", std::string(status.message()).c_str());
-  return 1;
-}
-
 absl::Status ParseFsync(const std::string& text, relay::broker::FileEventLog::Options* o) {
   using Policy = relay::broker::FsyncPolicy;
   if (text == "batch") {
@@ -73,31 +64,15 @@ absl::Status ParseFsync(const std::string& text, relay::broker::FileEventLog::Op
 }  // namespace
 
 int main(int argc, char** argv) {
-  relay::BlockTerminationSignals();
-  absl::SetProgramUsageMessage(
-      "relay-broker: durable gRPC event broker (relay.broker.v1.Broker).\n"
-      "Every flag --name can also be set as environment variable RELAY_BROKER_NAME.");
-  if (absl::Status s = relay::ApplyEnvToFlags(
-          "RELAY_BROKER_",
-          {"listen", "data_dir", "fsync", "segment_bytes", "dedupe_window", "retention_age",
-           "retention_bytes", "retention_hard_max_bytes", "max_event_bytes", "max_deliveries",
-           "checkpoint_interval", "shutdown_grace", "port_file", "log_format"});
-      !s.ok()) {
-    return Fail(s);
-  }
-  absl::ParseCommandLine(argc, argv);
-
-  relay::log::Format format;
-  if (absl::Status s = relay::log::ParseFormat(absl::GetFlag(FLAGS_log_format), &format); !s.ok()) {
-    return Fail(s);
-  }
-  relay::log::Init("relay-broker", format);
+  relay::Process process("relay-broker", "RELAY_BROKER_",
+                         "durable gRPC event broker (relay.broker.v1.Broker).");
+  if (absl::Status s = process.Init(argc, argv); !s.ok()) return process.Fail(s);
 
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   relay::broker::FileEventLog::Options log_options;
   log_options.data_dir = data_dir;
   if (absl::Status s = ParseFsync(absl::GetFlag(FLAGS_fsync), &log_options); !s.ok()) {
-    return Fail(s);
+    return process.Fail(s);
   }
   log_options.segment_bytes = absl::GetFlag(FLAGS_segment_bytes);
   log_options.dedupe_window = absl::GetFlag(FLAGS_dedupe_window);
@@ -106,7 +81,7 @@ int main(int argc, char** argv) {
   log_options.hard_max_bytes = absl::GetFlag(FLAGS_retention_hard_max_bytes);
   absl::StatusOr<std::unique_ptr<relay::broker::FileEventLog>> log =
       relay::broker::FileEventLog::Open(log_options);
-  if (!log.ok()) return Fail(log.status());
+  if (!log.ok()) return process.Fail(log.status());
 
   relay::broker::BrokerServer::Options options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
@@ -116,12 +91,8 @@ int main(int argc, char** argv) {
   options.groups.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
   absl::StatusOr<std::unique_ptr<relay::broker::BrokerServer>> server =
       relay::broker::BrokerServer::Start(options, std::move(*log));
-  if (!server.ok()) return Fail(server.status());
+  if (!server.ok()) return process.Fail(server.status());
 
-  RELAY_LOG(Info, "serving", {{"listen", options.listen_address},
-                              {"port", absl::StrCat((*server)->port())},
-                              {"data_dir", data_dir},
-                              {"fsync", absl::GetFlag(FLAGS_fsync)}});
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     std::string tmp = port_file + ".tmp";
     {
@@ -130,10 +101,9 @@ int main(int argc, char** argv) {
     }
     std::rename(tmp.c_str(), port_file.c_str());
   }
-
-  int sig = relay::WaitForTerminationSignal();
-  RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(sig)}});
-  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  RELAY_LOG(Info, "stopped", {});
-  return 0;
+  return process.ServeUntilSignal({{"listen", options.listen_address},
+                                   {"port", absl::StrCat((*server)->port())},
+                                   {"data_dir", data_dir},
+                                   {"fsync", absl::GetFlag(FLAGS_fsync)}},
+                                  [&] { (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace)); });
 }

@@ -2,16 +2,11 @@
 // with a RELAY_INVENTORY_<FLAG> environment equivalent) and starts an
 // InventoryApp; SIGTERM/SIGINT shut it down and exit 0.
 
-#include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "common/env_flags.h"
-#include "common/log.h"
-#include "common/signals.h"
+#include "common/process.h"
 #include "services/inventory/inventory_app.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7072", "host:port to serve gRPC on (port 0: any free)");
@@ -27,33 +22,10 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "on SIGTERM, how long to go on publishing the outbox and serving open RPCs");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
 
-namespace {
-
-int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "inventory-service: %s\n", std::string(status.message()).c_str());
-  return 1;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  relay::BlockTerminationSignals();
-  absl::SetProgramUsageMessage(
-      "inventory-service: products, stock and reservations (relay.inventory.v1).\n"
-      "Every flag --name can also be set as environment variable RELAY_INVENTORY_NAME.");
-  if (absl::Status s = relay::ApplyEnvToFlags(
-          "RELAY_INVENTORY_", {"listen", "broker", "db", "seed", "handler_delay", "crash_after",
-                               "shutdown_grace", "log_format"});
-      !s.ok()) {
-    return Fail(s);
-  }
-  absl::ParseCommandLine(argc, argv);
-
-  relay::log::Format format;
-  if (absl::Status s = relay::log::ParseFormat(absl::GetFlag(FLAGS_log_format), &format); !s.ok()) {
-    return Fail(s);
-  }
-  relay::log::Init("inventory-service", format);
+  relay::Process process("inventory-service", "RELAY_INVENTORY_",
+                         "products, stock and reservations (relay.inventory.v1).");
+  if (absl::Status s = process.Init(argc, argv); !s.ok()) return process.Fail(s);
 
   relay::inventory::InventoryApp::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -65,17 +37,10 @@ int main(int argc, char** argv) {
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   absl::StatusOr<std::unique_ptr<relay::inventory::InventoryApp>> app =
       relay::inventory::InventoryApp::Start(options);
-  if (!app.ok()) return Fail(app.status());
-
-  RELAY_LOG(Info, "serving",
-            {{"listen", options.listen},
-             {"port", absl::StrCat((*app)->port())},
-             {"broker", options.broker_target},
-             {"db", options.db_path}});
-
-  int sig = relay::WaitForTerminationSignal();
-  RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(sig)}});
-  (*app)->Shutdown();
-  RELAY_LOG(Info, "stopped", {});
-  return 0;
+  if (!app.ok()) return process.Fail(app.status());
+  return process.ServeUntilSignal({{"listen", options.listen},
+                                   {"port", absl::StrCat((*app)->port())},
+                                   {"broker", options.broker_target},
+                                   {"db", options.db_path}},
+                                  [&] { (*app)->Shutdown(); });
 }

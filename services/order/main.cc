@@ -1,16 +1,11 @@
 // order-service: places orders and runs the order saga. Flags have
 // RELAY_ORDER_<FLAG> environment equivalents; SIGTERM/SIGINT drain and exit 0.
 
-#include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "common/env_flags.h"
-#include "common/log.h"
-#include "common/signals.h"
+#include "common/process.h"
 #include "services/order/order_app.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7071", "host:port to serve relay.order.v1 on");
@@ -22,23 +17,8 @@ ABSL_FLAG(int64_t, crash_after, 0, "fault knob: SIGKILL itself after N handled e
 ABSL_FLAG(std::string, log_format, "text", "text or json");
 
 int main(int argc, char** argv) {
-  relay::BlockTerminationSignals();
-  absl::SetProgramUsageMessage(
-      "order-service: places orders and runs the order saga.\n"
-      "Every flag --name can also be set as environment variable RELAY_ORDER_NAME.");
-  if (absl::Status s = relay::ApplyEnvToFlags(
-          "RELAY_ORDER_", {"listen", "broker", "db", "handler_delay", "crash_after", "log_format"});
-      !s.ok()) {
-    std::fprintf(stderr, "order-service: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  absl::ParseCommandLine(argc, argv);
-  relay::log::Format format;
-  if (absl::Status s = relay::log::ParseFormat(absl::GetFlag(FLAGS_log_format), &format); !s.ok()) {
-    std::fprintf(stderr, "order-service: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  relay::log::Init("order-service", format);
+  relay::Process process("order-service", "RELAY_ORDER_", "places orders and runs the order saga.");
+  if (absl::Status s = process.Init(argc, argv); !s.ok()) return process.Fail(s);
 
   relay::order::OrderApp::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -48,15 +28,10 @@ int main(int argc, char** argv) {
   options.crash_after = absl::GetFlag(FLAGS_crash_after);
   absl::StatusOr<std::unique_ptr<relay::order::OrderApp>> app =
       relay::order::OrderApp::Start(options);
-  if (!app.ok()) {
-    std::fprintf(stderr, "order-service: %s\n", app.status().ToString().c_str());
-    return 1;
-  }
-  RELAY_LOG(Info, "serving", {{"listen", options.listen}, {"port", absl::StrCat((*app)->port())},
-                              {"broker", options.broker_target}, {"db", options.db_path}});
-  int sig = relay::WaitForTerminationSignal();
-  RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(sig)}});
-  (*app)->Shutdown();
-  RELAY_LOG(Info, "stopped", {});
-  return 0;
+  if (!app.ok()) return process.Fail(app.status());
+  return process.ServeUntilSignal({{"listen", options.listen},
+                                   {"port", absl::StrCat((*app)->port())},
+                                   {"broker", options.broker_target},
+                                   {"db", options.db_path}},
+                                  [&] { (*app)->Shutdown(); });
 }

@@ -2,16 +2,11 @@
 // (each with a RELAY_PAYMENT_<FLAG> environment equivalent) and wires
 // PaymentApp; SIGTERM/SIGINT drain and exit 0.
 
-#include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "common/env_flags.h"
-#include "common/log.h"
-#include "common/signals.h"
+#include "common/process.h"
 #include "services/payment/payment_app.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7073", "host:port to serve gRPC on (port 0: any free)");
@@ -29,33 +24,10 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "on SIGTERM, how long to go on publishing the outbox and finishing RPCs");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
 
-namespace {
-
-int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "payment-service: %s\n", std::string(status.message()).c_str());
-  return 1;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  relay::BlockTerminationSignals();
-  absl::SetProgramUsageMessage(
-      "payment-service: accounts and payments of Relay orders (relay.payment.v1.PaymentService).\n"
-      "Every flag --name can also be set as environment variable RELAY_PAYMENT_NAME.");
-  if (absl::Status s = relay::ApplyEnvToFlags(
-          "RELAY_PAYMENT_", {"listen", "broker", "db", "seed", "decline_rate", "handler_delay",
-                             "crash_after", "shutdown_grace", "log_format"});
-      !s.ok()) {
-    return Fail(s);
-  }
-  absl::ParseCommandLine(argc, argv);
-
-  relay::log::Format format;
-  if (absl::Status s = relay::log::ParseFormat(absl::GetFlag(FLAGS_log_format), &format); !s.ok()) {
-    return Fail(s);
-  }
-  relay::log::Init("payment-service", format);
+  relay::Process process("payment-service", "RELAY_PAYMENT_",
+                         "accounts and payments of Relay orders (relay.payment.v1.PaymentService).");
+  if (absl::Status s = process.Init(argc, argv); !s.ok()) return process.Fail(s);
 
   relay::payment::PaymentApp::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -68,17 +40,10 @@ int main(int argc, char** argv) {
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   absl::StatusOr<std::unique_ptr<relay::payment::PaymentApp>> app =
       relay::payment::PaymentApp::Start(options);
-  if (!app.ok()) return Fail(app.status());
-
-  RELAY_LOG(Info, "serving",
-            {{"listen", options.listen},
-             {"port", absl::StrCat((*app)->port())},
-             {"broker", options.broker_target},
-             {"db", options.db_path}});
-
-  int sig = relay::WaitForTerminationSignal();
-  RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(sig)}});
-  (*app)->Shutdown();
-  RELAY_LOG(Info, "stopped", {});
-  return 0;
+  if (!app.ok()) return process.Fail(app.status());
+  return process.ServeUntilSignal({{"listen", options.listen},
+                                   {"port", absl::StrCat((*app)->port())},
+                                   {"broker", options.broker_target},
+                                   {"db", options.db_path}},
+                                  [&] { (*app)->Shutdown(); });
 }

@@ -1,0 +1,52 @@
+#include "common/process.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/env_flags.h"
+#include "common/signals.h"
+
+namespace relay {
+
+absl::Status Process::Init(int argc, char** argv) {
+  BlockTerminationSignals();
+  absl::SetProgramUsageMessage(absl::StrCat(
+      name_, ": ", description_, "\nEvery flag --name can also be set as environment variable ",
+      env_prefix_, "NAME."));
+  // The binary's own flags are the ones its main.cc defines.
+  std::vector<std::string> own;
+  for (const auto& [flag_name, flag] : absl::GetAllFlags()) {
+    if (absl::EndsWith(flag->Filename(), "/main.cc")) own.push_back(std::string(flag_name));
+  }
+  if (absl::Status s = ApplyEnvToFlags(env_prefix_, own); !s.ok()) return s;
+  absl::ParseCommandLine(argc, argv);
+  log::Format format = log::Format::kText;
+  if (absl::CommandLineFlag* flag = absl::FindCommandLineFlag("log_format"); flag != nullptr) {
+    if (absl::Status s = log::ParseFormat(flag->CurrentValue(), &format); !s.ok()) return s;
+  }
+  log::Init(name_, format);
+  return absl::OkStatus();
+}
+
+int Process::Fail(const absl::Status& status) const {
+  std::fprintf(stderr, "%s: %s\n", name_.c_str(), std::string(status.message()).c_str());
+  return 1;
+}
+
+int Process::ServeUntilSignal(std::initializer_list<log::Field> fields,
+                              const std::function<void()>& shutdown) const {
+  log::Write(log::Level::kInfo, "serving", fields);
+  int sig = WaitForTerminationSignal();
+  RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(sig)}});
+  shutdown();
+  RELAY_LOG(Info, "stopped", {});
+  return 0;
+}
+
+}  // namespace relay
