@@ -1,6 +1,7 @@
 #include "bench/saga_bench_scenarios.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <memory>

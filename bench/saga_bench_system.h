@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -98,7 +99,6 @@ class SagaSystem {
   const std::vector<std::string>& skus() const { return skus_; }
 
   // CPU seconds so far of broker, order, inventory, payment (in that order).
-  static constexpr const char* kProcessNames[4] = {"broker", "order", "inventory", "payment"};
   std::vector<double> CpuSeconds() const;
 
   // SIGTERMs the services, then the broker, waiting up to `timeout` for each.
