@@ -62,7 +62,6 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
                      absl::StrJoin(asked, ","), "]"));
   }
   Member m;
-  m.sink = sink;
   m.name = open.member_name();
   m.peer = std::move(peer);
   m.connected_at = clock_();
@@ -72,6 +71,10 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
                                       open.ack_deadline()))
                                 : kDefaultAckDeadline;
   Scheduler::MemberId id = next_member_id.fetch_add(1);
+  {
+    absl::MutexLock sinks(&sinks_mu_);
+    sinks_.emplace(id, sink);
+  }
   {
     absl::MutexLock lock(&mu_);
     scheduler_.AddMember(id, m.max_in_flight, deadline);
@@ -88,12 +91,19 @@ void ConsumerGroup::Leave(Scheduler::MemberId member) {
     StartDeadLetters(scheduler_.RemoveMember(member, clock_()));
     dirty_ = true;
   }
+  {
+    // Waits for a Deliver() to this member in progress; none starts after.
+    absl::MutexLock sinks(&sinks_mu_);
+    sinks_.erase(member);
+  }
   wake_();
 }
 
 absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
                                    const v1::SubscribeRequest& request) {
   absl::Time now = clock_();
+  std::vector<Event> done;
+  done.reserve(static_cast<size_t>(request.acks_size()));
   {
     absl::MutexLock lock(&mu_);
     uint64_t limit = scheduler_.NextOffsetToBuffer();
@@ -111,7 +121,12 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
     }
     for (const auto& ack : request.acks()) {
       if (scheduler_.Ack(member, ack.offset(), ack.attempt()) == Scheduler::AckOutcome::kAcked) {
-        buffer_.erase(ack.offset());
+        auto it = buffer_.find(ack.offset());
+        if (it != buffer_.end()) {
+          // Freed after the lock is released.
+          done.push_back(std::move(it->second));
+          buffer_.erase(it);
+        }
         dirty_ = true;
       }
     }
@@ -178,14 +193,15 @@ absl::Time ConsumerGroup::Pump() {
     room = scheduler_.BufferRoom();
   }
 
-  absl::MutexLock lock(&mu_);
-  absl::Time now = clock_();
-  StartDeadLetters(scheduler_.ExpireDeadlines(now));
-  std::vector<Scheduler::Assignment> assigned =
-      scheduler_.Assign(now, std::numeric_limits<size_t>::max());
-  if (!assigned.empty()) {
-    dirty_ = true;
-    absl::flat_hash_map<Scheduler::MemberId, std::vector<v1::Delivery>> batches;
+  absl::flat_hash_map<Scheduler::MemberId, std::vector<v1::Delivery>> batches;
+  absl::Time next_wakeup;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = clock_();
+    StartDeadLetters(scheduler_.ExpireDeadlines(now));
+    std::vector<Scheduler::Assignment> assigned =
+        scheduler_.Assign(now, std::numeric_limits<size_t>::max());
+    if (!assigned.empty()) dirty_ = true;
     for (const Scheduler::Assignment& a : assigned) {
       auto it = buffer_.find(a.offset);
       if (it == buffer_.end()) continue;  // cannot happen: assigned events are buffered
@@ -195,12 +211,19 @@ absl::Time ConsumerGroup::Pump() {
       d.set_attempt(a.attempt);
       batches[a.member].push_back(std::move(d));
     }
+    next_wakeup = scheduler_.NextWakeup();
+  }
+  // Hand over outside mu_: the sink serializes the message. A member that
+  // left meanwhile is gone from sinks_, and the scheduler already took its
+  // deliveries back (they go out again).
+  if (!batches.empty()) {
+    absl::MutexLock sinks(&sinks_mu_);
     for (auto& [member, deliveries] : batches) {
-      auto m = members_.find(member);
-      if (m != members_.end()) m->second.sink->Deliver(std::move(deliveries));
+      auto s = sinks_.find(member);
+      if (s != sinks_.end()) s->second->Deliver(std::move(deliveries));
     }
   }
-  return scheduler_.NextWakeup();
+  return next_wakeup;
 }
 
 void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {

@@ -25,8 +25,9 @@ using Clock = std::function<absl::Time()>;
 class MemberSink {
  public:
   virtual ~MemberSink() = default;
-  // Hands deliveries to the member's stream. Called with the group's lock
-  // held: must not block and must not call back into the group.
+  // Hands deliveries to the member's stream, from the dispatcher thread, in
+  // order. Must not block and must not call back into the group (it runs
+  // under the group's sink lock, which Leave() waits for).
   virtual void Deliver(std::vector<v1::Delivery> deliveries) = 0;
 };
 
@@ -79,7 +80,6 @@ class ConsumerGroup {
 
  private:
   struct Member {
-    MemberSink* sink = nullptr;
     std::string name;
     std::string peer;
     absl::Time connected_at;
@@ -97,6 +97,12 @@ class ConsumerGroup {
   EventLog* const log_;
   const Clock clock_;
   const std::function<void()> wake_;
+
+  // Held while handing deliveries to sinks, outside mu_ (serializing a
+  // delivery message must not block acks): Leave() takes it after removing
+  // the member, so once Leave() returns no Deliver() to it runs or starts.
+  absl::Mutex sinks_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::flat_hash_map<Scheduler::MemberId, MemberSink*> sinks_ ABSL_GUARDED_BY(sinks_mu_);
 
   mutable absl::Mutex mu_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);

@@ -74,7 +74,7 @@ void SubscribeReactor::HandleOpen() {
   opened.mutable_opened()->set_committed_offset(group_->committed());  // takes the group's lock
   opened.mutable_opened()->set_created_group(group->second);
   {
-    // Lock order: group, then reactor (the group calls Deliver with its
+    // Lock order: group, then reactor (the group calls Deliver with its sink
     // lock held), so never call into the group while holding mu_.
     absl::MutexLock lock(&mu_);
     queue_.push_front(std::move(opened));
@@ -174,7 +174,10 @@ void PublishStreamReactor::OnReadDone(bool ok) {
     response.mutable_error()->set_message(std::string(valid.message()));
     Complete(seq, std::move(response));
   } else {
-    std::vector<Event> events(request_.events().begin(), request_.events().end());
+    // The request is ours until the next StartRead: move, do not copy.
+    std::vector<Event> events;
+    events.reserve(static_cast<size_t>(request_.events_size()));
+    for (Event& e : *request_.mutable_events()) events.push_back(std::move(e));
     uint64_t request_id = request_.request_id();
     log_->Append(request_.topic(), std::move(events),
                  [this, seq, request_id](absl::StatusOr<std::vector<AppendResult>> result) {
