@@ -76,6 +76,7 @@ void OrderApp::Shutdown() {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  if (manager_) manager_->Stop();
   if (hub_) hub_->Stop();
   if (relay_) relay_->Stop();
   if (publisher_) publisher_->Close();

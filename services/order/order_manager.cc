@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
@@ -18,6 +19,8 @@ using google::protobuf::util::TimeUtil;
 using store::Tx;
 
 constexpr int kMaxItems = 100;
+// Orders placed in one transaction at most (group commit).
+constexpr size_t kMaxPlaceBatch = 256;
 constexpr int32_t kMaxQuantity = 1000000;
 constexpr size_t kMaxIdLength = 128;
 constexpr char kTopic[] = "orders";
@@ -82,84 +85,89 @@ events::v1::Event OrderEvent(const v1::Order& order, const std::string& type,
 
 OrderManager::OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
                            std::function<absl::Time()> clock)
-    : db_(db), relay_(relay), hub_(hub), clock_(std::move(clock)) {}
+    : db_(db),
+      relay_(relay),
+      hub_(hub),
+      clock_(std::move(clock)),
+      place_thread_([this] { PlaceLoop(); }) {}
+
+OrderManager::~OrderManager() { Stop(); }
 
 void OrderManager::AfterCommit(const std::string& order_id) {
   if (relay_ != nullptr) relay_->Wake();
   if (hub_ != nullptr) hub_->Changed(order_id);
 }
 
-absl::StatusOr<OrderManager::PlaceResult> OrderManager::Place(const v1::PlaceOrderRequest& request) {
-  if (absl::Status s = ValidatePlace(request); !s.ok()) return s;
-  PlaceResult result;
-  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
-    if (!request.idempotency_key().empty()) {
-      absl::StatusOr<std::optional<v1::Order>> existing =
-          OrderStore::GetByIdempotencyKey(tx, request.idempotency_key());
-      if (!existing.ok()) return existing.status();
-      if (existing->has_value()) {
-        result.order = std::move(**existing);
-        result.replayed = true;
-        return absl::OkStatus();
-      }
+absl::Status OrderManager::PlaceInTx(Tx& tx, const v1::PlaceOrderRequest& request,
+                                     PlaceResult* result) {
+  if (!request.idempotency_key().empty()) {
+    absl::StatusOr<std::optional<v1::Order>> existing =
+        OrderStore::GetByIdempotencyKey(tx, request.idempotency_key());
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value()) {
+      result->order = std::move(**existing);
+      result->replayed = true;
+      return absl::OkStatus();
     }
-    v1::Order& order = result.order;
-    order.set_order_id(NewId("ord"));
-    order.set_customer_id(request.customer_id());
-    order.set_status(v1::ORDER_STATUS_PENDING);
-    order.set_idempotency_key(request.idempotency_key());
-    std::string currency;
-    int64_t total = 0;
-    for (const auto& item : request.items()) {
-      absl::StatusOr<std::optional<CatalogEntry>> product = OrderStore::GetProduct(tx, item.sku());
-      if (!product.ok()) return product.status();
-      if (!product->has_value()) {
-        absl::StatusOr<int64_t> size = OrderStore::CatalogSize(tx);
-        if (size.ok() && *size == 0) {
-          return absl::UnavailableError(
-              "the catalog is still empty: no product.updated event has arrived from "
-              "inventory-service yet (is the broker up?)");
-        }
-        return absl::InvalidArgumentError(absl::StrCat("unknown sku ", item.sku()));
+  }
+  v1::Order& order = result->order;
+  order.set_order_id(NewId("ord"));
+  order.set_customer_id(request.customer_id());
+  order.set_status(v1::ORDER_STATUS_PENDING);
+  order.set_idempotency_key(request.idempotency_key());
+  std::string currency;
+  int64_t total = 0;
+  for (const auto& item : request.items()) {
+    absl::StatusOr<std::optional<CatalogEntry>> product = OrderStore::GetProduct(tx, item.sku());
+    if (!product.ok()) return product.status();
+    if (!product->has_value()) {
+      absl::StatusOr<int64_t> size = OrderStore::CatalogSize(tx);
+      if (size.ok() && *size == 0) {
+        return absl::UnavailableError(
+            "the catalog is still empty: no product.updated event has arrived from "
+            "inventory-service yet (is the broker up?)");
       }
-      const CatalogEntry& p = **product;
-      if (currency.empty()) currency = p.price.currency();
-      if (p.price.currency() != currency) {
-        return absl::InvalidArgumentError(absl::StrCat("sku ", item.sku(), " is priced in ",
-                                                       p.price.currency(), ", the order in ",
-                                                       currency));
-      }
-      if (p.price.amount_minor() > 0 &&
-          item.quantity() > (std::numeric_limits<int64_t>::max() - total) / p.price.amount_minor()) {
-        return absl::InvalidArgumentError("the order total overflows");
-      }
-      total += p.price.amount_minor() * item.quantity();
-      events::v1::OrderLine* line = order.add_lines();
-      line->set_sku(item.sku());
-      line->set_quantity(item.quantity());
-      *line->mutable_unit_price() = p.price;
-      line->set_name(p.name);
+      return absl::InvalidArgumentError(absl::StrCat("unknown sku ", item.sku()));
     }
-    order.mutable_total()->set_amount_minor(total);
-    order.mutable_total()->set_currency(currency);
-    *order.mutable_created_at() = ToProto(clock_());
-    *order.mutable_updated_at() = order.created_at();
-    if (absl::Status s = OrderStore::Insert(tx, order); !s.ok()) return s;
+    const CatalogEntry& p = **product;
+    if (currency.empty()) currency = p.price.currency();
+    if (p.price.currency() != currency) {
+      return absl::InvalidArgumentError(absl::StrCat("sku ", item.sku(), " is priced in ",
+                                                     p.price.currency(), ", the order in ",
+                                                     currency));
+    }
+    if (p.price.amount_minor() > 0 &&
+        item.quantity() > (std::numeric_limits<int64_t>::max() - total) / p.price.amount_minor()) {
+      return absl::InvalidArgumentError("the order total overflows");
+    }
+    total += p.price.amount_minor() * item.quantity();
+    events::v1::OrderLine* line = order.add_lines();
+    line->set_sku(item.sku());
+    line->set_quantity(item.quantity());
+    *line->mutable_unit_price() = p.price;
+    line->set_name(p.name);
+  }
+  order.mutable_total()->set_amount_minor(total);
+  order.mutable_total()->set_currency(currency);
+  *order.mutable_created_at() = ToProto(clock_());
+  *order.mutable_updated_at() = order.created_at();
+  if (absl::Status s = OrderStore::Insert(tx, order); !s.ok()) return s;
 
-    events::v1::OrderCreated created;
-    created.set_order_id(order.order_id());
-    created.set_customer_id(order.customer_id());
-    *created.mutable_lines() = order.lines();
-    *created.mutable_total() = order.total();
-    return store::Outbox::Add(tx, kTopic, OrderEvent(order, "order.created", created, ""))
-        .status();
-  });
-  if (!s.ok()) return s;
+  events::v1::OrderCreated created;
+  created.set_order_id(order.order_id());
+  created.set_customer_id(order.customer_id());
+  *created.mutable_lines() = order.lines();
+  *created.mutable_total() = order.total();
+  return store::Outbox::Add(tx, kTopic, OrderEvent(order, "order.created", created, ""))
+      .status();
+}
+
+void OrderManager::ReportPlaced(const PlaceResult& result) {
   const v1::Order& o = result.order;
   if (result.replayed) {
     RELAY_LOG(Info, "order replayed (same idempotency key)",
               {{"order", o.order_id()}, {"key", o.idempotency_key()}});
-    return result;
+    return;
   }
   AfterCommit(o.order_id());
   std::vector<std::string> items;
@@ -168,7 +176,83 @@ absl::StatusOr<OrderManager::PlaceResult> OrderManager::Place(const v1::PlaceOrd
             {{"order", o.order_id()}, {"customer", o.customer_id()},
              {"items", absl::StrJoin(items, ",")}, {"total", Money(o.total())},
              {"corr", o.order_id()}});
-  return result;
+}
+
+void OrderManager::PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone done) {
+  if (absl::Status s = ValidatePlace(request); !s.ok()) {
+    done(s);
+    return;
+  }
+  absl::MutexLock lock(&place_mu_);
+  if (place_stopping_) {
+    done(absl::UnavailableError("order-service is shutting down"));
+    return;
+  }
+  place_queue_.push_back(PendingPlace{request, std::move(done)});
+}
+
+absl::StatusOr<OrderManager::PlaceResult> OrderManager::Place(const v1::PlaceOrderRequest& request) {
+  absl::StatusOr<PlaceResult> out = absl::UnknownError("not answered");
+  absl::Notification answered;
+  PlaceAsync(request, [&](absl::StatusOr<PlaceResult> r) {
+    out = std::move(r);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return out;
+}
+
+void OrderManager::PlaceLoop() {
+  while (true) {
+    std::vector<PendingPlace> batch;
+    {
+      absl::MutexLock lock(&place_mu_);
+      auto ready = [this] {
+        place_mu_.AssertHeld();
+        return place_stopping_ || !place_queue_.empty();
+      };
+      place_mu_.Await(absl::Condition(&ready));
+      if (place_queue_.empty()) return;  // stopping, nothing left
+      size_t n = std::min(place_queue_.size(), kMaxPlaceBatch);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(place_queue_.front()));
+        place_queue_.pop_front();
+      }
+    }
+    // Group commit: one transaction (one fsync) for every order waiting,
+    // each in its own savepoint so a failing one rolls back alone.
+    std::vector<absl::Status> statuses(batch.size());
+    std::vector<PlaceResult> results(batch.size());
+    absl::Status committed = db_->Transaction([&](Tx& tx) -> absl::Status {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        statuses[i] = tx.Savepoint(
+            [&](Tx& sp) { return PlaceInTx(sp, batch[i].request, &results[i]); });
+        if (!tx.in_transaction()) {
+          return statuses[i].ok() ? absl::InternalError("the transaction ended unexpectedly")
+                                  : statuses[i];
+        }
+      }
+      return absl::OkStatus();
+    });
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!committed.ok()) {
+        batch[i].done(committed);
+      } else if (!statuses[i].ok()) {
+        batch[i].done(statuses[i]);
+      } else {
+        ReportPlaced(results[i]);
+        batch[i].done(std::move(results[i]));
+      }
+    }
+  }
+}
+
+void OrderManager::Stop() {
+  {
+    absl::MutexLock lock(&place_mu_);
+    place_stopping_ = true;
+  }
+  if (place_thread_.joinable()) place_thread_.join();
 }
 
 absl::StatusOr<v1::Order> OrderManager::Cancel(const std::string& order_id,

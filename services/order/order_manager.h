@@ -1,10 +1,13 @@
 #ifndef RELAY_SERVICES_ORDER_ORDER_MANAGER_H_
 #define RELAY_SERVICES_ORDER_ORDER_MANAGER_H_
 
+#include <deque>
 #include <functional>
+#include <thread>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
@@ -32,14 +35,26 @@ class OrderManager {
     bool replayed = false;
   };
 
+  using PlaceDone = std::function<void(absl::StatusOr<PlaceResult>)>;
+
   // REQUIRES: `db` migrated with OrderStore::Migrations(); every pointer
   // outlives the manager. `relay` and `hub` may be null (tests).
   OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
                std::function<absl::Time()> clock = [] { return absl::Now(); });
+  ~OrderManager();  // Stop()
 
   // DESIGN §4.1. INVALID_ARGUMENT for bad items or an unknown sku;
-  // UNAVAILABLE while the catalog is still empty.
+  // UNAVAILABLE while the catalog is still empty. Orders placed at the same
+  // time commit together (group commit: one transaction and one fsync for
+  // all, each order in its own savepoint); `done` is called once the order
+  // is durable, or with the error, from the committing thread or, for a bad
+  // request, at once. `done` must not block.
+  void PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone done);
+  // PlaceAsync, waiting for the answer.
   absl::StatusOr<PlaceResult> Place(const v1::PlaceOrderRequest& request);
+  // Answers what is queued, then ends the committing thread; later
+  // PlaceAsync calls get UNAVAILABLE. Idempotent.
+  void Stop();
   // NOT_FOUND; FAILED_PRECONDITION for a CONFIRMED order.
   absl::StatusOr<v1::Order> Cancel(const std::string& order_id, const std::string& reason);
   absl::StatusOr<v1::Order> Get(const std::string& order_id);
@@ -66,11 +81,25 @@ class OrderManager {
   absl::Status Persist(store::Tx& tx, v1::Order& order, SagaOutcome outcome,
                        const std::string& causation_id);
   void AfterCommit(const std::string& order_id);
+  struct PendingPlace {
+    v1::PlaceOrderRequest request;
+    PlaceDone done;
+  };
+  // One order inside the group-commit transaction.
+  absl::Status PlaceInTx(store::Tx& tx, const v1::PlaceOrderRequest& request, PlaceResult* result);
+  // The log line and notifications of a committed order.
+  void ReportPlaced(const PlaceResult& result);
+  void PlaceLoop();
 
   store::Database* const db_;
   store::OutboxRelay* const relay_;
   WatchHub* const hub_;
   const std::function<absl::Time()> clock_;
+
+  absl::Mutex place_mu_;
+  std::deque<PendingPlace> place_queue_ ABSL_GUARDED_BY(place_mu_);
+  bool place_stopping_ ABSL_GUARDED_BY(place_mu_) = false;
+  std::thread place_thread_;  // last: starts once the rest is built
 };
 
 }  // namespace relay::order

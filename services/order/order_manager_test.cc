@@ -4,8 +4,10 @@
 #include "services/order/order_manager.h"
 
 #include <memory>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
 #include "gmock/gmock.h"
@@ -266,6 +268,35 @@ TEST_F(OrderManagerTest, ListPagesNewestFirstAndFilters) {
   v1::ListOrdersRequest bad;
   bad.set_page_token("garbage");
   EXPECT_THAT(manager_->List(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+}
+
+TEST_F(OrderManagerTest, ConcurrentPlacesCommitTogetherAndKeepIdempotency) {
+  // 8 clients place the same 20 keyed orders at once: group commit puts many
+  // in one transaction, and a key seen earlier in the same batch replays.
+  constexpr int kClients = 8, kOrders = 20;
+  std::vector<std::vector<std::string>> ids(kClients, std::vector<std::string>(kOrders));
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kOrders; ++i) {
+        auto placed = manager_->Place(Request(absl::StrCat("key-", i)));
+        if (placed.ok()) ids[c][i] = placed->order.order_id();
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int i = 0; i < kOrders; ++i) {
+    for (int c = 0; c < kClients; ++c) {
+      ASSERT_FALSE(ids[c][i].empty());
+      EXPECT_EQ(ids[c][i], ids[0][i]) << "key-" << i;
+    }
+  }
+  v1::ListOrdersRequest all;
+  all.set_page_size(1000);
+  auto list = manager_->List(all);
+  ASSERT_THAT(list, IsOk());
+  EXPECT_EQ(list->orders_size(), kOrders);
+  EXPECT_EQ(Outbox().size(), static_cast<size_t>(kOrders));
 }
 
 TEST(OrderManagerEmptyCatalog, PlaceIsUnavailableUntilTheCatalogArrives) {

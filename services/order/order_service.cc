@@ -105,16 +105,22 @@ class FinishedWriteReactor final : public grpc::ServerWriteReactor<v1::Order> {
 grpc::ServerUnaryReactor* OrderServiceImpl::PlaceOrder(grpc::CallbackServerContext* context,
                                                        const v1::PlaceOrderRequest* request,
                                                        v1::PlaceOrderResponse* response) {
-  absl::StatusOr<OrderManager::PlaceResult> placed = manager_->Place(*request);
-  if (!placed.ok()) {
-    RELAY_LOG(Info, "order rejected",
-              {{"customer", request->customer_id()}, {"error", placed.status().ToString()}});
-    return Answer<v1::PlaceOrderResponse>(context, placed.status(), response);
-  }
-  v1::PlaceOrderResponse r;
-  *r.mutable_order() = std::move(placed->order);
-  r.set_replayed(placed->replayed);
-  return Answer<v1::PlaceOrderResponse>(context, std::move(r), response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The reactor and response stay valid until Finish(), called once by the
+  // answer (from the group-commit thread).
+  manager_->PlaceAsync(*request, [reactor, response, customer = request->customer_id()](
+                                     absl::StatusOr<OrderManager::PlaceResult> placed) {
+    if (!placed.ok()) {
+      RELAY_LOG(Info, "order rejected",
+                {{"customer", customer}, {"error", placed.status().ToString()}});
+      reactor->Finish(ToGrpcStatus(placed.status()));
+      return;
+    }
+    *response->mutable_order() = std::move(placed->order);
+    response->set_replayed(placed->replayed);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* OrderServiceImpl::GetOrder(grpc::CallbackServerContext* context,
