@@ -107,8 +107,9 @@ stopped_cleanly() {
     [ "$(docker inspect -f '{{.State.Running}}' "$id")" = false ] || fail "$svc ${id:0:12} still runs"
     code=$(docker inspect -f '{{.State.ExitCode}}' "$id")
     [ "$code" = 0 ] || fail "$svc ${id:0:12} exited $code on SIGTERM"
-    docker logs --tail 5 "$id" 2>&1 | grep -q "INFO $svc stopped" \
-      || docker logs --tail 5 "$id" 2>&1 | grep -q "INFO relay-$svc stopped" \
+    # (grep reads all its input: no `grep -q`, whose early exit would fail
+    # the pipe under pipefail.)
+    docker logs --tail 5 "$id" 2>&1 | grep -E "INFO (relay-)?$svc stopped" >/dev/null \
       || fail "$svc ${id:0:12} did not log that it stopped"
   done
   log "$svc: SIGTERM, clean exit 0"
@@ -157,11 +158,32 @@ expect_order() {
   log "order $id: $status${cause:+ ($cause)}"
 }
 
-# One of the lines of SERVICE's logs says PATTERN (fixed string).
-log_has() { compose logs --no-color "$1" 2>/dev/null | grep -qF -- "$2"; }
-expect_log() {
-  local svc=$1 pattern=$2
-  wait_until "'$pattern' in the logs of $svc" 30 log_has "$svc" "$pattern"
+# One of the lines of SERVICE's logs says PATTERN (fixed string). The logs
+# are read whole before grep runs: with pipefail, `... | grep -q` fails when
+# grep's early exit cuts the writer off (SIGPIPE) on a long log.
+log_has() {
+  local logs
+  logs=$(compose logs --no-color "$1" 2>/dev/null) || return 1
+  grep -F -- "$2" <<<"$logs" >/dev/null
+}
+# Every PATTERN in SERVICE's logs: logs_have SERVICE PATTERN...
+logs_have() {
+  local svc=$1 logs p
+  shift
+  logs=$(compose logs --no-color "$svc" 2>/dev/null) || return 1
+  for p in "$@"; do
+    grep -F -- "$p" <<<"$logs" >/dev/null || { MISSING=$p; return 1; }
+  done
+}
+expect_logs() {
+  local svc=$1 deadline=$((SECONDS + 30))
+  shift
+  MISSING=""
+  until logs_have "$svc" "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "no '$MISSING' in the logs of $svc after 30s"
+    sleep 1
+  done
+  log "$svc logs: $# expected lines"
 }
 
 # ----------------------------------------------------------------- build --
@@ -195,7 +217,7 @@ for svc in "${SERVICES[@]}"; do
   [ "$(docker inspect -f '{{.Config.User}}' "$id")" = relay ] || fail "$svc does not run as relay"
 done
 bindings=$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids broker)" "$(cids order-service)")
-if jq -r '.[] | select(. != null) | .[].HostIp' <<<"$bindings" | grep -vxq '127.0.0.1'; then
+if jq -r '.[] | select(. != null) | .[].HostIp' <<<"$bindings" | grep -vx '127.0.0.1' >/dev/null; then
   fail "a port is published beyond 127.0.0.1: $bindings"
 fi
 [ -z "$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids payment-service)" | jq -r '.[] | select(. != null) | .[].HostIp')" ] \
@@ -235,26 +257,23 @@ compose start payment-service
 wait_until "payment-service healthy again" "$HEALTHY_TIMEOUT" all_healthy payment-service
 
 log "each order's story in the services' logs"
-expect_log order-service "order placed order=$happy"
-expect_log order-service "order confirmed order=$happy"
-expect_log inventory-service "stock reserved order=$happy"
-expect_log inventory-service "stock committed order=$happy"
-expect_log payment-service "payment captured order=$happy"
-
-expect_log order-service "order placed order=$oos"
-expect_log order-service "order cancelled order=$oos"
-expect_log inventory-service "stock rejected order=$oos"
-expect_log payment-service "payment refunded order=$oos"
-
-expect_log order-service "order cancelled order=$declined"
-expect_log payment-service "payment declined order=$declined"
-expect_log inventory-service "stock reserved order=$declined"
-expect_log inventory-service "stock released order=$declined"
-
-expect_log order-service "order cancelled order=$cancelled"
-expect_log inventory-service "stock released order=$cancelled"
-# Back up, payment-service handles order.created then order.cancelled.
-expect_log payment-service "payment refunded order=$cancelled"
+expect_logs order-service \
+  "order placed order=$happy" "order confirmed order=$happy" \
+  "order placed order=$oos" "order cancelled order=$oos" \
+  "order placed order=$declined" "order cancelled order=$declined" \
+  "order placed order=$cancelled" "order cancelled order=$cancelled"
+expect_logs inventory-service \
+  "stock reserved order=$happy" "stock committed order=$happy" \
+  "stock rejected order=$oos" \
+  "stock reserved order=$declined" "stock released order=$declined" \
+  "stock reserved order=$cancelled" "stock released order=$cancelled"
+# Back up, payment-service handled the cancelled order's order.created and
+# then its order.cancelled.
+expect_logs payment-service \
+  "payment captured order=$happy" \
+  "payment captured order=$oos" "payment refunded order=$oos" \
+  "payment declined order=$declined" \
+  "payment captured order=$cancelled" "payment refunded order=$cancelled"
 expect_order "$cancelled" CANCELLED CUSTOMER
 log "saga outcomes and logs: ok"
 
