@@ -111,14 +111,13 @@ target_compile_options(relay_tsan_grpc_hooks PRIVATE
   -fsanitize=thread -fno-omit-frame-pointer -O2 -g -Wall -Wextra -Werror -Wno-tsan)
 set_target_properties(relay_tsan_grpc_hooks PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
-# relay_tsan_link(<executable>): links the instrumented Abseil into an
-# executable and exports Abseil's symbols from it.
+# relay_tsan_link(<executable>): links the instrumented Abseil and the gRPC
+# hooks into an executable and exports them from it.
 function(relay_tsan_link target)
   target_link_libraries(${target} PRIVATE relay_tsan_absl relay_tsan_grpc_hooks)
   target_link_options(${target} PRIVATE -fsanitize=thread "LINKER:--dynamic-list=${RELAY_TSAN_DYNLIST}")
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${RELAY_TSAN_DYNLIST})
 endfunction()
-
 
 # relay_tsan_instrument(<target>): TSan for a target that relay_target_options
 # did not handle (generated code: relay_protos, relayctl's protos). All of our
