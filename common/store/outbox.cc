@@ -237,6 +237,9 @@ absl::Status OutboxRelay::Drain() {
     if (!rows.ok()) return rows.status();
     if (rows->empty()) {
       absl::MutexLock lock(&mu_);
+      // In the same critical section as releasing Flush(): a caller that
+      // sees Flush() succeed sees no stale error either.
+      stats_.last_error.clear();
       drained_seq_ = std::max(drained_seq_, flush_seq);
       return absl::OkStatus();
     }

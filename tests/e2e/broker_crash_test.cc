@@ -95,12 +95,12 @@ TEST(BrokerCrash, KillNineWhilePublishingLosesNoAcknowledgedEvent) {
   // flight, and restart.
   for (int k = 1; k <= kKills; ++k) {
     ASSERT_TRUE(testing::WaitFor([&] { return published >= k * kEvents / (kKills + 1); },
-                                 absl::Seconds(60)));
+                                 absl::Seconds(120)));
     broker.Kill();
     ASSERT_NO_FATAL_FAILURE(broker.Start());
   }
   producer.join();
-  ASSERT_TRUE(pub.Flush(absl::Seconds(60)).ok()) << "publisher could not deliver everything";
+  ASSERT_TRUE(pub.Flush(absl::Seconds(120)).ok()) << "publisher could not deliver everything";
   EXPECT_EQ(pub.acked(), static_cast<uint64_t>(kEvents));
 
   // Every acknowledged event reaches the group.
@@ -109,7 +109,7 @@ TEST(BrokerCrash, KillNineWhilePublishingLosesNoAcknowledgedEvent) {
         absl::MutexLock lock(&mu);
         return delivered.size() == static_cast<size_t>(kEvents);
       },
-      absl::Seconds(60));
+      absl::Seconds(120));
   {
     absl::MutexLock lock(&mu);
     int missing = 0;
