@@ -135,7 +135,14 @@ void OutboxRelay::Stop() {
     }
     wake_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  thread_.join();
+  absl::StatusOr<int64_t> left = Pending();
+  if (left.ok() && *left > 0) {
+    RELAY_LOG(Warn, "outbox not empty at shutdown; published at next start",
+              {{"db", db_->path()}, {"events", absl::StrCat(*left)},
+               {"error", stats().last_error}});
+  }
 }
 
 OutboxRelay::Stats OutboxRelay::stats() const {

@@ -128,7 +128,8 @@ class OutboxRelay {
   absl::Status Flush(absl::Duration timeout);
 
   // Publishes what it can within stop_grace, then ends the thread; what is
-  // left stays in the table for the next start. Idempotent.
+  // left stays in the table for the next start, and a warning says how many
+  // rows. Idempotent.
   void Stop();
 
   Stats stats() const;

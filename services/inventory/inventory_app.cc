@@ -126,14 +126,7 @@ void InventoryApp::Shutdown() {
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox from events while it drains.
   if (consumer_ != nullptr) consumer_->Stop();
-  if (relay_ != nullptr) {
-    relay_->Stop();  // publishes for up to shutdown_grace
-    absl::StatusOr<int64_t> left = relay_->Pending();
-    if (left.ok() && *left > 0) {
-      RELAY_LOG(Warn, "outbox not empty at shutdown; published at next start",
-                {{"events", absl::StrCat(*left)}, {"error", relay_->stats().last_error}});
-    }
-  }
+  if (relay_ != nullptr) relay_->Stop();  // publishes for up to shutdown_grace
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   }

@@ -116,14 +116,7 @@ void PaymentApp::Shutdown() {
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox while it drains.
   if (consumer_ != nullptr) consumer_->Stop();
-  if (outbox_relay_ != nullptr) {
-    outbox_relay_->Stop();  // publishes for up to shutdown_grace
-    absl::StatusOr<int64_t> left = outbox_relay_->Pending();
-    if (left.ok() && *left > 0) {
-      RELAY_LOG(Warn, "outbox not empty at shutdown; published at next start",
-                {{"events", absl::StrCat(*left)}});
-    }
-  }
+  if (outbox_relay_ != nullptr) outbox_relay_->Stop();  // publishes for up to shutdown_grace
   if (publisher_ != nullptr) publisher_->Close();
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
