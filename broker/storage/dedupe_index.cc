@@ -1,5 +1,6 @@
 #include "broker/storage/dedupe_index.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace relay::broker {
@@ -80,36 +81,74 @@ DedupeIndex::Key DedupeIndex::KeyOf(absl::string_view id) {
   h2 = Fmix(h2);
   h1 += h2;
   h2 += h1;
+  // {0, 0} marks an offset without an id in the ring (the empty id hashes
+  // to it): move it aside.
+  if (h1 == 0 && h2 == 0) h2 = 1;
   return Key{h1, h2};
 }
 
+namespace {
+// The key of an offset without an id; KeyOf() never returns it.
+constexpr DedupeIndex::Key kNoKey{0, 0};
+}  // namespace
+
+DedupeIndex::DedupeIndex() : set_(0, Hash{this}, Eq{this}) {}
+
 std::optional<uint64_t> DedupeIndex::Find(absl::string_view id) const {
-  auto it = by_key_.find(KeyOf(id));
-  if (it == by_key_.end()) return std::nullopt;
-  return it->second;
+  auto it = set_.find(KeyOf(id));
+  if (it == set_.end()) return std::nullopt;
+  return base_ + static_cast<Position>(*it - static_cast<Position>(base_));
+}
+
+void DedupeIndex::Push(const Key& key, uint64_t offset) {
+  if (ring_.empty()) base_ = offset;
+  while (base_ + ring_.size() < offset) ring_.push_back(kNoKey);
+  // Positions are 32 bits: never hold more than 2^32 - 1 slots.
+  while (ring_.size() >= UINT32_MAX) PopFront();
+  ring_.push_back(key);
+  if (!(key == kNoKey)) set_.insert(static_cast<Position>(offset));
 }
 
 void DedupeIndex::Insert(absl::string_view id, uint64_t offset) {
-  Key key = KeyOf(id);
-  by_key_.insert_or_assign(key, offset);
-  by_offset_.push_back(Entry{key, offset});
+  const Key key = KeyOf(id);
+  if (auto it = set_.find(key); it != set_.end()) set_.erase(it);
+  Push(key, offset);
 }
 
 std::optional<uint64_t> DedupeIndex::FindOrInsert(const Key& key, uint64_t offset) {
-  auto [it, inserted] = by_key_.try_emplace(key, offset);
-  if (!inserted) return it->second;
-  by_offset_.push_back(Entry{key, offset});
+  if (auto it = set_.find(key); it != set_.end()) {
+    return base_ + static_cast<Position>(*it - static_cast<Position>(base_));
+  }
+  Push(key, offset);
   return std::nullopt;
 }
 
-void DedupeIndex::EvictBelow(uint64_t offset) {
-  while (!by_offset_.empty() && by_offset_.front().offset < offset) {
-    const Entry& entry = by_offset_.front();
-    auto it = by_key_.find(entry.key);
-    // A later Insert of the same id owns the map entry now.
-    if (it != by_key_.end() && it->second == entry.offset) by_key_.erase(it);
-    by_offset_.pop_front();
+void DedupeIndex::PopFront() {
+  const Position p = static_cast<Position>(base_);
+  if (!(ring_.front() == kNoKey)) {
+    // A later Insert of the same id owns the set entry now: only erase
+    // this exact position.
+    if (auto it = set_.find(p); it != set_.end()) set_.erase(it);
   }
+  ring_.pop_front();
+  ++base_;
+}
+
+void DedupeIndex::EvictBelow(uint64_t offset) {
+  while (!ring_.empty() && base_ < offset) PopFront();
+  if (ring_.empty()) base_ = std::max(base_, offset);
+}
+
+size_t DedupeIndex::EvictOldest(size_t ids) {
+  const size_t before = set_.size();
+  while (!ring_.empty() && set_.size() > ids) PopFront();
+  return before - set_.size();
+}
+
+size_t DedupeIndex::MemoryBytes() const {
+  // The set's table at its usual load (about 5 bytes a slot, 60% full); its
+  // capacity is not used because it never shrinks on erase.
+  return ring_.size() * sizeof(Key) + set_.size() * 8;
 }
 
 }  // namespace relay::broker

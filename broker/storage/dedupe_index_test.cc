@@ -64,5 +64,50 @@ TEST(DedupeIndex, DistinguishesManySimilarIdsOfEveryLength) {
   EXPECT_EQ(offset, 1u + 40u * 26u);
 }
 
+TEST(DedupeIndex, OffsetsWithoutIdsAndGapsKeepPositionsRight) {
+  DedupeIndex index;
+  index.Insert("a", 10);
+  index.Insert("b", 15);  // 11..14 hold no id
+  EXPECT_EQ(index.FindOrInsert(DedupeIndex::KeyOf("c"), 20), std::nullopt);
+  EXPECT_THAT(index.Find("b"), Optional(Eq(15u)));
+  EXPECT_THAT(index.FindOrInsert(DedupeIndex::KeyOf("c"), 21), Optional(Eq(20u)));
+  index.EvictBelow(12);
+  EXPECT_EQ(index.Find("a"), std::nullopt);
+  EXPECT_THAT(index.Find("c"), Optional(Eq(20u)));
+  EXPECT_EQ(index.size(), 2u);
+}
+
+TEST(DedupeIndex, EvictOldestKeepsTheNewestIds) {
+  DedupeIndex index;
+  for (uint64_t i = 0; i < 1000; ++i) index.Insert(absl::StrCat("id-", i), i);
+  EXPECT_EQ(index.EvictOldest(100), 900u);
+  EXPECT_EQ(index.size(), 100u);
+  EXPECT_EQ(index.first_offset(), 900u);
+  EXPECT_EQ(index.Find("id-899"), std::nullopt);
+  EXPECT_THAT(index.Find("id-900"), Optional(Eq(900u)));
+  EXPECT_EQ(index.EvictOldest(500), 0u);
+}
+
+TEST(DedupeIndex, CostsAboutTwentyFourBytesAnId) {
+  // The budget is enforced against MemoryBytes(): it must track the ids.
+  DedupeIndex index;
+  for (uint64_t i = 0; i < 100000; ++i) index.Insert(absl::StrCat("order-", i), i);
+  EXPECT_EQ(index.MemoryBytes(), 100000u * DedupeIndex::kBytesPerId);
+  index.EvictBelow(50000);
+  EXPECT_EQ(index.MemoryBytes(), 50000u * DedupeIndex::kBytesPerId);
+}
+
+TEST(DedupeIndex, SurvivesPositionsWrappingPast32Bits) {
+  DedupeIndex index;
+  const uint64_t base = (uint64_t{1} << 32) - 3;
+  for (uint64_t i = 0; i < 8; ++i) index.Insert(absl::StrCat("id-", i), base + i);
+  for (uint64_t i = 0; i < 8; ++i) {
+    EXPECT_THAT(index.Find(absl::StrCat("id-", i)), Optional(Eq(base + i))) << i;
+  }
+  index.EvictBelow(base + 4);
+  EXPECT_EQ(index.Find("id-3"), std::nullopt);
+  EXPECT_THAT(index.Find("id-7"), Optional(Eq(base + 7)));
+}
+
 }  // namespace
 }  // namespace relay::broker

@@ -34,6 +34,9 @@ struct TopicStats {
   absl::Time last_time = absl::InfinitePast();
   uint32_t segments = 0;
   uint64_t forced_deleted_events = 0;  // deleted by the hard cap below a floor
+  uint64_t dedupe_ids = 0;             // ids in the dedupe window
+  uint64_t dedupe_bytes = 0;           // memory of the dedupe window, approximately
+  uint64_t dedupe_evicted = 0;         // ids forgotten early to fit the memory budget
 };
 
 // EventLog is the broker's storage of topics: an append-only, durable,

@@ -10,6 +10,7 @@
 #include "broker/storage/crc32c.h"
 #include "broker/storage/record.h"
 #include "broker/storage/storage_log.h"
+#include "common/text.h"
 
 namespace relay::broker {
 namespace {
@@ -20,9 +21,11 @@ constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
 // fields the log assigns.
 constexpr size_t kMaxEventBytes = kMaxRecordPayloadBytes - kAssignedFieldsMaxBytes;
 
-// [a-z0-9._-]{1,128}, and not a name the file system gives a meaning.
+// [a-z0-9._-]{1,255} (a file name), and not a name the file system gives a
+// meaning. Clients are held to 128 characters (broker/validation.h); the
+// room above is for dead-letter topics, `<topic>.dlq`.
 bool IsValidTopicName(absl::string_view name) {
-  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
   });
@@ -38,6 +41,10 @@ struct FileEventLog::Topic {
   const std::string name;
   std::unique_ptr<TopicLog> log;  // set once before the topic is shared
   std::atomic<uint64_t> forced_deleted_events{0};
+  // Of the dedupe window, for ListTopics (written by the writer thread).
+  std::atomic<uint64_t> dedupe_ids{0};
+  std::atomic<uint64_t> dedupe_evicted{0};
+  std::atomic<size_t> dedupe_bytes{0};
 
   // Writer-thread state.
   DedupeIndex dedupe;
@@ -47,6 +54,7 @@ struct FileEventLog::Topic {
   uint64_t next_offset = 0;
   absl::Time commit_time;
   uint64_t notified_end = 0;  // last durable end given to the listener
+  absl::Time dedupe_logged = absl::InfinitePast();  // last "dedupe window shrunk" line
 };
 
 absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options) {
@@ -116,6 +124,7 @@ absl::StatusOr<std::unique_ptr<FileEventLog::Topic>> FileEventLog::OpenTopic(
   if (!log.ok()) return log.status();
   topic->log = *std::move(log);
   topic->notified_end = topic->log->DurableEnd();
+  UpdateDedupeStats(topic.get());
   return topic;
 }
 
@@ -154,7 +163,8 @@ void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
     size_t size = event.ByteSizeLong();
     if (size > kMaxEventBytes) {
       batch->error = absl::InvalidArgumentError(
-          absl::StrCat("event ", event.id(), " is ", size, " bytes, larger than ", kMaxEventBytes));
+          absl::StrCat("event ", Excerpt(event.id()), " is ", size, " bytes, larger than ",
+                       kMaxEventBytes));
       return;
     }
     total += size;
@@ -219,6 +229,9 @@ std::vector<TopicStats> FileEventLog::ListTopics() const {
     for (const auto& [name, topic] : topics_) {
       TopicStats stats = topic->log->Stats();
       stats.forced_deleted_events = topic->forced_deleted_events.load(std::memory_order_relaxed);
+      stats.dedupe_ids = topic->dedupe_ids.load(std::memory_order_relaxed);
+      stats.dedupe_bytes = topic->dedupe_bytes.load(std::memory_order_relaxed);
+      stats.dedupe_evicted = topic->dedupe_evicted.load(std::memory_order_relaxed);
       all.push_back(std::move(stats));
     }
   }
@@ -300,7 +313,7 @@ absl::StatusOr<FileEventLog::Topic*> FileEventLog::GetOrCreateTopic(const std::s
   }
   if (!IsValidTopicName(name)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("topic name \"", name, "\" is not [a-z0-9._-]{1,128}"));
+        absl::StrCat("topic name ", Excerpt(name), " is not [a-z0-9._-]{1,255}"));
   }
   absl::StatusOr<std::unique_ptr<Topic>> topic = OpenTopic(name);
   if (!topic.ok()) return topic.status();
@@ -364,6 +377,7 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
   // One write per topic (per segment, when one rolls) for the whole commit.
   for (Topic* topic : touched_) {
     topic->in_commit = false;
+    UpdateDedupeStats(topic);
     if (!topic->pending.empty() && failed_.ok()) {
       absl::Status status = topic->log->Append(topic->pending, topic->commit_time);
       if (!status.ok()) {
@@ -377,6 +391,46 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
     topic->pending.clear();
   }
   touched_.clear();
+  FitDedupeBudget();
+}
+
+void FileEventLog::UpdateDedupeStats(Topic* topic) {
+  const size_t bytes = topic->dedupe.MemoryBytes();
+  dedupe_bytes_ = dedupe_bytes_ - std::min(dedupe_bytes_, topic->dedupe_bytes.load()) + bytes;
+  topic->dedupe_bytes.store(bytes);
+  topic->dedupe_ids.store(topic->dedupe.size());
+}
+
+void FileEventLog::FitDedupeBudget() {
+  if (dedupe_bytes_ <= options_.dedupe_max_bytes) return;
+  const size_t target = options_.dedupe_max_bytes / 10 * 9;
+  std::vector<Topic*> all;
+  {
+    absl::ReaderMutexLock lock(&topics_mu_);
+    for (const auto& [name, topic] : topics_) all.push_back(topic.get());
+  }
+  // The largest windows give up their oldest ids first.
+  std::sort(all.begin(), all.end(), [](const Topic* a, const Topic* b) {
+    return a->dedupe_bytes.load() > b->dedupe_bytes.load();
+  });
+  for (Topic* topic : all) {
+    if (dedupe_bytes_ <= target) break;
+    const size_t excess_ids = (dedupe_bytes_ - target) / DedupeIndex::kBytesPerId + 1;
+    const size_t keep = topic->dedupe.size() - std::min(topic->dedupe.size(), excess_ids);
+    const size_t forgot = topic->dedupe.EvictOldest(keep);
+    if (forgot == 0) continue;
+    UpdateDedupeStats(topic);
+    topic->dedupe_evicted.fetch_add(forgot);
+    const absl::Time now = absl::Now();
+    if (now - topic->dedupe_logged >= absl::Minutes(1)) {
+      topic->dedupe_logged = now;
+      StorageLog("WARN", absl::StrCat("topic ", topic->name, ": dedupe window shrunk to fit ",
+                                      options_.dedupe_max_bytes, " bytes (--dedupe_max_bytes): ",
+                                      "forgot ", forgot, " ids; ids are remembered from offset ",
+                                      topic->dedupe.first_offset(), " on (",
+                                      topic->dedupe_evicted.load(), " forgotten early so far)"));
+    }
+  }
 }
 
 void FileEventLog::MakeDurable(bool sync) {

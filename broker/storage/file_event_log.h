@@ -68,6 +68,14 @@ class FileEventLog final : public EventLog {
     uint64_t segment_bytes = uint64_t{64} << 20;
     // How long an event id is remembered for dedupe (by publish time).
     absl::Duration dedupe_window = absl::Hours(24);
+    // Memory for the dedupe windows of all topics together (about 24 bytes
+    // an id: the default holds ~5.6M ids). Above it, the topics with the
+    // largest windows forget their oldest ids first, down to 90% of the
+    // budget: the window gets shorter than dedupe_window, which is logged
+    // ("dedupe window shrunk") and counted (TopicStats::dedupe_evicted).
+    // A publisher retrying an event older than the shortened window then
+    // appends it again; consumers' inboxes absorb that.
+    size_t dedupe_max_bytes = size_t{128} << 20;
     // Retention, per topic: whole segments whose last event is older than
     // retention_age, or while the topic is above retention_bytes, provided
     // they end at or below the topic's retention floor.
@@ -153,6 +161,10 @@ class FileEventLog final : public EventLog {
   void MakeDurable(bool sync);
   void Fail(const absl::Status& cause);
 
+  // Keeps the dedupe windows within dedupe_max_bytes (writer thread).
+  void FitDedupeBudget();
+  void UpdateDedupeStats(Topic* topic);
+
   void RetentionLoop();
 
   const Options options_;
@@ -179,6 +191,7 @@ class FileEventLog final : public EventLog {
   std::vector<Topic*> unsynced_;  // topics written since their last fsync
   std::vector<Ack> waiting_;      // answers waiting for durability
   absl::Time last_sync_;
+  size_t dedupe_bytes_ = 0;  // sum of the topics' dedupe.MemoryBytes()
 
   // Written by the writer thread before it exits, read by Close().
   absl::Status final_status_;

@@ -284,6 +284,37 @@ TEST_F(FileEventLogTest, DedupeForgetsIdsOutsideTheWindow) {
               IsOkAndHolds(ElementsAre(Field(&AppendResult::duplicate, false))));
 }
 
+TEST_F(FileEventLogTest, DedupeWindowsShrinkToFitTheMemoryBudget) {
+  FileEventLog::Options options = LogOptions();
+  // Room for about 1,000 ids across all topics.
+  options.dedupe_max_bytes = 1000 * DedupeIndex::kBytesPerId;
+  auto log = Open(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "quiet", MakeEvents("q", 100)), IsOk());
+  for (int batch = 0; batch < 10; ++batch) {
+    ASSERT_THAT(AppendAndWait(log.get(), "busy", MakeEvents(absl::StrCat("b", batch), 300)),
+                IsOk());
+  }
+  uint64_t total = 0;
+  for (const TopicStats& t : log->ListTopics()) {
+    total += t.dedupe_bytes;
+    if (t.name == "busy") {
+      // The largest window gave up its oldest ids, and says so.
+      EXPECT_GT(t.dedupe_evicted, 2000u);
+      EXPECT_LT(t.dedupe_ids, 1000u);
+    } else {
+      EXPECT_EQ(t.dedupe_evicted, 0u);
+      EXPECT_EQ(t.dedupe_ids, 100u);
+    }
+  }
+  EXPECT_LE(total, options.dedupe_max_bytes);
+  // The newest ids are still deduplicated; the oldest are not.
+  EXPECT_THAT(AppendAndWait(log.get(), "busy", MakeEvents("b9", 1)),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::duplicate, true))));
+  EXPECT_THAT(AppendAndWait(log.get(), "busy", MakeEvents("b0", 1)),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::duplicate, false))));
+}
+
 TEST_F(FileEventLogTest, ConcurrentAppendsGetDistinctDenseOffsetsAndEveryCallback) {
   auto log = Open();
   ASSERT_NE(log, nullptr);
@@ -463,8 +494,14 @@ TEST_F(FileEventLogTest, InvalidTopicFailsOnlyItsBatch) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topic")))
         << bad;
   }
+  EXPECT_THAT(AppendAndWait(log.get(), std::string(256, 'a'), MakeEvents("x", 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topic")));
   EXPECT_THAT(AppendAndWait(log.get(), "orders.dlq", MakeEvents("x", 1)), IsOk());
-  EXPECT_THAT(log->ListTopics(), ElementsAre(Field(&TopicStats::name, "orders.dlq")));
+  // The dead-letter topic of a topic at the clients' 128-character limit.
+  const std::string long_dlq = std::string(128, 'a') + ".dlq";
+  EXPECT_THAT(AppendAndWait(log.get(), long_dlq, MakeEvents("x", 1)), IsOk());
+  EXPECT_THAT(log->ListTopics(), ElementsAre(Field(&TopicStats::name, long_dlq),
+                                             Field(&TopicStats::name, "orders.dlq")));
 }
 
 TEST_F(FileEventLogTest, OversizedEventFailsItsBatchAndChangesNothing) {
