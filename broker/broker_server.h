@@ -26,6 +26,8 @@ class BrokerServer {
     std::string listen_address = "127.0.0.1:0";
     // Where group checkpoints live (`<data_dir>/groups`).
     std::string groups_dir;
+    // The file system of the checkpoints. Not owned; must outlive the server.
+    Env* env = Env::Default();
     Limits limits;
     GroupManager::Options groups;
     // Largest request the server accepts (a publish batch).

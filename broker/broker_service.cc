@@ -18,6 +18,9 @@ constexpr uint32_t kMaxReadEvents = 10000;
 // A filtered Read scans at most this many events before it answers (with
 // next_offset where to go on), so one call stays cheap.
 constexpr uint64_t kMaxReadScan = 100000;
+// Bytes of events in one Read answer: below gRPC's default 4 MiB receive
+// limit, so that any client can take it.
+constexpr size_t kMaxReadBytes = size_t{3} << 20;
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const grpc::Status& status) {
@@ -85,6 +88,9 @@ grpc::ServerUnaryReactor* BrokerService::ListTopics(grpc::CallbackServerContext*
     }
     info->set_segments(t.segments);
     info->set_forced_deleted_events(t.forced_deleted_events);
+    info->set_dedupe_ids(t.dedupe_ids);
+    info->set_dedupe_bytes(t.dedupe_bytes);
+    info->set_dedupe_evicted(t.dedupe_evicted);
   }
   return FinishNow(context, grpc::Status::OK);
 }
@@ -111,7 +117,7 @@ grpc::ServerUnaryReactor* BrokerService::DescribeGroups(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* BrokerService::Read(grpc::CallbackServerContext* context,
                                               const v1::ReadRequest* request,
                                               v1::ReadResponse* response) {
-  if (absl::Status s = ValidateName("topic", request->topic()); !s.ok()) {
+  if (absl::Status s = ValidateReadFilter(*request); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
   if (request->max_events() > kMaxReadEvents) {
@@ -131,21 +137,31 @@ grpc::ServerUnaryReactor* BrokerService::Read(grpc::CallbackServerContext* conte
   next = std::max(next, log_->FirstOffset(request->topic()));
   const bool filtered = !request->key().empty() || !request->correlation_id().empty();
   const uint64_t scan_limit = next + (filtered ? kMaxReadScan : max_events);
-  while (next < end && next < scan_limit &&
+  size_t bytes = 0;
+  bool full = false;
+  while (!full && next < end && next < scan_limit &&
          static_cast<uint32_t>(response->events_size()) < max_events) {
     size_t want = filtered ? 1024 : max_events - response->events_size();
     absl::StatusOr<std::vector<Event>> events =
-        log_->Read(request->topic(), next, want, 4 << 20);
+        log_->Read(request->topic(), next, want, kMaxReadBytes);
     if (!events.ok()) return FinishNow(context, ToGrpcStatus(events.status()));
     if (events->empty()) break;
     for (Event& e : *events) {
       if (static_cast<uint32_t>(response->events_size()) >= max_events) break;
+      // The answer stays within a default client's message limit (always
+      // at least one event); next_offset says where to go on.
+      const size_t size = e.ByteSizeLong();
+      if (response->events_size() > 0 && bytes + size > kMaxReadBytes) {
+        full = true;
+        break;
+      }
       next = e.offset() + 1;
       if (!request->key().empty() && e.key() != request->key()) continue;
       if (!request->correlation_id().empty()) {
         auto it = e.headers().find("correlation_id");
         if (it == e.headers().end() || it->second != request->correlation_id()) continue;
       }
+      bytes += size;
       *response->add_events() = std::move(e);
     }
   }

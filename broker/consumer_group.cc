@@ -18,12 +18,40 @@ using google::protobuf::util::TimeUtil;
 constexpr size_t kReadBatchEvents = 2048;
 constexpr size_t kReadBatchBytes = 4 << 20;
 constexpr uint32_t kDefaultMaxInFlight = 1000;
+// A read error is retried this many times, this far apart, before the event
+// at that offset is skipped as unreadable.
+constexpr int kMaxReadErrors = 3;
+constexpr absl::Duration kReadRetryDelay = absl::Seconds(1);
+// A dead letter whose append failed is tried again this much later.
+constexpr absl::Duration kDeadLetterRetryDelay = absl::Seconds(1);
 constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
 
 std::atomic<Scheduler::MemberId> next_member_id{1};
 
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+// The acked runs of a checkpoint: `acked_runs` (alternating gap and length
+// from committed_offset) and, from checkpoints of older brokers, single
+// offsets in `acked_above`.
+std::vector<Scheduler::Range> AckedOf(const GroupCheckpoint& c) {
+  std::vector<Scheduler::Range> out;
+  for (uint64_t o : c.acked_above()) out.push_back(Scheduler::Range{o, o + 1});
+  uint64_t at = c.committed_offset();
+  for (int i = 0; i + 1 < c.acked_runs_size(); i += 2) {
+    at += c.acked_runs(i);
+    out.push_back(Scheduler::Range{at, at + c.acked_runs(i + 1)});
+    at += c.acked_runs(i + 1);
+  }
+  return out;
+}
+
+std::vector<std::string> SortedTypes(const google::protobuf::RepeatedPtrField<std::string>& in) {
+  std::vector<std::string> out(in.begin(), in.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 absl::flat_hash_map<uint64_t, uint32_t> AttemptsOf(const GroupCheckpoint& c) {
@@ -34,33 +62,25 @@ absl::flat_hash_map<uint64_t, uint32_t> AttemptsOf(const GroupCheckpoint& c) {
 
 }  // namespace
 
-ConsumerGroup::ConsumerGroup(const GroupCheckpoint& checkpoint, Scheduler::Options options,
-                             EventLog* log, Clock clock, std::function<void()> wake)
+ConsumerGroup::ConsumerGroup(const GroupCheckpoint& checkpoint, Options options, EventLog* log,
+                             Clock clock, std::function<void()> wake)
     : topic_(checkpoint.topic()),
       group_(checkpoint.group()),
-      types_(checkpoint.types().begin(), checkpoint.types().end()),
       created_unix_micros_(checkpoint.created_unix_micros()),
+      max_window_bytes_(options.max_window_bytes),
       log_(log),
       clock_(std::move(clock)),
       wake_(std::move(wake)),
-      scheduler_(options, checkpoint.committed_offset(),
-                 std::vector<uint64_t>(checkpoint.acked_above().begin(),
-                                       checkpoint.acked_above().end()),
+      scheduler_(options.scheduler, checkpoint.committed_offset(), AckedOf(checkpoint),
                  AttemptsOf(checkpoint)),
-      dead_lettered_(checkpoint.dead_lettered()) {}
+      types_(SortedTypes(checkpoint.types())),
+      dead_lettered_(checkpoint.dead_lettered()),
+      skipped_(checkpoint.skipped_offsets()) {}
 
 absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
                                                         const v1::SubscribeRequest::Open& open,
                                                         std::string peer) {
-  std::vector<std::string> asked(open.types().begin(), open.types().end());
-  std::sort(asked.begin(), asked.end());
-  asked.erase(std::unique(asked.begin(), asked.end()), asked.end());
-  if (asked != types_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("group '", group_, "' of topic '", topic_, "' filters types [",
-                     absl::StrJoin(types_, ","), "]; this member asked for [",
-                     absl::StrJoin(asked, ","), "]"));
-  }
+  std::vector<std::string> asked = SortedTypes(open.types());
   Member m;
   m.name = open.member_name();
   m.peer = std::move(peer);
@@ -71,14 +91,50 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
                                       open.ack_deadline()))
                                 : kDefaultAckDeadline;
   Scheduler::MemberId id = next_member_id.fetch_add(1);
+  // The sink goes in first: once the scheduler knows the member, Pump() may
+  // hand it deliveries.
   {
     absl::MutexLock sinks(&sinks_mu_);
     sinks_.emplace(id, sink);
   }
+  std::vector<Event> freed;
+  absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
-    scheduler_.AddMember(id, m.max_in_flight, deadline);
-    members_.emplace(id, std::move(m));
+    if (asked != types_) {
+      if (!members_.empty()) {
+        refused = absl::FailedPreconditionError(absl::StrCat(
+            "group '", group_, "' of topic '", topic_, "' filters types [",
+            absl::StrJoin(types_, ","), "] and has ", members_.size(),
+            " member(s) connected with that filter; this member asked for [",
+            absl::StrJoin(asked, ","), "]. Stop the old members to change the filter"));
+      } else {
+        RELAY_LOG(Warn, "group type filter changed",
+                  {{"topic", topic_}, {"group", group_}, {"from", absl::StrJoin(types_, ",")},
+                   {"to", absl::StrJoin(asked, ",")}});
+        types_ = std::move(asked);
+        dirty_ = true;
+        // Buffered events the new filter excludes are done for the group.
+        // No member is connected, so none is in flight.
+        for (auto it = buffer_.begin(); it != buffer_.end();) {
+          auto here = it++;
+          if (!Wanted(here->second)) {
+            scheduler_.Drop(here->first);
+            Unbuffer(here, &freed);
+          }
+        }
+        DropBelowCommitted();
+      }
+    }
+    if (refused.ok()) {
+      scheduler_.AddMember(id, m.max_in_flight, deadline);
+      members_.emplace(id, std::move(m));
+    }
+  }
+  if (!refused.ok()) {
+    absl::MutexLock sinks(&sinks_mu_);
+    sinks_.erase(id);
+    return refused;
   }
   wake_();
   return id;
@@ -91,6 +147,7 @@ void ConsumerGroup::Leave(Scheduler::MemberId member) {
     StartDeadLetters(scheduler_.RemoveMember(member, clock_()));
     dirty_ = true;
   }
+  SendDeadLetters();
   {
     // Waits for a Deliver() to this member in progress; none starts after.
     absl::MutexLock sinks(&sinks_mu_);
@@ -122,11 +179,8 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
     for (const auto& ack : request.acks()) {
       if (scheduler_.Ack(member, ack.offset(), ack.attempt()) == Scheduler::AckOutcome::kAcked) {
         auto it = buffer_.find(ack.offset());
-        if (it != buffer_.end()) {
-          // Freed after the lock is released.
-          done.push_back(std::move(it->second));
-          buffer_.erase(it);
-        }
+        // Freed after the lock is released.
+        if (it != buffer_.end()) Unbuffer(it, &done);
         dirty_ = true;
       }
     }
@@ -144,54 +198,114 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
     StartDeadLetters(std::move(dead));
     DropBelowCommitted();
   }
+  SendDeadLetters();
   wake_();
   return absl::OkStatus();
 }
 
-absl::Time ConsumerGroup::Pump() {
+bool ConsumerGroup::Wanted(const Event& e) const {
+  return types_.empty() || std::binary_search(types_.begin(), types_.end(), e.type());
+}
+
+void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, Event>::iterator it,
+                             std::vector<Event>* freed) {
+  buffer_bytes_ -= std::min(buffer_bytes_, it->second.ByteSizeLong());
+  if (freed != nullptr) freed->push_back(std::move(it->second));
+  buffer_.erase(it);
+}
+
+void ConsumerGroup::SkipGap(uint64_t to, absl::string_view why) {
+  const uint64_t from = scheduler_.NextOffsetToBuffer();
+  const uint64_t n = scheduler_.SkipAhead(to);
+  if (n == 0) return;
+  skipped_ += n;
+  dirty_ = true;
+  RELAY_LOG(Error, "offsets skipped",
+            {{"topic", topic_}, {"group", group_}, {"from", absl::StrCat(from)},
+             {"to", absl::StrCat(to)}, {"count", absl::StrCat(n)}, {"why", std::string(why)},
+             {"skipped_total", absl::StrCat(skipped_)}});
+}
+
+void ConsumerGroup::Buffer(std::vector<Event>* events) {
+  for (Event& e : *events) {
+    const uint64_t next = scheduler_.NextOffsetToBuffer();
+    if (e.offset() < next) continue;  // already buffered
+    if (e.offset() > next) SkipGap(e.offset(), "not in the log (damaged or deleted)");
+    if (scheduler_.BufferRoom() == 0) break;
+    const bool wanted = Wanted(e);
+    if (wanted && !buffer_.empty() && buffer_bytes_ >= max_window_bytes_) break;
+    scheduler_.Add(e.offset(), e.key(), !wanted);
+    if (wanted) {
+      buffer_bytes_ += e.ByteSizeLong();
+      buffer_.emplace(e.offset(), std::move(e));
+    }
+  }
+  DropBelowCommitted();
+}
+
+absl::Time ConsumerGroup::Fill() {
+  const absl::Time now = clock_();
+  if (now < read_retry_at_) return read_retry_at_;
   uint64_t next;
   size_t room;
-  bool window_empty;
+  size_t bytes_room;
   {
     absl::MutexLock lock(&mu_);
+    // Events below the log's first offset are gone (retention): the window
+    // moves past them. What is buffered below stays until acked.
+    const uint64_t first = log_->FirstOffset(topic_);
+    if (scheduler_.NextOffsetToBuffer() < first) SkipGap(first, "deleted by retention");
     next = scheduler_.NextOffsetToBuffer();
     room = scheduler_.BufferRoom();
-    window_empty = scheduler_.committed() == next;
-  }
-  // Events below the log's first offset are gone (retention): start after
-  // them once nothing of the window is outstanding.
-  uint64_t first = log_->FirstOffset(topic_);
-  if (next < first && window_empty) {
-    absl::MutexLock lock(&mu_);
-    scheduler_.SkipTo(first);
-    buffer_.clear();
-    dirty_ = true;
-    next = first;
+    bytes_room = buffer_.empty() ? max_window_bytes_
+                                 : max_window_bytes_ - std::min(max_window_bytes_, buffer_bytes_);
   }
   const uint64_t end = log_->DurableEnd(topic_);
   // Read outside the lock: only this (dispatcher) thread adds to the window,
   // so `next` stays valid while acks go on.
-  while (room > 0 && next < end && next >= first) {
-    absl::StatusOr<std::vector<Event>> events =
-        log_->Read(topic_, next, std::min(room, kReadBatchEvents), kReadBatchBytes);
-    if (!events.ok()) {
-      RELAY_LOG(Error, "read failed", {{"topic", topic_}, {"group", group_},
-                                       {"error", events.status().ToString()}});
-      break;
+  while (room > 0 && bytes_room > 0 && next < end) {
+    absl::StatusOr<std::vector<Event>> events = log_->Read(
+        topic_, next, std::min(room, kReadBatchEvents), std::min(bytes_room, kReadBatchBytes));
+    if (!events.ok() && read_errors_ == 0) {
+      // Narrow it down: the batch may fail on one bad record further on.
+      events = log_->Read(topic_, next, 1, kReadBatchBytes);
     }
+    if (!events.ok()) {
+      if (read_error_offset_ != next) read_errors_ = 0;
+      read_error_offset_ = next;
+      ++read_errors_;
+      RELAY_LOG(Error, "read failed",
+                {{"topic", topic_}, {"group", group_}, {"offset", absl::StrCat(next)},
+                 {"attempt", absl::StrCat(read_errors_)},
+                 {"error", events.status().ToString()}});
+      if (read_errors_ < kMaxReadErrors) {
+        read_retry_at_ = now + kReadRetryDelay;
+        return read_retry_at_;
+      }
+      // A persistent error: skip the one unreadable event rather than stop
+      // the group for good.
+      absl::MutexLock lock(&mu_);
+      SkipGap(next + 1, "unreadable");
+      read_errors_ = 0;
+      next = scheduler_.NextOffsetToBuffer();
+      continue;
+    }
+    read_errors_ = 0;
     if (events->empty()) break;
     absl::MutexLock lock(&mu_);
-    for (Event& e : *events) {
-      if (e.offset() != scheduler_.NextOffsetToBuffer() || scheduler_.BufferRoom() == 0) break;
-      bool skip =
-          !types_.empty() && !std::binary_search(types_.begin(), types_.end(), e.type());
-      scheduler_.Add(e.offset(), e.key(), skip);
-      if (!skip) buffer_.emplace(e.offset(), std::move(e));
-    }
-    DropBelowCommitted();
+    Buffer(&*events);
+    const uint64_t before = next;
     next = scheduler_.NextOffsetToBuffer();
     room = scheduler_.BufferRoom();
+    bytes_room = buffer_.empty() ? max_window_bytes_
+                                 : max_window_bytes_ - std::min(max_window_bytes_, buffer_bytes_);
+    if (next == before) break;  // the window is full
   }
+  return absl::InfiniteFuture();
+}
+
+absl::Time ConsumerGroup::Pump() {
+  const absl::Time read_retry = Fill();
 
   absl::flat_hash_map<Scheduler::MemberId, std::vector<v1::Delivery>> batches;
   absl::Time next_wakeup;
@@ -199,6 +313,18 @@ absl::Time ConsumerGroup::Pump() {
     absl::MutexLock lock(&mu_);
     absl::Time now = clock_();
     StartDeadLetters(scheduler_.ExpireDeadlines(now));
+    if (!dead_retries_.empty()) {
+      std::vector<Scheduler::DeadLetter> due;
+      for (auto it = dead_retries_.begin(); it != dead_retries_.end();) {
+        if (it->due <= now) {
+          due.push_back(std::move(it->letter));
+          it = dead_retries_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      StartDeadLetters(std::move(due));
+    }
     std::vector<Scheduler::Assignment> assigned =
         scheduler_.Assign(now, std::numeric_limits<size_t>::max());
     if (!assigned.empty()) dirty_ = true;
@@ -211,8 +337,10 @@ absl::Time ConsumerGroup::Pump() {
       d.set_attempt(a.attempt);
       batches[a.member].push_back(std::move(d));
     }
-    next_wakeup = scheduler_.NextWakeup();
+    next_wakeup = std::min(scheduler_.NextWakeup(), read_retry);
+    for (const DeadLetterRetry& r : dead_retries_) next_wakeup = std::min(next_wakeup, r.due);
   }
+  SendDeadLetters();
   // Hand over outside mu_: the sink serializes the message. A member that
   // left meanwhile is gone from sinks_, and the scheduler already took its
   // deliveries back (they go out again).
@@ -258,35 +386,56 @@ void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
               {{"topic", topic_}, {"group", group_}, {"offset", absl::StrCat(d.offset)},
                {"event", original.id()}, {"type", original.type()},
                {"attempts", absl::StrCat(d.attempts.size())}, {"error", d.last_error}});
+    dead_out_.push_back(PendingDeadLetter{std::move(e), std::move(d)});
+  }
+}
+
+void ConsumerGroup::SendDeadLetters() {
+  std::vector<PendingDeadLetter> out;
+  {
+    absl::MutexLock lock(&mu_);
+    out.swap(dead_out_);
+  }
+  // Appended outside mu_: the log may answer inline (when closed).
+  for (PendingDeadLetter& p : out) {
     std::vector<Event> batch;
-    batch.push_back(std::move(e));
-    uint64_t offset = d.offset;
-    log_->Append(DeadLetterTopic(topic_), std::move(batch),
-                 [this, offset](absl::StatusOr<std::vector<AppendResult>> result) {
-                   if (!result.ok()) {
-                     // The key stays blocked; the event is dead-lettered
-                     // again after a restart (its attempts are kept).
-                     RELAY_LOG(Error, "dead letter append failed",
-                               {{"topic", topic_}, {"group", group_},
-                                {"offset", absl::StrCat(offset)},
-                                {"error", result.status().ToString()}});
-                     return;
-                   }
-                   {
-                     absl::MutexLock lock(&mu_);
-                     scheduler_.CompleteDeadLetter(offset);
-                     buffer_.erase(offset);
-                     ++dead_lettered_;
-                     dirty_ = true;
-                     DropBelowCommitted();
-                   }
-                   wake_();
-                 });
+    batch.push_back(std::move(p.event));
+    log_->Append(
+        DeadLetterTopic(topic_), std::move(batch),
+        [this, letter = std::move(p.letter)](
+            absl::StatusOr<std::vector<AppendResult>> result) mutable {
+          std::vector<Event> freed;  // destroyed outside mu_
+          {
+            absl::MutexLock lock(&mu_);
+            if (!result.ok()) {
+              // The key stays blocked until the dead letter is written: try
+              // again soon (and after a restart: the attempts are kept).
+              RELAY_LOG(Error, "dead letter append failed; retrying",
+                        {{"topic", topic_}, {"group", group_},
+                         {"offset", absl::StrCat(letter.offset)},
+                         {"error", result.status().ToString()}});
+              dead_retries_.push_back(
+                  DeadLetterRetry{clock_() + kDeadLetterRetryDelay, std::move(letter)});
+            } else {
+              scheduler_.CompleteDeadLetter(letter.offset);
+              if (auto it = buffer_.find(letter.offset); it != buffer_.end()) {
+                Unbuffer(it, &freed);
+              }
+              ++dead_lettered_;
+              dirty_ = true;
+              DropBelowCommitted();
+            }
+          }
+          wake_();
+        });
   }
 }
 
 void ConsumerGroup::DropBelowCommitted() {
-  buffer_.erase(buffer_.begin(), buffer_.lower_bound(scheduler_.committed()));
+  const uint64_t committed = scheduler_.committed();
+  while (!buffer_.empty() && buffer_.begin()->first < committed) {
+    Unbuffer(buffer_.begin(), nullptr);
+  }
 }
 
 bool ConsumerGroup::TakeCheckpoint(GroupCheckpoint* out) {
@@ -296,15 +445,27 @@ bool ConsumerGroup::TakeCheckpoint(GroupCheckpoint* out) {
   out->Clear();
   out->set_topic(topic_);
   out->set_group(group_);
-  out->set_committed_offset(scheduler_.committed());
-  for (uint64_t o : scheduler_.AckedAbove()) out->add_acked_above(o);
+  const uint64_t committed = scheduler_.committed();
+  out->set_committed_offset(committed);
+  uint64_t at = committed;
+  for (const Scheduler::Range& r : scheduler_.AckedAbove()) {
+    out->add_acked_runs(r.begin - at);
+    out->add_acked_runs(r.end - r.begin);
+    at = r.end;
+  }
   for (const std::string& t : types_) out->add_types(t);
   out->set_dead_lettered(dead_lettered_);
+  out->set_skipped_offsets(skipped_);
   for (const auto& [offset, attempts] : scheduler_.Attempts()) {
     if (attempts > 0) (*out->mutable_attempts())[offset] = attempts;
   }
   out->set_created_unix_micros(created_unix_micros_);
   return true;
+}
+
+void ConsumerGroup::CheckpointFailed() {
+  absl::MutexLock lock(&mu_);
+  dirty_ = true;
 }
 
 uint64_t ConsumerGroup::committed() const {
@@ -325,6 +486,7 @@ v1::GroupInfo ConsumerGroup::Describe() const {
     mi->set_peer(m.peer);
     mi->set_in_flight(scheduler_.InFlight(id));
     mi->set_max_in_flight(m.max_in_flight);
+    mi->set_stalled(scheduler_.Stalled(id));
     *mi->mutable_connected_at() = ToProto(m.connected_at);
   }
   std::sort(info.mutable_members()->begin(), info.mutable_members()->end(),
@@ -332,7 +494,7 @@ v1::GroupInfo ConsumerGroup::Describe() const {
               return a.member_id() < b.member_id();
             });
   uint64_t committed = scheduler_.committed();
-  uint64_t acked_above = scheduler_.AckedAbove().size();
+  uint64_t acked_above = scheduler_.AckedAboveCount();
   info.set_committed_offset(committed);
   info.set_end_offset(end);
   info.set_lag(end > committed ? end - committed - std::min(acked_above, end - committed) : 0);
@@ -342,6 +504,8 @@ v1::GroupInfo ConsumerGroup::Describe() const {
   info.set_redelivered(stats.redelivered);
   info.set_dead_lettered(dead_lettered_);
   for (const std::string& t : types_) info.add_types(t);
+  info.set_skipped_offsets(skipped_);
+  info.set_window_bytes(buffer_bytes_);
   return info;
 }
 

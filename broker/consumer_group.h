@@ -39,18 +39,28 @@ class MemberSink {
 // other methods from any thread (the members' reactors).
 class ConsumerGroup {
  public:
+  struct Options {
+    Scheduler::Options scheduler;
+    // Most bytes of events held in the window (besides Scheduler's count
+    // bound); one event larger than this still goes through, alone.
+    size_t max_window_bytes = size_t{64} << 20;
+  };
+
   // Starts the group from `checkpoint` (for a new group, one that holds its
   // start offset). `wake` asks the dispatcher for a Pump() soon; it must not
   // block. `log` must outlive the group.
-  ConsumerGroup(const GroupCheckpoint& checkpoint, Scheduler::Options options, EventLog* log,
-                Clock clock, std::function<void()> wake);
+  ConsumerGroup(const GroupCheckpoint& checkpoint, Options options, EventLog* log, Clock clock,
+                std::function<void()> wake);
 
   const std::string& topic() const { return topic_; }
   const std::string& name() const { return group_; }
 
-  // Adds a member whose stream is `sink`. FAILED_PRECONDITION when the open
-  // asks for another type filter than the group's. `sink` must stay valid
-  // until Leave() returns.
+  // Adds a member whose stream is `sink`. When the open asks for another
+  // type filter than the group's: with no member connected, the group takes
+  // the new filter (a new version of the owning service); buffered events
+  // it excludes are dropped, events the old filter skipped stay skipped.
+  // With members connected under the old filter: FAILED_PRECONDITION.
+  // `sink` must stay valid until Leave() returns.
   absl::StatusOr<Scheduler::MemberId> Join(MemberSink* sink,
                                            const v1::SubscribeRequest::Open& open,
                                            std::string peer);
@@ -64,14 +74,20 @@ class ConsumerGroup {
   // of the request is applied.
   absl::Status Settle(Scheduler::MemberId member, const v1::SubscribeRequest& request);
 
-  // Moves events along: reads newly durable events into the window,
-  // expires ack deadlines, hands events to members, dead-letters exhausted
-  // ones. Returns when it next needs to run (InfiniteFuture: on wake only).
+  // Moves events along: reads newly durable events into the window (skipping
+  // offsets the log no longer has, and, after repeated read errors, an
+  // unreadable event), expires ack deadlines, hands events to members,
+  // dead-letters exhausted ones. Never blocks on another group. Returns when
+  // it next needs to run (InfiniteFuture: on wake only).
   absl::Time Pump();
 
   // Fills `out` with the group's progress when it changed since the last
   // call; returns whether it did.
   bool TakeCheckpoint(GroupCheckpoint* out);
+
+  // The checkpoint TakeCheckpoint() gave could not be saved: the next call
+  // gives one again.
+  void CheckpointFailed();
 
   // Every offset below is acknowledged.
   uint64_t committed() const;
@@ -86,14 +102,39 @@ class ConsumerGroup {
     uint32_t max_in_flight = 0;
   };
 
+  // A dead letter whose append failed, to try again at `due`.
+  struct DeadLetterRetry {
+    absl::Time due;
+    Scheduler::DeadLetter letter;
+  };
+
+  // A dead letter built under mu_, appended by SendDeadLetters() after.
+  struct PendingDeadLetter {
+    Event event;
+    Scheduler::DeadLetter letter;
+  };
+
+  // Builds the dead-letter events of `dead` into dead_out_.
   void StartDeadLetters(std::vector<Scheduler::DeadLetter> dead)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends what StartDeadLetters() built. Call without mu_ held.
+  void SendDeadLetters() ABSL_LOCKS_EXCLUDED(mu_);
   void DropBelowCommitted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds read events to the window. REQUIRES: ascending offsets.
+  void Buffer(std::vector<Event>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the window past offsets the log does not have, [next, to).
+  void SkipGap(uint64_t to, absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads events into the window; returns when to try again after a read
+  // error (InfiniteFuture when none). Dispatcher thread only.
+  absl::Time Fill();
+  bool Wanted(const Event& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Unbuffer(absl::btree_map<uint64_t, Event>::iterator it, std::vector<Event>* freed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string topic_;
   const std::string group_;
-  const std::vector<std::string> types_;
   const int64_t created_unix_micros_;
+  const size_t max_window_bytes_;
   EventLog* const log_;
   const Clock clock_;
   const std::function<void()> wake_;
@@ -108,9 +149,22 @@ class ConsumerGroup {
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   // Buffered events not yet acknowledged, by offset.
   absl::btree_map<uint64_t, Event> buffer_ ABSL_GUARDED_BY(mu_);
+  size_t buffer_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // ByteSizeLong() of buffer_'s events
   absl::flat_hash_map<Scheduler::MemberId, Member> members_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> types_ ABSL_GUARDED_BY(mu_);  // sorted; empty: all
   uint64_t dead_lettered_ ABSL_GUARDED_BY(mu_) = 0;
+  // Offsets skipped because the log no longer had them (damage, retention)
+  // or could not read them, since the group was created.
+  uint64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<DeadLetterRetry> dead_retries_ ABSL_GUARDED_BY(mu_);
+  std::vector<PendingDeadLetter> dead_out_ ABSL_GUARDED_BY(mu_);
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Read errors at one offset, retried before that event is skipped.
+  // Dispatcher thread only (Pump()).
+  uint64_t read_error_offset_ = 0;
+  int read_errors_ = 0;
+  absl::Time read_retry_at_ = absl::InfinitePast();
 };
 
 }  // namespace relay::broker

@@ -17,17 +17,16 @@ GroupManager::GroupManager(Options options, EventLog* log, GroupStore* store)
 GroupManager::~GroupManager() { Stop(); }
 
 std::unique_ptr<ConsumerGroup> GroupManager::MakeGroup(const GroupCheckpoint& checkpoint) {
-  return std::make_unique<ConsumerGroup>(checkpoint, options_.scheduler, log_, options_.clock,
+  ConsumerGroup::Options options;
+  options.scheduler = options_.scheduler;
+  options.max_window_bytes = options_.max_window_bytes;
+  return std::make_unique<ConsumerGroup>(checkpoint, options, log_, options_.clock,
                                          [this] { Wake(); });
 }
 
 absl::Status GroupManager::Load() {
-  std::vector<std::string> skipped;
-  absl::StatusOr<std::vector<GroupCheckpoint>> all = store_->LoadAll(&skipped);
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = store_->LoadAll();
   if (!all.ok()) return all.status();
-  for (const std::string& path : skipped) {
-    RELAY_LOG(Error, "unreadable group checkpoint skipped", {{"path", path}});
-  }
   absl::MutexLock lock(&groups_mu_);
   for (const GroupCheckpoint& c : *all) {
     RELAY_LOG(Info, "group loaded",
@@ -62,9 +61,15 @@ void GroupManager::Wake() {
 
 absl::StatusOr<std::pair<ConsumerGroup*, bool>> GroupManager::GetOrCreate(
     const v1::SubscribeRequest::Open& open) {
-  absl::MutexLock lock(&groups_mu_);
-  auto it = groups_.find({open.topic(), open.group()});
-  if (it != groups_.end()) return std::make_pair(it->second.get(), false);
+  // Creations are serialized by create_mu_, which is held across the fsync
+  // of the new checkpoint; groups_mu_ is not, so the dispatcher, the
+  // checkpointer and Describe() never wait for a disk.
+  absl::MutexLock create(&create_mu_);
+  {
+    absl::MutexLock lock(&groups_mu_);
+    auto it = groups_.find({open.topic(), open.group()});
+    if (it != groups_.end()) return std::make_pair(it->second.get(), false);
+  }
 
   GroupCheckpoint c;
   c.set_topic(open.topic());
@@ -97,7 +102,9 @@ absl::StatusOr<std::pair<ConsumerGroup*, bool>> GroupManager::GetOrCreate(
   if (absl::Status s = store_->Save(c); !s.ok()) return s;
   RELAY_LOG(Info, "group created",
             {{"topic", c.topic()}, {"group", c.group()}, {"start", absl::StrCat(start)}});
-  ConsumerGroup* g = (groups_[{c.topic(), c.group()}] = MakeGroup(c)).get();
+  std::unique_ptr<ConsumerGroup> group = MakeGroup(c);
+  absl::MutexLock lock(&groups_mu_);
+  ConsumerGroup* g = (groups_[{c.topic(), c.group()}] = std::move(group)).get();
   return std::make_pair(g, true);
 }
 
@@ -161,7 +168,9 @@ void GroupManager::CheckpointOnce() {
     GroupCheckpoint c;
     if (g->TakeCheckpoint(&c)) {
       if (absl::Status s = store_->Save(c); !s.ok()) {
-        RELAY_LOG(Error, "group checkpoint failed",
+        // Written again on the next pass: the group stays dirty.
+        g->CheckpointFailed();
+        RELAY_LOG(Error, "group checkpoint failed; retrying",
                   {{"topic", g->topic()}, {"group", g->name()}, {"error", s.ToString()}});
       }
     }

@@ -26,6 +26,8 @@ class GroupManager {
  public:
   struct Options {
     Scheduler::Options scheduler;
+    // Bytes of events each group's window holds at most.
+    size_t max_window_bytes = size_t{64} << 20;
     absl::Duration checkpoint_interval = absl::Milliseconds(200);
     Clock clock = [] { return absl::Now(); };
   };
@@ -35,7 +37,8 @@ class GroupManager {
   ~GroupManager();
 
   // Loads the groups of the checkpoints in the store. Call once, before
-  // Start(). Unreadable checkpoint files are logged and skipped.
+  // Start(). An unreadable checkpoint file is an error (DATA_LOSS, naming
+  // the file and what to do): the broker does not start rather than guess.
   absl::Status Load();
   // Starts the threads and listens to the log's durability notices.
   void Start();
@@ -69,6 +72,7 @@ class GroupManager {
   EventLog* const log_;
   GroupStore* const store_;
 
+  absl::Mutex create_mu_ ABSL_ACQUIRED_BEFORE(groups_mu_);  // see GetOrCreate()
   mutable absl::Mutex groups_mu_;
   std::map<Key, std::unique_ptr<ConsumerGroup>> groups_ ABSL_GUARDED_BY(groups_mu_);
 

@@ -1,96 +1,80 @@
 #include "broker/group_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace relay::broker {
-namespace fs = std::filesystem;
-namespace {
 
-absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+absl::StatusOr<GroupCheckpoint> DecodeCheckpoint(absl::string_view bytes) {
+  GroupCheckpoint c;
+  if (!c.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a group checkpoint (", bytes.size(), " bytes that do not parse)"));
+  }
+  if (c.topic().empty() || c.group().empty()) {
+    return absl::InvalidArgumentError("group checkpoint without a topic or group name");
+  }
+  if (c.acked_runs_size() % 2 != 0) {
+    return absl::InvalidArgumentError("group checkpoint with an odd number of acked_runs values");
+  }
+  // The runs must stay inside the offset space.
+  uint64_t at = c.committed_offset();
+  for (uint64_t v : c.acked_runs()) {
+    if (v > UINT64_MAX - at) {
+      return absl::InvalidArgumentError("group checkpoint with acked runs past the last offset");
+    }
+    at += v;
+  }
+  return c;
 }
 
-absl::Status FsyncPath(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("open", path);
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return ErrnoError("fsync", path);
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<std::vector<GroupCheckpoint>> GroupStore::LoadAll(
-    std::vector<std::string>* skipped) const {
+absl::StatusOr<std::vector<GroupCheckpoint>> GroupStore::LoadAll() const {
   std::vector<GroupCheckpoint> out;
-  std::error_code ec;
-  if (!fs::exists(dir_, ec)) return out;
-  for (const auto& topic_dir : fs::directory_iterator(dir_, ec)) {
-    if (!topic_dir.is_directory()) continue;
-    for (const auto& file : fs::directory_iterator(topic_dir.path(), ec)) {
-      std::string path = file.path().string();
-      if (!absl::EndsWith(path, ".ckpt")) continue;
-      std::ifstream in(path, std::ios::binary);
-      std::stringstream buf;
-      buf << in.rdbuf();
-      GroupCheckpoint ckpt;
-      if (!in.good() && !in.eof()) {
-        skipped->push_back(path);
-        continue;
+  if (!env_->IsDirectory(dir_)) return out;
+  absl::StatusOr<std::vector<std::string>> topics = env_->ListDir(dir_);
+  if (!topics.ok()) return topics.status();
+  for (const std::string& topic : *topics) {
+    const std::string topic_dir = absl::StrCat(dir_, "/", topic);
+    if (!env_->IsDirectory(topic_dir)) continue;
+    absl::StatusOr<std::vector<std::string>> files = env_->ListDir(topic_dir);
+    if (!files.ok()) return files.status();
+    for (const std::string& file : *files) {
+      if (!absl::EndsWith(file, ".ckpt")) continue;
+      const std::string path = absl::StrCat(topic_dir, "/", file);
+      std::string bytes;
+      absl::Status read = ReadFileToString(env_, path, &bytes);
+      absl::StatusOr<GroupCheckpoint> c =
+          read.ok() ? DecodeCheckpoint(bytes) : absl::StatusOr<GroupCheckpoint>(read);
+      if (!c.ok()) {
+        return absl::DataLossError(absl::StrCat(
+            "group checkpoint ", path, " is unreadable: ", c.status().message(),
+            ". Restore it from a backup, or move it aside to recreate the group from its "
+            "start position when it next subscribes (which redelivers what the topic retains)"));
       }
-      if (!ckpt.ParseFromString(buf.str()) || ckpt.topic().empty() || ckpt.group().empty()) {
-        skipped->push_back(path);
-        continue;
-      }
-      out.push_back(std::move(ckpt));
+      out.push_back(*std::move(c));
     }
   }
-  if (ec) return absl::InternalError(absl::StrCat("listing ", dir_, ": ", ec.message()));
   return out;
 }
 
 absl::Status GroupStore::Save(const GroupCheckpoint& checkpoint) const {
-  std::string topic_dir = absl::StrCat(dir_, "/", checkpoint.topic());
-  std::error_code ec;
-  bool created = !fs::exists(topic_dir, ec);
-  fs::create_directories(topic_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("mkdir ", topic_dir, ": ", ec.message()));
-  if (created) {
-    if (absl::Status s = FsyncPath(dir_, O_RDONLY | O_DIRECTORY); !s.ok()) return s;
-  }
-  std::string path = absl::StrCat(topic_dir, "/", checkpoint.group(), ".ckpt");
-  std::string tmp = path + ".tmp";
-  std::string bytes = checkpoint.SerializeAsString();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("open", tmp);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      return ErrnoError("write", tmp);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fdatasync(fd) != 0) {
-    ::close(fd);
-    return ErrnoError("fsync", tmp);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename", tmp);
-  return FsyncPath(topic_dir, O_RDONLY | O_DIRECTORY);
+  const std::string topic_dir = absl::StrCat(dir_, "/", checkpoint.topic());
+  if (absl::Status s = env_->CreateDir(dir_); !s.ok()) return s;
+  if (absl::Status s = env_->CreateDir(topic_dir); !s.ok()) return s;
+  const std::string path = absl::StrCat(topic_dir, "/", checkpoint.group(), ".ckpt");
+  const std::string tmp = path + ".tmp";
+  // A temporary file left by a crash or a failed save starts over.
+  if (absl::Status s = env_->RemoveFile(tmp); !s.ok() && !absl::IsNotFound(s)) return s;
+  absl::StatusOr<std::unique_ptr<WritableFile>> file = env_->NewAppendableFile(tmp);
+  if (!file.ok()) return file.status();
+  absl::Status s = (*file)->Append(checkpoint.SerializeAsString());
+  if (s.ok()) s = (*file)->Sync();
+  absl::Status closed = (*file)->Close();
+  if (s.ok()) s = closed;
+  if (!s.ok()) return s;
+  return env_->RenameFile(tmp, path);
 }
 
 }  // namespace relay::broker

@@ -22,6 +22,13 @@ ABSL_FLAG(std::string, fsync, "batch",
 ABSL_FLAG(uint64_t, segment_bytes, uint64_t{64} << 20, "size at which a log segment rolls");
 ABSL_FLAG(absl::Duration, dedupe_window, absl::Hours(24),
           "how long a published event id is remembered for deduplication");
+ABSL_FLAG(uint64_t, dedupe_max_bytes, uint64_t{128} << 20,
+          "memory for the dedupe windows of all topics (~24 bytes an id); above it the "
+          "largest windows forget their oldest ids first (logged and counted)");
+ABSL_FLAG(uint64_t, group_window_bytes, uint64_t{64} << 20,
+          "bytes of unacknowledged events each consumer group holds in memory");
+ABSL_FLAG(uint64_t, group_window_events, 20000,
+          "unacknowledged events each consumer group holds in memory");
 ABSL_FLAG(absl::Duration, retention_age, absl::Hours(24 * 7),
           "events older than this may be deleted once every group is past them");
 ABSL_FLAG(uint64_t, retention_bytes, uint64_t{1} << 30,
@@ -76,6 +83,7 @@ int main(int argc, char** argv) {
   }
   log_options.segment_bytes = absl::GetFlag(FLAGS_segment_bytes);
   log_options.dedupe_window = absl::GetFlag(FLAGS_dedupe_window);
+  log_options.dedupe_max_bytes = absl::GetFlag(FLAGS_dedupe_max_bytes);
   log_options.retention_age = absl::GetFlag(FLAGS_retention_age);
   log_options.retention_bytes = absl::GetFlag(FLAGS_retention_bytes);
   log_options.hard_max_bytes = absl::GetFlag(FLAGS_retention_hard_max_bytes);
@@ -88,6 +96,12 @@ int main(int argc, char** argv) {
   options.groups_dir = data_dir + "/groups";
   options.limits.max_event_bytes = absl::GetFlag(FLAGS_max_event_bytes);
   options.groups.scheduler.max_deliveries = absl::GetFlag(FLAGS_max_deliveries);
+  options.groups.scheduler.max_buffered = absl::GetFlag(FLAGS_group_window_events);
+  options.groups.max_window_bytes = absl::GetFlag(FLAGS_group_window_bytes);
+  if (options.groups.scheduler.max_buffered == 0 || options.groups.max_window_bytes == 0) {
+    return process.Fail(absl::InvalidArgumentError(
+        "--group_window_events and --group_window_bytes must be positive"));
+  }
   options.groups.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
   absl::StatusOr<std::unique_ptr<relay::broker::BrokerServer>> server =
       relay::broker::BrokerServer::Start(options, std::move(*log));

@@ -4,31 +4,79 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace relay::broker {
 namespace {
 constexpr size_t kMaxNameLength = 128;
-// DLQ topics add ".dlq" to a topic name: allow room for it.
-constexpr size_t kMaxNameLengthWithDlq = kMaxNameLength + 4;
+// Dead-letter topics add ".dlq" to a topic name (once per level: the dead
+// letters of a group on `x.dlq` go to `x.dlq.dlq`): names that end in it may
+// be as long as the log allows (a file name).
+constexpr size_t kMaxNameLengthWithDlq = 255;
 
 bool ValidNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+// OK when `value` is at most `max` bytes; else names the field and the bound.
+absl::Status CheckLength(absl::string_view what, absl::string_view value, size_t max) {
+  if (value.size() <= max) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(what, " is ", value.size(),
+                                                 " bytes; the limit is ", max, ": ",
+                                                 Excerpt(value)));
+}
+
+// The envelope's strings of event #i.
+absl::Status CheckEnvelope(int i, const events::v1::Event& e) {
+  const std::string at = absl::StrCat("event #", i);
+  if (absl::Status s = CheckLength(absl::StrCat(at, " id"), e.id(), kMaxIdBytes); !s.ok()) {
+    return s;
+  }
+  const std::string named = absl::StrCat(at, " (id ", Excerpt(e.id()), ")");
+  if (absl::Status s = CheckLength(absl::StrCat(named, " type"), e.type(), kMaxTypeBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckLength(absl::StrCat(named, " key"), e.key(), kMaxKeyBytes); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckLength(absl::StrCat(named, " source"), e.source(), kMaxSourceBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (static_cast<size_t>(e.headers_size()) > kMaxHeaders) {
+    return absl::InvalidArgumentError(absl::StrCat(named, " has ", e.headers_size(),
+                                                   " headers; the limit is ", kMaxHeaders));
+  }
+  for (const auto& [name, value] : e.headers()) {
+    if (absl::Status s =
+            CheckLength(absl::StrCat(named, " header name"), name, kMaxHeaderNameBytes);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = CheckLength(absl::StrCat(named, " header ", Excerpt(name)), value,
+                                     kMaxHeaderValueBytes);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 }  // namespace
 
 absl::Status ValidateName(absl::string_view what, absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
-  bool dlq = absl::EndsWith(name, ".dlq");
-  if (name.size() > (dlq ? kMaxNameLengthWithDlq : kMaxNameLength)) {
+  const size_t limit = absl::EndsWith(name, ".dlq") ? kMaxNameLengthWithDlq : kMaxNameLength;
+  if (name.size() > limit) {
     return absl::InvalidArgumentError(absl::StrCat(what, " is ", name.size(),
-                                                   " characters long; the limit is ",
-                                                   kMaxNameLength));
+                                                   " characters long; the limit is ", limit, ": ",
+                                                   Excerpt(name)));
   }
   for (char c : name) {
     if (!ValidNameChar(c)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(what, " '", name, "' has a character outside [a-z0-9._-]"));
+          absl::StrCat(what, " ", Excerpt(name), " has a character outside [a-z0-9._-]"));
     }
   }
   if (name == "." || name == "..") {
@@ -52,18 +100,21 @@ absl::Status ValidatePublish(const v1::PublishRequest& request, const Limits& li
     if (e.id().empty()) {
       return absl::InvalidArgumentError(absl::StrCat("event #", i, " has no id"));
     }
+    if (absl::Status s = CheckEnvelope(i, e); !s.ok()) return s;
     if (e.type().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("event #", i, " (id ", e.id(), ") has no type"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("event #", i, " (id ", Excerpt(e.id()), ") has no type"));
     }
     if (!e.topic().empty() && e.topic() != request.topic()) {
-      return absl::InvalidArgumentError(absl::StrCat("event #", i, " (id ", e.id(), ") names topic '",
-                                                     e.topic(), "' but the request publishes to '",
-                                                     request.topic(), "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("event #", i, " (id ", Excerpt(e.id()), ") names topic ",
+                       Excerpt(e.topic()), " but the request publishes to '", request.topic(),
+                       "'"));
     }
     size_t size = e.ByteSizeLong();
     if (size > limits.max_event_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat("event #", i, " (id ", e.id(), ") is ", size,
-                                                     " bytes; the limit is ",
+      return absl::InvalidArgumentError(absl::StrCat("event #", i, " (id ", Excerpt(e.id()),
+                                                     ") is ", size, " bytes; the limit is ",
                                                      limits.max_event_bytes));
     }
   }
@@ -73,8 +124,17 @@ absl::Status ValidatePublish(const v1::PublishRequest& request, const Limits& li
 absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open) {
   if (absl::Status s = ValidateName("topic", open.topic()); !s.ok()) return s;
   if (absl::Status s = ValidateName("group", open.group()); !s.ok()) return s;
+  if (static_cast<size_t>(open.types_size()) > kMaxFilterTypes) {
+    return absl::InvalidArgumentError(absl::StrCat("type filter has ", open.types_size(),
+                                                   " types; the limit is ", kMaxFilterTypes));
+  }
   for (const std::string& type : open.types()) {
     if (type.empty()) return absl::InvalidArgumentError("type filter has an empty type");
+    if (absl::Status s = CheckLength("type filter entry", type, kMaxTypeBytes); !s.ok()) return s;
+  }
+  if (absl::Status s = CheckLength("member_name", open.member_name(), kMaxMemberNameBytes);
+      !s.ok()) {
+    return s;
   }
   if (open.max_in_flight() > 100000) {
     return absl::InvalidArgumentError(
@@ -88,6 +148,12 @@ absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateReadFilter(const v1::ReadRequest& request) {
+  if (absl::Status s = ValidateName("topic", request.topic()); !s.ok()) return s;
+  if (absl::Status s = CheckLength("key", request.key(), kMaxKeyBytes); !s.ok()) return s;
+  return CheckLength("correlation_id", request.correlation_id(), kMaxHeaderValueBytes);
 }
 
 std::string DeadLetterTopic(absl::string_view topic) { return absl::StrCat(topic, ".dlq"); }

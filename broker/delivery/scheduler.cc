@@ -8,16 +8,32 @@
 
 namespace relay::broker {
 
-Scheduler::Scheduler(Options options, uint64_t committed, const std::vector<uint64_t>& acked_above,
+Scheduler::Scheduler(Options options, uint64_t committed, const std::vector<Range>& acked_above,
                      const absl::flat_hash_map<uint64_t, uint32_t>& attempts)
     : options_(options), next_(committed) {
-  for (uint64_t offset : acked_above) {
-    if (offset >= committed) acked_ahead_.insert(offset);
+  std::vector<Range> ranges;
+  for (Range r : acked_above) {
+    r.begin = std::max(r.begin, committed);
+    if (r.begin < r.end) ranges.push_back(r);
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  // Merge overlapping and adjacent runs.
+  for (const Range& r : ranges) {
+    if (!acked_ahead_.empty()) {
+      auto last = std::prev(acked_ahead_.end());
+      if (r.begin <= last->second) {
+        last->second = std::max(last->second, r.end);
+        continue;
+      }
+    }
+    acked_ahead_.emplace(r.begin, r.end);
   }
   for (const auto& [offset, count] : attempts) {
-    if (offset >= committed && count > 0 && !acked_ahead_.contains(offset)) {
-      attempts_ahead_.emplace(offset, count);
-    }
+    if (offset < committed || count == 0) continue;
+    auto it = acked_ahead_.upper_bound(offset);
+    if (it != acked_ahead_.begin() && std::prev(it)->second > offset) continue;  // acked
+    attempts_ahead_.emplace(offset, count);
   }
 }
 
@@ -38,8 +54,10 @@ void Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
     attempts = it->second;
     attempts_ahead_.erase(it);
   }
-  if (auto it = acked_ahead_.begin(); it != acked_ahead_.end() && *it == offset) {
+  if (auto it = acked_ahead_.begin(); it != acked_ahead_.end() && it->first == offset) {
+    const uint64_t end = it->second;
     acked_ahead_.erase(it);
+    if (offset + 1 < end) acked_ahead_.emplace(offset + 1, end);
     skip = true;
   }
   if (skip) return;  // Acked: not stored (see Event).
@@ -62,9 +80,28 @@ void Scheduler::SkipTo(uint64_t offset) {
   // Ascending, so a key's next event released by Remove() is either removed
   // in a later iteration or legitimately the new head.
   while (!events_.empty() && events_.begin()->first < offset) Remove(events_.begin());
-  next_ = std::max(next_, offset);
-  acked_ahead_.erase(acked_ahead_.begin(), acked_ahead_.lower_bound(next_));
+  SkipAhead(offset);
+}
+
+uint64_t Scheduler::SkipAhead(uint64_t offset) {
+  if (offset <= next_) return 0;
+  const uint64_t skipped = offset - next_;
+  next_ = offset;
+  while (!acked_ahead_.empty() && acked_ahead_.begin()->first < next_) {
+    auto it = acked_ahead_.begin();
+    const uint64_t end = it->second;
+    acked_ahead_.erase(it);
+    if (end > next_) acked_ahead_.emplace(next_, end);
+  }
   attempts_ahead_.erase(attempts_ahead_.begin(), attempts_ahead_.lower_bound(next_));
+  return skipped;
+}
+
+void Scheduler::Drop(uint64_t offset) {
+  auto it = events_.find(offset);
+  if (it == events_.end()) return;
+  assert(it->second.state != State::kInFlight);
+  Remove(it);
 }
 
 void Scheduler::AddMember(MemberId member, uint32_t max_in_flight, absl::Duration ack_deadline) {
@@ -75,7 +112,7 @@ void Scheduler::AddMember(MemberId member, uint32_t max_in_flight, absl::Duratio
   // next ones.
   m.max_in_flight = max_in_flight;
   m.ack_deadline = ack_deadline;
-  if (m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(member, m));
+  OfferIfAvailable(member, m);
 }
 
 std::vector<Scheduler::DeadLetter> Scheduler::RemoveMember(MemberId member, absl::Time now) {
@@ -118,7 +155,7 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
     deadlines_.insert(Timer(e.due, offset));
     m.in_flight.insert(offset);
     m.last_assigned = ++assign_seq_;
-    if (m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(id, m));
+    OfferIfAvailable(id, m);
     if (e.attempts > 1) redelivered_++;
     out.push_back(Assignment{id, offset, e.attempts});
   }
@@ -126,8 +163,9 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
 }
 
 Scheduler::AckOutcome Scheduler::Ack(MemberId member, uint64_t offset, uint32_t attempt) {
-  (void)member;  // Any member may ack the latest attempt: the work is done.
   if (offset >= next_) return AckOutcome::kUnknown;
+  // Any member may ack the latest attempt: the work is done.
+  HeardFrom(member);
   auto it = events_.find(offset);
   if (it == events_.end()) return AckOutcome::kStale;  // acked, or below committed()
   const Event& e = it->second;
@@ -145,6 +183,7 @@ Scheduler::AckOutcome Scheduler::Nack(MemberId member, uint64_t offset, uint32_t
                                       absl::Time now, std::vector<DeadLetter>* dead) {
   assert(dead != nullptr);
   if (offset >= next_) return AckOutcome::kUnknown;
+  HeardFrom(member);
   auto it = events_.find(offset);
   if (it == events_.end()) return AckOutcome::kStale;
   Event& e = it->second;
@@ -175,6 +214,10 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     const uint64_t offset = deadlines_.begin()->second;
     Event& e = events_.find(offset)->second;
+    if (auto mit = members_.find(e.member); mit != members_.end() && !mit->second.stalled) {
+      available_.erase(LoadOf(e.member, mit->second));
+      mit->second.stalled = true;
+    }
     Unassign(offset, e);
     Fail(offset, e, "ack deadline exceeded", Backoff(e.attempts), now, &dead);
   }
@@ -196,16 +239,30 @@ absl::Time Scheduler::NextWakeup() const {
 
 uint64_t Scheduler::committed() const { return events_.empty() ? next_ : events_.begin()->first; }
 
-std::vector<uint64_t> Scheduler::AckedAbove() const {
-  std::vector<uint64_t> out;
+std::vector<Scheduler::Range> Scheduler::AckedAbove() const {
+  std::vector<Range> out;
+  auto add = [&out](uint64_t begin, uint64_t end) {
+    if (begin >= end) return;
+    if (!out.empty() && out.back().end == begin) {
+      out.back().end = end;
+    } else {
+      out.push_back(Range{begin, end});
+    }
+  };
   uint64_t offset = committed();
   for (const auto& [unacked, e] : events_) {
-    for (; offset < unacked; ++offset) out.push_back(offset);
+    add(offset, unacked);
     offset = unacked + 1;
   }
-  for (; offset < next_; ++offset) out.push_back(offset);
-  out.insert(out.end(), acked_ahead_.begin(), acked_ahead_.end());
+  add(offset, next_);
+  for (const auto& [begin, end] : acked_ahead_) add(begin, end);
   return out;
+}
+
+uint64_t Scheduler::AckedAboveCount() const {
+  uint64_t n = 0;
+  for (const Range& r : AckedAbove()) n += r.end - r.begin;
+  return n;
 }
 
 absl::flat_hash_map<uint64_t, uint32_t> Scheduler::Attempts() const {
@@ -214,6 +271,11 @@ absl::flat_hash_map<uint64_t, uint32_t> Scheduler::Attempts() const {
     if (e.attempts > 0) out.emplace(offset, e.attempts);
   }
   return out;
+}
+
+bool Scheduler::Stalled(MemberId member) const {
+  auto it = members_.find(member);
+  return it != members_.end() && it->second.stalled;
 }
 
 uint32_t Scheduler::InFlight(MemberId member) const {
@@ -236,6 +298,17 @@ absl::Duration Scheduler::Backoff(uint32_t attempt) const {
   return std::min(d, options_.max_backoff);
 }
 
+void Scheduler::OfferIfAvailable(MemberId id, const Member& m) {
+  if (!m.stalled && m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(id, m));
+}
+
+void Scheduler::HeardFrom(MemberId member) {
+  auto it = members_.find(member);
+  if (it == members_.end() || !it->second.stalled) return;
+  it->second.stalled = false;
+  OfferIfAvailable(member, it->second);
+}
+
 void Scheduler::Release(uint64_t offset, Event& e) {
   if (e.attempts > 0 && e.attempts >= options_.max_deliveries) {
     // Restored from a checkpoint with no delivery left: dead-letter it
@@ -256,7 +329,7 @@ void Scheduler::Unassign(uint64_t offset, Event& e) {
   Member& m = mit->second;
   available_.erase(LoadOf(e.member, m));
   m.in_flight.erase(offset);
-  if (m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(e.member, m));
+  OfferIfAvailable(e.member, m);
 }
 
 void Scheduler::Fail(uint64_t offset, Event& e, std::string outcome, absl::Duration delay,

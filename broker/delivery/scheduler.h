@@ -30,7 +30,11 @@ namespace relay::broker {
 //    redelivered after a delay (the nack's, or exponential backoff);
 //  - after max_deliveries failed attempts the event is handed back as a
 //    DeadLetter; its key stays blocked until CompleteDeadLetter();
-//  - a member that leaves releases its deliveries at once (a failed attempt).
+//  - a member that leaves releases its deliveries at once (a failed attempt);
+//  - a member one of whose deliveries passed its ack deadline is stalled: it
+//    gets no new deliveries until it acks or nacks something (a hung
+//    consumer must not soak up, and spend the attempts of, healthy events);
+//  - offsets the log no longer has (damage, retention) are skipped over.
 //
 // Not thread-safe: the owner serializes calls.
 class Scheduler {
@@ -81,10 +85,18 @@ class Scheduler {
     uint64_t redelivered = 0;  // redeliveries handed out so far
   };
 
+  // A run of consecutive offsets [begin, end).
+  struct Range {
+    uint64_t begin = 0;
+    uint64_t end = 0;
+    bool operator==(const Range& o) const { return begin == o.begin && end == o.end; }
+  };
+
   // Starts the group at `committed` (every offset below is done), with the
-  // offsets above it that are already acked and the attempts made so far on
-  // unacked ones (from a checkpoint).
-  Scheduler(Options options, uint64_t committed, const std::vector<uint64_t>& acked_above,
+  // runs of offsets above it that are already acked and the attempts made
+  // so far on unacked ones (from a checkpoint). Ranges may be given in any
+  // order and may overlap.
+  Scheduler(Options options, uint64_t committed, const std::vector<Range>& acked_above,
             const absl::flat_hash_map<uint64_t, uint32_t>& attempts);
 
   // Offset the next Add() must carry (events are added contiguously).
@@ -102,6 +114,16 @@ class Scheduler {
   // the group started later), acking everything below.
   // REQUIRES: nothing in flight below `offset`.
   void SkipTo(uint64_t offset);
+
+  // The log holds no events in [NextOffsetToBuffer(), `offset`) (a damaged
+  // segment, or retention deleting ahead of the window): the window moves
+  // past them as if they were acked. Events already buffered stay.
+  // Returns how many offsets were skipped.
+  uint64_t SkipAhead(uint64_t offset);
+
+  // Drops the buffered, unacked event at `offset` as if acked (a type
+  // filter change excluded it). REQUIRES: it is not in flight.
+  void Drop(uint64_t offset);
 
   void AddMember(MemberId member, uint32_t max_in_flight, absl::Duration ack_deadline);
   // Releases the member's deliveries (each a failed attempt, "member left").
@@ -127,7 +149,8 @@ class Scheduler {
   AckOutcome Nack(MemberId member, uint64_t offset, uint32_t attempt, absl::string_view reason,
                   absl::Duration retry_delay, absl::Time now, std::vector<DeadLetter>* dead);
 
-  // Fails every delivery whose ack deadline passed by `now`.
+  // Fails every delivery whose ack deadline passed by `now`, and stalls the
+  // members that held them (see the class comment).
   std::vector<DeadLetter> ExpireDeadlines(absl::Time now);
 
   // The dead letter of `offset` is durable: the event counts as acked and
@@ -141,14 +164,21 @@ class Scheduler {
 
   // Every offset below is acked.
   uint64_t committed() const;
-  // Acked offsets at or above committed(), ascending (including those the
-  // constructor was given that are not buffered yet).
-  std::vector<uint64_t> AckedAbove() const;
+  // Runs of acked offsets at or above committed(), ascending and disjoint
+  // (including those the constructor was given that are not buffered yet).
+  // O(unacked events + runs), not O(offsets): one stuck event with a
+  // million acked behind it is one run.
+  std::vector<Range> AckedAbove() const;
+  // How many offsets AckedAbove() covers.
+  uint64_t AckedAboveCount() const;
   // Attempts made on unacked events: buffered ones, and those the
   // constructor was given that are not buffered yet.
   absl::flat_hash_map<uint64_t, uint32_t> Attempts() const;
   // The number of deliveries `member` holds now.
   uint32_t InFlight(MemberId member) const;
+  // Whether `member` is stalled: a delivery of its passed its ack deadline
+  // and it has not acked or nacked anything since.
+  bool Stalled(MemberId member) const;
   Stats stats() const;
 
  private:
@@ -176,6 +206,7 @@ class Scheduler {
     uint32_t max_in_flight = 0;
     absl::Duration ack_deadline;
     uint64_t last_assigned = 0;  // assign_seq_ of its latest assignment
+    bool stalled = false;        // see Stalled()
     absl::btree_set<uint64_t> in_flight;
   };
 
@@ -190,6 +221,12 @@ class Scheduler {
   }
 
   absl::Duration Backoff(uint32_t attempt) const;
+  // Puts `m` in available_ when it has room and is not stalled.
+  // REQUIRES: its entry (under its current load) is not in available_.
+  void OfferIfAvailable(MemberId id, const Member& m);
+  // An ack or nack arrived from `member`: it is alive, so it is no longer
+  // stalled.
+  void HeardFrom(MemberId member);
   // Makes the first unacked event of its key deliverable (ready, or a due
   // dead letter when its restored attempts are used up).
   void Release(uint64_t offset, Event& e);
@@ -220,8 +257,9 @@ class Scheduler {
   absl::flat_hash_map<MemberId, Member> members_;
   absl::btree_set<Load> available_;  // members with room
 
-  // From the constructor, for offsets not buffered yet (>= next_).
-  absl::btree_set<uint64_t> acked_ahead_;
+  // From the constructor, for offsets not buffered yet (>= next_): acked
+  // runs as begin -> end.
+  absl::btree_map<uint64_t, uint64_t> acked_ahead_;
   absl::btree_map<uint64_t, uint32_t> attempts_ahead_;
 };
 

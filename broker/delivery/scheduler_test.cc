@@ -59,6 +59,29 @@ Scheduler::Options TestOptions() {
   return o;
 }
 
+// The offsets of acked runs, one by one.
+std::vector<uint64_t> Expand(const std::vector<Scheduler::Range>& ranges) {
+  std::vector<uint64_t> out;
+  for (const Scheduler::Range& r : ranges) {
+    for (uint64_t o = r.begin; o < r.end; ++o) out.push_back(o);
+  }
+  return out;
+}
+
+// One-offset runs.
+std::vector<Scheduler::Range> Singles(std::initializer_list<uint64_t> offsets) {
+  std::vector<Scheduler::Range> out;
+  for (uint64_t o : offsets) out.push_back(Scheduler::Range{o, o + 1});
+  return out;
+}
+
+// `member` shows it is alive (a stale ack: attempt 0 is never current),
+// which ends a stall after an expired deadline.
+void SignOfLife(Scheduler& s, Scheduler::MemberId member) {
+  ASSERT_EQ(s.Ack(member, 0, 0), Scheduler::AckOutcome::kStale);
+  ASSERT_FALSE(s.Stalled(member));
+}
+
 Scheduler NewScheduler(Scheduler::Options options = TestOptions()) {
   return Scheduler(options, 0, {}, {});
 }
@@ -136,6 +159,8 @@ TEST(Scheduler, ExpiredDeadlineRedeliversWithIncreasingAttempt) {
   EXPECT_THAT(s.ExpireDeadlines(now), IsEmpty());
   EXPECT_EQ(s.InFlight(1), 0u);
   EXPECT_EQ(s.NextWakeup(), now + absl::Seconds(1));  // backoff after attempt 1
+  EXPECT_TRUE(s.Stalled(1));
+  SignOfLife(s, 1);
   // The next event of the key still waits.
   EXPECT_THAT(s.Assign(now, 10), IsEmpty());
   now += absl::Seconds(1);
@@ -143,6 +168,7 @@ TEST(Scheduler, ExpiredDeadlineRedeliversWithIncreasingAttempt) {
 
   now += absl::Seconds(5);
   EXPECT_THAT(s.ExpireDeadlines(now), IsEmpty());
+  SignOfLife(s, 1);
   now += absl::Seconds(2);  // backoff after attempt 2
   EXPECT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, 3)));
   EXPECT_EQ(s.stats().redelivered, 2u);
@@ -198,6 +224,7 @@ TEST(Scheduler, DeadLettersAfterMaxDeliveriesWithHistory) {
   const absl::Time second = now;
   now += absl::Seconds(5);
   ASSERT_THAT(s.ExpireDeadlines(now), IsEmpty());
+  SignOfLife(s, 1);
   now += absl::Seconds(2);
   ASSERT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 0, 3)));
   const absl::Time third = now;
@@ -322,22 +349,22 @@ TEST(Scheduler, CommittedAdvancesOnlyOverContiguousPrefix) {
   EXPECT_EQ(s.Ack(1, 1, 1), AckOutcome::kAcked);
   EXPECT_EQ(s.Ack(1, 3, 1), AckOutcome::kAcked);
   EXPECT_EQ(s.committed(), 0u);
-  EXPECT_THAT(s.AckedAbove(), ElementsAre(1, 3));
+  EXPECT_THAT(Expand(s.AckedAbove()), ElementsAre(1, 3));
   EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
   EXPECT_EQ(s.committed(), 2u);
-  EXPECT_THAT(s.AckedAbove(), ElementsAre(3));
+  EXPECT_THAT(Expand(s.AckedAbove()), ElementsAre(3));
   EXPECT_EQ(s.Ack(1, 2, 1), AckOutcome::kAcked);
   EXPECT_EQ(s.committed(), 4u);
   EXPECT_THAT(s.AckedAbove(), IsEmpty());
 }
 
 TEST(Scheduler, HonoursAckedAboveAndAttemptsFromCheckpoint) {
-  Scheduler s(TestOptions(), 10, /*acked_above=*/{11, 13, 20},
+  Scheduler s(TestOptions(), 10, /*acked_above=*/Singles({11, 13, 20}),
               /*attempts=*/{{10, 1}, {12, 2}, {30, 1}});
   EXPECT_EQ(s.NextOffsetToBuffer(), 10u);
   EXPECT_EQ(s.committed(), 10u);
   // A checkpoint taken now loses nothing it was given.
-  EXPECT_THAT(s.AckedAbove(), ElementsAre(11, 13, 20));
+  EXPECT_THAT(Expand(s.AckedAbove()), ElementsAre(11, 13, 20));
   EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(10, 1), Pair(12, 2), Pair(30, 1)));
 
   s.AddMember(1, 10, kDeadline);
@@ -348,7 +375,7 @@ TEST(Scheduler, HonoursAckedAboveAndAttemptsFromCheckpoint) {
   EXPECT_EQ(s.stats().redelivered, 2u);
   EXPECT_EQ(s.Ack(1, 10, 2), AckOutcome::kAcked);
   EXPECT_EQ(s.committed(), 12u);
-  EXPECT_THAT(s.AckedAbove(), ElementsAre(13, 20));
+  EXPECT_THAT(Expand(s.AckedAbove()), ElementsAre(13, 20));
   EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(12, 3), Pair(14, 1), Pair(30, 1)));
 }
 
@@ -402,6 +429,7 @@ TEST(Scheduler, StaleAndUnknownAcksChangeNothing) {
   ASSERT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 1));
   ASSERT_EQ(s.Ack(1, 1, 1), AckOutcome::kAcked);
   ASSERT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(5)), IsEmpty());
+  SignOfLife(s, 1);
   ASSERT_THAT(s.Assign(kT0 + absl::Seconds(6), 10), ElementsAre(Assigned(1, 0, 2)));
   const Scheduler::Stats before = s.stats();
 
@@ -460,7 +488,7 @@ TEST(Scheduler, BufferRoomBoundsTheWindow) {
 }
 
 TEST(Scheduler, SkipToAcksEverythingBelow) {
-  Scheduler s(TestOptions(), 0, /*acked_above=*/{7, 20}, /*attempts=*/{{3, 2}, {25, 1}});
+  Scheduler s(TestOptions(), 0, /*acked_above=*/Singles({7, 20}), /*attempts=*/{{3, 2}, {25, 1}});
   s.AddMember(1, 10, kDeadline);
   AddKeys(s, {"a", "a", "b"});
   ASSERT_THAT(Offsets(s.Assign(kT0, 10)), ElementsAre(0, 2));
@@ -472,7 +500,7 @@ TEST(Scheduler, SkipToAcksEverythingBelow) {
   EXPECT_EQ(s.committed(), 10u);
   EXPECT_EQ(s.NextOffsetToBuffer(), 10u);
   EXPECT_EQ(s.stats().buffered, 0u);
-  EXPECT_THAT(s.AckedAbove(), ElementsAre(20));
+  EXPECT_THAT(Expand(s.AckedAbove()), ElementsAre(20));
   EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(25, 1)));
   EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
   EXPECT_EQ(s.Ack(1, 1, 1), AckOutcome::kStale);
@@ -503,6 +531,134 @@ TEST(Scheduler, StatsCountTheWindow) {
   EXPECT_EQ(st.waiting_retry, 1u);
   EXPECT_EQ(st.buffered, 3u);
   EXPECT_EQ(st.redelivered, 0u);
+}
+
+TEST(Scheduler, HungMemberDoesNotDeadLetterHealthyEvents) {
+  // One member stays connected and never acks; the other acks at once.
+  // Expired deliveries must go to the healthy member, not back to the hung
+  // one (which is the least loaded once its deliveries expire).
+  Scheduler::Options o = TestOptions();
+  o.max_deliveries = 3;
+  o.max_buffered = 1000;
+  Scheduler s(o, 0, {}, {});
+  const absl::Duration deadline = absl::Milliseconds(300);
+  s.AddMember(/*hung=*/1, 50, deadline);
+  s.AddMember(/*healthy=*/2, 50, deadline);
+  for (int i = 0; i < 200; ++i) s.Add(s.NextOffsetToBuffer(), absl::StrCat("k", i), false);
+
+  absl::Time now = kT0;
+  std::vector<Scheduler::DeadLetter> dead;
+  for (int round = 0; round < 1000 && s.committed() < 200; ++round) {
+    for (Scheduler::DeadLetter& d : s.ExpireDeadlines(now)) dead.push_back(std::move(d));
+    for (const Assignment& a : s.Assign(now, 1000)) {
+      if (a.member == 2) {
+        ASSERT_EQ(s.Ack(2, a.offset, a.attempt), AckOutcome::kAcked);
+      }
+    }
+    now += absl::Milliseconds(100);
+  }
+  EXPECT_THAT(dead, IsEmpty());
+  EXPECT_EQ(s.committed(), 200u);
+  EXPECT_TRUE(s.Stalled(1));
+  EXPECT_FALSE(s.Stalled(2));
+  EXPECT_EQ(s.InFlight(1), 0u);
+}
+
+TEST(Scheduler, StalledMemberGetsWorkAgainAfterALateAck) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, absl::Seconds(1));
+  AddKeys(s, {"a", "b"});
+  ASSERT_THAT(s.Assign(kT0, 1), ElementsAre(Assigned(1, 0, 1)));
+  EXPECT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(1)), IsEmpty());
+  EXPECT_TRUE(s.Stalled(1));
+  EXPECT_THAT(s.Assign(kT0 + absl::Seconds(5), 10), IsEmpty());  // 0 and 1 wait for a member
+
+  // The slow member finishes offset 0 late: accepted, and it is alive.
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+  EXPECT_FALSE(s.Stalled(1));
+  EXPECT_THAT(s.Assign(kT0 + absl::Seconds(5), 10), ElementsAre(Assigned(1, 1, 1)));
+}
+
+TEST(Scheduler, StalledMemberLeavingReleasesNothingTwice) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, absl::Seconds(1));
+  AddKeys(s, {"a", "b"});
+  ASSERT_EQ(s.Assign(kT0, 1).size(), 1u);
+  EXPECT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(1)), IsEmpty());
+  EXPECT_THAT(s.RemoveMember(1, kT0 + absl::Seconds(1)), IsEmpty());
+  s.AddMember(2, 10, absl::Seconds(1));
+  EXPECT_FALSE(s.Stalled(2));
+  EXPECT_THAT(Offsets(s.Assign(kT0 + absl::Seconds(10), 10)), ElementsAre(0, 1));
+}
+
+TEST(Scheduler, SkipAheadJumpsAGapAndKeepsTheWindow) {
+  Scheduler s(TestOptions(), 0, /*acked_above=*/{{3, 5}, {8, 9}}, /*attempts=*/{{6, 2}, {12, 1}});
+  s.AddMember(1, 10, kDeadline);
+  AddKeys(s, {"a", "a"});  // 0, 1
+  ASSERT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 0, 1)));
+
+  // The log lost offsets 2..9 (a damaged segment): the next event it has is 10.
+  EXPECT_EQ(s.SkipAhead(10), 8u);
+  EXPECT_EQ(s.SkipAhead(5), 0u);  // never backwards
+  EXPECT_EQ(s.NextOffsetToBuffer(), 10u);
+  EXPECT_EQ(s.committed(), 0u);  // 0 and 1 are still out
+  EXPECT_EQ(s.stats().buffered, 2u);
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(Scheduler::Range{2, 10}));
+  EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(0, 1), Pair(12, 1)));
+  s.Add(10, "a", false);
+  ASSERT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 1, 1)));
+  ASSERT_EQ(s.Ack(1, 1, 1), AckOutcome::kAcked);
+  EXPECT_EQ(s.committed(), 10u);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 10, 1)));
+}
+
+TEST(Scheduler, AckedRunsStayCompactBehindAStuckEvent) {
+  // One event waits 50 minutes for a retry while 20,000 later ones are
+  // acked: the checkpoint state is one run, not 20,000 offsets.
+  Scheduler::Options o = TestOptions();
+  o.max_buffered = 1000;
+  Scheduler s(o, 0, {}, {});
+  s.AddMember(1, 1000, kDeadline);
+  std::vector<Scheduler::DeadLetter> dead;
+  s.Add(0, "stuck", false);
+  ASSERT_THAT(s.Assign(kT0, 1), ElementsAre(Assigned(1, 0, 1)));
+  ASSERT_EQ(s.Nack(1, 0, 1, "later", absl::Minutes(50), kT0, &dead), AckOutcome::kAcked);
+  while (s.NextOffsetToBuffer() < 20001) {
+    for (size_t i = s.BufferRoom(); i > 0 && s.NextOffsetToBuffer() < 20001; --i) {
+      s.Add(s.NextOffsetToBuffer(), "", false);
+    }
+    for (const Assignment& a : s.Assign(kT0, 1000)) {
+      ASSERT_EQ(s.Ack(1, a.offset, a.attempt), AckOutcome::kAcked);
+    }
+  }
+  EXPECT_EQ(s.committed(), 0u);
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(Scheduler::Range{1, 20001}));
+  EXPECT_EQ(s.AckedAboveCount(), 20000u);
+
+  // Restored from those runs, the window skips them without re-adding.
+  Scheduler r(o, 0, s.AckedAbove(), s.Attempts());
+  r.AddMember(1, 10, kDeadline);
+  r.Add(0, "stuck", false);
+  r.Add(1, "", false);
+  EXPECT_EQ(r.stats().buffered, 1u);
+  EXPECT_THAT(r.AckedAbove(), ElementsAre(Scheduler::Range{1, 20001}));
+}
+
+TEST(Scheduler, RestoredRunsMayOverlapAndComeInAnyOrder) {
+  Scheduler s(TestOptions(), 5, /*acked_above=*/{{9, 12}, {2, 7}, {10, 15}, {15, 16}, {20, 20}},
+              {});
+  EXPECT_THAT(s.AckedAbove(), ElementsAre(Scheduler::Range{5, 7}, Scheduler::Range{9, 16}));
+  EXPECT_EQ(s.AckedAboveCount(), 9u);
+}
+
+TEST(Scheduler, DropRemovesAnEventAndReleasesItsKey) {
+  Scheduler s = NewScheduler();
+  AddKeys(s, {"a", "a"});
+  s.Drop(0);
+  s.AddMember(1, 10, kDeadline);
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 1, 1)));
+  EXPECT_EQ(s.committed(), 1u);
 }
 
 // Random operations against a model of what is outstanding; checks the
@@ -572,6 +728,7 @@ class RandomRun {
         now_ += absl::Milliseconds(Uniform(60));
         Collect(s_.ExpireDeadlines(now_));
         ExpireModel();
+        if (Uniform(3) == 0) SignOfLife();
         break;
       case 8:
         CompleteDead();
@@ -587,6 +744,7 @@ class RandomRun {
     ASSERT_LE(as.size(), max);
     for (const Assignment& a : as) {
       ASSERT_TRUE(members_.contains(a.member)) << a.member;
+      ASSERT_FALSE(stalled_.contains(a.member)) << "stalled member " << a.member << " got work";
       ASSERT_LT(a.offset, keys_.size());
       ASSERT_FALSE(done_.contains(a.offset)) << a.offset;
       ASSERT_EQ(outstanding_.count(a.offset), 0u) << a.offset;
@@ -616,16 +774,19 @@ class RandomRun {
       if (Uniform(8) == 0) {  // an old attempt: ignored
         if (out.attempt > 1) {
           ASSERT_EQ(s_.Ack(out.member, o, out.attempt - 1), AckOutcome::kStale);
+          stalled_.erase(out.member);
         }
         continue;
       }
       ASSERT_EQ(s_.Ack(out.member, o, out.attempt), AckOutcome::kAcked) << o;
+      stalled_.erase(out.member);
       outstanding_.erase(o);
       done_.insert(o);
     }
     // Acks of done and never-buffered offsets change nothing.
     if (!done_.empty()) {
       ASSERT_EQ(s_.Ack(1, *done_.begin(), 1), AckOutcome::kStale);
+      stalled_.erase(1);  // even a stale ack shows the member is alive
     }
     ASSERT_EQ(s_.Ack(1, s_.NextOffsetToBuffer() + Uniform(3), 1), AckOutcome::kUnknown);
   }
@@ -642,6 +803,7 @@ class RandomRun {
               AckOutcome::kStale);
     const absl::Duration delay = absl::Milliseconds(Uniform(3) * 20);
     ASSERT_EQ(s_.Nack(out.member, o, out.attempt, "x", delay, now_, &dead), AckOutcome::kAcked);
+    stalled_.erase(out.member);
     outstanding_.erase(it);
     Collect(std::move(dead));
   }
@@ -652,6 +814,7 @@ class RandomRun {
       if (members_.size() == 1) return;
       Collect(s_.RemoveMember(id, now_));
       members_.erase(id);
+      stalled_.erase(id);
       for (auto it = outstanding_.begin(); it != outstanding_.end();) {
         if (it->second.member == id) {
           outstanding_.erase(it++);
@@ -670,9 +833,24 @@ class RandomRun {
     members_.insert(id);
   }
 
+  // Every stalled member nacks a delivery it does not hold (attempt 0 is
+  // never current): stale, but a sign of life that ends the stall.
+  void SignOfLife() {
+    if (s_.NextOffsetToBuffer() == 0) return;
+    std::vector<Scheduler::DeadLetter> dead;
+    for (Scheduler::MemberId id : stalled_) {
+      ASSERT_TRUE(s_.Stalled(id)) << id;
+      ASSERT_EQ(s_.Nack(id, 0, 0, "x", absl::ZeroDuration(), now_, &dead), AckOutcome::kStale);
+      ASSERT_FALSE(s_.Stalled(id)) << id;
+    }
+    ASSERT_THAT(dead, IsEmpty());
+    stalled_.clear();
+  }
+
   void ExpireModel() {
     for (auto it = outstanding_.begin(); it != outstanding_.end();) {
       if (it->second.deadline <= now_) {
+        stalled_.insert(it->second.member);
         outstanding_.erase(it++);
       } else {
         ++it;
@@ -709,6 +887,7 @@ class RandomRun {
       total += held;
     }
     ASSERT_EQ(s_.stats().in_flight, total);
+    for (Scheduler::MemberId id : members_) ASSERT_EQ(s_.Stalled(id), stalled_.contains(id)) << id;
     // No key has two events out at once.
     absl::flat_hash_set<std::string> busy;
     for (const auto& [o, out] : outstanding_) {
@@ -729,6 +908,7 @@ class RandomRun {
       now_ += absl::Milliseconds(100);
       Collect(s_.ExpireDeadlines(now_));
       ExpireModel();
+      SignOfLife();
       CompleteDead();
       AssignSome(100);
       for (const auto& [o, out] : outstanding_) {
@@ -753,6 +933,7 @@ class RandomRun {
   absl::flat_hash_map<uint64_t, uint32_t> attempts_;
   std::map<uint64_t, Outstanding> outstanding_;
   absl::flat_hash_set<Scheduler::MemberId> members_;
+  absl::flat_hash_set<Scheduler::MemberId> stalled_;
   absl::flat_hash_map<Scheduler::MemberId, absl::Duration> member_deadline_;
 };
 

@@ -11,12 +11,17 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
     const std::string& data_dir, const BrokerTestOptions& options) {
   broker::FileEventLog::Options log_options;
   log_options.data_dir = data_dir;
+  if (options.segment_bytes != 0) log_options.segment_bytes = options.segment_bytes;
   absl::StatusOr<std::unique_ptr<broker::FileEventLog>> log =
       broker::FileEventLog::Open(log_options);
   if (!log.ok()) return log.status();
   broker::BrokerServer::Options server_options;
   server_options.listen_address = options.listen_address;
   server_options.groups_dir = data_dir + "/groups";
+  if (options.groups_env != nullptr) server_options.env = options.groups_env;
+  if (options.group_window_bytes != 0) {
+    server_options.groups.max_window_bytes = options.group_window_bytes;
+  }
   server_options.groups.scheduler.max_deliveries = options.max_deliveries;
   server_options.groups.checkpoint_interval = absl::Milliseconds(50);
   return broker::BrokerServer::Start(server_options, std::move(*log));

@@ -13,6 +13,12 @@ namespace relay::testing {
 struct BrokerTestOptions {
   std::string listen_address = "127.0.0.1:0";
   uint32_t max_deliveries = 5;
+  // Segment size of the log (0: the log's default).
+  uint64_t segment_bytes = 0;
+  // Bytes of events each group's window holds (0: the default).
+  size_t group_window_bytes = 0;
+  // The file system of the group checkpoints (null: the default).
+  broker::Env* groups_env = nullptr;
 };
 
 // An in-process broker on `data_dir` (file log, fsync per commit), serving

@@ -1,0 +1,448 @@
+// The broker under partial faults, over real gRPC with real log files: a
+// damaged segment, a hung consumer, a changed type filter, an unreadable
+// checkpoint, a failing checkpoint disk, a topic name at the length limit.
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/group_store.h"
+#include "broker/storage/fault_injection_env.h"
+#include "common/events/subscriber.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include "tests/testing/broker_fixture.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+
+namespace relay {
+namespace {
+
+using broker::v1::PublishRequest;
+using broker::v1::PublishResponse;
+using broker::v1::SubscribeRequest;
+using broker::v1::SubscribeResponse;
+using events::Subscriber;
+using events::v1::Event;
+using ::testing::HasSubstr;
+using testing::TempDir;
+using testing::WaitFor;
+
+class BrokerFaultsTest : public ::testing::Test {
+ protected:
+  void Start() {
+    absl::StatusOr<std::unique_ptr<broker::BrokerServer>> s =
+        testing::StartBroker(dir_.path(), options_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    stub_ = broker::v1::Broker::NewStub(testing::Channel(server_->target()));
+  }
+
+  void Stop() {
+    server_->Shutdown(absl::Seconds(1));
+    server_.reset();
+  }
+
+  // Publishes events "<topic>-<i>" of type t.<i % types>, each with its own key.
+  void Publish(const std::string& topic, int first, int n, int types = 1) {
+    PublishRequest req;
+    req.set_topic(topic);
+    for (int i = first; i < first + n; ++i) {
+      Event* e = req.add_events();
+      e->set_id(absl::StrCat(topic, "-", i));
+      e->set_type(absl::StrCat("t.", i % types));
+      e->set_key(absl::StrCat("k", i));
+      e->set_data(std::string(100, 'd'));
+    }
+    grpc::ClientContext ctx;
+    PublishResponse resp;
+    grpc::Status s = stub_->Publish(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  broker::v1::GroupInfo Group(const std::string& topic, const std::string& group) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    broker::v1::DescribeGroupsRequest req;
+    req.set_topic(topic);
+    req.set_group(group);
+    broker::v1::DescribeGroupsResponse resp;
+    EXPECT_TRUE(stub_->DescribeGroups(&ctx, req, &resp).ok());
+    return resp.groups_size() == 1 ? resp.groups(0) : broker::v1::GroupInfo();
+  }
+
+  // A subscriber that acks everything of `types` (empty: every type) and
+  // counts distinct event ids.
+  std::unique_ptr<Subscriber> Consume(const std::string& topic, const std::string& group,
+                                      std::vector<std::string> types, std::set<std::string>* ids,
+                                      absl::Duration ack_deadline = absl::Seconds(5)) {
+    Subscriber::Options o;
+    o.topic = topic;
+    o.group = group;
+    o.ack_deadline = ack_deadline;
+    o.filter_types = !types.empty();
+    auto sub = std::make_unique<Subscriber>(testing::Channel(server_->target()), o);
+    auto record = [this, ids](const Event& e, const events::DeliveryInfo&) {
+      absl::MutexLock lock(&mu_);
+      ids->insert(e.id());
+      return absl::OkStatus();
+    };
+    if (types.empty()) {
+      sub->OnBatch([this, ids](absl::Span<const Subscriber::Delivery> batch) {
+        absl::MutexLock lock(&mu_);
+        for (const Subscriber::Delivery& d : batch) ids->insert(d.event->id());
+        return std::vector<absl::Status>(batch.size(), absl::OkStatus());
+      });
+    } else {
+      for (const std::string& t : types) sub->On(t, record);
+    }
+    sub->Start();
+    return sub;
+  }
+
+  size_t Count(const std::set<std::string>& ids) {
+    absl::MutexLock lock(&mu_);
+    return ids.size();
+  }
+
+  TempDir dir_;
+  testing::BrokerTestOptions options_;
+  std::unique_ptr<broker::BrokerServer> server_;
+  std::unique_ptr<broker::v1::Broker::Stub> stub_;
+  absl::Mutex mu_;
+};
+
+// Flips one byte in the middle of the file.
+void Corrupt(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  f.seekg(size / 2);
+  char c = 0;
+  f.read(&c, 1);
+  f.seekp(size / 2);
+  c = static_cast<char>(c ^ 0x5a);
+  f.write(&c, 1);
+}
+
+std::vector<std::string> SegmentFiles(const std::string& topic_dir) {
+  std::vector<std::string> out;
+  for (const auto& entry : std::filesystem::directory_iterator(topic_dir)) {
+    if (entry.path().extension() == ".log") out.push_back(entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(BrokerFaultsTest, DamagedSegmentIsSkippedAndNoTopicStops) {
+  options_.segment_bytes = 4096;
+  Start();
+  Publish("damaged", 0, 60);
+  Publish("healthy", 0, 5);
+  Stop();
+  std::vector<std::string> segments = SegmentFiles(dir_.Join("topics/damaged"));
+  ASSERT_GE(segments.size(), 3u);
+  Corrupt(segments[0]);  // an older segment, not the active one
+  Start();
+
+  std::set<std::string> damaged, healthy;
+  auto a = Consume("damaged", "g", {}, &damaged);
+  auto b = Consume("healthy", "g", {}, &healthy);
+  ASSERT_TRUE(WaitFor([&] { return Count(healthy) == 5; }));
+  ASSERT_TRUE(WaitFor([&] { return Group("damaged", "g").committed_offset() == 60; }));
+  const broker::v1::GroupInfo info = Group("damaged", "g");
+  EXPECT_GT(info.skipped_offsets(), 0u);
+  EXPECT_EQ(Count(damaged) + info.skipped_offsets(), 60u);
+  EXPECT_GT(Count(damaged), 30u);
+  // New events still flow on both topics.
+  Publish("damaged", 60, 3);
+  Publish("healthy", 5, 3);
+  EXPECT_TRUE(WaitFor([&] { return Count(healthy) == 8; }));
+  EXPECT_TRUE(WaitFor([&] { return Group("damaged", "g").committed_offset() == 63; }));
+  a->Stop();
+  b->Stop();
+  // And a clean stop does not hang.
+  Stop();
+}
+
+TEST_F(BrokerFaultsTest, HungConsumerDoesNotDeadLetterHealthyEvents) {
+  options_.max_deliveries = 3;
+  Start();
+  Publish("orders", 0, 200);
+
+  // The hung member: connected, reads nothing after the open, never acks.
+  grpc::ClientContext hung_ctx;
+  auto hung = stub_->Subscribe(&hung_ctx);
+  SubscribeRequest open;
+  open.mutable_open()->set_topic("orders");
+  open.mutable_open()->set_group("g");
+  open.mutable_open()->set_max_in_flight(100);
+  *open.mutable_open()->mutable_ack_deadline() =
+      google::protobuf::util::TimeUtil::MillisecondsToDuration(300);
+  ASSERT_TRUE(hung->Write(open));
+  SubscribeResponse opened;
+  ASSERT_TRUE(hung->Read(&opened));
+  ASSERT_TRUE(opened.has_opened());
+
+  std::set<std::string> ids;
+  auto healthy = Consume("orders", "g", {}, &ids, absl::Milliseconds(300));
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 200; },
+                      absl::Seconds(30)));
+  const broker::v1::GroupInfo info = Group("orders", "g");
+  EXPECT_EQ(info.dead_lettered(), 0u);
+  EXPECT_EQ(Count(ids), 200u);
+  bool saw_stalled = false;
+  for (const broker::v1::MemberInfo& m : info.members()) saw_stalled |= m.stalled();
+  EXPECT_TRUE(saw_stalled);
+  healthy->Stop();
+  hung_ctx.TryCancel();
+}
+
+TEST_F(BrokerFaultsTest, GroupTakesANewTypeFilterWhenTheOldMembersAreGone) {
+  Start();
+  std::set<std::string> v1_ids;
+  auto v1 = Consume("orders", "svc", {"t.0"}, &v1_ids);
+  Publish("orders", 0, 10, /*types=*/2);
+  ASSERT_TRUE(WaitFor([&] { return Count(v1_ids) == 5; }));
+
+  // A second version that handles one more type, while v1 is connected:
+  // refused with a message that says why.
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub_->Subscribe(&ctx);
+    SubscribeRequest open;
+    open.mutable_open()->set_topic("orders");
+    open.mutable_open()->set_group("svc");
+    open.mutable_open()->add_types("t.0");
+    open.mutable_open()->add_types("t.1");
+    ASSERT_TRUE(stream->Write(open));
+    SubscribeResponse resp;
+    while (stream->Read(&resp)) {
+    }
+    grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), HasSubstr("connected with that filter"));
+  }
+  v1->Stop();
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "svc").members_size() == 0; }));
+
+  // v2 alone: takes the new filter and consumes both types from now on.
+  std::set<std::string> v2_ids;
+  auto v2 = Consume("orders", "svc", {"t.0", "t.1"}, &v2_ids);
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "svc").types_size() == 2; }));
+  Publish("orders", 10, 10, /*types=*/2);
+  EXPECT_TRUE(WaitFor([&] { return Count(v2_ids) == 10; }));
+  EXPECT_TRUE(WaitFor([&] { return Group("orders", "svc").committed_offset() == 20; }));
+  v2->Stop();
+
+  // The new filter survives a restart.
+  Stop();
+  Start();
+  EXPECT_EQ(Group("orders", "svc").types_size(), 2);
+}
+
+TEST_F(BrokerFaultsTest, UnreadableCheckpointStopsTheStartWithAClearError) {
+  Start();
+  std::set<std::string> ids;
+  auto sub = Consume("orders", "svc", {}, &ids);
+  Publish("orders", 0, 3);
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "svc").committed_offset() == 3; }));
+  sub->Stop();
+  Stop();
+  const std::string path = dir_.Join("groups/orders/svc.ckpt");
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << std::string(64, '\xff');
+  absl::StatusOr<std::unique_ptr<broker::BrokerServer>> s =
+      testing::StartBroker(dir_.path(), options_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.status().message(), HasSubstr(path));
+}
+
+TEST_F(BrokerFaultsTest, FailedCheckpointSaveIsRetried) {
+  broker::FaultInjectionEnv env(broker::Env::Default());
+  options_.groups_env = &env;
+  Start();
+  std::set<std::string> ids;
+  auto sub = Consume("orders", "svc", {}, &ids);
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "svc").members_size() == 1; }));
+  env.SetSyncError(absl::InternalError("disk hiccup"));
+  Publish("orders", 0, 10);
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "svc").committed_offset() == 10; }));
+  auto on_disk = [&] {
+    absl::StatusOr<std::vector<broker::GroupCheckpoint>> all =
+        broker::GroupStore(dir_.Join("groups")).LoadAll();
+    return all.ok() && all->size() == 1 ? (*all)[0].committed_offset() : 0;
+  };
+  // While the disk fails nothing new is saved; once it recovers, the
+  // progress is, without any further ack.
+  EXPECT_LT(on_disk(), 10u);
+  env.SetSyncError(absl::OkStatus());
+  EXPECT_TRUE(WaitFor([&] { return on_disk() == 10; }));
+  sub->Stop();
+  Stop();  // before `env` goes
+}
+
+TEST_F(BrokerFaultsTest, TopicAtTheNameLimitStillDeadLetters) {
+  options_.max_deliveries = 2;
+  Start();
+  const std::string topic(128, 'a');
+  Publish(topic, 0, 2);
+  Subscriber::Options o;
+  o.topic = topic;
+  o.group = "g";
+  o.min_backoff = absl::Milliseconds(10);
+  Subscriber sub(testing::Channel(server_->target()), o);
+  sub.On("t.0", [](const Event& e, const events::DeliveryInfo&) {
+    return e.id() == std::string(128, 'a') + "-0" ? absl::InternalError("poison")
+                                                   : absl::OkStatus();
+  });
+  sub.Start();
+  ASSERT_TRUE(WaitFor([&] { return Group(topic, "g").committed_offset() == 2; },
+                      absl::Seconds(20)));
+  EXPECT_EQ(Group(topic, "g").dead_lettered(), 1u);
+  sub.Stop();
+}
+
+TEST_F(BrokerFaultsTest, GroupWindowIsBoundedInBytes) {
+  options_.group_window_bytes = 1 << 20;
+  Start();
+  // 20 events of 200 KB: the window holds about 1 MiB of them, whatever the
+  // members' max_in_flight.
+  for (int i = 0; i < 20; ++i) {
+    PublishRequest req;
+    req.set_topic("big");
+    Event* e = req.add_events();
+    e->set_id(absl::StrCat("big-", i));
+    e->set_type("t.0");
+    e->set_key(absl::StrCat("k", i));
+    e->set_data(std::string(200 << 10, 'x'));
+    grpc::ClientContext ctx;
+    PublishResponse resp;
+    ASSERT_TRUE(stub_->Publish(&ctx, req, &resp).ok());
+  }
+  grpc::ClientContext ctx;
+  auto stream = stub_->Subscribe(&ctx);
+  SubscribeRequest open;
+  open.mutable_open()->set_topic("big");
+  open.mutable_open()->set_group("g");
+  open.mutable_open()->set_max_in_flight(1000);
+  ASSERT_TRUE(stream->Write(open));
+  SubscribeResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_opened());
+  // Deliveries arrive; never acked, so the window never moves.
+  ASSERT_TRUE(WaitFor([&] { return Group("big", "g").in_flight() > 0; }));
+  const broker::v1::GroupInfo info = Group("big", "g");
+  EXPECT_LE(info.window_bytes(), (1u << 20) + (210u << 10));
+  EXPECT_LE(info.in_flight(), 6u);
+  EXPECT_GE(info.in_flight(), 4u);
+  // Acking makes room for the rest.
+  int acked = 0;
+  while (acked < 20 && stream->Read(&resp)) {
+    SubscribeRequest acks;
+    for (const broker::v1::Delivery& d : resp.deliveries()) {
+      auto* a = acks.add_acks();
+      a->set_offset(d.event().offset());
+      a->set_attempt(d.attempt());
+      ++acked;
+    }
+    ASSERT_TRUE(stream->Write(acks));
+  }
+  EXPECT_EQ(acked, 20);
+  EXPECT_TRUE(WaitFor([&] { return Group("big", "g").committed_offset() == 20; }));
+  ctx.TryCancel();
+}
+
+TEST_F(BrokerFaultsTest, ReadAnswerFitsADefaultClient) {
+  Start();
+  PublishRequest req;
+  req.set_topic("wide");
+  for (int i = 0; i < 40; ++i) {
+    Event* e = req.add_events();
+    e->set_id(absl::StrCat("w-", i));
+    e->set_type("t.0");
+    e->set_data(std::string(200 << 10, 'x'));
+  }
+  {
+    grpc::ClientContext ctx;
+    PublishResponse resp;
+    ASSERT_TRUE(stub_->Publish(&ctx, req, &resp).ok());
+  }
+  // A stub on a channel with gRPC's default 4 MiB receive limit.
+  auto plain = broker::v1::Broker::NewStub(
+      grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
+  uint64_t next = 0;
+  int events = 0;
+  for (int call = 0; call < 40 && next < 40; ++call) {
+    grpc::ClientContext ctx;
+    broker::v1::ReadRequest read;
+    read.set_topic("wide");
+    read.set_offset(next);
+    read.set_max_events(10000);
+    broker::v1::ReadResponse resp;
+    grpc::Status s = plain->Read(&ctx, read, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_GT(resp.events_size(), 0);
+    EXPECT_LE(resp.ByteSizeLong(), size_t{4} << 20);
+    events += resp.events_size();
+    next = resp.next_offset();
+  }
+  EXPECT_EQ(events, 40);
+}
+
+TEST_F(BrokerFaultsTest, OversizedFieldsAreRefusedWithoutEchoingThem) {
+  Start();
+  const std::string huge(2 << 20, 'k');
+  struct Case {
+    std::string name;
+    std::function<void(Event*)> mutate;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"id", [&](Event* e) { e->set_id(huge); }, "id is 2097152 bytes; the limit is 256"},
+      {"type", [&](Event* e) { e->set_type(std::string(300, 't')); }, "type is 300 bytes"},
+      {"key", [&](Event* e) { e->set_key(huge); }, "key is 2097152 bytes"},
+      {"source", [&](Event* e) { e->set_source(std::string(129, 's')); }, "source is 129 bytes"},
+      {"header", [&](Event* e) { (*e->mutable_headers())["h"] = huge; }, "header 'h'"},
+  };
+  // A default client: a message that echoed the input would not fit its
+  // metadata limit and turn into RESOURCE_EXHAUSTED.
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(64 << 20);
+  auto plain = broker::v1::Broker::NewStub(
+      grpc::CreateCustomChannel(server_->target(), grpc::InsecureChannelCredentials(), args));
+  for (const Case& c : cases) {
+    PublishRequest req;
+    req.set_topic("orders");
+    Event* e = req.add_events();
+    e->set_id("ok");
+    e->set_type("t.0");
+    c.mutate(e);
+    grpc::ClientContext ctx;
+    PublishResponse resp;
+    grpc::Status s = plain->Publish(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name << ": " << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message)) << c.name;
+    EXPECT_LT(s.error_message().size(), 300u) << c.name;
+  }
+  grpc::ClientContext ctx;
+  broker::v1::ReadRequest read;
+  read.set_topic("orders");
+  read.set_key(huge);
+  broker::v1::ReadResponse resp;
+  grpc::Status s = plain->Read(&ctx, read, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LT(s.error_message().size(), 300u);
+}
+
+}  // namespace
+}  // namespace relay
