@@ -79,7 +79,7 @@ class OrderTracker {
 // The bench's consumer of topic `orders` (group "saga-bench", types
 // order.confirmed and order.cancelled) through the client library's
 // Subscriber; reports every delivery to the tracker. The event key is the
-// order id (DESIGN §4.6).
+// order id (docs/EVENTS.md#ordering).
 class TerminalConsumer {
  public:
   TerminalConsumer(std::shared_ptr<grpc::Channel> broker, OrderTracker* tracker);

@@ -1,7 +1,7 @@
 #ifndef RELAY_COMMON_LOG_H_
 #define RELAY_COMMON_LOG_H_
 
-// Logs for people first (STYLE §11): one line per thing that happened, on
+// Logs for people first (docs/STYLE.md#logs): one line per thing that happened, on
 // stdout, e.g.
 //   2026-11-26T22:30:19.229Z INFO relay-broker group opened topic=orders group=payment-service
 // and with --log_format=json one JSON object per line:

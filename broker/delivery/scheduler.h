@@ -20,7 +20,7 @@ namespace relay::broker {
 //
 // The scheduler holds a window of the topic's events, from the group's
 // committed offset up to NextOffsetToBuffer(), identified by offset and key.
-// Rules (DESIGN §3):
+// Rules (docs/DELIVERY.md):
 //  - events of one non-empty key are handed out in offset order, one at a
 //    time: the next waits until the previous is acked or dead-lettered;
 //    events with an empty key have no such constraint;

@@ -1,7 +1,7 @@
 #ifndef RELAY_COMMON_STORE_INBOX_H_
 #define RELAY_COMMON_STORE_INBOX_H_
 
-// The inbox (DESIGN §4.6): one row per event a service has handled, written
+// The inbox (docs/DELIVERY.md#consumer-side): one row per event a service has handled, written
 // in the same transaction as the handler's effects. A redelivered event
 // finds its row and is skipped, which turns at-least-once delivery into
 // exactly-once effects.

@@ -1,8 +1,8 @@
 #ifndef RELAY_COMMON_STORE_OUTBOX_H_
 #define RELAY_COMMON_STORE_OUTBOX_H_
 
-// The transactional outbox (DESIGN §4 steps 1-2): a service writes the events
-// it emits into its own database in the same transaction as the state change
+// The transactional outbox (docs/ARCHITECTURE.md#saga-steps, steps 1-2): a service
+// writes the events it emits into its own database in the same transaction as the state change
 // they describe, so both commit or neither does; an OutboxRelay then
 // publishes the rows to the broker and deletes them once the broker holds
 // them durably.

@@ -1,7 +1,7 @@
 #ifndef RELAY_COMMON_STORE_TRANSACTIONAL_CONSUMER_H_
 #define RELAY_COMMON_STORE_TRANSACTIONAL_CONSUMER_H_
 
-// Exactly-once effects on at-least-once delivery (DESIGN §4.6): a Subscriber
+// Exactly-once effects on at-least-once delivery (docs/DELIVERY.md#consumer-side): a Subscriber
 // whose handlers run inside a SQLite transaction together with the event's
 // inbox claim, so a redelivered event is acknowledged without a second
 // effect, and the events a handler emits (Outbox::Add) commit with its state.

@@ -3,8 +3,8 @@
 
 #include "services/shared/pending_log_lines.h"
 
-// inventory-service's side of the saga (DESIGN §4.3, §4.5): what it does on
-// order.created, order.confirmed and order.cancelled from topic "orders".
+// inventory-service's side of the saga (docs/ARCHITECTURE.md#saga-steps, steps 3 and 5):
+// what it does on order.created, order.confirmed and order.cancelled from topic "orders".
 // Each handler runs inside the TransactionalConsumer's transaction, with the
 // event's inbox claim, and writes the events it emits to the outbox in that
 // same transaction, so a redelivered event has no second effect.

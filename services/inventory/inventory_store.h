@@ -91,7 +91,7 @@ class InventoryStore {
   static absl::StatusOr<std::vector<v1::Reservation>> ListReservations(
       store::Tx& tx, const ReservationFilter& filter);
 
-  // The seed catalog (DESIGN §4.7): ten products in USD; GPU-1 has one unit,
+  // The seed catalog (docs/ARCHITECTURE.md#seed-data): ten products in USD; GPU-1 has one unit,
   // so an order for two shows the out-of-stock path by hand.
   static std::vector<v1::Product> SeedCatalog();
   // When there are no products yet: inserts SeedCatalog() and, for each

@@ -35,8 +35,8 @@ struct ReserveDecision {
   std::string reason;
 };
 
-// All or nothing (DESIGN §4.3): ok when every line's sku is known and has
-// the quantity available; otherwise names the first sku (in order of first
+// All or nothing (docs/ARCHITECTURE.md#saga-steps, step 3): ok when every line's sku is known
+// and has the quantity available; otherwise names the first sku (in order of first
 // appearance) that is short. A line with quantity < 1, or a sku whose lines
 // add up past int32, is rejected too (order-service never sends one, but a
 // negative quantity must not turn into stock). An order without lines is

@@ -43,7 +43,7 @@ class OrderManager {
                std::function<absl::Time()> clock = [] { return absl::Now(); });
   ~OrderManager();  // Stop()
 
-  // DESIGN §4.1. INVALID_ARGUMENT for bad items or an unknown sku;
+  // docs/ARCHITECTURE.md#saga-steps, step 1. INVALID_ARGUMENT for bad items or an unknown sku;
   // UNAVAILABLE while the catalog is still empty. Orders placed at the same
   // time commit together (group commit: one transaction and one fsync for
   // all, each order in its own savepoint); `done` is called once the order

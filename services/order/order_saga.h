@@ -10,7 +10,7 @@
 
 namespace relay::order {
 
-// What the order saga is told (DESIGN §4): the outcomes of inventory and
+// What the order saga is told (docs/ARCHITECTURE.md#the-order-saga): the outcomes of inventory and
 // payment, and the customer's cancel.
 enum class SagaInput {
   kStockReserved,

@@ -3,8 +3,8 @@
 
 #include "services/shared/pending_log_lines.h"
 
-// What payment-service does with the events of topic "orders" (DESIGN §4.4,
-// §4.5): order.created charges the customer (payment.captured or
+// What payment-service does with the events of topic "orders" (docs/ARCHITECTURE.md#saga-steps,
+// steps 4-5): order.created charges the customer (payment.captured or
 // payment.declined), order.cancelled gives a capture back (payment.refunded).
 // Each handler runs inside the TransactionalConsumer's transaction, so its
 // account and payment changes, its outbox event and the inbox row of the

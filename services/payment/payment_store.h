@@ -56,7 +56,7 @@ std::vector<std::string> PaymentMigrations();
 absl::StatusOr<std::unique_ptr<relay::store::Database>> OpenPaymentDatabase(
     const std::string& path);
 
-// The accounts a fresh payment-service starts with (DESIGN §4.7): Alice,
+// The accounts a fresh payment-service starts with (docs/ARCHITECTURE.md#seed-data): Alice,
 // Bob, Carol, and Dave, who can afford little.
 std::vector<AccountRow> SeedAccounts();
 

@@ -1,6 +1,6 @@
 // Chaos: the four binaries as real processes under a steady stream of
 // orders, one of them (the broker too) killed with SIGKILL every few seconds
-// and restarted. Then the load stops and DESIGN §5's invariants are checked
+// and restarted. Then the load stops and the invariants of docs/INVARIANTS.md are checked
 // over every order:
 //   I1 every order is CONFIRMED or CANCELLED;
 //   I2 every balance = initial - totals of the customer's CONFIRMED orders,
