@@ -266,8 +266,9 @@ absl::Time ConsumerGroup::Fill() {
   while (room > 0 && bytes_room > 0 && next < end) {
     absl::StatusOr<std::vector<Event>> events = log_->Read(
         topic_, next, std::min(room, kReadBatchEvents), std::min(bytes_room, kReadBatchBytes));
-    if (!events.ok() && read_errors_ == 0) {
-      // Narrow it down: the batch may fail on one bad record further on.
+    if (!events.ok()) {
+      // Narrow it down: the batch may fail on one bad record further on,
+      // and only the event at `next` may be blamed (and skipped) here.
       events = log_->Read(topic_, next, 1, kReadBatchBytes);
     }
     if (!events.ok()) {

@@ -174,6 +174,26 @@ TEST_F(BrokerFaultsTest, DamagedSegmentIsSkippedAndNoTopicStops) {
   Stop();
 }
 
+TEST_F(BrokerFaultsTest, EventThatTurnsUnreadableIsSkippedAloneAfterRetries) {
+  options_.segment_bytes = 4096;
+  Start();
+  Publish("rotting", 0, 60);
+  std::vector<std::string> segments = SegmentFiles(dir_.Join("topics/rotting"));
+  ASSERT_GE(segments.size(), 3u);
+  // The disk goes bad under a running broker: one record of an older
+  // segment no longer matches its CRC.
+  Corrupt(segments[0]);
+
+  std::set<std::string> ids;
+  auto sub = Consume("rotting", "g", {}, &ids);
+  // Read errors are retried (a second apart) before the event is skipped.
+  ASSERT_TRUE(WaitFor([&] { return Group("rotting", "g").committed_offset() == 60; },
+                      absl::Seconds(20)));
+  EXPECT_EQ(Group("rotting", "g").skipped_offsets(), 1u);
+  EXPECT_EQ(Count(ids), 59u);
+  sub->Stop();
+}
+
 TEST_F(BrokerFaultsTest, HungConsumerDoesNotDeadLetterHealthyEvents) {
   options_.max_deliveries = 3;
   Start();
