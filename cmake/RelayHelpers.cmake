@@ -5,6 +5,12 @@ include(GoogleTest)
 # relay_target_options(<target>): warnings as errors and the chosen sanitizers.
 function(relay_target_options target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  if(RELAY_THREAD_SAFETY)
+    # Clang's static lock analysis over the ABSL_GUARDED_BY /
+    # ABSL_EXCLUSIVE_LOCKS_REQUIRED annotations; -beta adds the declared
+    # lock order (ABSL_ACQUIRED_AFTER/BEFORE). docs/THREAD_SAFETY.md.
+    target_compile_options(${target} PRIVATE -Wthread-safety -Wthread-safety-beta)
+  endif()
   if(RELAY_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=${RELAY_SANITIZE} -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=${RELAY_SANITIZE})
