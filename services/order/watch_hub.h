@@ -44,9 +44,12 @@ class WatchHub {
   void Run();
 
   store::Database* const db_;
-  absl::Mutex mu_;
   // Serializes sink calls with Remove(), so a removed sink is never running.
-  absl::Mutex deliver_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  // Lock order: deliver_mu_, then mu_. deliver_mu_ is held across the sink
+  // calls and mu_ only briefly inside it, so Add() and Changed() (called by
+  // writers, some inside a transaction) never wait for a sink to return.
+  absl::Mutex deliver_mu_;
+  absl::Mutex mu_ ABSL_ACQUIRED_AFTER(deliver_mu_);
   struct Watcher {
     std::string order_id;
     Sink sink;
