@@ -183,7 +183,10 @@ std::string Statement::ColumnBlob(int col) const {
 
 // ----------------------------------------------------------------------- Tx
 
-absl::Status Tx::Exec(absl::string_view sql) { return db_->ExecLocked(sql); }
+absl::Status Tx::Exec(absl::string_view sql) {
+  db_->mu_.AssertHeld();  // a Tx exists only inside Transaction()/Read(), which hold it
+  return db_->ExecLocked(sql);
+}
 
 absl::StatusOr<Statement> Tx::Prepare(absl::string_view sql) {
   db_->mu_.AssertHeld();
