@@ -40,15 +40,23 @@ constexpr int kPublishTimeField = 10;
 constexpr int kSecondsField = 1;
 constexpr int kNanosField = 2;
 
-bool ParseTimestamp(CodedInputStream* in, absl::Time* t) {
+// A google.protobuf.Timestamp as the full parser sees it.
+struct TimestampFields {
+  int64_t seconds = 0;
+  int32_t nanos = 0;
+};
+
+// Merges one occurrence of a Timestamp field into `*t`, as protobuf does
+// with a message field that appears more than once: a field it holds
+// overrides, one it lacks keeps the earlier value. int32 nanos keep the low
+// 32 bits of the varint, as protobuf's parser does.
+bool MergeTimestamp(CodedInputStream* in, TimestampFields* t) {
   uint32_t length;
   if (!in->ReadVarint32(&length)) return false;
   if (static_cast<int>(length) < 0 || static_cast<int>(length) > in->BytesUntilLimit()) {
     return false;
   }
   CodedInputStream::Limit limit = in->PushLimit(static_cast<int>(length));
-  int64_t seconds = 0;
-  int64_t nanos = 0;
   while (true) {
     uint32_t tag = in->ReadTag();
     if (tag == 0) break;
@@ -58,18 +66,27 @@ bool ParseTimestamp(CodedInputStream* in, absl::Time* t) {
         wire_type == WireFormatLite::WIRETYPE_VARINT) {
       uint64_t v;
       if (!in->ReadVarint64(&v)) return false;
-      (field == kSecondsField ? seconds : nanos) = static_cast<int64_t>(v);
+      if (field == kSecondsField) {
+        t->seconds = static_cast<int64_t>(v);
+      } else {
+        t->nanos = static_cast<int32_t>(static_cast<uint32_t>(v));
+      }
     } else if (!WireFormatLite::SkipField(in, tag)) {
       return false;
     }
   }
   if (in->BytesUntilLimit() != 0) return false;
   in->PopLimit(limit);
-  // google.protobuf.Timestamp's valid range; refuse anything else.
-  if (seconds < -62135596800 || seconds > 253402300799 || nanos < 0 || nanos > 999999999) {
+  return true;
+}
+
+// google.protobuf.Timestamp's valid range; anything else is refused.
+bool ToTime(const TimestampFields& ts, absl::Time* t) {
+  if (ts.seconds < -62135596800 || ts.seconds > 253402300799 || ts.nanos < 0 ||
+      ts.nanos > 999999999) {
     return false;
   }
-  *t = absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
+  *t = absl::FromUnixSeconds(ts.seconds) + absl::Nanoseconds(ts.nanos);
   return true;
 }
 
@@ -224,6 +241,8 @@ bool ParseRecordMeta(absl::string_view payload, RecordMeta* meta) {
   if (payload.size() > static_cast<size_t>(std::numeric_limits<int>::max())) return false;
   CodedInputStream in(reinterpret_cast<const uint8_t*>(payload.data()),
                       static_cast<int>(payload.size()));
+  TimestampFields publish_time;
+  bool has_publish_time = false;
   while (true) {
     uint32_t tag = in.ReadTag();
     if (tag == 0) break;
@@ -242,13 +261,15 @@ bool ParseRecordMeta(absl::string_view payload, RecordMeta* meta) {
       if (!in.ReadVarint64(&meta->offset)) return false;
     } else if (field == kPublishTimeField &&
                wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-      if (!ParseTimestamp(&in, &meta->publish_time)) return false;
+      if (!MergeTimestamp(&in, &publish_time)) return false;
+      has_publish_time = true;
     } else if (!WireFormatLite::SkipField(&in, tag)) {
       return false;
     }
   }
   // ReadTag() also returns 0 on a malformed tag: only a clean end is valid.
-  return in.CurrentPosition() == static_cast<int>(payload.size());
+  if (in.CurrentPosition() != static_cast<int>(payload.size())) return false;
+  return !has_publish_time || ToTime(publish_time, &meta->publish_time);
 }
 
 }  // namespace relay::broker

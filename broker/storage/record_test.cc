@@ -100,6 +100,30 @@ TEST(Record, EventBytesWithAssignedFieldsParseAsTheWholeEvent) {
   }
 }
 
+// Found by record_fuzz: a publish_time that appears twice, the second time
+// without seconds, is one merged Timestamp for protobuf (seconds from the
+// first, nanos from the second), but ParseRecordMeta took the second alone,
+// so recovery indexed another time than Read returned.
+TEST(Record, MetaMergesARepeatedPublishTimeAsProtobufDoes) {
+  Event event = MakeEvent(5);
+  event.mutable_publish_time()->set_seconds(1700000000);
+  event.mutable_publish_time()->set_nanos(0);
+  std::string payload = event.SerializeAsString();
+  // publish_time (field 10) again, holding only nanos = 7.
+  payload += std::string("\x52\x02\x10\x07", 4);
+  // and again, nanos as a varint above 32 bits: protobuf keeps the low 32 (= 9).
+  payload += std::string("\x52\x06\x10\x89\x80\x80\x80\x10", 8);
+
+  Event parsed;
+  ASSERT_TRUE(parsed.ParseFromString(payload));
+  ASSERT_EQ(parsed.publish_time().seconds(), 1700000000);
+  ASSERT_EQ(parsed.publish_time().nanos(), 9);
+  RecordMeta meta;
+  ASSERT_TRUE(ParseRecordMeta(payload, &meta));
+  EXPECT_EQ(meta.publish_time, PublishTime(parsed));
+  EXPECT_EQ(meta.offset, 5u);
+}
+
 TEST(Record, AssignedFieldsEncodeExtremeValues) {
   for (absl::Time t : {absl::UnixEpoch(), absl::FromUnixSeconds(-62135596800),
                        absl::FromUnixSeconds(253402300799) + absl::Nanoseconds(999999999)}) {
