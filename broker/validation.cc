@@ -4,8 +4,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/text.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace relay::broker {
 namespace {
@@ -141,10 +141,14 @@ absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open) {
         absl::StrCat("max_in_flight ", open.max_in_flight(), " is above the limit of 100000"));
   }
   if (open.has_ack_deadline()) {
-    int64_t ms = google::protobuf::util::TimeUtil::DurationToMilliseconds(open.ack_deadline());
-    if (ms < 10 || ms > 3600 * 1000) {
+    // In absl::Duration, which cannot overflow: protobuf's
+    // DurationToMilliseconds multiplies the seconds in int64 and wraps a
+    // huge value into the accepted range.
+    const absl::Duration deadline = absl::Seconds(open.ack_deadline().seconds()) +
+                                    absl::Nanoseconds(open.ack_deadline().nanos());
+    if (deadline < absl::Milliseconds(10) || deadline > absl::Hours(1)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("ack_deadline ", ms, " ms is outside [10 ms, 1 h]"));
+          absl::StrCat("ack_deadline ", absl::FormatDuration(deadline), " is outside [10ms, 1h]"));
     }
   }
   return absl::OkStatus();
