@@ -49,7 +49,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Order> {
   }
 
   void OnDone() override {
-    hub_->Remove(handle_);
+    uint64_t handle;
+    {
+      absl::MutexLock lock(&mu_);
+      handle = handle_;
+    }
+    // Not under mu_: Remove() waits for a running sink, and sinks take mu_.
+    hub_->Remove(handle);
     delete this;
   }
 
