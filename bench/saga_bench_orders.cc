@@ -81,8 +81,11 @@ uint64_t OrderTracker::duplicates() const {
 
 bool OrderTracker::AwaitAllTerminal(Phase phase, absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
-  const Counts& c = counts_[Index(phase)];
-  auto all = [&c] { return c.terminal >= c.placed; };
+  auto all = [this, phase] {
+    mu_.AssertHeld();  // Await evaluates the condition with mu_ held
+    const Counts& c = counts_[Index(phase)];
+    return c.terminal >= c.placed;
+  };
   return mu_.AwaitWithDeadline(absl::Condition(&all), deadline);
 }
 
