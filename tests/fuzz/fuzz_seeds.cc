@@ -79,14 +79,19 @@ void WriteAll(const fs::path& root) {
   c.set_created_unix_micros(1700000000000000);
   Write(root / "checkpoint_fuzz", "new_group", c.SerializeAsString());
   c.set_committed_offset(100);
-  for (uint64_t o : {101, 102, 105, 130}) c.add_acked_above(o);
   (*c.mutable_attempts())[100] = 2;
   (*c.mutable_attempts())[103] = 3;
   (*c.mutable_attempts())[104] = 1;
   c.add_types("order.created");
   c.add_types("order.cancelled");
   c.set_dead_lettered(4);
-  Write(root / "checkpoint_fuzz", "busy_group", c.SerializeAsString());
+  GroupCheckpoint old_broker = c;  // acked offsets one by one
+  for (uint64_t o : {101, 102, 105, 130}) old_broker.add_acked_above(o);
+  Write(root / "checkpoint_fuzz", "busy_group", old_broker.SerializeAsString());
+  // Acked runs as (gap, length) from the committed offset: 101-102, 105, 130.
+  for (uint64_t v : {1, 2, 2, 1, 24, 1}) c.add_acked_runs(v);
+  c.set_skipped_offsets(3);
+  Write(root / "checkpoint_fuzz", "busy_group_runs", c.SerializeAsString());
 
   v1::PublishRequest publish;
   publish.set_topic("orders");
