@@ -2,6 +2,7 @@
 #define RELAY_SERVICES_ORDER_ORDER_APP_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "common/store/transactional_consumer.h"
 #include "services/order/order_manager.h"
 #include "services/order/order_service.h"
+#include "services/order/saga_timeout_sweeper.h"
 #include "services/order/watch_hub.h"
 #include "services/shared/pending_log_lines.h"
 
@@ -34,6 +36,13 @@ class OrderApp {
     absl::Duration handler_delay;
     int64_t crash_after = 0;
     store::Database::Options::Sync synchronous = store::Database::Options::Sync::kFull;
+    // An order still PENDING this long after it was placed is cancelled
+    // with cause TIMEOUT (saga_timeout_sweeper.h); zero: never.
+    absl::Duration saga_timeout = absl::Minutes(5);
+    // Between timeout passes; zero: derived from saga_timeout.
+    absl::Duration saga_sweep_interval = absl::ZeroDuration();
+    // The clock of the saga (order times, timeouts). Tests move it.
+    std::function<absl::Time()> clock = [] { return absl::Now(); };
   };
 
   static absl::StatusOr<std::unique_ptr<OrderApp>> Start(Options options);
@@ -56,6 +65,7 @@ class OrderApp {
   std::unique_ptr<store::OutboxRelay> relay_;
   std::unique_ptr<WatchHub> hub_;
   std::unique_ptr<OrderManager> manager_;
+  std::unique_ptr<SagaTimeoutSweeper> sweeper_;
   // One per consumer: each holds the log lines of its open transaction.
   services::PendingLogLines inventory_lines_;
   services::PendingLogLines payment_lines_;

@@ -273,6 +273,42 @@ absl::StatusOr<v1::Order> OrderManager::Get(const std::string& order_id) {
   return order;
 }
 
+absl::StatusOr<int> OrderManager::CancelTimedOut(absl::Duration timeout, int limit) {
+  std::vector<v1::Order> cancelled;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    cancelled.clear();  // a retried transaction starts over
+    absl::StatusOr<std::vector<std::string>> ids =
+        OrderStore::PendingCreatedBefore(tx, clock_() - timeout, limit);
+    if (!ids.ok()) return ids.status();
+    for (const std::string& id : *ids) {
+      absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, id);
+      if (!got.ok()) return got.status();
+      if (!got->has_value()) continue;
+      v1::Order order = std::move(**got);
+      std::vector<std::string> missing;
+      if (!order.stock_reserved()) missing.push_back("inventory");
+      if (!order.payment_captured()) missing.push_back("payment");
+      absl::StatusOr<SagaOutcome> outcome = ApplySagaInput(
+          order, SagaInput::kTimeout,
+          absl::StrCat("no outcome from ", absl::StrJoin(missing, " and "), " within ",
+                       absl::FormatDuration(timeout)));
+      if (!outcome.ok()) return outcome.status();
+      if (absl::Status p = Persist(tx, order, *outcome, ""); !p.ok()) return p;
+      if (*outcome == SagaOutcome::kCancelled) cancelled.push_back(std::move(order));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  for (const v1::Order& order : cancelled) {
+    AfterCommit(order.order_id());
+    RELAY_LOG(Warn, "order cancelled",
+              {{"order", order.order_id()}, {"on", "saga timeout"},
+               {"status", StatusName(order.status())}, {"reason", order.cancel_reason()},
+               {"corr", order.order_id()}});
+  }
+  return static_cast<int>(cancelled.size());
+}
+
 absl::StatusOr<v1::ListOrdersResponse> OrderManager::List(const v1::ListOrdersRequest& request) {
   v1::ListOrdersResponse response;
   absl::Status s = db_->Read([&](Tx& tx) { return OrderStore::List(tx, request, &response); });

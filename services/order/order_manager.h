@@ -64,6 +64,14 @@ class OrderManager {
   absl::StatusOr<v1::Order> Cancel(const std::string& order_id, const std::string& reason);
   absl::StatusOr<v1::Order> Get(const std::string& order_id);
 
+  // The saga timeout: cancels, with compensation (order.cancelled through
+  // the outbox, cause TIMEOUT), up to `limit` orders still PENDING that were
+  // created more than `timeout` before the clock's now, oldest first, in
+  // one transaction. Late outcomes for them are then only recorded
+  // (order_saga.h); inventory releases and payment refunds on
+  // order.cancelled. Returns how many it cancelled (fewer than `limit`:
+  // none are left). REQUIRES: timeout > 0.
+  absl::StatusOr<int> CancelTimedOut(absl::Duration timeout, int limit = 100);
   absl::StatusOr<v1::ListOrdersResponse> List(const v1::ListOrdersRequest& request);
 
   // Registers the handlers of topic "inventory" (product.updated,

@@ -152,6 +152,26 @@ absl::Status OrderStore::Update(Tx& tx, const v1::Order& order) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> OrderStore::PendingCreatedBefore(Tx& tx,
+                                                                         absl::Time cutoff,
+                                                                         int limit) {
+  absl::StatusOr<Statement> st = tx.Prepare(
+      "SELECT order_id FROM orders WHERE status = ? AND created_us < ? "
+      "ORDER BY created_us, order_id LIMIT ?");
+  if (!st.ok()) return st.status();
+  absl::Status s = st->BindInt64(1, v1::ORDER_STATUS_PENDING);
+  if (s.ok()) s = st->BindInt64(2, absl::ToUnixMicros(cutoff));
+  if (s.ok()) s = st->BindInt64(3, limit);
+  if (!s.ok()) return s;
+  std::vector<std::string> ids;
+  while (true) {
+    absl::StatusOr<bool> row = st->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return ids;
+    ids.push_back(st->ColumnText(0));
+  }
+}
+
 absl::Status OrderStore::List(Tx& tx, const v1::ListOrdersRequest& request,
                               v1::ListOrdersResponse* response) {
   if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {

@@ -50,6 +50,12 @@ class OrderStore {
   // Rewrites an existing order (status, flags, reason, updated_at).
   static absl::Status Update(store::Tx& tx, const v1::Order& order);
 
+  // Ids of PENDING orders created before `cutoff`, oldest first, at most
+  // `limit` (the orders_by_status index).
+  static absl::StatusOr<std::vector<std::string>> PendingCreatedBefore(store::Tx& tx,
+                                                                       absl::Time cutoff,
+                                                                       int limit);
+
   // Newest first. `page_token` is empty or a previous next_page_token
   // (INVALID_ARGUMENT when it does not parse).
   static absl::Status List(store::Tx& tx, const v1::ListOrdersRequest& request,
