@@ -65,6 +65,10 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   app->inventory_consumer_->Start();
   app->payment_consumer_->Start();
   app->sweeper_->Start();
+  store::InboxPruner::Options pruner_options;
+  pruner_options.retention = options.inbox_retention;
+  app->inbox_pruner_ = std::make_unique<store::InboxPruner>(app->db_.get(), pruner_options);
+  app->inbox_pruner_->Start();
   return app;
 }
 
@@ -81,6 +85,7 @@ void OrderApp::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (sweeper_) sweeper_->Stop();
+  if (inbox_pruner_) inbox_pruner_->Stop();
   if (manager_) manager_->Stop();
   if (hub_) hub_->Stop();
   if (relay_) relay_->Stop();

@@ -11,6 +11,7 @@
 #include "common/events/publisher.h"
 #include "common/faults.h"
 #include "common/grpc_server.h"
+#include "common/store/inbox_pruner.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
@@ -43,6 +44,9 @@ class OrderApp {
     absl::Duration saga_sweep_interval = absl::ZeroDuration();
     // The clock of the saga (order times, timeouts). Tests move it.
     std::function<absl::Time()> clock = [] { return absl::Now(); };
+    // Inbox rows older than this are deleted (common/store/inbox_pruner.h:
+    // it must exceed the broker's log retention); zero: never.
+    absl::Duration inbox_retention = absl::Hours(14 * 24);
   };
 
   static absl::StatusOr<std::unique_ptr<OrderApp>> Start(Options options);
@@ -63,6 +67,7 @@ class OrderApp {
   std::unique_ptr<Faults> faults_;
   std::unique_ptr<events::Publisher> publisher_;
   std::unique_ptr<store::OutboxRelay> relay_;
+  std::unique_ptr<store::InboxPruner> inbox_pruner_;
   std::unique_ptr<WatchHub> hub_;
   std::unique_ptr<OrderManager> manager_;
   std::unique_ptr<SagaTimeoutSweeper> sweeper_;

@@ -78,6 +78,8 @@ std::vector<std::string> OrderStore::Migrations() {
       SELECT customer_id, idempotency_key, NULL, order_id FROM orders
       WHERE idempotency_key IS NOT NULL;
   )sql");
+  // Shared steps that came later: at the end, since steps are positional.
+  for (std::string& s : store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
   return steps;
 }
 
