@@ -125,6 +125,7 @@ std::vector<std::string> InventoryStore::Migrations() {
       "CREATE INDEX reservations_by_state ON reservations(state, created_us)");
   // Shared steps that came later: at the end, since steps are positional.
   for (std::string& s : store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
+  for (std::string& s : store::Outbox::ParkedMigrations()) steps.push_back(std::move(s));
   return steps;
 }
 

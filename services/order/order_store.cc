@@ -80,6 +80,7 @@ std::vector<std::string> OrderStore::Migrations() {
   )sql");
   // Shared steps that came later: at the end, since steps are positional.
   for (std::string& s : store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
+  for (std::string& s : store::Outbox::ParkedMigrations()) steps.push_back(std::move(s));
   return steps;
 }
 
