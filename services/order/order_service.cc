@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "services/order/order_validation.h"
 #include "services/shared/field_bounds.h"
 
@@ -111,7 +112,7 @@ grpc::ServerUnaryReactor* OrderServiceImpl::PlaceOrder(grpc::CallbackServerConte
   // The customer id as logged: a refused request may carry megabytes.
   std::string customer = request->customer_id().size() <= services::kMaxIdBytes
                              ? request->customer_id()
-                             : services::EchoPrefix(request->customer_id());
+                             : Excerpt(request->customer_id());
   // The reactor and response stay valid until Finish(), called once by the
   // answer (from the group-commit thread). PlaceAsync validates the request
   // (ValidatePlaceOrder) before anything else.

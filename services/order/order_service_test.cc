@@ -298,7 +298,7 @@ TEST_F(OrderServiceTest, ErrorsEchoOnlyAShortPrefixOfTheInput) {
   grpc::Status s = stub_->GetOrder(&c, get, &order);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(),
-              AllOf(HasSubstr(std::string(32, 'y') + "\xE2\x80\xA6"),
+              AllOf(HasSubstr("'" + std::string(32, 'y') + "'\xE2\x80\xA6(200 bytes)"),
                     Not(HasSubstr(std::string(33, 'y')))));
 }
 

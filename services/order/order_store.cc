@@ -6,7 +6,7 @@
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
 #include "google/protobuf/util/time_util.h"
-#include "services/shared/field_bounds.h"
+#include "common/text.h"
 
 namespace relay::order {
 namespace {
@@ -189,7 +189,7 @@ absl::Status OrderStore::List(Tx& tx, const v1::ListOrdersRequest& request,
     std::vector<std::string> parts = absl::StrSplit(request.page_token(), absl::MaxSplits('/', 1));
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &after_us) || parts[1].empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "page_token ", services::EchoPrefix(request.page_token()), " is not one this service issued"));
+          "page_token ", Excerpt(request.page_token()), " is not one this service issued"));
     }
     after_id = parts[1];
   }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/text.h"
 #include "services/shared/field_bounds.h"
 
 namespace relay::order {
@@ -11,7 +12,6 @@ namespace {
 
 using services::CheckEnum;
 using services::CheckString;
-using services::EchoPrefix;
 using services::kMaxIdBytes;
 using services::kMaxPageTokenBytes;
 using services::kMaxReasonBytes;
@@ -54,7 +54,7 @@ absl::Status ValidatePlaceOrder(const v1::PlaceOrderRequest& r) {
     }
     if (!seen.insert(item.sku()).second) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "sku ", EchoPrefix(item.sku()), " appears twice; put the total quantity in one item"));
+          "sku ", Excerpt(item.sku()), " appears twice; put the total quantity in one item"));
     }
   }
   return absl::OkStatus();

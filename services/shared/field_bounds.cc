@@ -1,16 +1,9 @@
 #include "services/shared/field_bounds.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/text.h"
 
 namespace relay::services {
-
-std::string EchoPrefix(absl::string_view value) {
-  if (value.size() <= kEchoPrefixBytes) return absl::StrCat("\"", value, "\"");
-  size_t cut = kEchoPrefixBytes;
-  // Never split a UTF-8 sequence: back up over continuation bytes (10xxxxxx).
-  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;
-  return absl::StrCat("\"", value.substr(0, cut), "\xE2\x80\xA6\"");
-}
 
 absl::Status CheckString(absl::string_view field, absl::string_view value, size_t max_bytes,
                          Presence presence) {
@@ -22,8 +15,8 @@ absl::Status CheckString(absl::string_view field, absl::string_view value, size_
   }
   if (value.size() > max_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(),
-                                                   " bytes, the limit is ", max_bytes,
-                                                   " (starts with ", EchoPrefix(value), ")"));
+                                                   " bytes, the limit is ", max_bytes, ": ",
+                                                   Excerpt(value)));
   }
   return absl::OkStatus();
 }
@@ -38,7 +31,7 @@ absl::Status CheckCurrency(absl::string_view field, absl::string_view value) {
   for (char c : value) ok = ok && c >= 'A' && c <= 'Z';
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      field, " must be an ISO 4217 code of three letters A-Z like USD, got ", EchoPrefix(value)));
+      field, " must be an ISO 4217 code of three letters A-Z like USD, got ", Excerpt(value)));
 }
 
 }  // namespace relay::services

@@ -3,9 +3,9 @@
 
 // The checks every service's request validation is made of: a string field
 // within its bound, a known enum value, an ISO 4217 code. Their errors are
-// INVALID_ARGUMENT naming the field and the bound and echo at most
-// kEchoPrefixBytes of the caller's input, so an error for a 2 MB field stays
-// a few dozen bytes (gRPC carries the message in a trailer; a default client
+// INVALID_ARGUMENT naming the field and the bound and quote at most 32
+// bytes of the caller's input (relay::Excerpt, common/text.h), so an error
+// for a 2 MB field stays a few dozen bytes (gRPC carries the message in a trailer; a default client
 // refuses metadata over 8 KiB and would see RESOURCE_EXHAUSTED instead).
 //
 //   if (absl::Status s = CheckString("customer_id", r.customer_id(), kMaxIdBytes,
@@ -14,7 +14,6 @@
 // Pure functions; thread-safe.
 
 #include <cstddef>
-#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -28,18 +27,12 @@ inline constexpr size_t kMaxSkuBytes = 64;         // product skus
 inline constexpr size_t kMaxNameBytes = 200;       // product and account names
 inline constexpr size_t kMaxReasonBytes = 500;     // free-text reasons
 inline constexpr size_t kMaxPageTokenBytes = 256;  // opaque paging tokens
-// At most this many bytes of user input appear in an error message.
-inline constexpr size_t kEchoPrefixBytes = 32;
 
 enum class Presence { kOptional, kRequired };
 
-// `value` quoted for an error message: its first kEchoPrefixBytes bytes (cut
-// back to a UTF-8 character boundary) and "…" when it was longer.
-std::string EchoPrefix(absl::string_view value);
-
 // OK when `value` has at most `max_bytes` bytes and, when `presence` is
 // kRequired, is not empty. Else INVALID_ARGUMENT: "<field> is required" or
-// "<field> is N bytes, the limit is M (starts with "…")".
+// "<field> is N bytes, the limit is M: 'abc…'…(N bytes)".
 absl::Status CheckString(absl::string_view field, absl::string_view value, size_t max_bytes,
                          Presence presence);
 

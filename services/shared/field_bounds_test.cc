@@ -15,21 +15,6 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-TEST(FieldBounds, EchoPrefixKeepsShortInputWhole) {
-  EXPECT_EQ(EchoPrefix("KB-1"), "\"KB-1\"");
-  EXPECT_EQ(EchoPrefix(std::string(32, 'a')), "\"" + std::string(32, 'a') + "\"");
-}
-
-TEST(FieldBounds, EchoPrefixCutsLongInputAtThirtyTwoBytes) {
-  EXPECT_EQ(EchoPrefix(std::string(2 << 20, 'a')), "\"" + std::string(32, 'a') + "\xE2\x80\xA6\"");
-}
-
-TEST(FieldBounds, EchoPrefixNeverSplitsAUtf8Character) {
-  // 31 ASCII bytes, then "é" (2 bytes) straddling the cut at 32.
-  std::string value = std::string(31, 'a') + "\xC3\xA9" + "tail";
-  EXPECT_EQ(EchoPrefix(value), "\"" + std::string(31, 'a') + "\xE2\x80\xA6\"");
-}
-
 TEST(FieldBounds, CheckStringNamesTheFieldAndTheBound) {
   EXPECT_THAT(CheckString("sku", "KB-1", 64, Presence::kRequired), IsOk());
   EXPECT_THAT(CheckString("sku", "", 64, Presence::kOptional), IsOk());
