@@ -247,8 +247,16 @@ TEST_F(SagaTest, PendingOrderTimesOutAndALateCaptureIsRefunded) {
   payment_.reset();
   const int64_t available = Stock("MS-1").available();
   order::v1::Order placed = Place("c-bob", "MS-1", 1);
-  ASSERT_TRUE(testing::WaitFor([&] { return Stock("MS-1").available() == available - 1; }))
-      << "inventory never reserved";
+  // Wait until order-service recorded the reservation, so only payment's
+  // outcome is missing when the clock moves.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    order::v1::GetOrderRequest get;
+    get.set_order_id(placed.order_id());
+    order::v1::Order o;
+    return Call([&](grpc::ClientContext* c) { return order_stub_->GetOrder(c, get, &o); }).ok() &&
+           o.stock_reserved();
+  })) << "the reservation never reached order-service";
+  EXPECT_EQ(Stock("MS-1").available(), available - 1);
   skew_us_ = absl::ToInt64Microseconds(absl::Minutes(6));  // past the 5m default
 
   order::v1::Order done = WaitTerminal(placed.order_id());
