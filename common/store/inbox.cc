@@ -16,6 +16,10 @@ std::vector<std::string> Inbox::Migrations() {
   };
 }
 
+std::vector<std::string> Inbox::PruneIndexMigrations() {
+  return {"CREATE INDEX IF NOT EXISTS inbox_by_handled ON inbox(handled_us)"};
+}
+
 absl::StatusOr<bool> Inbox::Claim(Tx& tx, const relay::events::v1::Event& event) {
   if (event.id().empty()) {
     return absl::InvalidArgumentError(
@@ -43,6 +47,17 @@ absl::StatusOr<int64_t> Inbox::Prune(Tx& tx, absl::Time cutoff) {
   absl::StatusOr<Statement> remove = tx.Prepare("DELETE FROM inbox WHERE handled_us < ?");
   if (!remove.ok()) return remove.status();
   if (absl::Status s = remove->BindInt64(1, absl::ToUnixMicros(cutoff)); !s.ok()) return s;
+  if (absl::Status s = remove->Run(); !s.ok()) return s;
+  return tx.changes();
+}
+
+absl::StatusOr<int64_t> Inbox::PruneBatch(Tx& tx, absl::Time cutoff, int64_t limit) {
+  absl::StatusOr<Statement> remove = tx.Prepare(
+      "DELETE FROM inbox WHERE event_id IN (SELECT event_id FROM inbox WHERE handled_us < ? "
+      "ORDER BY handled_us LIMIT ?)");
+  if (!remove.ok()) return remove.status();
+  if (absl::Status s = remove->BindInt64(1, absl::ToUnixMicros(cutoff)); !s.ok()) return s;
+  if (absl::Status s = remove->BindInt64(2, limit); !s.ok()) return s;
   if (absl::Status s = remove->Run(); !s.ok()) return s;
   return tx.changes();
 }

@@ -31,10 +31,15 @@ namespace relay::store {
 // Stateless; thread safety is the Database's.
 class Inbox {
  public:
-  // The schema steps, for a service's Database::Migrate() list. Frozen: later
-  // changes come as steps appended here, so a service lists these before its
-  // own steps.
+  // The schema steps, for a service's Database::Migrate() list before its
+  // own steps. Frozen: later shared steps come as separate lists
+  // (PruneIndexMigrations()) that a service appends after its own.
   static std::vector<std::string> Migrations();
+
+  // An index on handled_us for PruneBatch(). A service appends these steps
+  // at the END of its own list: migration steps are positional, so a step
+  // added to Migrations() would shift every service step after it.
+  static std::vector<std::string> PruneIndexMigrations();
 
   // Records `event` as handled inside the caller's transaction `tx`.
   // Returns true when it is new (the caller should apply its effects in the
@@ -52,6 +57,12 @@ class Inbox {
   // redelivered after its row is gone would be handled a second time.
   // Scans the table (no index on handled_us): call it rarely.
   static absl::StatusOr<int64_t> Prune(Tx& tx, absl::Time cutoff);
+
+  // Prune() of at most `limit` rows, the oldest first, through the
+  // PruneIndexMigrations() index: a short transaction however big the
+  // table. Returns how many it deleted (fewer than `limit`: none are left
+  // before `cutoff`). Same safety rule as Prune(). REQUIRES: limit > 0.
+  static absl::StatusOr<int64_t> PruneBatch(Tx& tx, absl::Time cutoff, int64_t limit);
 };
 
 }  // namespace relay::store

@@ -47,6 +47,18 @@ std::vector<std::string> Outbox::Migrations() {
   };
 }
 
+std::vector<std::string> Outbox::ParkedMigrations() {
+  return {
+      "CREATE TABLE IF NOT EXISTS outbox_parked ("
+      "  seq INTEGER PRIMARY KEY,"
+      "  topic TEXT NOT NULL,"
+      "  event BLOB NOT NULL,"
+      "  created_us INTEGER NOT NULL,"
+      "  parked_us INTEGER NOT NULL,"
+      "  error TEXT NOT NULL)",
+  };
+}
+
 absl::StatusOr<std::string> Outbox::Add(Tx& tx, absl::string_view topic, Event event) {
   if (absl::Status s = ValidateTopic(topic); !s.ok()) return s;
   if (event.type().empty()) {
@@ -83,6 +95,14 @@ absl::StatusOr<std::string> Outbox::Add(Tx& tx, absl::string_view topic, Event e
 
 absl::StatusOr<int64_t> Outbox::Count(Tx& tx) {
   absl::StatusOr<Statement> count = tx.Prepare("SELECT count(*) FROM outbox");
+  if (!count.ok()) return count.status();
+  absl::StatusOr<bool> row = count->Step();
+  if (!row.ok()) return row.status();
+  return *row ? count->ColumnInt64(0) : 0;
+}
+
+absl::StatusOr<int64_t> Outbox::CountParked(Tx& tx) {
+  absl::StatusOr<Statement> count = tx.Prepare("SELECT count(*) FROM outbox_parked");
   if (!count.ok()) return count.status();
   absl::StatusOr<bool> row = count->Step();
   if (!row.ok()) return row.status();
@@ -240,6 +260,20 @@ absl::Status OutboxRelay::Drain() {
       absl::MutexLock lock(&mu_);
       flush_seq = flush_seq_;
     }
+    if (!suspects_.empty()) {
+      // A refused batch: its rows go one at a time, so that only an
+      // invalid one is refused (and parked by Settle()).
+      const int64_t seq = suspects_.front();
+      suspects_.pop_front();
+      absl::StatusOr<std::vector<Row>> row = ReadRow(seq);
+      if (!row.ok()) {
+        suspects_.push_front(seq);
+        return row.status();
+      }
+      if (absl::Status s = Send(*row); !s.ok()) return s;
+      isolating_ = !sent_.empty();
+      continue;
+    }
     absl::StatusOr<std::vector<Row>> rows = ReadBatch();
     if (!rows.ok()) return rows.status();
     if (rows->empty()) {
@@ -250,22 +284,27 @@ absl::Status OutboxRelay::Drain() {
       drained_seq_ = std::max(drained_seq_, flush_seq);
       return absl::OkStatus();
     }
-    std::vector<int64_t> unreadable;
-    for (Row& row : *rows) {
-      Event event;
-      if (!event.ParseFromString(row.event)) {
-        // Never written by Outbox::Add; no retry can publish it.
-        RELAY_LOG(Error, "dropping an outbox row that does not parse as an event",
-                  {{"db", db_->path()}, {"seq", absl::StrCat(row.seq)}, {"topic", row.topic}});
-        unreadable.push_back(row.seq);
-        continue;
-      }
-      sent_.push_back(Sent{row.seq, publisher_->Publish(row.topic, std::move(event))});
-    }
-    if (!unreadable.empty()) {
-      if (absl::Status s = Delete(unreadable); !s.ok()) return s;
-    }
+    if (absl::Status s = Send(*rows); !s.ok()) return s;
   }
+}
+
+absl::Status OutboxRelay::Send(std::vector<Row>& rows) {
+  std::vector<int64_t> unreadable;
+  for (Row& row : rows) {
+    Event event;
+    if (!event.ParseFromString(row.event)) {
+      // Never written by Outbox::Add; no retry can publish it.
+      RELAY_LOG(Error, "dropping an outbox row that does not parse as an event",
+                {{"db", db_->path()}, {"seq", absl::StrCat(row.seq)}, {"topic", row.topic}});
+      unreadable.push_back(row.seq);
+      continue;
+    }
+    Sent sent{row.seq, row.topic, event.id(), event.type(), {}};
+    sent.offset = publisher_->Publish(row.topic, std::move(event));
+    sent_.push_back(std::move(sent));
+  }
+  if (unreadable.empty()) return absl::OkStatus();
+  return Delete(unreadable);
 }
 
 absl::Status OutboxRelay::Settle() {
@@ -285,17 +324,45 @@ absl::Status OutboxRelay::Settle() {
   }
   std::vector<int64_t> acked;
   absl::Status error;
+  const bool isolating = isolating_;
+  isolating_ = false;
+  std::vector<int64_t> refused;
   for (Sent& sent : sent_) {
     absl::StatusOr<uint64_t> offset = sent.offset.get();
     if (offset.ok()) {
       acked.push_back(sent.seq);
-    } else if (error.ok()) {
+      continue;
+    }
+    if (offset.status().code() == absl::StatusCode::kInvalidArgument) {
+      if (isolating) {
+        // Refused alone: no retry can publish it. Out of the way it goes.
+        if (absl::Status s = Park(sent, offset.status()); !s.ok()) {
+          suspects_.push_front(sent.seq);
+          if (error.ok()) error = s;
+        }
+      } else {
+        refused.push_back(sent.seq);
+      }
+      continue;
+    }
+    // Not the row's fault (broker away, closing): it stays for a retry, and
+    // if it was being isolated, it is first in line again.
+    if (isolating) suspects_.push_front(sent.seq);
+    if (error.ok()) {
       error = absl::Status(offset.status().code(),
                            absl::StrCat("publishing outbox row ", sent.seq, ": ",
                                         offset.status().message()));
     }
   }
   sent_.clear();
+  if (!refused.empty()) {
+    RELAY_LOG(Warn, "broker refused an outbox batch as invalid; publishing its rows one at a time",
+              {{"db", db_->path()}, {"rows", absl::StrCat(refused.size())},
+               {"first_seq", absl::StrCat(refused.front())}});
+    // In seq order; suspects_ is empty here (a normal batch is only read
+    // once every suspect is settled).
+    suspects_.insert(suspects_.end(), refused.begin(), refused.end());
+  }
   if (!acked.empty()) {
     // A failure here leaves the rows to be published again: the broker
     // drops the duplicates.
@@ -325,6 +392,55 @@ absl::StatusOr<std::vector<OutboxRelay::Row>> OutboxRelay::ReadBatch() {
   });
   if (!s.ok()) return s;
   return rows;
+}
+
+absl::StatusOr<std::vector<OutboxRelay::Row>> OutboxRelay::ReadRow(int64_t seq) {
+  std::vector<Row> rows;
+  absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> select =
+        tx.Prepare("SELECT seq, topic, event FROM outbox WHERE seq = ?");
+    if (!select.ok()) return select.status();
+    if (absl::Status s = select->BindInt64(1, seq); !s.ok()) return s;
+    absl::StatusOr<bool> row = select->Step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      rows.push_back(Row{select->ColumnInt64(0), select->ColumnText(1), select->ColumnBlob(2)});
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return rows;
+}
+
+absl::Status OutboxRelay::Park(const Sent& sent, const absl::Status& error) {
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> move = tx.Prepare(
+        "INSERT INTO outbox_parked (seq, topic, event, created_us, parked_us, error) "
+        "SELECT seq, topic, event, created_us, ?, ? FROM outbox WHERE seq = ?");
+    if (!move.ok()) return move.status();
+    absl::Status b = move->BindInt64(1, absl::ToUnixMicros(absl::Now()));
+    if (b.ok()) b = move->BindText(2, error.ToString());
+    if (b.ok()) b = move->BindInt64(3, sent.seq);
+    if (!b.ok()) return b;
+    if (absl::Status r = move->Run(); !r.ok()) return r;
+    absl::StatusOr<Statement> remove = tx.Prepare("DELETE FROM outbox WHERE seq = ?");
+    if (!remove.ok()) return remove.status();
+    if (absl::Status r = remove->BindInt64(1, sent.seq); !r.ok()) return r;
+    return remove->Run();
+  });
+  if (!s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("parking outbox row ", sent.seq, ": ", s.message()));
+  }
+  uint64_t parked;
+  {
+    absl::MutexLock lock(&mu_);
+    parked = ++stats_.parked;
+  }
+  RELAY_LOG(Error, "outbox event parked: the broker refuses it; the rows behind it go on",
+            {{"db", db_->path()}, {"seq", absl::StrCat(sent.seq)}, {"topic", sent.topic},
+             {"type", sent.type}, {"event", sent.event_id}, {"error", error.ToString()},
+             {"parked_total", absl::StrCat(parked)}});
+  return absl::OkStatus();
 }
 
 absl::Status OutboxRelay::Delete(const std::vector<int64_t>& seqs) {

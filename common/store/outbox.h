@@ -19,6 +19,7 @@
 //   relay.Wake();  // publish now rather than at the next poll
 
 #include <cstdint>
+#include <deque>
 #include <future>
 #include <string>
 #include <thread>
@@ -42,9 +43,16 @@ namespace relay::store {
 class Outbox {
  public:
   // The schema steps, for a service to put in its own Database::Migrate()
-  // list. Frozen: later changes will come as new steps appended here, so a
-  // service must list these before its own steps.
+  // list before its own steps. Frozen: later shared steps come as separate
+  // lists (ParkedMigrations()) that a service appends after its own.
   static std::vector<std::string> Migrations();
+
+  // The table of parked rows: outbox_parked(seq, topic, event, created_us,
+  // parked_us, error), the rows the broker refused as invalid (see
+  // OutboxRelay). A service appends these steps at the END of its own list:
+  // migration steps are positional, so a step added to Migrations() would
+  // shift every service step after it.
+  static std::vector<std::string> ParkedMigrations();
 
   // Largest serialized event Add() accepts (the broker's default limit).
   static constexpr size_t kMaxEventBytes = 1 << 20;
@@ -60,6 +68,8 @@ class Outbox {
 
   // Rows not yet published.
   static absl::StatusOr<int64_t> Count(Tx& tx);
+  // Rows parked because the broker refused them (ParkedMigrations()).
+  static absl::StatusOr<int64_t> CountParked(Tx& tx);
 };
 
 // Publishes the outbox of one Database: a thread reads the rows in seq order
@@ -76,9 +86,17 @@ class Outbox {
 // rejected by the broker) are read and published again with exponential
 // backoff. Those retried events may then land after later rows of the same
 // batch that did get through: order holds for everything published on the
-// first try. A batch the broker rejects as invalid blocks the outbox (retried
-// at max_backoff, reported in stats().last_error): Outbox::Add() refuses such
-// events up front. One batch is in flight at a time.
+// first try. One batch is in flight at a time.
+//
+// The broker refuses a whole publish batch when one event of it is invalid
+// (INVALID_ARGUMENT), and no retry can change that, so such rows must not
+// block the rows behind them: the relay publishes each row of a refused
+// batch alone, in seq order; a row the broker refuses alone is parked
+// (moved to outbox_parked with the error, logged at ERROR, counted in
+// stats().parked) and the relay moves on; the others are published as
+// usual. Outbox::Add() refuses what it can tell is invalid, so a parked row
+// means the broker's rules and Add()'s differ (e.g. a lower
+// --max_event_bytes): an operator inspects outbox_parked.
 //
 // Wake() after a commit publishes at once; a poll every poll_interval
 // catches rows added without a Wake().
@@ -105,6 +123,7 @@ class OutboxRelay {
   struct Stats {
     uint64_t published = 0;  // rows the broker acknowledged (and deleted)
     uint64_t failures = 0;   // passes that ended in an error or a timeout
+    uint64_t parked = 0;     // rows the broker refused alone, moved to outbox_parked
     std::string last_error;  // empty once a pass succeeds again
   };
 
@@ -145,6 +164,9 @@ class OutboxRelay {
   };
   struct Sent {
     int64_t seq;
+    std::string topic;
+    std::string event_id;
+    std::string type;
     std::future<absl::StatusOr<uint64_t>> offset;
   };
 
@@ -153,8 +175,14 @@ class OutboxRelay {
   absl::Status Drain();
   // Waits for the batch in `sent_`; deletes what the broker acknowledged.
   absl::Status Settle();
+  // Rows in seq order: the first batch_size, or the one with `seq`.
   absl::StatusOr<std::vector<Row>> ReadBatch();
+  absl::StatusOr<std::vector<Row>> ReadRow(int64_t seq);
+  // Publishes `rows` into sent_, dropping (deleting) unparsable ones.
+  absl::Status Send(std::vector<Row>& rows);
   absl::Status Delete(const std::vector<int64_t>& seqs);
+  // Moves row `sent.seq` to outbox_parked with `error`, loudly.
+  absl::Status Park(const Sent& sent, const absl::Status& error);
   // When waiting should end: now + `d`, earlier when stopping.
   absl::Time Deadline(absl::Duration d);
   bool StopDeadlinePassed();
@@ -165,6 +193,10 @@ class OutboxRelay {
   std::thread thread_;
   // Published, not yet settled. Only the relay thread touches it.
   std::vector<Sent> sent_;
+  // Rows of a batch the broker refused, to be published one at a time, in
+  // seq order; `isolating_`: sent_ holds one of them alone. Relay thread only.
+  std::deque<int64_t> suspects_;
+  bool isolating_ = false;
 
   mutable absl::Mutex mu_;
   bool running_ ABSL_GUARDED_BY(mu_) = false;

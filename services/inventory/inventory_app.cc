@@ -89,6 +89,10 @@ absl::Status InventoryApp::Init() {
   relay_options.stop_grace = options_.shutdown_grace;
   relay_ = std::make_unique<store::OutboxRelay>(db_.get(), publisher_.get(), relay_options);
   relay_->Start();
+  store::InboxPruner::Options pruner_options;
+  pruner_options.retention = options_.inbox_retention;
+  inbox_pruner_ = std::make_unique<store::InboxPruner>(db_.get(), pruner_options);
+  inbox_pruner_->Start();
 
   handlers_ = std::make_unique<InventoryHandlers>();
   TransactionalConsumer::Options consumer_options;
@@ -126,6 +130,7 @@ void InventoryApp::Shutdown() {
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox from events while it drains.
   if (consumer_ != nullptr) consumer_->Stop();
+  if (inbox_pruner_ != nullptr) inbox_pruner_->Stop();
   if (relay_ != nullptr) relay_->Stop();  // publishes for up to shutdown_grace
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));

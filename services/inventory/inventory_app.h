@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/events/publisher.h"
 #include "common/faults.h"
+#include "common/store/inbox_pruner.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
@@ -56,6 +57,9 @@ class InventoryApp {
     int64_t crash_after = 0;
     // How long Shutdown() goes on publishing the outbox, and gives open RPCs.
     absl::Duration shutdown_grace = absl::Seconds(5);
+    // Inbox rows older than this are deleted (common/store/inbox_pruner.h:
+    // it must exceed the broker's log retention); zero: never.
+    absl::Duration inbox_retention = absl::Hours(14 * 24);
   };
 
   // Opens and migrates the database, seeds it, and starts the outbox relay,
@@ -95,6 +99,7 @@ class InventoryApp {
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<events::Publisher> publisher_;
   std::unique_ptr<store::OutboxRelay> relay_;
+  std::unique_ptr<store::InboxPruner> inbox_pruner_;
   std::unique_ptr<InventoryHandlers> handlers_;
   // Handles events in transactions; its hooks run the fault knobs and write
   // the log lines (see Init()).

@@ -9,6 +9,7 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "services/inventory/inventory_store.h"
+#include "services/inventory/inventory_validation.h"
 #include "services/inventory/stock_ledger.h"
 
 namespace relay::inventory {
@@ -71,7 +72,7 @@ absl::Status InventoryServiceImpl::DoListProducts(v1::ListProductsResponse* resp
 
 absl::Status InventoryServiceImpl::DoGetStock(const v1::GetStockRequest& request,
                                               v1::Product* response) {
-  if (request.sku().empty()) return absl::InvalidArgumentError("sku is required");
+  if (absl::Status s = ValidateGetStock(request); !s.ok()) return s;
   return db_->Read([&](store::Tx& tx) -> absl::Status {
     absl::StatusOr<std::optional<v1::Product>> p = InventoryStore::GetProduct(tx, request.sku());
     if (!p.ok()) return p.status();
@@ -83,6 +84,7 @@ absl::Status InventoryServiceImpl::DoGetStock(const v1::GetStockRequest& request
 
 absl::Status InventoryServiceImpl::DoSetStock(const v1::SetStockRequest& request,
                                               v1::Product* response) {
+  if (absl::Status s = ValidateSetStock(request); !s.ok()) return s;
   SetStockPlan plan;
   int64_t was = 0;
   std::string event_id;
@@ -136,7 +138,7 @@ absl::Status InventoryServiceImpl::DoSetStock(const v1::SetStockRequest& request
 
 absl::Status InventoryServiceImpl::DoRestock(const v1::RestockRequest& request,
                                              v1::Product* response) {
-  if (request.sku().empty()) return absl::InvalidArgumentError("sku is required");
+  if (absl::Status s = ValidateRestock(request); !s.ok()) return s;
   if (request.quantity() < 1) {
     return absl::InvalidArgumentError(absl::StrCat("restock quantity must be > 0 for sku ",
                                                    request.sku(), ", got ", request.quantity()));
@@ -174,6 +176,7 @@ absl::Status InventoryServiceImpl::DoRestock(const v1::RestockRequest& request,
 
 absl::Status InventoryServiceImpl::DoListReservations(const v1::ListReservationsRequest& request,
                                                       v1::ListReservationsResponse* response) {
+  if (absl::Status s = ValidateListReservations(request); !s.ok()) return s;
   if (request.limit() < 0) {
     return absl::InvalidArgumentError(absl::StrCat("limit must be >= 0 (0: the default ",
                                                    kDefaultLimit, "), got ", request.limit()));

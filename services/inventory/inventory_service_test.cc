@@ -9,6 +9,8 @@
 #include "absl/time/clock.h"
 #include "common/grpc_server.h"
 #include "common/grpc_status.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relay/events/v1/inventory_events.pb.h"
@@ -44,6 +46,9 @@ class InventoryServiceTest : public ::testing::Test {
     ASSERT_THAT(server, IsOk());
     server_ = std::move(server->server);
     stub_ = v1::InventoryService::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", server->port)));
+    // A client with gRPC's defaults (8 KiB metadata limit), for bad input.
+    default_stub_ = v1::InventoryService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server->port), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
@@ -118,6 +123,7 @@ class InventoryServiceTest : public ::testing::Test {
   std::unique_ptr<InventoryServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<v1::InventoryService::Stub> stub_;
+  std::unique_ptr<v1::InventoryService::Stub> default_stub_;
 };
 
 TEST_F(InventoryServiceTest, ListProductsShowsTheSeedCatalogSortedBySku) {
@@ -268,6 +274,85 @@ TEST_F(InventoryServiceTest, ListReservationsFiltersAndLimits) {
   negative.set_limit(-1);
   EXPECT_THAT(Reservations(negative),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("limit")));
+}
+
+// ------------------------------------------------------------- bad input
+
+constexpr size_t kTwoMegabytes = 2 << 20;
+
+// What a default client saw: INVALID_ARGUMENT naming the field and its
+// bound, in a message short enough that it never echoed the input.
+MATCHER_P2(RefusedFor, field, bound, "") {
+  const grpc::Status& s = arg;
+  *result_listener << "code " << s.error_code() << ", " << s.error_message().size()
+                   << "-byte message: " << s.error_message().substr(0, 200);
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT &&
+         s.error_message().find(absl::StrCat(field, " is ")) != std::string::npos &&
+         s.error_message().find(absl::StrCat("limit is ", bound)) != std::string::npos &&
+         s.error_message().size() < 200;
+}
+
+std::unique_ptr<grpc::ClientContext> Deadline() {
+  auto c = std::make_unique<grpc::ClientContext>();
+  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return c;
+}
+
+TEST_F(InventoryServiceTest, SetStockSaysWhichFieldIsTooLong) {
+  const std::string before = Snapshot();
+  v1::Product p;
+  v1::SetStockRequest long_sku = Request(std::string(kTwoMegabytes, 's'), 5);
+  long_sku.set_name("Cable");
+  long_sku.mutable_price()->set_amount_minor(100);
+  long_sku.mutable_price()->set_currency("USD");
+  EXPECT_THAT(default_stub_->SetStock(Deadline().get(), long_sku, &p), RefusedFor("sku", 64));
+
+  for (size_t size : {size_t{201}, size_t{500} << 10, kTwoMegabytes}) {
+    v1::SetStockRequest long_name = Request("NEW-1", 5);
+    long_name.set_name(std::string(size, 'n'));
+    long_name.mutable_price()->set_amount_minor(100);
+    long_name.mutable_price()->set_currency("USD");
+    EXPECT_THAT(default_stub_->SetStock(Deadline().get(), long_name, &p), RefusedFor("name", 200))
+        << size;
+  }
+  v1::SetStockRequest long_currency = Request("NEW-1", 5);
+  long_currency.set_name("Cable");
+  long_currency.mutable_price()->set_amount_minor(100);
+  long_currency.mutable_price()->set_currency(std::string(kTwoMegabytes, 'U'));
+  grpc::Status s = default_stub_->SetStock(Deadline().get(), long_currency, &p);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message().size();
+  EXPECT_THAT(s.error_message(), HasSubstr("price.currency"));
+  EXPECT_LT(s.error_message().size(), 200u);
+
+  EXPECT_EQ(Snapshot(), before);
+  EXPECT_THAT(Outbox(), IsEmpty());
+}
+
+TEST_F(InventoryServiceTest, TwoMegabyteSkuOrOrderIdIsInvalidArgumentForADefaultClient) {
+  const std::string huge(kTwoMegabytes, 'x');
+  v1::Product p;
+  v1::GetStockRequest get;
+  get.set_sku(huge);
+  EXPECT_THAT(default_stub_->GetStock(Deadline().get(), get, &p), RefusedFor("sku", 64));
+  v1::RestockRequest restock;
+  restock.set_sku(huge);
+  restock.set_quantity(1);
+  EXPECT_THAT(default_stub_->Restock(Deadline().get(), restock, &p), RefusedFor("sku", 64));
+  v1::ListReservationsRequest list;
+  list.set_order_id(huge);
+  v1::ListReservationsResponse reservations;
+  EXPECT_THAT(default_stub_->ListReservations(Deadline().get(), list, &reservations),
+              RefusedFor("order_id", 128));
+}
+
+TEST_F(InventoryServiceTest, FieldsAtTheirBoundsAreAccepted) {
+  v1::SetStockRequest r = Request(std::string(64, 's'), 5);
+  r.set_name(std::string(200, 'n'));
+  r.mutable_price()->set_amount_minor(100);
+  r.mutable_price()->set_currency("USD");
+  v1::Product p;
+  grpc::Status s = default_stub_->SetStock(Deadline().get(), r, &p);
+  EXPECT_TRUE(s.ok()) << s.error_message();
 }
 
 }  // namespace

@@ -123,6 +123,9 @@ std::vector<std::string> InventoryStore::Migrations() {
       "  PRIMARY KEY (order_id, sku));"
       "CREATE INDEX reservations_by_time ON reservations(created_us);"
       "CREATE INDEX reservations_by_state ON reservations(state, created_us)");
+  // Shared steps that came later: at the end, since steps are positional.
+  for (std::string& s : store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
+  for (std::string& s : store::Outbox::ParkedMigrations()) steps.push_back(std::move(s));
   return steps;
 }
 

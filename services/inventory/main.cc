@@ -21,6 +21,9 @@ ABSL_FLAG(int64_t, crash_after, 0,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "on SIGTERM, how long to go on publishing the outbox and serving open RPCs");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
+ABSL_FLAG(absl::Duration, inbox_retention, absl::Hours(14 * 24),
+          "delete inbox rows (handled event ids) older than this, in batches; must exceed the "
+          "broker's --retention_age; 0 keeps them forever");
 
 int main(int argc, char** argv) {
   relay::Process process("inventory-service", "RELAY_INVENTORY_",
@@ -34,6 +37,7 @@ int main(int argc, char** argv) {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.handler_delay = absl::GetFlag(FLAGS_handler_delay);
   options.crash_after = absl::GetFlag(FLAGS_crash_after);
+  options.inbox_retention = absl::GetFlag(FLAGS_inbox_retention);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   absl::StatusOr<std::unique_ptr<relay::inventory::InventoryApp>> app =
       relay::inventory::InventoryApp::Start(options);

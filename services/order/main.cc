@@ -15,6 +15,12 @@ ABSL_FLAG(absl::Duration, handler_delay, absl::ZeroDuration(),
           "fault knob: sleep this long in every event handler");
 ABSL_FLAG(int64_t, crash_after, 0, "fault knob: SIGKILL itself after N handled events (0: never)");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
+ABSL_FLAG(absl::Duration, inbox_retention, absl::Hours(14 * 24),
+          "delete inbox rows (handled event ids) older than this, in batches; must exceed the "
+          "broker's --retention_age; 0 keeps them forever");
+ABSL_FLAG(absl::Duration, saga_timeout, absl::Minutes(5),
+          "cancel (cause timeout, with compensation) an order still PENDING this long after it "
+          "was placed, e.g. when inventory or payment is down; 0 never does");
 
 int main(int argc, char** argv) {
   relay::Process process("order-service", "RELAY_ORDER_", "places orders and runs the order saga.");
@@ -26,12 +32,15 @@ int main(int argc, char** argv) {
   options.db_path = absl::GetFlag(FLAGS_db);
   options.handler_delay = absl::GetFlag(FLAGS_handler_delay);
   options.crash_after = absl::GetFlag(FLAGS_crash_after);
+  options.inbox_retention = absl::GetFlag(FLAGS_inbox_retention);
+  options.saga_timeout = absl::GetFlag(FLAGS_saga_timeout);
   absl::StatusOr<std::unique_ptr<relay::order::OrderApp>> app =
       relay::order::OrderApp::Start(options);
   if (!app.ok()) return process.Fail(app.status());
   return process.ServeUntilSignal({{"listen", options.listen},
                                    {"port", absl::StrCat((*app)->port())},
                                    {"broker", options.broker_target},
-                                   {"db", options.db_path}},
+                                   {"db", options.db_path},
+                                   {"saga_timeout", absl::FormatDuration(options.saga_timeout)}},
                                   [&] { (*app)->Shutdown(); });
 }

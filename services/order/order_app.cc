@@ -32,8 +32,11 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   app->relay_ = std::make_unique<store::OutboxRelay>(app->db_.get(), app->publisher_.get(),
                                                      store::OutboxRelay::Options{});
   app->hub_ = std::make_unique<WatchHub>(app->db_.get());
-  app->manager_ =
-      std::make_unique<OrderManager>(app->db_.get(), app->relay_.get(), app->hub_.get());
+  app->manager_ = std::make_unique<OrderManager>(app->db_.get(), app->relay_.get(),
+                                                 app->hub_.get(), options.clock);
+  app->sweeper_ = std::make_unique<SagaTimeoutSweeper>(
+      app->manager_.get(),
+      SagaTimeoutSweeper::Options{options.saga_timeout, options.saga_sweep_interval});
 
   auto consumer = [&](const std::string& topic, services::PendingLogLines& lines) {
     store::TransactionalConsumer::Options o;
@@ -61,6 +64,11 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   app->relay_->Start();
   app->inventory_consumer_->Start();
   app->payment_consumer_->Start();
+  app->sweeper_->Start();
+  store::InboxPruner::Options pruner_options;
+  pruner_options.retention = options.inbox_retention;
+  app->inbox_pruner_ = std::make_unique<store::InboxPruner>(app->db_.get(), pruner_options);
+  app->inbox_pruner_->Start();
   return app;
 }
 
@@ -76,6 +84,8 @@ void OrderApp::Shutdown() {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  if (sweeper_) sweeper_->Stop();
+  if (inbox_pruner_) inbox_pruner_->Stop();
   if (manager_) manager_->Stop();
   if (hub_) hub_->Stop();
   if (relay_) relay_->Stop();

@@ -1,7 +1,6 @@
 #include "services/order/order_manager.h"
 
 #include <limits>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,6 +10,8 @@
 #include "google/protobuf/util/time_util.h"
 #include "relay/events/v1/order_events.pb.h"
 #include "services/order/order_store.h"
+#include "services/order/order_validation.h"
+#include "services/order/request_fingerprint.h"
 
 namespace relay::order {
 namespace {
@@ -18,11 +19,8 @@ namespace {
 using google::protobuf::util::TimeUtil;
 using store::Tx;
 
-constexpr int kMaxItems = 100;
 // Orders placed in one transaction at most (group commit).
 constexpr size_t kMaxPlaceBatch = 256;
-constexpr int32_t kMaxQuantity = 1000000;
-constexpr size_t kMaxIdLength = 128;
 constexpr char kTopic[] = "orders";
 constexpr char kSource[] = "order-service";
 
@@ -34,36 +32,6 @@ std::string Money(const events::v1::Money& m) {
   int64_t a = m.amount_minor();
   return absl::StrCat(a / 100, ".", std::string(a % 100 < 10 ? "0" : ""), a % 100, " ",
                       m.currency());
-}
-
-absl::Status ValidatePlace(const v1::PlaceOrderRequest& r) {
-  if (r.customer_id().empty()) return absl::InvalidArgumentError("customer_id is required");
-  if (r.customer_id().size() > kMaxIdLength) {
-    return absl::InvalidArgumentError("customer_id is longer than 128 characters");
-  }
-  if (r.idempotency_key().size() > kMaxIdLength) {
-    return absl::InvalidArgumentError("idempotency_key is longer than 128 characters");
-  }
-  if (r.items_size() == 0) return absl::InvalidArgumentError("an order needs at least one item");
-  if (r.items_size() > kMaxItems) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("an order has at most ", kMaxItems, " items, got ", r.items_size()));
-  }
-  std::set<std::string> seen;
-  for (int i = 0; i < r.items_size(); ++i) {
-    const auto& item = r.items(i);
-    if (item.sku().empty()) return absl::InvalidArgumentError(absl::StrCat("item #", i, " has no sku"));
-    if (item.quantity() < 1 || item.quantity() > kMaxQuantity) {
-      return absl::InvalidArgumentError(absl::StrCat("item #", i, " (sku ", item.sku(),
-                                                     "): quantity must be in [1, ", kMaxQuantity,
-                                                     "], got ", item.quantity()));
-    }
-    if (!seen.insert(item.sku()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sku ", item.sku(), " appears twice; put the total quantity in one item"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 // An event of this service about `order`, keyed and correlated by its id.
@@ -100,12 +68,24 @@ void OrderManager::AfterCommit(const std::string& order_id) {
 
 absl::Status OrderManager::PlaceInTx(Tx& tx, const v1::PlaceOrderRequest& request,
                                      PlaceResult* result) {
+  const std::string fingerprint = PlaceRequestFingerprint(request);
   if (!request.idempotency_key().empty()) {
-    absl::StatusOr<std::optional<v1::Order>> existing =
-        OrderStore::GetByIdempotencyKey(tx, request.idempotency_key());
+    absl::StatusOr<std::optional<KeyedOrder>> existing =
+        OrderStore::GetByIdempotencyKey(tx, request.customer_id(), request.idempotency_key());
     if (!existing.ok()) return existing.status();
     if (existing->has_value()) {
-      result->order = std::move(**existing);
+      KeyedOrder& found = **existing;
+      const std::string& first = found.request_fingerprint.empty()
+                                     ? OrderFingerprint(found.order)
+                                     : found.request_fingerprint;
+      if (first != fingerprint) {
+        // As payment APIs do: a silent replay would answer a request that
+        // was never carried out.
+        return absl::FailedPreconditionError(absl::StrCat(
+            "idempotency_key was already used for a different request (order ",
+            found.order.order_id(), "); use a new key for a new order"));
+      }
+      result->order = std::move(found.order);
       result->replayed = true;
       return absl::OkStatus();
     }
@@ -151,7 +131,7 @@ absl::Status OrderManager::PlaceInTx(Tx& tx, const v1::PlaceOrderRequest& reques
   order.mutable_total()->set_currency(currency);
   *order.mutable_created_at() = ToProto(clock_());
   *order.mutable_updated_at() = order.created_at();
-  if (absl::Status s = OrderStore::Insert(tx, order); !s.ok()) return s;
+  if (absl::Status s = OrderStore::Insert(tx, order, fingerprint); !s.ok()) return s;
 
   events::v1::OrderCreated created;
   created.set_order_id(order.order_id());
@@ -179,7 +159,7 @@ void OrderManager::ReportPlaced(const PlaceResult& result) {
 }
 
 void OrderManager::PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone done) {
-  if (absl::Status s = ValidatePlace(request); !s.ok()) {
+  if (absl::Status s = ValidatePlaceOrder(request); !s.ok()) {
     done(s);
     return;
   }
@@ -291,6 +271,42 @@ absl::StatusOr<v1::Order> OrderManager::Get(const std::string& order_id) {
   });
   if (!s.ok()) return s;
   return order;
+}
+
+absl::StatusOr<int> OrderManager::CancelTimedOut(absl::Duration timeout, int limit) {
+  std::vector<v1::Order> cancelled;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    cancelled.clear();  // a retried transaction starts over
+    absl::StatusOr<std::vector<std::string>> ids =
+        OrderStore::PendingCreatedBefore(tx, clock_() - timeout, limit);
+    if (!ids.ok()) return ids.status();
+    for (const std::string& id : *ids) {
+      absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, id);
+      if (!got.ok()) return got.status();
+      if (!got->has_value()) continue;
+      v1::Order order = std::move(**got);
+      std::vector<std::string> missing;
+      if (!order.stock_reserved()) missing.push_back("inventory");
+      if (!order.payment_captured()) missing.push_back("payment");
+      absl::StatusOr<SagaOutcome> outcome = ApplySagaInput(
+          order, SagaInput::kTimeout,
+          absl::StrCat("no outcome from ", absl::StrJoin(missing, " and "), " within ",
+                       absl::FormatDuration(timeout)));
+      if (!outcome.ok()) return outcome.status();
+      if (absl::Status p = Persist(tx, order, *outcome, ""); !p.ok()) return p;
+      if (*outcome == SagaOutcome::kCancelled) cancelled.push_back(std::move(order));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  for (const v1::Order& order : cancelled) {
+    AfterCommit(order.order_id());
+    RELAY_LOG(Warn, "order cancelled",
+              {{"order", order.order_id()}, {"on", "saga timeout"},
+               {"status", StatusName(order.status())}, {"reason", order.cancel_reason()},
+               {"corr", order.order_id()}});
+  }
+  return static_cast<int>(cancelled.size());
 }
 
 absl::StatusOr<v1::ListOrdersResponse> OrderManager::List(const v1::ListOrdersRequest& request) {

@@ -43,8 +43,13 @@ class OrderManager {
                std::function<absl::Time()> clock = [] { return absl::Now(); });
   ~OrderManager();  // Stop()
 
-  // docs/ARCHITECTURE.md#saga-steps, step 1. INVALID_ARGUMENT for bad items or an unknown sku;
-  // UNAVAILABLE while the catalog is still empty. Orders placed at the same
+  // docs/ARCHITECTURE.md#saga-steps, step 1. INVALID_ARGUMENT for a
+  // request ValidatePlaceOrder refuses or an unknown sku; UNAVAILABLE while
+  // the catalog is still empty. Idempotency keys are scoped per customer:
+  // the same customer, key and request (request_fingerprint.h) again
+  // answers the original order with `replayed`; the same customer and key
+  // with a different request is FAILED_PRECONDITION; another customer's key
+  // is unrelated. Orders placed at the same
   // time commit together (group commit: one transaction and one fsync for
   // all, each order in its own savepoint); `done` is called once the order
   // is durable, or with the error, from the committing thread or, for a bad
@@ -58,6 +63,15 @@ class OrderManager {
   // NOT_FOUND; FAILED_PRECONDITION for a CONFIRMED order.
   absl::StatusOr<v1::Order> Cancel(const std::string& order_id, const std::string& reason);
   absl::StatusOr<v1::Order> Get(const std::string& order_id);
+
+  // The saga timeout: cancels, with compensation (order.cancelled through
+  // the outbox, cause TIMEOUT), up to `limit` orders still PENDING that were
+  // created more than `timeout` before the clock's now, oldest first, in
+  // one transaction. Late outcomes for them are then only recorded
+  // (order_saga.h); inventory releases and payment refunds on
+  // order.cancelled. Returns how many it cancelled (fewer than `limit`:
+  // none are left). REQUIRES: timeout > 0.
+  absl::StatusOr<int> CancelTimedOut(absl::Duration timeout, int limit = 100);
   absl::StatusOr<v1::ListOrdersResponse> List(const v1::ListOrdersRequest& request);
 
   // Registers the handlers of topic "inventory" (product.updated,

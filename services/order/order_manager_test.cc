@@ -22,6 +22,7 @@ namespace {
 using events::v1::Event;
 using ::testing::HasSubstr;
 using testing::IsOk;
+using testing::IsOkAndHolds;
 using testing::StatusIs;
 
 class OrderManagerTest : public ::testing::Test {
@@ -31,7 +32,9 @@ class OrderManagerTest : public ::testing::Test {
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
     ASSERT_THAT(db_->Migrate(OrderStore::Migrations()), IsOk());
-    manager_ = std::make_unique<OrderManager>(db_.get(), nullptr, nullptr);
+    // The clock seam: tests move time by `skew_` instead of waiting.
+    manager_ = std::make_unique<OrderManager>(db_.get(), nullptr, nullptr,
+                                              [this] { return absl::Now() + skew_; });
     store::TransactionalConsumer::Options o;
     o.subscriber.topic = "inventory";
     o.subscriber.group = "order-service";
@@ -110,6 +113,7 @@ class OrderManagerTest : public ::testing::Test {
   }
 
   relay::testing::TempDir dir_;
+  absl::Duration skew_;  // written only while no Place() is in flight
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<OrderManager> manager_;
   std::unique_ptr<store::TransactionalConsumer> inventory_;
@@ -310,6 +314,90 @@ TEST(OrderManagerEmptyCatalog, PlaceIsUnavailableUntilTheCatalogArrives) {
   r.add_items()->set_sku("KB-1");
   r.mutable_items(0)->set_quantity(1);
   EXPECT_THAT(manager.Place(r), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("catalog")));
+}
+
+// ------------------------------------------------------------ saga timeout
+
+TEST_F(OrderManagerTest, PendingOrderPastTheTimeoutIsCancelledWithCompensation) {
+  auto old = manager_->Place(Request());
+  ASSERT_THAT(old, IsOk());
+  ASSERT_THAT(payments_->Handle(Captured(old->order.order_id()), {}), IsOk());
+  skew_ = absl::Minutes(4);
+  auto young = manager_->Place(Request());
+  ASSERT_THAT(young, IsOk());
+  EXPECT_THAT(manager_->CancelTimedOut(absl::Minutes(5)), IsOkAndHolds(0))
+      << "nothing is 5 minutes old yet";
+
+  skew_ = absl::Minutes(6);
+  auto n = manager_->CancelTimedOut(absl::Minutes(5));
+  ASSERT_THAT(n, IsOk());
+  EXPECT_EQ(*n, 1);
+  auto o = manager_->Get(old->order.order_id());
+  ASSERT_THAT(o, IsOk());
+  EXPECT_EQ(o->status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(o->cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  EXPECT_THAT(o->cancel_reason(), HasSubstr("timeout: no outcome from inventory within 5m"));
+  auto y = manager_->Get(young->order.order_id());
+  ASSERT_THAT(y, IsOk());
+  EXPECT_EQ(y->status(), v1::ORDER_STATUS_PENDING);
+
+  // order.cancelled goes through the outbox, so inventory releases and
+  // payment refunds.
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2].second.type(), "order.cancelled");
+  EXPECT_EQ(rows[2].second.key(), old->order.order_id());
+  events::v1::OrderCancelled cancelled;
+  ASSERT_TRUE(cancelled.ParseFromString(rows[2].second.data()));
+  EXPECT_EQ(cancelled.cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  EXPECT_EQ(cancelled.lines_size(), 2);
+
+  // Nothing more to do: a second pass cancels nothing and publishes nothing.
+  EXPECT_THAT(manager_->CancelTimedOut(absl::Minutes(5)), IsOkAndHolds(0));
+  EXPECT_EQ(Outbox().size(), 3u);
+}
+
+TEST_F(OrderManagerTest, LateOutcomeAfterATimeoutIsRecordedAndPublishesNothing) {
+  auto a = manager_->Place(Request());
+  ASSERT_THAT(a, IsOk());
+  skew_ = absl::Minutes(10);
+  ASSERT_THAT(manager_->CancelTimedOut(absl::Minutes(5)), IsOkAndHolds(1));
+  ASSERT_THAT(payments_->Handle(Captured(a->order.order_id()), {}), IsOk());
+  ASSERT_THAT(inventory_->Handle(Reserved(a->order.order_id()), {}), IsOk());
+  auto o = manager_->Get(a->order.order_id());
+  ASSERT_THAT(o, IsOk());
+  EXPECT_EQ(o->status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(o->cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  EXPECT_TRUE(o->payment_captured());
+  EXPECT_TRUE(o->stock_reserved());
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), 2u) << "order.created and order.cancelled only";
+  EXPECT_EQ(rows[1].second.type(), "order.cancelled");
+}
+
+TEST_F(OrderManagerTest, ConfirmedOrdersNeverTimeOut) {
+  auto a = manager_->Place(Request());
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(inventory_->Handle(Reserved(a->order.order_id()), {}), IsOk());
+  ASSERT_THAT(payments_->Handle(Captured(a->order.order_id()), {}), IsOk());
+  skew_ = absl::Hours(1);
+  EXPECT_THAT(manager_->CancelTimedOut(absl::Minutes(5)), IsOkAndHolds(0));
+  auto o = manager_->Get(a->order.order_id());
+  ASSERT_THAT(o, IsOk());
+  EXPECT_EQ(o->status(), v1::ORDER_STATUS_CONFIRMED);
+}
+
+TEST_F(OrderManagerTest, TimeoutsAreCancelledInBatches) {
+  for (int i = 0; i < 5; ++i) ASSERT_THAT(manager_->Place(Request()), IsOk());
+  skew_ = absl::Minutes(10);
+  EXPECT_THAT(manager_->CancelTimedOut(absl::Minutes(5), 2), IsOkAndHolds(2));
+  EXPECT_THAT(manager_->CancelTimedOut(absl::Minutes(5), 2), IsOkAndHolds(2));
+  EXPECT_THAT(manager_->CancelTimedOut(absl::Minutes(5), 2), IsOkAndHolds(1));
+  v1::ListOrdersRequest pending;
+  pending.set_status(v1::ORDER_STATUS_PENDING);
+  auto list = manager_->List(pending);
+  ASSERT_THAT(list, IsOk());
+  EXPECT_EQ(list->orders_size(), 0);
 }
 
 }  // namespace

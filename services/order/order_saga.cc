@@ -68,6 +68,10 @@ absl::StatusOr<SagaOutcome> ApplySagaInput(v1::Order& order, SagaInput input,
       return Cancel(order, events::v1::CANCEL_CAUSE_CUSTOMER,
                     reason.empty() ? "cancelled by the customer"
                                    : absl::StrCat("cancelled by the customer: ", reason));
+    case SagaInput::kTimeout:
+      if (!pending) return SagaOutcome::kNone;
+      return Cancel(order, events::v1::CANCEL_CAUSE_TIMEOUT,
+                    reason.empty() ? "timeout" : absl::StrCat("timeout: ", reason));
   }
   return SagaOutcome::kNone;
 }

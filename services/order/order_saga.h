@@ -18,6 +18,8 @@ enum class SagaInput {
   kPaymentCaptured,
   kPaymentDeclined,
   kCustomerCancel,
+  // Still PENDING after the saga timeout (the caller decides when).
+  kTimeout,
 };
 
 // What a transition asks the caller to do.
@@ -31,12 +33,14 @@ enum class SagaOutcome {
 // The order state machine: PENDING → CONFIRMED | CANCELLED.
 //  - CONFIRMED once both stock.reserved and payment.captured arrived, in
 //    either order;
-//  - CANCELLED on stock.rejected, payment.declined or a customer cancel
-//    while PENDING;
+//  - CANCELLED on stock.rejected, payment.declined, a customer cancel or
+//    the saga timeout while PENDING (a timeout of an ended order changes
+//    nothing, so a timeout racing an outcome is harmless);
 //  - terminal orders do not change state: a late stock.reserved or
 //    payment.captured on a CANCELLED order is only recorded (inventory and
 //    payment compensate by themselves on order.cancelled, which they see
-//    after order.created because both share the order's key);
+//    after order.created because both share the order's key) — also after
+//    a timeout, when the outcome is late rather than missing;
 //  - a duplicate input changes nothing.
 // A customer cancel of a CONFIRMED order is FAILED_PRECONDITION (the only
 // error); the order is unchanged then.

@@ -104,5 +104,49 @@ TEST(OrderSaga, LateNegativeOnConfirmedOrderChangesNothing) {
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
 }
 
+TEST(OrderSaga, TimeoutCancelsAPendingOrderWithCauseTimeout) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kTimeout, "no payment outcome after 5m"),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  EXPECT_EQ(o.cancel_reason(), "timeout: no payment outcome after 5m");
+}
+
+TEST(OrderSaga, TimeoutOfAnEndedOrderChangesNothing) {
+  v1::Order confirmed = Pending();
+  ASSERT_THAT(ApplySagaInput(confirmed, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(confirmed, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kConfirmed));
+  const std::string before = confirmed.SerializeAsString();
+  EXPECT_THAT(ApplySagaInput(confirmed, SagaInput::kTimeout, ""), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_EQ(confirmed.SerializeAsString(), before);
+
+  v1::Order cancelled = Pending();
+  ASSERT_THAT(ApplySagaInput(cancelled, SagaInput::kCustomerCancel, ""),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_THAT(ApplySagaInput(cancelled, SagaInput::kTimeout, ""), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_EQ(cancelled.cancel_cause(), events::v1::CANCEL_CAUSE_CUSTOMER);
+}
+
+TEST(OrderSaga, LateOutcomesAfterATimeoutAreOnlyRecorded) {
+  v1::Order o = Pending();
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kTimeout, ""), IsOkAndHolds(SagaOutcome::kCancelled));
+  // A late capture and reservation are recorded (payment refunds and
+  // inventory releases on order.cancelled); the order stays CANCELLED.
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_TRUE(o.payment_captured());
+  EXPECT_TRUE(o.stock_reserved());
+  // Late rejections change nothing, the cause stays timeout.
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "x"), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "x"), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  // And a customer cancel of a timed-out order is a no-op, not an error.
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kCustomerCancel, ""), IsOkAndHolds(SagaOutcome::kNone));
+}
+
 }  // namespace
 }  // namespace relay::order

@@ -6,6 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/text.h"
+#include "services/order/order_validation.h"
+#include "services/shared/field_bounds.h"
 
 namespace relay::order {
 namespace {
@@ -112,9 +115,14 @@ grpc::ServerUnaryReactor* OrderServiceImpl::PlaceOrder(grpc::CallbackServerConte
                                                        const v1::PlaceOrderRequest* request,
                                                        v1::PlaceOrderResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The customer id as logged: a refused request may carry megabytes.
+  std::string customer = request->customer_id().size() <= services::kMaxIdBytes
+                             ? request->customer_id()
+                             : Excerpt(request->customer_id());
   // The reactor and response stay valid until Finish(), called once by the
-  // answer (from the group-commit thread).
-  manager_->PlaceAsync(*request, [reactor, response, customer = request->customer_id()](
+  // answer (from the group-commit thread). PlaceAsync validates the request
+  // (ValidatePlaceOrder) before anything else.
+  manager_->PlaceAsync(*request, [reactor, response, customer = std::move(customer)](
                                      absl::StatusOr<OrderManager::PlaceResult> placed) {
     if (!placed.ok()) {
       RELAY_LOG(Info, "order rejected",
@@ -132,23 +140,35 @@ grpc::ServerUnaryReactor* OrderServiceImpl::PlaceOrder(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* OrderServiceImpl::GetOrder(grpc::CallbackServerContext* context,
                                                      const v1::GetOrderRequest* request,
                                                      v1::Order* response) {
+  if (absl::Status s = ValidateGetOrder(*request); !s.ok()) {
+    return Answer<v1::Order>(context, s, response);
+  }
   return Answer(context, manager_->Get(request->order_id()), response);
 }
 
 grpc::ServerUnaryReactor* OrderServiceImpl::ListOrders(grpc::CallbackServerContext* context,
                                                        const v1::ListOrdersRequest* request,
                                                        v1::ListOrdersResponse* response) {
+  if (absl::Status s = ValidateListOrders(*request); !s.ok()) {
+    return Answer<v1::ListOrdersResponse>(context, s, response);
+  }
   return Answer(context, manager_->List(*request), response);
 }
 
 grpc::ServerUnaryReactor* OrderServiceImpl::CancelOrder(grpc::CallbackServerContext* context,
                                                         const v1::CancelOrderRequest* request,
                                                         v1::Order* response) {
+  if (absl::Status s = ValidateCancelOrder(*request); !s.ok()) {
+    return Answer<v1::Order>(context, s, response);
+  }
   return Answer(context, manager_->Cancel(request->order_id(), request->reason()), response);
 }
 
 grpc::ServerWriteReactor<v1::Order>* OrderServiceImpl::WatchOrder(
     grpc::CallbackServerContext*, const v1::WatchOrderRequest* request) {
+  if (absl::Status s = ValidateWatchOrder(*request); !s.ok()) {
+    return new FinishedWriteReactor(ToGrpcStatus(s));
+  }
   absl::StatusOr<v1::Order> order = manager_->Get(request->order_id());
   if (!order.ok()) return new FinishedWriteReactor(ToGrpcStatus(order.status()));
   return new WatchReactor(hub_, request->order_id());

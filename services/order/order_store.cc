@@ -6,6 +6,7 @@
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/text.h"
 
 namespace relay::order {
 namespace {
@@ -58,6 +59,28 @@ std::vector<std::string> OrderStore::Migrations() {
       updated_us INTEGER NOT NULL
     );
   )sql");
+  // Idempotency keys scoped per customer, bound to the request they were
+  // first used with. The first step's orders.idempotency_key is globally
+  // UNIQUE and SQLite cannot drop that without rebuilding the table, so
+  // orders written from here on leave that column NULL (the key stays in
+  // the serialized order) and this table is the index. Keys already stored
+  // keep their customer and get no fingerprint (NULL): their order's own
+  // lines stand in for it.
+  steps.push_back(R"sql(
+    CREATE TABLE order_idempotency (
+      customer_id TEXT NOT NULL,
+      idempotency_key TEXT NOT NULL,
+      request_fingerprint TEXT,
+      order_id TEXT NOT NULL,
+      PRIMARY KEY (customer_id, idempotency_key)
+    ) WITHOUT ROWID;
+    INSERT INTO order_idempotency(customer_id, idempotency_key, request_fingerprint, order_id)
+      SELECT customer_id, idempotency_key, NULL, order_id FROM orders
+      WHERE idempotency_key IS NOT NULL;
+  )sql");
+  // Shared steps that came later: at the end, since steps are positional.
+  for (std::string& s : store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
+  for (std::string& s : store::Outbox::ParkedMigrations()) steps.push_back(std::move(s));
   return steps;
 }
 
@@ -68,15 +91,29 @@ absl::StatusOr<std::optional<v1::Order>> OrderStore::Get(Tx& tx, const std::stri
   return ReadOne(*st);
 }
 
-absl::StatusOr<std::optional<v1::Order>> OrderStore::GetByIdempotencyKey(Tx& tx,
-                                                                         const std::string& key) {
-  absl::StatusOr<Statement> st = tx.Prepare("SELECT data FROM orders WHERE idempotency_key = ?");
+absl::StatusOr<std::optional<KeyedOrder>> OrderStore::GetByIdempotencyKey(
+    Tx& tx, const std::string& customer_id, const std::string& key) {
+  absl::StatusOr<Statement> st = tx.Prepare(
+      "SELECT o.data, k.request_fingerprint FROM order_idempotency k "
+      "JOIN orders o ON o.order_id = k.order_id "
+      "WHERE k.customer_id = ? AND k.idempotency_key = ?");
   if (!st.ok()) return st.status();
-  if (absl::Status s = st->BindText(1, key); !s.ok()) return s;
-  return ReadOne(*st);
+  absl::Status s = st->BindText(1, customer_id);
+  if (s.ok()) s = st->BindText(2, key);
+  if (!s.ok()) return s;
+  absl::StatusOr<bool> row = st->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<KeyedOrder>();
+  KeyedOrder found;
+  if (!found.order.ParseFromString(st->ColumnBlob(0))) {
+    return absl::DataLossError("an orders row holds an unparsable order");
+  }
+  found.request_fingerprint = st->ColumnText(1);
+  return std::optional<KeyedOrder>(std::move(found));
 }
 
-absl::Status OrderStore::Insert(Tx& tx, const v1::Order& order) {
+absl::Status OrderStore::Insert(Tx& tx, const v1::Order& order,
+                                const std::string& request_fingerprint) {
   absl::StatusOr<Statement> st = tx.Prepare(
       "INSERT INTO orders(order_id, customer_id, status, idempotency_key, created_us, updated_us, "
       "data) VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -84,14 +121,24 @@ absl::Status OrderStore::Insert(Tx& tx, const v1::Order& order) {
   absl::Status s = st->BindText(1, order.order_id());
   if (s.ok()) s = st->BindText(2, order.customer_id());
   if (s.ok()) s = st->BindInt64(3, order.status());
-  if (s.ok()) {
-    s = order.idempotency_key().empty() ? st->BindNull(4) : st->BindText(4, order.idempotency_key());
-  }
+  // Legacy column, globally UNIQUE: always NULL now (see Migrations()).
+  if (s.ok()) s = st->BindNull(4);
   if (s.ok()) s = st->BindInt64(5, CreatedMicros(order));
   if (s.ok()) s = st->BindInt64(6, TimeUtil::TimestampToMicroseconds(order.updated_at()));
   if (s.ok()) s = st->BindBlob(7, order.SerializeAsString());
   if (!s.ok()) return s;
-  return st->Run();
+  if (s = st->Run(); !s.ok()) return s;
+  if (order.idempotency_key().empty()) return absl::OkStatus();
+  absl::StatusOr<Statement> key = tx.Prepare(
+      "INSERT INTO order_idempotency(customer_id, idempotency_key, request_fingerprint, order_id) "
+      "VALUES (?, ?, ?, ?)");
+  if (!key.ok()) return key.status();
+  s = key->BindText(1, order.customer_id());
+  if (s.ok()) s = key->BindText(2, order.idempotency_key());
+  if (s.ok()) s = key->BindText(3, request_fingerprint);
+  if (s.ok()) s = key->BindText(4, order.order_id());
+  if (!s.ok()) return s;
+  return key->Run();
 }
 
 absl::Status OrderStore::Update(Tx& tx, const v1::Order& order) {
@@ -108,6 +155,26 @@ absl::Status OrderStore::Update(Tx& tx, const v1::Order& order) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> OrderStore::PendingCreatedBefore(Tx& tx,
+                                                                         absl::Time cutoff,
+                                                                         int limit) {
+  absl::StatusOr<Statement> st = tx.Prepare(
+      "SELECT order_id FROM orders WHERE status = ? AND created_us < ? "
+      "ORDER BY created_us, order_id LIMIT ?");
+  if (!st.ok()) return st.status();
+  absl::Status s = st->BindInt64(1, v1::ORDER_STATUS_PENDING);
+  if (s.ok()) s = st->BindInt64(2, absl::ToUnixMicros(cutoff));
+  if (s.ok()) s = st->BindInt64(3, limit);
+  if (!s.ok()) return s;
+  std::vector<std::string> ids;
+  while (true) {
+    absl::StatusOr<bool> row = st->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return ids;
+    ids.push_back(st->ColumnText(0));
+  }
+}
+
 absl::Status OrderStore::List(Tx& tx, const v1::ListOrdersRequest& request,
                               v1::ListOrdersResponse* response) {
   if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
@@ -121,8 +188,8 @@ absl::Status OrderStore::List(Tx& tx, const v1::ListOrdersRequest& request,
   if (!request.page_token().empty()) {
     std::vector<std::string> parts = absl::StrSplit(request.page_token(), absl::MaxSplits('/', 1));
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &after_us) || parts[1].empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("page_token '", request.page_token(), "' is not one this service issued"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "page_token ", Excerpt(request.page_token()), " is not one this service issued"));
     }
     after_id = parts[1];
   }

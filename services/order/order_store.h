@@ -20,7 +20,13 @@ struct CatalogEntry {
   events::v1::Money price;
 };
 
-// order-service's tables (orders, catalog) as functions on a transaction.
+// An order found by its idempotency key.
+struct KeyedOrder {
+  v1::Order order;
+  std::string request_fingerprint;  // empty: stored before fingerprints were
+};
+
+// order-service's tables (orders, order_idempotency, catalog) as functions on a transaction.
 // The whole Order is kept as a serialized relay.order.v1.Order next to the
 // columns it is looked up by. Stateless: thread safety is the Database's.
 class OrderStore {
@@ -29,12 +35,26 @@ class OrderStore {
   static std::vector<std::string> Migrations();
 
   static absl::StatusOr<std::optional<v1::Order>> Get(store::Tx& tx, const std::string& order_id);
-  static absl::StatusOr<std::optional<v1::Order>> GetByIdempotencyKey(store::Tx& tx,
-                                                                      const std::string& key);
-  // Inserts a new order. REQUIRES: order_id and created_at set.
-  static absl::Status Insert(store::Tx& tx, const v1::Order& order);
+  // The order `customer_id` placed with idempotency key `key`, with the
+  // fingerprint of the request it was placed with (request_fingerprint.h;
+  // empty for keys stored before fingerprints were). Keys are scoped per
+  // customer: another customer's key never matches.
+  static absl::StatusOr<std::optional<KeyedOrder>> GetByIdempotencyKey(
+      store::Tx& tx, const std::string& customer_id, const std::string& key);
+  // Inserts a new order and, when it has an idempotency key, binds
+  // (customer, key) to it and to `request_fingerprint`. REQUIRES: order_id
+  // and created_at set; the key not yet used by this customer (else the
+  // SQL constraint error).
+  static absl::Status Insert(store::Tx& tx, const v1::Order& order,
+                             const std::string& request_fingerprint);
   // Rewrites an existing order (status, flags, reason, updated_at).
   static absl::Status Update(store::Tx& tx, const v1::Order& order);
+
+  // Ids of PENDING orders created before `cutoff`, oldest first, at most
+  // `limit` (the orders_by_status index).
+  static absl::StatusOr<std::vector<std::string>> PendingCreatedBefore(store::Tx& tx,
+                                                                       absl::Time cutoff,
+                                                                       int limit);
 
   // Newest first. `page_token` is empty or a previous next_page_token
   // (INVALID_ARGUMENT when it does not parse).

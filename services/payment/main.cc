@@ -23,6 +23,9 @@ ABSL_FLAG(int64_t, crash_after, 0,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "on SIGTERM, how long to go on publishing the outbox and finishing RPCs");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
+ABSL_FLAG(absl::Duration, inbox_retention, absl::Hours(14 * 24),
+          "delete inbox rows (handled event ids) older than this, in batches; must exceed the "
+          "broker's --retention_age; 0 keeps them forever");
 
 int main(int argc, char** argv) {
   relay::Process process("payment-service", "RELAY_PAYMENT_",
@@ -37,6 +40,7 @@ int main(int argc, char** argv) {
   options.decline_rate = absl::GetFlag(FLAGS_decline_rate);
   options.handler_delay = absl::GetFlag(FLAGS_handler_delay);
   options.crash_after = absl::GetFlag(FLAGS_crash_after);
+  options.inbox_retention = absl::GetFlag(FLAGS_inbox_retention);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   absl::StatusOr<std::unique_ptr<relay::payment::PaymentApp>> app =
       relay::payment::PaymentApp::Start(options);

@@ -80,6 +80,10 @@ absl::Status PaymentApp::Init() {
   outbox_relay_ =
       std::make_unique<relay::store::OutboxRelay>(db_.get(), publisher_.get(), relay_options);
   outbox_relay_->Start();
+  relay::store::InboxPruner::Options pruner_options;
+  pruner_options.retention = options_.inbox_retention;
+  inbox_pruner_ = std::make_unique<relay::store::InboxPruner>(db_.get(), pruner_options);
+  inbox_pruner_->Start();
 
   PaymentHandlers::Options handler_options;
   handler_options.decline_rate = options_.decline_rate;
@@ -116,6 +120,7 @@ void PaymentApp::Shutdown() {
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox while it drains.
   if (consumer_ != nullptr) consumer_->Stop();
+  if (inbox_pruner_ != nullptr) inbox_pruner_->Stop();
   if (outbox_relay_ != nullptr) outbox_relay_->Stop();  // publishes for up to shutdown_grace
   if (publisher_ != nullptr) publisher_->Close();
   if (server_ != nullptr) {

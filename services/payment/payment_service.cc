@@ -10,6 +10,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "services/payment/payment_ledger.h"
 #include "services/payment/payment_store.h"
+#include "services/payment/payment_validation.h"
 
 namespace relay::payment {
 namespace {
@@ -61,9 +62,7 @@ grpc::ServerUnaryReactor* PaymentServiceImpl::ListAccounts(grpc::CallbackServerC
 grpc::ServerUnaryReactor* PaymentServiceImpl::GetAccount(grpc::CallbackServerContext* context,
                                                          const v1::GetAccountRequest* request,
                                                          v1::Account* response) {
-  if (request->customer_id().empty()) {
-    return Finish(context, absl::InvalidArgumentError("customer_id is required"));
-  }
+  if (absl::Status v = ValidateGetAccount(*request); !v.ok()) return Finish(context, v);
   absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
     absl::StatusOr<std::optional<AccountRow>> row = FindAccount(tx, request->customer_id());
     if (!row.ok()) return row.status();
@@ -79,6 +78,8 @@ grpc::ServerUnaryReactor* PaymentServiceImpl::GetAccount(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* PaymentServiceImpl::Deposit(grpc::CallbackServerContext* context,
                                                       const v1::DepositRequest* request,
                                                       v1::Account* response) {
+  // Before the transaction: a refused request opens no account.
+  if (absl::Status v = ValidateDeposit(*request); !v.ok()) return Finish(context, v);
   bool opened = false;
   AccountRow after;
   absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
@@ -114,13 +115,8 @@ grpc::ServerUnaryReactor* PaymentServiceImpl::Deposit(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* PaymentServiceImpl::GetPayment(grpc::CallbackServerContext* context,
                                                          const v1::GetPaymentRequest* request,
                                                          v1::Payment* response) {
+  if (absl::Status v = ValidateGetPayment(*request); !v.ok()) return Finish(context, v);
   const bool by_order = !request->order_id().empty();
-  const bool by_id = !request->payment_id().empty();
-  if (by_order == by_id) {
-    return Finish(context,
-                  absl::InvalidArgumentError(by_order ? "give order_id or payment_id, not both"
-                                                      : "order_id or payment_id is required"));
-  }
   absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
     absl::StatusOr<std::optional<PaymentRow>> row =
         by_order ? FindPaymentByOrder(tx, request->order_id())

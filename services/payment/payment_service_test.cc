@@ -13,6 +13,8 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
 #include "gtest/gtest.h"
 #include "services/payment/payment_store.h"
 #include "tests/testing/status_matchers.h"
@@ -48,6 +50,9 @@ class PaymentServiceTest : public ::testing::Test {
     server_ = std::move(server->server);
     stub_ =
         v1::PaymentService::NewStub(relay::MakeChannel(absl::StrCat("127.0.0.1:", server->port)));
+    // A client with gRPC's defaults (8 KiB metadata limit), for bad input.
+    default_stub_ = v1::PaymentService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server->port), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
@@ -105,6 +110,7 @@ class PaymentServiceTest : public ::testing::Test {
   std::unique_ptr<PaymentServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<v1::PaymentService::Stub> stub_;
+  std::unique_ptr<v1::PaymentService::Stub> default_stub_;
 };
 
 TEST_F(PaymentServiceTest, ListAccountsShowsTheSeededCustomers) {
@@ -218,6 +224,78 @@ TEST_F(PaymentServiceTest, GetPaymentFindsItByOrderAndById) {
     EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMicroseconds(p->updated_at()),
               row.updated_us);
   }
+}
+
+// ------------------------------------------------------------- bad input
+
+constexpr size_t kTwoMegabytes = 2 << 20;
+
+// What a default client saw: INVALID_ARGUMENT naming the field and its
+// bound, in a message short enough that it never echoed the input.
+MATCHER_P2(RefusedFor, field, bound, "") {
+  const grpc::Status& s = arg;
+  *result_listener << "code " << s.error_code() << ", " << s.error_message().size()
+                   << "-byte message: " << s.error_message().substr(0, 200);
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT &&
+         s.error_message().find(absl::StrCat(field, " is ")) != std::string::npos &&
+         s.error_message().find(absl::StrCat("limit is ", bound)) != std::string::npos &&
+         s.error_message().size() < 200;
+}
+
+TEST_F(PaymentServiceTest, OversizedDepositsAreRefusedAndOpenNoAccount) {
+  absl::StatusOr<v1::ListAccountsResponse> before = List();
+  ASSERT_THAT(before, IsOk());
+  v1::Account account;
+  v1::DepositRequest long_id;
+  long_id.set_customer_id(std::string(kTwoMegabytes, 'c'));
+  *long_id.mutable_amount() = Money(100);
+  long_id.set_name("Mallory");
+  EXPECT_THAT(default_stub_->Deposit(Context().get(), long_id, &account),
+              RefusedFor("customer_id", 128));
+  // One byte over order-service's bound: such an account could never order.
+  long_id.set_customer_id(std::string(129, 'c'));
+  EXPECT_THAT(default_stub_->Deposit(Context().get(), long_id, &account),
+              RefusedFor("customer_id", 128));
+  v1::DepositRequest long_name;
+  long_name.set_customer_id("c-mallory");
+  *long_name.mutable_amount() = Money(100);
+  long_name.set_name(std::string(kTwoMegabytes, 'n'));
+  EXPECT_THAT(default_stub_->Deposit(Context().get(), long_name, &account),
+              RefusedFor("name", 200));
+  v1::DepositRequest long_currency;
+  long_currency.set_customer_id("c-mallory");
+  *long_currency.mutable_amount() = Money(100, std::string(kTwoMegabytes, 'U'));
+  long_currency.set_name("Mallory");
+  grpc::Status s = default_stub_->Deposit(Context().get(), long_currency, &account);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message().size();
+  EXPECT_LT(s.error_message().size(), 200u);
+
+  absl::StatusOr<v1::ListAccountsResponse> after = List();
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->accounts_size(), before->accounts_size());
+  EXPECT_THAT(Get("c-mallory"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("c-mallory")));
+}
+
+TEST_F(PaymentServiceTest, TwoMegabyteIdsAreInvalidArgumentForADefaultClient) {
+  const std::string huge(kTwoMegabytes, 'x');
+  v1::GetAccountRequest get;
+  get.set_customer_id(huge);
+  v1::Account account;
+  EXPECT_THAT(default_stub_->GetAccount(Context().get(), get, &account),
+              RefusedFor("customer_id", 128));
+  v1::GetPaymentRequest by_order;
+  by_order.set_order_id(huge);
+  v1::Payment payment;
+  EXPECT_THAT(default_stub_->GetPayment(Context().get(), by_order, &payment),
+              RefusedFor("order_id", 128));
+  v1::GetPaymentRequest by_id;
+  by_id.set_payment_id(huge);
+  EXPECT_THAT(default_stub_->GetPayment(Context().get(), by_id, &payment),
+              RefusedFor("payment_id", 128));
+}
+
+TEST_F(PaymentServiceTest, IdsAndNamesAtTheirBoundsAreAccepted) {
+  EXPECT_THAT(Deposit(std::string(128, 'c'), Money(100), std::string(200, 'n')), IsOk());
 }
 
 }  // namespace

@@ -79,6 +79,9 @@ std::vector<std::string> PaymentMigrations() {
       "  reason TEXT NOT NULL DEFAULT '',"
       "  created_us INTEGER NOT NULL,"
       "  updated_us INTEGER NOT NULL)");
+  // Shared steps that came later: at the end, since steps are positional.
+  for (std::string& s : relay::store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
+  for (std::string& s : relay::store::Outbox::ParkedMigrations()) steps.push_back(std::move(s));
   return steps;
 }
 

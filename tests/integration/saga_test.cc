@@ -1,6 +1,7 @@
 // The order saga end to end, in process: a real broker and the three
 // services on ephemeral ports, each with its own SQLite file.
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -77,6 +78,10 @@ class SagaTest : public ::testing::Test {
     order::OrderApp::Options o;
     o.broker_target = BrokerTarget();
     o.db_path = dir_.Join("orders.db");
+    // The saga's clock runs `skew_` ahead of the real one: a test moves it
+    // past the saga timeout instead of waiting for it.
+    o.clock = [this] { return absl::Now() + absl::Microseconds(skew_us_.load()); };
+    o.saga_sweep_interval = absl::Milliseconds(20);
     auto app = order::OrderApp::Start(o);
     ASSERT_TRUE(app.ok()) << app.status();
     order_ = std::move(*app);
@@ -146,6 +151,7 @@ class SagaTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  std::atomic<int64_t> skew_us_{0};
   int broker_port_ = 0;
   std::unique_ptr<broker::BrokerServer> broker_;
   std::unique_ptr<inventory::InventoryApp> inventory_;
@@ -234,6 +240,50 @@ TEST_F(SagaTest, CustomerCancelWhilePaymentIsDownRefundsTheLateCapture) {
   })) << "the late capture was not refunded";
   EXPECT_EQ(Balance("c-bob"), balance_before_capture);
   EXPECT_TRUE(testing::WaitFor([&] { return Stock("MS-1").available() == available; }));
+}
+
+TEST_F(SagaTest, PendingOrderTimesOutAndALateCaptureIsRefunded) {
+  payment_->Shutdown();  // no payment outcome will come in time
+  payment_.reset();
+  const int64_t available = Stock("MS-1").available();
+  order::v1::Order placed = Place("c-bob", "MS-1", 1);
+  // Wait until order-service recorded the reservation, so only payment's
+  // outcome is missing when the clock moves.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    order::v1::GetOrderRequest get;
+    get.set_order_id(placed.order_id());
+    order::v1::Order o;
+    return Call([&](grpc::ClientContext* c) { return order_stub_->GetOrder(c, get, &o); }).ok() &&
+           o.stock_reserved();
+  })) << "the reservation never reached order-service";
+  EXPECT_EQ(Stock("MS-1").available(), available - 1);
+  skew_us_ = absl::ToInt64Microseconds(absl::Minutes(6));  // past the 5m default
+
+  order::v1::Order done = WaitTerminal(placed.order_id());
+  EXPECT_EQ(done.status(), order::v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(done.cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  EXPECT_THAT(done.cancel_reason(), HasSubstr("timeout: no outcome from payment within 5m"));
+  EXPECT_TRUE(testing::WaitFor([&] { return Stock("MS-1").available() == available; }))
+      << "the reservation was not released";
+
+  // payment-service comes back: it handles order.created (captures, late)
+  // then order.cancelled (refunds); order-service records the late capture.
+  StartPayment();
+  EXPECT_TRUE(testing::WaitFor([&] {
+    payment::v1::GetPaymentRequest req;
+    req.set_order_id(placed.order_id());
+    payment::v1::Payment p;
+    return Call([&](grpc::ClientContext* c) { return payment_stub_->GetPayment(c, req, &p); }).ok() &&
+           p.status() == payment::v1::PAYMENT_STATUS_REFUNDED;
+  })) << "the late capture was not refunded";
+  EXPECT_EQ(Balance("c-bob"), 50000);  // Bob's seed balance, 500.00 USD
+  EXPECT_TRUE(testing::WaitFor([&] {
+    order::v1::GetOrderRequest get;
+    get.set_order_id(placed.order_id());
+    order::v1::Order o;
+    return Call([&](grpc::ClientContext* c) { return order_stub_->GetOrder(c, get, &o); }).ok() &&
+           o.payment_captured() && o.status() == order::v1::ORDER_STATUS_CANCELLED;
+  })) << "the late capture was not recorded, or it changed the order's state";
 }
 
 TEST_F(SagaTest, SameIdempotencyKeyPlacesOneOrder) {

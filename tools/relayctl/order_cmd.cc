@@ -277,7 +277,8 @@ std::vector<Command> OrderCommands() {
         {{"customer", Flag::kValue, "CUSTOMER", "customer (account) id, required"},
          {"item", Flag::kList, "SKU:QTY", "a line of the order, at least one"},
          {"key", Flag::kValue, "KEY",
-          "idempotency key: placing again with it returns the same order"},
+          "idempotency key of this customer: placing the same items again with it returns the "
+          "same order; other items with it are refused"},
          {"wait", Flag::kBool, "", "watch the order until it ends; exit 5 if CANCELLED"},
          wait_timeout,
          {"quiet", Flag::kBool, "", "print only the order id (for scripts: ORDER=$(...))", 'q'}},
