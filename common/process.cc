@@ -1,5 +1,7 @@
 #include "common/process.h"
 
+#include <grpc/support/log.h>
+
 #include <cstdio>
 #include <vector>
 
@@ -14,6 +16,19 @@
 #include "common/signals.h"
 
 namespace relay {
+namespace {
+
+// gRPC's own diagnostics (gpr_log) would go to stderr in gRPC's format; they
+// go through the one facade instead, so --log_format=json holds for every line.
+void GrpcLogToRelay(gpr_log_func_args* args) {
+  log::Level level = log::Level::kInfo;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = log::Level::kDebug;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) level = log::Level::kError;
+  log::Write(level, absl::StrCat("grpc: ", args->message),
+             {{"source", absl::StrCat(args->file, ":", args->line)}});
+}
+
+}  // namespace
 
 absl::Status Process::Init(int argc, char** argv) {
   BlockTerminationSignals();
@@ -38,6 +53,7 @@ absl::Status Process::Init(int argc, char** argv) {
     if (absl::Status s = log::ParseFormat(flag->CurrentValue(), &format); !s.ok()) return s;
   }
   log::Init(name_, format);
+  gpr_set_log_function(&GrpcLogToRelay);
   return absl::OkStatus();
 }
 
