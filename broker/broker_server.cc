@@ -1,18 +1,19 @@
 #include "broker/broker_server.h"
 
-#include <chrono>
-
-#include "absl/strings/str_cat.h"
-#include "common/log.h"
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
 namespace relay::broker {
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options options,
-                                                                 std::unique_ptr<EventLog> log) {
+                                                                  std::unique_ptr<EventLog> log) {
   std::unique_ptr<BrokerServer> s(new BrokerServer());
   s->log_ = std::move(log);
   s->store_ = std::make_unique<GroupStore>(options.groups_dir, options.env);
@@ -29,6 +30,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   // gRPC sets SO_REUSEPORT by default: a second server on a port in use would
   // start and silently share the traffic. Fail to start instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  ApplyServerConnectionArgs(builder, options.keepalive);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));

@@ -1,6 +1,8 @@
 #ifndef RELAY_BROKER_BROKER_SERVER_H_
 #define RELAY_BROKER_BROKER_SERVER_H_
 
+#include <grpcpp/server.h>
+
 #include <memory>
 #include <string>
 
@@ -10,7 +12,7 @@
 #include "broker/group_manager.h"
 #include "broker/group_store.h"
 #include "broker/storage/event_log.h"
-#include <grpcpp/server.h>
+#include "common/grpc_channel.h"
 
 namespace relay::broker {
 
@@ -32,11 +34,15 @@ class BrokerServer {
     GroupManager::Options groups;
     // Largest request the server accepts (a publish batch).
     int max_receive_bytes = 64 << 20;
+    // Keepalive pings to every client and the enforcement of theirs
+    // (common/grpc_channel.h): a hung or vanished member's stream ends, and
+    // its deliveries go to the others, within time + timeout.
+    Keepalive keepalive;
   };
 
   // Loads the groups, starts the server and the group threads.
   static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(Options options,
-                                                            std::unique_ptr<EventLog> log);
+                                                             std::unique_ptr<EventLog> log);
   ~BrokerServer();  // Shutdown(zero grace)
 
   int port() const { return port_; }
