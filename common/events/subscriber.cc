@@ -24,15 +24,46 @@ void Subscriber::On(const std::string& type, Handler handler) {
 
 void Subscriber::OnBatch(BatchHandler handler) { batch_handler_ = std::move(handler); }
 
-void Subscriber::Start() { thread_ = std::thread([this] { Run(); }); }
+void Subscriber::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    running_ = true;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Subscriber::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    if (context_ != nullptr) context_->TryCancel();
+    HalfCloseIfIdleLocked();
+    auto ended = [this] {
+      mu_.AssertHeld();
+      return !running_;
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&ended), options_.stop_timeout) &&
+        context_ != nullptr) {
+      RELAY_LOG(Warn, "subscriber stop timed out, cancelling the stream",
+                {{"topic", options_.topic},
+                 {"group", options_.group},
+                 {"timeout", absl::FormatDuration(options_.stop_timeout)}});
+      context_->TryCancel();
+    }
   }
   if (thread_.joinable()) thread_.join();
+}
+
+bool Subscriber::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+void Subscriber::HalfCloseIfIdleLocked() {
+  if (stream_ == nullptr || handling_ || writes_done_) return;
+  writes_done_ = true;
+  // The broker answers a half-close by ending the stream once it has read
+  // everything before it: the acks sent so far count.
+  stream_->WritesDone();
 }
 
 bool Subscriber::WaitUntilOpen(absl::Duration timeout) {
@@ -60,13 +91,18 @@ void Subscriber::Run() {
     bool opened = RunStream();
     absl::MutexLock lock(&mu_);
     open_ = false;
-    if (stopping_) return;
-    backoff = opened ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
     auto stopping = [this] {
       mu_.AssertHeld();
       return stopping_;
     };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff)) return;
+    if (!stopping_) {
+      backoff = opened ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff);
+    }
+    if (stopping_) {
+      running_ = false;
+      return;
+    }
   }
 }
 
@@ -94,6 +130,13 @@ bool Subscriber::RunStream() {
   bool opened = false;
   SubscribeResponse response;
   if (stream->Write(open_request)) {
+    {
+      absl::MutexLock lock(&mu_);
+      stream_ = stream.get();
+      handling_ = false;
+      writes_done_ = false;
+      if (stopping_) HalfCloseIfIdleLocked();
+    }
     while (stream->Read(&response)) {
       if (response.has_opened()) {
         opened = true;
@@ -101,11 +144,19 @@ bool Subscriber::RunStream() {
         open_ = true;
         failing_ = false;
         RELAY_LOG(Info, "subscribed",
-                  {{"topic", options_.topic}, {"group", options_.group},
+                  {{"topic", options_.topic},
+                   {"group", options_.group},
                    {"member", response.opened().member_id()},
                    {"committed", absl::StrCat(response.opened().committed_offset())}});
       }
       if (response.deliveries().empty()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        // Half-closed: nothing handled now could be acked. These go back to
+        // the group when the broker ends the stream.
+        if (writes_done_) continue;
+        handling_ = true;
+      }
       SubscribeRequest settle;
       std::vector<absl::Status> batch_statuses;
       if (batch_handler_) {
@@ -143,9 +194,21 @@ bool Subscriber::RunStream() {
         absl::MutexLock lock(&mu_);
         handled_ += static_cast<uint64_t>(response.deliveries_size());
       }
-      if (!stream->Write(settle)) break;
+      const bool sent = stream->Write(settle);
+      {
+        absl::MutexLock lock(&mu_);
+        handling_ = false;
+        if (sent && stopping_) HalfCloseIfIdleLocked();  // the acks first, then the half-close
+      }
+      if (!sent) break;
     }
   }
+  {
+    absl::MutexLock lock(&mu_);
+    stream_ = nullptr;
+  }
+  // After a half-close the broker has ended the stream (Read returned
+  // false) and this changes nothing; otherwise it ends a broken one.
   context.TryCancel();
   grpc::Status status = stream->Finish();
   absl::MutexLock lock(&mu_);
@@ -154,10 +217,13 @@ bool Subscriber::RunStream() {
     last_error_ = status.error_message();
     // One line per outage, not one per reconnect attempt.
     if (opened || !failing_) {
-      RELAY_LOG(Warn, opened ? "subscription stream ended, reconnecting"
-                             : "cannot open subscription, retrying with backoff",
-                {{"topic", options_.topic}, {"group", options_.group},
-                 {"code", absl::StrCat(status.error_code())}, {"error", status.error_message()}});
+      RELAY_LOG(Warn,
+                opened ? "subscription stream ended, reconnecting"
+                       : "cannot open subscription, retrying with backoff",
+                {{"topic", options_.topic},
+                 {"group", options_.group},
+                 {"code", absl::StrCat(status.error_code())},
+                 {"error", status.error_message()}});
     }
     failing_ = !opened;
   }
