@@ -50,6 +50,10 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
+    // Idle streams (a subscriber waiting for events, a publisher between
+    // batches) would hold Shutdown() for the whole grace: end them first.
+    // Members leave their groups, so their deliveries stay unacked.
+    service_->EndStreams();
     // Cancels the streams still open at the deadline; their reactors leave
     // their groups on the way out.
     server_->Shutdown(std::chrono::system_clock::now() +

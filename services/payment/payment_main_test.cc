@@ -173,6 +173,21 @@ TEST_F(PaymentMainTest, ServesUntilSigtermThenExitsZero) {
   EXPECT_THAT(log, ::testing::HasSubstr(R"("msg":"stopped")"));
 }
 
+// Issue 7, item 7: SIGTERM waited the whole --shutdown_grace when a client
+// channel was open, even an idle one.
+TEST_F(PaymentMainTest, SigtermWithAnIdleClientChannelExitsBeforeTheGracePeriod) {
+  PaymentProcess payment(dir_.path(), broker_->target());
+  ASSERT_NO_FATAL_FAILURE(payment.Start({"--shutdown_grace=5s"}));
+  auto channel = relay::MakeChannel(payment.target());
+  ASSERT_TRUE(channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(20))))
+      << payment.log();
+  EXPECT_EQ(payment.Balance("c-dave"), 500);
+
+  int status = payment.Stop(SIGTERM, absl::Seconds(2));  // -1: still running
+  ASSERT_NE(status, -1) << "still running 2 s after SIGTERM\n" << payment.log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << payment.log();
+}
+
 TEST_F(PaymentMainTest, AFatalStartErrorIsOneLineOnStderrAndExitOne) {
   PaymentProcess payment(dir_.path(), broker_->target());
   ASSERT_NO_FATAL_FAILURE(payment.Start({"--decline_rate=2"}));
