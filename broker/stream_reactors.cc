@@ -266,6 +266,7 @@ void PublishStreamReactor::OnReadDone(bool ok) {
     events.reserve(static_cast<size_t>(request_.events_size()));
     for (Event& e : *request_.mutable_events()) events.push_back(std::move(e));
     uint64_t request_id = request_.request_id();
+    Ref();  // released when the callback is done with `this` (see the class comment)
     log_->Append(request_.topic(), std::move(events),
                  [this, seq, request_id](absl::StatusOr<std::vector<AppendResult>> result) {
                    v1::PublishResponse response;
@@ -280,7 +281,8 @@ void PublishStreamReactor::OnReadDone(bool ok) {
                        pr->set_duplicate(r.duplicate);
                      }
                    }
-                   Complete(seq, std::move(response));
+                   Complete(seq, std::move(response));  // may Finish()
+                   Unref();
                  });
   }
   // Done with request_: read the next one now, or once appends drain.

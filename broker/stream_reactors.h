@@ -112,9 +112,13 @@ class SubscribeReactor final
 // (at most kMaxOutstanding not yet durable; reading pauses beyond), and
 // answers them in request order as they become durable.
 //
-// Lifetime: reference counted (EndableStream): gRPC holds one reference
-// from creation until OnDone(). It finishes only once every append it
-// started has called back.
+// Lifetime: reference counted (EndableStream). gRPC holds one reference
+// from creation until OnDone(); every append in progress holds one from
+// Append() until its callback (on the log's writer thread) has returned. The last Unref()
+// deletes. The callback may call Finish() -- it does when it completes the
+// last append of a half-closed stream -- and gRPC may then run OnDone() on
+// another thread at once; the append's reference keeps the reactor (and the
+// mutex the callback still holds) alive until the callback is out.
 class PublishStreamReactor final
     : public grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>,
       public EndableStream {
