@@ -92,6 +92,15 @@ class BrokerProcess {
     if (!proc_.Start(argv, log_path())) return 0;
     return relay::testing::WaitForPortFile(port_file(), absl::Seconds(20));
   }
+  // Starts relay-broker expecting it to exit by itself; returns the wait
+  // status.
+  int RunToExit(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {RELAY_BROKER_BIN, "--listen=127.0.0.1:0",
+                                     "--data_dir=" + dir_ + "/data"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!proc_.Start(argv, log_path())) return -1;
+    return proc_.Stop(0, absl::Seconds(20));
+  }
   int Stop(int signal, absl::Duration timeout = absl::Seconds(20)) {
     return proc_.Stop(signal, timeout);
   }
@@ -154,6 +163,18 @@ TEST(BrokerMain, SigtermWithAnIdleSubscriberExitsBeforeTheGracePeriod) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();
   EXPECT_THAT(broker.log(), HasSubstr("member left"));
   subscriber.Stop();
+}
+
+// Issue 7, item 7: a --max_event_bytes above the gRPC receive limit made a
+// publisher resend such an event forever; the broker refuses it at start.
+TEST(BrokerMain, AMaxEventBytesAboveTheMessageLimitIsAFatalStartError) {
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  std::filesystem::create_directories(broker.data_dir());
+  int status = broker.RunToExit({"--max_event_bytes=67108864"});
+  ASSERT_TRUE(WIFEXITED(status)) << broker.log();
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_THAT(broker.log(), HasSubstr("relay-broker: max_event_bytes 67108864 does not fit"));
 }
 
 }  // namespace

@@ -14,6 +14,13 @@ namespace relay::broker {
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options options,
                                                                   std::unique_ptr<EventLog> log) {
+  if (options.max_receive_bytes <= 0 || options.limits.max_event_bytes + kPublishOverheadBytes >
+                                            static_cast<size_t>(options.max_receive_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_event_bytes ", options.limits.max_event_bytes,
+        " does not fit in the largest request the broker receives (", options.max_receive_bytes,
+        " bytes, of which up to ", kPublishOverheadBytes, " are not the event's)"));
+  }
   std::unique_ptr<BrokerServer> s(new BrokerServer());
   s->log_ = std::move(log);
   s->store_ = std::make_unique<GroupStore>(options.groups_dir, options.env);

@@ -23,6 +23,10 @@
 
 namespace relay {
 
+// The largest message a Relay channel or server receives (a publish batch,
+// a delivery message, a Read answer). The Publisher splits batches to fit.
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
 // HTTP/2 keepalive of one side of a connection.
 struct Keepalive {
   // Ping the peer after this long (10 s); then again every `time`.

@@ -22,6 +22,8 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   server_options.groups.scheduler.max_deliveries = options.max_deliveries;
   server_options.groups.checkpoint_interval = absl::Milliseconds(50);
   server_options.keepalive = options.keepalive;
+  server_options.max_receive_bytes = options.max_receive_bytes;
+  server_options.limits.max_event_bytes = options.max_event_bytes;
   return broker::BrokerServer::Start(server_options, std::move(*log));
 }
 

@@ -23,6 +23,9 @@ struct BrokerTestOptions {
   broker::Env* groups_env = nullptr;
   // The server's keepalive (tests of dead peers shorten it).
   Keepalive keepalive;
+  // The largest request the server receives, and the largest event.
+  int max_receive_bytes = kMaxMessageBytes;
+  size_t max_event_bytes = 1 << 20;
 };
 
 // An in-process broker on `data_dir` (file log, fsync per commit), serving
