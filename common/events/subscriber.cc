@@ -75,6 +75,11 @@ bool Subscriber::WaitUntilOpen(absl::Duration timeout) {
   return mu_.AwaitWithTimeout(absl::Condition(&open), timeout);
 }
 
+absl::Status Subscriber::refusal() const {
+  absl::MutexLock lock(&mu_);
+  return refusal_;
+}
+
 uint64_t Subscriber::handled() const {
   absl::MutexLock lock(&mu_);
   return handled_;
@@ -128,6 +133,10 @@ bool Subscriber::RunStream() {
   open->set_member_name(options_.member_name);
 
   bool opened = false;
+  // Left the stream with reads pending (a failed write): cancel it. Else the
+  // broker ended it and Finish() returns its status -- cancelling first would
+  // turn a refusal (FAILED_PRECONDITION) into CANCELLED.
+  bool broke_off = false;
   SubscribeResponse response;
   if (stream->Write(open_request)) {
     {
@@ -140,14 +149,20 @@ bool Subscriber::RunStream() {
     while (stream->Read(&response)) {
       if (response.has_opened()) {
         opened = true;
-        absl::MutexLock lock(&mu_);
-        open_ = true;
-        failing_ = false;
-        RELAY_LOG(Info, "subscribed",
-                  {{"topic", options_.topic},
-                   {"group", options_.group},
-                   {"member", response.opened().member_id()},
-                   {"committed", absl::StrCat(response.opened().committed_offset())}});
+        bool was_refused;
+        {
+          absl::MutexLock lock(&mu_);
+          open_ = true;
+          failing_ = false;
+          was_refused = !refusal_.ok();
+          refusal_ = absl::OkStatus();
+          RELAY_LOG(Info, "subscribed",
+                    {{"topic", options_.topic},
+                     {"group", options_.group},
+                     {"member", response.opened().member_id()},
+                     {"committed", absl::StrCat(response.opened().committed_offset())}});
+        }
+        if (was_refused && options_.on_refusal_change) options_.on_refusal_change(absl::OkStatus());
       }
       if (response.deliveries().empty()) continue;
       {
@@ -200,17 +215,41 @@ bool Subscriber::RunStream() {
         handling_ = false;
         if (sent && stopping_) HalfCloseIfIdleLocked();  // the acks first, then the half-close
       }
-      if (!sent) break;
+      if (!sent) {
+        broke_off = true;
+        break;
+      }
     }
   }
   {
     absl::MutexLock lock(&mu_);
     stream_ = nullptr;
   }
-  // After a half-close the broker has ended the stream (Read returned
-  // false) and this changes nothing; otherwise it ends a broken one.
-  context.TryCancel();
+  if (broke_off) context.TryCancel();
   grpc::Status status = stream->Finish();
+  // The broker refused the open itself: retrying cannot help until someone
+  // changes the group or this service. Said loudly, and exposed.
+  const bool refused = !opened && (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+                                   status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  absl::Status refusal;
+  bool refusal_changed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (refused && !stopping_) {
+      refusal =
+          absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+      refusal_changed = refusal_ != refusal;
+      if (refusal_changed) {
+        refusal_ = refusal;
+        RELAY_LOG(Error, "subscription refused by the broker, retrying with backoff",
+                  {{"topic", options_.topic},
+                   {"group", options_.group},
+                   {"code", absl::StrCat(status.error_code())},
+                   {"error", status.error_message()}});
+      }
+    }
+  }
+  if (refusal_changed && options_.on_refusal_change) options_.on_refusal_change(refusal);
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
   if (!status.ok() && !stopping_) {

@@ -62,6 +62,10 @@ class Subscriber {
     // How long Stop() waits for the batch in hand, its acks and the broker's
     // end of the stream before it cancels the stream.
     absl::Duration stop_timeout = absl::Seconds(5);
+    // Called on the subscriber's thread whenever refusal() changes (e.g. to
+    // report NOT_SERVING in the service's health). Must not block long nor
+    // call Stop().
+    std::function<void(const absl::Status& refusal)> on_refusal_change;
   };
 
   // One delivery of a received batch, for OnBatch(). `event` points into the
@@ -120,6 +124,13 @@ class Subscriber {
   // Waits until a stream is open (the broker answered `opened`).
   bool WaitUntilOpen(absl::Duration timeout);
 
+  // Why the broker refuses this subscription: the FAILED_PRECONDITION or
+  // INVALID_ARGUMENT with which it ended the last attempt to open (e.g. the
+  // group exists with another type filter); OK once a stream opens again,
+  // and while the broker merely cannot be reached. The subscriber keeps
+  // retrying with backoff either way.
+  absl::Status refusal() const;
+
   uint64_t handled() const;
   // The stream's last error, for logs and tests.
   std::string last_error() const;
@@ -147,6 +158,7 @@ class Subscriber {
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   // The last attempt could not open a stream (the outage is logged once).
   bool failing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status refusal_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   // The open stream. Writes on it come from one thread at a time: the
   // stream thread while `handling_` (a batch and its settle), otherwise
