@@ -1,18 +1,26 @@
 #include "broker/broker_server.h"
 
-#include <chrono>
-
-#include "absl/strings/str_cat.h"
-#include "common/log.h"
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
 namespace relay::broker {
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options options,
-                                                                 std::unique_ptr<EventLog> log) {
+                                                                  std::unique_ptr<EventLog> log) {
+  if (options.max_receive_bytes <= 0 || options.limits.max_event_bytes + kPublishOverheadBytes >
+                                            static_cast<size_t>(options.max_receive_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_event_bytes ", options.limits.max_event_bytes,
+        " does not fit in the largest request the broker receives (", options.max_receive_bytes,
+        " bytes, of which up to ", kPublishOverheadBytes, " are not the event's)"));
+  }
   std::unique_ptr<BrokerServer> s(new BrokerServer());
   s->log_ = std::move(log);
   s->store_ = std::make_unique<GroupStore>(options.groups_dir, options.env);
@@ -29,6 +37,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   // gRPC sets SO_REUSEPORT by default: a second server on a port in use would
   // start and silently share the traffic. Fail to start instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  ApplyServerConnectionArgs(builder, options.keepalive);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
@@ -48,6 +57,10 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
+    // Idle streams (a subscriber waiting for events, a publisher between
+    // batches) would hold Shutdown() for the whole grace: end them first.
+    // Members leave their groups, so their deliveries stay unacked.
+    service_->EndStreams();
     // Cancels the streams still open at the deadline; their reactors leave
     // their groups on the way out.
     server_->Shutdown(std::chrono::system_clock::now() +

@@ -1,6 +1,8 @@
 #ifndef RELAY_BROKER_BROKER_SERVER_H_
 #define RELAY_BROKER_BROKER_SERVER_H_
 
+#include <grpcpp/server.h>
+
 #include <memory>
 #include <string>
 
@@ -10,7 +12,7 @@
 #include "broker/group_manager.h"
 #include "broker/group_store.h"
 #include "broker/storage/event_log.h"
-#include <grpcpp/server.h>
+#include "common/grpc_channel.h"
 
 namespace relay::broker {
 
@@ -30,13 +32,24 @@ class BrokerServer {
     Env* env = Env::Default();
     Limits limits;
     GroupManager::Options groups;
-    // Largest request the server accepts (a publish batch).
-    int max_receive_bytes = 64 << 20;
+    // Largest request the server accepts (a publish batch). Start() refuses
+    // a limits.max_event_bytes that a request of one event could not fit.
+    int max_receive_bytes = kMaxMessageBytes;
+    // Keepalive pings to every client and the enforcement of theirs
+    // (common/grpc_channel.h): a hung or vanished member's stream ends, and
+    // its deliveries go to the others, within time + timeout.
+    Keepalive keepalive;
   };
 
+  // What a publish request carries besides its events' bytes, at most: the
+  // topic (128 bytes), the request id and each field's framing.
+  static constexpr size_t kPublishOverheadBytes = 1024;
+
   // Loads the groups, starts the server and the group threads.
+  // INVALID_ARGUMENT when limits.max_event_bytes + kPublishOverheadBytes is
+  // above max_receive_bytes: a publisher could never send such an event.
   static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(Options options,
-                                                            std::unique_ptr<EventLog> log);
+                                                             std::unique_ptr<EventLog> log);
   ~BrokerServer();  // Shutdown(zero grace)
 
   int port() const { return port_; }

@@ -64,12 +64,18 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
 
 grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>* BrokerService::PublishStream(
     grpc::CallbackServerContext*) {
-  return new PublishStreamReactor(log_, limits_);
+  // Owned by gRPC and `streams_` (see EndableStream); deletes itself.
+  auto* reactor = new PublishStreamReactor(log_, &streams_, limits_);
+  if (!streams_.Add(reactor)) reactor->EndForShutdown();
+  return reactor;
 }
 
 grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
     grpc::CallbackServerContext* context) {
-  return new SubscribeReactor(groups_, context->peer());
+  // Owned by gRPC and `streams_` (see EndableStream); deletes itself.
+  auto* reactor = new SubscribeReactor(groups_, &streams_, context->peer());
+  if (!streams_.Add(reactor)) reactor->EndForShutdown();
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListTopics(grpc::CallbackServerContext* context,
@@ -129,11 +135,12 @@ grpc::ServerUnaryReactor* BrokerService::Read(grpc::CallbackServerContext* conte
   const uint32_t max_events =
       request->max_events() == 0 ? kDefaultReadEvents : request->max_events();
   const uint64_t end = log_->DurableEnd(request->topic());
-  uint64_t next = request->has_time()
-                      ? log_->OffsetForTime(request->topic(),
-                                            absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(
-                                                request->time())))
-                      : request->offset();
+  uint64_t next =
+      request->has_time()
+          ? log_->OffsetForTime(
+                request->topic(),
+                absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(request->time())))
+          : request->offset();
   next = std::max(next, log_->FirstOffset(request->topic()));
   const bool filtered = !request->key().empty() || !request->correlation_id().empty();
   const uint64_t scan_limit = next + (filtered ? kMaxReadScan : max_events);

@@ -3,6 +3,7 @@
 
 #include "broker/group_manager.h"
 #include "broker/storage/event_log.h"
+#include "broker/stream_reactors.h"
 #include "broker/validation.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 
@@ -37,7 +38,14 @@ class BrokerService final : public v1::Broker::CallbackService {
                                  const v1::ReadRequest* request,
                                  v1::ReadResponse* response) override;
 
+  // Ends the open Subscribe streams at once and the PublishStreams once
+  // their answers in progress are written (both with UNAVAILABLE), and
+  // refuses new streams: call before grpc::Server::Shutdown(), which would
+  // otherwise wait its whole deadline for idle streams.
+  void EndStreams() { streams_.EndAll(); }
+
  private:
+  StreamRegistry streams_;
   EventLog* const log_;
   GroupManager* const groups_;
   const Limits limits_;

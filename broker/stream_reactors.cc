@@ -10,13 +10,55 @@ namespace relay::broker {
 namespace {
 // A delivery message grows up to about this size before a new one starts.
 constexpr size_t kMaxResponseBytes = 2 << 20;
+
+grpc::Status ShuttingDown() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the broker is shutting down");
+}
 }  // namespace
+
+// ------------------------------------------------------------ StreamRegistry
+
+bool StreamRegistry::Add(EndableStream* stream) {
+  absl::MutexLock lock(&mu_);
+  if (ending_) return false;
+  streams_.insert(stream);
+  return true;
+}
+
+void StreamRegistry::Remove(EndableStream* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
+}
+
+void StreamRegistry::EndAll() {
+  std::vector<EndableStream*> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    ending_ = true;
+    for (EndableStream* s : streams_) {
+      s->Ref();  // alive until we are done, even if its OnDone() runs first
+      streams.push_back(s);
+    }
+  }
+  // Not under mu_: ending a stream may run its OnDone(), which takes mu_.
+  for (EndableStream* s : streams) {
+    s->EndForShutdown();
+    s->Unref();
+  }
+}
 
 // ---------------------------------------------------------------- Subscribe
 
-SubscribeReactor::SubscribeReactor(GroupManager* groups, std::string peer)
-    : groups_(groups), peer_(std::move(peer)) {
+SubscribeReactor::SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer)
+    : groups_(groups), streams_(streams), peer_(std::move(peer)) {
   StartRead(&request_);
+}
+
+void SubscribeReactor::EndForShutdown() { Close(ShuttingDown()); }
+
+void SubscribeReactor::ReadNext() {
+  absl::MutexLock lock(&mu_);
+  if (!closing_) StartRead(&request_);
 }
 
 void SubscribeReactor::OnReadDone(bool ok) {
@@ -24,7 +66,15 @@ void SubscribeReactor::OnReadDone(bool ok) {
     Close(grpc::Status::OK);
     return;
   }
-  if (group_ == nullptr) {
+  ConsumerGroup* group;
+  Scheduler::MemberId member;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return;  // ended for shutdown while this read completed
+    group = group_;
+    member = member_;
+  }
+  if (group == nullptr) {
     HandleOpen();
     return;
   }
@@ -33,11 +83,11 @@ void SubscribeReactor::OnReadDone(bool ok) {
                        "the subscription is already open: only the first request carries open"));
     return;
   }
-  if (absl::Status s = group_->Settle(member_, request_); !s.ok()) {
+  if (absl::Status s = group->Settle(member, request_); !s.ok()) {
     Close(ToGrpcStatus(s));
     return;
   }
-  StartRead(&request_);
+  ReadNext();
 }
 
 void SubscribeReactor::HandleOpen() {
@@ -63,15 +113,29 @@ void SubscribeReactor::HandleOpen() {
     Close(ToGrpcStatus(member.status()));
     return;
   }
-  group_ = group->first;
-  member_ = *member;
+  bool joined = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      group_ = group->first;
+      member_ = *member;
+      joined = true;
+    }
+  }
+  if (!joined) {  // EndForShutdown() closed the stream meanwhile
+    group->first->Leave(*member);
+    return;
+  }
   RELAY_LOG(Info, "member joined",
-            {{"topic", open.topic()}, {"group", open.group()},
-             {"member", absl::StrCat("m-", member_)}, {"name", open.member_name()},
+            {{"topic", open.topic()},
+             {"group", open.group()},
+             {"member", absl::StrCat("m-", *member)},
+             {"name", open.member_name()},
              {"peer", peer_}});
   v1::SubscribeResponse opened;
-  opened.mutable_opened()->set_member_id(absl::StrCat("m-", member_));
-  opened.mutable_opened()->set_committed_offset(group_->committed());  // takes the group's lock
+  opened.mutable_opened()->set_member_id(absl::StrCat("m-", *member));
+  // Takes the group's lock.
+  opened.mutable_opened()->set_committed_offset(group->first->committed());
   opened.mutable_opened()->set_created_group(group->second);
   {
     // Lock order: group, then reactor (the group calls Deliver with its sink
@@ -81,8 +145,8 @@ void SubscribeReactor::HandleOpen() {
     if (queue_.size() == 1) back_bytes_ = 0;
     opened_sent_ = true;
     MaybeWriteLocked();
+    if (!closing_) StartRead(&request_);
   }
-  StartRead(&request_);
 }
 
 void SubscribeReactor::Deliver(std::vector<v1::Delivery> deliveries) {
@@ -116,7 +180,7 @@ void SubscribeReactor::OnWriteDone(bool ok) {
   writing_ = false;
   if (!ok) queue_.clear();  // the stream is broken; the read side will close it
   if (closing_) {
-    if (!finished_) {
+    if (left_ && !finished_) {
       finished_ = true;
       Finish(finish_status_);
     }
@@ -126,30 +190,50 @@ void SubscribeReactor::OnWriteDone(bool ok) {
 }
 
 void SubscribeReactor::Close(const grpc::Status& status) {
-  if (group_ != nullptr) {
-    group_->Leave(member_);  // after this the group never calls Deliver()
+  ConsumerGroup* group;
+  Scheduler::MemberId member;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return;
+    closing_ = true;
+    finish_status_ = status;
+    queue_.clear();
+    group = group_;
+    member = member_;
+  }
+  if (group != nullptr) {
+    group->Leave(member);  // after this the group never calls Deliver()
     RELAY_LOG(Info, "member left",
-              {{"topic", group_->topic()}, {"group", group_->name()},
-               {"member", absl::StrCat("m-", member_)}, {"peer", peer_},
+              {{"topic", group->topic()},
+               {"group", group->name()},
+               {"member", absl::StrCat("m-", member)},
+               {"peer", peer_},
                {"status", status.ok() ? "OK" : status.error_message()}});
   }
   absl::MutexLock lock(&mu_);
-  closing_ = true;
-  finish_status_ = status;
-  queue_.clear();
+  left_ = true;
   if (!writing_ && !finished_) {
     finished_ = true;
     Finish(status);
   }
 }
 
-void SubscribeReactor::OnDone() { delete this; }
+void SubscribeReactor::OnDone() {
+  streams_->Remove(this);
+  Unref();
+}
 
 // ------------------------------------------------------------ PublishStream
 
-PublishStreamReactor::PublishStreamReactor(EventLog* log, Limits limits)
-    : log_(log), limits_(limits) {
+PublishStreamReactor::PublishStreamReactor(EventLog* log, StreamRegistry* streams, Limits limits)
+    : log_(log), streams_(streams), limits_(limits) {
   StartRead(&request_);
+}
+
+void PublishStreamReactor::EndForShutdown() {
+  absl::MutexLock lock(&mu_);
+  ending_ = true;
+  MaybeFinishLocked();
 }
 
 void PublishStreamReactor::OnReadDone(bool ok) {
@@ -162,6 +246,9 @@ void PublishStreamReactor::OnReadDone(bool ok) {
   uint64_t seq;
   {
     absl::MutexLock lock(&mu_);
+    // Finished for shutdown while this read completed: the request is not
+    // answered, and the publisher sends it again to the next broker.
+    if (finished_) return;
     seq = base_seq_ + slots_.size();
     slots_.emplace_back();
     ++outstanding_;
@@ -179,14 +266,14 @@ void PublishStreamReactor::OnReadDone(bool ok) {
     events.reserve(static_cast<size_t>(request_.events_size()));
     for (Event& e : *request_.mutable_events()) events.push_back(std::move(e));
     uint64_t request_id = request_.request_id();
+    Ref();  // released when the callback is done with `this` (see the class comment)
     log_->Append(request_.topic(), std::move(events),
                  [this, seq, request_id](absl::StatusOr<std::vector<AppendResult>> result) {
                    v1::PublishResponse response;
                    response.set_request_id(request_id);
                    if (!result.ok()) {
                      response.mutable_error()->set_code(static_cast<int>(result.status().code()));
-                     response.mutable_error()->set_message(
-                         std::string(result.status().message()));
+                     response.mutable_error()->set_message(std::string(result.status().message()));
                    } else {
                      for (const AppendResult& r : *result) {
                        v1::PublishResult* pr = response.add_results();
@@ -194,12 +281,15 @@ void PublishStreamReactor::OnReadDone(bool ok) {
                        pr->set_duplicate(r.duplicate);
                      }
                    }
-                   Complete(seq, std::move(response));
+                   Complete(seq, std::move(response));  // may Finish()
+                   Unref();
                  });
   }
   // Done with request_: read the next one now, or once appends drain.
   absl::MutexLock lock(&mu_);
-  if (outstanding_ < kMaxOutstanding) {
+  if (ending_) {
+    MaybeFinishLocked();
+  } else if (outstanding_ < kMaxOutstanding) {
     StartRead(&request_);
   } else {
     read_paused_ = true;
@@ -212,7 +302,7 @@ void PublishStreamReactor::Complete(uint64_t seq, v1::PublishResponse response) 
   slot.ready = true;
   slot.response = std::move(response);
   --outstanding_;
-  if (read_paused_ && outstanding_ < kMaxOutstanding) {
+  if (read_paused_ && !ending_ && outstanding_ < kMaxOutstanding) {
     read_paused_ = false;
     StartRead(&request_);
   }
@@ -245,12 +335,15 @@ void PublishStreamReactor::OnWriteDone(bool ok) {
 }
 
 void PublishStreamReactor::MaybeFinishLocked() {
-  if (finished_ || !reads_done_ || outstanding_ > 0 || writing_) return;
+  if (finished_ || !(reads_done_ || ending_) || outstanding_ > 0 || writing_) return;
   if (!slots_.empty() && !write_failed_) return;
   finished_ = true;
-  Finish(grpc::Status::OK);
+  Finish(reads_done_ ? grpc::Status::OK : ShuttingDown());
 }
 
-void PublishStreamReactor::OnDone() { delete this; }
+void PublishStreamReactor::OnDone() {
+  streams_->Remove(this);
+  Unref();
+}
 
 }  // namespace relay::broker

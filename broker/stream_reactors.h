@@ -1,11 +1,13 @@
 #ifndef RELAY_BROKER_STREAM_REACTORS_H_
 #define RELAY_BROKER_STREAM_REACTORS_H_
 
+#include <atomic>
 #include <deque>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/consumer_group.h"
 #include "broker/group_manager.h"
@@ -14,19 +16,61 @@
 
 namespace relay::broker {
 
+// A streaming reactor that shutdown can end early (an idle stream would
+// otherwise hold grpc::Server::Shutdown for its whole grace period).
+// Reference counted: gRPC's reference lasts until OnDone(); StreamRegistry
+// takes one for the time it calls EndForShutdown(), so that call never races
+// with OnDone() deleting the reactor. The last Unref() deletes.
+class EndableStream {
+ public:
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // Ends the stream soon, with UNAVAILABLE: at once for a Subscribe stream
+  // (its member leaves the group first), once the answers in progress are
+  // written for a PublishStream. Any thread; idempotent.
+  virtual void EndForShutdown() = 0;
+
+ protected:
+  virtual ~EndableStream() = default;
+
+ private:
+  std::atomic<int> refs_{1};  // gRPC's, released in OnDone()
+};
+
+// The open streams of one BrokerService. Thread-safe.
+class StreamRegistry {
+ public:
+  // Adds `stream` (removed by its OnDone()). Returns false after EndAll():
+  // the caller then ends the stream itself.
+  bool Add(EndableStream* stream);
+  void Remove(EndableStream* stream);
+  // Ends every open stream, and refuses new ones from now on.
+  void EndAll();
+
+ private:
+  absl::Mutex mu_;
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<EndableStream*> streams_ ABSL_GUARDED_BY(mu_);
+};
+
 // One member's Subscribe stream. Reads: the open, then batches of acks and
 // nacks. Writes: `opened`, then batches of deliveries that the group hands
 // over through MemberSink::Deliver (several pending batches are merged into
 // one message while a write is in flight).
 //
-// Lifetime: created by BrokerService::Subscribe, owned by gRPC, deletes
-// itself in OnDone(). It leaves its group before it calls Finish(), so the
-// group never touches it after that.
+// Lifetime: created by BrokerService::Subscribe, registered in `streams`,
+// owned by gRPC until OnDone(), which unregisters it and drops gRPC's
+// reference (EndableStream). It leaves its group before it calls Finish(),
+// so the group never touches it after that.
 class SubscribeReactor final
     : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>,
-      public MemberSink {
+      public MemberSink,
+      public EndableStream {
  public:
-  SubscribeReactor(GroupManager* groups, std::string peer);
+  SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer);
+  void EndForShutdown() override;
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -37,15 +81,16 @@ class SubscribeReactor final
  private:
   void HandleOpen();
   // Leaves the group and finishes the stream with `status` once no write is
-  // in flight. Called at most once, from the read path.
+  // in flight. From the read path or EndForShutdown(); the first call wins.
   void Close(const grpc::Status& status);
+  // Reads the next request unless the stream is closing.
+  void ReadNext();
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   GroupManager* const groups_;
+  StreamRegistry* const streams_;
   const std::string peer_;
   v1::SubscribeRequest request_;  // only touched by the read path
-  ConsumerGroup* group_ = nullptr;
-  Scheduler::MemberId member_ = 0;
 
   absl::Mutex mu_;
   // Responses waiting to be written; the back one is still being filled.
@@ -54,7 +99,11 @@ class SubscribeReactor final
   v1::SubscribeResponse writing_msg_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool opened_sent_ ABSL_GUARDED_BY(mu_) = false;  // deliveries wait for `opened`
+  // Set when the member joined (read path); Close() leaves with them.
+  ConsumerGroup* group_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Scheduler::MemberId member_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool left_ ABSL_GUARDED_BY(mu_) = false;  // Finish() only after the group let go
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
 };
@@ -63,12 +112,19 @@ class SubscribeReactor final
 // (at most kMaxOutstanding not yet durable; reading pauses beyond), and
 // answers them in request order as they become durable.
 //
-// Lifetime: owned by gRPC, deletes itself in OnDone(); it finishes only once
-// every append it started has called back.
+// Lifetime: reference counted (EndableStream). gRPC holds one reference
+// from creation until OnDone(); every append in progress holds one from
+// Append() until its callback (on the log's writer thread) has returned. The last Unref()
+// deletes. The callback may call Finish() -- it does when it completes the
+// last append of a half-closed stream -- and gRPC may then run OnDone() on
+// another thread at once; the append's reference keeps the reactor (and the
+// mutex the callback still holds) alive until the callback is out.
 class PublishStreamReactor final
-    : public grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse> {
+    : public grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>,
+      public EndableStream {
  public:
-  PublishStreamReactor(EventLog* log, Limits limits);
+  PublishStreamReactor(EventLog* log, StreamRegistry* streams, Limits limits);
+  void EndForShutdown() override;
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -86,6 +142,7 @@ class PublishStreamReactor final
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   EventLog* const log_;
+  StreamRegistry* const streams_;
   const Limits limits_;
   v1::PublishRequest request_;
 
@@ -95,6 +152,7 @@ class PublishStreamReactor final
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;  // EndForShutdown(): no more reads
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,5 +1,7 @@
 #include "common/process.h"
 
+#include <grpc/support/log.h>
+
 #include <cstdio>
 #include <vector>
 
@@ -7,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -14,6 +17,24 @@
 #include "common/signals.h"
 
 namespace relay {
+namespace {
+
+// gRPC's own diagnostics (gpr_log) would go to stderr in gRPC's format; they
+// go through the one facade instead, so --log_format=json holds for every line.
+void GrpcLogToRelay(gpr_log_func_args* args) {
+  log::Level level = log::Level::kInfo;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = log::Level::kDebug;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) level = log::Level::kError;
+  log::Write(level, absl::StrCat("grpc: ", args->message),
+             {{"source", absl::StrCat(args->file, ":", args->line)}});
+}
+
+// A binary's own flags are the ones its main.cc defines (the libraries it
+// links, gRPC's and Abseil's, define none we mean to show or to read from the
+// environment).
+bool IsOwnFlagFile(absl::string_view file) { return absl::EndsWith(file, "/main.cc"); }
+
+}  // namespace
 
 absl::Status Process::Init(int argc, char** argv) {
   BlockTerminationSignals();
@@ -23,13 +44,19 @@ absl::Status Process::Init(int argc, char** argv) {
   // Debug builds, where the tests run, keep it: it has caught an inversion.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
-  absl::SetProgramUsageMessage(absl::StrCat(
-      name_, ": ", description_, "\nEvery flag --name can also be set as environment variable ",
-      env_prefix_, "NAME."));
-  // The binary's own flags are the ones its main.cc defines.
+  // --help prints "<program>: " before this.
+  absl::SetProgramUsageMessage(
+      absl::StrCat(description_, "\nEvery flag --name can also be set as environment variable ",
+                   env_prefix_, "NAME."));
+  // Abseil's --help lists the flags of files named like the program
+  // (relay-broker.cc, ...); ours live in each binary's main.cc.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = &IsOwnFlagFile;
+  usage.contains_helpshort_flags = &IsOwnFlagFile;
+  absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> own;
   for (const auto& [flag_name, flag] : absl::GetAllFlags()) {
-    if (absl::EndsWith(flag->Filename(), "/main.cc")) own.push_back(std::string(flag_name));
+    if (IsOwnFlagFile(flag->Filename())) own.push_back(std::string(flag_name));
   }
   if (absl::Status s = ApplyEnvToFlags(env_prefix_, own); !s.ok()) return s;
   absl::ParseCommandLine(argc, argv);
@@ -38,6 +65,7 @@ absl::Status Process::Init(int argc, char** argv) {
     if (absl::Status s = log::ParseFormat(flag->CurrentValue(), &format); !s.ok()) return s;
   }
   log::Init(name_, format);
+  gpr_set_log_function(&GrpcLogToRelay);
   return absl::OkStatus();
 }
 

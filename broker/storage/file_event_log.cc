@@ -9,7 +9,7 @@
 #include "absl/time/clock.h"
 #include "broker/storage/crc32c.h"
 #include "broker/storage/record.h"
-#include "broker/storage/storage_log.h"
+#include "common/log.h"
 #include "common/text.h"
 
 namespace relay::broker {
@@ -137,10 +137,13 @@ absl::Status FileEventLog::DiscoverTopics() {
     absl::StatusOr<std::unique_ptr<Topic>> topic = OpenTopic(name);
     if (!topic.ok()) return topic.status();
     TopicStats stats = (*topic)->log->Stats();
-    StorageLog("INFO", absl::StrCat("topic ", name, ": offsets ", stats.first_offset, "..",
-                                    stats.end_offset, ", ", stats.events, " events, ", stats.bytes,
-                                    " bytes in ", stats.segments, " segments, ",
-                                    (*topic)->dedupe.size(), " ids in the dedupe window"));
+    RELAY_LOG(Info, "storage: topic loaded",
+              {{"topic", name},
+               {"offsets", absl::StrCat(stats.first_offset, "..", stats.end_offset)},
+               {"events", absl::StrCat(stats.events)},
+               {"bytes", absl::StrCat(stats.bytes)},
+               {"segments", absl::StrCat(stats.segments)},
+               {"dedupe_ids", absl::StrCat((*topic)->dedupe.size())}});
     absl::MutexLock lock(&topics_mu_);
     topics_.emplace(name, *std::move(topic));
   }
@@ -424,11 +427,12 @@ void FileEventLog::FitDedupeBudget() {
     const absl::Time now = absl::Now();
     if (now - topic->dedupe_logged >= absl::Minutes(1)) {
       topic->dedupe_logged = now;
-      StorageLog("WARN", absl::StrCat("topic ", topic->name, ": dedupe window shrunk to fit ",
-                                      options_.dedupe_max_bytes, " bytes (--dedupe_max_bytes): ",
-                                      "forgot ", forgot, " ids; ids are remembered from offset ",
-                                      topic->dedupe.first_offset(), " on (",
-                                      topic->dedupe_evicted.load(), " forgotten early so far)"));
+      RELAY_LOG(Warn, "storage: dedupe window shrunk to fit its memory budget",
+                {{"topic", topic->name},
+                 {"dedupe_max_bytes", absl::StrCat(options_.dedupe_max_bytes)},
+                 {"forgot", absl::StrCat(forgot)},
+                 {"remembered_from", absl::StrCat(topic->dedupe.first_offset())},
+                 {"forgotten_total", absl::StrCat(topic->dedupe_evicted.load())}});
     }
   }
 }
@@ -475,7 +479,8 @@ void FileEventLog::Fail(const absl::Status& cause) {
   if (failed_.ok()) {
     failed_ = absl::InternalError(absl::StrCat(
         "storage failure, unacknowledged events may or may not be stored: ", cause.ToString()));
-    StorageLog("ERROR", absl::StrCat(failed_.message(), "; the event log accepts no more appends"));
+    RELAY_LOG(Error, "storage: failure, the event log accepts no more appends",
+              {{"error", std::string(failed_.message())}});
   }
   for (Ack& ack : waiting_) {
     if (ack.result.ok()) ack.result = failed_;
@@ -493,7 +498,9 @@ void FileEventLog::RetentionLoop() {
       }
     }
     absl::Status status = RunRetentionOnce();
-    if (!status.ok()) StorageLog("ERROR", absl::StrCat("retention: ", status.ToString()));
+    if (!status.ok()) {
+      RELAY_LOG(Error, "storage: retention failed", {{"error", status.ToString()}});
+    }
   }
 }
 
@@ -524,10 +531,11 @@ absl::Status FileEventLog::RunRetentionOnce() {
     topic->forced_deleted_events.fetch_add(result->forced_deleted_events,
                                            std::memory_order_relaxed);
     if (result->deleted_segments > 0) {
-      StorageLog("INFO",
-                 absl::StrCat("topic ", topic->name, ": retention deleted ",
-                              result->deleted_segments, " segments (", result->deleted_events,
-                              " events); first offset now ", topic->log->FirstOffset()));
+      RELAY_LOG(Info, "storage: retention deleted segments",
+                {{"topic", topic->name},
+                 {"segments", absl::StrCat(result->deleted_segments)},
+                 {"events", absl::StrCat(result->deleted_events)},
+                 {"first_offset", absl::StrCat(topic->log->FirstOffset())}});
     }
   }
   return first_error;

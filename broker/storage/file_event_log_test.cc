@@ -679,9 +679,9 @@ TEST_F(RetentionTest, HardCapDeletesAboveTheFloorLogsAndCounts) {
   ASSERT_NE(log, nullptr);
   log->SetRetentionFloor("orders", 0);  // a group that never acked anything
   Fill(log.get(), "orders", 300);
-  ::testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStdout();
   ASSERT_THAT(log->RunRetentionOnce(), IsOk());
-  std::string err = ::testing::internal::GetCapturedStderr();
+  std::string err = ::testing::internal::GetCapturedStdout();
   TopicStats stats = log->ListTopics()[0];
   EXPECT_LE(stats.bytes, 16u * 1024u);
   EXPECT_GT(stats.bytes, 8u * 1024u);  // the floor still holds below the hard cap

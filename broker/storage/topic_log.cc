@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/storage/record.h"
-#include "broker/storage/storage_log.h"
+#include "common/log.h"
 
 namespace relay::broker {
 
@@ -60,18 +60,23 @@ absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
         status = (*segment)->TruncateToIndexed(env);
         if (!status.ok()) return status;
         recovery_.truncated_bytes += bad;
-        StorageLog("WARN", absl::StrCat("topic ", options_.name, ": ", (*segment)->path(), ": ",
-                                        found.problem, "; cut ", bad, " bytes off the tail, kept ",
-                                        found.valid_bytes));
+        RELAY_LOG(Warn, "storage: torn tail cut off",
+                  {{"topic", options_.name},
+                   {"segment", (*segment)->path()},
+                   {"problem", found.problem},
+                   {"cut_bytes", absl::StrCat(bad)},
+                   {"kept_bytes", absl::StrCat(found.valid_bytes)}});
       } else {
         ++recovery_.damaged_segments;
         recovery_.unreadable_bytes += bad;
-        StorageLog(
-            "ERROR",
-            absl::StrCat("topic ", options_.name, ": ", (*segment)->path(), ": ", found.problem,
-                         "; kept the valid prefix of ", found.valid_bytes, " bytes (offsets ",
-                         bases[i], "..", (*segment)->end_offset(), "), ", bad,
-                         " bytes unreadable; offsets up to ", bases[i + 1], " are lost"));
+        RELAY_LOG(Error, "storage: damaged segment, kept the valid prefix",
+                  {{"topic", options_.name},
+                   {"segment", (*segment)->path()},
+                   {"problem", found.problem},
+                   {"kept_bytes", absl::StrCat(found.valid_bytes)},
+                   {"kept_offsets", absl::StrCat(bases[i], "..", (*segment)->end_offset())},
+                   {"unreadable_bytes", absl::StrCat(bad)},
+                   {"lost_up_to", absl::StrCat(bases[i + 1])}});
       }
     }
     segments.push_back(*std::move(segment));
@@ -315,13 +320,14 @@ absl::StatusOr<TopicLog::RetentionResult> TopicLog::DeleteOldSegments(
     result.deleted_events += victim->records();
     result.forced_deleted_events += forced_events;
     if (forced) {
-      StorageLog("WARN",
-                 absl::StrCat("topic ", options_.name, ": above the hard cap of ",
-                              policy.hard_max_bytes, " bytes, deleted segment ", victim->path(),
-                              " (offsets ", victim->base_offset(), "..", victim->end_offset(),
-                              ") above the retention floor ", policy.floor.value_or(0), ": ",
-                              forced_events, " events no group has consumed are gone; ",
-                              total_after, " bytes left"));
+      RELAY_LOG(Warn, "storage: above the hard cap, deleted unconsumed events",
+                {{"topic", options_.name},
+                 {"hard_max_bytes", absl::StrCat(policy.hard_max_bytes)},
+                 {"segment", victim->path()},
+                 {"offsets", absl::StrCat(victim->base_offset(), "..", victim->end_offset())},
+                 {"floor", absl::StrCat(policy.floor.value_or(0))},
+                 {"lost_events", absl::StrCat(forced_events)},
+                 {"bytes_left", absl::StrCat(total_after)}});
     }
     // Readers still holding the segment keep their open file.
     absl::Status status = options_.env->RemoveFile(victim->path());

@@ -26,7 +26,7 @@ namespace relay::broker {
 // Offsets are dense from 0. Open() scans every segment and rebuilds the
 // in-memory index; the torn or corrupt tail of the last segment is cut off,
 // corruption inside an older segment keeps its valid prefix (the offsets
-// after it become a hole that reads skip). Both are logged to stderr.
+// after it become a hole that reads skip). Both are logged (common/log.h).
 //
 // Thread safety: one writer thread calls the writer methods (Append, Sync,
 // MarkDurable, written_end, last_publish_time); readers and retention may run

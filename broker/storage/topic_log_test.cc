@@ -239,11 +239,11 @@ TEST_F(TopicLogTest, TornTailOfTheLastSegmentIsCutOnReopen) {
     ASSERT_THAT(file, IsOk());
     ASSERT_THAT((*file)->Append(torn), IsOk());
   }
-  ::testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStdout();
   auto log = OpenLog(/*segment_bytes=*/1 << 20);
-  std::string err = ::testing::internal::GetCapturedStderr();
+  std::string err = ::testing::internal::GetCapturedStdout();
   ASSERT_NE(log, nullptr);
-  EXPECT_THAT(err, HasSubstr("cut 30 bytes"));
+  EXPECT_THAT(err, HasSubstr("cut_bytes=30"));
   EXPECT_THAT(err, HasSubstr("torn record payload"));
   EXPECT_EQ(log->recovery().truncated_bytes, 30u);
   EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(0)), IsOkAndHolds(good_size));
@@ -273,9 +273,9 @@ TEST_F(TopicLogTest, CorruptionInsideAnOlderSegmentKeepsItsValidPrefix) {
     ASSERT_THAT((*file)->Append(contents), IsOk());
   }
 
-  ::testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStdout();
   auto log = OpenLog(/*segment_bytes=*/1024);
-  std::string err = ::testing::internal::GetCapturedStderr();
+  std::string err = ::testing::internal::GetCapturedStdout();
   ASSERT_NE(log, nullptr);
   EXPECT_THAT(err, HasSubstr("kept the valid prefix"));
   EXPECT_EQ(log->recovery().damaged_segments, 1u);
@@ -304,9 +304,9 @@ TEST_F(TopicLogTest, GarbageOnlySegmentRecoversAsEmpty) {
     ASSERT_THAT(file, IsOk());
     ASSERT_THAT((*file)->Append(std::string(100, '\x7f')), IsOk());
   }
-  ::testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStdout();
   auto log = OpenLog();
-  ::testing::internal::GetCapturedStderr();
+  ::testing::internal::GetCapturedStdout();
   ASSERT_NE(log, nullptr);
   EXPECT_EQ(log->recovery().truncated_bytes, 100u);
   EXPECT_EQ(log->DurableEnd(), 0u);
@@ -373,9 +373,9 @@ TEST_F(TopicLogTest, HardCapDeletesAboveTheFloorAndCountsIt) {
   EXPECT_THAT(log->DeleteOldSegments(policy),
               IsOkAndHolds(::testing::Field(&TopicLog::RetentionResult::deleted_segments, 0u)));
   policy.hard_max_bytes = bytes / 2;
-  ::testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStdout();
   absl::StatusOr<TopicLog::RetentionResult> result = log->DeleteOldSegments(policy);
-  std::string err = ::testing::internal::GetCapturedStderr();
+  std::string err = ::testing::internal::GetCapturedStdout();
   ASSERT_THAT(result, IsOk());
   EXPECT_GT(result->deleted_segments, 0u);
   EXPECT_EQ(result->forced_deleted_events, log->FirstOffset());

@@ -5,11 +5,31 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "google/protobuf/io/coded_stream.h"
 
 namespace relay::events {
 
 using relay::broker::v1::PublishRequest;
 using relay::broker::v1::PublishResponse;
+
+namespace {
+
+// What an event of `event_bytes` adds to a PublishRequest: its bytes, the
+// field tag and the length prefix.
+size_t FramedBytes(size_t event_bytes) {
+  return event_bytes + 1 +
+         google::protobuf::io::CodedOutputStream::VarintSize64(static_cast<uint64_t>(event_bytes));
+}
+
+// A request for `topic` with the largest request id and no event yet.
+size_t RequestHeaderBytes(const std::string& topic) {
+  PublishRequest header;
+  header.set_topic(topic);
+  header.set_request_id(UINT64_MAX);
+  return header.ByteSizeLong();
+}
+
+}  // namespace
 
 Publisher::Publisher(std::shared_ptr<grpc::Channel> channel, Options options)
     : channel_(std::move(channel)),
@@ -25,8 +45,16 @@ std::future<absl::StatusOr<uint64_t>> Publisher::Publish(const std::string& topi
   p.topic = topic;
   p.event = std::move(event);
   std::future<absl::StatusOr<uint64_t>> future = p.promise.get_future();
+  const size_t event_bytes = p.event.ByteSizeLong();
+  const size_t request_bytes = RequestHeaderBytes(topic) + FramedBytes(event_bytes);
   absl::MutexLock lock(&mu_);
-  if (closed_) {
+  if (request_bytes > options_.max_message_bytes) {
+    // Never sendable: the broker's gRPC limit would reject every resend.
+    p.promise.set_value(absl::InvalidArgumentError(
+        absl::StrCat("event ", p.event.id(), " is ", event_bytes, " bytes: a request of it alone (",
+                     request_bytes, " bytes) exceeds the largest message the broker receives (",
+                     options_.max_message_bytes, " bytes)")));
+  } else if (closed_) {
     p.promise.set_value(absl::UnavailableError("publisher is closed"));
   } else if (pending_ >= options_.max_pending_events) {
     p.promise.set_value(absl::ResourceExhaustedError(
@@ -45,8 +73,8 @@ absl::Status Publisher::Flush(absl::Duration timeout) {
     return pending_ == 0;
   };
   if (!mu_.AwaitWithTimeout(absl::Condition(&drained), timeout)) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(pending_, " events still unacknowledged after ", absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(absl::StrCat(pending_, " events still unacknowledged after ",
+                                                    absl::FormatDuration(timeout)));
   }
   return absl::OkStatus();
 }
@@ -101,12 +129,18 @@ std::shared_ptr<Publisher::Batch> Publisher::TakeBatchLocked() {
   auto b = std::make_shared<Batch>();
   b->request.set_topic(queue_.front().topic);
   b->request.set_request_id(next_request_id_++);
-  size_t bytes = 0;
+  size_t bytes = 0;  // the events'
+  size_t message_bytes = RequestHeaderBytes(b->request.topic());
   while (!queue_.empty() && queue_.front().topic == b->request.topic() &&
          b->promises.size() < options_.max_batch_events) {
     size_t size = queue_.front().event.ByteSizeLong();
-    if (!b->promises.empty() && bytes + size > options_.max_batch_bytes) break;
+    // Publish() let in only events that fit a request alone.
+    if (!b->promises.empty() && (bytes + size > options_.max_batch_bytes ||
+                                 message_bytes + FramedBytes(size) > options_.max_message_bytes)) {
+      break;
+    }
     bytes += size;
+    message_bytes += FramedBytes(size);
     *b->request.add_events() = std::move(queue_.front().event);
     b->promises.push_back(std::move(queue_.front().promise));
     queue_.pop_front();
@@ -150,8 +184,7 @@ bool Publisher::RunStream() {
     PublishResponse response;
     while (stream->Read(&response)) {
       absl::MutexLock lock(&mu_);
-      if (in_flight_.empty() ||
-          in_flight_.front()->request.request_id() != response.request_id()) {
+      if (in_flight_.empty() || in_flight_.front()->request.request_id() != response.request_id()) {
         RELAY_LOG(Error, "publish answer does not match the oldest request",
                   {{"request", absl::StrCat(response.request_id())}});
         break;

@@ -1,6 +1,8 @@
 #ifndef RELAY_COMMON_EVENTS_PUBLISHER_H_
 #define RELAY_COMMON_EVENTS_PUBLISHER_H_
 
+#include <grpcpp/channel.h>
+
 #include <cstdint>
 #include <deque>
 #include <future>
@@ -13,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include <grpcpp/channel.h>
+#include "common/grpc_channel.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 
 namespace relay::events {
@@ -24,7 +26,9 @@ namespace relay::events {
 // publisher keeps the events and retries with exponential backoff; the
 // broker's dedupe by event id makes a resend after a lost answer harmless.
 // A batch the broker rejects as invalid resolves its futures with that
-// error and is not retried.
+// error and is not retried. Batches are cut to fit max_message_bytes; an
+// event that cannot fit in a request on its own fails at once with
+// INVALID_ARGUMENT instead of being resent forever.
 //
 // Thread-safe.
 //
@@ -35,7 +39,11 @@ class Publisher {
  public:
   struct Options {
     size_t max_batch_events = 1000;
+    // Events' bytes per batch (a single larger event goes alone).
     size_t max_batch_bytes = 4 << 20;
+    // The largest request the broker receives (BrokerServer's
+    // max_receive_bytes): no request is ever larger.
+    size_t max_message_bytes = kMaxMessageBytes;
     // Batches sent but not yet answered.
     int max_in_flight_batches = 32;
     // Events queued or in flight; Publish() beyond it fails with
@@ -49,8 +57,10 @@ class Publisher {
   ~Publisher();  // Close()
 
   // Queues `event` for `topic`. The future resolves with the offset once the
-  // event is durable, or with an error: INVALID_ARGUMENT (from the broker),
-  // RESOURCE_EXHAUSTED (too much pending), UNAVAILABLE (closed first).
+  // event is durable, or with an error: INVALID_ARGUMENT (from the broker,
+  // or at once when a request of this event alone would exceed
+  // max_message_bytes), RESOURCE_EXHAUSTED (too much pending), UNAVAILABLE
+  // (closed first).
   std::future<absl::StatusOr<uint64_t>> Publish(const std::string& topic,
                                                 relay::events::v1::Event event);
 
@@ -93,7 +103,7 @@ class Publisher {
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   // Batches are shared with the writer while it writes them.
-  std::deque<std::shared_ptr<Batch>> resend_ ABSL_GUARDED_BY(mu_);  // unanswered, stream lost
+  std::deque<std::shared_ptr<Batch>> resend_ ABSL_GUARDED_BY(mu_);     // unanswered, stream lost
   std::deque<std::shared_ptr<Batch>> in_flight_ ABSL_GUARDED_BY(mu_);  // on the current stream
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
   size_t pending_ ABSL_GUARDED_BY(mu_) = 0;  // queued + in flight

@@ -24,15 +24,46 @@ void Subscriber::On(const std::string& type, Handler handler) {
 
 void Subscriber::OnBatch(BatchHandler handler) { batch_handler_ = std::move(handler); }
 
-void Subscriber::Start() { thread_ = std::thread([this] { Run(); }); }
+void Subscriber::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    running_ = true;
+  }
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Subscriber::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    if (context_ != nullptr) context_->TryCancel();
+    HalfCloseIfIdleLocked();
+    auto ended = [this] {
+      mu_.AssertHeld();
+      return !running_;
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&ended), options_.stop_timeout) &&
+        context_ != nullptr) {
+      RELAY_LOG(Warn, "subscriber stop timed out, cancelling the stream",
+                {{"topic", options_.topic},
+                 {"group", options_.group},
+                 {"timeout", absl::FormatDuration(options_.stop_timeout)}});
+      context_->TryCancel();
+    }
   }
   if (thread_.joinable()) thread_.join();
+}
+
+bool Subscriber::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+void Subscriber::HalfCloseIfIdleLocked() {
+  if (stream_ == nullptr || handling_ || writes_done_) return;
+  writes_done_ = true;
+  // The broker answers a half-close by ending the stream once it has read
+  // everything before it: the acks sent so far count.
+  stream_->WritesDone();
 }
 
 bool Subscriber::WaitUntilOpen(absl::Duration timeout) {
@@ -42,6 +73,11 @@ bool Subscriber::WaitUntilOpen(absl::Duration timeout) {
     return open_;
   };
   return mu_.AwaitWithTimeout(absl::Condition(&open), timeout);
+}
+
+absl::Status Subscriber::refusal() const {
+  absl::MutexLock lock(&mu_);
+  return refusal_;
 }
 
 uint64_t Subscriber::handled() const {
@@ -60,13 +96,18 @@ void Subscriber::Run() {
     bool opened = RunStream();
     absl::MutexLock lock(&mu_);
     open_ = false;
-    if (stopping_) return;
-    backoff = opened ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
     auto stopping = [this] {
       mu_.AssertHeld();
       return stopping_;
     };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff)) return;
+    if (!stopping_) {
+      backoff = opened ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff);
+    }
+    if (stopping_) {
+      running_ = false;
+      return;
+    }
   }
 }
 
@@ -92,20 +133,45 @@ bool Subscriber::RunStream() {
   open->set_member_name(options_.member_name);
 
   bool opened = false;
+  // Left the stream with reads pending (a failed write): cancel it. Else the
+  // broker ended it and Finish() returns its status -- cancelling first would
+  // turn a refusal (FAILED_PRECONDITION) into CANCELLED.
+  bool broke_off = false;
   SubscribeResponse response;
   if (stream->Write(open_request)) {
+    {
+      absl::MutexLock lock(&mu_);
+      stream_ = stream.get();
+      handling_ = false;
+      writes_done_ = false;
+      if (stopping_) HalfCloseIfIdleLocked();
+    }
     while (stream->Read(&response)) {
       if (response.has_opened()) {
         opened = true;
-        absl::MutexLock lock(&mu_);
-        open_ = true;
-        failing_ = false;
-        RELAY_LOG(Info, "subscribed",
-                  {{"topic", options_.topic}, {"group", options_.group},
-                   {"member", response.opened().member_id()},
-                   {"committed", absl::StrCat(response.opened().committed_offset())}});
+        bool was_refused;
+        {
+          absl::MutexLock lock(&mu_);
+          open_ = true;
+          failing_ = false;
+          was_refused = !refusal_.ok();
+          refusal_ = absl::OkStatus();
+          RELAY_LOG(Info, "subscribed",
+                    {{"topic", options_.topic},
+                     {"group", options_.group},
+                     {"member", response.opened().member_id()},
+                     {"committed", absl::StrCat(response.opened().committed_offset())}});
+        }
+        if (was_refused && options_.on_refusal_change) options_.on_refusal_change(absl::OkStatus());
       }
       if (response.deliveries().empty()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        // Half-closed: nothing handled now could be acked. These go back to
+        // the group when the broker ends the stream.
+        if (writes_done_) continue;
+        handling_ = true;
+      }
       SubscribeRequest settle;
       std::vector<absl::Status> batch_statuses;
       if (batch_handler_) {
@@ -143,21 +209,60 @@ bool Subscriber::RunStream() {
         absl::MutexLock lock(&mu_);
         handled_ += static_cast<uint64_t>(response.deliveries_size());
       }
-      if (!stream->Write(settle)) break;
+      const bool sent = stream->Write(settle);
+      {
+        absl::MutexLock lock(&mu_);
+        handling_ = false;
+        if (sent && stopping_) HalfCloseIfIdleLocked();  // the acks first, then the half-close
+      }
+      if (!sent) {
+        broke_off = true;
+        break;
+      }
     }
   }
-  context.TryCancel();
+  {
+    absl::MutexLock lock(&mu_);
+    stream_ = nullptr;
+  }
+  if (broke_off) context.TryCancel();
   grpc::Status status = stream->Finish();
+  // The broker refused the open itself: retrying cannot help until someone
+  // changes the group or this service. Said loudly, and exposed.
+  const bool refused = !opened && (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+                                   status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  absl::Status refusal;
+  bool refusal_changed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (refused && !stopping_) {
+      refusal =
+          absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+      refusal_changed = refusal_ != refusal;
+      if (refusal_changed) {
+        refusal_ = refusal;
+        RELAY_LOG(Error, "subscription refused by the broker, retrying with backoff",
+                  {{"topic", options_.topic},
+                   {"group", options_.group},
+                   {"code", absl::StrCat(status.error_code())},
+                   {"error", status.error_message()}});
+      }
+    }
+  }
+  if (refusal_changed && options_.on_refusal_change) options_.on_refusal_change(refusal);
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
   if (!status.ok() && !stopping_) {
     last_error_ = status.error_message();
     // One line per outage, not one per reconnect attempt.
     if (opened || !failing_) {
-      RELAY_LOG(Warn, opened ? "subscription stream ended, reconnecting"
-                             : "cannot open subscription, retrying with backoff",
-                {{"topic", options_.topic}, {"group", options_.group},
-                 {"code", absl::StrCat(status.error_code())}, {"error", status.error_message()}});
+      RELAY_LOG(Warn,
+                opened ? "subscription stream ended, reconnecting"
+                       : "cannot open subscription, retrying with backoff",
+                {{"topic", options_.topic},
+                 {"group", options_.group},
+                 {"code", absl::StrCat(status.error_code())},
+                 {"error", status.error_message()}});
     }
     failing_ = !opened;
   }

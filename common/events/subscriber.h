@@ -1,6 +1,8 @@
 #ifndef RELAY_COMMON_EVENTS_SUBSCRIBER_H_
 #define RELAY_COMMON_EVENTS_SUBSCRIBER_H_
 
+#include <grpcpp/channel.h>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,7 +16,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include <grpcpp/channel.h>
 #include "relay/broker/v1/broker.grpc.pb.h"
 
 namespace relay::events {
@@ -58,6 +59,13 @@ class Subscriber {
     bool filter_types = true;
     absl::Duration min_backoff = absl::Milliseconds(50);
     absl::Duration max_backoff = absl::Seconds(2);
+    // How long Stop() waits for the batch in hand, its acks and the broker's
+    // end of the stream before it cancels the stream.
+    absl::Duration stop_timeout = absl::Seconds(5);
+    // Called on the subscriber's thread whenever refusal() changes (e.g. to
+    // report NOT_SERVING in the service's health). Must not block long nor
+    // call Stop().
+    std::function<void(const absl::Status& refusal)> on_refusal_change;
   };
 
   // One delivery of a received batch, for OnBatch(). `event` points into the
@@ -83,8 +91,8 @@ class Subscriber {
     On(type, [type, handler = std::move(handler)](const Event& e, const DeliveryInfo& info) {
       Message m;
       if (!m.ParseFromString(e.data())) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("event ", e.id(), " of type ", type, " has a payload that does not parse"));
+        return absl::InvalidArgumentError(absl::StrCat("event ", e.id(), " of type ", type,
+                                                       " has a payload that does not parse"));
       }
       return handler(m, e, info);
     });
@@ -100,12 +108,28 @@ class Subscriber {
   void OnBatch(BatchHandler handler);
 
   void Start();
-  // Stops consuming: the stream is closed and unacked deliveries go back to
-  // the group. Idempotent.
+  // Stops consuming, gracefully: no new batch is handled; the batch in hand
+  // (if any) is finished and its acks and nacks are sent; then the stream is
+  // half-closed and the broker ends it, after reading every ack sent before.
+  // Deliveries received but not handled go back to the group. If that takes
+  // longer than Options::stop_timeout the stream is cancelled (acks not yet
+  // sent are lost and those events are redelivered). Returns once the
+  // subscriber's thread has ended, so also after the batch handler in hand
+  // returned. Idempotent. REQUIRES: not called from a handler.
   void Stop();
+
+  // True once Stop() has begun: a long handler may cut its work short.
+  bool stopping() const;
 
   // Waits until a stream is open (the broker answered `opened`).
   bool WaitUntilOpen(absl::Duration timeout);
+
+  // Why the broker refuses this subscription: the FAILED_PRECONDITION or
+  // INVALID_ARGUMENT with which it ended the last attempt to open (e.g. the
+  // group exists with another type filter); OK once a stream opens again,
+  // and while the broker merely cannot be reached. The subscriber keeps
+  // retrying with backoff either way.
+  absl::Status refusal() const;
 
   uint64_t handled() const;
   // The stream's last error, for logs and tests.
@@ -115,6 +139,9 @@ class Subscriber {
   void Run();
   // One stream's life. Returns true when it got as far as `opened`.
   bool RunStream();
+  // Half-closes the stream unless a batch is being handled (the stream
+  // thread half-closes after its settle then) or it already was.
+  void HalfCloseIfIdleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<relay::broker::v1::Broker::Stub> stub_;
@@ -124,12 +151,23 @@ class Subscriber {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Run() is going (from Start() until its thread is about to end).
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
   bool open_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t handled_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   // The last attempt could not open a stream (the outage is logged once).
   bool failing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status refusal_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The open stream. Writes on it come from one thread at a time: the
+  // stream thread while `handling_` (a batch and its settle), otherwise
+  // whoever half-closes it first (Stop() or the stream thread) under mu_.
+  grpc::ClientReaderWriter<relay::broker::v1::SubscribeRequest,
+                           relay::broker::v1::SubscribeResponse>* stream_ ABSL_GUARDED_BY(mu_) =
+      nullptr;
+  bool handling_ ABSL_GUARDED_BY(mu_) = false;
+  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -100,6 +100,7 @@ absl::Status InventoryApp::Init() {
   consumer_options.subscriber.member_name = absl::StrCat(kServiceName, "-", getpid());
   services::FitInFlightToHandlerDelay(consumer_options.subscriber, options_.handler_delay);
   services::HookLogLinesAndFaults(consumer_options, *handlers_, faults_, stopping_);
+  consumer_options.subscriber.on_refusal_change = health_.Watcher("orders");
   consumer_ =
       std::make_unique<TransactionalConsumer>(db_.get(), channel, consumer_options, relay_.get());
   handlers_->Register(*consumer_);
@@ -110,6 +111,7 @@ absl::Status InventoryApp::Init() {
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   port_ = server->port;
+  health_.Attach(server_.get());
   return absl::OkStatus();
 }
 
@@ -126,6 +128,7 @@ void InventoryApp::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   stopping_.store(true);
+  health_.Attach(nullptr);
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox from events while it drains.

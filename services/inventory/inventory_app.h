@@ -32,6 +32,7 @@
 #include "common/store/transactional_consumer.h"
 #include "services/inventory/inventory_handlers.h"
 #include "services/inventory/inventory_service.h"
+#include "services/shared/consumer_health.h"
 
 namespace relay::inventory {
 
@@ -106,6 +107,8 @@ class InventoryApp {
   std::unique_ptr<store::TransactionalConsumer> consumer_;
   std::unique_ptr<InventoryServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  // NOT_SERVING while the broker refuses the subscription.
+  relay::services::ConsumerHealth health_;
   int port_ = 0;
 
   // Set when Shutdown() begins: the handler_delay fault stops sleeping.

@@ -16,7 +16,9 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   if (!parent.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
+    if (ec)
+      return absl::InternalError(
+          absl::StrCat("cannot create ", parent.string(), ": ", ec.message()));
   }
   store::Database::Options db_options;
   db_options.synchronous = options.synchronous;
@@ -47,6 +49,7 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
     // commit and before the ack, so a restart sees a redelivery.
     services::FitInFlightToHandlerDelay(o.subscriber, options.handler_delay);
     services::HookLogLinesAndFaults(o, lines, *app->faults_, app->stopping_);
+    o.subscriber.on_refusal_change = app->health_.Watcher(topic);
     return std::make_unique<store::TransactionalConsumer>(app->db_.get(), broker, o,
                                                           app->relay_.get());
   };
@@ -60,6 +63,7 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   if (!server.ok()) return server.status();
   app->server_ = std::move(server->server);
   app->port_ = server->port;
+  app->health_.Attach(app->server_.get());
 
   app->relay_->Start();
   app->inventory_consumer_->Start();
@@ -78,6 +82,7 @@ void OrderApp::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   stopping_ = true;
+  health_.Attach(nullptr);
   if (inventory_consumer_) inventory_consumer_->Stop();
   if (payment_consumer_) payment_consumer_->Stop();
   if (server_) {

@@ -19,6 +19,7 @@
 #include "services/order/order_service.h"
 #include "services/order/saga_timeout_sweeper.h"
 #include "services/order/watch_hub.h"
+#include "services/shared/consumer_health.h"
 #include "services/shared/pending_log_lines.h"
 
 namespace relay::order {
@@ -79,6 +80,8 @@ class OrderApp {
   std::unique_ptr<store::TransactionalConsumer> payment_consumer_;
   std::unique_ptr<OrderServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  // NOT_SERVING while the broker refuses either subscription.
+  services::ConsumerHealth health_;
   int port_ = 0;
   bool shut_down_ = false;
 };

@@ -93,6 +93,7 @@ absl::Status PaymentApp::Init() {
   consumer_options.subscriber.member_name = absl::StrCat(kServiceName, "-", getpid());
   services::FitInFlightToHandlerDelay(consumer_options.subscriber, options_.handler_delay);
   services::HookLogLinesAndFaults(consumer_options, *handlers_, faults_, stopping_);
+  consumer_options.subscriber.on_refusal_change = health_.Watcher("orders");
   consumer_ = std::make_unique<TransactionalConsumer>(db_.get(), broker_channel_, consumer_options,
                                                       outbox_relay_.get());
   handlers_->Register(*consumer_);
@@ -104,6 +105,7 @@ absl::Status PaymentApp::Init() {
   if (!server.ok()) return server.status();
   server_ = std::move(server->server);
   port_ = server->port;
+  health_.Attach(server_.get());
   return absl::OkStatus();
 }
 
@@ -116,6 +118,7 @@ void PaymentApp::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   stopping_.store(true);
+  health_.Attach(nullptr);
   if (server_ != nullptr) server_->GetHealthCheckService()->SetServingStatus(false);
   // Consuming first: deliveries not acked go back to the group, and nothing
   // new lands in the outbox while it drains.

@@ -12,6 +12,9 @@
 //   WaitForTerminationSignal();
 //   (*app)->Shutdown();
 
+#include <grpcpp/channel.h>
+#include <grpcpp/server.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -28,10 +31,9 @@
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
-#include <grpcpp/channel.h>
-#include <grpcpp/server.h>
 #include "services/payment/payment_handlers.h"
 #include "services/payment/payment_service.h"
+#include "services/shared/consumer_health.h"
 
 namespace relay::payment {
 
@@ -103,6 +105,8 @@ class PaymentApp {
   std::unique_ptr<relay::store::TransactionalConsumer> consumer_;
   std::unique_ptr<PaymentServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  // NOT_SERVING while the broker refuses the subscription.
+  relay::services::ConsumerHealth health_;
   int port_ = 0;
 
   // Set when Shutdown() begins: the handler_delay fault stops sleeping.

@@ -3,6 +3,8 @@
 
 #include "services/payment/payment_app.h"
 
+#include <grpcpp/client_context.h>
+
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -14,10 +16,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/events/publisher.h"
+#include "common/events/subscriber.h"
 #include "common/grpc_server.h"
 #include "common/grpc_status.h"
 #include "gmock/gmock.h"
-#include <grpcpp/client_context.h>
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "relay/events/v1/order_events.pb.h"
@@ -294,4 +297,48 @@ TEST(PaymentApp, ADatabaseItCannotOpenFailsTheStart) {
 }
 
 }  // namespace
+
+// The overall grpc.health.v1 status of the server at `target`.
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(const std::string& target) {
+  auto stub = grpc::health::v1::Health::NewStub(relay::MakeChannel(target));
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  if (!stub->Check(&context, request, &response).ok()) {
+    return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  }
+  return response.status();
+}
+
+// Issue 7, item 5: a service whose subscription the broker refuses never
+// consumes again, yet its health said SERVING.
+TEST(PaymentAppHealth, NotServingWhileTheBrokerRefusesItsSubscription) {
+  relay::testing::TempDir dir;
+  auto broker = relay::testing::StartBroker(dir.Join("broker"));
+  ASSERT_THAT(broker, relay::testing::IsOk());
+  {
+    // The group exists with another type filter (an older service version).
+    relay::events::Subscriber::Options o;
+    o.topic = "orders";
+    o.group = "payment-service";
+    relay::events::Subscriber older(relay::MakeChannel((*broker)->target()), o);
+    older.On("order.archived", [](const relay::events::v1::Event&,
+                                  const relay::events::DeliveryInfo&) { return absl::OkStatus(); });
+    older.Start();
+    ASSERT_TRUE(older.WaitUntilOpen(absl::Seconds(20)));
+    older.Stop();
+  }
+  PaymentApp::Options options;
+  options.broker_target = (*broker)->target();
+  options.db_path = dir.Join("payment.db");
+  auto app = PaymentApp::Start(options);
+  ASSERT_THAT(app, relay::testing::IsOk());
+  const std::string target = absl::StrCat("127.0.0.1:", (*app)->port());
+  EXPECT_TRUE(relay::testing::WaitFor(
+      [&] { return Health(target) == grpc::health::v1::HealthCheckResponse::NOT_SERVING; },
+      absl::Seconds(20)));
+  (*app)->Shutdown();
+}
+
 }  // namespace relay::payment

@@ -2,11 +2,13 @@
 // "serving" line, SIGTERM, a fatal start-up error, and the crash_after
 // fault (kill -9 between an event's commit and its ack) with a restart.
 
+#include <grpcpp/client_context.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -22,7 +24,6 @@
 #include "common/events/publisher.h"
 #include "common/grpc_server.h"
 #include "gmock/gmock.h"
-#include <grpcpp/client_context.h>
 #include "gtest/gtest.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "relay/events/v1/order_events.pb.h"
@@ -83,6 +84,7 @@ class PaymentProcess {
   }
 
   std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+  pid_t pid() const { return proc_.pid(); }
   std::string log_path() const { return dir_ + "/payment.log"; }
   std::string log() const { return ReadFile(log_path()); }
 
@@ -123,6 +125,20 @@ std::vector<std::string> PaymentTypes(const std::string& broker, const std::stri
   return types;
 }
 
+// Members of the broker's group "payment-service" on topic "orders" (-1
+// when the broker does not answer).
+int GroupMembers(const std::string& broker) {
+  auto stub = relay::broker::v1::Broker::NewStub(relay::MakeChannel(broker));
+  relay::broker::v1::DescribeGroupsRequest request;
+  request.set_topic("orders");
+  request.set_group("payment-service");
+  relay::broker::v1::DescribeGroupsResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  if (!stub->DescribeGroups(&context, request, &response).ok()) return -1;
+  return response.groups_size() == 0 ? 0 : response.groups(0).members_size();
+}
+
 class PaymentMainTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -155,6 +171,21 @@ TEST_F(PaymentMainTest, ServesUntilSigtermThenExitsZero) {
   std::string log = payment.log();
   EXPECT_THAT(log, ::testing::HasSubstr(R"("service":"payment-service","msg":"serving")"));
   EXPECT_THAT(log, ::testing::HasSubstr(R"("msg":"stopped")"));
+}
+
+// Issue 7, item 7: SIGTERM waited the whole --shutdown_grace when a client
+// channel was open, even an idle one.
+TEST_F(PaymentMainTest, SigtermWithAnIdleClientChannelExitsBeforeTheGracePeriod) {
+  PaymentProcess payment(dir_.path(), broker_->target());
+  ASSERT_NO_FATAL_FAILURE(payment.Start({"--shutdown_grace=5s"}));
+  auto channel = relay::MakeChannel(payment.target());
+  ASSERT_TRUE(channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(20))))
+      << payment.log();
+  EXPECT_EQ(payment.Balance("c-dave"), 500);
+
+  int status = payment.Stop(SIGTERM, absl::Seconds(2));  // -1: still running
+  ASSERT_NE(status, -1) << "still running 2 s after SIGTERM\n" << payment.log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << payment.log();
 }
 
 TEST_F(PaymentMainTest, AFatalStartErrorIsOneLineOnStderrAndExitOne) {
@@ -202,6 +233,45 @@ TEST_F(PaymentMainTest, CrashAfterKillsBetweenCommitAndAckAndTheRestartChargesOn
   EXPECT_EQ(payment.Balance("c-alice"), 100000 - 1250);
   int stopped = payment.Stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0) << payment.log();
+}
+
+// Issue 7, item 2: no channel or server set keepalive, so a consumer that
+// hangs without dying (here: SIGSTOP, its kernel still acks TCP) kept its
+// deliveries until their ack deadline (30 s), and a half-open connection
+// for minutes. The broker's keepalive pings now end its stream within
+// time + timeout, and the group hands its delivery to the other member.
+TEST_F(PaymentMainTest, APausedConsumersStreamEndsByKeepaliveAndAnotherMemberGetsItsWork) {
+  broker_.reset();
+  relay::testing::BrokerTestOptions options;
+  options.keepalive.time = absl::Milliseconds(500);
+  options.keepalive.timeout = absl::Seconds(1);
+  absl::StatusOr<std::unique_ptr<relay::broker::BrokerServer>> broker =
+      relay::testing::StartBroker(dir_.Join("keepalive-broker"), options);
+  ASSERT_THAT(broker, IsOk());
+  broker_ = std::move(*broker);
+
+  std::filesystem::create_directories(dir_.Join("a"));
+  std::filesystem::create_directories(dir_.Join("b"));
+  PaymentProcess paused(dir_.Join("a"), broker_->target());
+  ASSERT_NO_FATAL_FAILURE(paused.Start());
+  ASSERT_TRUE(WaitFor([&] { return GroupMembers(broker_->target()) == 1; }, absl::Seconds(20)))
+      << paused.log();
+  ASSERT_EQ(kill(paused.pid(), SIGSTOP), 0);
+  // The group's only member is paused: the event goes to it.
+  ASSERT_NO_FATAL_FAILURE(Publish(Created("ord-1", "c-alice", 1250)));
+
+  PaymentProcess healthy(dir_.Join("b"), broker_->target());
+  ASSERT_NO_FATAL_FAILURE(healthy.Start());
+  // Well inside the 30 s ack deadline: only keepalive can explain it.
+  EXPECT_TRUE(
+      WaitFor([&] { return !PaymentTypes(broker_->target(), "ord-1").empty(); }, absl::Seconds(12)))
+      << healthy.log();
+  EXPECT_THAT(healthy.log(), ::testing::HasSubstr("payment captured order=ord-1"));
+  EXPECT_EQ(GroupMembers(broker_->target()), 1);  // the paused one left
+
+  paused.Stop(SIGKILL);
+  int stopped = healthy.Stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0) << healthy.log();
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // The broker over real gRPC on an ephemeral port, with real log files.
 
+#include <atomic>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -172,10 +174,12 @@ TEST_F(BrokerTest, BadPublishIsRejectedAndChangesNothing) {
   std::vector<Case> cases = {
       {"empty topic", [](PublishRequest* r) { r->set_topic(""); }, "topic is empty"},
       {"bad topic", [](PublishRequest* r) { r->set_topic("Orders!"); }, "outside [a-z0-9._-]"},
-      {"long topic", [](PublishRequest* r) { r->set_topic(std::string(129, 'a')); }, "limit is 128"},
+      {"long topic", [](PublishRequest* r) { r->set_topic(std::string(129, 'a')); },
+       "limit is 128"},
       {"no events", [](PublishRequest* r) { r->clear_events(); }, "no events"},
       {"missing id", [](PublishRequest* r) { r->mutable_events(1)->clear_id(); }, "#1 has no id"},
-      {"missing type", [](PublishRequest* r) { r->mutable_events(0)->clear_type(); }, "has no type"},
+      {"missing type", [](PublishRequest* r) { r->mutable_events(0)->clear_type(); },
+       "has no type"},
       {"oversized",
        [](PublishRequest* r) { r->mutable_events(1)->set_data(std::string(1100000, 'x')); },
        "the limit is 1048576"},
@@ -241,10 +245,12 @@ TEST_F(BrokerTest, MembersShareLoadAndNeverHoldOneKeyAtOnce) {
     members.push_back(std::move(sub));
   }
   for (int i = 0; i < 10; ++i) PublishMany(*stub_, "orders", i * 100, 100, 20);
-  ASSERT_TRUE(WaitFor([&] {
-    absl::MutexLock lock(&mu);
-    return ids.size() == 1000;
-  }, absl::Seconds(30)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return ids.size() == 1000;
+      },
+      absl::Seconds(30)));
   absl::MutexLock lock(&mu);
   EXPECT_EQ(overlaps, 0);
   EXPECT_EQ(out_of_order, 0);
@@ -285,8 +291,8 @@ TEST_F(BrokerTest, NackRedeliversAndDeadLettersAfterMaxDeliveries) {
     return absl::OkStatus();
   });
   sub.Start();
-  ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 3; },
-                      absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Group("orders", "g").committed_offset() == 3; }, absl::Seconds(20)));
   {
     absl::MutexLock lock(&mu);
     // e0 five times with attempts 1..5, then e1 and e2 (the key moved on).
@@ -372,11 +378,13 @@ TEST_F(BrokerTest, RestartLosesNoAckedEventNorGroupProgress) {
 TEST_F(BrokerTest, PublisherRetriesAcrossABrokerRestart) {
   Publisher pub(testing::Channel(server_->target()), {});
   std::vector<std::future<absl::StatusOr<uint64_t>>> results;
-  for (int i = 0; i < 100; ++i) results.push_back(pub.Publish("orders", MakeEvent(absl::StrCat("p", i), "k")));
+  for (int i = 0; i < 100; ++i)
+    results.push_back(pub.Publish("orders", MakeEvent(absl::StrCat("p", i), "k")));
   ASSERT_THAT(pub.Flush(absl::Seconds(10)), testing::IsOk());
   int port = server_->port();
   server_->Shutdown(absl::Seconds(1));
-  for (int i = 100; i < 200; ++i) results.push_back(pub.Publish("orders", MakeEvent(absl::StrCat("p", i), "k")));
+  for (int i = 100; i < 200; ++i)
+    results.push_back(pub.Publish("orders", MakeEvent(absl::StrCat("p", i), "k")));
   options_.listen_address = absl::StrCat("127.0.0.1:", port);
   Restart();
   ASSERT_THAT(pub.Flush(absl::Seconds(20)), testing::IsOk());
@@ -405,4 +413,46 @@ TEST_F(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
 }
 
 }  // namespace
+
+// Issue 7, item 6: a PublishStream whose client half-closed is finished by
+// the append callback on the log's writer thread; gRPC may then run OnDone()
+// (which used to delete the reactor) while that callback still held the
+// reactor's mutex. Many short streams, half-closed or cancelled while their
+// appends complete, drive that race; under ASan a use after free fails here.
+TEST_F(BrokerTest, ShortPublishStreamsCancelledWhileAppendsCompleteLeaveTheBrokerSound) {
+  constexpr int kThreads = 4;
+  constexpr int kStreamsPerThread = 60;
+  std::vector<std::thread> threads;
+  std::atomic<int> answered{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kStreamsPerThread; ++i) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+        auto stream = stub_->PublishStream(&ctx);
+        PublishRequest req;
+        req.set_topic("orders");
+        req.set_request_id(1);
+        *req.add_events() = MakeEvent(absl::StrCat("race-", t, "-", i), "k");
+        stream->Write(req);
+        stream->WritesDone();  // the append's callback will Finish()
+        if (i % 2 == 1) {
+          ctx.TryCancel();
+        } else {
+          PublishResponse resp;
+          if (stream->Read(&resp)) ++answered;
+        }
+        stream->Finish().IgnoreError();
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_GT(answered.load(), 0);
+  // Still serving: every answered append is in the log, and one more goes.
+  PublishMany(*stub_, "orders", 0, 1, 1);
+  broker::v1::ListTopicsResponse topics = Topics();
+  ASSERT_EQ(topics.topics_size(), 1);
+  EXPECT_GE(topics.topics(0).end_offset(), static_cast<uint64_t>(answered.load()) + 1);
+}
+
 }  // namespace relay

@@ -1,9 +1,6 @@
 #include "tests/testing/broker_fixture.h"
 
 #include "broker/storage/file_event_log.h"
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 namespace relay::testing {
 
@@ -24,13 +21,14 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   }
   server_options.groups.scheduler.max_deliveries = options.max_deliveries;
   server_options.groups.checkpoint_interval = absl::Milliseconds(50);
+  server_options.keepalive = options.keepalive;
+  server_options.max_receive_bytes = options.max_receive_bytes;
+  server_options.limits.max_event_bytes = options.max_event_bytes;
   return broker::BrokerServer::Start(server_options, std::move(*log));
 }
 
 std::shared_ptr<grpc::Channel> Channel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return relay::MakeChannel(target);
 }
 
 }  // namespace relay::testing

@@ -1,12 +1,14 @@
 #ifndef RELAY_TESTS_TESTING_BROKER_FIXTURE_H_
 #define RELAY_TESTS_TESTING_BROKER_FIXTURE_H_
 
+#include <grpcpp/channel.h>
+
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "broker/broker_server.h"
-#include <grpcpp/channel.h>
+#include "common/grpc_channel.h"
 
 namespace relay::testing {
 
@@ -19,6 +21,11 @@ struct BrokerTestOptions {
   size_t group_window_bytes = 0;
   // The file system of the group checkpoints (null: the default).
   broker::Env* groups_env = nullptr;
+  // The server's keepalive (tests of dead peers shorten it).
+  Keepalive keepalive;
+  // The largest request the server receives, and the largest event.
+  int max_receive_bytes = kMaxMessageBytes;
+  size_t max_event_bytes = 1 << 20;
 };
 
 // An in-process broker on `data_dir` (file log, fsync per commit), serving
@@ -26,7 +33,7 @@ struct BrokerTestOptions {
 absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
     const std::string& data_dir, const BrokerTestOptions& options = {});
 
-// An insecure channel to `target` that accepts large messages.
+// relay::MakeChannel(target): insecure, keepalive, large messages.
 std::shared_ptr<grpc::Channel> Channel(const std::string& target);
 
 }  // namespace relay::testing

@@ -1,12 +1,9 @@
 #include "tools/relayctl/context.h"
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
-
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_channel.h"
 
 namespace relay::ctl {
 
@@ -31,10 +28,8 @@ std::shared_ptr<grpc::Channel> Context::Channel(const std::string& address) {
   absl::MutexLock lock(&mu_);
   std::shared_ptr<grpc::Channel>& channel = channels_[address];
   if (channel == nullptr) {
-    grpc::ChannelArguments args;
-    // A Read answers with up to 10000 events.
-    args.SetMaxReceiveMessageSize(64 << 20);
-    channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    // Keepalive, and large messages: a Read answers with up to 10000 events.
+    channel = relay::MakeChannel(address);
   }
   return channel;
 }

@@ -1,0 +1,181 @@
+// relay-broker as a process: what it prints and how it starts and stops.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "broker/storage/file_event_log.h"
+#include "common/events/subscriber.h"
+#include "common/grpc_channel.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace relay::broker {
+namespace {
+
+using relay::testing::IsOk;
+using ::testing::HasSubstr;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The `msg` of every line of `text` that is a JSON object; a line that is
+// not fails the test, naming it.
+std::vector<std::string> JsonMessages(const std::string& text) {
+  std::vector<std::string> messages;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    google::protobuf::Struct object;
+    google::protobuf::util::Status parsed =
+        google::protobuf::util::JsonStringToMessage(std::string(line), &object);
+    EXPECT_TRUE(parsed.ok()) << "not a JSON line: " << line;
+    if (!parsed.ok()) continue;
+    auto msg = object.fields().find("msg");
+    EXPECT_NE(msg, object.fields().end()) << "no msg: " << line;
+    if (msg != object.fields().end()) messages.push_back(msg->second.string_value());
+  }
+  return messages;
+}
+
+// Writes `n` events to topic `orders` under `data_dir`, with the broker's
+// own storage, and returns the path of the segment written.
+std::string WriteTopic(const std::string& data_dir, int n) {
+  FileEventLog::Options options;
+  options.data_dir = data_dir;
+  auto log = FileEventLog::Open(options);
+  EXPECT_THAT(log, IsOk());
+  if (!log.ok()) return "";
+  std::vector<Event> events(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) events[static_cast<size_t>(i)].set_id(absl::StrCat("e-", i));
+  absl::Notification done;
+  (*log)->Append("orders", std::move(events),
+                 [&](absl::StatusOr<std::vector<AppendResult>>) { done.Notify(); });
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_THAT((*log)->Close(), IsOk());
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir + "/topics/orders")) {
+    if (entry.path().extension() == ".log") return entry.path().string();
+  }
+  ADD_FAILURE() << "no segment written";
+  return "";
+}
+
+class BrokerProcess {
+ public:
+  explicit BrokerProcess(std::string dir) : dir_(std::move(dir)) {}
+
+  // Starts relay-broker on a free port; returns the port (0: it did not
+  // start serving).
+  int Start(const std::vector<std::string>& extra = {}) {
+    std::filesystem::remove(port_file());
+    std::vector<std::string> argv = {RELAY_BROKER_BIN, "--listen=127.0.0.1:0",
+                                     "--data_dir=" + dir_ + "/data", "--port_file=" + port_file()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!proc_.Start(argv, log_path())) return 0;
+    return relay::testing::WaitForPortFile(port_file(), absl::Seconds(20));
+  }
+  // Starts relay-broker expecting it to exit by itself; returns the wait
+  // status.
+  int RunToExit(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {RELAY_BROKER_BIN, "--listen=127.0.0.1:0",
+                                     "--data_dir=" + dir_ + "/data"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!proc_.Start(argv, log_path())) return -1;
+    return proc_.Stop(0, absl::Seconds(20));
+  }
+  int Stop(int signal, absl::Duration timeout = absl::Seconds(20)) {
+    return proc_.Stop(signal, timeout);
+  }
+  std::string data_dir() const { return dir_ + "/data"; }
+  std::string log_path() const { return dir_ + "/broker.log"; }
+  std::string log() const { return ReadFile(log_path()); }
+  pid_t pid() const { return proc_.pid(); }
+
+ private:
+  std::string port_file() const { return dir_ + "/port"; }
+  std::string dir_;
+  relay::testing::Subprocess proc_;
+};
+
+// Issue 7 item 9: the storage layer's lines (here the torn-tail recovery)
+// used to be plain text on stderr whatever --log_format said.
+TEST(BrokerMain, WithJsonLogsEveryLineIsJsonIncludingStorageRecovery) {
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  std::filesystem::create_directories(broker.data_dir());
+  std::string segment = WriteTopic(broker.data_dir(), 3);
+  ASSERT_FALSE(segment.empty());
+  {
+    std::ofstream torn(segment, std::ios::app | std::ios::binary);
+    torn << std::string(7, '\x01');  // a torn write: less than a record header
+  }
+
+  ASSERT_GT(broker.Start({"--log_format=json"}), 0) << broker.log();
+  int status = broker.Stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();
+
+  std::vector<std::string> messages = JsonMessages(broker.log());
+  EXPECT_THAT(messages, ::testing::Contains(HasSubstr("torn tail cut off"))) << broker.log();
+  EXPECT_THAT(messages, ::testing::Contains(HasSubstr("topic loaded"))) << broker.log();
+  EXPECT_THAT(messages, ::testing::Contains("serving"));
+  EXPECT_THAT(messages, ::testing::Contains("stopped"));
+}
+
+// Issue 7, item 7: SIGTERM waited the whole --shutdown_grace (5 s) whenever
+// a client held a stream open, even an idle subscriber. Idle streams are now
+// ended first, so a clean stop takes well under a second.
+TEST(BrokerMain, SigtermWithAnIdleSubscriberExitsBeforeTheGracePeriod) {
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  int port = broker.Start({"--shutdown_grace=5s"});
+  ASSERT_GT(port, 0) << broker.log();
+
+  relay::events::Subscriber::Options options;
+  options.topic = "orders";
+  options.group = "idle-group";
+  options.filter_types = false;
+  relay::events::Subscriber subscriber(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)),
+                                       options);
+  subscriber.Start();
+  ASSERT_TRUE(subscriber.WaitUntilOpen(absl::Seconds(20))) << broker.log();
+
+  // Stop() gives up (-1) after the timeout: 2 s is well below the grace.
+  int status = broker.Stop(SIGTERM, absl::Seconds(2));
+  ASSERT_NE(status, -1) << "still running 2 s after SIGTERM\n" << broker.log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();
+  EXPECT_THAT(broker.log(), HasSubstr("member left"));
+  subscriber.Stop();
+}
+
+// Issue 7, item 7: a --max_event_bytes above the gRPC receive limit made a
+// publisher resend such an event forever; the broker refuses it at start.
+TEST(BrokerMain, AMaxEventBytesAboveTheMessageLimitIsAFatalStartError) {
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  std::filesystem::create_directories(broker.data_dir());
+  int status = broker.RunToExit({"--max_event_bytes=67108864"});
+  ASSERT_TRUE(WIFEXITED(status)) << broker.log();
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_THAT(broker.log(), HasSubstr("relay-broker: max_event_bytes 67108864 does not fit"));
+}
+
+}  // namespace
+}  // namespace relay::broker

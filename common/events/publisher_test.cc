@@ -1,0 +1,94 @@
+// Publisher against a real broker (in process, port 0): message limits.
+
+#include "common/events/publisher.h"
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_channel.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/broker_fixture.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace relay::events {
+namespace {
+
+using relay::testing::IsOk;
+using relay::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr int kLimit = 64 << 10;  // the broker's receive limit in these tests
+
+class PublisherLimitsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    relay::testing::BrokerTestOptions options;
+    options.max_receive_bytes = kLimit;
+    options.max_event_bytes = kLimit - 2048;
+    auto broker = relay::testing::StartBroker(dir_.Join("broker"), options);
+    ASSERT_THAT(broker, IsOk());
+    broker_ = std::move(*broker);
+  }
+
+  static v1::Event Event(const std::string& id, size_t data_bytes) {
+    v1::Event e;
+    e.set_id(id);
+    e.set_type("thing.happened");
+    e.set_data(std::string(data_bytes, 'd'));
+    return e;
+  }
+
+  Publisher::Options Options() {
+    Publisher::Options o;
+    o.max_message_bytes = kLimit;
+    return o;
+  }
+
+  relay::testing::TempDir dir_;
+  std::unique_ptr<relay::broker::BrokerServer> broker_;
+};
+
+// Issue 7, item 7: a batch larger than the broker's gRPC message limit was
+// refused by gRPC (the stream broke) and resent forever.
+TEST_F(PublisherLimitsTest, BatchesAreCutToFitTheBrokersMessageLimit) {
+  Publisher publisher(MakeChannel(broker_->target()), Options());
+  std::vector<std::future<absl::StatusOr<uint64_t>>> offsets;
+  // 10 x 20 KiB: one 4 MiB batch by bytes, but three times the limit.
+  for (int i = 0; i < 10; ++i) {
+    offsets.push_back(publisher.Publish("orders", Event(absl::StrCat("e", i), 20 << 10)));
+  }
+  for (auto& f : offsets) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    EXPECT_THAT(f.get(), IsOk());
+  }
+}
+
+TEST_F(PublisherLimitsTest, AnEventThatCanNeverFitFailsAtOnceWithAClearError) {
+  Publisher publisher(MakeChannel(broker_->target()), Options());
+  auto too_big = publisher.Publish("orders", Event("huge", kLimit));
+  auto fine = publisher.Publish("orders", Event("small", 10));
+  ASSERT_EQ(too_big.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_THAT(too_big.get(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      HasSubstr("exceeds the largest message the broker")));
+  // The publisher goes on with the rest.
+  ASSERT_EQ(fine.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_THAT(fine.get(), IsOk());
+}
+
+TEST(BrokerLimits, StartRefusesAMaxEventBytesThatNoRequestCouldCarry) {
+  relay::testing::TempDir dir;
+  relay::testing::BrokerTestOptions options;
+  options.max_receive_bytes = kLimit;
+  options.max_event_bytes = kLimit;  // no room for the topic and framing
+  EXPECT_THAT(relay::testing::StartBroker(dir.Join("broker"), options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_event_bytes")));
+}
+
+}  // namespace
+}  // namespace relay::events

@@ -1,0 +1,152 @@
+// Subscriber against a real broker (in process, port 0): how it stops.
+
+#include "common/events/subscriber.h"
+
+#include <grpcpp/client_context.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/grpc_channel.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "relay/broker/v1/broker.grpc.pb.h"
+#include "tests/testing/broker_fixture.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+
+namespace relay::events {
+namespace {
+
+using relay::testing::IsOk;
+using relay::testing::WaitFor;
+
+class SubscriberTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = relay::testing::StartBroker(dir_.Join("broker"));
+    ASSERT_THAT(broker, IsOk());
+    broker_ = std::move(*broker);
+    stub_ = relay::broker::v1::Broker::NewStub(MakeChannel(broker_->target()));
+  }
+
+  // Publishes events "e<first>".."e<first+n-1>" (no key) to "orders" in one
+  // request, so they become durable, and are delivered, together.
+  void Publish(int first, int n) {
+    relay::broker::v1::PublishRequest request;
+    request.set_topic("orders");
+    for (int i = first; i < first + n; ++i) {
+      v1::Event* e = request.add_events();
+      e->set_id(absl::StrCat("e", i));
+      e->set_type("thing.happened");
+    }
+    relay::broker::v1::PublishResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    ASSERT_TRUE(stub_->Publish(&context, request, &response).ok());
+    ASSERT_FALSE(response.has_error()) << response.error().message();
+  }
+
+  // The committed offset of group `group` on "orders" (-1: unknown).
+  int64_t Committed(const std::string& group) {
+    relay::broker::v1::DescribeGroupsRequest request;
+    request.set_topic("orders");
+    request.set_group(group);
+    relay::broker::v1::DescribeGroupsResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    if (!stub_->DescribeGroups(&context, request, &response).ok() || response.groups_size() == 0) {
+      return -1;
+    }
+    return static_cast<int64_t>(response.groups(0).committed_offset());
+  }
+
+  Subscriber::Options Options(const std::string& group) {
+    Subscriber::Options o;
+    o.topic = "orders";
+    o.group = group;
+    o.start.set_earliest(true);
+    return o;
+  }
+
+  relay::testing::TempDir dir_;
+  std::unique_ptr<relay::broker::BrokerServer> broker_;
+  std::unique_ptr<relay::broker::v1::Broker::Stub> stub_;
+};
+
+// Issue 7, item 2: Stop() cancelled the stream mid-batch, so the work a
+// handler had already done (and committed) was never acked and went to the
+// next member again.
+TEST_F(SubscriberTest, StopFinishesTheBatchInHandAndAcksItBeforeClosing) {
+  ASSERT_NO_FATAL_FAILURE(Publish(0, 3));
+  absl::Notification in_handler;
+  absl::Notification release;
+  std::atomic<int> handled{0};
+  Subscriber sub(MakeChannel(broker_->target()), Options("g"));
+  sub.On("thing.happened", [&](const v1::Event&, const DeliveryInfo&) {
+    if (handled.fetch_add(1) == 0) {
+      in_handler.Notify();
+      release.WaitForNotification();
+    }
+    return absl::OkStatus();
+  });
+  sub.Start();
+  ASSERT_TRUE(in_handler.WaitForNotificationWithTimeout(absl::Seconds(20)));
+
+  std::thread stopper([&] { sub.Stop(); });
+  ASSERT_TRUE(WaitFor([&] { return sub.stopping(); }));
+  release.Notify();  // the handler finishes after Stop() began
+  stopper.join();
+
+  ASSERT_GE(handled.load(), 1);
+  // Everything handled was acked before the stream ended.
+  EXPECT_EQ(Committed("g"), handled.load());
+
+  // The next member starts right after them: the first thing it gets is an
+  // event published now, never one handled before.
+  ASSERT_NO_FATAL_FAILURE(Publish(3, 1));
+  absl::Notification got;
+  std::string first_id;
+  Subscriber next(MakeChannel(broker_->target()), Options("g"));
+  next.On("thing.happened", [&](const v1::Event& e, const DeliveryInfo&) {
+    if (!got.HasBeenNotified()) {
+      first_id = e.id();
+      got.Notify();
+    }
+    return absl::OkStatus();
+  });
+  next.Start();
+  ASSERT_TRUE(got.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  next.Stop();
+  if (handled.load() == 3) {
+    EXPECT_EQ(first_id, "e3");
+  }
+  EXPECT_NE(first_id, "e0");
+}
+
+TEST_F(SubscriberTest, StopOfAnIdleSubscriberIsQuickAndLeavesTheGroup) {
+  ASSERT_NO_FATAL_FAILURE(Publish(0, 1));
+  std::atomic<int> handled{0};
+  Subscriber sub(MakeChannel(broker_->target()), Options("idle"));
+  sub.On("thing.happened", [&](const v1::Event&, const DeliveryInfo&) {
+    ++handled;
+    return absl::OkStatus();
+  });
+  sub.Start();
+  ASSERT_TRUE(WaitFor([&] { return handled.load() == 1; }, absl::Seconds(20)));
+  absl::Time start = absl::Now();
+  sub.Stop();
+  // The half-close ends the stream at once, not at stop_timeout (5 s).
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(Committed("idle"), 1);
+  EXPECT_EQ(sub.last_error(), "");
+}
+
+}  // namespace
+}  // namespace relay::events

@@ -1,0 +1,60 @@
+#ifndef RELAY_COMMON_GRPC_CHANNEL_H_
+#define RELAY_COMMON_GRPC_CHANNEL_H_
+
+// The connection settings every Relay channel and server share, keepalive
+// first: without it a peer that hangs, is paused (SIGSTOP) or vanishes
+// behind a dead network path keeps its streams -- a consumer its deliveries,
+// a publisher its batches -- for as long as TCP takes to notice, which is
+// minutes to hours. docs/ARCHITECTURE.md ("Dead peers: keepalive") gives the
+// values and why.
+//
+//   auto channel = relay::MakeChannel("broker:7070");
+//   grpc::ServerBuilder builder;
+//   relay::ApplyServerConnectionArgs(builder);
+
+#include <grpcpp/channel.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace relay {
+
+// The largest message a Relay channel or server receives (a publish batch,
+// a delivery message, a Read answer). The Publisher splits batches to fit.
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
+// HTTP/2 keepalive of one side of a connection.
+struct Keepalive {
+  // Ping the peer after this long (10 s); then again every `time`.
+  absl::Duration time = absl::Seconds(10);
+  // A ping not answered within this (5 s) closes the connection: its streams
+  // end with UNAVAILABLE, so a dead or hung peer is noticed within
+  // time + timeout (15 s).
+  absl::Duration timeout = absl::Seconds(5);
+  // Server only: the enforcement policy. A client pinging more often than
+  // this (5 s, half the clients' `time`) is sent GOAWAY (too_many_pings).
+  absl::Duration min_client_ping_interval = absl::Seconds(5);
+};
+
+// The arguments of a Relay client channel: keepalive (pings also while no
+// call is open, unlimited pings without data), large messages allowed
+// (64 MiB received), quick reconnects (a restarted peer is found again
+// within about a second).
+grpc::ChannelArguments MakeChannelArguments(const Keepalive& keepalive = {});
+
+// The one channel per peer a binary uses: insecure, MakeChannelArguments().
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const Keepalive& keepalive = {});
+
+// Sets the server half of the same policy on `builder`: keepalive pings to
+// every client, and the enforcement that permits the clients' pings (also
+// without calls). Does not touch ports or message sizes.
+void ApplyServerConnectionArgs(grpc::ServerBuilder& builder, const Keepalive& keepalive = {});
+
+}  // namespace relay
+
+#endif  // RELAY_COMMON_GRPC_CHANNEL_H_
