@@ -1,0 +1,125 @@
+#ifndef RELAY_TESTS_E2E_RELAY_SYSTEM_H_
+#define RELAY_TESTS_E2E_RELAY_SYSTEM_H_
+
+// The four Relay binaries as real processes, and the checks of DESIGN §5's
+// money and stock invariants over every order, for the process-level tests
+// (chaos_test, soak_test). Failures are reported with GoogleTest's
+// ADD_FAILURE/EXPECT, so these helpers are for test bodies only.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "relay/inventory/v1/inventory.grpc.pb.h"
+#include "relay/order/v1/order.grpc.pb.h"
+#include "relay/payment/v1/payment.grpc.pb.h"
+#include "tests/testing/subprocess.h"
+
+namespace relay::testing {
+
+// Paths of the binaries under test (each test target gets them from CMake).
+struct RelayBinaries {
+  std::string broker;
+  std::string order;
+  std::string inventory;
+  std::string payment;
+};
+
+// One process of the system: its name ("broker", "order", "inventory",
+// "payment"), binary, fixed port (kept across restarts) and extra flags.
+struct Proc {
+  std::string name;
+  std::string binary;
+  int port = 0;
+  std::vector<std::string> extra;
+  Subprocess process;
+};
+
+// The broker and the three services on 127.0.0.1, each with its data under
+// `dir`/<name> and its log in `dir`/<name>.log. Not thread-safe.
+class RelaySystem {
+ public:
+  // `broker_flags` are added to the broker's command line.
+  RelaySystem(const std::string& dir, const RelayBinaries& binaries,
+              std::vector<std::string> broker_flags = {});
+
+  // Starts (or restarts) `p` with its flags. Returns false when fork/exec failed.
+  bool Start(Proc& p);
+  bool StartAll();
+  // Waits until every process accepts connections; ADD_FAILUREs and returns
+  // false when one did not within `timeout`.
+  bool WaitReady(absl::Duration timeout);
+
+  std::vector<std::unique_ptr<Proc>>& procs() { return procs_; }
+  // The process called `name`. REQUIRES: one of the four names above.
+  Proc& Get(const std::string& name);
+  // "127.0.0.1:<port>" of the process called `name`.
+  std::string Target(const std::string& name) const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  void Add(const std::string& name, const std::string& binary, int port,
+           std::vector<std::string> extra);
+
+  std::string dir_;
+  int broker_port_ = 0;
+  std::vector<std::unique_ptr<Proc>> procs_;
+};
+
+// Runs one unary call with a `timeout` deadline: fn(grpc::ClientContext*).
+template <typename Fn>
+grpc::Status Call(Fn fn, absl::Duration timeout = absl::Seconds(3)) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
+  return fn(&ctx);
+}
+
+// The clients of the three services, one channel each.
+struct RelayClients {
+  explicit RelayClients(RelaySystem& system);
+  std::unique_ptr<order::v1::OrderService::Stub> orders;
+  std::unique_ptr<inventory::v1::InventoryService::Stub> inventory;
+  std::unique_ptr<payment::v1::PaymentService::Stub> payments;
+};
+
+// The state the load starts from, once seeded.
+struct SeededState {
+  std::map<std::string, int64_t> stock;    // sku -> on hand
+  std::map<std::string, int64_t> balance;  // customer -> minor units
+  // Every sku, and every customer plus "c-nobody" (no account: declined).
+  std::vector<std::string> skus;
+  std::vector<std::string> customers;
+};
+
+// Waits for the seeded catalog and accounts, then deposits `deposit_minor`
+// into every account and sets every sku but GPU-1 (which keeps its single
+// unit, so that out-of-stock cancels happen) to `on_hand`. Returns false
+// (after ADD_FAILURE) when a call failed.
+bool SeedForLoad(RelayClients& clients, int64_t deposit_minor, int64_t on_hand, SeededState* out);
+
+// Every order, through ListOrders pages. False when a call failed.
+bool ListAllOrders(order::v1::OrderService::Stub& orders, std::vector<order::v1::Order>* out);
+
+// Orders still PENDING (counts at most one page of 1000), or -1 when the
+// call failed.
+int CountPending(order::v1::OrderService::Stub& orders);
+
+// Checks I2 and I3 over `all` (every order, each terminal):
+//   I2 every balance = initial - totals of the customer's CONFIRMED orders,
+//      and no cancelled order keeps a capture (checked for at most
+//      `max_cancelled_checked` cancelled orders, one GetPayment each);
+//   I3 every on-hand = initial - quantities of CONFIRMED orders, and no
+//      reservation is still held.
+// Compensation may still be running: each waits up to `timeout` to hold.
+void ExpectMoneyAndStockInvariants(RelayClients& clients, const SeededState& initial,
+                                   const std::vector<order::v1::Order>& all,
+                                   size_t max_cancelled_checked, absl::Duration timeout);
+
+}  // namespace relay::testing
+
+#endif  // RELAY_TESTS_E2E_RELAY_SYSTEM_H_
