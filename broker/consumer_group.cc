@@ -22,6 +22,8 @@ constexpr uint32_t kDefaultMaxInFlight = 1000;
 // at that offset is skipped as unreadable.
 constexpr int kMaxReadErrors = 3;
 constexpr absl::Duration kReadRetryDelay = absl::Seconds(1);
+// The longest retry delay a nack may ask for (a day).
+constexpr int64_t kMaxRetryDelaySeconds = 24 * 3600;
 // A dead letter whose append failed is tried again this much later.
 constexpr absl::Duration kDeadLetterRetryDelay = absl::Seconds(1);
 constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
@@ -174,6 +176,14 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
       if (nack.offset() >= limit) {
         return absl::FailedPreconditionError(absl::StrCat(
             "nack for offset ", nack.offset(), " which group '", group_, "' never delivered"));
+      }
+      // Checked in seconds first: the conversion to milliseconds overflows.
+      if (nack.has_retry_delay() &&
+          (nack.retry_delay().seconds() < 0 || nack.retry_delay().nanos() < 0 ||
+           nack.retry_delay().seconds() > kMaxRetryDelaySeconds)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "nack for offset ", nack.offset(), " has retry_delay ", nack.retry_delay().seconds(),
+            " s outside [0, ", kMaxRetryDelaySeconds, " s]"));
       }
     }
     for (const auto& ack : request.acks()) {

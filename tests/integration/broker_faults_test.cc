@@ -464,5 +464,35 @@ TEST_F(BrokerFaultsTest, OversizedFieldsAreRefusedWithoutEchoingThem) {
   EXPECT_LT(s.error_message().size(), 300u);
 }
 
+TEST_F(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
+  Start();
+  Publish("orders", 0, 1);
+  grpc::ClientContext ctx;
+  auto stream = stub_->Subscribe(&ctx);
+  SubscribeRequest open;
+  open.mutable_open()->set_topic("orders");
+  open.mutable_open()->set_group("g");
+  ASSERT_TRUE(stream->Write(open));
+  SubscribeResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));  // opened
+  ASSERT_TRUE(resp.has_opened());
+  do {
+    ASSERT_TRUE(stream->Read(&resp));
+  } while (resp.deliveries_size() == 0);
+  // 2^54 s: converted to milliseconds unchecked, it wraps to a short delay.
+  SubscribeRequest nack;
+  auto* n = nack.add_nacks();
+  n->set_offset(0);
+  n->set_attempt(resp.deliveries(0).attempt());
+  n->mutable_retry_delay()->set_seconds(int64_t{1} << 54);
+  ASSERT_TRUE(stream->Write(nack));
+  while (stream->Read(&resp)) {
+  }
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("retry_delay"));
+  EXPECT_EQ(Group("orders", "g").redelivered(), 0u);
+}
+
 }  // namespace
 }  // namespace relay
