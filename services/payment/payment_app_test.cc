@@ -312,23 +312,23 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(const std::string& t
 }
 
 // Issue 7, item 5: a service whose subscription the broker refuses never
-// consumes again, yet its health said SERVING.
+// consumes again, yet its health said SERVING. The broker refuses another
+// type filter while a member of the group's filter is connected (an older
+// version still running), and gives the group the new filter once none is.
 TEST(PaymentAppHealth, NotServingWhileTheBrokerRefusesItsSubscription) {
   relay::testing::TempDir dir;
   auto broker = relay::testing::StartBroker(dir.Join("broker"));
   ASSERT_THAT(broker, relay::testing::IsOk());
-  {
-    // The group exists with another type filter (an older service version).
-    relay::events::Subscriber::Options o;
-    o.topic = "orders";
-    o.group = "payment-service";
-    relay::events::Subscriber older(relay::MakeChannel((*broker)->target()), o);
-    older.On("order.archived", [](const relay::events::v1::Event&,
-                                  const relay::events::DeliveryInfo&) { return absl::OkStatus(); });
-    older.Start();
-    ASSERT_TRUE(older.WaitUntilOpen(absl::Seconds(20)));
-    older.Stop();
-  }
+  // The group exists, with another type filter, and its member is connected.
+  relay::events::Subscriber::Options o;
+  o.topic = "orders";
+  o.group = "payment-service";
+  relay::events::Subscriber older(relay::MakeChannel((*broker)->target()), o);
+  older.On("order.archived", [](const relay::events::v1::Event&,
+                                const relay::events::DeliveryInfo&) { return absl::OkStatus(); });
+  older.Start();
+  ASSERT_TRUE(older.WaitUntilOpen(absl::Seconds(20)));
+
   PaymentApp::Options options;
   options.broker_target = (*broker)->target();
   options.db_path = dir.Join("payment.db");
@@ -337,6 +337,11 @@ TEST(PaymentAppHealth, NotServingWhileTheBrokerRefusesItsSubscription) {
   const std::string target = absl::StrCat("127.0.0.1:", (*app)->port());
   EXPECT_TRUE(relay::testing::WaitFor(
       [&] { return Health(target) == grpc::health::v1::HealthCheckResponse::NOT_SERVING; },
+      absl::Seconds(20)));
+  // The older version stops: the service's retry takes the group over.
+  older.Stop();
+  EXPECT_TRUE(relay::testing::WaitFor(
+      [&] { return Health(target) == grpc::health::v1::HealthCheckResponse::SERVING; },
       absl::Seconds(20)));
   (*app)->Shutdown();
 }
