@@ -54,11 +54,15 @@ void RssSampler::Run() {
   const absl::Time start = absl::Now();
   std::ofstream csv(csv_path_, std::ios::app);
   do {
+    // pids_() may wait for a restart in progress: take the time after it.
+    const std::vector<std::pair<std::string, pid_t>> pids = pids_();
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
     const double load1 = LoadAverage1();
-    for (const auto& [name, pid] : pids_()) {
+    for (const auto& [name, pid] : pids) {
       int64_t kb = ReadRssKb(pid);
-      if (kb < 0) continue;
+      // Under 1 MiB: a process caught inside exec() or while exiting (VmRSS
+      // of a few KiB), not a running server; it would only distort the min.
+      if (kb < 1024) continue;
       csv << absl::StrFormat("%.1f,%s,%d,%d,%.2f\n", elapsed, name, pid, kb, load1);
       absl::MutexLock lock(&mu_);
       samples_.push_back({elapsed, name, pid, kb, load1});

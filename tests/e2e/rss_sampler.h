@@ -21,7 +21,8 @@
 
 namespace relay::testing {
 
-// VmRSS of `pid` in KiB, or -1 when it cannot be read (no such process).
+// VmRSS of `pid` in KiB, or -1 when it cannot be read (no such process, or
+// a zombie).
 int64_t ReadRssKb(pid_t pid);
 // The 1-minute load average of the machine, or -1.
 double LoadAverage1();

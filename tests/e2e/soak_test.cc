@@ -275,13 +275,11 @@ TEST(Soak, LongRunWithSlowAndPartialFaultsKeepsInvariantsAndBoundedMemory) {
     EXPECT_TRUE(system.Start(p)) << "restarting " << p.name;
     return status;
   };
-  std::vector<std::string> log;
   auto note = [&](const std::string& what) {
     std::string line =
         absl::StrFormat("t=%6.1fs %s", absl::ToDoubleSeconds(absl::Now() - start), what);
     std::printf("soak: %s\n", line.c_str());
     std::fflush(stdout);
-    log.push_back(line);
   };
 
   // Waits until a group of payment-service shows up (its types fix the filter).
