@@ -259,11 +259,12 @@ absl::Time ConsumerGroup::Fill() {
   uint64_t next;
   size_t room;
   size_t bytes_room;
+  // Asked before taking mu_: no log lock is ever held inside the group's.
+  const uint64_t first = log_->FirstOffset(topic_);
   {
     absl::MutexLock lock(&mu_);
     // Events below the log's first offset are gone (retention): the window
     // moves past them. What is buffered below stays until acked.
-    const uint64_t first = log_->FirstOffset(topic_);
     if (scheduler_.NextOffsetToBuffer() < first) SkipGap(first, "deleted by retention");
     next = scheduler_.NextOffsetToBuffer();
     room = scheduler_.BufferRoom();
