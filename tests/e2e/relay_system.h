@@ -1,8 +1,8 @@
 #ifndef RELAY_TESTS_E2E_RELAY_SYSTEM_H_
 #define RELAY_TESTS_E2E_RELAY_SYSTEM_H_
 
-// The four Relay binaries as real processes, and the checks of DESIGN §5's
-// money and stock invariants over every order, for the process-level tests
+// The four Relay binaries as real processes, and the checks of the money and
+// stock invariants (docs/INVARIANTS.md) over every order, for the process-level tests
 // (chaos_test, soak_test). Failures are reported with GoogleTest's
 // ADD_FAILURE/EXPECT, so these helpers are for test bodies only.
 

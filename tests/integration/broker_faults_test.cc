@@ -109,6 +109,29 @@ class BrokerFaultsTest : public ::testing::Test {
     return sub;
   }
 
+  using RawStream = grpc::ClientReaderWriter<SubscribeRequest, SubscribeResponse>;
+
+  // A raw Subscribe stream of group "g" on `topic`, past its `opened`
+  // answer (null, with a test failure, if the broker did not open it).
+  std::unique_ptr<RawStream> OpenRaw(grpc::ClientContext* ctx, const std::string& topic,
+                                     uint32_t max_in_flight = 0, int ack_deadline_ms = 0) {
+    std::unique_ptr<RawStream> stream = stub_->Subscribe(ctx);
+    SubscribeRequest open;
+    open.mutable_open()->set_topic(topic);
+    open.mutable_open()->set_group("g");
+    open.mutable_open()->set_max_in_flight(max_in_flight);
+    if (ack_deadline_ms > 0) {
+      *open.mutable_open()->mutable_ack_deadline() =
+          google::protobuf::util::TimeUtil::MillisecondsToDuration(ack_deadline_ms);
+    }
+    SubscribeResponse opened;
+    if (!stream->Write(open) || !stream->Read(&opened) || !opened.has_opened()) {
+      ADD_FAILURE() << "the broker did not open the stream";
+      return nullptr;
+    }
+    return stream;
+  }
+
   size_t Count(const std::set<std::string>& ids) {
     absl::MutexLock lock(&mu_);
     return ids.size();
@@ -201,17 +224,8 @@ TEST_F(BrokerFaultsTest, HungConsumerDoesNotDeadLetterHealthyEvents) {
 
   // The hung member: connected, reads nothing after the open, never acks.
   grpc::ClientContext hung_ctx;
-  auto hung = stub_->Subscribe(&hung_ctx);
-  SubscribeRequest open;
-  open.mutable_open()->set_topic("orders");
-  open.mutable_open()->set_group("g");
-  open.mutable_open()->set_max_in_flight(100);
-  *open.mutable_open()->mutable_ack_deadline() =
-      google::protobuf::util::TimeUtil::MillisecondsToDuration(300);
-  ASSERT_TRUE(hung->Write(open));
-  SubscribeResponse opened;
-  ASSERT_TRUE(hung->Read(&opened));
-  ASSERT_TRUE(opened.has_opened());
+  auto hung = OpenRaw(&hung_ctx, "orders", /*max_in_flight=*/100, /*ack_deadline_ms=*/300);
+  ASSERT_NE(hung, nullptr);
 
   std::set<std::string> ids;
   auto healthy = Consume("orders", "g", {}, &ids, absl::Milliseconds(300));
@@ -350,15 +364,9 @@ TEST_F(BrokerFaultsTest, GroupWindowIsBoundedInBytes) {
     ASSERT_TRUE(stub_->Publish(&ctx, req, &resp).ok());
   }
   grpc::ClientContext ctx;
-  auto stream = stub_->Subscribe(&ctx);
-  SubscribeRequest open;
-  open.mutable_open()->set_topic("big");
-  open.mutable_open()->set_group("g");
-  open.mutable_open()->set_max_in_flight(1000);
-  ASSERT_TRUE(stream->Write(open));
+  auto stream = OpenRaw(&ctx, "big", /*max_in_flight=*/1000);
+  ASSERT_NE(stream, nullptr);
   SubscribeResponse resp;
-  ASSERT_TRUE(stream->Read(&resp));
-  ASSERT_TRUE(resp.has_opened());
   // Deliveries arrive; never acked, so the window never moves.
   ASSERT_TRUE(WaitFor([&] { return Group("big", "g").in_flight() > 0; }));
   const broker::v1::GroupInfo info = Group("big", "g");
@@ -468,14 +476,9 @@ TEST_F(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
   Start();
   Publish("orders", 0, 1);
   grpc::ClientContext ctx;
-  auto stream = stub_->Subscribe(&ctx);
-  SubscribeRequest open;
-  open.mutable_open()->set_topic("orders");
-  open.mutable_open()->set_group("g");
-  ASSERT_TRUE(stream->Write(open));
+  auto stream = OpenRaw(&ctx, "orders");
+  ASSERT_NE(stream, nullptr);
   SubscribeResponse resp;
-  ASSERT_TRUE(stream->Read(&resp));  // opened
-  ASSERT_TRUE(resp.has_opened());
   do {
     ASSERT_TRUE(stream->Read(&resp));
   } while (resp.deliveries_size() == 0);
