@@ -219,7 +219,9 @@ bool ConsumerGroup::Wanted(const Event& e) const {
 
 void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, Event>::iterator it,
                              std::vector<Event>* freed) {
-  buffer_bytes_ -= std::min(buffer_bytes_, it->second.ByteSizeLong());
+  // Buffer() computed the size and buffered events are never changed, so
+  // the cached size is exact (and free on the ack path).
+  buffer_bytes_ -= std::min(buffer_bytes_, static_cast<size_t>(it->second.GetCachedSize()));
   if (freed != nullptr) freed->push_back(std::move(it->second));
   buffer_.erase(it);
 }
