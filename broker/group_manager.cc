@@ -12,7 +12,21 @@ using google::protobuf::util::TimeUtil;
 }  // namespace
 
 GroupManager::GroupManager(Options options, EventLog* log, GroupStore* store)
-    : options_(std::move(options)), log_(log), store_(store) {}
+    : options_(std::move(options)),
+      log_(log),
+      store_(store),
+      dispatcher_("dispatcher",
+                  [this] {
+                    // Until the earliest due time of any group (a redelivery,
+                    // an ack deadline), or the next Wake().
+                    absl::Time next_due = absl::InfiniteFuture();
+                    for (ConsumerGroup* g : Snapshot()) next_due = std::min(next_due, g->Pump());
+                    return next_due - absl::Now();
+                  }),
+      checkpointer_("checkpointer", [this] {
+        CheckpointOnce();
+        return options_.checkpoint_interval;
+      }) {}
 
 GroupManager::~GroupManager() { Stop(); }
 
@@ -39,25 +53,20 @@ absl::Status GroupManager::Load() {
 
 void GroupManager::Start() {
   log_->SetDurabilityListener([this](const std::string&, uint64_t) { Wake(); });
-  dispatcher_ = std::thread([this] { DispatchLoop(); });
-  checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  dispatcher_.Start();
+  checkpointer_.Start(options_.checkpoint_interval);
 }
 
 void GroupManager::Stop() {
-  {
-    absl::MutexLock lock(&wake_mu_);
-    if (stopping_ && !dispatcher_.joinable()) return;
-    stopping_ = true;
-  }
-  if (dispatcher_.joinable()) dispatcher_.join();
-  if (checkpointer_.joinable()) checkpointer_.join();
+  absl::MutexLock lock(&stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  dispatcher_.Stop();
+  checkpointer_.Stop();
   CheckpointOnce();
 }
 
-void GroupManager::Wake() {
-  absl::MutexLock lock(&wake_mu_);
-  wake_pending_ = true;
-}
+void GroupManager::Wake() { dispatcher_.Wake(); }
 
 absl::StatusOr<std::pair<ConsumerGroup*, bool>> GroupManager::GetOrCreate(
     const v1::SubscribeRequest::Open& open) {
@@ -125,40 +134,6 @@ std::vector<v1::GroupInfo> GroupManager::Describe(const std::string& topic,
     out.push_back(g->Describe());
   }
   return out;
-}
-
-void GroupManager::DispatchLoop() {
-  absl::Time next_due = absl::InfiniteFuture();
-  while (true) {
-    {
-      absl::MutexLock lock(&wake_mu_);
-      auto ready = [this] {
-        wake_mu_.AssertHeld();
-        return wake_pending_ || stopping_;
-      };
-      wake_mu_.AwaitWithDeadline(absl::Condition(&ready), next_due);
-      if (stopping_) return;
-      wake_pending_ = false;
-    }
-    next_due = absl::InfiniteFuture();
-    for (ConsumerGroup* g : Snapshot()) next_due = std::min(next_due, g->Pump());
-  }
-}
-
-void GroupManager::CheckpointLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&wake_mu_);
-      auto stopping = [this] {
-        wake_mu_.AssertHeld();
-        return stopping_;
-      };
-      if (wake_mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.checkpoint_interval)) {
-        return;
-      }
-    }
-    CheckpointOnce();
-  }
 }
 
 void GroupManager::CheckpointOnce() {

@@ -4,7 +4,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/consumer_group.h"
 #include "broker/group_store.h"
+#include "common/worker.h"
 
 namespace relay::broker {
 
@@ -61,8 +61,6 @@ class GroupManager {
   using Key = std::pair<std::string, std::string>;  // topic, group
 
   std::unique_ptr<ConsumerGroup> MakeGroup(const GroupCheckpoint& checkpoint);
-  void DispatchLoop();
-  void CheckpointLoop();
   // Writes the changed groups' checkpoints and moves the log's retention
   // floors up to what the groups still need.
   void CheckpointOnce();
@@ -76,14 +74,17 @@ class GroupManager {
   mutable absl::Mutex groups_mu_;
   std::map<Key, std::unique_ptr<ConsumerGroup>> groups_ ABSL_GUARDED_BY(groups_mu_);
 
-  absl::Mutex wake_mu_;
-  bool wake_pending_ ABSL_GUARDED_BY(wake_mu_) = false;
-  bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;
-
   absl::Mutex checkpoint_mu_;  // serializes CheckpointOnce()
 
-  std::thread dispatcher_;
-  std::thread checkpointer_;
+  // Held for the whole of Stop(): a second call waits for the first.
+  absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(checkpoint_mu_);
+  bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
+
+  // Pumps every group whenever woken (new durable events, acks, members)
+  // and at the earliest due time of any of them.
+  relay::Worker dispatcher_;
+  // CheckpointOnce() every checkpoint_interval.
+  relay::Worker checkpointer_;
 };
 
 }  // namespace relay::broker

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/backoff.h"
 
 namespace relay::broker {
 
@@ -293,9 +294,7 @@ Scheduler::Stats Scheduler::stats() const {
 }
 
 absl::Duration Scheduler::Backoff(uint32_t attempt) const {
-  absl::Duration d = options_.min_backoff;
-  for (uint32_t i = 1; i < attempt && d < options_.max_backoff; ++i) d *= 2;
-  return std::min(d, options_.max_backoff);
+  return relay::Backoff::ForAttempt(options_.min_backoff, options_.max_backoff, attempt);
 }
 
 void Scheduler::OfferIfAvailable(MemberId id, const Member& m) {

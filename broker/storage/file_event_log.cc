@@ -92,7 +92,13 @@ absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options
   FileEventLog* self = log.get();
   log->writer_ = std::thread([self] { self->WriterLoop(); });
   if (IsPeriod(log->options_.retention_check_interval)) {
-    log->retention_ = std::thread([self] { self->RetentionLoop(); });
+    log->retention_ = std::make_unique<relay::Worker>("retention", [self] {
+      if (absl::Status s = self->RunRetentionOnce(); !s.ok()) {
+        RELAY_LOG(Error, "storage: retention failed", {{"error", s.ToString()}});
+      }
+      return self->options_.retention_check_interval;
+    });
+    log->retention_->Start(log->options_.retention_check_interval);
   }
   return log;
 }
@@ -261,7 +267,7 @@ absl::Status FileEventLog::Close() {
       closing_ = true;
     }
     if (writer_.joinable()) writer_.join();
-    if (retention_.joinable()) retention_.join();
+    if (retention_ != nullptr) retention_->Stop();
     closed_ = true;
   }
   return final_status_;
@@ -488,21 +494,6 @@ void FileEventLog::Fail(const absl::Status& cause) {
 }
 
 // ---- Retention.
-
-void FileEventLog::RetentionLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&closing_), options_.retention_check_interval)) {
-        return;
-      }
-    }
-    absl::Status status = RunRetentionOnce();
-    if (!status.ok()) {
-      RELAY_LOG(Error, "storage: retention failed", {{"error", status.ToString()}});
-    }
-  }
-}
 
 absl::Status FileEventLog::RunRetentionOnce() {
   std::vector<Topic*> topics;

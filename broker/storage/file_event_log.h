@@ -18,6 +18,7 @@
 #include "broker/storage/env.h"
 #include "broker/storage/event_log.h"
 #include "broker/storage/topic_log.h"
+#include "common/worker.h"
 
 namespace relay::broker {
 
@@ -165,8 +166,6 @@ class FileEventLog final : public EventLog {
   void FitDedupeBudget();
   void UpdateDedupeStats(Topic* topic);
 
-  void RetentionLoop();
-
   const Options options_;
   std::unique_ptr<FileLock> lock_;
 
@@ -197,7 +196,9 @@ class FileEventLog final : public EventLog {
   absl::Status final_status_;
 
   std::thread writer_;
-  std::thread retention_;
+  // Runs RunRetentionOnce() every retention_check_interval; null when that
+  // is not a period. Last, so it stops before the state it reads goes.
+  std::unique_ptr<relay::Worker> retention_;
 };
 
 }  // namespace relay::broker

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/backoff.h"
 #include "common/log.h"
 #include "google/protobuf/io/coded_stream.h"
 
@@ -106,17 +107,17 @@ uint64_t Publisher::acked() const {
 }
 
 void Publisher::Run() {
-  absl::Duration backoff = options_.min_backoff;
+  Backoff backoff(options_.min_backoff, options_.max_backoff);
   while (true) {
     bool progressed = RunStream();
     absl::MutexLock lock(&mu_);
     if (closed_) return;
-    backoff = progressed ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
+    if (progressed) backoff.Reset();
     auto closed = [this] {
       mu_.AssertHeld();
       return closed_;
     };
-    if (mu_.AwaitWithTimeout(absl::Condition(&closed), backoff)) return;
+    if (mu_.AwaitWithTimeout(absl::Condition(&closed), backoff.Next())) return;
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/backoff.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -91,7 +92,7 @@ std::string Subscriber::last_error() const {
 }
 
 void Subscriber::Run() {
-  absl::Duration backoff = options_.min_backoff;
+  Backoff backoff(options_.min_backoff, options_.max_backoff);
   while (true) {
     bool opened = RunStream();
     absl::MutexLock lock(&mu_);
@@ -101,8 +102,8 @@ void Subscriber::Run() {
       return stopping_;
     };
     if (!stopping_) {
-      backoff = opened ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
-      mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff);
+      if (opened) backoff.Reset();
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff.Next());
     }
     if (stopping_) {
       running_ = false;

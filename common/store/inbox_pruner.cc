@@ -6,14 +6,22 @@
 
 namespace relay::store {
 
-InboxPruner::InboxPruner(Database* db, Options options) : db_(db), options_(std::move(options)) {}
+InboxPruner::InboxPruner(Database* db, Options options)
+    : db_(db), options_(std::move(options)), worker_("inbox-pruner", [this] {
+        absl::StatusOr<int64_t> n = PruneNow();
+        if (!n.ok()) {
+          RELAY_LOG(Error, "inbox prune failed; retried at the next interval",
+                    {{"db", db_->path()}, {"error", n.status().ToString()}});
+        }
+        return options_.interval;
+      }) {}
 
 InboxPruner::~InboxPruner() { Stop(); }
 
 absl::StatusOr<int64_t> InboxPruner::PruneNow() {
   const absl::Time cutoff = options_.clock() - options_.retention;
   int64_t total = 0;
-  while (!stop_.HasBeenNotified()) {
+  while (!worker_.stopping()) {
     int64_t deleted = 0;
     absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
       absl::StatusOr<int64_t> n = Inbox::PruneBatch(tx, cutoff, options_.batch);
@@ -35,20 +43,11 @@ absl::StatusOr<int64_t> InboxPruner::PruneNow() {
 
 void InboxPruner::Start() {
   if (options_.retention <= absl::ZeroDuration()) return;
-  thread_ = std::thread([this] {
-    do {
-      absl::StatusOr<int64_t> n = PruneNow();
-      if (!n.ok()) {
-        RELAY_LOG(Error, "inbox prune failed; retried at the next interval",
-                  {{"db", db_->path()}, {"error", n.status().ToString()}});
-      }
-    } while (!stop_.WaitForNotificationWithTimeout(options_.interval));
-  });
+  worker_.Start();
 }
 
 void InboxPruner::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  worker_.Stop();
 }
 
 }  // namespace relay::store

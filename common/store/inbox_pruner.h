@@ -20,13 +20,12 @@
 
 #include <cstdint>
 #include <functional>
-#include <thread>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/store/sqlite.h"
+#include "common/worker.h"
 
 namespace relay::store {
 
@@ -58,15 +57,13 @@ class InboxPruner {
   // Starts the thread: a pass at once, then one every interval. A failed
   // pass is logged and retried at the next. REQUIRES: called at most once.
   void Start();
-  // Ends the thread (between batches). Idempotent; REQUIRES: not called
-  // concurrently with itself.
+  // Ends the thread (between batches). Idempotent and thread-safe.
   void Stop();
 
  private:
   Database* const db_;
   const Options options_;
-  absl::Notification stop_;
-  std::thread thread_;
+  Worker worker_;  // PruneNow() every interval
 };
 
 }  // namespace relay::store

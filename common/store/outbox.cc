@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/backoff.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
@@ -194,7 +195,7 @@ bool OutboxRelay::StopDeadlinePassed() {
 }
 
 void OutboxRelay::Run() {
-  absl::Duration backoff = options_.min_backoff;
+  Backoff backoff(options_.min_backoff, options_.max_backoff);
   absl::Duration wait = absl::ZeroDuration();
   bool failing = false;
   while (true) {
@@ -226,7 +227,7 @@ void OutboxRelay::Run() {
       if (failing) RELAY_LOG(Info, "outbox relay publishing again", {{"db", db_->path()}});
       failing = false;
       if (stopping) break;
-      backoff = options_.min_backoff;
+      backoff.Reset();
       wait = options_.poll_interval;
       continue;
     }
@@ -239,8 +240,7 @@ void OutboxRelay::Run() {
       // The publisher still holds the batch and retries it: go on waiting.
       wait = absl::ZeroDuration();
     } else {
-      wait = backoff;
-      backoff = std::min(backoff * 2, options_.max_backoff);
+      wait = backoff.Next();
     }
   }
   absl::MutexLock lock(&mu_);

@@ -16,39 +16,41 @@ absl::Duration IntervalFor(const SagaTimeoutSweeper::Options& o) {
 }  // namespace
 
 SagaTimeoutSweeper::SagaTimeoutSweeper(OrderManager* manager, Options options)
-    : manager_(manager), timeout_(options.timeout), interval_(IntervalFor(options)) {}
+    : manager_(manager),
+      timeout_(options.timeout),
+      interval_(IntervalFor(options)),
+      worker_("saga-timeout", [this] {
+        Pass();
+        return interval_;
+      }) {}
 
 SagaTimeoutSweeper::~SagaTimeoutSweeper() { Stop(); }
 
 void SagaTimeoutSweeper::Start() {
   if (timeout_ <= absl::ZeroDuration()) return;
-  thread_ = std::thread([this] { Run(); });
+  worker_.Start();
 }
 
 void SagaTimeoutSweeper::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  worker_.Stop();
 }
 
-void SagaTimeoutSweeper::Run() {
-  bool failing = false;
-  do {
-    // Batches until a pass finds fewer than a full batch left.
-    while (!stop_.HasBeenNotified()) {
-      constexpr int kBatch = 100;
-      absl::StatusOr<int> n = manager_->CancelTimedOut(timeout_, kBatch);
-      if (!n.ok()) {
-        if (!failing) {
-          RELAY_LOG(Error, "saga timeout pass failed; retried at the next interval",
-                    {{"error", n.status().ToString()}});
-        }
-        failing = true;
-        break;
+void SagaTimeoutSweeper::Pass() {
+  // Batches until one finds fewer than a full batch left.
+  while (!worker_.stopping()) {
+    constexpr int kBatch = 100;
+    absl::StatusOr<int> n = manager_->CancelTimedOut(timeout_, kBatch);
+    if (!n.ok()) {
+      if (!failing_) {
+        RELAY_LOG(Error, "saga timeout pass failed; retried at the next interval",
+                  {{"error", n.status().ToString()}});
       }
-      failing = false;
-      if (*n < kBatch) break;
+      failing_ = true;
+      return;
     }
-  } while (!stop_.WaitForNotificationWithTimeout(interval_));
+    failing_ = false;
+    if (*n < kBatch) return;
+  }
 }
 
 }  // namespace relay::order

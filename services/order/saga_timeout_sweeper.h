@@ -1,10 +1,8 @@
 #ifndef RELAY_SERVICES_ORDER_SAGA_TIMEOUT_SWEEPER_H_
 #define RELAY_SERVICES_ORDER_SAGA_TIMEOUT_SWEEPER_H_
 
-#include <thread>
-
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/worker.h"
 #include "services/order/order_manager.h"
 
 namespace relay::order {
@@ -39,21 +37,21 @@ class SagaTimeoutSweeper {
   // Starts the thread; its first pass runs at once. REQUIRES: called at
   // most once.
   void Start();
-  // Ends the thread (a pass in progress finishes first). Idempotent.
-  // REQUIRES: not called concurrently with itself.
+  // Ends the thread (a pass in progress finishes its batch first).
+  // Idempotent and thread-safe.
   void Stop();
 
   // The interval actually used.
   absl::Duration interval() const { return interval_; }
 
  private:
-  void Run();
+  void Pass();
 
   OrderManager* const manager_;
   const absl::Duration timeout_;
   const absl::Duration interval_;
-  absl::Notification stop_;
-  std::thread thread_;
+  bool failing_ = false;  // worker thread only: log a failure once
+  Worker worker_;         // Pass() every interval_
 };
 
 }  // namespace relay::order

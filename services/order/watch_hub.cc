@@ -7,7 +7,13 @@
 
 namespace relay::order {
 
-WatchHub::WatchHub(store::Database* db) : db_(db), thread_([this] { Run(); }) {}
+WatchHub::WatchHub(store::Database* db)
+    : db_(db), worker_("watch-hub", [this] {
+        DeliverDirty();
+        return absl::InfiniteDuration();  // until Add() or Changed() wakes it
+      }) {
+  worker_.Start();
+}
 
 WatchHub::~WatchHub() { Stop(); }
 
@@ -17,6 +23,7 @@ uint64_t WatchHub::Add(const std::string& order_id, Sink sink) {
   watchers_[handle] = Watcher{order_id, std::move(sink)};
   by_order_[order_id].insert(handle);
   dirty_.insert(order_id);
+  worker_.Wake();
   return handle;
 }
 
@@ -35,54 +42,43 @@ void WatchHub::Remove(uint64_t handle) {
 
 void WatchHub::Changed(const std::string& order_id) {
   absl::MutexLock lock(&mu_);
-  if (by_order_.contains(order_id)) dirty_.insert(order_id);
+  if (by_order_.contains(order_id)) {
+    dirty_.insert(order_id);
+    worker_.Wake();
+  }
 }
 
-void WatchHub::Stop() {
+void WatchHub::Stop() { worker_.Stop(); }
+
+void WatchHub::DeliverDirty() {
+  std::set<std::string> dirty;
   {
     absl::MutexLock lock(&mu_);
-    stopping_ = true;
+    dirty.swap(dirty_);
   }
-  if (thread_.joinable()) thread_.join();
-}
-
-void WatchHub::Run() {
-  while (true) {
-    std::set<std::string> dirty;
+  for (const std::string& id : dirty) {
+    std::optional<v1::Order> order;
+    absl::Status s = db_->Read([&](store::Tx& tx) -> absl::Status {
+      absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, id);
+      if (!got.ok()) return got.status();
+      order = std::move(*got);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) {
+      RELAY_LOG(Error, "watch read failed", {{"order", id}, {"error", s.ToString()}});
+      continue;
+    }
+    if (!order.has_value()) continue;
+    absl::MutexLock deliver(&deliver_mu_);
+    std::vector<Sink*> sinks;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this] {
-        mu_.AssertHeld();
-        return stopping_ || !dirty_.empty();
-      };
-      mu_.Await(absl::Condition(&ready));
-      if (stopping_) return;
-      dirty.swap(dirty_);
+      auto b = by_order_.find(id);
+      if (b == by_order_.end()) continue;
+      for (uint64_t h : b->second) sinks.push_back(&watchers_[h].sink);
     }
-    for (const std::string& id : dirty) {
-      std::optional<v1::Order> order;
-      absl::Status s = db_->Read([&](store::Tx& tx) -> absl::Status {
-        absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, id);
-        if (!got.ok()) return got.status();
-        order = std::move(*got);
-        return absl::OkStatus();
-      });
-      if (!s.ok()) {
-        RELAY_LOG(Error, "watch read failed", {{"order", id}, {"error", s.ToString()}});
-        continue;
-      }
-      if (!order.has_value()) continue;
-      absl::MutexLock deliver(&deliver_mu_);
-      std::vector<Sink*> sinks;
-      {
-        absl::MutexLock lock(&mu_);
-        auto b = by_order_.find(id);
-        if (b == by_order_.end()) continue;
-        for (uint64_t h : b->second) sinks.push_back(&watchers_[h].sink);
-      }
-      // Sinks stay valid: Remove() needs deliver_mu_.
-      for (Sink* sink : sinks) (*sink)(*order);
-    }
+    // Sinks stay valid: Remove() needs deliver_mu_.
+    for (Sink* sink : sinks) (*sink)(*order);
   }
 }
 

@@ -5,12 +5,12 @@
 #include <map>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "common/store/sqlite.h"
+#include "common/worker.h"
 #include "relay/order/v1/order.pb.h"
 
 namespace relay::order {
@@ -41,7 +41,9 @@ class WatchHub {
   void Stop();
 
  private:
-  void Run();
+  // The worker's pass: reads each order changed since the last pass and
+  // hands it to its watchers.
+  void DeliverDirty();
 
   store::Database* const db_;
   // Serializes sink calls with Remove(), so a removed sink is never running.
@@ -58,8 +60,8 @@ class WatchHub {
   absl::flat_hash_map<std::string, std::set<uint64_t>> by_order_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  // Last: it runs DeliverDirty() and must stop before the state goes.
+  Worker worker_;
 };
 
 }  // namespace relay::order
