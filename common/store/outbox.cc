@@ -113,7 +113,11 @@ absl::StatusOr<int64_t> Outbox::CountParked(Tx& tx) {
 // -------------------------------------------------------------- OutboxRelay
 
 OutboxRelay::OutboxRelay(Database* db, relay::events::Publisher* publisher, Options options)
-    : db_(db), publisher_(publisher), options_(options) {}
+    : db_(db),
+      publisher_(publisher),
+      options_(options),
+      backoff_(options_.min_backoff, options_.max_backoff),
+      worker_("outbox-relay", [this] { return Pass(); }) {}
 
 OutboxRelay::~OutboxRelay() { Stop(); }
 
@@ -121,21 +125,17 @@ void OutboxRelay::Start() {
   {
     absl::MutexLock lock(&mu_);
     running_ = true;
-    wake_ = true;  // publish what an earlier run left behind
   }
-  thread_ = std::thread([this] { Run(); });
+  worker_.Start();  // the first pass publishes what an earlier run left
 }
 
-void OutboxRelay::Wake() {
-  absl::MutexLock lock(&mu_);
-  wake_ = true;
-}
+void OutboxRelay::Wake() { worker_.Wake(); }
 
 absl::Status OutboxRelay::Flush(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   if (!running_) return absl::FailedPreconditionError("outbox relay is not running");
   const uint64_t mine = ++flush_seq_;
-  wake_ = true;
+  worker_.Wake();
   auto done = [this, mine] {
     mu_.AssertHeld();
     return drained_seq_ >= mine || !running_;
@@ -148,16 +148,29 @@ absl::Status OutboxRelay::Flush(absl::Duration timeout) {
 }
 
 void OutboxRelay::Stop() {
+  absl::MutexLock stop_lock(&stop_mu_);
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      stopping_ = true;
-      stop_deadline_ = absl::Now() + options_.stop_grace;
+    if (stopping_) return;
+    stopping_ = true;
+    stop_deadline_ = absl::Now() + options_.stop_grace;
+    if (!running_) {
+      // Never started: no pass may begin from now on.
+      worker_.Stop();
+      return;
     }
-    wake_ = true;
   }
-  if (!thread_.joinable()) return;
-  thread_.join();
+  worker_.Wake();
+  {
+    // The passes go on until the table is empty or stop_grace is over.
+    absl::MutexLock lock(&mu_);
+    auto finished = [this] {
+      mu_.AssertHeld();
+      return !running_;
+    };
+    mu_.Await(absl::Condition(&finished));
+  }
+  worker_.Stop();
   absl::StatusOr<int64_t> left = Pending();
   if (left.ok() && *left > 0) {
     RELAY_LOG(Warn, "outbox not empty at shutdown; published at next start",
@@ -194,57 +207,49 @@ bool OutboxRelay::StopDeadlinePassed() {
   return stopping_ && absl::Now() >= stop_deadline_;
 }
 
-void OutboxRelay::Run() {
-  Backoff backoff(options_.min_backoff, options_.max_backoff);
-  absl::Duration wait = absl::ZeroDuration();
-  bool failing = false;
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto woken = [this] {
-        mu_.AssertHeld();
-        return wake_;
-      };
-      absl::Duration w = wait;
-      if (stopping_) w = std::min(w, stop_deadline_ - absl::Now());
-      mu_.AwaitWithTimeout(absl::Condition(&woken), w);
-      wake_ = false;
-      if (stopping_ && absl::Now() >= stop_deadline_) break;
-    }
-    absl::Status s = Drain();
-    bool stopping;
-    {
-      absl::MutexLock lock(&mu_);
-      stopping = stopping_;
-      if (s.ok()) {
-        stats_.last_error.clear();
-      } else {
-        ++stats_.failures;
-        stats_.last_error = s.ToString();
-      }
-    }
+absl::Duration OutboxRelay::Pass() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!running_) return absl::InfiniteDuration();  // stopped: Stop() joins us
+  }
+  if (StopDeadlinePassed()) return Finish();
+  absl::Status s = Drain();
+  bool stopping;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping = stopping_;
     if (s.ok()) {
-      if (failing) RELAY_LOG(Info, "outbox relay publishing again", {{"db", db_->path()}});
-      failing = false;
-      if (stopping) break;
-      backoff.Reset();
-      wait = options_.poll_interval;
-      continue;
-    }
-    if (!failing) {
-      RELAY_LOG(Warn, "outbox relay cannot publish; rows stay in the outbox",
-                {{"db", db_->path()}, {"error", s.ToString()}});
-    }
-    failing = true;
-    if (s.code() == absl::StatusCode::kDeadlineExceeded) {
-      // The publisher still holds the batch and retries it: go on waiting.
-      wait = absl::ZeroDuration();
+      stats_.last_error.clear();
     } else {
-      wait = backoff.Next();
+      ++stats_.failures;
+      stats_.last_error = s.ToString();
     }
   }
+  if (s.ok()) {
+    if (failing_) RELAY_LOG(Info, "outbox relay publishing again", {{"db", db_->path()}});
+    failing_ = false;
+    if (stopping) return Finish();
+    backoff_.Reset();
+    return options_.poll_interval;
+  }
+  if (!failing_) {
+    RELAY_LOG(Warn, "outbox relay cannot publish; rows stay in the outbox",
+              {{"db", db_->path()}, {"error", s.ToString()}});
+  }
+  failing_ = true;
+  // DEADLINE_EXCEEDED: the publisher still holds the batch and retries it,
+  // so go on waiting for it at once.
+  absl::Duration wait =
+      s.code() == absl::StatusCode::kDeadlineExceeded ? absl::ZeroDuration() : backoff_.Next();
   absl::MutexLock lock(&mu_);
-  running_ = false;
+  if (stopping_) wait = std::min(wait, stop_deadline_ - absl::Now());
+  return wait;
+}
+
+absl::Duration OutboxRelay::Finish() {
+  absl::MutexLock lock(&mu_);
+  running_ = false;  // Flush() and Stop() stop waiting
+  return absl::InfiniteDuration();
 }
 
 absl::Status OutboxRelay::Drain() {

@@ -22,7 +22,6 @@
 #include <deque>
 #include <future>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -31,8 +30,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/backoff.h"
 #include "common/events/publisher.h"
 #include "common/store/sqlite.h"
+#include "common/worker.h"
 #include "relay/events/v1/event.pb.h"
 
 namespace relay::store {
@@ -170,7 +171,11 @@ class OutboxRelay {
     std::future<absl::StatusOr<uint64_t>> offset;
   };
 
-  void Run();
+  // One pass of the relay's Worker: publishes until the table is empty or
+  // something fails; returns the pause before the next pass.
+  absl::Duration Pass();
+  // The last pass of a stop: running_ goes false. Returns "never again".
+  absl::Duration Finish();
   // Publishes until the table is empty or something fails.
   absl::Status Drain();
   // Waits for the batch in `sent_`; deletes what the broker acknowledged.
@@ -190,7 +195,10 @@ class OutboxRelay {
   Database* const db_;
   relay::events::Publisher* const publisher_;
   const Options options_;
-  std::thread thread_;
+  // Pauses after failed passes, and whether the last one failed (logged
+  // once per outage). Relay thread only.
+  Backoff backoff_;
+  bool failing_ = false;
   // Published, not yet settled. Only the relay thread touches it.
   std::vector<Sent> sent_;
   // Rows of a batch the broker refused, to be published one at a time, in
@@ -199,8 +207,8 @@ class OutboxRelay {
   bool isolating_ = false;
 
   mutable absl::Mutex mu_;
+  // From Start() until the last pass after Stop() (or Stop() without Start()).
   bool running_ ABSL_GUARDED_BY(mu_) = false;
-  bool wake_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   // Flush() bumps flush_seq_; the relay sets drained_seq_ to the flush_seq_
@@ -208,6 +216,11 @@ class OutboxRelay {
   uint64_t flush_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t drained_seq_ ABSL_GUARDED_BY(mu_) = 0;
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  // Held for the whole of Stop(): a second call waits for the first.
+  absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+
+  // Runs Pass(). Last: it stops before the state above goes.
+  Worker worker_;
 };
 
 }  // namespace relay::store
