@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/ids.h"
 #include "common/grpc_channel.h"
+#include "common/ids.h"
 #include "common/store/transactional_consumer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -106,6 +106,24 @@ TEST_F(OrderAppTest, AnOpenWatchOrderStreamDoesNotHoldShutdownForTheGrace) {
   }
   grpc::Status status = watch->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(OrderAppTest, ANotFoundQuotesAtMost32BytesOfTheId) {
+  auto app = OrderApp::Start(AppOptions());
+  ASSERT_THAT(app, IsOk());
+  auto stub = v1::OrderService::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", (*app)->port())));
+  const std::string id(100, 'x');
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::GetOrderRequest request;
+  request.set_order_id(id);
+  v1::Order response;
+  grpc::Status status = stub->GetOrder(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), ::testing::Not(::testing::HasSubstr(id)));
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr(std::string(32, 'x')));
+  EXPECT_LT(status.error_message().size(), 80u) << status.error_message();
+  (*app)->Shutdown();
 }
 
 TEST_F(OrderAppTest, BadOptionsAreRefused) {

@@ -154,7 +154,8 @@ TEST_F(ServiceRuntimeTest, AStartOnATakenPortFailsAndLeavesNothingRunning) {
   std::unique_ptr<ServiceRuntime> again = StartRuntime(o);
   ASSERT_NE(again, nullptr);
   EXPECT_THAT(again->db()->Transaction([](store::Tx& tx) {
-    return tx.Exec("INSERT INTO inbox(event_id, topic, type, handled_us) VALUES ('e-1', 't', 'x', 1)");
+    return tx.Exec(
+        "INSERT INTO inbox(event_id, topic, type, handled_us) VALUES ('e-1', 't', 'x', 1)");
   }),
               IsOk());
   again->Shutdown();
