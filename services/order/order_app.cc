@@ -26,16 +26,9 @@ events::Subscriber::Options Subscription(const std::string& topic) {
 OrderApp::~OrderApp() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
-  services::ServiceRuntime::Options ro;
-  ro.listen = options.listen;
-  ro.broker_target = options.broker_target;
-  ro.db_path = options.db_path;
+  services::ServiceRuntime::Options ro = services::ServiceRuntime::CommonOptions(options);
   ro.database.synchronous = options.synchronous;
   ro.migrations = OrderStore::Migrations();
-  ro.handler_delay = options.handler_delay;
-  ro.crash_after = options.crash_after;
-  ro.shutdown_grace = options.shutdown_grace;
-  ro.inbox_retention = options.inbox_retention;
   absl::StatusOr<std::unique_ptr<services::ServiceRuntime>> runtime =
       services::ServiceRuntime::Open(std::move(ro));
   if (!runtime.ok()) return runtime.status();

@@ -20,15 +20,8 @@ absl::StatusOr<std::unique_ptr<PaymentApp>> PaymentApp::Start(Options options) {
     return absl::InvalidArgumentError(
         absl::StrCat("decline_rate must be within 0..1, got ", options.decline_rate));
   }
-  services::ServiceRuntime::Options ro;
-  ro.listen = options.listen;
-  ro.broker_target = options.broker_target;
-  ro.db_path = options.db_path;
+  services::ServiceRuntime::Options ro = services::ServiceRuntime::CommonOptions(options);
   ro.migrations = PaymentMigrations();
-  ro.handler_delay = options.handler_delay;
-  ro.crash_after = options.crash_after;
-  ro.shutdown_grace = options.shutdown_grace;
-  ro.inbox_retention = options.inbox_retention;
   absl::StatusOr<std::unique_ptr<services::ServiceRuntime>> runtime =
       services::ServiceRuntime::Open(std::move(ro));
   if (!runtime.ok()) return runtime.status();

@@ -123,6 +123,23 @@ class ServiceRuntime {
     }
   };
 
+  // The Options fields every service's own options have (listen,
+  // broker_target, db_path, handler_delay, crash_after, shutdown_grace,
+  // inbox_retention), copied from `app`; the caller adds the rest
+  // (migrations, database).
+  template <typename AppOptions>
+  static Options CommonOptions(const AppOptions& app) {
+    Options o;
+    o.listen = app.listen;
+    o.broker_target = app.broker_target;
+    o.db_path = app.db_path;
+    o.handler_delay = app.handler_delay;
+    o.crash_after = app.crash_after;
+    o.shutdown_grace = app.shutdown_grace;
+    o.inbox_retention = app.inbox_retention;
+    return o;
+  }
+
   // Validates `options` (INVALID_ARGUMENT with a short message naming the
   // option), creates the database's directory, opens and migrates the
   // database, and builds the channel, publisher, outbox relay and inbox
