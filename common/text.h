@@ -15,10 +15,16 @@
 
 namespace relay {
 
+// The most bytes of user input an error message or log line quotes. Every
+// service error that names a caller's id, sku or other value quotes it
+// through Excerpt() with this bound, so a 100-byte (or 2 MB) field comes
+// back as 32 bytes and its length.
+inline constexpr size_t kMaxExcerptBytes = 32;
+
 // `text` in single quotes, cut to its first `max` bytes (never inside a
 // UTF-8 sequence) followed by "…(N bytes)" when longer; control characters
 // become '?'.
-std::string Excerpt(absl::string_view text, size_t max = 32);
+std::string Excerpt(absl::string_view text, size_t max = kMaxExcerptBytes);
 
 }  // namespace relay
 

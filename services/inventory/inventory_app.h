@@ -13,26 +13,16 @@
 //   ... (*app)->port() ...
 //   (*app)->Shutdown();
 
-#include <grpcpp/server.h>
-
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/events/publisher.h"
-#include "common/faults.h"
-#include "common/store/inbox_pruner.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
-#include "services/inventory/inventory_handlers.h"
-#include "services/inventory/inventory_service.h"
-#include "services/shared/consumer_health.h"
+#include "services/shared/service_runtime.h"
 
 namespace relay::inventory {
 
@@ -64,9 +54,10 @@ class InventoryApp {
   };
 
   // Opens and migrates the database, seeds it, and starts the outbox relay,
-  // the consumer and the gRPC server. INVALID_ARGUMENT for bad options;
-  // otherwise the error of the part that failed (the database, the listen
-  // address), with everything started so far stopped again.
+  // the consumer and the gRPC server (services/shared/service_runtime.h).
+  // INVALID_ARGUMENT for bad options; otherwise the error of the part that
+  // failed (the database, the listen address), with everything started so
+  // far stopped again.
   static absl::StatusOr<std::unique_ptr<InventoryApp>> Start(Options options);
   ~InventoryApp();  // Shutdown()
 
@@ -74,48 +65,29 @@ class InventoryApp {
   InventoryApp& operator=(const InventoryApp&) = delete;
 
   // The gRPC port bound.
-  int port() const { return port_; }
+  int port() const { return runtime_->port(); }
 
-  // The SIGTERM path: health turns NOT_SERVING, consuming stops (unacked
-  // events go back to the group), the outbox is published within
-  // shutdown_grace (what is left stays for the next start), the server
-  // stops and the database closes. Idempotent; a second call waits for the
-  // first.
-  void Shutdown();
+  // The SIGTERM path, in the runtime's shutdown order
+  // (services/shared/service_runtime.h): health turns NOT_SERVING, consuming
+  // stops (unacked events go back to the group), the server stops (open
+  // RPCs get up to shutdown_grace), the outbox is published within
+  // shutdown_grace (what is left stays for the next start) and the database
+  // closes. Idempotent; a second call waits for the first.
+  void Shutdown() { runtime_->Shutdown(); }
 
   // Whether the consumer has a subscription open with the broker.
-  bool WaitUntilConsuming(absl::Duration timeout);
+  bool WaitUntilConsuming(absl::Duration timeout) { return runtime_->WaitUntilConsuming(timeout); }
 
   // For tests and tools. REQUIRES: before Shutdown().
-  store::Database& database() { return *db_; }
-  store::OutboxRelay& outbox_relay() { return *relay_; }
-  store::TransactionalConsumer::Stats consumer_stats() const;
+  store::Database& database() { return *runtime_->db(); }
+  store::OutboxRelay& outbox_relay() { return *runtime_->outbox_relay(); }
+  store::TransactionalConsumer::Stats consumer_stats() const { return runtime_->consumer_stats(); }
 
  private:
-  explicit InventoryApp(Options options);
-  absl::Status Init();
+  explicit InventoryApp(std::unique_ptr<services::ServiceRuntime> runtime)
+      : runtime_(std::move(runtime)) {}
 
-  const Options options_;
-  Faults faults_;
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<events::Publisher> publisher_;
-  std::unique_ptr<store::OutboxRelay> relay_;
-  std::unique_ptr<store::InboxPruner> inbox_pruner_;
-  std::unique_ptr<InventoryHandlers> handlers_;
-  // Handles events in transactions; its hooks run the fault knobs and write
-  // the log lines (see Init()).
-  std::unique_ptr<store::TransactionalConsumer> consumer_;
-  std::unique_ptr<InventoryServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
-  // NOT_SERVING while the broker refuses the subscription.
-  relay::services::ConsumerHealth health_;
-  int port_ = 0;
-
-  // Set when Shutdown() begins: the handler_delay fault stops sleeping.
-  std::atomic<bool> stopping_{false};
-  // Held for the whole of Shutdown(), so a second call waits for the first.
-  absl::Mutex shutdown_mu_;
-  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+  std::unique_ptr<services::ServiceRuntime> runtime_;
 };
 
 }  // namespace relay::inventory

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "services/inventory/inventory_store.h"
 #include "services/inventory/inventory_validation.h"
 #include "services/inventory/stock_ledger.h"
@@ -76,7 +77,8 @@ absl::Status InventoryServiceImpl::DoGetStock(const v1::GetStockRequest& request
   return db_->Read([&](store::Tx& tx) -> absl::Status {
     absl::StatusOr<std::optional<v1::Product>> p = InventoryStore::GetProduct(tx, request.sku());
     if (!p.ok()) return p.status();
-    if (!p->has_value()) return absl::NotFoundError(absl::StrCat("unknown sku ", request.sku()));
+    if (!p->has_value())
+      return absl::NotFoundError(absl::StrCat("unknown sku ", Excerpt(request.sku())));
     *response = **p;
     return absl::OkStatus();
   });
@@ -141,14 +143,15 @@ absl::Status InventoryServiceImpl::DoRestock(const v1::RestockRequest& request,
   if (absl::Status s = ValidateRestock(request); !s.ok()) return s;
   if (request.quantity() < 1) {
     return absl::InvalidArgumentError(absl::StrCat("restock quantity must be > 0 for sku ",
-                                                   request.sku(), ", got ", request.quantity()));
+                                                   Excerpt(request.sku()), ", got ",
+                                                   request.quantity()));
   }
   absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
     absl::StatusOr<std::optional<v1::Product>> current =
         InventoryStore::GetProduct(tx, request.sku());
     if (!current.ok()) return current.status();
     if (!current->has_value()) {
-      return absl::NotFoundError(absl::StrCat("unknown sku ", request.sku()));
+      return absl::NotFoundError(absl::StrCat("unknown sku ", Excerpt(request.sku())));
     }
     v1::Product p = **current;
     StockLevel level{p.on_hand(), p.reserved()};

@@ -142,6 +142,15 @@ TEST_F(InventoryServiceTest, ListProductsShowsTheSeedCatalogSortedBySku) {
   EXPECT_EQ(gpu.price().currency(), "USD");
 }
 
+// An error quotes at most kMaxExcerptBytes (32) bytes of the caller's sku.
+TEST_F(InventoryServiceTest, ANotFoundQuotesAtMost32BytesOfTheSku) {
+  const std::string sku(64, 'S');  // the longest sku the API accepts
+  absl::StatusOr<v1::Product> got = GetStock(sku);
+  EXPECT_THAT(got, StatusIs(absl::StatusCode::kNotFound, HasSubstr(sku.substr(0, 32))));
+  EXPECT_THAT(got.status().message(), ::testing::Not(HasSubstr(sku)));
+  EXPECT_LT(got.status().message().size(), 80u) << got.status();
+}
+
 TEST_F(InventoryServiceTest, GetStockOfAnUnknownSkuIsNotFound) {
   EXPECT_THAT(GetStock("NOPE"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("NOPE")));
   EXPECT_THAT(GetStock(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sku")));

@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
+#include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "relay/events/v1/inventory_events.pb.h"
 
@@ -180,7 +181,7 @@ absl::Status InventoryStore::UpdateProduct(Tx& tx, const v1::Product& p, absl::T
           {p.name(), p.price().amount_minor(), p.price().currency(), p.on_hand(), p.reserved(),
            absl::ToUnixMicros(now), p.sku()});
   if (!changed.ok()) return changed.status();
-  if (*changed == 0) return absl::NotFoundError(absl::StrCat("unknown sku ", p.sku()));
+  if (*changed == 0) return absl::NotFoundError(absl::StrCat("unknown sku ", Excerpt(p.sku())));
   return absl::OkStatus();
 }
 
@@ -207,7 +208,7 @@ absl::Status InventoryStore::SetLevel(Tx& tx, absl::string_view sku, const Stock
       Run(tx, "UPDATE products SET on_hand = ?, reserved = ?, updated_us = ? WHERE sku = ?",
           {level.on_hand, level.reserved, absl::ToUnixMicros(now), sku});
   if (!changed.ok()) return changed.status();
-  if (*changed == 0) return absl::NotFoundError(absl::StrCat("unknown sku ", sku));
+  if (*changed == 0) return absl::NotFoundError(absl::StrCat("unknown sku ", Excerpt(sku)));
   return absl::OkStatus();
 }
 
@@ -249,7 +250,7 @@ absl::Status InventoryStore::SetReservationState(Tx& tx, absl::string_view order
   if (!changed.ok()) return changed.status();
   if (*changed == 0) {
     return absl::NotFoundError(
-        absl::StrCat("no reservation of sku ", sku, " for order ", order_id));
+        absl::StrCat("no reservation of sku ", Excerpt(sku), " for order ", Excerpt(order_id)));
   }
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/text.h"
 
 namespace relay::inventory {
 
@@ -72,16 +73,16 @@ void Release(StockLevel& level, int64_t quantity) { level.reserved -= quantity; 
 absl::Status CheckSetOnHand(absl::string_view sku, const StockLevel& level, int64_t on_hand) {
   if (on_hand < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("on_hand must be >= 0 for sku ", sku, ", got ", on_hand));
+        absl::StrCat("on_hand must be >= 0 for sku ", Excerpt(sku), ", got ", on_hand));
   }
   if (on_hand > kMaxOnHand) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("on_hand ", on_hand, " for sku ", sku, " is above the limit ", kMaxOnHand));
+    return absl::InvalidArgumentError(absl::StrCat("on_hand ", on_hand, " for sku ", Excerpt(sku),
+                                                   " is above the limit ", kMaxOnHand));
   }
   if (on_hand < level.reserved) {
-    return absl::FailedPreconditionError(absl::StrCat("on_hand ", on_hand, " for sku ", sku,
-                                                      " is below the ", level.reserved,
-                                                      " units reserved for pending orders"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("on_hand ", on_hand, " for sku ", Excerpt(sku), " is below the ",
+                     level.reserved, " units reserved for pending orders"));
   }
   return absl::OkStatus();
 }
@@ -89,11 +90,11 @@ absl::Status CheckSetOnHand(absl::string_view sku, const StockLevel& level, int6
 absl::Status CheckRestock(absl::string_view sku, const StockLevel& level, int64_t quantity) {
   if (quantity < 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("restock quantity must be > 0 for sku ", sku, ", got ", quantity));
+        absl::StrCat("restock quantity must be > 0 for sku ", Excerpt(sku), ", got ", quantity));
   }
   if (quantity > kMaxOnHand - level.on_hand) {
-    return absl::InvalidArgumentError(absl::StrCat("restocking sku ", sku, " by ", quantity,
-                                                   " would put on_hand above the limit ",
+    return absl::InvalidArgumentError(absl::StrCat("restocking sku ", Excerpt(sku), " by ",
+                                                   quantity, " would put on_hand above the limit ",
                                                    kMaxOnHand));
   }
   return absl::OkStatus();
@@ -108,13 +109,14 @@ absl::StatusOr<SetStockPlan> PlanSetStock(const std::optional<v1::Product>& curr
     const events::v1::Money& price = request.price();
     if (price.amount_minor() < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("price of sku ", sku, " must be >= 0, got ", price.amount_minor()));
+          absl::StrCat("price of sku ", Excerpt(sku), " must be >= 0, got ", price.amount_minor()));
     }
     const std::string& c = price.currency();
     if (c.size() != 3 ||
         !std::all_of(c.begin(), c.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "price of sku ", sku, " needs an ISO 4217 currency code like USD, got '", c, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("price of sku ", Excerpt(sku),
+                       " needs an ISO 4217 currency code like USD, got ", Excerpt(c)));
     }
   }
   SetStockPlan plan;
@@ -122,7 +124,7 @@ absl::StatusOr<SetStockPlan> PlanSetStock(const std::optional<v1::Product>& curr
   if (!current.has_value()) {
     if (request.name().empty() || !request.has_price()) {
       return absl::NotFoundError(
-          absl::StrCat("unknown sku ", sku, " (to create it, give a name and a price)"));
+          absl::StrCat("unknown sku ", Excerpt(sku), " (to create it, give a name and a price)"));
     }
     p.set_sku(sku);
     p.set_name(request.name());

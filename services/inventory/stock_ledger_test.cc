@@ -100,10 +100,10 @@ TEST(StockLedger, SetOnHandMustStayNonNegativeAndCoverReservations) {
   absl::Status below = CheckSetOnHand("A", level, 3);
   EXPECT_EQ(below.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(below.message(),
-            "on_hand 3 for sku A is below the 4 units reserved for pending orders");
+            "on_hand 3 for sku 'A' is below the 4 units reserved for pending orders");
   absl::Status negative = CheckSetOnHand("A", StockLevel{}, -1);
   EXPECT_EQ(negative.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(negative.message(), "on_hand must be >= 0 for sku A, got -1");
+  EXPECT_EQ(negative.message(), "on_hand must be >= 0 for sku 'A', got -1");
   EXPECT_EQ(CheckSetOnHand("A", StockLevel{}, kMaxOnHand + 1).code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -113,7 +113,7 @@ TEST(StockLedger, RestockNeedsAPositiveQuantityWithinTheLimit) {
   EXPECT_TRUE(CheckRestock("A", level, 1).ok());
   EXPECT_EQ(CheckRestock("A", level, 0).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CheckRestock("A", level, -5).message(),
-            "restock quantity must be > 0 for sku A, got -5");
+            "restock quantity must be > 0 for sku 'A', got -5");
   EXPECT_EQ(CheckRestock("A", level, kMaxOnHand).code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -168,7 +168,7 @@ TEST(StockLedger, SetStockCreatesOnlyWithNameAndPrice) {
   absl::StatusOr<SetStockPlan> unknown = PlanSetStock(std::nullopt, SetStock("NEW-1", 3));
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(unknown.status().message(),
-            "unknown sku NEW-1 (to create it, give a name and a price)");
+            "unknown sku 'NEW-1' (to create it, give a name and a price)");
   v1::SetStockRequest create = SetStock("NEW-1", 3);
   create.set_name("New thing");
   EXPECT_EQ(PlanSetStock(std::nullopt, create).status().code(), absl::StatusCode::kNotFound);

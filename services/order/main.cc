@@ -14,6 +14,8 @@ ABSL_FLAG(std::string, db, "./data/order/orders.db", "the SQLite database (creat
 ABSL_FLAG(absl::Duration, handler_delay, absl::ZeroDuration(),
           "fault knob: sleep this long in every event handler");
 ABSL_FLAG(int64_t, crash_after, 0, "fault knob: SIGKILL itself after N handled events (0: never)");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "on SIGTERM, how long to give open RPCs and then to go on publishing the outbox");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
 ABSL_FLAG(absl::Duration, inbox_retention, absl::Hours(14 * 24),
           "delete inbox rows (handled event ids) older than this, in batches; must exceed the "
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
   options.crash_after = absl::GetFlag(FLAGS_crash_after);
   options.inbox_retention = absl::GetFlag(FLAGS_inbox_retention);
   options.saga_timeout = absl::GetFlag(FLAGS_saga_timeout);
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   absl::StatusOr<std::unique_ptr<relay::order::OrderApp>> app =
       relay::order::OrderApp::Start(options);
   if (!app.ok()) return process.Fail(app.status());

@@ -1,26 +1,16 @@
 #ifndef RELAY_SERVICES_ORDER_ORDER_APP_H_
 #define RELAY_SERVICES_ORDER_ORDER_APP_H_
 
-#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/events/publisher.h"
-#include "common/faults.h"
-#include "common/grpc_server.h"
-#include "common/store/inbox_pruner.h"
-#include "common/store/outbox.h"
 #include "common/store/sqlite.h"
-#include "common/store/transactional_consumer.h"
 #include "services/order/order_manager.h"
-#include "services/order/order_service.h"
-#include "services/order/saga_timeout_sweeper.h"
-#include "services/order/watch_hub.h"
-#include "services/shared/consumer_health.h"
-#include "services/shared/pending_log_lines.h"
+#include "services/shared/service_runtime.h"
 
 namespace relay::order {
 
@@ -48,42 +38,41 @@ class OrderApp {
     // Inbox rows older than this are deleted (common/store/inbox_pruner.h:
     // it must exceed the broker's log retention); zero: never.
     absl::Duration inbox_retention = absl::Hours(14 * 24);
+    // How long Shutdown() gives open RPCs, and then goes on publishing the
+    // outbox.
+    absl::Duration shutdown_grace = absl::Seconds(5);
   };
 
+  // Opens and migrates the database and starts the watch hub, the order
+  // manager, the consumers, the gRPC server and the saga timeout sweeper
+  // (services/shared/service_runtime.h). INVALID_ARGUMENT for bad options;
+  // otherwise the error of the part that failed, with everything started so
+  // far stopped again.
   static absl::StatusOr<std::unique_ptr<OrderApp>> Start(Options options);
   ~OrderApp();  // Shutdown()
 
-  int port() const { return port_; }
+  OrderApp(const OrderApp&) = delete;
+  OrderApp& operator=(const OrderApp&) = delete;
+
+  int port() const { return runtime_->port(); }
+  // REQUIRES: before Shutdown().
   OrderManager& manager() { return *manager_; }
 
-  // Stops consuming (unacked events go back to the broker), stops the gRPC
-  // server, publishes what the outbox holds (within its grace), closes the
-  // database. Idempotent.
-  void Shutdown();
+  // The runtime's shutdown order (services/shared/service_runtime.h):
+  // consuming stops (unacked events go back to the broker); the saga timeout
+  // sweeper, the place thread and the watch hub stop (the hub ends every
+  // open WatchOrder stream); the gRPC server stops (open RPCs get up to
+  // shutdown_grace); the outbox is published within shutdown_grace; the
+  // database closes. Idempotent; a second call waits for the first.
+  void Shutdown() { runtime_->Shutdown(); }
 
  private:
-  OrderApp() = default;
+  explicit OrderApp(std::unique_ptr<services::ServiceRuntime> runtime)
+      : runtime_(std::move(runtime)) {}
 
-  std::unique_ptr<store::Database> db_;
-  std::unique_ptr<Faults> faults_;
-  std::unique_ptr<events::Publisher> publisher_;
-  std::unique_ptr<store::OutboxRelay> relay_;
-  std::unique_ptr<store::InboxPruner> inbox_pruner_;
-  std::unique_ptr<WatchHub> hub_;
-  std::unique_ptr<OrderManager> manager_;
-  std::unique_ptr<SagaTimeoutSweeper> sweeper_;
-  // One per consumer: each holds the log lines of its open transaction.
-  services::PendingLogLines inventory_lines_;
-  services::PendingLogLines payment_lines_;
-  std::atomic<bool> stopping_{false};
-  std::unique_ptr<store::TransactionalConsumer> inventory_consumer_;
-  std::unique_ptr<store::TransactionalConsumer> payment_consumer_;
-  std::unique_ptr<OrderServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
-  // NOT_SERVING while the broker refuses either subscription.
-  services::ConsumerHealth health_;
-  int port_ = 0;
-  bool shut_down_ = false;
+  std::unique_ptr<services::ServiceRuntime> runtime_;
+  // Owned by the runtime.
+  OrderManager* manager_ = nullptr;
 };
 
 }  // namespace relay::order

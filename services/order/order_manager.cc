@@ -7,6 +7,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "relay/events/v1/order_events.pb.h"
 #include "services/order/order_store.h"
@@ -107,14 +108,14 @@ absl::Status OrderManager::PlaceInTx(Tx& tx, const v1::PlaceOrderRequest& reques
             "the catalog is still empty: no product.updated event has arrived from "
             "inventory-service yet (is the broker up?)");
       }
-      return absl::InvalidArgumentError(absl::StrCat("unknown sku ", item.sku()));
+      return absl::InvalidArgumentError(absl::StrCat("unknown sku ", Excerpt(item.sku())));
     }
     const CatalogEntry& p = **product;
     if (currency.empty()) currency = p.price.currency();
     if (p.price.currency() != currency) {
-      return absl::InvalidArgumentError(absl::StrCat("sku ", item.sku(), " is priced in ",
-                                                     p.price.currency(), ", the order in ",
-                                                     currency));
+      return absl::InvalidArgumentError(absl::StrCat("sku ", Excerpt(item.sku()),
+                                                     " is priced in ", p.price.currency(),
+                                                     ", the order in ", currency));
     }
     if (p.price.amount_minor() > 0 &&
         item.quantity() > (std::numeric_limits<int64_t>::max() - total) / p.price.amount_minor()) {
@@ -243,7 +244,7 @@ absl::StatusOr<v1::Order> OrderManager::Cancel(const std::string& order_id,
   absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
     absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
     if (!got.ok()) return got.status();
-    if (!got->has_value()) return absl::NotFoundError(absl::StrCat("no order ", order_id));
+    if (!got->has_value()) return absl::NotFoundError(absl::StrCat("no order ", Excerpt(order_id)));
     order = std::move(**got);
     absl::StatusOr<SagaOutcome> o = ApplySagaInput(order, SagaInput::kCustomerCancel, reason);
     if (!o.ok()) return o.status();
@@ -265,7 +266,7 @@ absl::StatusOr<v1::Order> OrderManager::Get(const std::string& order_id) {
   absl::Status s = db_->Read([&](Tx& tx) -> absl::Status {
     absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
     if (!got.ok()) return got.status();
-    if (!got->has_value()) return absl::NotFoundError(absl::StrCat("no order ", order_id));
+    if (!got->has_value()) return absl::NotFoundError(absl::StrCat("no order ", Excerpt(order_id)));
     order = std::move(**got);
     return absl::OkStatus();
   });

@@ -149,7 +149,7 @@ TEST_F(OrderManagerTest, BadItemsAreRejectedAndStoreNothing) {
   EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("quantity")));
   r = Request();
   r.mutable_items(1)->set_sku("NOPE");
-  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sku NOPE")));
+  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sku 'NOPE'")));
   r = Request();
   r.mutable_items(1)->set_sku("KB-1");
   EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("twice")));

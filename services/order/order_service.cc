@@ -26,14 +26,18 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-// Streams one order's states until a terminal one. Owned by gRPC from
-// creation to OnDone(), where it deletes itself; it removes itself from the
-// hub before finishing, so the hub never calls a finished reactor.
+// Streams one order's states until a terminal one, or until the hub stops
+// (the service is shutting down: UNAVAILABLE, so the client retries
+// elsewhere or later). Owned by gRPC from creation to OnDone(), where it
+// deletes itself; it removes itself from the hub before finishing, so the
+// hub never calls a finished reactor.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Order> {
  public:
   WatchReactor(WatchHub* hub, const std::string& order_id) : hub_(hub) {
     absl::MutexLock lock(&mu_);
-    handle_ = hub_->Add(order_id, [this](const v1::Order& order) { OnChange(order); });
+    handle_ = hub_->Add(
+        order_id, [this](const v1::Order& order) { OnChange(order); }, [this] { OnHubStop(); });
+    if (handle_ == 0) FinishLocked(ShuttingDown());
   }
 
   void OnWriteDone(bool ok) override {
@@ -63,6 +67,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Order> {
   }
 
  private:
+  static grpc::Status ShuttingDown() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "order-service is shutting down");
+  }
+
+  // Called by WatchHub::Stop().
+  void OnHubStop() {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(ShuttingDown());
+  }
+
   // Called on the hub's thread.
   void OnChange(const v1::Order& order) {
     absl::MutexLock lock(&mu_);

@@ -151,7 +151,9 @@ absl::Status OrderStore::Update(Tx& tx, const v1::Order& order) {
   if (s.ok()) s = st->BindText(4, order.order_id());
   if (!s.ok()) return s;
   if (s = st->Run(); !s.ok()) return s;
-  if (tx.changes() != 1) return absl::NotFoundError(absl::StrCat("order ", order.order_id()));
+  if (tx.changes() != 1) {
+    return absl::NotFoundError(absl::StrCat("order ", Excerpt(order.order_id())));
+  }
   return absl::OkStatus();
 }
 

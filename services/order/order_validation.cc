@@ -25,7 +25,8 @@ absl::Status CheckOrderId(const std::string& order_id) {
 }  // namespace
 
 absl::Status ValidatePlaceOrder(const v1::PlaceOrderRequest& r) {
-  if (absl::Status s = CheckString("customer_id", r.customer_id(), kMaxIdBytes, Presence::kRequired);
+  if (absl::Status s =
+          CheckString("customer_id", r.customer_id(), kMaxIdBytes, Presence::kRequired);
       !s.ok()) {
     return s;
   }
@@ -48,7 +49,7 @@ absl::Status ValidatePlaceOrder(const v1::PlaceOrderRequest& r) {
       return s;
     }
     if (item.quantity() < 1 || item.quantity() > kMaxItemQuantity) {
-      return absl::InvalidArgumentError(absl::StrCat("items[", i, "] (sku ", item.sku(),
+      return absl::InvalidArgumentError(absl::StrCat("items[", i, "] (sku ", Excerpt(item.sku()),
                                                      "): quantity must be in [1, ",
                                                      kMaxItemQuantity, "], got ", item.quantity()));
     }

@@ -17,10 +17,11 @@ WatchHub::WatchHub(store::Database* db)
 
 WatchHub::~WatchHub() { Stop(); }
 
-uint64_t WatchHub::Add(const std::string& order_id, Sink sink) {
+uint64_t WatchHub::Add(const std::string& order_id, Sink sink, OnStop on_stop) {
   absl::MutexLock lock(&mu_);
+  if (stopping_) return 0;
   uint64_t handle = next_handle_++;
-  watchers_[handle] = Watcher{order_id, std::move(sink)};
+  watchers_[handle] = Watcher{order_id, std::move(sink), std::move(on_stop)};
   by_order_[order_id].insert(handle);
   dirty_.insert(order_id);
   worker_.Wake();
@@ -48,7 +49,28 @@ void WatchHub::Changed(const std::string& order_id) {
   }
 }
 
-void WatchHub::Stop() { worker_.Stop(); }
+void WatchHub::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  worker_.Stop();
+  // As DeliverDirty() calls sinks: under deliver_mu_ (so Remove() waits for
+  // the calls) and not under mu_. Add() registers nothing from now on, so
+  // the list is complete; a second Stop() finds each watcher already told.
+  absl::MutexLock deliver(&deliver_mu_);
+  std::vector<OnStop*> enders;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [handle, watcher] : watchers_) {
+      if (watcher.on_stop) enders.push_back(&watcher.on_stop);
+    }
+  }
+  for (OnStop* on_stop : enders) {
+    (*on_stop)();
+    *on_stop = nullptr;  // once
+  }
+}
 
 void WatchHub::DeliverDirty() {
   std::set<std::string> dirty;

@@ -27,17 +27,27 @@ class WatchHub {
  public:
   // Called on the hub's thread with the order as committed; must not block.
   using Sink = std::function<void(const v1::Order&)>;
+  // Called once by Stop() for each watcher still registered: the watcher
+  // must end its stream (a server's stop waits for open streams). Must not
+  // block, nor call back into the hub.
+  using OnStop = std::function<void()>;
 
   // REQUIRES: `db` outlives the hub.
   explicit WatchHub(store::Database* db);
   ~WatchHub();  // Stop()
 
-  // Registers `sink` for `order_id` and schedules a first read, so a new
-  // watcher gets the current state. Returns a handle for Remove().
-  uint64_t Add(const std::string& order_id, Sink sink);
-  // After it returns, `sink` of `handle` is never called again.
+  // Registers `sink` and `on_stop` for `order_id` and schedules a first
+  // read, so a new watcher gets the current state. Returns a handle for
+  // Remove(), or 0 once Stop() has begun (nothing is registered: the
+  // watcher should end its stream at once).
+  uint64_t Add(const std::string& order_id, Sink sink, OnStop on_stop);
+  // After it returns, `sink` and `on_stop` of `handle` are never called
+  // again. Remove(0) does nothing.
   void Remove(uint64_t handle);
   void Changed(const std::string& order_id);
+  // Ends the hub's thread, then calls every registered watcher's `on_stop`
+  // (so the WatchOrder streams end and the server's stop does not wait for
+  // them). Idempotent.
   void Stop();
 
  private:
@@ -55,11 +65,13 @@ class WatchHub {
   struct Watcher {
     std::string order_id;
     Sink sink;
+    OnStop on_stop;
   };
   std::map<uint64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::set<uint64_t>> by_order_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // Add() registers nothing
   // Last: it runs DeliverDirty() and must stop before the state goes.
   Worker worker_;
 };

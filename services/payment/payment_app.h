@@ -12,28 +12,15 @@
 //   WaitForTerminationSignal();
 //   (*app)->Shutdown();
 
-#include <grpcpp/channel.h>
-#include <grpcpp/server.h>
-
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/events/publisher.h"
-#include "common/faults.h"
-#include "common/store/inbox_pruner.h"
-#include "common/store/outbox.h"
 #include "common/store/sqlite.h"
 #include "common/store/transactional_consumer.h"
-#include "services/payment/payment_handlers.h"
-#include "services/payment/payment_service.h"
-#include "services/shared/consumer_health.h"
+#include "services/shared/service_runtime.h"
 
 namespace relay::payment {
 
@@ -65,9 +52,10 @@ class PaymentApp {
   };
 
   // Opens and migrates the database, seeds it, and starts the outbox relay,
-  // the consumer and the gRPC server. INVALID_ARGUMENT for bad options;
-  // otherwise the error of the part that failed (e.g. the listen address is
-  // taken), with everything started so far stopped again.
+  // the consumer and the gRPC server (services/shared/service_runtime.h).
+  // INVALID_ARGUMENT for bad options; otherwise the error of the part that
+  // failed (e.g. the listen address is taken), with everything started so
+  // far stopped again.
   static absl::StatusOr<std::unique_ptr<PaymentApp>> Start(Options options);
   ~PaymentApp();  // Shutdown()
 
@@ -75,45 +63,28 @@ class PaymentApp {
   PaymentApp& operator=(const PaymentApp&) = delete;
 
   // The gRPC port.
-  int port() const { return port_; }
+  int port() const { return runtime_->port(); }
 
-  // The SIGTERM path: stops consuming (unacked deliveries go back to the
-  // group), publishes the outbox within shutdown_grace (what is left stays
-  // for the next start), stops the server and closes the database.
-  // Idempotent.
-  void Shutdown();
+  // The SIGTERM path, in the runtime's shutdown order
+  // (services/shared/service_runtime.h): consuming stops (unacked
+  // deliveries go back to the group), the server stops (open RPCs get up to
+  // shutdown_grace), the outbox is published within shutdown_grace (what is
+  // left stays for the next start), the database closes. Idempotent; a
+  // second call waits for the first.
+  void Shutdown() { runtime_->Shutdown(); }
 
   // For tests: the database and the consumer's counts. REQUIRES: not
   // concurrently with Shutdown(); db() is null after it.
-  relay::store::Database* db() { return db_.get(); }
-  relay::store::TransactionalConsumer::Stats consumer_stats() const;
+  relay::store::Database* db() { return runtime_->db(); }
+  relay::store::TransactionalConsumer::Stats consumer_stats() const {
+    return runtime_->consumer_stats();
+  }
 
  private:
-  explicit PaymentApp(Options options);
-  absl::Status Init();
+  explicit PaymentApp(std::unique_ptr<services::ServiceRuntime> runtime)
+      : runtime_(std::move(runtime)) {}
 
-  const Options options_;
-  relay::Faults faults_;
-  std::unique_ptr<relay::store::Database> db_;
-  std::shared_ptr<grpc::Channel> broker_channel_;
-  std::unique_ptr<relay::events::Publisher> publisher_;
-  std::unique_ptr<relay::store::OutboxRelay> outbox_relay_;
-  std::unique_ptr<relay::store::InboxPruner> inbox_pruner_;
-  std::unique_ptr<PaymentHandlers> handlers_;
-  // Handles events in transactions; its hooks run the fault knobs and write
-  // the log lines (see Init()).
-  std::unique_ptr<relay::store::TransactionalConsumer> consumer_;
-  std::unique_ptr<PaymentServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
-  // NOT_SERVING while the broker refuses the subscription.
-  relay::services::ConsumerHealth health_;
-  int port_ = 0;
-
-  // Set when Shutdown() begins: the handler_delay fault stops sleeping.
-  std::atomic<bool> stopping_{false};
-  // Held for the whole of Shutdown(), so a second call waits for the first.
-  absl::Mutex shutdown_mu_;
-  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+  std::unique_ptr<services::ServiceRuntime> runtime_;
 };
 
 }  // namespace relay::payment

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/text.h"
 
 namespace relay::payment {
 
@@ -30,7 +31,7 @@ ChargeDecision DecideCharge(const std::optional<AccountBalance>& account,
     return d;
   }
   if (account->currency != amount.currency()) {
-    d.reason = absl::StrCat("account ", customer_id, " holds ", account->currency,
+    d.reason = absl::StrCat("account ", Excerpt(customer_id), " holds ", account->currency,
                             ", the order is in ", amount.currency());
     return d;
   }
@@ -85,17 +86,17 @@ absl::Status ValidateDeposit(const std::optional<AccountBalance>& account,
   }
   if (!IsCurrencyCode(amount.currency())) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "deposit currency must be an ISO 4217 code like USD, got '", amount.currency(), "'"));
+        "deposit currency must be an ISO 4217 code like USD, got ", Excerpt(amount.currency())));
   }
   if (!account.has_value()) {
     if (name.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("unknown customer ", customer_id, " (give a name to open an account)"));
+      return absl::NotFoundError(absl::StrCat("unknown customer ", Excerpt(customer_id),
+                                              " (give a name to open an account)"));
     }
     return absl::OkStatus();
   }
   if (amount.currency() != account->currency) {
-    return absl::InvalidArgumentError(absl::StrCat("account ", customer_id, " holds ",
+    return absl::InvalidArgumentError(absl::StrCat("account ", Excerpt(customer_id), " holds ",
                                                    account->currency, ", cannot deposit ",
                                                    amount.currency()));
   }

@@ -100,7 +100,7 @@ TEST(PaymentLedger, RejectsADepositInAnotherCurrency) {
   eur.set_currency("EUR");
   EXPECT_THAT(ValidateDeposit(AccountBalance{100, "USD"}, "c-1", eur, ""),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("account c-1 holds USD, cannot deposit EUR")));
+                       HasSubstr("account 'c-1' holds USD, cannot deposit EUR")));
 }
 
 TEST(PaymentLedger, RejectsADepositWithoutACurrencyCode) {
@@ -115,7 +115,7 @@ TEST(PaymentLedger, RejectsADepositWithoutACurrencyCode) {
 
 TEST(PaymentLedger, DepositToAnUnknownCustomerNeedsAName) {
   EXPECT_THAT(ValidateDeposit(std::nullopt, "c-9", Usd(100), ""),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("unknown customer c-9")));
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("unknown customer 'c-9'")));
   EXPECT_THAT(ValidateDeposit(std::nullopt, "c-9", Usd(100), "Eve"), IsOk());
 }
 

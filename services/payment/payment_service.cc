@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/payment/payment_ledger.h"
 #include "services/payment/payment_store.h"
@@ -67,7 +68,8 @@ grpc::ServerUnaryReactor* PaymentServiceImpl::GetAccount(grpc::CallbackServerCon
     absl::StatusOr<std::optional<AccountRow>> row = FindAccount(tx, request->customer_id());
     if (!row.ok()) return row.status();
     if (!row->has_value()) {
-      return absl::NotFoundError(absl::StrCat("unknown customer ", request->customer_id()));
+      return absl::NotFoundError(
+          absl::StrCat("unknown customer ", Excerpt(request->customer_id())));
     }
     ToProto(**row, response);
     return absl::OkStatus();
@@ -124,8 +126,8 @@ grpc::ServerUnaryReactor* PaymentServiceImpl::GetPayment(grpc::CallbackServerCon
     if (!row.ok()) return row.status();
     if (!row->has_value()) {
       return absl::NotFoundError(
-          by_order ? absl::StrCat("order ", request->order_id(), " has no payment (yet)")
-                   : absl::StrCat("unknown payment ", request->payment_id()));
+          by_order ? absl::StrCat("order ", Excerpt(request->order_id()), " has no payment (yet)")
+                   : absl::StrCat("unknown payment ", Excerpt(request->payment_id())));
     }
     ToProto(**row, response);
     return absl::OkStatus();

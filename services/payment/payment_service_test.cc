@@ -136,6 +136,15 @@ TEST_F(PaymentServiceTest, GetAccountOfAnUnknownCustomerIsNotFound) {
   EXPECT_EQ(dave->balance().amount_minor(), 500);
 }
 
+// An error quotes at most kMaxExcerptBytes (32) bytes of the caller's id.
+TEST_F(PaymentServiceTest, ANotFoundQuotesAtMost32BytesOfTheId) {
+  const std::string id = "c-" + std::string(98, 'x');  // 100 bytes, within the id bound
+  absl::StatusOr<v1::Account> got = Get(id);
+  EXPECT_THAT(got, StatusIs(absl::StatusCode::kNotFound, HasSubstr(id.substr(0, 32))));
+  EXPECT_THAT(got.status().message(), ::testing::Not(HasSubstr(id)));
+  EXPECT_LT(got.status().message().size(), 80u) << got.status();
+}
+
 TEST_F(PaymentServiceTest, DepositAddsToTheBalance) {
   absl::StatusOr<v1::Account> dave = Deposit("c-dave", Money(1995));
   ASSERT_THAT(dave, IsOk());
@@ -167,13 +176,13 @@ TEST_F(PaymentServiceTest, InvalidDepositsAreRefusedAndChangeNothing) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be positive")));
   EXPECT_THAT(Deposit("c-alice", Money(100, "EUR")),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("account c-alice holds USD, cannot deposit EUR")));
+                       HasSubstr("account 'c-alice' holds USD, cannot deposit EUR")));
   EXPECT_THAT(Deposit("c-alice", Money(100, "")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("currency")));
   EXPECT_THAT(Deposit("", Money(100), "Nobody"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("customer_id")));
   EXPECT_THAT(Deposit("c-zed", Money(100)),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("unknown customer c-zed")));
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("unknown customer 'c-zed'")));
   EXPECT_THAT(Deposit("c-zed", Money(-1), "Zed"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be positive")));
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
+#include "common/text.h"
 #include "services/payment/payment_ledger.h"
 
 namespace relay::payment {
@@ -162,7 +163,7 @@ absl::Status SetBalance(Tx& tx, absl::string_view customer_id, int64_t balance_m
   if (absl::Status s = update->BindText(2, customer_id); !s.ok()) return s;
   if (absl::Status s = update->Run(); !s.ok()) return s;
   if (tx.changes() != 1) {
-    return absl::NotFoundError(absl::StrCat("no account for customer ", customer_id));
+    return absl::NotFoundError(absl::StrCat("no account for customer ", Excerpt(customer_id)));
   }
   return absl::OkStatus();
 }
@@ -202,7 +203,8 @@ absl::Status UpdatePaymentStatus(Tx& tx, absl::string_view payment_id,
   if (absl::Status s = update->BindInt64(3, updated_us); !s.ok()) return s;
   if (absl::Status s = update->BindText(4, payment_id); !s.ok()) return s;
   if (absl::Status s = update->Run(); !s.ok()) return s;
-  if (tx.changes() != 1) return absl::NotFoundError(absl::StrCat("no payment ", payment_id));
+  if (tx.changes() != 1)
+    return absl::NotFoundError(absl::StrCat("no payment ", Excerpt(payment_id)));
   return absl::OkStatus();
 }
 

@@ -3,8 +3,10 @@
 
 // The checks every service's request validation is made of: a string field
 // within its bound, a known enum value, an ISO 4217 code. Their errors are
-// INVALID_ARGUMENT naming the field and the bound and quote at most 32
-// bytes of the caller's input (relay::Excerpt, common/text.h), so an error
+// INVALID_ARGUMENT naming the field and the bound and quote at most
+// kMaxExcerptBytes (32) bytes of the caller's input (relay::Excerpt,
+// common/text.h), as every other service error does (NOT_FOUND for an
+// unknown id or sku included), so an error
 // for a 2 MB field stays a few dozen bytes (gRPC carries the message in a trailer; a default client
 // refuses metadata over 8 KiB and would see RESOURCE_EXHAUSTED instead).
 //
