@@ -16,6 +16,7 @@
 #include "bench/bench_events.h"
 #include "bench/bench_publisher.h"
 #include "bench/broker_process.h"
+#include "common/grpc_channel.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include <grpc/grpc.h>
 #include <grpcpp/create_channel.h>
@@ -30,11 +31,11 @@ constexpr char kTopic[] = "bench";
 // late duplicates (redeliveries) are counted too.
 constexpr absl::Duration kLinger = absl::Milliseconds(250);
 
-// Its own TCP connection per client (as separate processes would have).
+// Relay's channel policy (keepalive, message sizes, reconnects), with its
+// own TCP connection per client (as separate processes would have).
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
-  grpc::ChannelArguments args;
+  grpc::ChannelArguments args = relay::MakeChannelArguments();
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }

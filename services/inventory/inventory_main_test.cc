@@ -154,6 +154,21 @@ TEST_F(InventoryMainTest, ServesUntilSigtermThenExitsZero) {
   EXPECT_THAT(log, HasSubstr(R"("msg":"stopped")"));
 }
 
+// Issue 7, item 7: SIGTERM waited the whole --shutdown_grace when a client
+// channel was open, even an idle one.
+TEST_F(InventoryMainTest, SigtermWithAnIdleClientChannelExitsBeforeTheGracePeriod) {
+  InventoryProcess inventory(dir_.path(), target_);
+  ASSERT_NO_FATAL_FAILURE(inventory.Start({"--shutdown_grace=30s"}));
+  ASSERT_TRUE(inventory.WaitServing()) << inventory.log();
+  auto channel = MakeChannel(inventory.target());
+  ASSERT_TRUE(channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(20))))
+      << inventory.log();
+
+  int status = inventory.Stop(SIGTERM, absl::Seconds(10));  // -1: still running
+  ASSERT_NE(status, -1) << "still running 10 s after SIGTERM (grace 30 s)\n" << inventory.log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << inventory.log();
+}
+
 TEST_F(InventoryMainTest, AFatalStartErrorIsOneLineOnStderrAndExitOne) {
   InventoryProcess inventory(dir_.path(), target_);
   ASSERT_NO_FATAL_FAILURE(inventory.Start({"--crash_after=-1"}));
