@@ -39,8 +39,7 @@ std::string Encode(absl::string_view topic) {
 
 std::string HashedStreamName(absl::string_view topic) {
   return absl::StrCat(kStreamPrefix, Encode(topic.substr(0, kKeptBeforeHash)),
-                      absl::string_view(&kHashMark, 1),
-                      absl::StrFormat("%016x", Fnv1a64(topic)));
+                      absl::string_view(&kHashMark, 1), absl::StrFormat("%016x", Fnv1a64(topic)));
 }
 
 }  // namespace
