@@ -95,25 +95,17 @@ std::string NatsServer::urls() const {
 
 std::vector<std::string> NatsServer::Argv(int i) const {
   const Node& node = nodes_[i];
-  std::vector<std::string> argv = {kBinary,
-                                   "-a",
-                                   "127.0.0.1",
-                                   "-p",
-                                   absl::StrCat(node.client_port),
-                                   "-js",
-                                   "-sd",
-                                   node.store_dir,
-                                   "--server_name",
-                                   node.name};
+  std::vector<std::string> argv = {
+      kBinary, "-a",           "127.0.0.1",     "-p",     absl::StrCat(node.client_port), "-js",
+      "-sd",   node.store_dir, "--server_name", node.name};
   if (size() > 1) {
     std::vector<std::string> routes;
     for (int j = 0; j < size(); ++j) {
       if (j != i) routes.push_back(absl::StrCat("nats://127.0.0.1:", nodes_[j].cluster_port));
     }
-    argv.insert(argv.end(),
-                {"--cluster_name", kClusterName, "--cluster",
-                 absl::StrCat("nats://127.0.0.1:", node.cluster_port), "--routes",
-                 absl::StrJoin(routes, ",")});
+    argv.insert(argv.end(), {"--cluster_name", kClusterName, "--cluster",
+                             absl::StrCat("nats://127.0.0.1:", node.cluster_port), "--routes",
+                             absl::StrJoin(routes, ",")});
   }
   return argv;
 }
@@ -128,9 +120,9 @@ absl::Status NatsServer::Launch(int i) {
 absl::Status NatsServer::WaitReady(int i, absl::Duration timeout) const {
   const std::string node_url = url(i);
   if (!WaitFor([&] { return JetStreamAnswers(node_url); }, timeout)) {
-    return absl::DeadlineExceededError(absl::StrCat("JetStream of ", nodes_[i].name, " at ",
-                                                    node_url, " not ready within ", absl::FormatDuration(timeout),
-                                                    "; see ", nodes_[i].log));
+    return absl::DeadlineExceededError(
+        absl::StrCat("JetStream of ", nodes_[i].name, " at ", node_url, " not ready within ",
+                     absl::FormatDuration(timeout), "; see ", nodes_[i].log));
   }
   return absl::OkStatus();
 }
