@@ -1,0 +1,581 @@
+#include "broker/storage/jetstream_event_log.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "broker/storage/jetstream_names.h"
+#include "broker/storage/record.h"
+#include "common/log.h"
+#include "common/text.h"
+
+namespace relay::broker {
+namespace {
+
+// Room left in the server's max_payload for the headers of a publish
+// (Nats-Msg-Id up to 513 bytes, Nats-Expected-Stream up to 255, names).
+constexpr int64_t kHeaderAllowance = 1024;
+
+bool IsValidTopicName(absl::string_view name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+}
+
+int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+// "<what>: <the client's text> (JetStream error <code>)".
+std::string NatsText(natsStatus status, int code) {
+  // The thread's last error holds the server's text when there is one.
+  const char* detail = nats_GetLastError(nullptr);
+  std::string text = detail != nullptr && *detail != '\0' ? detail : natsStatus_GetText(status);
+  if (code != 0) absl::StrAppend(&text, " (JetStream error ", code, ")");
+  return text;
+}
+
+absl::Status Unavailable(absl::string_view what, natsStatus status, int code = 0) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", NatsText(status, code)));
+}
+
+// The client's connection callbacks run on its own thread, possibly after
+// the log is gone (a close queues one): they use nothing of the log.
+void OnDisconnected(natsConnection* nc, void* /*closure*/) {
+  if (natsConnection_IsClosed(nc)) return;  // Close(), not a loss
+  RELAY_LOG(Warn, "storage: NATS connection lost, reconnecting");
+}
+
+void OnReconnected(natsConnection* nc, void* /*closure*/) {
+  char url[256] = "";
+  natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+  RELAY_LOG(Info, "storage: NATS connection back", {{"server", url}});
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(Options options) {
+  if (absl::StripAsciiWhitespace(options.servers).empty()) {
+    return absl::InvalidArgumentError("no NATS server URL given");
+  }
+  if (options.replicas < 1 || options.replicas > 5) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replicas must be in [1, 5], not ", options.replicas));
+  }
+  if (options.dedupe_window <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("dedupe_window must be positive");
+  }
+  if (options.max_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_age must not be negative");
+  }
+  if (options.max_age > absl::ZeroDuration() && options.dedupe_window > options.max_age) {
+    return absl::InvalidArgumentError("dedupe_window must not be longer than max_age");
+  }
+  if (options.hard_max_bytes > static_cast<uint64_t>(INT64_MAX)) {
+    return absl::InvalidArgumentError("hard_max_bytes is too large");
+  }
+  for (absl::Duration d :
+       {options.connect_timeout, options.request_timeout, options.reconnect_wait}) {
+    if (d < absl::Milliseconds(1) || d == absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(
+          "connect_timeout, request_timeout and reconnect_wait must be finite, at least 1ms");
+    }
+  }
+  std::unique_ptr<JetStreamEventLog> log(new JetStreamEventLog(std::move(options)));
+  if (absl::Status s = log->Connect(); !s.ok()) return s;
+  if (absl::Status s = log->LoadStreams(); !s.ok()) return s;
+  JetStreamEventLog* self = log.get();
+  log->writer_ = std::thread([self] { self->WriterLoop(); });
+  return log;
+}
+
+JetStreamEventLog::JetStreamEventLog(Options options) : options_(std::move(options)) {}
+
+JetStreamEventLog::~JetStreamEventLog() {
+  Close().IgnoreError();
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (nc_ != nullptr) natsConnection_Destroy(nc_);
+}
+
+absl::Status JetStreamEventLog::Connect() {
+  std::vector<std::string> urls;
+  for (absl::string_view url : absl::StrSplit(options_.servers, ',')) {
+    url = absl::StripAsciiWhitespace(url);
+    if (url.empty()) return absl::InvalidArgumentError("empty URL in the NATS server list");
+    urls.emplace_back(url);
+  }
+  std::vector<const char*> url_ptrs;
+  for (const std::string& url : urls) url_ptrs.push_back(url.c_str());
+
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  if (s == NATS_OK)
+    s = natsOptions_SetServers(opts, url_ptrs.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(opts, "relay-broker");
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, Millis(options_.connect_timeout));
+  // Reconnect forever: a broker outlives a NATS outage, and the appends made
+  // meanwhile fail by their own timeout.
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, Millis(options_.reconnect_wait));
+  if (s == NATS_OK) {
+    s = natsOptions_SetDisconnectedCB(opts, OnDisconnected, nullptr);
+  }
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
+  if (s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad NATS options for ", options_.servers, ": ", NatsText(s, 0)));
+  }
+  s = natsConnection_Connect(&nc_, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) {
+    nc_ = nullptr;
+    return Unavailable(absl::StrCat("cannot reach NATS at ", options_.servers), s);
+  }
+  max_payload_ = natsConnection_GetMaxPayload(nc_);
+
+  jsOptions js_opts;
+  jsOptions_Init(&js_opts);
+  js_opts.Wait = Millis(options_.request_timeout);
+  s = natsConnection_JetStream(&js_, nc_, &js_opts);
+  if (s != NATS_OK) {
+    js_ = nullptr;
+    return Unavailable("cannot make a JetStream context", s);
+  }
+  jsAccountInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  s = js_GetAccountInfo(&info, js_, nullptr, &code);
+  if (s != NATS_OK) {
+    return Unavailable(absl::StrCat("JetStream does not answer at ", options_.servers), s, code);
+  }
+  jsAccountInfo_Destroy(info);
+  return absl::OkStatus();
+}
+
+absl::Status JetStreamEventLog::LoadStreams() {
+  jsStreamInfoList* list = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_Streams(&list, js_, nullptr, &code);
+  if (s == NATS_NOT_FOUND) return absl::OkStatus();  // no stream at all
+  if (s != NATS_OK) return Unavailable("cannot list JetStream streams", s, code);
+  for (int i = 0; i < list->Count; ++i) {
+    const jsStreamInfo* si = list->List[i];
+    const char* description = si->Config->Description;
+    std::optional<std::string> topic =
+        TopicForStream(si->Config->Name, description != nullptr ? description : "");
+    if (!topic.has_value()) continue;
+    StreamState state;
+    state.exists = true;
+    state.first_seq = si->State.FirstSeq;
+    state.last_seq = si->State.LastSeq;
+    state.msgs = si->State.Msgs;
+    Remember(*topic, state);
+    RELAY_LOG(Info, "storage: topic loaded",
+              {{"topic", *topic},
+               {"stream", si->Config->Name},
+               {"offsets", absl::StrCat(state.msgs == 0 ? state.last_seq : state.first_seq - 1,
+                                        "..", state.last_seq)},
+               {"events", absl::StrCat(state.msgs)}});
+  }
+  jsStreamInfoList_Destroy(list);
+  return absl::OkStatus();
+}
+
+void JetStreamEventLog::Remember(absl::string_view topic, const StreamState& state) const {
+  absl::MutexLock lock(&streams_mu_);
+  StreamState& cached = streams_[topic];
+  // Acks and stream infos race: the cache never moves backwards.
+  if (state.last_seq >= cached.last_seq) {
+    cached = state;
+  }
+  cached.exists = cached.exists || state.exists;
+}
+
+JetStreamEventLog::StreamState JetStreamEventLog::Cached(absl::string_view topic) const {
+  absl::MutexLock lock(&streams_mu_);
+  auto it = streams_.find(topic);
+  return it == streams_.end() ? StreamState() : it->second;
+}
+
+absl::StatusOr<JetStreamEventLog::StreamState> JetStreamEventLog::FetchStreamState(
+    absl::string_view topic) const {
+  const std::string stream = StreamNameForTopic(topic);
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js_, stream.c_str(), nullptr, &code);
+  if (s != NATS_OK) {
+    if (code == JSStreamNotFoundErr) {
+      return absl::NotFoundError(absl::StrCat("no stream for topic ", topic));
+    }
+    return Unavailable(absl::StrCat("cannot get stream ", stream), s, code);
+  }
+  const char* description = si->Config->Description;
+  std::optional<std::string> owner =
+      TopicForStream(stream, description != nullptr ? description : "");
+  if (owner != topic) {
+    jsStreamInfo_Destroy(si);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "JetStream stream ", stream, " does not belong to topic ", topic, " (its description is ",
+        Excerpt(description != nullptr ? description : ""), ")"));
+  }
+  StreamState state;
+  state.exists = true;
+  state.first_seq = si->State.FirstSeq;
+  state.last_seq = si->State.LastSeq;
+  state.msgs = si->State.Msgs;
+  jsStreamInfo_Destroy(si);
+  Remember(topic, state);
+  return state;
+}
+
+void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> events,
+                               AppendDone done) {
+  // Serialize here, on the caller's thread, as the file log does.
+  Batch batch;
+  batch.topic = topic;
+  if (!IsValidTopicName(topic)) {
+    batch.error = absl::InvalidArgumentError(
+        absl::StrCat("topic name ", Excerpt(topic), " is not [a-z0-9._-]{1,255}"));
+  }
+  const int64_t max_event_bytes = max_payload_ - kHeaderAllowance;
+  for (Event& event : events) {
+    if (!batch.error.ok()) break;
+    event.clear_topic();
+    event.clear_offset();
+    event.clear_publish_time();
+    std::string payload = event.SerializeAsString();
+    if (static_cast<int64_t>(payload.size()) > max_event_bytes) {
+      batch.error = absl::InvalidArgumentError(absl::StrCat(
+          "event ", Excerpt(event.id()), " is ", payload.size(), " bytes, larger than ",
+          max_event_bytes, " (the NATS server's max_payload less room for headers)"));
+      break;
+    }
+    batch.payloads.push_back(std::move(payload));
+    batch.ids.push_back(event.id().empty() ? std::string() : MsgIdForEventId(event.id()));
+  }
+  batch.done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(batch));
+      return;
+    }
+  }
+  batch.done(absl::UnavailableError("event log is closed"));
+}
+
+uint64_t JetStreamEventLog::DurableEnd(absl::string_view topic) const {
+  return Cached(topic).last_seq;
+}
+
+uint64_t JetStreamEventLog::FirstOffset(absl::string_view topic) const {
+  const StreamState state = Cached(topic);
+  return state.msgs == 0 ? state.last_seq : state.first_seq - 1;
+}
+
+absl::StatusOr<std::vector<Event>> JetStreamEventLog::Read(absl::string_view topic, uint64_t from,
+                                                           size_t max_events,
+                                                           size_t max_bytes) const {
+  std::vector<Event> events;
+  if (max_events == 0) return events;
+  absl::StatusOr<StreamState> state = FetchStreamState(topic);
+  if (absl::IsNotFound(state.status())) return events;
+  if (!state.ok()) return state.status();
+  if (state->msgs == 0 || from >= state->last_seq) return events;
+  const std::string stream = StreamNameForTopic(topic);
+  size_t bytes = 0;
+  // One request per event, to the stream's leader (docs/JETSTREAM.md#read).
+  for (uint64_t seq = std::max(from + 1, state->first_seq);
+       seq <= state->last_seq && events.size() < max_events; ++seq) {
+    natsMsg* msg = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetMsg(&msg, js_, stream.c_str(), seq, nullptr, &code);
+    if (s != NATS_OK) {
+      if (code == JSNoMessageFoundErr) {
+        // Removed by the limits meanwhile: skip to the oldest; one answer
+        // holds consecutive offsets only, so stop at a later hole.
+        if (events.empty()) continue;
+        break;
+      }
+      return Unavailable(absl::StrCat("cannot read offset ", seq - 1, " of topic ", topic), s,
+                         code);
+    }
+    const int size = natsMsg_GetDataLength(msg);
+    if (!events.empty() && bytes + static_cast<size_t>(size) > max_bytes) {
+      natsMsg_Destroy(msg);
+      break;
+    }
+    Event event;
+    if (!event.ParseFromArray(natsMsg_GetData(msg), size)) {
+      natsMsg_Destroy(msg);
+      return absl::DataLossError(absl::StrCat("offset ", seq - 1, " of topic ", topic, " (stream ",
+                                              stream, ") is not a Relay event"));
+    }
+    event.set_topic(std::string(topic));
+    event.set_offset(seq - 1);
+    ToTimestamp(absl::FromUnixNanos(natsMsg_GetTime(msg)), event.mutable_publish_time());
+    natsMsg_Destroy(msg);
+    bytes += static_cast<size_t>(size);
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+uint64_t JetStreamEventLog::OffsetForTime(absl::string_view topic, absl::Time t) const {
+  absl::StatusOr<StreamState> state = FetchStreamState(topic);
+  if (absl::IsNotFound(state.status())) return 0;
+  if (!state.ok()) {
+    RELAY_LOG(Warn, "storage: OffsetForTime falls back to the durable end",
+              {{"topic", std::string(topic)}, {"error", state.status().ToString()}});
+    return DurableEnd(topic);
+  }
+  if (state->msgs == 0) return state->last_seq;
+  const std::string stream = StreamNameForTopic(topic);
+  // Binary search for the first sequence stored at or after `t`, over
+  // JetStream's stored timestamps (which a single leader writes in order).
+  uint64_t lo = state->first_seq;
+  uint64_t hi = state->last_seq + 1;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    natsMsg* msg = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetMsg(&msg, js_, stream.c_str(), mid, nullptr, &code);
+    if (s != NATS_OK) {
+      if (code == JSNoMessageFoundErr) {  // removed by the limits: older than anything left
+        lo = mid + 1;
+        continue;
+      }
+      RELAY_LOG(Warn, "storage: OffsetForTime falls back to the durable end",
+                {{"topic", std::string(topic)}, {"error", NatsText(s, code)}});
+      return DurableEnd(topic);
+    }
+    const absl::Time stored = absl::FromUnixNanos(natsMsg_GetTime(msg));
+    natsMsg_Destroy(msg);
+    if (stored >= t) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo - 1;
+}
+
+std::vector<TopicStats> JetStreamEventLog::ListTopics() const {
+  std::vector<TopicStats> all;
+  jsStreamInfoList* list = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_Streams(&list, js_, nullptr, &code);
+  if (s == NATS_OK) {
+    for (int i = 0; i < list->Count; ++i) {
+      const jsStreamInfo* si = list->List[i];
+      const char* description = si->Config->Description;
+      std::optional<std::string> topic =
+          TopicForStream(si->Config->Name, description != nullptr ? description : "");
+      if (!topic.has_value()) continue;
+      StreamState state;
+      state.exists = true;
+      state.first_seq = si->State.FirstSeq;
+      state.last_seq = si->State.LastSeq;
+      state.msgs = si->State.Msgs;
+      Remember(*topic, state);
+      TopicStats stats;
+      stats.name = *topic;
+      stats.events = state.msgs;
+      stats.bytes = si->State.Bytes;
+      stats.end_offset = state.last_seq;
+      stats.first_offset = state.msgs == 0 ? state.last_seq : state.first_seq - 1;
+      if (state.msgs > 0) {
+        stats.first_time = absl::FromUnixNanos(si->State.FirstTime);
+        stats.last_time = absl::FromUnixNanos(si->State.LastTime);
+      }
+      all.push_back(std::move(stats));
+    }
+    jsStreamInfoList_Destroy(list);
+  } else if (s != NATS_NOT_FOUND) {
+    RELAY_LOG(Warn, "storage: ListTopics answers from the cache", {{"error", NatsText(s, code)}});
+    absl::MutexLock lock(&streams_mu_);
+    for (const auto& [name, state] : streams_) {
+      if (!state.exists) continue;
+      TopicStats stats;
+      stats.name = name;
+      stats.events = state.msgs;
+      stats.end_offset = state.last_seq;
+      stats.first_offset = state.msgs == 0 ? state.last_seq : state.first_seq - 1;
+      all.push_back(std::move(stats));
+    }
+  }
+  std::sort(all.begin(), all.end(),
+            [](const TopicStats& a, const TopicStats& b) { return a.name < b.name; });
+  return all;
+}
+
+void JetStreamEventLog::SetDurabilityListener(DurabilityListener listener) {
+  absl::MutexLock lock(&mu_);
+  listener_ = std::make_shared<const DurabilityListener>(std::move(listener));
+}
+
+void JetStreamEventLog::SetRetentionFloor(const std::string& topic, uint64_t offset) {
+  // Recorded only: JetStream's limits do the retention for now
+  // (docs/JETSTREAM.md#retention).
+  absl::MutexLock lock(&floors_mu_);
+  floors_[topic] = offset;
+}
+
+absl::Status JetStreamEventLog::Close() {
+  absl::MutexLock close_lock(&close_mu_);
+  if (!closed_) {
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+    }
+    if (writer_.joinable()) writer_.join();
+    if (nc_ != nullptr) {
+      // Every publish was acknowledged or failed: nothing is left to drain
+      // but what the client has buffered.
+      natsConnection_FlushTimeout(nc_, Millis(options_.request_timeout));
+      natsConnection_Close(nc_);
+    }
+    closed_ = true;
+  }
+  return absl::OkStatus();
+}
+
+// ---- Writer thread.
+
+bool JetStreamEventLog::HasWork() const { return !queue_.empty() || closing_; }
+
+void JetStreamEventLog::WriterLoop() {
+  while (true) {
+    std::vector<Batch> work;
+    bool closing;
+    std::shared_ptr<const DurabilityListener> listener;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &JetStreamEventLog::HasWork));
+      work.swap(queue_);
+      closing = closing_;
+      listener = listener_;
+    }
+    // While closing, the first failed publish fails the batches after it at
+    // once instead of letting each wait out its timeout.
+    absl::Status broken;
+    for (Batch& batch : work) {
+      absl::StatusOr<std::vector<AppendResult>> result =
+          broken.ok() ? PublishBatch(batch)
+                      : absl::UnavailableError(absl::StrCat(
+                            "event log closed after a failed publish: ", broken.message()));
+      if (closing && !result.ok() && batch.error.ok() && broken.ok()) broken = result.status();
+      const bool stored =
+          result.ok() && std::any_of(result->begin(), result->end(),
+                                     [](const AppendResult& r) { return !r.duplicate; });
+      batch.done(std::move(result));
+      if (stored && listener != nullptr && *listener) {
+        (*listener)(batch.topic, DurableEnd(batch.topic));
+      }
+    }
+    if (closing) break;
+  }
+}
+
+absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
+  if (Cached(topic).exists) return absl::OkStatus();
+  const std::string stream = StreamNameForTopic(topic);
+  const std::string subject = SubjectForTopic(topic);
+  const std::string description = StreamDescriptionForTopic(topic);
+  const char* subjects[] = {subject.c_str()};
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = stream.c_str();
+  config.Description = description.c_str();
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  config.Storage = js_FileStorage;
+  config.Retention = js_LimitsPolicy;
+  config.Discard = js_DiscardOld;
+  config.Replicas = options_.replicas;
+  config.Duplicates = absl::ToInt64Nanoseconds(options_.dedupe_window);
+  config.MaxAge = absl::ToInt64Nanoseconds(options_.max_age);
+  config.MaxBytes =
+      options_.hard_max_bytes == 0 ? -1 : static_cast<int64_t>(options_.hard_max_bytes);
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddStream(&si, js_, &config, nullptr, &code);
+  if (s == NATS_OK) {
+    StreamState state;
+    state.exists = true;
+    state.first_seq = si->State.FirstSeq;
+    state.last_seq = si->State.LastSeq;
+    state.msgs = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    Remember(topic, state);
+    RELAY_LOG(
+        Info, "storage: stream created",
+        {{"topic", topic}, {"stream", stream}, {"replicas", absl::StrCat(options_.replicas)}});
+    return absl::OkStatus();
+  }
+  if (code == JSStreamNameExistErr) {
+    // Another broker created it first (or it exists with other settings,
+    // which are then kept): check it is this topic's.
+    absl::StatusOr<StreamState> state = FetchStreamState(topic);
+    return state.status();
+  }
+  return Unavailable(absl::StrCat("cannot create stream ", stream, " for topic ", topic), s, code);
+}
+
+absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::PublishBatch(const Batch& batch) {
+  if (!batch.error.ok()) return batch.error;
+  std::vector<AppendResult> results(batch.payloads.size());
+  if (results.empty()) return results;
+  if (absl::Status s = EnsureStream(batch.topic); !s.ok()) return s;
+  const std::string stream = StreamNameForTopic(batch.topic);
+  const std::string subject = SubjectForTopic(batch.topic);
+  // The topic's state with what this batch added, once it added something.
+  bool added = false;
+  StreamState stored;
+  for (size_t i = 0; i < batch.payloads.size(); ++i) {
+    jsPubOptions pub;
+    jsPubOptions_Init(&pub);
+    pub.MaxWait = Millis(options_.request_timeout);
+    pub.ExpectStream = stream.c_str();
+    if (!batch.ids[i].empty()) pub.MsgId = batch.ids[i].c_str();
+    jsPubAck* ack = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const std::string& payload = batch.payloads[i];
+    natsStatus s = js_Publish(&ack, js_, subject.c_str(), payload.data(),
+                              static_cast<int>(payload.size()), &pub, &code);
+    if (s != NATS_OK) {
+      if (s == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
+        // The stream went away (deleted by hand): create it on the next try.
+        absl::MutexLock lock(&streams_mu_);
+        streams_.erase(batch.topic);
+      }
+      absl::Status error =
+          Unavailable(absl::StrCat("publish to topic ", batch.topic, " failed at event ", i, " of ",
+                                   batch.payloads.size(),
+                                   "; the events before it are stored, it and the "
+                                   "later ones may or may not be"),
+                      s, code);
+      if (added) Remember(batch.topic, stored);
+      return error;
+    }
+    results[i].offset = ack->Sequence - 1;
+    results[i].duplicate = ack->Duplicate;
+    if (!ack->Duplicate) {
+      if (!added) {
+        added = true;
+        stored = Cached(batch.topic);
+        if (stored.msgs == 0) stored.first_seq = ack->Sequence;
+      }
+      stored.msgs++;
+      stored.last_seq = std::max(stored.last_seq, ack->Sequence);
+    }
+    jsPubAck_Destroy(ack);
+  }
+  if (added) Remember(batch.topic, stored);
+  return results;
+}
+
+}  // namespace relay::broker

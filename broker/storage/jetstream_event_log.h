@@ -1,0 +1,179 @@
+#ifndef RELAY_BROKER_STORAGE_JETSTREAM_EVENT_LOG_H_
+#define RELAY_BROKER_STORAGE_JETSTREAM_EVENT_LOG_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "broker/storage/event_log.h"
+
+// The NATS C client's handles (nats.h), kept out of this header.
+typedef struct __natsConnection natsConnection;
+typedef struct __jsCtx jsCtx;
+
+namespace relay::broker {
+
+// JetStreamEventLog is the EventLog on NATS JetStream: each topic is a
+// stream (file storage, `replicas` copies) with one subject
+// (docs/JETSTREAM.md).
+//
+// - Names: stream "RELAY_" + topic with '.' written 'D', subject "relay." +
+//   stream; topics above 249 characters get a hashed stream name and their
+//   full name in the stream's description (broker/storage/jetstream_names.h).
+// - Offsets: a Relay offset is the stream sequence minus one (offsets start
+//   at 0, sequences at 1). Dense while nothing but limits deletes messages.
+// - Append: one writer thread takes the queued batches in order and
+//   publishes each event with a synchronous js_Publish: the payload is
+//   the serialized Event (topic, offset and publish_time cleared, as the
+//   file log stores it), header Nats-Msg-Id carries the event id (in a
+//   header-safe form, broker/storage/jetstream_names.h). `done`
+//   runs after JetStream's PubAck of every event of the batch, i.e. once a
+//   quorum of the stream's replicas stored it. One round trip per event:
+//   simple and ordered, slow (docs/JETSTREAM.md#append).
+// - Dedupe: JetStream's own duplicate window (the stream's `duplicates` =
+//   dedupe_window). A duplicate's PubAck carries the original sequence and
+//   duplicate=true; nothing is stored.
+// - Read / OffsetForTime: js_GetMsg by sequence from the stream leader, one
+//   request per event (per probe for OffsetForTime's binary search over the
+//   stored timestamps). publish_time is JetStream's stored timestamp.
+// - Retention: JetStream's limits only, which ignore retention floors:
+//   max_bytes = hard_max_bytes, max_age = max_age (off by default). The
+//   floor-respecting retention of the file log is not implemented yet;
+//   SetRetentionFloor only records the floor.
+// - DurableEnd / FirstOffset come from a per-topic cache, advanced by the
+//   acks and refreshed from the stream state on Open, Read, OffsetForTime
+//   and ListTopics. Appends by another broker on the same stream show up
+//   only on such a refresh.
+//
+// A publish that fails (no ack within request_timeout, no JetStream leader)
+// fails its batch with UNAVAILABLE: the events before it are stored, the
+// failed one and those after may or may not be (a retry with the same ids
+// is deduplicated). The log stays usable: the connection reconnects
+// forever, waiting reconnect_wait between attempts.
+//
+// Thread-safe. `done` and the durability listener run on the writer thread
+// with no lock of the log held; they must not block or call Close(). After
+// Close(), Append calls `done` (UNAVAILABLE) inline on the caller's thread.
+//
+//   JetStreamEventLog::Options options;
+//   options.servers = "nats://n1:4222,nats://n2:4222,nats://n3:4222";
+//   options.replicas = 3;
+//   absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(options);
+class JetStreamEventLog final : public EventLog {
+ public:
+  struct Options {
+    // Comma-separated NATS URLs, e.g. "nats://127.0.0.1:4222". Required.
+    std::string servers;
+    // Copies of each stream, in [1, 5] (a quorum of them acks a publish).
+    int replicas = 1;
+    // JetStream's duplicate window of each stream: how long an event id is
+    // remembered. Positive; at most max_age when that is set.
+    absl::Duration dedupe_window = absl::Hours(24);
+    // The stream's max_bytes (discard old): the hard cap, which ignores
+    // retention floors. 0: no cap.
+    uint64_t hard_max_bytes = uint64_t{4} << 30;
+    // The stream's max_age; zero: none. Ignores retention floors too.
+    absl::Duration max_age = absl::ZeroDuration();
+    // Open() fails when no server answers within this.
+    absl::Duration connect_timeout = absl::Seconds(5);
+    // Wait for each JetStream request and each publish's ack.
+    absl::Duration request_timeout = absl::Seconds(5);
+    // Pause between reconnect attempts (which go on forever).
+    absl::Duration reconnect_wait = absl::Seconds(1);
+  };
+
+  // Connects, checks that JetStream answers and loads the state of the
+  // existing Relay streams, then starts the writer thread.
+  // INVALID_ARGUMENT for bad options; UNAVAILABLE "cannot reach NATS at
+  // <servers>: ..." when no server answers within connect_timeout, or when
+  // JetStream does not.
+  static absl::StatusOr<std::unique_ptr<JetStreamEventLog>> Open(Options options);
+
+  JetStreamEventLog(const JetStreamEventLog&) = delete;
+  JetStreamEventLog& operator=(const JetStreamEventLog&) = delete;
+  // Close()s.
+  ~JetStreamEventLog() override;
+
+  void Append(const std::string& topic, std::vector<Event> events, AppendDone done) override;
+  uint64_t DurableEnd(absl::string_view topic) const override;
+  uint64_t FirstOffset(absl::string_view topic) const override;
+  // UNAVAILABLE when JetStream does not answer.
+  absl::StatusOr<std::vector<Event>> Read(absl::string_view topic, uint64_t from, size_t max_events,
+                                          size_t max_bytes) const override;
+  // DurableEnd when JetStream does not answer (and logs it).
+  uint64_t OffsetForTime(absl::string_view topic, absl::Time t) const override;
+  // Every Relay stream on the server; the cached state when it does not
+  // answer (and logs it).
+  std::vector<TopicStats> ListTopics() const override;
+  void SetDurabilityListener(DurabilityListener listener) override;
+  void SetRetentionFloor(const std::string& topic, uint64_t offset) override;
+  // Publishes the queued batches (failing the rest once a publish fails),
+  // flushes and closes the connection. Returns OK.
+  absl::Status Close() override;
+
+ private:
+  struct Batch {
+    std::string topic;
+    std::vector<std::string> payloads;  // serialized events
+    std::vector<std::string> ids;
+    absl::Status error;  // a refused batch, answered by the writer thread
+    AppendDone done;
+  };
+  // What the log knows of a topic's stream.
+  struct StreamState {
+    bool exists = false;     // created, or seen on the server
+    uint64_t first_seq = 0;  // JetStream's FirstSeq (0 or last_seq+1 when empty)
+    uint64_t last_seq = 0;
+    uint64_t msgs = 0;
+  };
+
+  explicit JetStreamEventLog(Options options);
+  absl::Status Connect();
+  absl::Status LoadStreams();
+
+  // Writer thread.
+  void WriterLoop();
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<AppendResult>> PublishBatch(const Batch& batch);
+  absl::Status EnsureStream(const std::string& topic);
+
+  // Asks the server for the stream of `topic`; NOT_FOUND when it has none.
+  // Updates the cache.
+  absl::StatusOr<StreamState> FetchStreamState(absl::string_view topic) const;
+  void Remember(absl::string_view topic, const StreamState& state) const;
+  StreamState Cached(absl::string_view topic) const;
+
+  const Options options_;
+  natsConnection* nc_ = nullptr;  // owned; thread-safe (nats.c)
+  jsCtx* js_ = nullptr;           // owned; thread-safe (nats.c)
+  int64_t max_payload_ = 0;       // the server's max_payload, read on Open
+
+  // Lock order: close_mu_ → mu_; streams_mu_ and floors_mu_ are leaves.
+  absl::Mutex close_mu_;
+  bool closed_ ABSL_GUARDED_BY(close_mu_) = false;
+
+  mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(close_mu_);
+  std::vector<Batch> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<const DurabilityListener> listener_ ABSL_GUARDED_BY(mu_);
+
+  mutable absl::Mutex streams_mu_;
+  mutable absl::flat_hash_map<std::string, StreamState> streams_ ABSL_GUARDED_BY(streams_mu_);
+
+  mutable absl::Mutex floors_mu_;
+  absl::flat_hash_map<std::string, uint64_t> floors_ ABSL_GUARDED_BY(floors_mu_);
+
+  std::thread writer_;
+};
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_STORAGE_JETSTREAM_EVENT_LOG_H_

@@ -1,0 +1,424 @@
+#include "broker/storage/jetstream_event_log.h"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "broker/storage/jetstream_names.h"
+#include "broker/storage/record.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/wait.h"
+
+namespace relay::broker {
+namespace {
+
+using ::relay::testing::IsOk;
+using ::relay::testing::IsOkAndHolds;
+using ::relay::testing::NatsServer;
+using ::relay::testing::StatusIs;
+using ::relay::testing::WaitFor;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+constexpr absl::Duration kWait = absl::Seconds(60);
+
+std::vector<Event> MakeEvents(absl::string_view prefix, int n, size_t data_bytes = 64) {
+  std::vector<Event> events(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    Event& e = events[static_cast<size_t>(i)];
+    e.set_id(absl::StrCat(prefix, "-", i));
+    e.set_type("order.created");
+    e.set_key(absl::StrCat("order-", i % 10));
+    e.set_source("order-service");
+    e.set_topic("ignored: the log clears it");
+    (*e.mutable_headers())["correlation_id"] = e.key();
+    e.set_data(std::string(data_bytes, static_cast<char>('a' + i % 26)));
+  }
+  return events;
+}
+
+absl::StatusOr<std::vector<AppendResult>> AppendAndWait(EventLog* log, const std::string& topic,
+                                                        std::vector<Event> events) {
+  absl::Notification done;
+  absl::StatusOr<std::vector<AppendResult>> out = absl::UnknownError("done never called");
+  log->Append(topic, std::move(events), [&](absl::StatusOr<std::vector<AppendResult>> r) {
+    out = std::move(r);
+    done.Notify();
+  });
+  if (!done.WaitForNotificationWithTimeout(kWait)) return absl::DeadlineExceededError("no done");
+  return out;
+}
+
+std::vector<uint64_t> Offsets(const std::vector<AppendResult>& results) {
+  std::vector<uint64_t> offsets;
+  for (const AppendResult& r : results) offsets.push_back(r.offset);
+  return offsets;
+}
+
+std::vector<std::string> Ids(const std::vector<Event>& events) {
+  std::vector<std::string> ids;
+  for (const Event& e : events) ids.push_back(e.id());
+  return ids;
+}
+
+class JetStreamEventLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start();
+    ASSERT_THAT(nats, IsOk());
+    nats_ = *std::move(nats);
+  }
+
+  JetStreamEventLog::Options LogOptions() {
+    JetStreamEventLog::Options options;
+    options.servers = nats_->urls();
+    options.request_timeout = absl::Seconds(5);
+    options.reconnect_wait = absl::Milliseconds(100);
+    return options;
+  }
+
+  std::unique_ptr<JetStreamEventLog> Open(const JetStreamEventLog::Options& options) {
+    absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(options);
+    EXPECT_THAT(log, IsOk());
+    return log.ok() ? *std::move(log) : nullptr;
+  }
+  std::unique_ptr<JetStreamEventLog> Open() { return Open(LogOptions()); }
+
+  std::unique_ptr<NatsServer> nats_;
+};
+
+TEST_F(JetStreamEventLogTest, AppendThenReadRoundTripsWithOffsetsFromZero) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  const absl::Time before = absl::Now();
+  std::vector<Event> sent = MakeEvents("a", 3);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", sent), IsOkAndHolds(SizeIs(3)));
+  ASSERT_THAT(
+      AppendAndWait(log.get(), "payments", MakeEvents("p", 2)),
+      IsOkAndHolds(ElementsAre(Field(&AppendResult::offset, 0), Field(&AppendResult::offset, 1))));
+
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOkAndHolds(SizeIs(3)));
+  for (size_t i = 0; i < 3; ++i) {
+    const Event& e = (*read)[i];
+    EXPECT_EQ(e.offset(), i);
+    EXPECT_EQ(e.topic(), "orders");
+    EXPECT_GE(PublishTime(e), before - absl::Seconds(1));
+    EXPECT_LE(PublishTime(e), absl::Now() + absl::Seconds(1));
+    Event expected = sent[i];
+    expected.set_topic("orders");
+    expected.set_offset(i);
+    *expected.mutable_publish_time() = e.publish_time();
+    EXPECT_EQ(e.SerializeAsString(), expected.SerializeAsString()) << i;
+  }
+  EXPECT_THAT(log->Read("orders", 2, 100, 1 << 20), IsOkAndHolds(SizeIs(1)));
+  EXPECT_THAT(log->Read("orders", 3, 100, 1 << 20), IsOkAndHolds(SizeIs(0)));
+  EXPECT_THAT(log->Read("unknown", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(0)));
+}
+
+TEST_F(JetStreamEventLogTest, BatchesKeepTheirOrder) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  // Several batches queued at once, then one read: offsets follow the
+  // order of the batches and of the events within each.
+  std::vector<std::string> expected;
+  std::vector<absl::Notification> done(5);
+  std::vector<absl::StatusOr<std::vector<AppendResult>>> results(5);
+  for (int b = 0; b < 5; ++b) {
+    std::vector<Event> events = MakeEvents(absl::StrCat("b", b), 20);
+    for (const std::string& id : Ids(events)) expected.push_back(id);
+    log->Append("orders", std::move(events), [&, b](absl::StatusOr<std::vector<AppendResult>> r) {
+      results[b] = std::move(r);
+      done[b].Notify();
+    });
+  }
+  for (int b = 0; b < 5; ++b) {
+    ASSERT_TRUE(done[b].WaitForNotificationWithTimeout(kWait));
+    ASSERT_THAT(results[b], IsOk());
+    for (size_t i = 0; i < 20; ++i) EXPECT_EQ((*results[b])[i].offset, b * 20 + i);
+  }
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 1000, 1 << 24);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_EQ(Ids(*read), expected);
+}
+
+TEST_F(JetStreamEventLogTest, DuplicateIdsGetTheOriginalOffsetAndStoreNothing) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  std::vector<Event> first = MakeEvents("d", 3);
+  first.push_back(first[1]);  // a repeat within the batch
+  absl::StatusOr<std::vector<AppendResult>> r = AppendAndWait(log.get(), "orders", first);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(Offsets(*r), ElementsAre(0, 1, 2, 1));
+  EXPECT_FALSE((*r)[0].duplicate);
+  EXPECT_TRUE((*r)[3].duplicate);
+
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("other", 2)), IsOk());
+  // A later batch repeating old ids: JetStream answers with the original
+  // sequence, so the original offset comes back.
+  std::vector<Event> again = MakeEvents("d", 3);
+  again.erase(again.begin());
+  r = AppendAndWait(log.get(), "orders", again);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(Offsets(*r), ElementsAre(1, 2));
+  EXPECT_TRUE((*r)[0].duplicate);
+  EXPECT_TRUE((*r)[1].duplicate);
+
+  EXPECT_EQ(log->DurableEnd("orders"), 5u);
+  EXPECT_THAT(log->Read("orders", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(5)));
+  std::vector<TopicStats> topics = log->ListTopics();
+  ASSERT_THAT(topics, SizeIs(1));
+  EXPECT_EQ(topics[0].events, 5u);
+}
+
+TEST_F(JetStreamEventLogTest, EventsWithoutIdAreNeverDuplicates) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  std::vector<Event> events = MakeEvents("n", 2);
+  for (Event& e : events) e.clear_id();
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", events),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::duplicate, false),
+                                       Field(&AppendResult::duplicate, false))));
+  EXPECT_EQ(log->DurableEnd("orders"), 2u);
+}
+
+TEST_F(JetStreamEventLogTest, DurableEndFirstOffsetAndTheListenerFollowTheAcks) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  absl::Mutex mu;
+  std::vector<uint64_t> ends;
+  log->SetDurabilityListener([&](const std::string& topic, uint64_t end) {
+    absl::MutexLock lock(&mu);
+    if (topic == "orders") ends.push_back(end);
+  });
+  EXPECT_EQ(log->DurableEnd("orders"), 0u);
+  EXPECT_EQ(log->FirstOffset("orders"), 0u);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 3)), IsOk());
+  EXPECT_EQ(log->DurableEnd("orders"), 3u);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 2)), IsOk());
+  EXPECT_EQ(log->DurableEnd("orders"), 5u);
+  EXPECT_EQ(log->FirstOffset("orders"), 0u);
+  // A batch of duplicates only stores nothing and notifies nothing.
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 2)), IsOk());
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(ends, ElementsAre(3, 5));
+}
+
+TEST_F(JetStreamEventLogTest, ReadHonoursMaxEventsAndMaxBytes) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 10, 1000)), IsOk());
+  EXPECT_THAT(log->Read("orders", 0, 4, 1 << 20), IsOkAndHolds(SizeIs(4)));
+  EXPECT_THAT(log->Read("orders", 0, 0, 1 << 20), IsOkAndHolds(SizeIs(0)));
+  // Each event is a bit over 1000 bytes: 3500 bytes hold three.
+  EXPECT_THAT(log->Read("orders", 0, 100, 3500), IsOkAndHolds(SizeIs(3)));
+  // At least one event, however small max_bytes.
+  absl::StatusOr<std::vector<Event>> one = log->Read("orders", 7, 100, 1);
+  ASSERT_THAT(one, IsOkAndHolds(SizeIs(1)));
+  EXPECT_EQ((*one)[0].offset(), 7u);
+}
+
+TEST_F(JetStreamEventLogTest, ListTopicsDecodesNamesIncludingDeadLetterAndLongestTopics) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  const std::string longest = std::string(251, 'x') + ".dlq";  // 255 characters
+  const std::string longest_peer = std::string(250, 'x') + "y.dlq";
+  ASSERT_EQ(longest.size(), 255u);
+  for (const std::string& topic : {std::string("orders"), std::string("orders.dlq"),
+                                   std::string("orders-dlq"), longest, longest_peer}) {
+    ASSERT_THAT(AppendAndWait(log.get(), topic, MakeEvents(topic.substr(0, 8), 2)), IsOk())
+        << topic;
+  }
+  ASSERT_THAT(AppendAndWait(log.get(), "orders.dlq", MakeEvents("more", 1)), IsOk());
+  std::vector<TopicStats> topics = log->ListTopics();
+  ASSERT_THAT(topics, SizeIs(5));
+  EXPECT_EQ(topics[0].name, "orders");
+  EXPECT_EQ(topics[1].name, "orders-dlq");
+  EXPECT_EQ(topics[2].name, "orders.dlq");
+  EXPECT_EQ(topics[3].name, longest);
+  EXPECT_EQ(topics[4].name, longest_peer);
+  EXPECT_EQ(topics[2].events, 3u);
+  EXPECT_EQ(topics[2].first_offset, 0u);
+  EXPECT_EQ(topics[2].end_offset, 3u);
+  EXPECT_GT(topics[2].bytes, 0u);
+  EXPECT_LE(topics[2].first_time, topics[2].last_time);
+  EXPECT_NE(topics[2].first_time, absl::InfinitePast());
+  absl::StatusOr<std::vector<Event>> read = log->Read(longest, 0, 10, 1 << 20);
+  ASSERT_THAT(read, IsOkAndHolds(SizeIs(2)));
+  EXPECT_EQ((*read)[0].topic(), longest);
+}
+
+TEST_F(JetStreamEventLogTest, OffsetForTimeFindsTheFirstEventAtOrAfter) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->OffsetForTime("orders", absl::Now()), 0u);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 5)), IsOk());
+  // JetStream stamps each message when it stores it, on this machine's
+  // clock: everything acked before `middle` is older than it.
+  const absl::Time middle = absl::Now();
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 4)), IsOk());
+  EXPECT_EQ(log->OffsetForTime("orders", absl::InfinitePast()), 0u);
+  EXPECT_EQ(log->OffsetForTime("orders", middle), 5u);
+  EXPECT_EQ(log->OffsetForTime("orders", absl::InfiniteFuture()), 9u);
+}
+
+TEST_F(JetStreamEventLogTest, CloseCompletesQueuedAppendsThenRefusesNewOnes) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  absl::Mutex mu;
+  int ok = 0;
+  int answered = 0;
+  for (int b = 0; b < 20; ++b) {
+    log->Append("orders", MakeEvents(absl::StrCat("b", b), 5),
+                [&](absl::StatusOr<std::vector<AppendResult>> r) {
+                  absl::MutexLock lock(&mu);
+                  ++answered;
+                  if (r.ok()) ++ok;
+                });
+  }
+  ASSERT_THAT(log->Close(), IsOk());
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(answered, 20);
+    EXPECT_EQ(ok, 20);
+  }
+  EXPECT_EQ(log->DurableEnd("orders"), 100u);
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("late", 1)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("closed")));
+  EXPECT_THAT(log->Close(), IsOk());  // idempotent
+
+  auto reopened = Open();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->DurableEnd("orders"), 100u);  // loaded from the stream on Open
+  EXPECT_THAT(reopened->Read("orders", 0, 1000, 1 << 24), IsOkAndHolds(SizeIs(100)));
+}
+
+TEST_F(JetStreamEventLogTest, BadBatchesFailAloneAndChangeNothing) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(AppendAndWait(log.get(), "Orders", MakeEvents("a", 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topic name")));
+  // nats-server's default max_payload is 1 MiB.
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("big", 2, 2 << 20)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_payload")));
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 1)),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::offset, 0))));
+}
+
+TEST_F(JetStreamEventLogTest, BadOptionsAreRefused) {
+  JetStreamEventLog::Options options = LogOptions();
+  options.replicas = 0;
+  EXPECT_THAT(JetStreamEventLog::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("replicas")));
+  options = LogOptions();
+  options.servers = " ";
+  EXPECT_THAT(JetStreamEventLog::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("URL")));
+  options = LogOptions();
+  options.max_age = absl::Hours(1);
+  EXPECT_THAT(JetStreamEventLog::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_age")));
+}
+
+TEST(JetStreamEventLogOpen, UnreachableServerFailsQuicklyWithAClearMessage) {
+  const int port = relay::testing::PickFreePort();  // nobody listens there
+  JetStreamEventLog::Options options;
+  options.servers = absl::StrCat("nats://127.0.0.1:", port);
+  options.connect_timeout = absl::Seconds(2);
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(JetStreamEventLog::Open(options),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr(absl::StrCat("cannot reach NATS at nats://127.0.0.1:", port))));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+// A 3-node cluster, replicas=3: a node killed with SIGKILL while appends
+// run loses no acknowledged event.
+TEST(JetStreamClusterTest, EveryAcknowledgedEventSurvivesAKilledNode) {
+  absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start(3);
+  ASSERT_THAT(nats, IsOk());
+  JetStreamEventLog::Options options;
+  options.servers = (*nats)->urls();
+  options.replicas = 3;
+  options.request_timeout = absl::Seconds(2);
+  options.reconnect_wait = absl::Milliseconds(100);
+  absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(options);
+  ASSERT_THAT(log, IsOk());
+
+  absl::Mutex mu;
+  std::map<uint64_t, std::string> acked;  // offset -> id
+  int failed_batches = 0;
+  std::atomic<bool> stop{false};
+  std::thread appender([&] {
+    for (int b = 0; !stop.load(); ++b) {
+      std::vector<Event> events = MakeEvents(absl::StrCat("c", b), 5);
+      absl::StatusOr<std::vector<AppendResult>> r = AppendAndWait(log->get(), "orders", events);
+      absl::MutexLock lock(&mu);
+      if (!r.ok()) {
+        ++failed_batches;
+        continue;
+      }
+      for (size_t i = 0; i < r->size(); ++i) {
+        if (!(*r)[i].duplicate) acked[(*r)[i].offset] = events[i].id();
+      }
+    }
+  });
+  auto acked_count = [&] {
+    absl::MutexLock lock(&mu);
+    return acked.size();
+  };
+  ASSERT_TRUE(WaitFor([&] { return acked_count() >= 50; }, kWait));
+  // Kill the stream's leader: the worst node to lose mid-append.
+  absl::StatusOr<int> leader = (*nats)->StreamLeader(StreamNameForTopic("orders"));
+  ASSERT_THAT(leader, IsOk());
+  const int victim = *leader;
+  (*nats)->Kill(victim);
+  const size_t at_kill = acked_count();
+  // The two others keep a quorum: appends go on after a leader election.
+  EXPECT_TRUE(WaitFor([&] { return acked_count() >= at_kill + 50; }, kWait));
+  stop = true;
+  appender.join();
+
+  auto expect_all_readable = [&](JetStreamEventLog* reader) {
+    absl::StatusOr<std::vector<Event>> read = reader->Read("orders", 0, 100000, 1 << 30);
+    ASSERT_THAT(read, IsOk());
+    std::map<uint64_t, std::string> stored;
+    for (const Event& e : *read) stored[e.offset()] = e.id();
+    absl::MutexLock lock(&mu);
+    for (const auto& [offset, id] : acked) {
+      auto it = stored.find(offset);
+      ASSERT_NE(it, stored.end()) << "acknowledged offset " << offset << " is gone";
+      EXPECT_EQ(it->second, id) << offset;
+    }
+  };
+  expect_all_readable(log->get());
+
+  ASSERT_THAT((*nats)->Restart(victim), IsOk());
+  JetStreamEventLog::Options restarted = options;
+  restarted.servers = (*nats)->url(victim);  // ask through the node that was down
+  absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log2 = JetStreamEventLog::Open(restarted);
+  ASSERT_THAT(log2, IsOk());
+  expect_all_readable(log2->get());
+  {
+    absl::MutexLock lock(&mu);
+    ::testing::Test::RecordProperty("failed_batches", failed_batches);
+    ::testing::Test::RecordProperty("acked_events", static_cast<int>(acked.size()));
+  }
+}
+
+}  // namespace
+}  // namespace relay::broker

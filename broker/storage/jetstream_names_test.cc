@@ -1,0 +1,95 @@
+#include "broker/storage/jetstream_names.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace relay::broker {
+namespace {
+
+using ::testing::Optional;
+
+std::vector<std::string> SampleTopics() {
+  std::vector<std::string> topics = {"orders", "orders.dlq", "orders-dlq", "orders_dlq",
+                                     "a.b",    "a..b",       ".a",         "a.",
+                                     "-",      "_",          "0",          "x.dlq.dlq"};
+  for (size_t n : {248, 249, 250, 251, 254, 255}) {
+    topics.push_back(std::string(n, 'a'));
+    topics.push_back(std::string(n - 1, 'a') + "b");  // differs in the last (hashed) character
+    topics.push_back(std::string(n, '.'));
+  }
+  return topics;
+}
+
+bool IsValidStreamName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxStreamNameBytes) return false;
+  for (char c : name) {
+    if (c == '.' || c == '*' || c == '>' || c == '/' || c == '\\' || c <= ' ' || c >= 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST(JetStreamNames, StreamNamesAreValidAndRoundTrip) {
+  for (const std::string& topic : SampleTopics()) {
+    const std::string stream = StreamNameForTopic(topic);
+    EXPECT_TRUE(IsValidStreamName(stream)) << stream;
+    EXPECT_THAT(TopicForStream(stream, StreamDescriptionForTopic(topic)), Optional(topic))
+        << stream;
+    EXPECT_EQ(SubjectForTopic(topic), "relay." + stream);
+  }
+}
+
+TEST(JetStreamNames, MappingIsInjective) {
+  std::set<std::string> streams;
+  std::set<std::string> subjects;
+  const std::vector<std::string> topics = SampleTopics();
+  for (const std::string& topic : topics) {
+    streams.insert(StreamNameForTopic(topic));
+    subjects.insert(SubjectForTopic(topic));
+  }
+  EXPECT_EQ(streams.size(), topics.size());
+  EXPECT_EQ(subjects.size(), topics.size());
+}
+
+TEST(JetStreamNames, ShortTopicsDecodeFromTheNameAlone) {
+  EXPECT_EQ(StreamNameForTopic("orders.dlq"), "RELAY_ordersDdlq");
+  EXPECT_THAT(TopicForStream("RELAY_ordersDdlq", ""), Optional(std::string("orders.dlq")));
+  EXPECT_EQ(StreamNameForTopic(std::string(249, 'a')).size(), 255u);
+}
+
+TEST(JetStreamNames, LongTopicsGetAHashedNameCheckedAgainstTheDescription) {
+  const std::string topic = std::string(250, 'a');
+  const std::string stream = StreamNameForTopic(topic);
+  EXPECT_EQ(stream.size(), 254u);
+  EXPECT_EQ(TopicForStream(stream, ""), std::nullopt);
+  EXPECT_EQ(TopicForStream(stream, StreamDescriptionForTopic(std::string(251, 'a'))), std::nullopt);
+  EXPECT_THAT(TopicForStream(stream, StreamDescriptionForTopic(topic)), Optional(topic));
+}
+
+TEST(JetStreamNames, ForeignStreamsAreNotTopics) {
+  for (const char* name : {"ORDERS", "RELAY_", "RELAY_aXb", "RELAY_a.b", "KV_relay", "relay_x"}) {
+    EXPECT_EQ(TopicForStream(name, ""), std::nullopt) << name;
+  }
+}
+
+TEST(JetStreamNames, MsgIdsAreInjectiveAndHeaderSafe) {
+  const std::vector<std::string> ids = {"e-1",  "~e-1", "e 1",  "e\r\n1", std::string("\0", 1),
+                                        "~",    "7e",   "~65",  "a\x80",  " e-1",
+                                        "e-1 ", "e1",   "~2065"};
+  std::set<std::string> seen;
+  for (const std::string& id : ids) {
+    const std::string msg_id = MsgIdForEventId(id);
+    EXPECT_TRUE(seen.insert(msg_id).second) << msg_id;
+    for (char c : msg_id) EXPECT_TRUE(c > ' ' && c < 0x7f) << msg_id;
+  }
+  EXPECT_EQ(MsgIdForEventId("order-7"), "order-7");
+}
+
+}  // namespace
+}  // namespace relay::broker

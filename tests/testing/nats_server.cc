@@ -1,0 +1,164 @@
+#include "tests/testing/nats_server.h"
+
+#include <nats/nats.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tests/testing/wait.h"
+
+namespace relay::testing {
+namespace {
+
+constexpr const char* kClusterName = "relay-test";
+
+// True when the JetStream of the server at `url` answers an account info
+// and a stream list (in a cluster, the latter needs a meta leader).
+bool JetStreamAnswers(const std::string& url) {
+  natsOptions* opts = nullptr;
+  if (natsOptions_Create(&opts) != NATS_OK) return false;
+  natsOptions_SetURL(opts, url.c_str());
+  natsOptions_SetTimeout(opts, 1000);
+  natsOptions_SetAllowReconnect(opts, false);
+  natsConnection* nc = nullptr;
+  natsStatus s = natsConnection_Connect(&nc, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) return false;
+  jsOptions js_opts;
+  jsOptions_Init(&js_opts);
+  js_opts.Wait = 1000;
+  jsCtx* js = nullptr;
+  bool ok = natsConnection_JetStream(&js, nc, &js_opts) == NATS_OK;
+  if (ok) {
+    jsAccountInfo* info = nullptr;
+    ok = js_GetAccountInfo(&info, js, nullptr, nullptr) == NATS_OK;
+    if (ok) jsAccountInfo_Destroy(info);
+  }
+  if (ok) {
+    jsStreamNamesList* names = nullptr;
+    s = js_StreamNames(&names, js, nullptr, nullptr);
+    ok = s == NATS_OK || s == NATS_NOT_FOUND;  // NOT_FOUND: no stream yet
+    if (names != nullptr) jsStreamNamesList_Destroy(names);
+  }
+  if (js != nullptr) jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return ok;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NatsServer>> NatsServer::Start(int nodes, absl::Duration timeout) {
+  if (nodes < 1) return absl::InvalidArgumentError("a NATS cluster needs at least one node");
+  if (access(kBinary, X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kBinary, " is missing: run scripts/setup (Debian package nats-server)"));
+  }
+  std::unique_ptr<NatsServer> server(new NatsServer());
+  for (int i = 0; i < nodes; ++i) {
+    Node node;
+    node.name = absl::StrCat("n", i);
+    node.client_port = PickFreePort();
+    node.cluster_port = nodes > 1 ? PickFreePort() : 0;
+    node.store_dir = server->dir_.Join(node.name);
+    node.log = server->dir_.Join(node.name + ".log");
+    node.process = std::make_unique<Subprocess>();
+    if (node.client_port == 0 || (nodes > 1 && node.cluster_port == 0)) {
+      return absl::UnavailableError("no free port on 127.0.0.1");
+    }
+    server->nodes_.push_back(std::move(node));
+  }
+  for (int i = 0; i < nodes; ++i) {
+    if (absl::Status s = server->Launch(i); !s.ok()) return s;
+  }
+  for (int i = 0; i < nodes; ++i) {
+    if (absl::Status s = server->WaitReady(i, timeout); !s.ok()) return s;
+  }
+  return server;
+}
+
+NatsServer::~NatsServer() {
+  for (Node& node : nodes_) {
+    if (node.process->running()) node.process->Stop(SIGKILL);
+  }
+}
+
+std::string NatsServer::url(int node) const {
+  return absl::StrCat("nats://127.0.0.1:", nodes_[node].client_port);
+}
+
+std::string NatsServer::urls() const {
+  std::vector<std::string> all;
+  for (int i = 0; i < size(); ++i) all.push_back(url(i));
+  return absl::StrJoin(all, ",");
+}
+
+std::vector<std::string> NatsServer::Argv(int i) const {
+  const Node& node = nodes_[i];
+  std::vector<std::string> argv = {
+      kBinary, "-a",           "127.0.0.1",     "-p",     absl::StrCat(node.client_port), "-js",
+      "-sd",   node.store_dir, "--server_name", node.name};
+  if (size() > 1) {
+    std::vector<std::string> routes;
+    for (int j = 0; j < size(); ++j) {
+      if (j != i) routes.push_back(absl::StrCat("nats://127.0.0.1:", nodes_[j].cluster_port));
+    }
+    argv.insert(argv.end(), {"--cluster_name", kClusterName, "--cluster",
+                             absl::StrCat("nats://127.0.0.1:", node.cluster_port), "--routes",
+                             absl::StrJoin(routes, ",")});
+  }
+  return argv;
+}
+
+absl::Status NatsServer::Launch(int i) {
+  if (!nodes_[i].process->Start(Argv(i), nodes_[i].log)) {
+    return absl::InternalError(absl::StrCat("cannot start ", kBinary));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NatsServer::WaitReady(int i, absl::Duration timeout) const {
+  const std::string node_url = url(i);
+  if (!WaitFor([&] { return JetStreamAnswers(node_url); }, timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("JetStream of ", nodes_[i].name, " at ", node_url, " not ready within ",
+                     absl::FormatDuration(timeout), "; see ", nodes_[i].log));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> NatsServer::StreamLeader(const std::string& stream) const {
+  for (int i = 0; i < size(); ++i) {
+    if (!running(i)) continue;
+    natsConnection* nc = nullptr;
+    if (natsConnection_ConnectTo(&nc, url(i).c_str()) != NATS_OK) continue;
+    jsCtx* js = nullptr;
+    jsStreamInfo* si = nullptr;
+    std::string leader;
+    if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
+        js_GetStreamInfo(&si, js, stream.c_str(), nullptr, nullptr) == NATS_OK) {
+      if (si->Cluster != nullptr && si->Cluster->Leader != nullptr) leader = si->Cluster->Leader;
+      jsStreamInfo_Destroy(si);
+    }
+    if (js != nullptr) jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    for (int j = 0; j < size(); ++j) {
+      if (nodes_[j].name == leader) return j;
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("stream ", stream, " has no leader"));
+}
+
+void NatsServer::Kill(int node) {
+  if (nodes_[node].process->running()) nodes_[node].process->Stop(SIGKILL);
+}
+
+absl::Status NatsServer::Restart(int node, absl::Duration timeout) {
+  if (nodes_[node].process->running()) {
+    return absl::FailedPreconditionError(absl::StrCat(nodes_[node].name, " is running"));
+  }
+  if (absl::Status s = Launch(node); !s.ok()) return s;
+  return WaitReady(node, timeout);
+}
+
+}  // namespace relay::testing

@@ -1,0 +1,78 @@
+#ifndef RELAY_TESTS_TESTING_NATS_SERVER_H_
+#define RELAY_TESTS_TESTING_NATS_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace relay::testing {
+
+// Real `nats-server -js` processes for tests: one node, or an N-node
+// cluster (each node its own client port, cluster port, store directory
+// and --server_name, routes to the others, one cluster name), all on
+// 127.0.0.1 in a fresh temp dir. Start() returns once JetStream answers on
+// every node. Kill() SIGKILLs a node; Restart() starts it again on the same
+// ports and store. Only the processes it started are signalled, by PID.
+// Not thread-safe.
+//
+//   absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start();
+//   options.servers = (*nats)->urls();
+class NatsServer {
+ public:
+  static constexpr const char* kBinary = "/usr/sbin/nats-server";
+
+  // FAILED_PRECONDITION when the binary is missing, DEADLINE_EXCEEDED when
+  // a node's JetStream does not answer within `timeout` (its log is named).
+  static absl::StatusOr<std::unique_ptr<NatsServer>> Start(
+      int nodes = 1, absl::Duration timeout = absl::Seconds(30));
+
+  ~NatsServer();  // SIGKILLs the nodes still running
+  NatsServer(const NatsServer&) = delete;
+  NatsServer& operator=(const NatsServer&) = delete;
+
+  int size() const { return static_cast<int>(nodes_.size()); }
+  // "nats://127.0.0.1:<port>" of one node.
+  std::string url(int node) const;
+  // Every node's URL, comma-separated.
+  std::string urls() const;
+  const std::string& log_path(int node) const { return nodes_[node].log; }
+  bool running(int node) const { return nodes_[node].process->running(); }
+
+  // The node leading `stream` (by its server name), asked of a running
+  // node. NOT_FOUND when the stream has no leader right now.
+  absl::StatusOr<int> StreamLeader(const std::string& stream) const;
+
+  // SIGKILLs the node and reaps it.
+  void Kill(int node);
+  // Starts a killed node again (same ports, name and store) and waits until
+  // its JetStream answers.
+  absl::Status Restart(int node, absl::Duration timeout = absl::Seconds(30));
+
+ private:
+  struct Node {
+    std::string name;
+    int client_port = 0;
+    int cluster_port = 0;
+    std::string store_dir;
+    std::string log;
+    std::unique_ptr<Subprocess> process;
+  };
+
+  NatsServer() = default;
+  std::vector<std::string> Argv(int node) const;
+  absl::Status Launch(int node);
+  absl::Status WaitReady(int node, absl::Duration timeout) const;
+
+  TempDir dir_;
+  std::vector<Node> nodes_;
+};
+
+}  // namespace relay::testing
+
+#endif  // RELAY_TESTS_TESTING_NATS_SERVER_H_
