@@ -274,13 +274,17 @@ class AckFirstOnly {
   std::unique_ptr<grpc::ClientReaderWriter<bv1::SubscribeRequest, bv1::SubscribeResponse>> stream_;
 };
 
-uint64_t Committed(bv1::Broker::Stub& stub, const std::string& group) {
+bv1::GroupInfo Group(bv1::Broker::Stub& stub, const std::string& group) {
   grpc::ClientContext call;
   bv1::DescribeGroupsRequest request;
   request.set_group(group);
   bv1::DescribeGroupsResponse response;
-  if (!stub.DescribeGroups(&call, request, &response).ok() || response.groups().empty()) return 0;
-  return response.groups(0).committed_offset();
+  if (!stub.DescribeGroups(&call, request, &response).ok() || response.groups().empty()) return {};
+  return response.groups(0);
+}
+
+uint64_t Committed(bv1::Broker::Stub& stub, const std::string& group) {
+  return Group(stub, group).committed_offset();
 }
 
 TEST_F(RelayctlBrokerTest, TraceShowsTheOrdersTimelineAndWhoAcknowledgedEachEvent) {
@@ -326,7 +330,12 @@ TEST_F(RelayctlBrokerTest, TraceOfAnUnknownOrderIsNotFound) {
 TEST_F(RelayctlBrokerTest, BrokerGroupsShowsCommittedOffsetAndLag) {
   PublishSaga("o-1", "c-1");
   AckFirstOnly inventory(stub_.get(), "orders", "inventory-service");
-  ASSERT_TRUE(relay::testing::WaitFor([&] { return Committed(*stub_, "inventory-service") == 1; }));
+  // The second event (same key) is handed out only after the first is
+  // acked: wait for both, or the table may be read in between.
+  ASSERT_TRUE(relay::testing::WaitFor([&] {
+    bv1::GroupInfo g = Group(*stub_, "inventory-service");
+    return g.committed_offset() == 1 && g.in_flight() == 1;
+  }));
   Outcome o = Relayctl({"broker", "groups"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_THAT(o.out,
