@@ -29,7 +29,9 @@ bool IsValidTopicName(absl::string_view name) {
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
-bool IsPeriod(absl::Duration d) { return d > absl::ZeroDuration() && d != absl::InfiniteDuration(); }
+bool IsPeriod(absl::Duration d) {
+  return d > absl::ZeroDuration() && d != absl::InfiniteDuration();
+}
 
 // "<what>: <the client's text> (JetStream error <code>)".
 std::string NatsText(natsStatus status, int code) {
@@ -708,8 +710,8 @@ absl::Status JetStreamEventLog::RetainStream(const std::string& topic, const std
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus s = js_PurgeStream(js_, stream.c_str(), &opts, &code);
   if (s != NATS_OK) {
-    return Unavailable(absl::StrCat("retention: cannot purge stream ", stream, " below offset ", cut),
-                       s, code);
+    return Unavailable(
+        absl::StrCat("retention: cannot purge stream ", stream, " below offset ", cut), s, code);
   }
   {
     absl::MutexLock lock(&floors_mu_);
