@@ -22,6 +22,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/nats_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -175,6 +176,46 @@ TEST(BrokerMain, AMaxEventBytesAboveTheMessageLimitIsAFatalStartError) {
   ASSERT_TRUE(WIFEXITED(status)) << broker.log();
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_THAT(broker.log(), HasSubstr("relay-broker: max_event_bytes 67108864 does not fit"));
+}
+
+TEST(BrokerMain, BadStorageFlagsAreAFatalStartErrorOfOneLine) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{"--storage=foo"}, "relay-broker: --storage must be file or jetstream, got 'foo'"},
+      {{"--storage=jetstream", "--replicas=6"}, "relay-broker: --replicas must be 1 to 5, got 6"},
+      {{"--storage=jetstream", "--nats=nats://127.0.0.1:4222,"},
+       "relay-broker: --nats must be URL[,URL...] with no empty URL"},
+  };
+  for (const Case& c : cases) {
+    relay::testing::TempDir dir;
+    BrokerProcess broker(dir.path());
+    int status = broker.RunToExit(c.flags);
+    ASSERT_TRUE(WIFEXITED(status)) << broker.log();
+    EXPECT_EQ(WEXITSTATUS(status), 1) << c.flags[0];
+    EXPECT_THAT(broker.log(), HasSubstr(c.error));
+  }
+}
+
+TEST(BrokerMain, OnJetStreamItServesNamesTheStorageAndKeepsGroupsInTheDataDir) {
+  absl::StatusOr<std::unique_ptr<relay::testing::NatsServer>> nats =
+      relay::testing::NatsServer::Start();
+  ASSERT_THAT(nats, IsOk());
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  // --fsync is the file backend's: ignored here, even a bad value.
+  const int port = broker.Start(
+      {"--storage=jetstream", "--nats=" + (*nats)->urls(), "--replicas=1", "--fsync=bogus"});
+  ASSERT_GT(port, 0) << broker.log();
+  EXPECT_THAT(broker.log(), HasSubstr("storage=jetstream"));
+  EXPECT_THAT(broker.log(), HasSubstr("nats=" + (*nats)->urls()));
+  EXPECT_TRUE(std::filesystem::is_directory(broker.data_dir()));
+  EXPECT_FALSE(std::filesystem::exists(broker.data_dir() + "/topics"));
+  const int status = broker.Stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status)) << broker.log();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << broker.log();
 }
 
 }  // namespace

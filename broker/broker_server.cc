@@ -47,6 +47,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   return s;
 }
 
+absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options options) {
+  absl::StatusOr<std::unique_ptr<EventLog>> log = OpenEventLog(options.storage);
+  if (!log.ok()) return log.status();
+  return Start(std::move(options), std::move(*log));
+}
+
 BrokerServer::~BrokerServer() { Shutdown(absl::ZeroDuration()); }
 
 std::string BrokerServer::target() const { return absl::StrCat("127.0.0.1:", port_); }
@@ -66,6 +72,9 @@ void BrokerServer::Shutdown(absl::Duration grace) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   }
+  // The server's RPCs have all ended; GroupManager::Stop joins the
+  // dispatcher (the other reader of the log) and writes the last
+  // checkpoints, which read no event. Only then the log closes.
   if (groups_ != nullptr) groups_->Stop();
   if (log_ != nullptr) {
     if (absl::Status st = log_->Close(); !st.ok()) {

@@ -12,6 +12,7 @@
 #include "broker/group_manager.h"
 #include "broker/group_store.h"
 #include "broker/storage/event_log.h"
+#include "broker/storage_backend.h"
 #include "common/grpc_channel.h"
 
 namespace relay::broker {
@@ -26,7 +27,10 @@ class BrokerServer {
   struct Options {
     // host:port; port 0 picks a free one (see port()).
     std::string listen_address = "127.0.0.1:0";
-    // Where group checkpoints live (`<data_dir>/groups`).
+    // The topics' backend, opened by Start(Options).
+    StorageOptions storage;
+    // Where group checkpoints live (`<data_dir>/groups`), whatever the
+    // storage: with JetStream too, for now (docs/JETSTREAM.md#the-broker).
     std::string groups_dir;
     // The file system of the checkpoints. Not owned; must outlive the server.
     Env* env = Env::Default();
@@ -50,6 +54,8 @@ class BrokerServer {
   // above max_receive_bytes: a publisher could never send such an event.
   static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(Options options,
                                                              std::unique_ptr<EventLog> log);
+  // As above, on the log that options.storage names (OpenEventLog's errors).
+  static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(Options options);
   ~BrokerServer();  // Shutdown(zero grace)
 
   int port() const { return port_; }
@@ -58,7 +64,9 @@ class BrokerServer {
 
   // Stops accepting, ends open streams (waiting at most `grace` for RPCs to
   // finish), writes the groups' checkpoints and closes the log (everything
-  // acknowledged is durable). Idempotent.
+  // acknowledged is durable). Idempotent. Nothing reads the log after it is
+  // closed (JetStreamEventLog's reads fail then): the RPCs and the group
+  // threads, its only readers, have stopped first.
   void Shutdown(absl::Duration grace);
 
   // Blocks until Shutdown() finished.

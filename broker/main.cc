@@ -1,6 +1,7 @@
 // relay-broker: the durable gRPC event broker. Reads flags (each with a
-// RELAY_BROKER_<FLAG> environment equivalent) and wires storage, groups and
-// the gRPC server; SIGTERM/SIGINT drain and exit 0.
+// RELAY_BROKER_<FLAG> environment equivalent) and wires storage (file or
+// NATS JetStream), groups and the gRPC server; SIGTERM/SIGINT drain and
+// exit 0.
 
 #include <cstdio>
 #include <fstream>
@@ -11,20 +12,37 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "broker/broker_server.h"
 #include "broker/storage/file_event_log.h"
+#include "broker/storage_backend.h"
 #include "common/process.h"
+#include "common/text.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7070", "host:port to serve gRPC on (port 0: any free)");
-ABSL_FLAG(std::string, data_dir, "./data/broker", "directory of the topic logs and group state");
+ABSL_FLAG(std::string, storage, "file",
+          "where topics live: file (segment files under --data_dir) or jetstream (a NATS "
+          "JetStream stream per topic, at --nats). With jetstream, group checkpoints still go "
+          "to --data_dir/groups, and --fsync, --segment_bytes, --dedupe_max_bytes are ignored");
+ABSL_FLAG(std::string, nats, "nats://127.0.0.1:4222",
+          "--storage=jetstream: the NATS servers, URL[,URL...] (ignored with --storage=file)");
+ABSL_FLAG(int32_t, replicas, 1,
+          "--storage=jetstream: copies of each topic's stream, 1 to 5; a quorum acks each "
+          "publish (ignored with --storage=file)");
+ABSL_FLAG(std::string, data_dir, "./data/broker",
+          "directory of the topic logs (--storage=file) and of the group checkpoints (both)");
 ABSL_FLAG(std::string, fsync, "batch",
-          "when to fsync before acking: batch (every group commit), interval:<ms>, none");
-ABSL_FLAG(uint64_t, segment_bytes, uint64_t{64} << 20, "size at which a log segment rolls");
+          "--storage=file: when to fsync before acking: batch (every group commit), "
+          "interval:<ms>, none");
+ABSL_FLAG(uint64_t, segment_bytes, uint64_t{64} << 20,
+          "--storage=file: size at which a log segment rolls");
 ABSL_FLAG(absl::Duration, dedupe_window, absl::Hours(24),
           "how long a published event id is remembered for deduplication");
-ABSL_FLAG(uint64_t, dedupe_max_bytes, uint64_t{128} << 20,
-          "memory for the dedupe windows of all topics (~24 bytes an id); above it the "
-          "largest windows forget their oldest ids first (logged and counted)");
+ABSL_FLAG(
+    uint64_t, dedupe_max_bytes, uint64_t{128} << 20,
+    "--storage=file: memory for the dedupe windows of all topics (~24 bytes an id); above it the "
+    "largest windows forget their oldest ids first (logged and counted)");
 ABSL_FLAG(uint64_t, group_window_bytes, uint64_t{64} << 20,
           "bytes of unacknowledged events each consumer group holds in memory");
 ABSL_FLAG(uint64_t, group_window_events, 20000,
@@ -34,7 +52,8 @@ ABSL_FLAG(absl::Duration, retention_age, absl::Hours(24 * 7),
 ABSL_FLAG(uint64_t, retention_bytes, uint64_t{1} << 30,
           "per-topic size above which the oldest events every group is past are deleted");
 ABSL_FLAG(uint64_t, retention_hard_max_bytes, uint64_t{4} << 30,
-          "per-topic hard cap: above it the oldest segments go even if a group needs them");
+          "per-topic hard cap: above it the oldest events go even if a group needs them "
+          "(with jetstream: the stream's max_bytes)");
 ABSL_FLAG(uint64_t, max_event_bytes, 1 << 20, "largest serialized event accepted");
 ABSL_FLAG(uint32_t, max_deliveries, 5, "deliveries before an event goes to <topic>.dlq");
 ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Milliseconds(200),
@@ -68,6 +87,51 @@ absl::Status ParseFsync(const std::string& text, relay::broker::FileEventLog::Op
   return absl::OkStatus();
 }
 
+// The backend --storage names, with its options from the flags. Only the
+// chosen backend's flags are read (the others are ignored, as --help says).
+absl::Status StorageFromFlags(const std::string& data_dir, relay::broker::StorageOptions* o) {
+  const std::string storage = absl::GetFlag(FLAGS_storage);
+  absl::StatusOr<relay::broker::Storage> backend = relay::broker::ParseStorage(storage);
+  if (!backend.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--storage must be file or jetstream, got ", relay::Excerpt(storage)));
+  }
+  o->backend = *backend;
+  if (o->backend == relay::broker::Storage::kFile) {
+    o->file.data_dir = data_dir;
+    if (absl::Status s = ParseFsync(absl::GetFlag(FLAGS_fsync), &o->file); !s.ok()) return s;
+    o->file.segment_bytes = absl::GetFlag(FLAGS_segment_bytes);
+    o->file.dedupe_window = absl::GetFlag(FLAGS_dedupe_window);
+    o->file.dedupe_max_bytes = absl::GetFlag(FLAGS_dedupe_max_bytes);
+    o->file.retention_age = absl::GetFlag(FLAGS_retention_age);
+    o->file.retention_bytes = absl::GetFlag(FLAGS_retention_bytes);
+    o->file.hard_max_bytes = absl::GetFlag(FLAGS_retention_hard_max_bytes);
+    return absl::OkStatus();
+  }
+  const std::string nats = absl::GetFlag(FLAGS_nats);
+  std::vector<absl::string_view> urls = absl::StrSplit(nats, ',');
+  for (absl::string_view url : urls) {
+    if (absl::StripAsciiWhitespace(url).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--nats must be URL[,URL...] with no empty URL, got ", relay::Excerpt(nats)));
+    }
+  }
+  const int32_t replicas = absl::GetFlag(FLAGS_replicas);
+  if (replicas < 1 || replicas > 5) {
+    return absl::InvalidArgumentError(absl::StrCat("--replicas must be 1 to 5, got ", replicas));
+  }
+  o->jetstream.servers = nats;
+  o->jetstream.replicas = replicas;
+  o->jetstream.dedupe_window = absl::GetFlag(FLAGS_dedupe_window);
+  o->jetstream.retention_age = absl::GetFlag(FLAGS_retention_age);
+  o->jetstream.retention_bytes = absl::GetFlag(FLAGS_retention_bytes);
+  o->jetstream.hard_max_bytes = absl::GetFlag(FLAGS_retention_hard_max_bytes);
+  // The stream's own max_age would delete past the groups' floors: the
+  // retention pass applies --retention_age instead (docs/JETSTREAM.md#retention).
+  o->jetstream.max_age = absl::ZeroDuration();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,22 +140,16 @@ int main(int argc, char** argv) {
   if (absl::Status s = process.Init(argc, argv); !s.ok()) return process.Fail(s);
 
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  relay::broker::FileEventLog::Options log_options;
-  log_options.data_dir = data_dir;
-  if (absl::Status s = ParseFsync(absl::GetFlag(FLAGS_fsync), &log_options); !s.ok()) {
+  relay::broker::BrokerServer::Options options;
+  if (absl::Status s = StorageFromFlags(data_dir, &options.storage); !s.ok()) {
     return process.Fail(s);
   }
-  log_options.segment_bytes = absl::GetFlag(FLAGS_segment_bytes);
-  log_options.dedupe_window = absl::GetFlag(FLAGS_dedupe_window);
-  log_options.dedupe_max_bytes = absl::GetFlag(FLAGS_dedupe_max_bytes);
-  log_options.retention_age = absl::GetFlag(FLAGS_retention_age);
-  log_options.retention_bytes = absl::GetFlag(FLAGS_retention_bytes);
-  log_options.hard_max_bytes = absl::GetFlag(FLAGS_retention_hard_max_bytes);
-  absl::StatusOr<std::unique_ptr<relay::broker::FileEventLog>> log =
-      relay::broker::FileEventLog::Open(log_options);
-  if (!log.ok()) return process.Fail(log.status());
-
-  relay::broker::BrokerServer::Options options;
+  if (options.storage.backend == relay::broker::Storage::kJetStream) {
+    // The group checkpoints' parent; the file log creates it itself.
+    if (absl::Status s = relay::broker::Env::Default()->CreateDir(data_dir); !s.ok()) {
+      return process.Fail(s);
+    }
+  }
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.groups_dir = data_dir + "/groups";
   options.limits.max_event_bytes = absl::GetFlag(FLAGS_max_event_bytes);
@@ -104,7 +162,7 @@ int main(int argc, char** argv) {
   }
   options.groups.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
   absl::StatusOr<std::unique_ptr<relay::broker::BrokerServer>> server =
-      relay::broker::BrokerServer::Start(options, std::move(*log));
+      relay::broker::BrokerServer::Start(options);
   if (!server.ok()) return process.Fail(server.status());
 
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
@@ -115,9 +173,21 @@ int main(int argc, char** argv) {
     }
     std::rename(tmp.c_str(), port_file.c_str());
   }
+  auto shutdown = [&] { (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace)); };
+  const std::string port = absl::StrCat((*server)->port());
+  if (options.storage.backend == relay::broker::Storage::kJetStream) {
+    return process.ServeUntilSignal({{"listen", options.listen_address},
+                                     {"port", port},
+                                     {"storage", "jetstream"},
+                                     {"nats", options.storage.jetstream.servers},
+                                     {"replicas", absl::StrCat(options.storage.jetstream.replicas)},
+                                     {"data_dir", data_dir}},
+                                    shutdown);
+  }
   return process.ServeUntilSignal({{"listen", options.listen_address},
-                                   {"port", absl::StrCat((*server)->port())},
+                                   {"port", port},
+                                   {"storage", "file"},
                                    {"data_dir", data_dir},
                                    {"fsync", absl::GetFlag(FLAGS_fsync)}},
-                                  [&] { (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace)); });
+                                  shutdown);
 }

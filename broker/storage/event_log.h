@@ -95,7 +95,9 @@ class EventLog {
   virtual void SetRetentionFloor(const std::string& topic, uint64_t offset) = 0;
 
   // Makes everything appended so far durable and stops the log's threads;
-  // pending appends complete first. Later Appends fail with UNAVAILABLE.
+  // pending appends complete first. Later Appends fail with UNAVAILABLE;
+  // whether later reads work depends on the backend (JetStreamEventLog's
+  // fail), so callers stop reading before they close.
   virtual absl::Status Close() = 0;
 };
 

@@ -29,6 +29,10 @@ bool IsValidTopicName(absl::string_view name) {
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
+bool IsPeriod(absl::Duration d) {
+  return d > absl::ZeroDuration() && d != absl::InfiniteDuration();
+}
+
 // "<what>: <the client's text> (JetStream error <code>)".
 std::string NatsText(natsStatus status, int code) {
   // The thread's last error holds the server's text when there is one.
@@ -68,8 +72,11 @@ absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(Optio
   if (options.dedupe_window <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("dedupe_window must be positive");
   }
-  if (options.max_age < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("max_age must not be negative");
+  if (options.max_age < absl::ZeroDuration() || options.retention_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_age and retention_age must not be negative");
+  }
+  if (options.hard_max_bytes != 0 && options.retention_bytes > options.hard_max_bytes) {
+    return absl::InvalidArgumentError("hard_max_bytes must be at least retention_bytes");
   }
   if (options.max_age > absl::ZeroDuration() && options.dedupe_window > options.max_age) {
     return absl::InvalidArgumentError("dedupe_window must not be longer than max_age");
@@ -89,6 +96,15 @@ absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(Optio
   if (absl::Status s = log->LoadStreams(); !s.ok()) return s;
   JetStreamEventLog* self = log.get();
   log->writer_ = std::thread([self] { self->WriterLoop(); });
+  if (IsPeriod(log->options_.retention_check_interval)) {
+    log->retention_ = std::make_unique<relay::Worker>("retention", [self] {
+      if (absl::Status s = self->RunRetentionOnce(); !s.ok()) {
+        RELAY_LOG(Error, "storage: retention failed", {{"error", s.ToString()}});
+      }
+      return self->options_.retention_check_interval;
+    });
+    log->retention_->Start(log->options_.retention_check_interval);
+  }
   return log;
 }
 
@@ -327,30 +343,36 @@ absl::StatusOr<std::vector<Event>> JetStreamEventLog::Read(absl::string_view top
 uint64_t JetStreamEventLog::OffsetForTime(absl::string_view topic, absl::Time t) const {
   absl::StatusOr<StreamState> state = FetchStreamState(topic);
   if (absl::IsNotFound(state.status())) return 0;
-  if (!state.ok()) {
+  absl::StatusOr<uint64_t> seq =
+      state.ok() ? FirstSeqAtOrAfter(StreamNameForTopic(topic), *state, t) : state.status();
+  if (!seq.ok()) {
     RELAY_LOG(Warn, "storage: OffsetForTime falls back to the durable end",
-              {{"topic", std::string(topic)}, {"error", state.status().ToString()}});
+              {{"topic", std::string(topic)}, {"error", seq.status().ToString()}});
     return DurableEnd(topic);
   }
-  if (state->msgs == 0) return state->last_seq;
-  const std::string stream = StreamNameForTopic(topic);
+  return *seq - 1;
+}
+
+absl::StatusOr<uint64_t> JetStreamEventLog::FirstSeqAtOrAfter(const std::string& stream,
+                                                              const StreamState& state,
+                                                              absl::Time t) const {
+  if (state.msgs == 0) return state.last_seq + 1;
   // Binary search for the first sequence stored at or after `t`, over
   // JetStream's stored timestamps (which a single leader writes in order).
-  uint64_t lo = state->first_seq;
-  uint64_t hi = state->last_seq + 1;
+  uint64_t lo = state.first_seq;
+  uint64_t hi = state.last_seq + 1;
   while (lo < hi) {
     const uint64_t mid = lo + (hi - lo) / 2;
     natsMsg* msg = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     natsStatus s = js_GetMsg(&msg, js_, stream.c_str(), mid, nullptr, &code);
     if (s != NATS_OK) {
-      if (code == JSNoMessageFoundErr) {  // removed by the limits: older than anything left
+      if (code == JSNoMessageFoundErr) {  // removed meanwhile: older than anything left
         lo = mid + 1;
         continue;
       }
-      RELAY_LOG(Warn, "storage: OffsetForTime falls back to the durable end",
-                {{"topic", std::string(topic)}, {"error", NatsText(s, code)}});
-      return DurableEnd(topic);
+      return Unavailable(absl::StrCat("cannot read sequence ", mid, " of stream ", stream), s,
+                         code);
     }
     const absl::Time stored = absl::FromUnixNanos(natsMsg_GetTime(msg));
     natsMsg_Destroy(msg);
@@ -360,7 +382,7 @@ uint64_t JetStreamEventLog::OffsetForTime(absl::string_view topic, absl::Time t)
       lo = mid + 1;
     }
   }
-  return lo - 1;
+  return lo;
 }
 
 std::vector<TopicStats> JetStreamEventLog::ListTopics() const {
@@ -385,6 +407,7 @@ std::vector<TopicStats> JetStreamEventLog::ListTopics() const {
       stats.name = *topic;
       stats.events = state.msgs;
       stats.bytes = si->State.Bytes;
+      stats.forced_deleted_events = ForcedDeleted(*topic);
       stats.end_offset = state.last_seq;
       stats.first_offset = state.msgs == 0 ? state.last_seq : state.first_seq - 1;
       if (state.msgs > 0) {
@@ -418,15 +441,21 @@ void JetStreamEventLog::SetDurabilityListener(DurabilityListener listener) {
 }
 
 void JetStreamEventLog::SetRetentionFloor(const std::string& topic, uint64_t offset) {
-  // Recorded only: JetStream's limits do the retention for now
-  // (docs/JETSTREAM.md#retention).
   absl::MutexLock lock(&floors_mu_);
-  floors_[topic] = offset;
+  retained_[topic].floor = offset;
+}
+
+uint64_t JetStreamEventLog::ForcedDeleted(absl::string_view topic) const {
+  absl::MutexLock lock(&floors_mu_);
+  auto it = retained_.find(topic);
+  return it == retained_.end() ? 0 : it->second.forced_deleted_events;
 }
 
 absl::Status JetStreamEventLog::Close() {
   absl::MutexLock close_lock(&close_mu_);
   if (!closed_) {
+    // Its passes talk to the server: stop it while the connection is up.
+    if (retention_ != nullptr) retention_->Stop();
     {
       absl::MutexLock lock(&mu_);
       closing_ = true;
@@ -576,6 +605,131 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::PublishBatch(const 
   }
   if (added) Remember(batch.topic, stored);
   return results;
+}
+
+// ---- Retention (docs/JETSTREAM.md#retention).
+
+absl::Status JetStreamEventLog::RunRetentionOnce() {
+  const absl::Time now = options_.clock ? options_.clock() : absl::Now();
+  struct Item {
+    std::string topic;
+    std::string stream;
+    StreamState state;
+    uint64_t bytes;
+  };
+  std::vector<Item> items;
+  {
+    jsStreamInfoList* list = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_Streams(&list, js_, nullptr, &code);
+    if (s == NATS_NOT_FOUND) return absl::OkStatus();  // no stream at all
+    if (s != NATS_OK) return Unavailable("retention: cannot list JetStream streams", s, code);
+    for (int i = 0; i < list->Count; ++i) {
+      const jsStreamInfo* si = list->List[i];
+      const char* description = si->Config->Description;
+      std::optional<std::string> topic =
+          TopicForStream(si->Config->Name, description != nullptr ? description : "");
+      if (!topic.has_value()) continue;
+      Item item;
+      item.topic = *topic;
+      item.stream = si->Config->Name;
+      item.state.exists = true;
+      item.state.first_seq = si->State.FirstSeq;
+      item.state.last_seq = si->State.LastSeq;
+      item.state.msgs = si->State.Msgs;
+      item.bytes = si->State.Bytes;
+      items.push_back(std::move(item));
+    }
+    jsStreamInfoList_Destroy(list);
+  }
+  absl::Status first_error;
+  for (const Item& item : items) {
+    if (retention_ != nullptr && retention_->stopping()) break;
+    Remember(item.topic, item.state);
+    absl::Status s = RetainStream(item.topic, item.stream, item.state, item.bytes, now);
+    if (!s.ok() && first_error.ok()) first_error = s;
+  }
+  return first_error;
+}
+
+absl::Status JetStreamEventLog::RetainStream(const std::string& topic, const std::string& stream,
+                                             const StreamState& state, uint64_t bytes,
+                                             absl::Time now) {
+  const uint64_t first = state.msgs == 0 ? state.last_seq : state.first_seq - 1;
+  const uint64_t end = state.last_seq;
+  std::optional<uint64_t> floor;
+  uint64_t forced = 0;
+  {
+    // Whatever left the front since the last pass went by the stream's own
+    // limits (this pass's purge is recorded below): count the part a group
+    // still needed.
+    absl::MutexLock lock(&floors_mu_);
+    Retained& r = retained_[topic];
+    floor = r.floor;
+    if (floor.has_value() && r.first_offset.has_value()) {
+      const uint64_t protected_from = std::max(*r.first_offset, *floor);
+      if (first > protected_from) forced = first - protected_from;
+      r.forced_deleted_events += forced;
+    }
+    r.first_offset = first;
+  }
+  if (forced > 0) {
+    RELAY_LOG(Warn, "storage: the stream's limits deleted unconsumed events",
+              {{"topic", topic},
+               {"stream", stream},
+               {"hard_max_bytes", absl::StrCat(options_.hard_max_bytes)},
+               {"floor", absl::StrCat(*floor)},
+               {"lost_events", absl::StrCat(forced)},
+               {"first_offset", absl::StrCat(first)}});
+  }
+  if (state.msgs == 0) return absl::OkStatus();
+
+  // Offsets below `cut` may go: what the age and the size allow...
+  uint64_t cut = first;
+  if (options_.retention_age > absl::ZeroDuration()) {
+    absl::StatusOr<uint64_t> seq = FirstSeqAtOrAfter(stream, state, now - options_.retention_age);
+    if (!seq.ok()) return seq.status();
+    cut = std::max(cut, *seq - 1);
+  }
+  if (options_.retention_bytes > 0 && bytes > options_.retention_bytes) {
+    // JetStream reports the stream's bytes, not each message's: take the
+    // average, rounded up, so the estimate deletes no more than needed.
+    const uint64_t average = (bytes + state.msgs - 1) / state.msgs;
+    const uint64_t over = bytes - options_.retention_bytes;
+    cut = std::max(cut, first + (over + average - 1) / average);
+  }
+  // ... and never at or after the floor.
+  if (floor.has_value()) cut = std::min(cut, *floor);
+  cut = std::min(cut, end);
+  if (cut <= first) return absl::OkStatus();
+
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = Millis(options_.request_timeout);
+  opts.Stream.Purge.Sequence = cut + 1;  // up to, not including, this sequence
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_PurgeStream(js_, stream.c_str(), &opts, &code);
+  if (s != NATS_OK) {
+    return Unavailable(
+        absl::StrCat("retention: cannot purge stream ", stream, " below offset ", cut), s, code);
+  }
+  {
+    absl::MutexLock lock(&floors_mu_);
+    Retained& r = retained_[topic];
+    r.first_offset = std::max(r.first_offset.value_or(0), cut);
+  }
+  // The cache's first offset follows (Remember keeps the newest state).
+  absl::Status refreshed = FetchStreamState(topic).status();
+  RELAY_LOG(Info, "storage: retention purged events",
+            {{"topic", topic},
+             {"stream", stream},
+             {"events", absl::StrCat(cut - first)},
+             {"first_offset", absl::StrCat(cut)}});
+  if (!refreshed.ok()) {
+    RELAY_LOG(Warn, "storage: stream state not refreshed after a purge",
+              {{"topic", topic}, {"error", refreshed.ToString()}});
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace relay::broker

@@ -2,7 +2,9 @@
 #define RELAY_BROKER_STORAGE_JETSTREAM_EVENT_LOG_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/storage/event_log.h"
+#include "common/worker.h"
 
 // The NATS C client's handles (nats.h), kept out of this header.
 typedef struct __natsConnection natsConnection;
@@ -44,10 +47,14 @@ namespace relay::broker {
 // - Read / OffsetForTime: js_GetMsg by sequence from the stream leader, one
 //   request per event (per probe for OffsetForTime's binary search over the
 //   stored timestamps). publish_time is JetStream's stored timestamp.
-// - Retention: JetStream's limits only, which ignore retention floors:
-//   max_bytes = hard_max_bytes, max_age = max_age (off by default). The
-//   floor-respecting retention of the file log is not implemented yet;
-//   SetRetentionFloor only records the floor.
+// - Retention: a pass every retention_check_interval (or
+//   RunRetentionOnce()) purges each stream from the front, up to
+//   min(the topic's retention floor, what retention_age and retention_bytes
+//   would delete), with one js_PurgeStream up to a sequence. JetStream's
+//   own limits stay the hard cap and ignore floors: max_bytes =
+//   hard_max_bytes, max_age = max_age (off by default); events they delete
+//   at or above a floor are logged and counted
+//   (docs/JETSTREAM.md#retention).
 // - DurableEnd / FirstOffset come from a per-topic cache, advanced by the
 //   acks and refreshed from the stream state on Open, Read, OffsetForTime
 //   and ListTopics. Appends by another broker on the same stream show up
@@ -61,7 +68,10 @@ namespace relay::broker {
 //
 // Thread-safe. `done` and the durability listener run on the writer thread
 // with no lock of the log held; they must not block or call Close(). After
-// Close(), Append calls `done` (UNAVAILABLE) inline on the caller's thread.
+// Close(), Append calls `done` (UNAVAILABLE) inline on the caller's thread,
+// and Read fails with UNAVAILABLE (the connection is gone; FileEventLog
+// still reads): the broker closes its log only after its last reader
+// stopped (BrokerServer::Shutdown).
 //
 //   JetStreamEventLog::Options options;
 //   options.servers = "nats://n1:4222,nats://n2:4222,nats://n3:4222";
@@ -82,6 +92,17 @@ class JetStreamEventLog final : public EventLog {
     uint64_t hard_max_bytes = uint64_t{4} << 30;
     // The stream's max_age; zero: none. Ignores retention floors too.
     absl::Duration max_age = absl::ZeroDuration();
+    // Retention by the log's own pass, which keeps every event at or after
+    // the topic's retention floor: events stored longer ago than
+    // retention_age (JetStream's stored time against `clock`), and the
+    // oldest while the stream holds more than retention_bytes (estimated
+    // from the stream's average message size). Zero turns a rule off.
+    absl::Duration retention_age = absl::Hours(24 * 7);
+    uint64_t retention_bytes = uint64_t{1} << 30;
+    // Period of the retention pass; zero or infinite: none.
+    absl::Duration retention_check_interval = absl::Seconds(10);
+    // The retention pass's "now" (absl::Now when empty). Tests inject one.
+    std::function<absl::Time()> clock;
     // Open() fails when no server answers within this.
     absl::Duration connect_timeout = absl::Seconds(5);
     // Wait for each JetStream request and each publish's ack.
@@ -115,9 +136,15 @@ class JetStreamEventLog final : public EventLog {
   std::vector<TopicStats> ListTopics() const override;
   void SetDurabilityListener(DurabilityListener listener) override;
   void SetRetentionFloor(const std::string& topic, uint64_t offset) override;
-  // Publishes the queued batches (failing the rest once a publish fails),
-  // flushes and closes the connection. Returns OK.
+  // Stops the retention pass, publishes the queued batches (failing the
+  // rest once a publish fails), flushes and closes the connection. Returns
+  // OK.
   absl::Status Close() override;
+
+  // Runs one retention pass over every Relay stream now. Returns the first
+  // error (JetStream did not answer a listing or a purge); the other
+  // streams are still handled.
+  absl::Status RunRetentionOnce();
 
  private:
   struct Batch {
@@ -148,8 +175,18 @@ class JetStreamEventLog final : public EventLog {
   // Asks the server for the stream of `topic`; NOT_FOUND when it has none.
   // Updates the cache.
   absl::StatusOr<StreamState> FetchStreamState(absl::string_view topic) const;
+  // The first sequence of `stream` (in `state`'s range) stored at or after
+  // `t`; last_seq + 1 when none. log2(msgs) js_GetMsg requests.
+  absl::StatusOr<uint64_t> FirstSeqAtOrAfter(const std::string& stream, const StreamState& state,
+                                             absl::Time t) const;
   void Remember(absl::string_view topic, const StreamState& state) const;
   StreamState Cached(absl::string_view topic) const;
+
+  // Retention of one stream; `first_seq`, `last_seq`, `msgs`, `bytes` are
+  // its state from the pass's listing.
+  uint64_t ForcedDeleted(absl::string_view topic) const;
+  absl::Status RetainStream(const std::string& topic, const std::string& stream,
+                            const StreamState& state, uint64_t bytes, absl::Time now);
 
   const Options options_;
   natsConnection* nc_ = nullptr;  // owned; thread-safe (nats.c)
@@ -168,10 +205,22 @@ class JetStreamEventLog final : public EventLog {
   mutable absl::Mutex streams_mu_;
   mutable absl::flat_hash_map<std::string, StreamState> streams_ ABSL_GUARDED_BY(streams_mu_);
 
+  // What retention knows per topic: the floor, and what the limits deleted
+  // at or above it.
+  struct Retained {
+    std::optional<uint64_t> floor;
+    // The first offset the last pass saw: events between it and the next
+    // pass's first offset that it did not purge went by the limits.
+    std::optional<uint64_t> first_offset;
+    uint64_t forced_deleted_events = 0;
+  };
   mutable absl::Mutex floors_mu_;
-  absl::flat_hash_map<std::string, uint64_t> floors_ ABSL_GUARDED_BY(floors_mu_);
+  absl::flat_hash_map<std::string, Retained> retained_ ABSL_GUARDED_BY(floors_mu_);
 
   std::thread writer_;
+  // Runs RunRetentionOnce() every retention_check_interval; null when that
+  // is not a period. Stopped first by Close(), while the connection is up.
+  std::unique_ptr<relay::Worker> retention_;
 };
 
 }  // namespace relay::broker

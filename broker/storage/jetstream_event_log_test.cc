@@ -1,6 +1,7 @@
 #include "broker/storage/jetstream_event_log.h"
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -276,6 +277,123 @@ TEST_F(JetStreamEventLogTest, OffsetForTimeFindsTheFirstEventAtOrAfter) {
   EXPECT_EQ(log->OffsetForTime("orders", absl::InfiniteFuture()), 9u);
 }
 
+// A clock the test moves; the retention pass reads it.
+class FakeClock {
+ public:
+  void Set(absl::Time t) { nanos_.store(absl::ToUnixNanos(t)); }
+  std::function<absl::Time()> Function() {
+    return [this] { return absl::FromUnixNanos(nanos_.load()); };
+  }
+
+ private:
+  std::atomic<int64_t> nanos_{absl::ToUnixNanos(absl::Now())};
+};
+
+TopicStats Stats(const JetStreamEventLog& log, const std::string& topic) {
+  for (TopicStats& t : log.ListTopics()) {
+    if (t.name == topic) return t;
+  }
+  return TopicStats();
+}
+
+TEST_F(JetStreamEventLogTest, RetentionPurgesOldEventsBelowTheFloorOnly) {
+  FakeClock clock;
+  JetStreamEventLog::Options options = LogOptions();
+  options.retention_age = absl::Hours(1);
+  options.retention_check_interval = absl::ZeroDuration();  // passes run by hand
+  options.clock = clock.Function();
+  auto log = Open(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("old", 10)), IsOk());
+  ASSERT_THAT(AppendAndWait(log.get(), "nogroup", MakeEvents("old", 4)), IsOk());
+  // JetStream stamps each message when it stores it: everything acked
+  // before `middle` is older than it, everything after is not.
+  const absl::Time middle = absl::Now();
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("new", 5)), IsOk());
+  clock.Set(middle + absl::Hours(1));  // offsets 0..9 are past retention_age
+
+  // A group needs offset 6 on: 0..5 go, 6..9 stay although old.
+  log->SetRetentionFloor("orders", 6);
+  ASSERT_THAT(log->RunRetentionOnce(), IsOk());
+  EXPECT_EQ(log->FirstOffset("orders"), 6u);
+  EXPECT_EQ(log->DurableEnd("orders"), 15u);
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOkAndHolds(SizeIs(9)));
+  EXPECT_EQ(read->front().offset(), 6u);
+  EXPECT_EQ(read->front().id(), "old-6");
+  // A topic no group reads has no floor: its old events all go.
+  EXPECT_EQ(log->FirstOffset("nogroup"), 4u);
+  EXPECT_EQ(Stats(*log, "nogroup").events, 0u);
+
+  // The floor moves past everything: only the old events go.
+  log->SetRetentionFloor("orders", 15);
+  ASSERT_THAT(log->RunRetentionOnce(), IsOk());
+  EXPECT_EQ(log->FirstOffset("orders"), 10u);
+  const TopicStats stats = Stats(*log, "orders");
+  EXPECT_EQ(stats.first_offset, 10u);
+  EXPECT_EQ(stats.events, 5u);
+  EXPECT_EQ(stats.forced_deleted_events, 0u);
+  // Appends go on at the same offsets.
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("after", 1)),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::offset, 15))));
+}
+
+TEST_F(JetStreamEventLogTest, RetentionBySizeStopsAtTheFloor) {
+  JetStreamEventLog::Options options = LogOptions();
+  options.retention_age = absl::ZeroDuration();
+  options.retention_bytes = 5000;
+  options.retention_check_interval = absl::ZeroDuration();
+  auto log = Open(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 20, 1000)), IsOk());
+  log->SetRetentionFloor("orders", 5);
+  ASSERT_THAT(log->RunRetentionOnce(), IsOk());
+  EXPECT_EQ(log->FirstOffset("orders"), 5u);
+  log->SetRetentionFloor("orders", 20);
+  ASSERT_THAT(log->RunRetentionOnce(), IsOk());
+  const TopicStats stats = Stats(*log, "orders");
+  EXPECT_LE(stats.bytes, 5000u);
+  EXPECT_GE(stats.events, 3u);  // each event is a bit over 1000 bytes
+  EXPECT_EQ(stats.end_offset, 20u);
+}
+
+TEST_F(JetStreamEventLogTest, EventsTheHardCapDeletesAboveTheFloorAreCounted) {
+  JetStreamEventLog::Options options = LogOptions();
+  options.retention_bytes = 0;
+  options.hard_max_bytes = 8000;
+  options.retention_check_interval = absl::ZeroDuration();
+  auto log = Open(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 2, 1000)), IsOk());
+  log->SetRetentionFloor("orders", 0);  // a group still needs everything
+  ASSERT_THAT(log->RunRetentionOnce(), IsOk());
+  EXPECT_EQ(log->FirstOffset("orders"), 0u);
+  // JetStream's max_bytes discards the oldest, floor or not.
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 20, 1000)), IsOk());
+  ASSERT_THAT(log->RunRetentionOnce(), IsOk());
+  const TopicStats stats = Stats(*log, "orders");
+  EXPECT_GT(stats.first_offset, 0u);
+  EXPECT_EQ(stats.forced_deleted_events, stats.first_offset);
+}
+
+TEST_F(JetStreamEventLogTest, RetentionPassRunsInTheBackground) {
+  FakeClock clock;
+  JetStreamEventLog::Options options = LogOptions();
+  options.retention_age = absl::Hours(1);
+  options.retention_check_interval = absl::Milliseconds(20);
+  options.clock = clock.Function();
+  auto log = Open(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 10)), IsOk());
+  log->SetRetentionFloor("orders", 7);
+  clock.Set(absl::Now() + absl::Hours(2));
+  EXPECT_TRUE(WaitFor([&] { return Stats(*log, "orders").first_offset == 7; }, kWait));
+  EXPECT_THAT(log->Close(), IsOk());
+  // Read needs the connection, which Close() closed (FileEventLog's reads go on).
+  EXPECT_THAT(log->Read("orders", 0, 10, 1 << 20),
+              StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+}
+
 TEST_F(JetStreamEventLogTest, CloseCompletesQueuedAppendsThenRefusesNewOnes) {
   auto log = Open();
   ASSERT_NE(log, nullptr);
@@ -332,6 +450,11 @@ TEST_F(JetStreamEventLogTest, BadOptionsAreRefused) {
   options.max_age = absl::Hours(1);
   EXPECT_THAT(JetStreamEventLog::Open(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_age")));
+  options = LogOptions();
+  options.hard_max_bytes = 1000;
+  options.retention_bytes = 1001;
+  EXPECT_THAT(JetStreamEventLog::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("retention_bytes")));
 }
 
 TEST(JetStreamEventLogOpen, UnreachableServerFailsQuicklyWithAClearMessage) {

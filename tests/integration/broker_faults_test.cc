@@ -1,6 +1,9 @@
-// The broker under partial faults, over real gRPC with real log files: a
-// damaged segment, a hung consumer, a changed type filter, an unreadable
-// checkpoint, a failing checkpoint disk, a topic name at the length limit.
+// The broker under partial faults, over real gRPC: a damaged segment, a
+// hung consumer, a changed type filter, an unreadable checkpoint, a failing
+// checkpoint disk, a topic name at the length limit. The delivery rules and
+// the group checkpoints (local files with either backend) are tested against
+// both storage backends (BrokerFaultsTest/<test>/file, /jetstream); damaged
+// segment files only against the file backend (FileBrokerFaultsTest).
 
 #include <filesystem>
 #include <fstream>
@@ -37,8 +40,16 @@ using ::testing::HasSubstr;
 using testing::TempDir;
 using testing::WaitFor;
 
-class BrokerFaultsTest : public ::testing::Test {
+class BrokerFaultsTest : public ::testing::TestWithParam<broker::Storage> {
  protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<testing::TestBackend>> backend =
+        testing::TestBackend::Start(GetParam());
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    backend_ = std::move(*backend);
+    backend_->Apply(&options_);
+  }
+
   void Start() {
     absl::StatusOr<std::unique_ptr<broker::BrokerServer>> s =
         testing::StartBroker(dir_.path(), options_);
@@ -139,10 +150,16 @@ class BrokerFaultsTest : public ::testing::Test {
 
   TempDir dir_;
   testing::BrokerTestOptions options_;
+  // Outlives the broker, which closes its log on destruction.
+  std::unique_ptr<testing::TestBackend> backend_;
   std::unique_ptr<broker::BrokerServer> server_;
   std::unique_ptr<broker::v1::Broker::Stub> stub_;
   absl::Mutex mu_;
 };
+
+// Tests that damage the file backend's segment files: nothing of the kind
+// exists with JetStream, which keeps its own store and checksums.
+class FileBrokerFaultsTest : public BrokerFaultsTest {};
 
 // Flips one byte in the middle of the file.
 void Corrupt(const std::string& path) {
@@ -166,7 +183,7 @@ std::vector<std::string> SegmentFiles(const std::string& topic_dir) {
   return out;
 }
 
-TEST_F(BrokerFaultsTest, DamagedSegmentIsSkippedAndNoTopicStops) {
+TEST_P(FileBrokerFaultsTest, DamagedSegmentIsSkippedAndNoTopicStops) {
   options_.segment_bytes = 4096;
   Start();
   Publish("damaged", 0, 60);
@@ -197,7 +214,7 @@ TEST_F(BrokerFaultsTest, DamagedSegmentIsSkippedAndNoTopicStops) {
   Stop();
 }
 
-TEST_F(BrokerFaultsTest, EventThatTurnsUnreadableIsSkippedAloneAfterRetries) {
+TEST_P(FileBrokerFaultsTest, EventThatTurnsUnreadableIsSkippedAloneAfterRetries) {
   options_.segment_bytes = 4096;
   Start();
   Publish("rotting", 0, 60);
@@ -217,7 +234,7 @@ TEST_F(BrokerFaultsTest, EventThatTurnsUnreadableIsSkippedAloneAfterRetries) {
   sub->Stop();
 }
 
-TEST_F(BrokerFaultsTest, HungConsumerDoesNotDeadLetterHealthyEvents) {
+TEST_P(BrokerFaultsTest, HungConsumerDoesNotDeadLetterHealthyEvents) {
   options_.max_deliveries = 3;
   Start();
   Publish("orders", 0, 200);
@@ -241,7 +258,7 @@ TEST_F(BrokerFaultsTest, HungConsumerDoesNotDeadLetterHealthyEvents) {
   hung_ctx.TryCancel();
 }
 
-TEST_F(BrokerFaultsTest, GroupTakesANewTypeFilterWhenTheOldMembersAreGone) {
+TEST_P(BrokerFaultsTest, GroupTakesANewTypeFilterWhenTheOldMembersAreGone) {
   Start();
   std::set<std::string> v1_ids;
   auto v1 = Consume("orders", "svc", {"t.0"}, &v1_ids);
@@ -284,7 +301,7 @@ TEST_F(BrokerFaultsTest, GroupTakesANewTypeFilterWhenTheOldMembersAreGone) {
   EXPECT_EQ(Group("orders", "svc").types_size(), 2);
 }
 
-TEST_F(BrokerFaultsTest, UnreadableCheckpointStopsTheStartWithAClearError) {
+TEST_P(BrokerFaultsTest, UnreadableCheckpointStopsTheStartWithAClearError) {
   Start();
   std::set<std::string> ids;
   auto sub = Consume("orders", "svc", {}, &ids);
@@ -301,7 +318,7 @@ TEST_F(BrokerFaultsTest, UnreadableCheckpointStopsTheStartWithAClearError) {
   EXPECT_THAT(s.status().message(), HasSubstr(path));
 }
 
-TEST_F(BrokerFaultsTest, FailedCheckpointSaveIsRetried) {
+TEST_P(BrokerFaultsTest, FailedCheckpointSaveIsRetried) {
   broker::FaultInjectionEnv env(broker::Env::Default());
   options_.groups_env = &env;
   Start();
@@ -325,7 +342,7 @@ TEST_F(BrokerFaultsTest, FailedCheckpointSaveIsRetried) {
   Stop();  // before `env` goes
 }
 
-TEST_F(BrokerFaultsTest, TopicAtTheNameLimitStillDeadLetters) {
+TEST_P(BrokerFaultsTest, TopicAtTheNameLimitStillDeadLetters) {
   options_.max_deliveries = 2;
   Start();
   const std::string topic(128, 'a');
@@ -346,7 +363,7 @@ TEST_F(BrokerFaultsTest, TopicAtTheNameLimitStillDeadLetters) {
   sub.Stop();
 }
 
-TEST_F(BrokerFaultsTest, GroupWindowIsBoundedInBytes) {
+TEST_P(BrokerFaultsTest, GroupWindowIsBoundedInBytes) {
   options_.group_window_bytes = 1 << 20;
   Start();
   // 20 events of 200 KB: the window holds about 1 MiB of them, whatever the
@@ -390,7 +407,7 @@ TEST_F(BrokerFaultsTest, GroupWindowIsBoundedInBytes) {
   ctx.TryCancel();
 }
 
-TEST_F(BrokerFaultsTest, ReadAnswerFitsADefaultClient) {
+TEST_P(BrokerFaultsTest, ReadAnswerFitsADefaultClient) {
   Start();
   PublishRequest req;
   req.set_topic("wide");
@@ -427,7 +444,7 @@ TEST_F(BrokerFaultsTest, ReadAnswerFitsADefaultClient) {
   EXPECT_EQ(events, 40);
 }
 
-TEST_F(BrokerFaultsTest, OversizedFieldsAreRefusedWithoutEchoingThem) {
+TEST_P(BrokerFaultsTest, OversizedFieldsAreRefusedWithoutEchoingThem) {
   Start();
   const std::string huge(2 << 20, 'k');
   struct Case {
@@ -472,7 +489,7 @@ TEST_F(BrokerFaultsTest, OversizedFieldsAreRefusedWithoutEchoingThem) {
   EXPECT_LT(s.error_message().size(), 300u);
 }
 
-TEST_F(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
+TEST_P(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
   Start();
   Publish("orders", 0, 1);
   grpc::ClientContext ctx;
@@ -496,6 +513,13 @@ TEST_F(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
   EXPECT_THAT(s.error_message(), HasSubstr("retry_delay"));
   EXPECT_EQ(Group("orders", "g").redelivered(), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, BrokerFaultsTest, ::testing::ValuesIn(testing::TestBackend::All()),
+    testing::TestBackend::ParamName<::testing::TestParamInfo<broker::Storage>>);
+INSTANTIATE_TEST_SUITE_P(
+    File, FileBrokerFaultsTest, ::testing::Values(broker::Storage::kFile),
+    testing::TestBackend::ParamName<::testing::TestParamInfo<broker::Storage>>);
 
 }  // namespace
 }  // namespace relay

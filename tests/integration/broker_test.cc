@@ -1,4 +1,7 @@
-// The broker over real gRPC on an ephemeral port, with real log files.
+// The broker over real gRPC on an ephemeral port, against each storage
+// backend: real log files, and a real nats-server with JetStream (one per
+// test). One suite, instantiated for both (BrokerTest/<Test>/file,
+// BrokerTest/<Test>/jetstream).
 
 #include <atomic>
 #include <map>
@@ -91,9 +94,16 @@ std::unique_ptr<Subscriber> Subscribe(const std::string& target, const std::stri
   return sub;
 }
 
-class BrokerTest : public ::testing::Test {
+class BrokerTest : public ::testing::TestWithParam<broker::Storage> {
  protected:
-  void SetUp() override { Restart(); }
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<testing::TestBackend>> backend =
+        testing::TestBackend::Start(GetParam());
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    backend_ = std::move(*backend);
+    backend_->Apply(&options_);
+    Restart();
+  }
 
   void Restart() {
     if (server_ != nullptr) server_->Shutdown(absl::Seconds(1));
@@ -124,11 +134,13 @@ class BrokerTest : public ::testing::Test {
 
   TempDir dir_;
   testing::BrokerTestOptions options_;
+  // Outlives the broker, which closes its log on destruction.
+  std::unique_ptr<testing::TestBackend> backend_;
   std::unique_ptr<broker::BrokerServer> server_;
   std::unique_ptr<broker::v1::Broker::Stub> stub_;
 };
 
-TEST_F(BrokerTest, PublishAnswersDenseOffsets) {
+TEST_P(BrokerTest, PublishAnswersDenseOffsets) {
   PublishRequest req;
   req.set_topic("orders");
   for (int i = 0; i < 3; ++i) *req.add_events() = MakeEvent(absl::StrCat("id", i), "k");
@@ -147,7 +159,7 @@ TEST_F(BrokerTest, PublishAnswersDenseOffsets) {
   }
 }
 
-TEST_F(BrokerTest, DuplicateIdReturnsOriginalOffsetAndAppendsNothing) {
+TEST_P(BrokerTest, DuplicateIdReturnsOriginalOffsetAndAppendsNothing) {
   PublishMany(*stub_, "orders", 0, 5, 5);
   PublishRequest req;
   req.set_topic("orders");
@@ -165,7 +177,7 @@ TEST_F(BrokerTest, DuplicateIdReturnsOriginalOffsetAndAppendsNothing) {
   EXPECT_EQ(Topics().topics(0).events(), 6u);
 }
 
-TEST_F(BrokerTest, BadPublishIsRejectedAndChangesNothing) {
+TEST_P(BrokerTest, BadPublishIsRejectedAndChangesNothing) {
   struct Case {
     std::string name;
     std::function<void(PublishRequest*)> mutate;
@@ -199,7 +211,7 @@ TEST_F(BrokerTest, BadPublishIsRejectedAndChangesNothing) {
   EXPECT_THAT(Topics().topics(), SizeIs(0));
 }
 
-TEST_F(BrokerTest, TwoGroupsEachSeeEveryEvent) {
+TEST_P(BrokerTest, TwoGroupsEachSeeEveryEvent) {
   PublishMany(*stub_, "orders", 0, 200, 10);
   Recorder a, b;
   auto sa = Subscribe(server_->target(), "orders", "group-a", &a);
@@ -211,7 +223,7 @@ TEST_F(BrokerTest, TwoGroupsEachSeeEveryEvent) {
   EXPECT_EQ(Group("orders", "group-a").lag(), 0u);
 }
 
-TEST_F(BrokerTest, MembersShareLoadAndNeverHoldOneKeyAtOnce) {
+TEST_P(BrokerTest, MembersShareLoadAndNeverHoldOneKeyAtOnce) {
   absl::Mutex mu;
   std::map<std::string, int> busy;  // key -> handlers running now
   std::map<std::string, uint64_t> last_offset;
@@ -258,7 +270,7 @@ TEST_F(BrokerTest, MembersShareLoadAndNeverHoldOneKeyAtOnce) {
   EXPECT_GT(per_member[1], 0);
 }
 
-TEST_F(BrokerTest, NewGroupReplaysFromEarliestAndLatestSkipsThePast) {
+TEST_P(BrokerTest, NewGroupReplaysFromEarliestAndLatestSkipsThePast) {
   PublishMany(*stub_, "orders", 0, 50, 5);
   Recorder early, late;
   auto se = Subscribe(server_->target(), "orders", "early", &early);
@@ -276,7 +288,7 @@ TEST_F(BrokerTest, NewGroupReplaysFromEarliestAndLatestSkipsThePast) {
   EXPECT_EQ(early.events.front().offset(), 0u);
 }
 
-TEST_F(BrokerTest, NackRedeliversAndDeadLettersAfterMaxDeliveries) {
+TEST_P(BrokerTest, NackRedeliversAndDeadLettersAfterMaxDeliveries) {
   PublishMany(*stub_, "orders", 0, 3, 1);  // one key: e0, e1, e2
   absl::Mutex mu;
   std::vector<std::pair<std::string, uint32_t>> seen;
@@ -319,7 +331,7 @@ TEST_F(BrokerTest, NackRedeliversAndDeadLettersAfterMaxDeliveries) {
   EXPECT_THAT(letter.last_error(), HasSubstr("poison"));
 }
 
-TEST_F(BrokerTest, AckForNeverDeliveredOffsetEndsTheStream) {
+TEST_P(BrokerTest, AckForNeverDeliveredOffsetEndsTheStream) {
   PublishMany(*stub_, "orders", 0, 1, 1);
   grpc::ClientContext ctx;
   auto stream = stub_->Subscribe(&ctx);
@@ -341,7 +353,7 @@ TEST_F(BrokerTest, AckForNeverDeliveredOffsetEndsTheStream) {
   EXPECT_EQ(Group("orders", "g").committed_offset(), 0u);
 }
 
-TEST_F(BrokerTest, FirstRequestWithoutOpenIsInvalid) {
+TEST_P(BrokerTest, FirstRequestWithoutOpenIsInvalid) {
   grpc::ClientContext ctx;
   auto stream = stub_->Subscribe(&ctx);
   SubscribeRequest ack;
@@ -355,7 +367,7 @@ TEST_F(BrokerTest, FirstRequestWithoutOpenIsInvalid) {
   EXPECT_THAT(s.error_message(), HasSubstr("must carry open"));
 }
 
-TEST_F(BrokerTest, RestartLosesNoAckedEventNorGroupProgress) {
+TEST_P(BrokerTest, RestartLosesNoAckedEventNorGroupProgress) {
   PublishMany(*stub_, "orders", 0, 100, 10);
   {
     Recorder r;
@@ -375,7 +387,7 @@ TEST_F(BrokerTest, RestartLosesNoAckedEventNorGroupProgress) {
   EXPECT_EQ(r.events.front().id(), "e100");  // resumes after the committed offset
 }
 
-TEST_F(BrokerTest, PublisherRetriesAcrossABrokerRestart) {
+TEST_P(BrokerTest, PublisherRetriesAcrossABrokerRestart) {
   Publisher pub(testing::Channel(server_->target()), {});
   std::vector<std::future<absl::StatusOr<uint64_t>>> results;
   for (int i = 0; i < 100; ++i)
@@ -398,7 +410,7 @@ TEST_F(BrokerTest, PublisherRetriesAcrossABrokerRestart) {
   EXPECT_EQ(*offsets.rbegin(), 199u);
 }
 
-TEST_F(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
+TEST_P(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
   PublishMany(*stub_, "orders", 0, 30, 3);
   grpc::ClientContext ctx;
   broker::v1::ReadRequest req;
@@ -419,7 +431,7 @@ TEST_F(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
 // (which used to delete the reactor) while that callback still held the
 // reactor's mutex. Many short streams, half-closed or cancelled while their
 // appends complete, drive that race; under ASan a use after free fails here.
-TEST_F(BrokerTest, ShortPublishStreamsCancelledWhileAppendsCompleteLeaveTheBrokerSound) {
+TEST_P(BrokerTest, ShortPublishStreamsCancelledWhileAppendsCompleteLeaveTheBrokerSound) {
   constexpr int kThreads = 4;
   constexpr int kStreamsPerThread = 60;
   std::vector<std::thread> threads;
@@ -454,5 +466,9 @@ TEST_F(BrokerTest, ShortPublishStreamsCancelledWhileAppendsCompleteLeaveTheBroke
   ASSERT_EQ(topics.topics_size(), 1);
   EXPECT_GE(topics.topics(0).end_offset(), static_cast<uint64_t>(answered.load()) + 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, BrokerTest, ::testing::ValuesIn(testing::TestBackend::All()),
+    testing::TestBackend::ParamName<::testing::TestParamInfo<broker::Storage>>);
 
 }  // namespace relay

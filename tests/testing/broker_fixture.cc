@@ -6,13 +6,12 @@ namespace relay::testing {
 
 absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
     const std::string& data_dir, const BrokerTestOptions& options) {
-  broker::FileEventLog::Options log_options;
-  log_options.data_dir = data_dir;
-  if (options.segment_bytes != 0) log_options.segment_bytes = options.segment_bytes;
-  absl::StatusOr<std::unique_ptr<broker::FileEventLog>> log =
-      broker::FileEventLog::Open(log_options);
-  if (!log.ok()) return log.status();
   broker::BrokerServer::Options server_options;
+  broker::StorageOptions& storage = server_options.storage;
+  storage.backend = options.storage;
+  storage.file.data_dir = data_dir;
+  if (options.segment_bytes != 0) storage.file.segment_bytes = options.segment_bytes;
+  storage.jetstream.servers = options.nats_urls;
   server_options.listen_address = options.listen_address;
   server_options.groups_dir = data_dir + "/groups";
   if (options.groups_env != nullptr) server_options.env = options.groups_env;
@@ -24,7 +23,26 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   server_options.keepalive = options.keepalive;
   server_options.max_receive_bytes = options.max_receive_bytes;
   server_options.limits.max_event_bytes = options.max_event_bytes;
-  return broker::BrokerServer::Start(server_options, std::move(*log));
+  return broker::BrokerServer::Start(server_options);
+}
+
+absl::StatusOr<std::unique_ptr<TestBackend>> TestBackend::Start(broker::Storage storage) {
+  std::unique_ptr<TestBackend> backend(new TestBackend(storage));
+  if (storage == broker::Storage::kJetStream) {
+    absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start();
+    if (!nats.ok()) return nats.status();
+    backend->nats_ = std::move(*nats);
+  }
+  return backend;
+}
+
+std::vector<broker::Storage> TestBackend::All() {
+  return {broker::Storage::kFile, broker::Storage::kJetStream};
+}
+
+void TestBackend::Apply(BrokerTestOptions* options) const {
+  options->storage = storage_;
+  options->nats_urls = nats_ != nullptr ? nats_->urls() : std::string();
 }
 
 std::shared_ptr<grpc::Channel> Channel(const std::string& target) {

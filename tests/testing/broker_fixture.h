@@ -4,16 +4,28 @@
 #include <grpcpp/channel.h>
 
 #include <memory>
+#include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "broker/broker_server.h"
+#include "broker/storage_backend.h"
 #include "common/grpc_channel.h"
+#include "tests/testing/nats_server.h"
+
+namespace relay::broker {
+// Names a backend in gtest's messages ("file", "jetstream").
+inline void PrintTo(Storage storage, std::ostream* os) { *os << StorageName(storage); }
+}  // namespace relay::broker
 
 namespace relay::testing {
 
 struct BrokerTestOptions {
   std::string listen_address = "127.0.0.1:0";
+  // The topics' backend. kJetStream needs `nats_urls` (see TestBackend).
+  broker::Storage storage = broker::Storage::kFile;
+  std::string nats_urls;
   uint32_t max_deliveries = 5;
   // Segment size of the log (0: the log's default).
   uint64_t segment_bytes = 0;
@@ -28,10 +40,50 @@ struct BrokerTestOptions {
   size_t max_event_bytes = 1 << 20;
 };
 
-// An in-process broker on `data_dir` (file log, fsync per commit), serving
-// on 127.0.0.1 with an ephemeral port unless told otherwise.
+// An in-process broker on `data_dir` (file log, fsync per commit; or
+// JetStream at options.nats_urls, one replica, with the group checkpoints
+// in `data_dir`), serving on 127.0.0.1 with an ephemeral port unless told
+// otherwise.
 absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
     const std::string& data_dir, const BrokerTestOptions& options = {});
+
+// What a broker on a backend needs besides its data dir, for suites
+// parameterized over the backends: nothing for kFile; a fresh single-node
+// nats-server -js for kJetStream (its own ports and store, killed with this
+// object, so every test starts with no stream). Keep it alive longer than
+// the brokers that use it. Not thread-safe.
+//
+//   class Suite : public ::testing::TestWithParam<broker::Storage> {
+//     void SetUp() override {
+//       backend_ = *TestBackend::Start(GetParam());
+//       backend_->Apply(&options_);
+//     }
+//   };
+//   INSTANTIATE_TEST_SUITE_P(Backends, Suite, ::testing::ValuesIn(TestBackend::All()),
+//                            TestBackend::ParamName);
+class TestBackend {
+ public:
+  // FAILED_PRECONDITION / DEADLINE_EXCEEDED from NatsServer::Start.
+  static absl::StatusOr<std::unique_ptr<TestBackend>> Start(broker::Storage storage);
+  // Every backend, file first.
+  static std::vector<broker::Storage> All();
+  // "file" or "jetstream": a test-name suffix. Takes gtest's TestParamInfo.
+  template <typename Info>
+  static std::string ParamName(const Info& info) {
+    return std::string(broker::StorageName(info.param));
+  }
+
+  broker::Storage storage() const { return storage_; }
+  // Sets options->storage and nats_urls.
+  void Apply(BrokerTestOptions* options) const;
+  // Null for kFile.
+  NatsServer* nats() { return nats_.get(); }
+
+ private:
+  explicit TestBackend(broker::Storage storage) : storage_(storage) {}
+  broker::Storage storage_;
+  std::unique_ptr<NatsServer> nats_;
+};
 
 // relay::MakeChannel(target): insecure, keepalive, large messages.
 std::shared_ptr<grpc::Channel> Channel(const std::string& target);
