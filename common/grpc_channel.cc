@@ -14,9 +14,16 @@ int Ms(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d))
 grpc::ChannelArguments MakeChannelArguments(const Keepalive& keepalive) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  // Reconnect attempts start 100 ms apart and back off to 1 s.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Despite its name, gRPC core uses this as the minimum time a connection
+  // attempt (TCP connect + HTTP/2 handshake) may take before it is
+  // abandoned. It was 100 ms: on a loaded machine a handshake took longer,
+  // the attempt was cut ("tcp handshaker shutdown") and fail-fast RPCs got
+  // UNAVAILABLE from a healthy peer. A refused connection still fails at
+  // once, so this does not slow finding a restarted peer.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, Ms(kMinConnectTimeout));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, Ms(keepalive.time));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Ms(keepalive.timeout));
   // A subscriber waiting for events has a call open but sends no data for

@@ -40,6 +40,9 @@ struct Keepalive {
   absl::Duration min_client_ping_interval = absl::Seconds(5);
 };
 
+// How long one connection attempt may take before gRPC abandons it.
+inline constexpr absl::Duration kMinConnectTimeout = absl::Seconds(5);
+
 // The arguments of a Relay client channel: keepalive (pings also while no
 // call is open, unlimited pings without data), large messages allowed
 // (64 MiB received), quick reconnects (a restarted peer is found again
