@@ -23,7 +23,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   }
   std::unique_ptr<BrokerServer> s(new BrokerServer());
   s->log_ = std::move(log);
-  s->store_ = std::make_unique<GroupStore>(options.groups_dir, options.env);
+  s->store_ = std::make_unique<FileGroupStore>(options.groups_dir, options.env);
   s->groups_ = std::make_unique<GroupManager>(options.groups, s->log_.get(), s->store_.get());
   if (absl::Status st = s->groups_->Load(); !st.ok()) return st;
   s->service_ = std::make_unique<BrokerService>(s->log_.get(), s->groups_.get(), options.limits);

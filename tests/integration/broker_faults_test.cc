@@ -330,7 +330,7 @@ TEST_P(BrokerFaultsTest, FailedCheckpointSaveIsRetried) {
   ASSERT_TRUE(WaitFor([&] { return Group("orders", "svc").committed_offset() == 10; }));
   auto on_disk = [&] {
     absl::StatusOr<std::vector<broker::GroupCheckpoint>> all =
-        broker::GroupStore(dir_.Join("groups")).LoadAll();
+        broker::FileGroupStore(dir_.Join("groups")).LoadAll();
     return all.ok() && all->size() == 1 ? (*all)[0].committed_offset() : 0;
   };
   // While the disk fails nothing new is saved; once it recovers, the
