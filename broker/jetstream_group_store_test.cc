@@ -265,9 +265,18 @@ TEST(JetStreamGroupStoreClusterTest, CheckpointsSurviveAKilledNodeWithThreeRepli
   EXPECT_TRUE(WaitFor([&] { return (*store)->Save(Checkpoint("orders", "g0", 101)).ok(); }, kWait));
   JetStreamGroupStore::Options survivor = options;
   survivor.servers = (*nats)->url((*leader + 1) % 3);
-  absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> reader = JetStreamGroupStore::Open(survivor);
-  ASSERT_THAT(reader, IsOk());
-  absl::StatusOr<std::vector<GroupCheckpoint>> all = (*reader)->LoadAll();
+  // A new store (a broker starting now) may find JetStream busy electing a
+  // new meta leader too (the killed node may have been it): Open and
+  // LoadAll fail with UNAVAILABLE until then, as a broker start would.
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = absl::UnavailableError("not read yet");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> reader =
+            JetStreamGroupStore::Open(survivor);
+        all = reader.ok() ? (*reader)->LoadAll() : reader.status();
+        return all.ok();
+      },
+      kWait));
   ASSERT_THAT(all, IsOk());
   ASSERT_THAT(*all, SizeIs(10));
   for (const GroupCheckpoint& c : *all) {
