@@ -8,9 +8,32 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "broker/jetstream_group_store.h"
 #include "common/log.h"
 
 namespace relay::broker {
+
+namespace {
+
+// The group checkpoints' store for the topics' backend: beside the file log
+// on disk, or in JetStream beside the streams.
+absl::StatusOr<std::unique_ptr<GroupStore>> OpenGroupStore(const BrokerServer::Options& options) {
+  if (options.storage.backend != Storage::kJetStream) {
+    return std::make_unique<FileGroupStore>(options.groups_dir, options.env);
+  }
+  const JetStreamEventLog::Options& js = options.storage.jetstream;
+  JetStreamGroupStore::Options store;
+  store.servers = js.servers;
+  store.replicas = js.replicas;
+  store.connect_timeout = js.connect_timeout;
+  store.request_timeout = js.request_timeout;
+  store.reconnect_wait = js.reconnect_wait;
+  absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> opened = JetStreamGroupStore::Open(store);
+  if (!opened.ok()) return opened.status();
+  return std::unique_ptr<GroupStore>(std::move(*opened));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options options,
                                                                   std::unique_ptr<EventLog> log) {
@@ -23,7 +46,11 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   }
   std::unique_ptr<BrokerServer> s(new BrokerServer());
   s->log_ = std::move(log);
-  s->store_ = std::make_unique<GroupStore>(options.groups_dir, options.env);
+  if (absl::StatusOr<std::unique_ptr<GroupStore>> store = OpenGroupStore(options); store.ok()) {
+    s->store_ = std::move(*store);
+  } else {
+    return store.status();
+  }
   s->groups_ = std::make_unique<GroupManager>(options.groups, s->log_.get(), s->store_.get());
   if (absl::Status st = s->groups_->Load(); !st.ok()) return st;
   s->service_ = std::make_unique<BrokerService>(s->log_.get(), s->groups_.get(), options.limits);

@@ -29,10 +29,13 @@ class BrokerServer {
     std::string listen_address = "127.0.0.1:0";
     // The topics' backend, opened by Start(Options).
     StorageOptions storage;
-    // Where group checkpoints live (`<data_dir>/groups`), whatever the
-    // storage: with JetStream too, for now (docs/JETSTREAM.md#the-broker).
+    // Where group checkpoints live with the file storage
+    // (`<data_dir>/groups`). With JetStream they go to its key-value bucket
+    // `relay_groups` on the same servers, with the same replicas
+    // (docs/JETSTREAM.md#group-state), and this is not used.
     std::string groups_dir;
-    // The file system of the checkpoints. Not owned; must outlive the server.
+    // The file system of the file storage's checkpoints. Not owned; must
+    // outlive the server.
     Env* env = Env::Default();
     Limits limits;
     GroupManager::Options groups;
@@ -73,6 +76,7 @@ class BrokerServer {
   void Wait();
 
   EventLog* log() { return log_.get(); }
+  GroupManager* groups() { return groups_.get(); }
 
  private:
   BrokerServer() = default;

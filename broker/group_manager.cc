@@ -44,7 +44,8 @@ absl::Status GroupManager::Load() {
   absl::MutexLock lock(&groups_mu_);
   for (const GroupCheckpoint& c : *all) {
     RELAY_LOG(Info, "group loaded",
-              {{"topic", c.topic()}, {"group", c.group()},
+              {{"topic", c.topic()},
+               {"group", c.group()},
                {"committed", absl::StrCat(c.committed_offset())}});
     groups_[{c.topic(), c.group()}] = MakeGroup(c);
   }
@@ -99,8 +100,8 @@ absl::StatusOr<std::pair<ConsumerGroup*, bool>> GroupManager::GetOrCreate(
       start = std::clamp<uint64_t>(pos.offset(), first, std::max(first, end));
       break;
     case v1::SubscribeRequest::StartPosition::kTime:
-      start = log_->OffsetForTime(open.topic(),
-                                  absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(pos.time())));
+      start = log_->OffsetForTime(
+          open.topic(), absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(pos.time())));
       break;
     default:
       break;
@@ -115,6 +116,11 @@ absl::StatusOr<std::pair<ConsumerGroup*, bool>> GroupManager::GetOrCreate(
   absl::MutexLock lock(&groups_mu_);
   ConsumerGroup* g = (groups_[{c.topic(), c.group()}] = std::move(group)).get();
   return std::make_pair(g, true);
+}
+
+size_t GroupManager::fenced_groups() const {
+  absl::MutexLock lock(&checkpoint_mu_);
+  return fenced_.size();
 }
 
 std::vector<ConsumerGroup*> GroupManager::Snapshot() const {
@@ -141,8 +147,17 @@ void GroupManager::CheckpointOnce() {
   std::map<std::string, uint64_t> floors;
   for (ConsumerGroup* g : Snapshot()) {
     GroupCheckpoint c;
-    if (g->TakeCheckpoint(&c)) {
-      if (absl::Status s = store_->Save(c); !s.ok()) {
+    const bool fenced = fenced_.count({g->topic(), g->name()}) != 0;
+    if (!fenced && g->TakeCheckpoint(&c)) {
+      absl::Status s = store_->Save(c);
+      if (absl::IsAborted(s)) {
+        // Another broker advanced the group: writing on would undo its
+        // progress. Nothing makes this broker step down yet: the group goes
+        // on here, without checkpoints.
+        fenced_.insert({g->topic(), g->name()});
+        RELAY_LOG(Error, "group fenced: another broker wrote its checkpoint; no longer saving it",
+                  {{"topic", g->topic()}, {"group", g->name()}, {"error", s.ToString()}});
+      } else if (!s.ok()) {
         // Written again on the next pass: the group stays dirty.
         g->CheckpointFailed();
         RELAY_LOG(Error, "group checkpoint failed; retrying",

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,14 @@ namespace relay::broker {
 // their events, and the checkpointer thread that makes their progress
 // durable (lazily, every `checkpoint_interval`: a crash loses at most the
 // last acks, which only causes redeliveries).
+//
+// A store that fences writers (JetStreamGroupStore) may refuse a group's
+// checkpoint with ABORTED: another broker wrote that group since this one
+// read it. The group is then *fenced*: logged once at Error, counted
+// (fenced_groups()), and never checkpointed again by this manager; it keeps
+// serving its members from its in-memory state, whose progress is no longer
+// durable (docs/JETSTREAM.md#group-state). A new group whose creation is
+// refused so is not created: GetOrCreate returns the ABORTED status.
 //
 // Thread-safe.
 class GroupManager {
@@ -57,6 +66,10 @@ class GroupManager {
   // Asks the dispatcher to pump the groups soon. Never blocks for long.
   void Wake();
 
+  // How many groups are fenced (above). Waits for a running checkpoint
+  // pass.
+  size_t fenced_groups() const;
+
  private:
   using Key = std::pair<std::string, std::string>;  // topic, group
 
@@ -74,7 +87,9 @@ class GroupManager {
   mutable absl::Mutex groups_mu_;
   std::map<Key, std::unique_ptr<ConsumerGroup>> groups_ ABSL_GUARDED_BY(groups_mu_);
 
-  absl::Mutex checkpoint_mu_;  // serializes CheckpointOnce()
+  mutable absl::Mutex checkpoint_mu_;  // serializes CheckpointOnce()
+  // Groups whose checkpoint the store refused with ABORTED: not saved again.
+  std::set<Key> fenced_ ABSL_GUARDED_BY(checkpoint_mu_);
 
   // Held for the whole of Stop(): a second call waits for the first.
   absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(checkpoint_mu_);

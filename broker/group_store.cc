@@ -30,7 +30,7 @@ absl::StatusOr<GroupCheckpoint> DecodeCheckpoint(absl::string_view bytes) {
   return c;
 }
 
-absl::StatusOr<std::vector<GroupCheckpoint>> GroupStore::LoadAll() const {
+absl::StatusOr<std::vector<GroupCheckpoint>> FileGroupStore::LoadAll() {
   std::vector<GroupCheckpoint> out;
   if (!env_->IsDirectory(dir_)) return out;
   absl::StatusOr<std::vector<std::string>> topics = env_->ListDir(dir_);
@@ -59,7 +59,7 @@ absl::StatusOr<std::vector<GroupCheckpoint>> GroupStore::LoadAll() const {
   return out;
 }
 
-absl::Status GroupStore::Save(const GroupCheckpoint& checkpoint) const {
+absl::Status FileGroupStore::Save(const GroupCheckpoint& checkpoint) {
   const std::string topic_dir = absl::StrCat(dir_, "/", checkpoint.topic());
   if (absl::Status s = env_->CreateDir(dir_); !s.ok()) return s;
   if (absl::Status s = env_->CreateDir(topic_dir); !s.ok()) return s;

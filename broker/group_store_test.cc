@@ -26,9 +26,9 @@ GroupCheckpoint Checkpoint(uint64_t committed) {
   return c;
 }
 
-TEST(GroupStore, SavesAndLoadsEveryGroup) {
+TEST(FileGroupStore, SavesAndLoadsEveryGroup) {
   ::relay::testing::TempDir dir;
-  GroupStore store(dir.Join("groups"));
+  FileGroupStore store(dir.Join("groups"));
   ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
   GroupCheckpoint other = Checkpoint(3);
   other.set_topic("payments");
@@ -42,10 +42,10 @@ TEST(GroupStore, SavesAndLoadsEveryGroup) {
   }
 }
 
-TEST(GroupStore, PowerCutDuringASaveKeepsTheLastDurableCheckpoint) {
+TEST(FileGroupStore, PowerCutDuringASaveKeepsTheLastDurableCheckpoint) {
   ::relay::testing::TempDir dir;
   FaultInjectionEnv env(Env::Default());
-  GroupStore store(dir.Join("groups"), &env);
+  FileGroupStore store(dir.Join("groups"), &env);
   ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
 
   // The disk refuses the sync of the next save, then the power goes.
@@ -57,7 +57,8 @@ TEST(GroupStore, PowerCutDuringASaveKeepsTheLastDurableCheckpoint) {
   ASSERT_THAT(env.DropUnsyncedData(), IsOk());
   env.SetFilesystemActive(true);
 
-  absl::StatusOr<std::vector<GroupCheckpoint>> all = GroupStore(dir.Join("groups"), &env).LoadAll();
+  absl::StatusOr<std::vector<GroupCheckpoint>> all =
+      FileGroupStore(dir.Join("groups"), &env).LoadAll();
   ASSERT_THAT(all.status(), IsOk());
   ASSERT_THAT(*all, SizeIs(1));
   EXPECT_EQ((*all)[0].committed_offset(), 7u);
@@ -69,9 +70,9 @@ TEST(GroupStore, PowerCutDuringASaveKeepsTheLastDurableCheckpoint) {
   EXPECT_EQ((*all)[0].committed_offset(), 10u);
 }
 
-TEST(GroupStore, UnreadableCheckpointIsAnErrorNamingTheFile) {
+TEST(FileGroupStore, UnreadableCheckpointIsAnErrorNamingTheFile) {
   ::relay::testing::TempDir dir;
-  GroupStore store(dir.Join("groups"));
+  FileGroupStore store(dir.Join("groups"));
   ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
   const std::string path = dir.Join("groups/orders/payment-service.ckpt");
   std::ofstream(path, std::ios::binary | std::ios::trunc) << std::string(5000, '\xff');

@@ -23,15 +23,16 @@
 ABSL_FLAG(std::string, listen, "0.0.0.0:7070", "host:port to serve gRPC on (port 0: any free)");
 ABSL_FLAG(std::string, storage, "file",
           "where topics live: file (segment files under --data_dir) or jetstream (a NATS "
-          "JetStream stream per topic, at --nats). With jetstream, group checkpoints still go "
-          "to --data_dir/groups, and --fsync, --segment_bytes, --dedupe_max_bytes are ignored");
+          "JetStream stream per topic, at --nats). With jetstream, group checkpoints go to the "
+          "key-value bucket relay_groups there, and --data_dir, --fsync, --segment_bytes, "
+          "--dedupe_max_bytes are ignored");
 ABSL_FLAG(std::string, nats, "nats://127.0.0.1:4222",
           "--storage=jetstream: the NATS servers, URL[,URL...] (ignored with --storage=file)");
 ABSL_FLAG(int32_t, replicas, 1,
-          "--storage=jetstream: copies of each topic's stream, 1 to 5; a quorum acks each "
-          "publish (ignored with --storage=file)");
+          "--storage=jetstream: copies of each topic's stream and of the group bucket, 1 to 5; a "
+          "quorum acks each write (ignored with --storage=file)");
 ABSL_FLAG(std::string, data_dir, "./data/broker",
-          "directory of the topic logs (--storage=file) and of the group checkpoints (both)");
+          "--storage=file: directory of the topic logs and of the group checkpoints");
 ABSL_FLAG(std::string, fsync, "batch",
           "--storage=file: when to fsync before acking: batch (every group commit), "
           "interval:<ms>, none");
@@ -144,12 +145,6 @@ int main(int argc, char** argv) {
   if (absl::Status s = StorageFromFlags(data_dir, &options.storage); !s.ok()) {
     return process.Fail(s);
   }
-  if (options.storage.backend == relay::broker::Storage::kJetStream) {
-    // The group checkpoints' parent; the file log creates it itself.
-    if (absl::Status s = relay::broker::Env::Default()->CreateDir(data_dir); !s.ok()) {
-      return process.Fail(s);
-    }
-  }
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.groups_dir = data_dir + "/groups";
   options.limits.max_event_bytes = absl::GetFlag(FLAGS_max_event_bytes);
@@ -181,7 +176,7 @@ int main(int argc, char** argv) {
                                      {"storage", "jetstream"},
                                      {"nats", options.storage.jetstream.servers},
                                      {"replicas", absl::StrCat(options.storage.jetstream.replicas)},
-                                     {"data_dir", data_dir}},
+                                     {"group_bucket", "relay_groups"}},
                                     shutdown);
   }
   return process.ServeUntilSignal({{"listen", options.listen_address},

@@ -25,8 +25,9 @@ absl::string_view StorageName(Storage storage);
 absl::StatusOr<Storage> ParseStorage(absl::string_view text);
 
 // The backend to open and its options; only the chosen backend's are read.
-// Group checkpoints are not here: they stay in BrokerServer::Options::
-// groups_dir with either backend (docs/JETSTREAM.md).
+// The group checkpoints follow the backend: files in BrokerServer::Options::
+// groups_dir, or a JetStream key-value bucket on jetstream's servers with
+// its replicas (docs/JETSTREAM.md#group-state).
 struct StorageOptions {
   Storage backend = Storage::kFile;
   FileEventLog::Options file;

@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "broker/storage/jetstream_connection.h"
 #include "broker/storage/jetstream_names.h"
 #include "broker/storage/record.h"
 #include "common/log.h"
@@ -31,32 +31,6 @@ int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
 bool IsPeriod(absl::Duration d) {
   return d > absl::ZeroDuration() && d != absl::InfiniteDuration();
-}
-
-// "<what>: <the client's text> (JetStream error <code>)".
-std::string NatsText(natsStatus status, int code) {
-  // The thread's last error holds the server's text when there is one.
-  const char* detail = nats_GetLastError(nullptr);
-  std::string text = detail != nullptr && *detail != '\0' ? detail : natsStatus_GetText(status);
-  if (code != 0) absl::StrAppend(&text, " (JetStream error ", code, ")");
-  return text;
-}
-
-absl::Status Unavailable(absl::string_view what, natsStatus status, int code = 0) {
-  return absl::UnavailableError(absl::StrCat(what, ": ", NatsText(status, code)));
-}
-
-// The client's connection callbacks run on its own thread, possibly after
-// the log is gone (a close queues one): they use nothing of the log.
-void OnDisconnected(natsConnection* nc, void* /*closure*/) {
-  if (natsConnection_IsClosed(nc)) return;  // Close(), not a loss
-  RELAY_LOG(Warn, "storage: NATS connection lost, reconnecting");
-}
-
-void OnReconnected(natsConnection* nc, void* /*closure*/) {
-  char url[256] = "";
-  natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-  RELAY_LOG(Info, "storage: NATS connection back", {{"server", url}});
 }
 
 }  // namespace
@@ -117,57 +91,13 @@ JetStreamEventLog::~JetStreamEventLog() {
 }
 
 absl::Status JetStreamEventLog::Connect() {
-  std::vector<std::string> urls;
-  for (absl::string_view url : absl::StrSplit(options_.servers, ',')) {
-    url = absl::StripAsciiWhitespace(url);
-    if (url.empty()) return absl::InvalidArgumentError("empty URL in the NATS server list");
-    urls.emplace_back(url);
-  }
-  std::vector<const char*> url_ptrs;
-  for (const std::string& url : urls) url_ptrs.push_back(url.c_str());
-
-  natsOptions* opts = nullptr;
-  natsStatus s = natsOptions_Create(&opts);
-  if (s == NATS_OK)
-    s = natsOptions_SetServers(opts, url_ptrs.data(), static_cast<int>(urls.size()));
-  if (s == NATS_OK) s = natsOptions_SetName(opts, "relay-broker");
-  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, Millis(options_.connect_timeout));
-  // Reconnect forever: a broker outlives a NATS outage, and the appends made
-  // meanwhile fail by their own timeout.
-  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
-  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, Millis(options_.reconnect_wait));
-  if (s == NATS_OK) {
-    s = natsOptions_SetDisconnectedCB(opts, OnDisconnected, nullptr);
-  }
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
-  if (s != NATS_OK) {
-    natsOptions_Destroy(opts);
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad NATS options for ", options_.servers, ": ", NatsText(s, 0)));
-  }
-  s = natsConnection_Connect(&nc_, opts);
-  natsOptions_Destroy(opts);
-  if (s != NATS_OK) {
-    nc_ = nullptr;
-    return Unavailable(absl::StrCat("cannot reach NATS at ", options_.servers), s);
-  }
+  JetStreamConnectOptions connect;
+  connect.servers = options_.servers;
+  connect.connect_timeout = options_.connect_timeout;
+  connect.request_timeout = options_.request_timeout;
+  connect.reconnect_wait = options_.reconnect_wait;
+  if (absl::Status s = ConnectJetStream(connect, &nc_, &js_); !s.ok()) return s;
   max_payload_ = natsConnection_GetMaxPayload(nc_);
-
-  jsOptions js_opts;
-  jsOptions_Init(&js_opts);
-  js_opts.Wait = Millis(options_.request_timeout);
-  s = natsConnection_JetStream(&js_, nc_, &js_opts);
-  if (s != NATS_OK) {
-    js_ = nullptr;
-    return Unavailable("cannot make a JetStream context", s);
-  }
-  jsAccountInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  s = js_GetAccountInfo(&info, js_, nullptr, &code);
-  if (s != NATS_OK) {
-    return Unavailable(absl::StrCat("JetStream does not answer at ", options_.servers), s, code);
-  }
-  jsAccountInfo_Destroy(info);
   return absl::OkStatus();
 }
 
@@ -176,7 +106,7 @@ absl::Status JetStreamEventLog::LoadStreams() {
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus s = js_Streams(&list, js_, nullptr, &code);
   if (s == NATS_NOT_FOUND) return absl::OkStatus();  // no stream at all
-  if (s != NATS_OK) return Unavailable("cannot list JetStream streams", s, code);
+  if (s != NATS_OK) return NatsUnavailable("cannot list JetStream streams", s, code);
   for (int i = 0; i < list->Count; ++i) {
     const jsStreamInfo* si = list->List[i];
     const char* description = si->Config->Description;
@@ -226,7 +156,7 @@ absl::StatusOr<JetStreamEventLog::StreamState> JetStreamEventLog::FetchStreamSta
     if (code == JSStreamNotFoundErr) {
       return absl::NotFoundError(absl::StrCat("no stream for topic ", topic));
     }
-    return Unavailable(absl::StrCat("cannot get stream ", stream), s, code);
+    return NatsUnavailable(absl::StrCat("cannot get stream ", stream), s, code);
   }
   const char* description = si->Config->Description;
   std::optional<std::string> owner =
@@ -316,8 +246,8 @@ absl::StatusOr<std::vector<Event>> JetStreamEventLog::Read(absl::string_view top
         if (events.empty()) continue;
         break;
       }
-      return Unavailable(absl::StrCat("cannot read offset ", seq - 1, " of topic ", topic), s,
-                         code);
+      return NatsUnavailable(absl::StrCat("cannot read offset ", seq - 1, " of topic ", topic), s,
+                             code);
     }
     const int size = natsMsg_GetDataLength(msg);
     if (!events.empty() && bytes + static_cast<size_t>(size) > max_bytes) {
@@ -371,8 +301,8 @@ absl::StatusOr<uint64_t> JetStreamEventLog::FirstSeqAtOrAfter(const std::string&
         lo = mid + 1;
         continue;
       }
-      return Unavailable(absl::StrCat("cannot read sequence ", mid, " of stream ", stream), s,
-                         code);
+      return NatsUnavailable(absl::StrCat("cannot read sequence ", mid, " of stream ", stream), s,
+                             code);
     }
     const absl::Time stored = absl::FromUnixNanos(natsMsg_GetTime(msg));
     natsMsg_Destroy(msg);
@@ -418,7 +348,8 @@ std::vector<TopicStats> JetStreamEventLog::ListTopics() const {
     }
     jsStreamInfoList_Destroy(list);
   } else if (s != NATS_NOT_FOUND) {
-    RELAY_LOG(Warn, "storage: ListTopics answers from the cache", {{"error", NatsText(s, code)}});
+    RELAY_LOG(Warn, "storage: ListTopics answers from the cache",
+              {{"error", NatsErrorText(s, code)}});
     absl::MutexLock lock(&streams_mu_);
     for (const auto& [name, state] : streams_) {
       if (!state.exists) continue;
@@ -551,7 +482,8 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
     absl::StatusOr<StreamState> state = FetchStreamState(topic);
     return state.status();
   }
-  return Unavailable(absl::StrCat("cannot create stream ", stream, " for topic ", topic), s, code);
+  return NatsUnavailable(absl::StrCat("cannot create stream ", stream, " for topic ", topic), s,
+                         code);
 }
 
 absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::PublishBatch(const Batch& batch) {
@@ -582,11 +514,11 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::PublishBatch(const 
         streams_.erase(batch.topic);
       }
       absl::Status error =
-          Unavailable(absl::StrCat("publish to topic ", batch.topic, " failed at event ", i, " of ",
-                                   batch.payloads.size(),
-                                   "; the events before it are stored, it and the "
-                                   "later ones may or may not be"),
-                      s, code);
+          NatsUnavailable(absl::StrCat("publish to topic ", batch.topic, " failed at event ", i,
+                                       " of ", batch.payloads.size(),
+                                       "; the events before it are stored, it and the "
+                                       "later ones may or may not be"),
+                          s, code);
       if (added) Remember(batch.topic, stored);
       return error;
     }
@@ -623,7 +555,7 @@ absl::Status JetStreamEventLog::RunRetentionOnce() {
     jsErrCode code = static_cast<jsErrCode>(0);
     natsStatus s = js_Streams(&list, js_, nullptr, &code);
     if (s == NATS_NOT_FOUND) return absl::OkStatus();  // no stream at all
-    if (s != NATS_OK) return Unavailable("retention: cannot list JetStream streams", s, code);
+    if (s != NATS_OK) return NatsUnavailable("retention: cannot list JetStream streams", s, code);
     for (int i = 0; i < list->Count; ++i) {
       const jsStreamInfo* si = list->List[i];
       const char* description = si->Config->Description;
@@ -710,7 +642,7 @@ absl::Status JetStreamEventLog::RetainStream(const std::string& topic, const std
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus s = js_PurgeStream(js_, stream.c_str(), &opts, &code);
   if (s != NATS_OK) {
-    return Unavailable(
+    return NatsUnavailable(
         absl::StrCat("retention: cannot purge stream ", stream, " below offset ", cut), s, code);
   }
   {

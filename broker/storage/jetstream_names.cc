@@ -95,4 +95,32 @@ std::string MsgIdForEventId(absl::string_view id) {
   return absl::StrCat("~", absl::BytesToHexString(id));
 }
 
+std::string GroupKey(absl::string_view topic, absl::string_view group) {
+  return absl::StrCat(Encode(topic), "/", Encode(group));
+}
+
+std::optional<std::pair<std::string, std::string>> GroupForKey(absl::string_view key) {
+  const size_t slash = key.find('/');
+  if (slash == absl::string_view::npos) return std::nullopt;
+  auto decode = [](absl::string_view encoded) -> std::optional<std::string> {
+    if (encoded.empty() || encoded.size() > kMaxStreamNameBytes) return std::nullopt;
+    std::string name;
+    name.reserve(encoded.size());
+    for (char c : encoded) {
+      if (c == kDotCode) {
+        name.push_back('.');
+      } else if (IsTopicChar(c) && c != '.') {
+        name.push_back(c);
+      } else {
+        return std::nullopt;  // a second '/', a '.', anything else
+      }
+    }
+    return name;
+  };
+  std::optional<std::string> topic = decode(key.substr(0, slash));
+  std::optional<std::string> group = decode(key.substr(slash + 1));
+  if (!topic.has_value() || !group.has_value()) return std::nullopt;
+  return std::make_pair(*std::move(topic), *std::move(group));
+}
+
 }  // namespace relay::broker

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 
@@ -50,6 +51,27 @@ std::optional<std::string> TopicForStream(absl::string_view stream_name,
 // id of printable ASCII without spaces that does not start with '~' goes as
 // it is; any other id as "~" + its bytes in hex. Injective.
 std::string MsgIdForEventId(absl::string_view id);
+
+// The key-value bucket of the consumer groups' checkpoints
+// (docs/JETSTREAM.md#group-state).
+inline constexpr absl::string_view kGroupBucket = "relay_groups";
+
+// The bucket key of a consumer group: topic and group, each with every '.'
+// written 'D' (as in stream names), joined by '/':
+//
+//   ("orders", "payment-service")   -> "orders/payment-service"
+//   ("orders.dlq", "ops.audit")     -> "ordersDdlq/opsDaudit"
+//
+// Key characters are then [a-z0-9_-D/]: all allowed in a key, and no '.',
+// so a key is one subject token of the bucket ("$KV.relay_groups.<key>"),
+// whatever dots, leading or trailing, the names have. Neither name holds
+// '/' or an uppercase letter, so the key splits back at its one '/' and
+// 'D' decodes to '.': injective. Names are at most 255 characters, keys
+// at most 511. REQUIRES: valid topic and group names (broker/validation.h).
+std::string GroupKey(absl::string_view topic, absl::string_view group);
+
+// The (topic, group) of a key GroupKey() made; nullopt for any other key.
+std::optional<std::pair<std::string, std::string>> GroupForKey(absl::string_view key);
 
 }  // namespace relay::broker
 

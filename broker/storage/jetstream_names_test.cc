@@ -91,5 +91,56 @@ TEST(JetStreamNames, MsgIdsAreInjectiveAndHeaderSafe) {
   EXPECT_EQ(MsgIdForEventId("order-7"), "order-7");
 }
 
+// A key the NATS client accepts (it checks [-/_=.a-zA-Z0-9], no '.' at
+// either end) that is one subject token (no '.' at all).
+bool IsSingleTokenKvKey(const std::string& key) {
+  if (key.empty()) return false;
+  for (char c : key) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '/' || c == '_' || c == '=';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+TEST(JetStreamNames, GroupKeysAreSingleTokenKvKeysAndRoundTrip) {
+  for (const std::string& topic : SampleTopics()) {
+    for (const std::string& group : SampleTopics()) {
+      const std::string key = GroupKey(topic, group);
+      ASSERT_TRUE(IsSingleTokenKvKey(key)) << key;
+      EXPECT_LE(key.size(), 511u);
+      EXPECT_THAT(GroupForKey(key), Optional(std::make_pair(topic, group))) << key;
+    }
+  }
+  EXPECT_EQ(GroupKey("orders.dlq", "ops.audit"), "ordersDdlq/opsDaudit");
+}
+
+TEST(JetStreamNames, GroupKeysAreInjective) {
+  // Neighbours that a naive join would merge: where the dots and the
+  // separator fall.
+  const std::vector<std::pair<std::string, std::string>> groups = {
+      {"a.b", "c"}, {"a", "b.c"}, {"a", "b/c"},  {"a.b.c", "d"}, {"ab", "c"},  {"a", "bc"},
+      {"a-b", "c"}, {"a_b", "c"}, {"a", ".bc"},  {"a.", "bc"},   {"a", "bc."}, {".", "."},
+      {"..", "."},  {".", ".."},  {"a", "b..c"}, {"a..b", "c"},  {"-", "-"},   {"_", "-"}};
+  std::set<std::pair<std::string, std::string>> pairs;
+  for (const auto& [topic, group] : groups) {
+    if (topic.find('/') == std::string::npos && group.find('/') == std::string::npos) {
+      pairs.insert({topic, group});  // "a"/"b/c" is not a pair of names
+    }
+  }
+  for (const std::string& topic : SampleTopics()) {
+    for (const std::string& group : SampleTopics()) pairs.insert({topic, group});
+  }
+  std::set<std::string> keys;
+  for (const auto& [topic, group] : pairs) keys.insert(GroupKey(topic, group));
+  EXPECT_EQ(keys.size(), pairs.size());
+}
+
+TEST(JetStreamNames, ForeignKeysAreNotGroups) {
+  for (const char* key : {"orders", "a/b/c", "/b", "a/", "a.b/c", "aXb/c", "a/b=c", ""}) {
+    EXPECT_EQ(GroupForKey(key), std::nullopt) << key;
+  }
+}
+
 }  // namespace
 }  // namespace relay::broker

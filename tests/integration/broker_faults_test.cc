@@ -1,9 +1,10 @@
 // The broker under partial faults, over real gRPC: a damaged segment, a
 // hung consumer, a changed type filter, an unreadable checkpoint, a failing
-// checkpoint disk, a topic name at the length limit. The delivery rules and
-// the group checkpoints (local files with either backend) are tested against
-// both storage backends (BrokerFaultsTest/<test>/file, /jetstream); damaged
-// segment files only against the file backend (FileBrokerFaultsTest).
+// checkpoint disk, a topic name at the length limit. The delivery rules are
+// tested against both storage backends (BrokerFaultsTest/<test>/file,
+// /jetstream); damaged segment files and checkpoint files only against the
+// file backend (FileBrokerFaultsTest; the JetStream group store has its own,
+// broker/jetstream_group_store_test.cc).
 
 #include <filesystem>
 #include <fstream>
@@ -157,8 +158,8 @@ class BrokerFaultsTest : public ::testing::TestWithParam<broker::Storage> {
   absl::Mutex mu_;
 };
 
-// Tests that damage the file backend's segment files: nothing of the kind
-// exists with JetStream, which keeps its own store and checksums.
+// Tests that damage the file backend's segment or checkpoint files: nothing
+// of the kind exists with JetStream, which keeps its own store and checksums.
 class FileBrokerFaultsTest : public BrokerFaultsTest {};
 
 // Flips one byte in the middle of the file.
@@ -301,7 +302,7 @@ TEST_P(BrokerFaultsTest, GroupTakesANewTypeFilterWhenTheOldMembersAreGone) {
   EXPECT_EQ(Group("orders", "svc").types_size(), 2);
 }
 
-TEST_P(BrokerFaultsTest, UnreadableCheckpointStopsTheStartWithAClearError) {
+TEST_P(FileBrokerFaultsTest, UnreadableCheckpointStopsTheStartWithAClearError) {
   Start();
   std::set<std::string> ids;
   auto sub = Consume("orders", "svc", {}, &ids);
@@ -318,7 +319,7 @@ TEST_P(BrokerFaultsTest, UnreadableCheckpointStopsTheStartWithAClearError) {
   EXPECT_THAT(s.status().message(), HasSubstr(path));
 }
 
-TEST_P(BrokerFaultsTest, FailedCheckpointSaveIsRetried) {
+TEST_P(FileBrokerFaultsTest, FailedCheckpointSaveIsRetried) {
   broker::FaultInjectionEnv env(broker::Env::Default());
   options_.groups_env = &env;
   Start();
@@ -330,7 +331,7 @@ TEST_P(BrokerFaultsTest, FailedCheckpointSaveIsRetried) {
   ASSERT_TRUE(WaitFor([&] { return Group("orders", "svc").committed_offset() == 10; }));
   auto on_disk = [&] {
     absl::StatusOr<std::vector<broker::GroupCheckpoint>> all =
-        broker::GroupStore(dir_.Join("groups")).LoadAll();
+        broker::FileGroupStore(dir_.Join("groups")).LoadAll();
     return all.ok() && all->size() == 1 ? (*all)[0].committed_offset() : 0;
   };
   // While the disk fails nothing new is saved; once it recovers, the

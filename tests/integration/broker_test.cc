@@ -4,6 +4,7 @@
 // BrokerTest/<Test>/jetstream).
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
@@ -385,6 +386,8 @@ TEST_P(BrokerTest, RestartLosesNoAckedEventNorGroupProgress) {
   ASSERT_TRUE(WaitFor([&] { return r.distinct() == 20; }));
   absl::MutexLock lock(&r.mu);
   EXPECT_EQ(r.events.front().id(), "e100");  // resumes after the committed offset
+  // On JetStream the group came back from its bucket, not from a file.
+  EXPECT_EQ(std::filesystem::exists(dir_.Join("groups")), GetParam() == broker::Storage::kFile);
 }
 
 TEST_P(BrokerTest, PublisherRetriesAcrossABrokerRestart) {

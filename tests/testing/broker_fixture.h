@@ -31,7 +31,8 @@ struct BrokerTestOptions {
   uint64_t segment_bytes = 0;
   // Bytes of events each group's window holds (0: the default).
   size_t group_window_bytes = 0;
-  // The file system of the group checkpoints (null: the default).
+  // The file system of the file storage's group checkpoints (null: the
+  // default).
   broker::Env* groups_env = nullptr;
   // The server's keepalive (tests of dead peers shorten it).
   Keepalive keepalive;
@@ -40,10 +41,10 @@ struct BrokerTestOptions {
   size_t max_event_bytes = 1 << 20;
 };
 
-// An in-process broker on `data_dir` (file log, fsync per commit; or
-// JetStream at options.nats_urls, one replica, with the group checkpoints
-// in `data_dir`), serving on 127.0.0.1 with an ephemeral port unless told
-// otherwise.
+// An in-process broker on `data_dir` (file log, fsync per commit, group
+// checkpoints in `data_dir`/groups; or JetStream at options.nats_urls, one
+// replica, group checkpoints in its relay_groups bucket), serving on
+// 127.0.0.1 with an ephemeral port unless told otherwise.
 absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
     const std::string& data_dir, const BrokerTestOptions& options = {});
 

@@ -1,0 +1,208 @@
+#include "broker/jetstream_group_store.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "broker/storage/jetstream_connection.h"
+#include "broker/storage/jetstream_names.h"
+#include "common/log.h"
+#include "common/text.h"
+
+namespace relay::broker {
+namespace {
+
+bool IsValidBucketName(absl::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+// Owns a kvEntry for the scope.
+struct EntryDeleter {
+  void operator()(kvEntry* e) const { kvEntry_Destroy(e); }
+};
+using Entry = std::unique_ptr<kvEntry, EntryDeleter>;
+
+absl::string_view ValueOf(kvEntry* e) {
+  return absl::string_view(static_cast<const char*>(kvEntry_Value(e)),
+                           static_cast<size_t>(kvEntry_ValueLen(e)));
+}
+
+std::string RevisionText(std::optional<uint64_t> revision) {
+  return revision.has_value() ? absl::StrCat(*revision) : "none";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> JetStreamGroupStore::Open(Options options) {
+  if (absl::StripAsciiWhitespace(options.servers).empty()) {
+    return absl::InvalidArgumentError("no NATS server URL given");
+  }
+  if (options.replicas < 1 || options.replicas > 5) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replicas must be in [1, 5], not ", options.replicas));
+  }
+  if (!IsValidBucketName(options.bucket)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bucket name ", Excerpt(options.bucket), " is not [A-Za-z0-9_-]+"));
+  }
+  std::unique_ptr<JetStreamGroupStore> store(new JetStreamGroupStore(std::move(options)));
+  JetStreamConnectOptions connect;
+  connect.servers = store->options_.servers;
+  connect.connect_timeout = store->options_.connect_timeout;
+  connect.request_timeout = store->options_.request_timeout;
+  connect.reconnect_wait = store->options_.reconnect_wait;
+  if (absl::Status s = ConnectJetStream(connect, &store->nc_, &store->js_); !s.ok()) return s;
+  if (absl::Status s = store->Bind(); !s.ok()) return s;
+  return store;
+}
+
+JetStreamGroupStore::~JetStreamGroupStore() {
+  if (kv_ != nullptr) kvStore_Destroy(kv_);
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (nc_ != nullptr) {
+    // Every write was answered (or timed out): nothing is left to drain.
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+  }
+}
+
+absl::Status JetStreamGroupStore::Bind() {
+  const std::string& bucket = options_.bucket;
+  natsStatus s = js_KeyValue(&kv_, js_, bucket.c_str());
+  if (s == NATS_OK) return absl::OkStatus();
+  kvConfig config;
+  kvConfig_Init(&config);
+  config.Bucket = bucket.c_str();
+  config.Description = "relay consumer group checkpoints";
+  config.History = 1;
+  config.StorageType = js_FileStorage;
+  config.Replicas = options_.replicas;
+  s = js_CreateKeyValue(&kv_, js_, &config);
+  if (s == NATS_OK) {
+    RELAY_LOG(Info, "storage: group bucket created",
+              {{"bucket", bucket}, {"replicas", absl::StrCat(options_.replicas)}});
+    return absl::OkStatus();
+  }
+  absl::Status error = NatsUnavailable(absl::StrCat("cannot create bucket ", bucket), s);
+  // Another broker may have created it meanwhile (with other settings).
+  kv_ = nullptr;
+  if (js_KeyValue(&kv_, js_, bucket.c_str()) == NATS_OK) return absl::OkStatus();
+  kv_ = nullptr;
+  return error;
+}
+
+absl::StatusOr<std::vector<GroupCheckpoint>> JetStreamGroupStore::LoadAll() {
+  const std::string& bucket = options_.bucket;
+  // The keys are the bucket stream's subjects: one stream info request,
+  // answered by the stream leader. Not kvStore_Keys: its ephemeral consumer
+  // was seen to time out for seconds after a node of a cluster was killed.
+  const std::string prefix = absl::StrCat("$KV.", bucket, ".");
+  const std::string filter = prefix + ">";
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = absl::ToInt64Milliseconds(options_.request_timeout);
+  opts.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&info, js_, absl::StrCat("KV_", bucket).c_str(), &opts, &code);
+  if (s != NATS_OK) {
+    return NatsUnavailable(absl::StrCat("cannot list the keys of bucket ", bucket), s, code);
+  }
+  std::vector<std::string> names;
+  if (info->State.Subjects != nullptr) {
+    for (int i = 0; i < info->State.Subjects->Count; ++i) {
+      absl::string_view subject = info->State.Subjects->List[i].Subject;
+      if (absl::ConsumePrefix(&subject, prefix)) names.emplace_back(subject);
+    }
+  }
+  jsStreamInfo_Destroy(info);
+  std::sort(names.begin(), names.end());
+
+  std::vector<GroupCheckpoint> out;
+  absl::flat_hash_map<std::string, uint64_t> revisions;
+  for (const std::string& key : names) {
+    std::optional<std::pair<std::string, std::string>> group = GroupForKey(key);
+    if (!group.has_value()) {
+      RELAY_LOG(Warn, "storage: key of no group in the group bucket, skipped",
+                {{"bucket", bucket}, {"key", Excerpt(key)}});
+      continue;
+    }
+    kvEntry* raw = nullptr;
+    s = kvStore_Get(&raw, kv_, key.c_str());
+    if (s == NATS_NOT_FOUND) continue;  // deleted since the listing
+    if (s != NATS_OK) {
+      return NatsUnavailable(absl::StrCat("cannot read key ", key, " of bucket ", bucket), s);
+    }
+    Entry entry(raw);
+    absl::StatusOr<GroupCheckpoint> c = DecodeCheckpoint(ValueOf(entry.get()));
+    if (c.ok() && (c->topic() != group->first || c->group() != group->second)) {
+      c = absl::InvalidArgumentError(
+          absl::StrCat("it names group ", Excerpt(absl::StrCat(c->topic(), "/", c->group()))));
+    }
+    if (!c.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "group checkpoint ", key, " in bucket ", bucket, " (revision ",
+          kvEntry_Revision(entry.get()), ") is unreadable: ", c.status().message(),
+          ". Restore it, or delete the key to recreate the group from its start position when "
+          "it next subscribes (which redelivers what the topic retains)"));
+    }
+    revisions[key] = kvEntry_Revision(entry.get());
+    out.push_back(*std::move(c));
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, revision] : revisions) revisions_[key] = revision;
+  return out;
+}
+
+absl::Status JetStreamGroupStore::Save(const GroupCheckpoint& checkpoint) {
+  const std::string key = GroupKey(checkpoint.topic(), checkpoint.group());
+  const std::string bytes = checkpoint.SerializeAsString();
+  std::optional<uint64_t> expected;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = revisions_.find(key);
+    if (it != revisions_.end()) expected = it->second;
+  }
+  uint64_t revision = 0;
+  natsStatus s = expected.has_value() ? kvStore_Update(&revision, kv_, key.c_str(), bytes.data(),
+                                                       static_cast<int>(bytes.size()), *expected)
+                                      : kvStore_Create(&revision, kv_, key.c_str(), bytes.data(),
+                                                       static_cast<int>(bytes.size()));
+  if (s == NATS_OK) {
+    absl::MutexLock lock(&mu_);
+    revisions_[key] = revision;
+    return absl::OkStatus();
+  }
+  // Refused for another revision, or unanswered: the key tells which.
+  const absl::Status write_error = NatsUnavailable(
+      absl::StrCat("cannot save group ", checkpoint.topic(), "/", checkpoint.group()), s);
+  kvEntry* raw = nullptr;
+  natsStatus read = kvStore_Get(&raw, kv_, key.c_str());
+  std::optional<uint64_t> current;
+  if (read == NATS_OK) {
+    Entry entry(raw);
+    current = kvEntry_Revision(entry.get());
+    if (ValueOf(entry.get()) == bytes) {
+      // This write landed; only its answer was lost.
+      absl::MutexLock lock(&mu_);
+      revisions_[key] = *current;
+      return absl::OkStatus();
+    }
+  } else if (read != NATS_NOT_FOUND) {
+    return write_error;
+  }
+  if (current == expected) return write_error;  // nothing changed: retry later
+  return absl::AbortedError(absl::StrCat("group ", checkpoint.topic(), "/", checkpoint.group(),
+                                         " was written by another broker (revision ",
+                                         RevisionText(current), ", expected ",
+                                         RevisionText(expected), ")"));
+}
+
+}  // namespace relay::broker

@@ -1,0 +1,104 @@
+#include "broker/storage/jetstream_connection.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/log.h"
+
+namespace relay::broker {
+namespace {
+
+int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+// The client's connection callbacks run on its own thread, possibly after
+// their owner is gone (a close queues one): they use nothing of it.
+void OnDisconnected(natsConnection* nc, void* /*closure*/) {
+  if (natsConnection_IsClosed(nc)) return;  // Close(), not a loss
+  RELAY_LOG(Warn, "storage: NATS connection lost, reconnecting");
+}
+
+void OnReconnected(natsConnection* nc, void* /*closure*/) {
+  char url[256] = "";
+  natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+  RELAY_LOG(Info, "storage: NATS connection back", {{"server", url}});
+}
+
+}  // namespace
+
+std::string NatsErrorText(natsStatus status, int code) {
+  const char* detail = nats_GetLastError(nullptr);
+  std::string text = detail != nullptr && *detail != '\0' ? detail : natsStatus_GetText(status);
+  if (code != 0) absl::StrAppend(&text, " (JetStream error ", code, ")");
+  return text;
+}
+
+absl::Status NatsUnavailable(absl::string_view what, natsStatus status, int code) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", NatsErrorText(status, code)));
+}
+
+absl::Status ConnectJetStream(const JetStreamConnectOptions& options, natsConnection** nc,
+                              jsCtx** js) {
+  *nc = nullptr;
+  *js = nullptr;
+  std::vector<std::string> urls;
+  for (absl::string_view url : absl::StrSplit(options.servers, ',')) {
+    url = absl::StripAsciiWhitespace(url);
+    if (url.empty()) return absl::InvalidArgumentError("empty URL in the NATS server list");
+    urls.emplace_back(url);
+  }
+  std::vector<const char*> url_ptrs;
+  for (const std::string& url : urls) url_ptrs.push_back(url.c_str());
+
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  if (s == NATS_OK)
+    s = natsOptions_SetServers(opts, url_ptrs.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(opts, "relay-broker");
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, Millis(options.connect_timeout));
+  // Reconnect forever: a broker outlives a NATS outage, and the requests
+  // made meanwhile fail by their own timeout.
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, Millis(options.reconnect_wait));
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, OnDisconnected, nullptr);
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
+  if (s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad NATS options for ", options.servers, ": ", NatsErrorText(s)));
+  }
+  natsConnection* conn = nullptr;
+  s = natsConnection_Connect(&conn, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) {
+    return NatsUnavailable(absl::StrCat("cannot reach NATS at ", options.servers), s);
+  }
+
+  jsOptions js_opts;
+  jsOptions_Init(&js_opts);
+  js_opts.Wait = Millis(options.request_timeout);
+  jsCtx* ctx = nullptr;
+  s = natsConnection_JetStream(&ctx, conn, &js_opts);
+  if (s != NATS_OK) {
+    absl::Status error = NatsUnavailable("cannot make a JetStream context", s);
+    natsConnection_Destroy(conn);
+    return error;
+  }
+  jsAccountInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  s = js_GetAccountInfo(&info, ctx, nullptr, &code);
+  if (s != NATS_OK) {
+    absl::Status error =
+        NatsUnavailable(absl::StrCat("JetStream does not answer at ", options.servers), s, code);
+    jsCtx_Destroy(ctx);
+    natsConnection_Destroy(conn);
+    return error;
+  }
+  jsAccountInfo_Destroy(info);
+  *nc = conn;
+  *js = ctx;
+  return absl::OkStatus();
+}
+
+}  // namespace relay::broker

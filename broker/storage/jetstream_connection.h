@@ -1,0 +1,45 @@
+#ifndef RELAY_BROKER_STORAGE_JETSTREAM_CONNECTION_H_
+#define RELAY_BROKER_STORAGE_JETSTREAM_CONNECTION_H_
+
+#include <nats/nats.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace relay::broker {
+
+// How the broker's JetStream components (the event log, the group store)
+// connect to NATS.
+struct JetStreamConnectOptions {
+  // Comma-separated NATS URLs. Required, no empty entry.
+  std::string servers;
+  // No server answers within this: UNAVAILABLE.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Wait for each JetStream request (the context's default).
+  absl::Duration request_timeout = absl::Seconds(5);
+  // Pause between reconnect attempts, which go on forever.
+  absl::Duration reconnect_wait = absl::Seconds(1);
+};
+
+// Connects to options.servers, makes a JetStream context and checks that
+// JetStream answers. On OK, *nc and *js are set and owned by the caller
+// (jsCtx_Destroy, then natsConnection_Destroy). INVALID_ARGUMENT for a bad
+// server list; UNAVAILABLE "cannot reach NATS at <servers>: ..." or
+// "JetStream does not answer at <servers>: ...". The connection reconnects
+// forever and logs its losses and returns (storage: NATS connection ...).
+absl::Status ConnectJetStream(const JetStreamConnectOptions& options, natsConnection** nc,
+                              jsCtx** js);
+
+// "<the client's text> (JetStream error <code>)": the calling thread's last
+// NATS error (the server's text when there is one), else the status's text.
+std::string NatsErrorText(natsStatus status, int code = 0);
+
+// UNAVAILABLE "<what>: <NatsErrorText>".
+absl::Status NatsUnavailable(absl::string_view what, natsStatus status, int code = 0);
+
+}  // namespace relay::broker
+
+#endif  // RELAY_BROKER_STORAGE_JETSTREAM_CONNECTION_H_
