@@ -86,6 +86,11 @@ uint64_t Subscriber::handled() const {
   return handled_;
 }
 
+uint64_t Subscriber::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queued_;
+}
+
 std::string Subscriber::last_error() const {
   absl::MutexLock lock(&mu_);
   return last_error_;
@@ -134,10 +139,6 @@ bool Subscriber::RunStream() {
   open->set_member_name(options_.member_name);
 
   bool opened = false;
-  // Left the stream with reads pending (a failed write): cancel it. Else the
-  // broker ended it and Finish() returns its status -- cancelling first would
-  // turn a refusal (FAILED_PRECONDITION) into CANCELLED.
-  bool broke_off = false;
   SubscribeResponse response;
   if (stream->Write(open_request)) {
     {
@@ -145,8 +146,12 @@ bool Subscriber::RunStream() {
       stream_ = stream.get();
       handling_ = false;
       writes_done_ = false;
+      queue_.clear();
+      queued_ = 0;
+      reading_ = true;
       if (stopping_) HalfCloseIfIdleLocked();
     }
+    std::thread handler([this, &context, &stream] { HandleQueued(&context, stream.get()); });
     while (stream->Read(&response)) {
       if (response.has_opened()) {
         opened = true;
@@ -166,67 +171,27 @@ bool Subscriber::RunStream() {
         if (was_refused && options_.on_refusal_change) options_.on_refusal_change(absl::OkStatus());
       }
       if (response.deliveries().empty()) continue;
-      {
-        absl::MutexLock lock(&mu_);
-        // Half-closed: nothing handled now could be acked. These go back to
-        // the group when the broker ends the stream.
-        if (writes_done_) continue;
-        handling_ = true;
-      }
-      SubscribeRequest settle;
-      std::vector<absl::Status> batch_statuses;
-      if (batch_handler_) {
-        std::vector<Delivery> batch;
-        batch.reserve(static_cast<size_t>(response.deliveries_size()));
-        for (const auto& d : response.deliveries()) {
-          batch.push_back(Delivery{&d.event(), DeliveryInfo{d.attempt()}});
-        }
-        batch_statuses = batch_handler_(batch);
-      }
-      for (int i = 0; i < response.deliveries_size(); ++i) {
-        const auto& d = response.deliveries(i);
-        const Event& e = d.event();
-        absl::Status s = absl::OkStatus();
-        if (batch_handler_) {
-          s = static_cast<size_t>(i) < batch_statuses.size()
-                  ? batch_statuses[static_cast<size_t>(i)]
-                  : absl::InternalError("batch handler returned no status for this delivery");
-        } else {
-          auto it = handlers_.find(e.type());
-          if (it != handlers_.end()) s = it->second(e, DeliveryInfo{d.attempt()});
-        }
-        if (s.ok()) {
-          auto* ack = settle.add_acks();
-          ack->set_offset(e.offset());
-          ack->set_attempt(d.attempt());
-        } else {
-          auto* nack = settle.add_nacks();
-          nack->set_offset(e.offset());
-          nack->set_attempt(d.attempt());
-          nack->set_reason(s.ToString());
-        }
-      }
-      {
-        absl::MutexLock lock(&mu_);
-        handled_ += static_cast<uint64_t>(response.deliveries_size());
-      }
-      const bool sent = stream->Write(settle);
-      {
-        absl::MutexLock lock(&mu_);
-        handling_ = false;
-        if (sent && stopping_) HalfCloseIfIdleLocked();  // the acks first, then the half-close
-      }
-      if (!sent) {
-        broke_off = true;
-        break;
-      }
+      absl::MutexLock lock(&mu_);
+      // Half-closed: nothing handled now could be acked. These go back to
+      // the group when the broker ends the stream.
+      if (writes_done_) continue;
+      queued_ += static_cast<uint64_t>(response.deliveries_size());
+      queue_.push_back(std::move(response));
+      response.Clear();
     }
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+    }
+    handler.join();
   }
   {
     absl::MutexLock lock(&mu_);
     stream_ = nullptr;
+    // Received, never handled: the broker hands them out again.
+    queue_.clear();
+    queued_ = 0;
   }
-  if (broke_off) context.TryCancel();
   grpc::Status status = stream->Finish();
   // The broker refused the open itself: retrying cannot help until someone
   // changes the group or this service. Said loudly, and exposed.
@@ -268,6 +233,77 @@ bool Subscriber::RunStream() {
     failing_ = !opened;
   }
   return opened;
+}
+
+void Subscriber::HandleQueued(
+    grpc::ClientContext* context,
+    grpc::ClientReaderWriter<SubscribeRequest, SubscribeResponse>* stream) {
+  while (true) {
+    std::vector<SubscribeResponse> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this] {
+        mu_.AssertHeld();
+        return !queue_.empty() || !reading_ || stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      // Stopping: no new batch (Stop() half-closes; what is queued goes back
+      // to the group). Reads ended: nothing handled now could be acked.
+      if (stopping_ || !reading_ || writes_done_) return;
+      batch.swap(queue_);
+      queued_ = 0;
+      handling_ = true;
+    }
+    SubscribeRequest settle = Handle(batch);
+    const bool sent = stream->Write(settle);
+    {
+      absl::MutexLock lock(&mu_);
+      handling_ = false;
+      if (sent && stopping_) HalfCloseIfIdleLocked();  // the acks first, then the half-close
+    }
+    if (!sent) {
+      // The stream broke: end the reads too, so RunStream() gets its status.
+      context->TryCancel();
+      return;
+    }
+  }
+}
+
+SubscribeRequest Subscriber::Handle(const std::vector<SubscribeResponse>& batch) {
+  std::vector<Delivery> deliveries;
+  for (const SubscribeResponse& response : batch) {
+    for (const auto& d : response.deliveries()) {
+      deliveries.push_back(Delivery{&d.event(), DeliveryInfo{d.attempt()}});
+    }
+  }
+  std::vector<absl::Status> batch_statuses;
+  if (batch_handler_) batch_statuses = batch_handler_(deliveries);
+  SubscribeRequest settle;
+  for (size_t i = 0; i < deliveries.size(); ++i) {
+    const Event& e = *deliveries[i].event;
+    absl::Status s = absl::OkStatus();
+    if (batch_handler_) {
+      s = i < batch_statuses.size()
+              ? batch_statuses[i]
+              : absl::InternalError("batch handler returned no status for this delivery");
+    } else {
+      auto it = handlers_.find(e.type());
+      if (it != handlers_.end()) s = it->second(e, deliveries[i].info);
+    }
+    if (s.ok()) {
+      auto* ack = settle.add_acks();
+      ack->set_offset(e.offset());
+      ack->set_attempt(deliveries[i].info.attempt);
+    } else {
+      auto* nack = settle.add_nacks();
+      nack->set_offset(e.offset());
+      nack->set_attempt(deliveries[i].info.attempt);
+      nack->set_reason(s.ToString());
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  handled_ += deliveries.size();
+  return settle;
 }
 
 }  // namespace relay::events

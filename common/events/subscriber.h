@@ -33,6 +33,12 @@ struct DeliveryInfo {
 // Reconnects with backoff when the stream breaks; deliveries in hand when it
 // breaks are redelivered by the broker.
 //
+// Two threads per stream: one reads the broker's messages into a queue, the
+// other handles what is queued. A batch is everything received since the
+// previous batch began (not one broker message), and its acks go back in one
+// message: a consumer that fell behind catches up in large batches even when
+// the broker refills its slots one ack at a time.
+//
 // Register handlers, then Start(). Thread-safe after Start().
 //
 //   Subscriber sub(channel, {.topic = "orders", .group = "payment-service"});
@@ -98,9 +104,10 @@ class Subscriber {
     });
   }
 
-  // Hands each received batch of deliveries to `handler` in one call
-  // instead of calling the On() handlers event by event (e.g. to handle the
-  // whole batch in one database transaction). Its statuses settle the
+  // Hands each batch (every delivery received and not yet handled, in the
+  // order received) to `handler` in one call instead of calling the On()
+  // handlers event by event (e.g. to handle the whole batch in one database
+  // transaction). Its statuses settle the
   // deliveries: OK acks, an error nacks with the error's message; a missing
   // status nacks. The batch holds every delivery received, whatever its type;
   // the On() handlers still choose the types subscribed to (filter_types)
@@ -132,6 +139,8 @@ class Subscriber {
   absl::Status refusal() const;
 
   uint64_t handled() const;
+  // Deliveries received and waiting for the handler (the next batch).
+  uint64_t queued() const;
   // The stream's last error, for logs and tests.
   std::string last_error() const;
 
@@ -139,6 +148,15 @@ class Subscriber {
   void Run();
   // One stream's life. Returns true when it got as far as `opened`.
   bool RunStream();
+  // The handling thread of one stream: takes what RunStream() queued, hands
+  // it to the handlers and writes the acks, until the stream's reads end or
+  // Stop() begins.
+  void HandleQueued(grpc::ClientContext* context,
+                    grpc::ClientReaderWriter<relay::broker::v1::SubscribeRequest,
+                                             relay::broker::v1::SubscribeResponse>* stream);
+  // Handles `batch` and returns the acks and nacks for it.
+  relay::broker::v1::SubscribeRequest Handle(
+      const std::vector<relay::broker::v1::SubscribeResponse>& batch);
   // Half-closes the stream unless a batch is being handled (the stream
   // thread half-closes after its settle then) or it already was.
   void HalfCloseIfIdleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -160,14 +178,20 @@ class Subscriber {
   bool failing_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status refusal_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
-  // The open stream. Writes on it come from one thread at a time: the
-  // stream thread while `handling_` (a batch and its settle), otherwise
-  // whoever half-closes it first (Stop() or the stream thread) under mu_.
+  // The open stream. Reads come from the stream thread (RunStream()); writes
+  // from one thread at a time: the handling thread while `handling_` (a
+  // batch and its settle), otherwise whoever half-closes it first (Stop() or
+  // the handling thread) under mu_.
   grpc::ClientReaderWriter<relay::broker::v1::SubscribeRequest,
                            relay::broker::v1::SubscribeResponse>* stream_ ABSL_GUARDED_BY(mu_) =
       nullptr;
   bool handling_ ABSL_GUARDED_BY(mu_) = false;
   bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
+  // Received messages with deliveries, not yet handled; and whether the
+  // stream may still add to them.
+  std::vector<relay::broker::v1::SubscribeResponse> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // deliveries in queue_
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
