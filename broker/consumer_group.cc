@@ -120,7 +120,7 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
         // No member is connected, so none is in flight.
         for (auto it = buffer_.begin(); it != buffer_.end();) {
           auto here = it++;
-          if (!Wanted(here->second)) {
+          if (!Wanted(here->second.event)) {
             scheduler_.Drop(here->first);
             Unbuffer(here, &freed);
           }
@@ -217,12 +217,13 @@ bool ConsumerGroup::Wanted(const Event& e) const {
   return types_.empty() || std::binary_search(types_.begin(), types_.end(), e.type());
 }
 
-void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, Event>::iterator it,
+void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it,
                              std::vector<Event>* freed) {
-  // Buffer() computed the size and buffered events are never changed, so
-  // the cached size is exact (and free on the ack path).
-  buffer_bytes_ -= std::min(buffer_bytes_, static_cast<size_t>(it->second.GetCachedSize()));
-  if (freed != nullptr) freed->push_back(std::move(it->second));
+  // The size Buffer() counted, kept beside the event: a protobuf's own
+  // cached size does not survive a move (it read 0 here once, and the
+  // count only grew until every group held one event at a time).
+  buffer_bytes_ -= std::min(buffer_bytes_, it->second.bytes);
+  if (freed != nullptr) freed->push_back(std::move(it->second.event));
   buffer_.erase(it);
 }
 
@@ -248,8 +249,10 @@ void ConsumerGroup::Buffer(std::vector<Event>* events) {
     if (wanted && !buffer_.empty() && buffer_bytes_ >= max_window_bytes_) break;
     scheduler_.Add(e.offset(), e.key(), !wanted);
     if (wanted) {
-      buffer_bytes_ += e.ByteSizeLong();
-      buffer_.emplace(e.offset(), std::move(e));
+      const uint64_t offset = e.offset();  // before the move empties `e`
+      const size_t bytes = e.ByteSizeLong();
+      buffer_bytes_ += bytes;
+      buffer_.emplace(offset, Buffered{std::move(e), bytes});
     }
   }
   DropBelowCommitted();
@@ -346,7 +349,7 @@ absl::Time ConsumerGroup::Pump() {
       auto it = buffer_.find(a.offset);
       if (it == buffer_.end()) continue;  // cannot happen: assigned events are buffered
       v1::Delivery d;
-      *d.mutable_event() = it->second;
+      *d.mutable_event() = it->second.event;
       d.mutable_event()->set_topic(topic_);
       d.set_attempt(a.attempt);
       batches[a.member].push_back(std::move(d));
@@ -372,7 +375,7 @@ void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
   for (Scheduler::DeadLetter& d : dead) {
     auto it = buffer_.find(d.offset);
     if (it == buffer_.end()) continue;
-    const Event& original = it->second;
+    const Event& original = it->second.event;
     v1::DeadLetter letter;
     letter.set_group(group_);
     *letter.mutable_event() = original;

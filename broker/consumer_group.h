@@ -102,6 +102,12 @@ class ConsumerGroup {
     uint32_t max_in_flight = 0;
   };
 
+  // A buffered event and the bytes it counts for in buffer_bytes_.
+  struct Buffered {
+    Event event;
+    size_t bytes = 0;
+  };
+
   // A dead letter whose append failed, to try again at `due`.
   struct DeadLetterRetry {
     absl::Time due;
@@ -128,7 +134,7 @@ class ConsumerGroup {
   // error (InfiniteFuture when none). Dispatcher thread only.
   absl::Time Fill();
   bool Wanted(const Event& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Unbuffer(absl::btree_map<uint64_t, Event>::iterator it, std::vector<Event>* freed)
+  void Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it, std::vector<Event>* freed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string topic_;
@@ -148,8 +154,8 @@ class ConsumerGroup {
   mutable absl::Mutex mu_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   // Buffered events not yet acknowledged, by offset.
-  absl::btree_map<uint64_t, Event> buffer_ ABSL_GUARDED_BY(mu_);
-  size_t buffer_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // ByteSizeLong() of buffer_'s events
+  absl::btree_map<uint64_t, Buffered> buffer_ ABSL_GUARDED_BY(mu_);
+  size_t buffer_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the sum of buffer_'s `bytes`
   absl::flat_hash_map<Scheduler::MemberId, Member> members_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> types_ ABSL_GUARDED_BY(mu_);  // sorted; empty: all
   uint64_t dead_lettered_ ABSL_GUARDED_BY(mu_) = 0;
