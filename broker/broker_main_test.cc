@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -13,9 +14,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "broker/jetstream_group_store.h"
 #include "broker/storage/file_event_log.h"
+#include "common/events/publisher.h"
 #include "common/events/subscriber.h"
 #include "common/grpc_channel.h"
 #include "gmock/gmock.h"
@@ -26,6 +30,7 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace relay::broker {
 namespace {
@@ -81,18 +86,30 @@ std::string WriteTopic(const std::string& data_dir, int n) {
 
 class BrokerProcess {
  public:
-  explicit BrokerProcess(std::string dir) : dir_(std::move(dir)) {}
+  explicit BrokerProcess(std::string dir) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
+  }
 
   // Starts relay-broker on a free port; returns the port (0: it did not
   // start serving).
   int Start(const std::vector<std::string>& extra = {}) {
+    if (!Launch(extra)) return 0;
+    return WaitPort(absl::Seconds(20));
+  }
+  // Starts it without waiting for it to serve (a standby does not).
+  bool Launch(const std::vector<std::string>& extra) {
     std::filesystem::remove(port_file());
     std::vector<std::string> argv = {RELAY_BROKER_BIN, "--listen=127.0.0.1:0",
                                      "--data_dir=" + dir_ + "/data", "--port_file=" + port_file()};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    if (!proc_.Start(argv, log_path())) return 0;
-    return relay::testing::WaitForPortFile(port_file(), absl::Seconds(20));
+    return proc_.Start(argv, log_path());
   }
+  // The port once it serves (0: not within `timeout`).
+  int WaitPort(absl::Duration timeout) {
+    return relay::testing::WaitForPortFile(port_file(), timeout);
+  }
+  bool serving() const { return std::filesystem::exists(port_file()); }
+  void Signal(int signal) { ::kill(proc_.pid(), signal); }
   // Starts relay-broker expecting it to exit by itself; returns the wait
   // status.
   int RunToExit(const std::vector<std::string>& extra) {
@@ -217,6 +234,158 @@ TEST(BrokerMain, OnJetStreamItServesNamesTheStorageAndWritesNothingToTheDataDir)
   const int status = broker.Stop(SIGTERM);
   ASSERT_TRUE(WIFEXITED(status)) << broker.log();
   EXPECT_EQ(WEXITSTATUS(status), 0) << broker.log();
+}
+
+// The committed offset of `group` on "orders" in the replicated group
+// bucket (-1: no such group, or NATS did not answer).
+int64_t ReplicatedCommitted(const std::string& nats, const std::string& group) {
+  JetStreamGroupStore::Options options;
+  options.servers = nats;
+  absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> store = JetStreamGroupStore::Open(options);
+  if (!store.ok()) return -1;
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = (*store)->LoadAll();
+  if (!all.ok()) return -1;
+  for (const GroupCheckpoint& c : *all) {
+    if (c.topic() == "orders" && c.group() == group) {
+      return static_cast<int64_t>(c.committed_offset());
+    }
+  }
+  return -1;
+}
+
+// Publishes events "<prefix>0".. to "orders" on the broker at `port`.
+void PublishTo(int port, const std::string& prefix, int n) {
+  relay::events::Publisher publisher(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)), {});
+  for (int i = 0; i < n; ++i) {
+    relay::events::v1::Event e;
+    e.set_id(absl::StrCat(prefix, i));
+    e.set_type("thing.happened");
+    ASSERT_THAT(publisher.Publish("orders", e).get(), IsOk());
+  }
+}
+
+// Consumes "orders" as group "g" on the broker at `port` until `until`
+// offsets were handled (acking each); returns the offsets in the order
+// handled.
+std::vector<uint64_t> ConsumeFrom(int port, size_t until) {
+  absl::Mutex mu;
+  std::vector<uint64_t> offsets;
+  relay::events::Subscriber::Options options;
+  options.topic = "orders";
+  options.group = "g";
+  options.start.set_earliest(true);
+  relay::events::Subscriber sub(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)), options);
+  sub.On("thing.happened", [&](const relay::events::v1::Event& e, const relay::events::DeliveryInfo&) {
+    absl::MutexLock lock(&mu);
+    offsets.push_back(e.offset());
+    return absl::OkStatus();
+  });
+  sub.Start();
+  EXPECT_TRUE(relay::testing::WaitFor(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return offsets.size() >= until;
+      },
+      absl::Seconds(30)));
+  sub.Stop();
+  absl::MutexLock lock(&mu);
+  return offsets;
+}
+
+// Issue 8: two brokers on one NATS. One holds the lease and serves; the
+// other stands by without listening. kill -9 of the active one: the standby
+// takes over and the group resumes from its replicated checkpoint; the
+// killed one, restarted, stands by; a SIGTERM of the active one hands the
+// lease back at once.
+TEST(BrokerStandby, TheStandbyTakesOverAfterKillNineAndGroupsResumeFromTheBucket) {
+  absl::StatusOr<std::unique_ptr<relay::testing::NatsServer>> nats =
+      relay::testing::NatsServer::Start();
+  ASSERT_THAT(nats, IsOk());
+  relay::testing::TempDir dir;
+  const std::vector<std::string> flags = {"--storage=jetstream", "--nats=" + (*nats)->urls(),
+                                          "--lease_ttl=1s"};
+  BrokerProcess a(dir.Join("a"));
+  BrokerProcess b(dir.Join("b"));
+  const int port_a = a.Start(flags);
+  ASSERT_GT(port_a, 0) << a.log();
+  ASSERT_TRUE(b.Launch(flags));
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return absl::StrContains(b.log(), "standby: waiting for the broker lease"); },
+      absl::Seconds(20)))
+      << b.log();
+  EXPECT_FALSE(b.serving());
+
+  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a, "first-", 3));
+  EXPECT_EQ(ConsumeFrom(port_a, 3), (std::vector<uint64_t>{0, 1, 2}));
+  // Replicated: the bucket has the group's progress.
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return ReplicatedCommitted((*nats)->urls(), "g") == 3; }, absl::Seconds(20)));
+  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a, "second-", 2));
+  EXPECT_FALSE(b.serving());
+
+  const absl::Time killed = absl::Now();
+  a.Stop(SIGKILL);
+  const int port_b = b.WaitPort(absl::Seconds(30));
+  ASSERT_GT(port_b, 0) << b.log();
+  std::cerr << "takeover after kill -9: " << absl::FormatDuration(absl::Now() - killed) << "\n";
+  EXPECT_THAT(b.log(), HasSubstr("broker lease acquired: this broker is active"));
+  // The group goes on where the bucket says: 3, not 0.
+  EXPECT_EQ(ConsumeFrom(port_b, 2), (std::vector<uint64_t>{3, 4}));
+
+  // The killed broker comes back as the standby.
+  ASSERT_TRUE(a.Launch(flags));
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return absl::StrContains(a.log(), "standby: waiting for the broker lease"); },
+      absl::Seconds(20)))
+      << a.log();
+  EXPECT_FALSE(a.serving());
+
+  // A SIGTERM of the active broker releases the lease: no ttl to wait.
+  const int status = b.Stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status)) << b.log();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << b.log();
+  EXPECT_THAT(b.log(), HasSubstr("broker lease released"));
+  EXPECT_GT(a.WaitPort(absl::Seconds(30)), 0) << a.log();
+  EXPECT_EQ(a.Stop(SIGTERM), 0) << a.log();
+}
+
+// Issue 8: the active broker is paused (SIGSTOP) for longer than the lease.
+// The standby takes over and the group advances there; the paused one,
+// resumed, finds its lease taken and exits 3 -- and the group's replicated
+// progress is not moved back by it.
+TEST(BrokerStandby, APausedActiveBrokerLosesTheLeaseAndExitsWithoutMovingAGroup) {
+  absl::StatusOr<std::unique_ptr<relay::testing::NatsServer>> nats =
+      relay::testing::NatsServer::Start();
+  ASSERT_THAT(nats, IsOk());
+  relay::testing::TempDir dir;
+  const std::vector<std::string> flags = {"--storage=jetstream", "--nats=" + (*nats)->urls(),
+                                          "--lease_ttl=1s"};
+  BrokerProcess a(dir.Join("a"));
+  BrokerProcess b(dir.Join("b"));
+  const int port_a = a.Start(flags);
+  ASSERT_GT(port_a, 0) << a.log();
+  ASSERT_TRUE(b.Launch(flags));
+  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a, "first-", 3));
+  EXPECT_EQ(ConsumeFrom(port_a, 3).size(), 3u);
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return ReplicatedCommitted((*nats)->urls(), "g") == 3; }, absl::Seconds(20)));
+
+  a.Signal(SIGSTOP);
+  const int port_b = b.WaitPort(absl::Seconds(30));
+  ASSERT_GT(port_b, 0) << b.log();
+  ASSERT_NO_FATAL_FAILURE(PublishTo(port_b, "second-", 2));
+  EXPECT_EQ(ConsumeFrom(port_b, 2), (std::vector<uint64_t>{3, 4}));
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return ReplicatedCommitted((*nats)->urls(), "g") == 5; }, absl::Seconds(20)));
+
+  a.Signal(SIGCONT);
+  const int status = a.Stop(0, absl::Seconds(30));  // no signal: it exits by itself
+  ASSERT_TRUE(WIFEXITED(status)) << a.log();
+  EXPECT_EQ(WEXITSTATUS(status), 3) << a.log();
+  EXPECT_THAT(a.log(), HasSubstr("exiting: lost the broker lease"));
+  EXPECT_EQ(ReplicatedCommitted((*nats)->urls(), "g"), 5);
+  EXPECT_GT(b.WaitPort(absl::Seconds(1)), 0);
+  EXPECT_EQ(b.Stop(SIGTERM), 0) << b.log();
 }
 
 }  // namespace

@@ -1,11 +1,17 @@
 // relay-broker: the durable gRPC event broker. Reads flags (each with a
 // RELAY_BROKER_<FLAG> environment equivalent) and wires storage (file or
 // NATS JetStream), groups and the gRPC server; SIGTERM/SIGINT drain and
-// exit 0.
+// exit 0. On JetStream it first waits, as a standby that does not listen,
+// for the broker lease (broker/broker_lease.h), and exits 3 if it ever loses
+// it.
+
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -14,10 +20,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "broker/broker_lease.h"
 #include "broker/broker_server.h"
 #include "broker/storage/file_event_log.h"
 #include "broker/storage_backend.h"
+#include "common/log.h"
 #include "common/process.h"
+#include "common/signals.h"
 #include "common/text.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7070", "host:port to serve gRPC on (port 0: any free)");
@@ -31,6 +41,12 @@ ABSL_FLAG(std::string, nats, "nats://127.0.0.1:4222",
 ABSL_FLAG(int32_t, replicas, 1,
           "--storage=jetstream: copies of each topic's stream and of the group bucket, 1 to 5; a "
           "quorum acks each write (ignored with --storage=file)");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(3),
+          "--storage=jetstream: how long the active broker's lease outlives its last renewal; "
+          "a standby takes over about lease_ttl * 1.25 after the active broker dies (1s to 60s)");
+ABSL_FLAG(std::string, advertise, "",
+          "--storage=jetstream: host:port clients use to reach this broker, shown in the lease "
+          "(default: <hostname>:<--listen's port>)");
 ABSL_FLAG(std::string, data_dir, "./data/broker",
           "--storage=file: directory of the topic logs and of the group checkpoints");
 ABSL_FLAG(std::string, fsync, "batch",
@@ -133,6 +149,93 @@ absl::Status StorageFromFlags(const std::string& data_dir, relay::broker::Storag
   return absl::OkStatus();
 }
 
+// Writes the bound port to --port_file, if set (atomically: tests poll it).
+void WritePortFile(int port) {
+  const std::string port_file = absl::GetFlag(FLAGS_port_file);
+  if (port_file.empty()) return;
+  const std::string tmp = port_file + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+  }
+  std::rename(tmp.c_str(), port_file.c_str());
+}
+
+// The exit status of a broker that lost its lease (docs/JETSTREAM.md).
+constexpr int kLostLeaseExit = 3;
+
+// --advertise, or <hostname>:<port of --listen>.
+std::string AdvertisedAddress(const std::string& listen) {
+  std::string advertise = absl::GetFlag(FLAGS_advertise);
+  if (!advertise.empty()) return advertise;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  const size_t colon = listen.rfind(':');
+  return absl::StrCat(host[0] != '\0' ? host : "localhost", ":",
+                      colon == std::string::npos ? listen : listen.substr(colon + 1));
+}
+
+// JetStream: stand by until this broker holds the lease, then serve until
+// a signal (releasing the lease after the drain) or until the lease is lost
+// (exit kLostLeaseExit at once: another broker may be active, and a
+// supervisor restarts this one as a standby).
+int ServeWithLease(const relay::Process& process,
+                   const relay::broker::BrokerServer::Options& options) {
+  relay::broker::BrokerLease::Options lease_options;
+  lease_options.servers = options.storage.jetstream.servers;
+  lease_options.replicas = options.storage.jetstream.replicas;
+  lease_options.ttl = absl::GetFlag(FLAGS_lease_ttl);
+  lease_options.address = AdvertisedAddress(options.listen_address);
+  absl::StatusOr<std::unique_ptr<relay::broker::BrokerLease>> lease =
+      relay::broker::BrokerLease::Open(lease_options);
+  if (!lease.ok()) {
+    return process.Fail(absl::Status(
+        lease.status().code(), absl::StrCat("broker lease: ", lease.status().message())));
+  }
+  // Leaked: the signal thread may outlive main().
+  static auto* const terminate = new absl::Notification;
+  static int signal_number = 0;
+  std::thread([] {
+    signal_number = relay::WaitForTerminationSignal();
+    terminate->Notify();
+  }).detach();
+  RELAY_LOG(Info, "standby: campaigning for the broker lease",
+            {{"holder", (*lease)->holder()},
+             {"address", lease_options.address},
+             {"bucket", "relay_lease"},
+             {"ttl", absl::FormatDuration(lease_options.ttl)}});
+  if (!(*lease)->Acquire(terminate).ok()) {
+    RELAY_LOG(Info, "stopped while standing by", {{"signal", absl::StrCat(signal_number)}});
+    return 0;
+  }
+  (*lease)->KeepAlive([](const std::string& why) {
+    RELAY_LOG(Error, "exiting: lost the broker lease, another broker may be active",
+              {{"why", why}, {"exit_status", absl::StrCat(kLostLeaseExit)}});
+    std::_Exit(kLostLeaseExit);
+  });
+  absl::StatusOr<std::unique_ptr<relay::broker::BrokerServer>> server =
+      relay::broker::BrokerServer::Start(options);
+  if (!server.ok()) {
+    (*lease)->Release();
+    return process.Fail(server.status());
+  }
+  WritePortFile((*server)->port());
+  RELAY_LOG(Info, "serving",
+            {{"listen", options.listen_address},
+             {"port", absl::StrCat((*server)->port())},
+             {"storage", "jetstream"},
+             {"nats", options.storage.jetstream.servers},
+             {"replicas", absl::StrCat(options.storage.jetstream.replicas)},
+             {"group_bucket", "relay_groups"},
+             {"lease_holder", (*lease)->holder()}});
+  terminate->WaitForNotification();
+  RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(signal_number)}});
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  (*lease)->Release();
+  RELAY_LOG(Info, "stopped", {});
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,29 +259,16 @@ int main(int argc, char** argv) {
         "--group_window_events and --group_window_bytes must be positive"));
   }
   options.groups.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  if (options.storage.backend == relay::broker::Storage::kJetStream) {
+    return ServeWithLease(process, options);
+  }
   absl::StatusOr<std::unique_ptr<relay::broker::BrokerServer>> server =
       relay::broker::BrokerServer::Start(options);
   if (!server.ok()) return process.Fail(server.status());
 
-  if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << (*server)->port() << "\n";
-    }
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
+  WritePortFile((*server)->port());
   auto shutdown = [&] { (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace)); };
   const std::string port = absl::StrCat((*server)->port());
-  if (options.storage.backend == relay::broker::Storage::kJetStream) {
-    return process.ServeUntilSignal({{"listen", options.listen_address},
-                                     {"port", port},
-                                     {"storage", "jetstream"},
-                                     {"nats", options.storage.jetstream.servers},
-                                     {"replicas", absl::StrCat(options.storage.jetstream.replicas)},
-                                     {"group_bucket", "relay_groups"}},
-                                    shutdown);
-  }
   return process.ServeUntilSignal({{"listen", options.listen_address},
                                    {"port", port},
                                    {"storage", "file"},

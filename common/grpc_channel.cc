@@ -4,6 +4,15 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/text.h"
+
 namespace relay {
 namespace {
 
@@ -37,6 +46,68 @@ grpc::ChannelArguments MakeChannelArguments(const Keepalive& keepalive) {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, const Keepalive& keepalive) {
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
                                    MakeChannelArguments(keepalive));
+}
+
+absl::StatusOr<std::shared_ptr<ChannelSet>> ChannelSet::Parse(const std::string& targets,
+                                                              const Keepalive& keepalive) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::string> names;
+  for (absl::string_view entry : absl::StrSplit(targets, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (entry.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "expected host:port[,host:port...] with no empty entry, got ", Excerpt(targets)));
+    }
+    names.emplace_back(entry);
+    channels.push_back(MakeChannel(std::string(entry), keepalive));
+  }
+  return std::shared_ptr<ChannelSet>(
+      new ChannelSet(std::move(channels), absl::StrJoin(names, ",")));
+}
+
+ChannelSet::ChannelSet(std::shared_ptr<grpc::Channel> channel)
+    : channels_{std::move(channel)}, targets_("(one channel)") {}
+
+ChannelSet::ChannelSet(std::vector<std::shared_ptr<grpc::Channel>> channels, std::string targets)
+    : channels_(std::move(channels)), targets_(std::move(targets)) {}
+
+std::shared_ptr<grpc::Channel> ChannelSet::Pick() {
+  const size_t n = channels_.size();
+  if (n == 1) return channels_[0];
+  std::vector<grpc_connectivity_state> states(n);
+  for (size_t i = 0; i < n; ++i) states[i] = channels_[i]->GetState(/*try_to_connect=*/true);
+  absl::MutexLock lock(&mu_);
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (current_ + k) % n;
+    if (states[i] == GRPC_CHANNEL_READY) {
+      current_ = i;
+      return channels_[i];
+    }
+  }
+  if (states[current_] != GRPC_CHANNEL_TRANSIENT_FAILURE) return channels_[current_];
+  for (size_t k = 1; k < n; ++k) {
+    const size_t i = (current_ + k) % n;
+    if (states[i] != GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      current_ = i;
+      return channels_[i];
+    }
+  }
+  current_ = (current_ + 1) % n;
+  return channels_[current_];
+}
+
+std::shared_ptr<grpc::Channel> ChannelSet::WaitForReady(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    std::shared_ptr<grpc::Channel> channel = Pick();
+    if (channel->GetState(false) == GRPC_CHANNEL_READY) return channel;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) return channel;
+    // Wakes on the picked channel's next state change, or soon anyway to
+    // look at the others.
+    channel->WaitForStateChange(channel->GetState(false),
+                                absl::ToChronoTime(std::min(deadline, now + absl::Milliseconds(100))));
+  }
 }
 
 void ApplyServerConnectionArgs(grpc::ServerBuilder& builder, const Keepalive& keepalive) {

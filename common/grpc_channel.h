@@ -18,7 +18,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace relay {
@@ -52,6 +56,51 @@ grpc::ChannelArguments MakeChannelArguments(const Keepalive& keepalive = {});
 // The one channel per peer a binary uses: insecure, MakeChannelArguments().
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const Keepalive& keepalive = {});
+
+// One peer reachable at one of several addresses, of which one serves at a
+// time: the active relay-broker among standbys, which do not listen until
+// they take over (docs/JETSTREAM.md#standby-brokers). Holds one channel per
+// address; a client opens each stream or call on Pick(), and so finds the
+// active broker by itself after a failover: the dead broker's channel
+// fails, the new one's connects.
+//
+// With one address it is a plain channel. Thread-safe.
+//
+//   auto brokers = relay::ChannelSet::Parse("broker-a:7070,broker-b:7070");
+//   stub = Broker::NewStub((*brokers)->Pick());
+class ChannelSet {
+ public:
+  // `targets`: "host:port[,host:port...]" (whitespace around each entry is
+  // dropped). INVALID_ARGUMENT, quoting at most 32 bytes, for an empty list
+  // or an empty entry.
+  static absl::StatusOr<std::shared_ptr<ChannelSet>> Parse(const std::string& targets,
+                                                           const Keepalive& keepalive = {});
+  // A set of one existing channel.
+  explicit ChannelSet(std::shared_ptr<grpc::Channel> channel);
+
+  // The channel for the next attempt: a connected (READY) one, the last
+  // picked first; else the last picked unless its connection attempts fail
+  // (TRANSIENT_FAILURE); else the next one that is not failing, else simply
+  // the next. Asks every channel to connect, so that a broker which starts
+  // listening is found by the following attempt.
+  std::shared_ptr<grpc::Channel> Pick();
+
+  // Waits until one channel is connected and returns it; after `timeout`,
+  // returns Pick() (its calls then fail with the connection's error).
+  std::shared_ptr<grpc::Channel> WaitForReady(absl::Duration timeout);
+
+  size_t size() const { return channels_.size(); }
+  // The addresses, comma-separated, as given.
+  const std::string& targets() const { return targets_; }
+
+ private:
+  ChannelSet(std::vector<std::shared_ptr<grpc::Channel>> channels, std::string targets);
+
+  const std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  const std::string targets_;
+  absl::Mutex mu_;
+  size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 // Sets the server half of the same policy on `builder`: keepalive pings to
 // every client, and the enforcement that permits the clients' pings (also

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
 namespace relay {
@@ -113,6 +114,42 @@ TEST(GrpcChannelTest, ASlowHandshakeStillConnects) {
   broker::v1::ListTopicsResponse response;
   grpc::Status status = stub->ListTopics(&context, request, &response);
   EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+}
+
+TEST(ChannelSetTest, AnEmptyEntryIsRefusedWithAShortQuote) {
+  absl::StatusOr<std::shared_ptr<ChannelSet>> set = ChannelSet::Parse("127.0.0.1:1,,127.0.0.1:2");
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(set.status().message(),
+            "expected host:port[,host:port...] with no empty entry, got '127.0.0.1:1,,127.0.0.1:2'");
+  EXPECT_FALSE(ChannelSet::Parse("").ok());
+  EXPECT_FALSE(ChannelSet::Parse(std::string(1 << 20, ',')).ok());
+  EXPECT_LT(ChannelSet::Parse(std::string(1 << 20, ',')).status().message().size(), 200u);
+}
+
+TEST(ChannelSetTest, OfTwoAddressesTheOneThatListensIsUsed) {
+  testing::TempDir dir;
+  auto broker = testing::StartBroker(dir.Join("broker"));
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  const int nobody = testing::PickFreePort();  // a standby: not listening
+  absl::StatusOr<std::shared_ptr<ChannelSet>> set = ChannelSet::Parse(
+      absl::StrCat("127.0.0.1:", nobody, ", 127.0.0.1:", (*broker)->port()));
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ((*set)->size(), 2u);
+  EXPECT_EQ((*set)->targets(),
+            absl::StrCat("127.0.0.1:", nobody, ",127.0.0.1:", (*broker)->port()));
+
+  auto stub = broker::v1::Broker::NewStub((*set)->WaitForReady(absl::Seconds(20)));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  broker::v1::ListTopicsRequest request;
+  broker::v1::ListTopicsResponse response;
+  grpc::Status status = stub->ListTopics(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  // Once connected, Pick() stays with it.
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ((*set)->Pick()->GetState(false), GRPC_CHANNEL_READY);
+  }
 }
 
 }  // namespace

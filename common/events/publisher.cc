@@ -32,11 +32,11 @@ size_t RequestHeaderBytes(const std::string& topic) {
 
 }  // namespace
 
+Publisher::Publisher(std::shared_ptr<ChannelSet> brokers, Options options)
+    : brokers_(std::move(brokers)), options_(options), thread_([this] { Run(); }) {}
+
 Publisher::Publisher(std::shared_ptr<grpc::Channel> channel, Options options)
-    : channel_(std::move(channel)),
-      stub_(relay::broker::v1::Broker::NewStub(channel_)),
-      options_(options),
-      thread_([this] { Run(); }) {}
+    : Publisher(std::make_shared<ChannelSet>(std::move(channel)), options) {}
 
 Publisher::~Publisher() { Close(); }
 
@@ -176,8 +176,10 @@ bool Publisher::RunStream() {
     stream_context_ = &context;
     stream_broken_ = false;
   }
+  std::unique_ptr<relay::broker::v1::Broker::Stub> stub =
+      relay::broker::v1::Broker::NewStub(brokers_->Pick());
   std::shared_ptr<grpc::ClientReaderWriter<PublishRequest, PublishResponse>> stream =
-      stub_->PublishStream(&context);
+      stub->PublishStream(&context);
   bool progressed = false;
 
   // Answers come in request order: the reader matches them to in_flight_.

@@ -53,6 +53,9 @@ class Publisher {
     absl::Duration max_backoff = absl::Seconds(2);
   };
 
+  // Publishes to the broker at `brokers` (the active one of several:
+  // each stream opens on brokers->Pick()).
+  Publisher(std::shared_ptr<ChannelSet> brokers, Options options);
   Publisher(std::shared_ptr<grpc::Channel> channel, Options options);
   ~Publisher();  // Close()
 
@@ -96,8 +99,7 @@ class Publisher {
   void ResolveLocked(Batch& batch, const relay::broker::v1::PublishResponse& response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const std::shared_ptr<grpc::Channel> channel_;
-  const std::unique_ptr<relay::broker::v1::Broker::Stub> stub_;
+  const std::shared_ptr<ChannelSet> brokers_;
   const Options options_;
 
   mutable absl::Mutex mu_;

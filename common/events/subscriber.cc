@@ -12,10 +12,11 @@ namespace relay::events {
 using relay::broker::v1::SubscribeRequest;
 using relay::broker::v1::SubscribeResponse;
 
+Subscriber::Subscriber(std::shared_ptr<ChannelSet> brokers, Options options)
+    : brokers_(std::move(brokers)), options_(std::move(options)) {}
+
 Subscriber::Subscriber(std::shared_ptr<grpc::Channel> channel, Options options)
-    : channel_(std::move(channel)),
-      stub_(relay::broker::v1::Broker::NewStub(channel_)),
-      options_(std::move(options)) {}
+    : Subscriber(std::make_shared<ChannelSet>(std::move(channel)), std::move(options)) {}
 
 Subscriber::~Subscriber() { Stop(); }
 
@@ -124,7 +125,9 @@ bool Subscriber::RunStream() {
     if (stopping_) return false;
     context_ = &context;
   }
-  auto stream = stub_->Subscribe(&context);
+  std::unique_ptr<relay::broker::v1::Broker::Stub> stub =
+      relay::broker::v1::Broker::NewStub(brokers_->Pick());
+  auto stream = stub->Subscribe(&context);
   SubscribeRequest open_request;
   SubscribeRequest::Open* open = open_request.mutable_open();
   open->set_topic(options_.topic);

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/grpc_channel.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 
 namespace relay::events {
@@ -83,6 +84,9 @@ class Subscriber {
   // Returns one status per delivery, in the same order.
   using BatchHandler = std::function<std::vector<absl::Status>(absl::Span<const Delivery>)>;
 
+  // Consumes from the broker at `brokers` (the active one of several: each
+  // stream opens on brokers->Pick()).
+  Subscriber(std::shared_ptr<ChannelSet> brokers, Options options);
   Subscriber(std::shared_ptr<grpc::Channel> channel, Options options);
   ~Subscriber();  // Stop()
 
@@ -161,8 +165,7 @@ class Subscriber {
   // thread half-closes after its settle then) or it already was.
   void HalfCloseIfIdleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const std::shared_ptr<grpc::Channel> channel_;
-  const std::unique_ptr<relay::broker::v1::Broker::Stub> stub_;
+  const std::shared_ptr<ChannelSet> brokers_;
   const Options options_;
   std::map<std::string, Handler> handlers_;
   BatchHandler batch_handler_;  // when set, replaces handlers_ for delivery

@@ -5,6 +5,7 @@
 
 #include <grpcpp/client_context.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -15,12 +16,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/events/publisher.h"
 #include "common/grpc_channel.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tests/testing/broker_fixture.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -187,6 +190,61 @@ TEST_F(SubscriberTest, DeliveriesThatArriveDuringABatchAreHandledAsOneBatch) {
   sub.Stop();
   absl::MutexLock lock(&mu);
   EXPECT_THAT(sizes, ::testing::ElementsAre(1u, 5u));
+}
+
+// Issue 8: a client given an active broker and a standby finds whichever
+// listens, by itself, before and after a failover.
+TEST(SubscriberFailoverTest, PublisherAndSubscriberFollowTheBrokerThatListens) {
+  relay::testing::TempDir dir;
+  const int port_b = relay::testing::PickFreePort();
+  auto a = relay::testing::StartBroker(dir.Join("a"));
+  ASSERT_THAT(a, IsOk());
+  absl::StatusOr<std::shared_ptr<ChannelSet>> brokers = ChannelSet::Parse(
+      absl::StrCat("127.0.0.1:", port_b, ",127.0.0.1:", (*a)->port()));
+  ASSERT_THAT(brokers, IsOk());
+
+  absl::Mutex mu;
+  std::vector<std::string> ids;
+  Subscriber::Options options;
+  options.topic = "orders";
+  options.group = "g";
+  options.start.set_earliest(true);
+  options.max_backoff = absl::Milliseconds(500);
+  Subscriber sub(*brokers, options);
+  sub.On("thing.happened", [&](const v1::Event& e, const DeliveryInfo&) {
+    absl::MutexLock lock(&mu);
+    ids.push_back(e.id());
+    return absl::OkStatus();
+  });
+  sub.Start();
+  Publisher::Options publisher_options;
+  publisher_options.max_backoff = absl::Milliseconds(500);
+  Publisher publisher(*brokers, publisher_options);
+  auto handled = [&](const std::string& id) {
+    absl::MutexLock lock(&mu);
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+
+  v1::Event e0;
+  e0.set_id("e0");
+  e0.set_type("thing.happened");
+  EXPECT_THAT(publisher.Publish("orders", e0).get(), IsOk());
+  ASSERT_TRUE(WaitFor([&] { return handled("e0"); }, absl::Seconds(30)));
+
+  // The active broker goes; the other starts listening on its address.
+  (*a)->Shutdown(absl::ZeroDuration());
+  relay::testing::BrokerTestOptions b_options;
+  b_options.listen_address = absl::StrCat("127.0.0.1:", port_b);
+  auto b = relay::testing::StartBroker(dir.Join("b"), b_options);
+  ASSERT_THAT(b, IsOk());
+
+  v1::Event e1;
+  e1.set_id("e1");
+  e1.set_type("thing.happened");
+  EXPECT_THAT(publisher.Publish("orders", e1).get(), IsOk());
+  EXPECT_TRUE(WaitFor([&] { return handled("e1"); }, absl::Seconds(30)));
+  EXPECT_EQ((*b)->log()->DurableEnd("orders"), 1u);  // published to b
+  sub.Stop();
 }
 
 TEST_F(SubscriberTest, StopOfAnIdleSubscriberIsQuickAndLeavesTheGroup) {

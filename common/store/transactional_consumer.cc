@@ -9,12 +9,17 @@ namespace relay::store {
 
 TransactionalConsumer::TransactionalConsumer(Database* db, std::shared_ptr<grpc::Channel> channel,
                                              Options options, OutboxRelay* relay)
+    : TransactionalConsumer(db, std::make_shared<ChannelSet>(std::move(channel)),
+                            std::move(options), relay) {}
+
+TransactionalConsumer::TransactionalConsumer(Database* db, std::shared_ptr<ChannelSet> brokers,
+                                             Options options, OutboxRelay* relay)
     : db_(db),
       relay_(relay),
       batch_(options.batch),
       before_handle_(std::move(options.before_handle)),
       after_commit_(std::move(options.after_commit)),
-      subscriber_(std::move(channel), std::move(options.subscriber)) {
+      subscriber_(std::move(brokers), std::move(options.subscriber)) {
   if (batch_) {
     subscriber_.OnBatch(
         [this](absl::Span<const Delivery> deliveries) { return HandleBatch(deliveries); });

@@ -88,6 +88,8 @@ class TransactionalConsumer {
 
   // REQUIRES: `db` (and `relay`, when not null) outlive the consumer; the
   // database's schema includes Inbox::Migrations().
+  TransactionalConsumer(Database* db, std::shared_ptr<ChannelSet> brokers, Options options,
+                        OutboxRelay* relay = nullptr);
   TransactionalConsumer(Database* db, std::shared_ptr<grpc::Channel> channel, Options options,
                         OutboxRelay* relay = nullptr);
   ~TransactionalConsumer();  // Stop()

@@ -10,7 +10,9 @@
 #include "services/inventory/inventory_app.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7072", "host:port to serve gRPC on (port 0: any free)");
-ABSL_FLAG(std::string, broker, "localhost:7070", "the relay-broker, host:port");
+ABSL_FLAG(std::string, broker, "localhost:7070",
+          "relay-broker's host:port, or host:port,host:port... of an active broker and its "
+          "standbys (the one that accepts connections is used)");
 ABSL_FLAG(std::string, db, "./data/inventory/inventory.db",
           "the SQLite database (created with its directory when missing)");
 ABSL_FLAG(bool, seed, true, "insert the demo catalog when there are no products");

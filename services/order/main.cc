@@ -9,7 +9,9 @@
 #include "services/order/order_app.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7071", "host:port to serve relay.order.v1 on");
-ABSL_FLAG(std::string, broker, "localhost:7070", "the broker's host:port");
+ABSL_FLAG(std::string, broker, "localhost:7070",
+          "relay-broker's host:port, or host:port,host:port... of an active broker and its "
+          "standbys (the one that accepts connections is used)");
 ABSL_FLAG(std::string, db, "./data/order/orders.db", "the SQLite database (created if missing)");
 ABSL_FLAG(absl::Duration, handler_delay, absl::ZeroDuration(),
           "fault knob: sleep this long in every event handler");

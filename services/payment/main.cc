@@ -10,7 +10,9 @@
 #include "services/payment/payment_app.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7073", "host:port to serve gRPC on (port 0: any free)");
-ABSL_FLAG(std::string, broker, "localhost:7070", "host:port of relay-broker");
+ABSL_FLAG(std::string, broker, "localhost:7070",
+          "relay-broker's host:port, or host:port,host:port... of an active broker and its "
+          "standbys (the one that accepts connections is used)");
 ABSL_FLAG(std::string, db, "./data/payment/payment.db",
           "the SQLite database (its directory is created when missing)");
 ABSL_FLAG(bool, seed, true, "open the demo accounts when the database has none");

@@ -16,6 +16,11 @@ namespace {
 
 absl::Status ValidateOptions(const ServiceRuntime::Options& o) {
   if (o.broker_target.empty()) return absl::InvalidArgumentError("broker target is required");
+  if (absl::StatusOr<std::shared_ptr<ChannelSet>> brokers = ChannelSet::Parse(o.broker_target);
+      !brokers.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("broker target: ", brokers.status().message()));
+  }
   if (o.db_path.empty()) return absl::InvalidArgumentError("database path is required");
   if (o.handler_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("handler_delay must not be negative");
@@ -62,10 +67,13 @@ absl::Status ServiceRuntime::Init() {
   if (absl::Status s = db_->Migrate(options_.migrations); !s.ok()) return s;
 
   faults_ = std::make_unique<Faults>(options_.handler_delay, options_.crash_after);
-  // The broker may not be up yet: the channel connects lazily, and the
-  // publisher and the subscribers retry until it answers.
-  channel_ = MakeChannel(options_.broker_target);
-  publisher_ = std::make_unique<events::Publisher>(channel_, events::Publisher::Options{});
+  // The broker may not be up yet: the channels connect lazily, and the
+  // publisher and the subscribers retry until it (or, of several, the
+  // active one) answers.
+  absl::StatusOr<std::shared_ptr<ChannelSet>> brokers = ChannelSet::Parse(options_.broker_target);
+  if (!brokers.ok()) return brokers.status();
+  brokers_ = std::move(*brokers);
+  publisher_ = std::make_unique<events::Publisher>(brokers_, events::Publisher::Options{});
   store::OutboxRelay::Options relay_options;
   relay_options.stop_grace = options_.shutdown_grace;
   relay_ = std::make_unique<store::OutboxRelay>(db_.get(), publisher_.get(), relay_options);
@@ -86,7 +94,7 @@ store::TransactionalConsumer& ServiceRuntime::AddConsumer(events::Subscriber::Op
   HookLogLinesAndFaults(o, *hooks_.back(), *faults_, stopping_);
   o.subscriber.on_refusal_change = health_.Watcher(o.subscriber.topic);
   consumers_.push_back(
-      std::make_unique<store::TransactionalConsumer>(db_.get(), channel_, o, relay_.get()));
+      std::make_unique<store::TransactionalConsumer>(db_.get(), brokers_, o, relay_.get()));
   return *consumers_.back();
 }
 
@@ -163,7 +171,7 @@ void ServiceRuntime::Shutdown() {
   inbox_pruner_.reset();
   relay_.reset();
   publisher_.reset();
-  channel_.reset();
+  brokers_.reset();
   faults_.reset();
   db_.reset();
 }

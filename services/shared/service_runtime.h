@@ -74,6 +74,7 @@
 #include "common/events/publisher.h"
 #include "common/events/subscriber.h"
 #include "common/faults.h"
+#include "common/grpc_channel.h"
 #include "common/store/inbox_pruner.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
@@ -87,8 +88,10 @@ class ServiceRuntime {
   struct Options {
     // host:port of the gRPC API; port 0 picks a free one (see port()).
     std::string listen = "127.0.0.1:0";
-    // host:port of the broker. Required. It need not be up: the channel
-    // connects lazily and the publisher and subscribers retry.
+    // host:port of the broker, or host:port,host:port... of an active broker
+    // and its standbys (common/grpc_channel.h, ChannelSet). Required. It
+    // need not be up: the channels connect lazily and the publisher and
+    // subscribers retry.
     std::string broker_target;
     // The SQLite file; its directory is created when missing. Required.
     std::string db_path;
@@ -153,7 +156,6 @@ class ServiceRuntime {
   // The database and the outbox relay; null after Shutdown().
   store::Database* db() { return db_.get(); }
   store::OutboxRelay* outbox_relay() { return relay_.get(); }
-  std::shared_ptr<grpc::Channel> broker_channel() const { return channel_; }
 
   // Keeps `part` (a service's handlers, manager, gRPC service object...)
   // until step 8 of Shutdown(), where the parts are destroyed in reverse
@@ -220,7 +222,7 @@ class ServiceRuntime {
   // Declared in creation order; step 8 resets them in reverse.
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<Faults> faults_;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<ChannelSet> brokers_;
   std::unique_ptr<events::Publisher> publisher_;
   std::unique_ptr<store::OutboxRelay> relay_;
   std::unique_ptr<store::InboxPruner> inbox_pruner_;

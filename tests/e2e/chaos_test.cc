@@ -13,12 +13,10 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -53,56 +51,7 @@ TEST(Chaos, KillNineAnyProcessKeepsTheInvariants) {
   // some orders are cancelled by the customer.
   testing::SeededState initial;
   ASSERT_TRUE(testing::SeedForLoad(clients, 100000000, 100000, &initial));
-  const std::vector<std::string>& skus = initial.skus;
-  const std::vector<std::string>& customers = initial.customers;
-
-  std::atomic<bool> stop{false};
-  std::atomic<int> accepted{0}, refused{0};
-  std::thread load([&] {
-    std::mt19937 rng(7);
-    int n = 0;
-    absl::Time next = absl::Now();
-    while (!stop) {
-      next += absl::Milliseconds(20);  // ~50 orders/s
-      absl::SleepFor(next - absl::Now());
-      order::v1::PlaceOrderRequest req;
-      req.set_customer_id(customers[rng() % customers.size()]);
-      req.set_idempotency_key(absl::StrCat("chaos-", n++));
-      int lines = 1 + static_cast<int>(rng() % 2);
-      std::vector<std::string> picked;
-      for (int i = 0; i < lines; ++i) {
-        const std::string& sku = skus[rng() % skus.size()];
-        if (std::find(picked.begin(), picked.end(), sku) != picked.end()) continue;
-        picked.push_back(sku);
-        auto* item = req.add_items();
-        item->set_sku(sku);
-        item->set_quantity(1 + static_cast<int>(rng() % 2));
-      }
-      // Retry with the same idempotency key while order-service is down.
-      bool ok = false;
-      std::string placed_id;
-      for (int attempt = 0; attempt < 20 && !stop && !ok; ++attempt) {
-        order::v1::PlaceOrderResponse resp;
-        grpc::Status s = Call([&](grpc::ClientContext* c) { return orders->PlaceOrder(c, req, &resp); });
-        if (s.ok()) {
-          ok = true;
-          placed_id = resp.order().order_id();
-        } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                   s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-          absl::SleepFor(absl::Milliseconds(100));
-        } else {
-          break;
-        }
-      }
-      (ok ? accepted : refused)++;
-      if (ok && rng() % 20 == 0) {  // the customer changes their mind (may be too late)
-        order::v1::CancelOrderRequest cancel;
-        cancel.set_order_id(placed_id);
-        order::v1::Order out;
-        Call([&](grpc::ClientContext* c) { return orders->CancelOrder(c, cancel, &out); });
-      }
-    }
-  });
+  testing::OrderLoad load(orders.get(), initial, absl::Milliseconds(20));  // ~50 orders/s
 
   // Kill a random process every 3-6 s and restart it.
   std::mt19937 rng(42);
@@ -115,41 +64,25 @@ TEST(Chaos, KillNineAnyProcessKeepsTheInvariants) {
     ++kills[victim.name];
     ASSERT_TRUE(system.Start(victim)) << "restarting " << victim.name;
   }
-  stop = true;
-  load.join();
+  load.Stop();
   ASSERT_TRUE(system.WaitReady(absl::Seconds(20)));
 
   // Settle: every order terminal.
-  absl::Time settle_start = absl::Now();
-  std::vector<order::v1::Order> all;
-  bool settled = testing::WaitFor(
-      [&] {
-        if (!testing::ListAllOrders(*orders, &all)) return false;
-        for (const auto& o : all) {
-          if (o.status() == order::v1::ORDER_STATUS_PENDING) return false;
-        }
-        return true;
-      },
-      absl::Seconds(120));
-  absl::Duration settle_time = absl::Now() - settle_start;
-  int confirmed = 0, cancelled = 0, pending = 0;
-  for (const auto& o : all) {
-    if (o.status() == order::v1::ORDER_STATUS_CONFIRMED) ++confirmed;
-    else if (o.status() == order::v1::ORDER_STATUS_CANCELLED) ++cancelled;
-    else ++pending;
-  }
+  testing::Settled settled = testing::Settle(*orders, absl::Seconds(120));
   std::string kill_summary;
   for (const auto& [name, n] : kills) absl::StrAppend(&kill_summary, name, "=", n, " ");
   std::printf("chaos: %zu orders (accepted %d, refused %d), kills: %s| confirmed %d, cancelled %d, "
               "pending %d, settled in %s\n",
-              all.size(), accepted.load(), refused.load(), kill_summary.c_str(), confirmed,
-              cancelled, pending, absl::FormatDuration(settle_time).c_str());
-  EXPECT_TRUE(settled) << pending << " orders still PENDING (I1)";
+              settled.all.size(), load.accepted(), load.refused(), kill_summary.c_str(),
+              settled.confirmed, settled.cancelled, settled.pending,
+              absl::FormatDuration(settled.took).c_str());
+  EXPECT_TRUE(settled.settled) << settled.pending << " orders still PENDING (I1)";
   // The mix must exercise both paths, or the invariants prove little.
-  EXPECT_GT(confirmed, static_cast<int>(all.size()) / 2);
-  EXPECT_GT(cancelled, 0);
+  EXPECT_GT(settled.confirmed, static_cast<int>(settled.all.size()) / 2);
+  EXPECT_GT(settled.cancelled, 0);
 
-  testing::ExpectMoneyAndStockInvariants(clients, initial, all, all.size(), absl::Seconds(60));
+  testing::ExpectMoneyAndStockInvariants(clients, initial, settled.all, settled.all.size(),
+                                         absl::Seconds(60));
 
   for (auto& p : system.procs()) {
     int status = p->process.Stop(SIGTERM);

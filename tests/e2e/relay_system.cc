@@ -1,8 +1,12 @@
 #include "tests/e2e/relay_system.h"
 
+#include <algorithm>
+#include <random>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/grpc_server.h"
 #include "gtest/gtest.h"
 #include "tests/testing/wait.h"
@@ -12,9 +16,8 @@ namespace relay::testing {
 RelaySystem::RelaySystem(const std::string& dir, const RelayBinaries& binaries,
                          std::vector<std::string> broker_flags)
     : dir_(dir) {
-  broker_port_ = PickFreePort();
   broker_flags.insert(broker_flags.begin(), "--data_dir=" + dir + "/broker");
-  Add("broker", binaries.broker, broker_port_, std::move(broker_flags));
+  Add("broker", binaries.broker, PickFreePort(), std::move(broker_flags));
   Add("order", binaries.order, PickFreePort(), {"--db=" + dir + "/order/orders.db"});
   Add("inventory", binaries.inventory, PickFreePort(), {"--db=" + dir + "/inventory/inventory.db"});
   Add("payment", binaries.payment, PickFreePort(), {"--db=" + dir + "/payment/payment.db"});
@@ -30,9 +33,29 @@ void RelaySystem::Add(const std::string& name, const std::string& binary, int po
   procs_.push_back(std::move(p));
 }
 
+void RelaySystem::AddStandbyBroker() {
+  const Proc& first = Get("broker");
+  std::vector<std::string> flags = first.extra;
+  flags[0] = "--data_dir=" + dir_ + "/broker-b";
+  auto p = std::make_unique<Proc>();
+  p->name = "broker-b";
+  p->binary = first.binary;
+  p->port = PickFreePort();
+  p->extra = std::move(flags);
+  procs_.insert(procs_.begin() + 1, std::move(p));
+}
+
+std::string RelaySystem::BrokerTargets() const {
+  std::vector<std::string> targets;
+  for (const auto& p : procs_) {
+    if (absl::StartsWith(p->name, "broker")) targets.push_back(absl::StrCat("127.0.0.1:", p->port));
+  }
+  return absl::StrJoin(targets, ",");
+}
+
 bool RelaySystem::Start(Proc& p) {
   std::vector<std::string> argv = {p.binary, absl::StrCat("--listen=127.0.0.1:", p.port)};
-  if (p.name != "broker") argv.push_back(absl::StrCat("--broker=127.0.0.1:", broker_port_));
+  if (!absl::StartsWith(p.name, "broker")) argv.push_back("--broker=" + BrokerTargets());
   for (const std::string& e : p.extra) argv.push_back(e);
   return p.process.Start(argv, dir_ + "/" + p.name + ".log");
 }
@@ -45,15 +68,31 @@ bool RelaySystem::StartAll() {
 }
 
 bool RelaySystem::WaitReady(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  if (!WaitFor([&] { return ActiveBroker() != nullptr; }, timeout)) {
+    ADD_FAILURE() << "no broker came up; see " << dir_ << "/broker*.log";
+    return false;
+  }
   for (auto& p : procs_) {
+    if (absl::StartsWith(p->name, "broker")) continue;
     auto ch = MakeChannel(absl::StrCat("127.0.0.1:", p->port));
-    if (!ch->WaitForConnected(std::chrono::system_clock::now() +
-                              std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)))) {
+    if (!ch->WaitForConnected(absl::ToChronoTime(deadline))) {
       ADD_FAILURE() << p->name << " did not come up; see " << dir_ << "/" << p->name << ".log";
       return false;
     }
   }
   return true;
+}
+
+Proc* RelaySystem::ActiveBroker() {
+  for (auto& p : procs_) {
+    if (!absl::StartsWith(p->name, "broker") || !p->process.running()) continue;
+    auto ch = MakeChannel(absl::StrCat("127.0.0.1:", p->port));
+    if (ch->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)))) {
+      return p.get();
+    }
+  }
+  return nullptr;
 }
 
 Proc& RelaySystem::Get(const std::string& name) {
@@ -134,6 +173,109 @@ bool SeedForLoad(RelayClients& clients, int64_t deposit_minor, int64_t on_hand, 
   for (const auto& [c, b] : out->balance) out->customers.push_back(c);
   out->customers.push_back("c-nobody");  // an unknown account: declined
   return true;
+}
+
+OrderLoad::OrderLoad(order::v1::OrderService::Stub* orders, const SeededState& state,
+                     absl::Duration interval, uint32_t seed)
+    : orders_(orders),
+      state_(state),
+      interval_(interval),
+      seed_(seed),
+      thread_([this] { Run(); }) {}
+
+OrderLoad::~OrderLoad() { Stop(); }
+
+void OrderLoad::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string OrderLoad::FirstPlacedAfter(absl::Time t) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [at, id] : placed_) {
+    if (at > t) return id;
+  }
+  return "";
+}
+
+void OrderLoad::Run() {
+  std::mt19937 rng(seed_);
+  const std::vector<std::string>& skus = state_.skus;
+  const std::vector<std::string>& customers = state_.customers;
+  int n = 0;
+  absl::Time next = absl::Now();
+  while (!stop_) {
+    next += interval_;
+    absl::SleepFor(next - absl::Now());  // the pace of the load
+    order::v1::PlaceOrderRequest req;
+    req.set_customer_id(customers[rng() % customers.size()]);
+    req.set_idempotency_key(absl::StrCat("load-", seed_, "-", n++));
+    int lines = 1 + static_cast<int>(rng() % 2);
+    std::vector<std::string> picked;
+    for (int i = 0; i < lines; ++i) {
+      const std::string& sku = skus[rng() % skus.size()];
+      if (std::find(picked.begin(), picked.end(), sku) != picked.end()) continue;
+      picked.push_back(sku);
+      auto* item = req.add_items();
+      item->set_sku(sku);
+      item->set_quantity(1 + static_cast<int>(rng() % 2));
+    }
+    // Retry with the same idempotency key while order-service is down.
+    bool ok = false;
+    std::string placed_id;
+    const absl::Time sent = absl::Now();
+    for (int attempt = 0; attempt < 20 && !stop_ && !ok; ++attempt) {
+      order::v1::PlaceOrderResponse resp;
+      grpc::Status s =
+          Call([&](grpc::ClientContext* c) { return orders_->PlaceOrder(c, req, &resp); });
+      if (s.ok()) {
+        ok = true;
+        placed_id = resp.order().order_id();
+      } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                 s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        absl::SleepFor(absl::Milliseconds(100));  // the retry pace
+      } else {
+        break;
+      }
+    }
+    (ok ? accepted_ : refused_)++;
+    if (!ok) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      placed_.emplace_back(sent, placed_id);
+    }
+    if (rng() % 20 == 0) {  // the customer changes their mind (may be too late)
+      order::v1::CancelOrderRequest cancel;
+      cancel.set_order_id(placed_id);
+      order::v1::Order out;
+      Call([&](grpc::ClientContext* c) { return orders_->CancelOrder(c, cancel, &out); });
+    }
+  }
+}
+
+Settled Settle(order::v1::OrderService::Stub& orders, absl::Duration timeout) {
+  Settled out;
+  const absl::Time start = absl::Now();
+  out.settled = WaitFor(
+      [&] {
+        if (!ListAllOrders(orders, &out.all)) return false;
+        for (const auto& o : out.all) {
+          if (o.status() == order::v1::ORDER_STATUS_PENDING) return false;
+        }
+        return true;
+      },
+      timeout);
+  out.took = absl::Now() - start;
+  for (const auto& o : out.all) {
+    if (o.status() == order::v1::ORDER_STATUS_CONFIRMED) {
+      ++out.confirmed;
+    } else if (o.status() == order::v1::ORDER_STATUS_CANCELLED) {
+      ++out.cancelled;
+    } else {
+      ++out.pending;
+    }
+  }
+  return out;
 }
 
 bool ListAllOrders(order::v1::OrderService::Stub& orders, std::vector<order::v1::Order>* out) {

@@ -11,8 +11,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <atomic>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "relay/inventory/v1/inventory.grpc.pb.h"
 #include "relay/order/v1/order.grpc.pb.h"
@@ -47,12 +52,20 @@ class RelaySystem {
   RelaySystem(const std::string& dir, const RelayBinaries& binaries,
               std::vector<std::string> broker_flags = {});
 
+  // Adds a second broker, "broker-b" (same flags, its own port and data),
+  // a standby of "broker" on JetStream storage; the services are then given
+  // both addresses. REQUIRES: before StartAll().
+  void AddStandbyBroker();
+
   // Starts (or restarts) `p` with its flags. Returns false when fork/exec failed.
   bool Start(Proc& p);
   bool StartAll();
-  // Waits until every process accepts connections; ADD_FAILUREs and returns
-  // false when one did not within `timeout`.
+  // Waits until every process accepts connections (of the brokers, one:
+  // a standby does not listen); ADD_FAILUREs and returns false when one did
+  // not within `timeout`.
   bool WaitReady(absl::Duration timeout);
+  // The broker that accepts connections now, or nullptr.
+  Proc* ActiveBroker();
 
   std::vector<std::unique_ptr<Proc>>& procs() { return procs_; }
   // The process called `name`. REQUIRES: one of the four names above.
@@ -65,8 +78,10 @@ class RelaySystem {
   void Add(const std::string& name, const std::string& binary, int port,
            std::vector<std::string> extra);
 
+  // "127.0.0.1:<port>[,127.0.0.1:<port>]" of the brokers.
+  std::string BrokerTargets() const;
+
   std::string dir_;
-  int broker_port_ = 0;
   std::vector<std::unique_ptr<Proc>> procs_;
 };
 
@@ -101,6 +116,50 @@ struct SeededState {
 // unit, so that out-of-stock cancels happen) to `on_hand`. Returns false
 // (after ADD_FAILURE) when a call failed.
 bool SeedForLoad(RelayClients& clients, int64_t deposit_minor, int64_t on_hand, SeededState* out);
+
+// The load of the process-level tests: orders placed from their own thread
+// every `interval`, each for a random customer (c-nobody included) and one
+// or two random skus; a placement is retried with its idempotency key while
+// order-service is unreachable; one in 20 accepted orders is then cancelled
+// by the customer (which may be too late).
+class OrderLoad {
+ public:
+  OrderLoad(order::v1::OrderService::Stub* orders, const SeededState& state,
+            absl::Duration interval, uint32_t seed = 7);
+  ~OrderLoad();  // Stop()
+  void Stop();
+  int accepted() const { return accepted_.load(); }
+  int refused() const { return refused_.load(); }
+  // The first order accepted after `t` was placed: its id, or "" if none yet.
+  std::string FirstPlacedAfter(absl::Time t) const;
+
+ private:
+  void Run();
+
+  order::v1::OrderService::Stub* const orders_;
+  const SeededState state_;
+  const absl::Duration interval_;
+  const uint32_t seed_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> refused_{0};
+  mutable absl::Mutex mu_;
+  // (time the placement was sent, order id) of accepted orders, in order.
+  std::vector<std::pair<absl::Time, std::string>> placed_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// Every order once none is PENDING any more (I1), or as they are when
+// `timeout` passed (settled false).
+struct Settled {
+  bool settled = false;
+  std::vector<order::v1::Order> all;
+  int confirmed = 0;
+  int cancelled = 0;
+  int pending = 0;
+  absl::Duration took;
+};
+Settled Settle(order::v1::OrderService::Stub& orders, absl::Duration timeout);
 
 // Every order, through ListOrders pages. False when a call failed.
 bool ListAllOrders(order::v1::OrderService::Stub& orders, std::vector<order::v1::Order>* out);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_channel.h"
 #include "tools/relayctl/commands.h"
 
 namespace relay::ctl {
@@ -180,6 +181,11 @@ int Run(const std::vector<std::string>& argv, const Io& io) {
     }
     if ((endpoints.*(e.field)).empty()) {
       return usage_error(absl::InvalidArgumentError(absl::StrCat("--", e.flag, " is empty")));
+    }
+    if (absl::StatusOr<std::shared_ptr<ChannelSet>> set = ChannelSet::Parse(endpoints.*(e.field));
+        !set.ok()) {
+      return usage_error(
+          absl::InvalidArgumentError(absl::StrCat("--", e.flag, ": ", set.status().message())));
     }
   }
   absl::StatusOr<absl::Duration> timeout = DurationFlag(*args, "timeout", kDefaultTimeout);

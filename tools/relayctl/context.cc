@@ -25,13 +25,21 @@ Context::Context(Io io, Endpoints endpoints, absl::Duration timeout, bool json)
     : io_(std::move(io)), endpoints_(std::move(endpoints)), timeout_(timeout), json_(json) {}
 
 std::shared_ptr<grpc::Channel> Context::Channel(const std::string& address) {
-  absl::MutexLock lock(&mu_);
-  std::shared_ptr<grpc::Channel>& channel = channels_[address];
-  if (channel == nullptr) {
-    // Keepalive, and large messages: a Read answers with up to 10000 events.
-    channel = relay::MakeChannel(address);
+  std::shared_ptr<ChannelSet> set;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<ChannelSet>& entry = channels_[address];
+    if (entry == nullptr) {
+      // Keepalive, and large messages: a Read answers with up to 10000
+      // events. Run() checked the address list.
+      absl::StatusOr<std::shared_ptr<ChannelSet>> parsed = ChannelSet::Parse(address);
+      entry = parsed.ok() ? *parsed : std::make_shared<ChannelSet>(relay::MakeChannel(address));
+    }
+    set = entry;
   }
-  return channel;
+  // Of several addresses (an active broker and standbys), the one that
+  // answers; a standby does not listen.
+  return set->size() == 1 ? set->Pick() : set->WaitForReady(timeout_);
 }
 
 void Context::SetDeadline(grpc::ClientContext* context) const {

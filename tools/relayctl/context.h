@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/grpc_channel.h"
 
 namespace relay::ctl {
 
@@ -70,7 +71,9 @@ class Context {
   absl::Duration timeout() const { return timeout_; }
   const Endpoints& endpoints() const { return endpoints_; }
 
-  // The one channel to `address`, created on first use.
+  // The one channel to `address`, created on first use. For a list
+  // "a:7070,b:7070" (an active broker and its standbys): the address that
+  // accepts a connection within the timeout.
   std::shared_ptr<grpc::Channel> Channel(const std::string& address);
 
   // Sets the per-call deadline (--timeout from now) on `context`.
@@ -99,7 +102,7 @@ class Context {
   absl::Duration timeout_;
   bool json_;
   absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<ChannelSet>> channels_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace relay::ctl

@@ -1,0 +1,279 @@
+// BrokerLease against a real nats-server: one holder at a time, takeover
+// after a lapse or a release, and a holder told when it lost the lease.
+
+#include "broker/broker_lease.h"
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
+
+namespace relay::broker {
+namespace {
+
+using ::relay::testing::IsOk;
+using ::relay::testing::NatsServer;
+using ::relay::testing::StatusIs;
+using ::relay::testing::WaitFor;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kTtl = absl::Seconds(1);
+constexpr absl::Duration kWait = absl::Seconds(30);
+
+// The value of the lease key, read with the plain client ("" when missing).
+std::string LeaseValue(const std::string& servers) {
+  natsConnection* nc = nullptr;
+  if (natsConnection_ConnectTo(&nc, servers.c_str()) != NATS_OK) return "";
+  jsCtx* js = nullptr;
+  kvStore* kv = nullptr;
+  kvEntry* entry = nullptr;
+  std::string value;
+  if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
+      js_KeyValue(&kv, js, "relay_lease") == NATS_OK &&
+      kvStore_Get(&entry, kv, "active") == NATS_OK) {
+    value.assign(static_cast<const char*>(kvEntry_Value(entry)),
+                 static_cast<size_t>(kvEntry_ValueLen(entry)));
+    kvEntry_Destroy(entry);
+  }
+  if (kv != nullptr) kvStore_Destroy(kv);
+  if (js != nullptr) jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return value;
+}
+
+// Overwrites the lease key, as another broker taking it would.
+void OverwriteLease(const std::string& servers, const std::string& value) {
+  natsConnection* nc = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, servers.c_str()), NATS_OK);
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  kvStore* kv = nullptr;
+  ASSERT_EQ(js_KeyValue(&kv, js, "relay_lease"), NATS_OK);
+  EXPECT_EQ(kvStore_PutString(nullptr, kv, "active", value.c_str()), NATS_OK);
+  kvStore_Destroy(kv);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
+// A contender's Acquire() on its own thread.
+class Contender {
+ public:
+  explicit Contender(BrokerLease* lease)
+      : thread_([this, lease] {
+          status_ = lease->Acquire(&cancel_);
+          done_.Notify();
+        }) {}
+  ~Contender() {
+    Cancel();
+    thread_.join();
+  }
+  bool acquired() const { return done_.HasBeenNotified() && status_.ok(); }
+  bool WaitDone(absl::Duration timeout) { return done_.WaitForNotificationWithTimeout(timeout); }
+  const absl::Status& status() const { return status_; }  // after done
+  // From the test's thread only.
+  void Cancel() {
+    if (!cancel_.HasBeenNotified()) cancel_.Notify();
+  }
+
+ private:
+  absl::Notification cancel_;
+  absl::Notification done_;
+  absl::Status status_;
+  std::thread thread_;
+};
+
+class BrokerLeaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start();
+    ASSERT_THAT(nats, IsOk());
+    nats_ = std::move(*nats);
+  }
+
+  std::unique_ptr<BrokerLease> Open(const std::string& holder) {
+    BrokerLease::Options options;
+    options.servers = nats_->urls();
+    options.holder = holder;
+    options.address = holder + ":7070";
+    options.ttl = kTtl;
+    absl::StatusOr<std::unique_ptr<BrokerLease>> lease = BrokerLease::Open(options);
+    EXPECT_THAT(lease, IsOk());
+    return lease.ok() ? std::move(*lease) : nullptr;
+  }
+
+  std::unique_ptr<NatsServer> nats_;
+};
+
+TEST_F(BrokerLeaseTest, TheFirstBrokerTakesAFreeLeaseAtOnce) {
+  std::unique_ptr<BrokerLease> a = Open("a");
+  ASSERT_NE(a, nullptr);
+  absl::Notification never;
+  ASSERT_THAT(a->Acquire(&never), IsOk());
+  EXPECT_EQ(LeaseValue(nats_->urls()), "a a:7070");
+}
+
+// While the holder renews, a contender never gets the lease however long it
+// waits (observed over three ttls); when the holder releases it, the
+// contender takes it without waiting for a lapse.
+TEST_F(BrokerLeaseTest, ARenewedLeaseStaysWithItsHolderUntilReleased) {
+  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> b = Open("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  absl::Notification never;
+  ASSERT_THAT(a->Acquire(&never), IsOk());
+  std::atomic<bool> a_lost{false};
+  a->KeepAlive([&](const std::string&) { a_lost = true; });
+
+  Contender contender(b.get());
+  EXPECT_FALSE(contender.WaitDone(3 * kTtl));
+  EXPECT_EQ(LeaseValue(nats_->urls()), "a a:7070");
+
+  a->Release();
+  ASSERT_TRUE(contender.WaitDone(kWait));
+  EXPECT_THAT(contender.status(), IsOk());
+  EXPECT_EQ(LeaseValue(nats_->urls()), "b b:7070");
+  EXPECT_FALSE(a_lost.load());
+}
+
+// A holder that stops renewing (a dead broker) loses the lease to a
+// contender, but only after the contender saw it unchanged for a ttl.
+TEST_F(BrokerLeaseTest, AnUnrenewedLeaseGoesToAContenderAfterTheTtl) {
+  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> b = Open("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  absl::Notification never;
+  ASSERT_THAT(a->Acquire(&never), IsOk());  // and never renewed
+
+  const absl::Time start = absl::Now();
+  Contender contender(b.get());
+  ASSERT_TRUE(contender.WaitDone(kWait));
+  EXPECT_THAT(contender.status(), IsOk());
+  EXPECT_GE(absl::Now() - start, kTtl);
+  EXPECT_EQ(LeaseValue(nats_->urls()), "b b:7070");
+}
+
+// Of several contenders, exactly one wins; when it dies, exactly one of the
+// others.
+TEST_F(BrokerLeaseTest, OfThreeContendersExactlyOneWins) {
+  std::unique_ptr<BrokerLease> leases[3] = {Open("a"), Open("b"), Open("c")};
+  for (const auto& lease : leases) ASSERT_NE(lease, nullptr);
+  auto contenders = std::make_unique<std::unique_ptr<Contender>[]>(3);
+  for (int i = 0; i < 3; ++i) contenders[i] = std::make_unique<Contender>(leases[i].get());
+  auto winners = [&] {
+    int n = 0;
+    for (int i = 0; i < 3; ++i) n += contenders[i]->acquired() ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return winners() == 1; }, kWait));
+  int first = 0;
+  while (!contenders[first]->acquired()) ++first;
+  leases[first]->KeepAlive([](const std::string&) {});
+  // The others go on waiting: three ttls, and nobody else got it.
+  EXPECT_FALSE(WaitFor([&] { return winners() > 1; }, 3 * kTtl));
+  EXPECT_EQ(LeaseValue(nats_->urls()), leases[first]->holder() + " " + leases[first]->holder() +
+                                           ":7070");
+
+  // The winner dies (stops renewing, releases nothing): one other takes it.
+  contenders[first].reset();
+  leases[first].reset();
+  auto others = [&] {
+    int n = 0;
+    for (int i = 0; i < 3; ++i) n += (i != first && contenders[i]->acquired()) ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return others() == 1; }, kWait));
+  int second = 0;
+  while (second == first || !contenders[second]->acquired()) ++second;
+  leases[second]->KeepAlive([](const std::string&) {});
+  EXPECT_FALSE(WaitFor([&] { return others() > 1; }, 3 * kTtl));
+  for (int i = 0; i < 3; ++i) contenders[i].reset();  // before their leases
+}
+
+// Someone else wrote the lease (a standby took it while this holder was
+// paused): the holder's next renewal is refused and it is told at once.
+TEST_F(BrokerLeaseTest, AHolderWhoseLeaseWasTakenIsToldItLostIt) {
+  std::unique_ptr<BrokerLease> a = Open("a");
+  ASSERT_NE(a, nullptr);
+  absl::Notification never;
+  ASSERT_THAT(a->Acquire(&never), IsOk());
+  absl::Mutex mu;
+  std::string why;
+  absl::Notification lost;
+  a->KeepAlive([&](const std::string& reason) {
+    absl::MutexLock lock(&mu);
+    why = reason;
+    lost.Notify();
+  });
+  ASSERT_NO_FATAL_FAILURE(OverwriteLease(nats_->urls(), "x x:7070"));
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(kWait));
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(why, HasSubstr("the lease was taken by 'x x:7070'"));
+  // It does not write the lease any more.
+  EXPECT_EQ(LeaseValue(nats_->urls()), "x x:7070");
+}
+
+// NATS is gone: the holder cannot renew and gives the lease up after 3/4
+// of a ttl, before any contender could have taken it.
+TEST_F(BrokerLeaseTest, AHolderThatCannotRenewGivesTheLeaseUp) {
+  std::unique_ptr<BrokerLease> a = Open("a");
+  ASSERT_NE(a, nullptr);
+  absl::Notification never;
+  ASSERT_THAT(a->Acquire(&never), IsOk());
+  absl::Mutex mu;
+  std::string why;
+  absl::Notification lost;
+  a->KeepAlive([&](const std::string& reason) {
+    absl::MutexLock lock(&mu);
+    why = reason;
+    lost.Notify();
+  });
+  nats_->Kill(0);
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(kWait));
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(why, HasSubstr("no renewal succeeded for"));
+}
+
+TEST_F(BrokerLeaseTest, AContenderStopsWaitingWhenCancelled) {
+  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> b = Open("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  absl::Notification never;
+  ASSERT_THAT(a->Acquire(&never), IsOk());
+  a->KeepAlive([](const std::string&) {});
+  Contender contender(b.get());
+  contender.Cancel();
+  ASSERT_TRUE(contender.WaitDone(kWait));
+  EXPECT_THAT(contender.status(), StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+}
+
+TEST_F(BrokerLeaseTest, BadOptionsAreRefusedWithAShortReason) {
+  BrokerLease::Options options;
+  options.servers = nats_->urls();
+  options.ttl = absl::Milliseconds(500);
+  EXPECT_THAT(BrokerLease::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lease ttl must be in")));
+  options.ttl = absl::Seconds(3);
+  options.address = "a b";
+  EXPECT_THAT(BrokerLease::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no space")));
+  options.address = "";
+  options.servers = " ";
+  EXPECT_THAT(BrokerLease::Open(options), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+}
+
+}  // namespace
+}  // namespace relay::broker
