@@ -73,7 +73,7 @@ class BrokerLease {
     std::string address;
     // How long an unrenewed lease stays with its holder, in [1 s, 60 s].
     // The failover time after a holder dies is about ttl + ttl / 4.
-    absl::Duration ttl = absl::Seconds(3);
+    absl::Duration ttl = absl::Seconds(2);
     absl::Duration connect_timeout = absl::Seconds(5);
   };
 

@@ -41,7 +41,7 @@ ABSL_FLAG(std::string, nats, "nats://127.0.0.1:4222",
 ABSL_FLAG(int32_t, replicas, 1,
           "--storage=jetstream: copies of each topic's stream and of the group bucket, 1 to 5; a "
           "quorum acks each write (ignored with --storage=file)");
-ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(3),
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(2),
           "--storage=jetstream: how long the active broker's lease outlives its last renewal; "
           "a standby takes over about lease_ttl * 1.25 after the active broker dies (1s to 60s)");
 ABSL_FLAG(std::string, advertise, "",
