@@ -18,22 +18,7 @@ namespace {
 
 constexpr char kKey[] = "active";
 
-bool IsValidBucketName(absl::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-}
-
-struct EntryDeleter {
-  void operator()(kvEntry* e) const { kvEntry_Destroy(e); }
-};
-using Entry = std::unique_ptr<kvEntry, EntryDeleter>;
-
-std::string ValueOf(kvEntry* e) {
-  return std::string(static_cast<const char*>(kvEntry_Value(e)),
-                     static_cast<size_t>(kvEntry_ValueLen(e)));
-}
+std::string ValueOf(kvEntry* e) { return std::string(KvValue(e)); }
 
 absl::Duration Since(std::chrono::steady_clock::time_point t) {
   return absl::FromChrono(std::chrono::steady_clock::now() - t);
@@ -47,27 +32,20 @@ std::string Describe(const std::string& value) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BrokerLease>> BrokerLease::Open(Options options) {
-  if (absl::StripAsciiWhitespace(options.servers).empty()) {
-    return absl::InvalidArgumentError("no NATS server URL given");
-  }
-  if (options.replicas < 1 || options.replicas > 5) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("replicas must be in [1, 5], not ", options.replicas));
-  }
-  if (!IsValidBucketName(options.bucket)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bucket name ", Excerpt(options.bucket), " is not [A-Za-z0-9_-]+"));
+  if (absl::Status s = ValidateBucketOptions(options.servers, options.replicas, options.bucket);
+      !s.ok()) {
+    return s;
   }
   if (options.ttl < absl::Seconds(1) || options.ttl > absl::Seconds(60)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "lease ttl must be in [1s, 60s], not ", absl::FormatDuration(options.ttl)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease ttl must be in [1s, 60s], not ", absl::FormatDuration(options.ttl)));
   }
   if (options.holder.empty()) options.holder = NewId("broker");
   for (const std::string* field : {&options.holder, &options.address}) {
     if (absl::StrContains(*field, ' ') || field->size() > 255) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "lease holder and address must have no space and at most 255 bytes, got ",
-          Excerpt(*field)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("lease holder and address must have no space and at most 255 bytes, got ",
+                       Excerpt(*field)));
     }
   }
   std::unique_ptr<BrokerLease> lease(new BrokerLease(std::move(options)));
@@ -84,33 +62,12 @@ absl::StatusOr<std::unique_ptr<BrokerLease>> BrokerLease::Open(Options options) 
 
 BrokerLease::~BrokerLease() {
   if (renewer_ != nullptr) renewer_->Stop();
-  if (kv_ != nullptr) kvStore_Destroy(kv_);
-  if (js_ != nullptr) jsCtx_Destroy(js_);
-  if (nc_ != nullptr) {
-    natsConnection_Close(nc_);
-    natsConnection_Destroy(nc_);
-  }
+  CloseJetStream(kv_, js_, nc_);
 }
 
 absl::Status BrokerLease::Bind() {
-  const std::string& bucket = options_.bucket;
-  natsStatus s = js_KeyValue(&kv_, js_, bucket.c_str());
-  if (s == NATS_OK) return absl::OkStatus();
-  kvConfig config;
-  kvConfig_Init(&config);
-  config.Bucket = bucket.c_str();
-  config.Description = "relay active broker lease";
-  config.History = 1;
-  config.StorageType = js_FileStorage;
-  config.Replicas = options_.replicas;
-  s = js_CreateKeyValue(&kv_, js_, &config);
-  if (s == NATS_OK) return absl::OkStatus();
-  absl::Status error = NatsUnavailable(absl::StrCat("cannot create bucket ", bucket), s);
-  kv_ = nullptr;
-  // Another broker may have created it meanwhile.
-  if (js_KeyValue(&kv_, js_, bucket.c_str()) == NATS_OK) return absl::OkStatus();
-  kv_ = nullptr;
-  return error;
+  return BindOrCreateBucket(js_, options_.bucket, "relay active broker lease", options_.replicas,
+                            &kv_);
 }
 
 std::string BrokerLease::Value() const {
@@ -143,7 +100,7 @@ bool BrokerLease::TryAcquire() {
     return false;
   } else {
     read_failing_ = false;
-    Entry entry(raw);
+    KvEntry entry(raw);
     const uint64_t seen = kvEntry_Revision(entry.get());
     std::string current = ValueOf(entry.get());
     if (seen != seen_revision_) {
@@ -203,7 +160,7 @@ absl::Duration BrokerLease::Renew() {
     kvEntry* raw = nullptr;
     natsStatus read = kvStore_Get(&raw, kv_, kKey);
     if (read == NATS_OK) {
-      Entry entry(raw);
+      KvEntry entry(raw);
       const uint64_t current = kvEntry_Revision(entry.get());
       if (ValueOf(entry.get()) == value && current != expected) {
         s = NATS_OK;  // this renewal landed; only its answer was lost

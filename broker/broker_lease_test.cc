@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -91,6 +92,29 @@ class Contender {
   absl::Notification done_;
   absl::Status status_;
   std::thread thread_;
+};
+
+// Keeps `lease` alive and records why it was lost.
+class LossWatch {
+ public:
+  explicit LossWatch(BrokerLease* lease) {
+    lease->KeepAlive([this](const std::string& reason) {
+      absl::MutexLock lock(&mu_);
+      why_ = reason;
+      lost_.Notify();
+    });
+  }
+  // The reason, once lost within `timeout`; "" otherwise.
+  std::string WaitLost(absl::Duration timeout) {
+    if (!lost_.WaitForNotificationWithTimeout(timeout)) return "";
+    absl::MutexLock lock(&mu_);
+    return why_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::string why_ ABSL_GUARDED_BY(mu_);
+  absl::Notification lost_;
 };
 
 class BrokerLeaseTest : public ::testing::Test {
@@ -183,8 +207,8 @@ TEST_F(BrokerLeaseTest, OfThreeContendersExactlyOneWins) {
   leases[first]->KeepAlive([](const std::string&) {});
   // The others go on waiting: three ttls, and nobody else got it.
   EXPECT_FALSE(WaitFor([&] { return winners() > 1; }, 3 * kTtl));
-  EXPECT_EQ(LeaseValue(nats_->urls()), leases[first]->holder() + " " + leases[first]->holder() +
-                                           ":7070");
+  EXPECT_EQ(LeaseValue(nats_->urls()),
+            leases[first]->holder() + " " + leases[first]->holder() + ":7070");
 
   // The winner dies (stops renewing, releases nothing): one other takes it.
   contenders[first].reset();
@@ -209,18 +233,9 @@ TEST_F(BrokerLeaseTest, AHolderWhoseLeaseWasTakenIsToldItLostIt) {
   ASSERT_NE(a, nullptr);
   absl::Notification never;
   ASSERT_THAT(a->Acquire(&never), IsOk());
-  absl::Mutex mu;
-  std::string why;
-  absl::Notification lost;
-  a->KeepAlive([&](const std::string& reason) {
-    absl::MutexLock lock(&mu);
-    why = reason;
-    lost.Notify();
-  });
+  LossWatch watch(a.get());
   ASSERT_NO_FATAL_FAILURE(OverwriteLease(nats_->urls(), "x x:7070"));
-  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(kWait));
-  absl::MutexLock lock(&mu);
-  EXPECT_THAT(why, HasSubstr("the lease was taken by 'x x:7070'"));
+  EXPECT_THAT(watch.WaitLost(kWait), HasSubstr("the lease was taken by 'x x:7070'"));
   // It does not write the lease any more.
   EXPECT_EQ(LeaseValue(nats_->urls()), "x x:7070");
 }
@@ -232,18 +247,9 @@ TEST_F(BrokerLeaseTest, AHolderThatCannotRenewGivesTheLeaseUp) {
   ASSERT_NE(a, nullptr);
   absl::Notification never;
   ASSERT_THAT(a->Acquire(&never), IsOk());
-  absl::Mutex mu;
-  std::string why;
-  absl::Notification lost;
-  a->KeepAlive([&](const std::string& reason) {
-    absl::MutexLock lock(&mu);
-    why = reason;
-    lost.Notify();
-  });
+  LossWatch watch(a.get());
   nats_->Kill(0);
-  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(kWait));
-  absl::MutexLock lock(&mu);
-  EXPECT_THAT(why, HasSubstr("no renewal succeeded for"));
+  EXPECT_THAT(watch.WaitLost(kWait), HasSubstr("no renewal succeeded for"));
 }
 
 TEST_F(BrokerLeaseTest, AContenderStopsWaitingWhenCancelled) {
@@ -272,7 +278,8 @@ TEST_F(BrokerLeaseTest, BadOptionsAreRefusedWithAShortReason) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no space")));
   options.address = "";
   options.servers = " ";
-  EXPECT_THAT(BrokerLease::Open(options), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(BrokerLease::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
 }
 
 }  // namespace

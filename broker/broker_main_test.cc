@@ -4,8 +4,8 @@
 #include <sys/wait.h>
 
 #include <filesystem>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -275,11 +275,12 @@ std::vector<uint64_t> ConsumeFrom(int port, size_t until) {
   options.group = "g";
   options.start.set_earliest(true);
   relay::events::Subscriber sub(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)), options);
-  sub.On("thing.happened", [&](const relay::events::v1::Event& e, const relay::events::DeliveryInfo&) {
-    absl::MutexLock lock(&mu);
-    offsets.push_back(e.offset());
-    return absl::OkStatus();
-  });
+  sub.On("thing.happened",
+         [&](const relay::events::v1::Event& e, const relay::events::DeliveryInfo&) {
+           absl::MutexLock lock(&mu);
+           offsets.push_back(e.offset());
+           return absl::OkStatus();
+         });
   sub.Start();
   EXPECT_TRUE(relay::testing::WaitFor(
       [&] {
@@ -292,100 +293,104 @@ std::vector<uint64_t> ConsumeFrom(int port, size_t until) {
   return offsets;
 }
 
+// Two relay-brokers on one fresh nats-server, --lease_ttl=1s: `a` started
+// first and serving, `b` launched after it and standing by.
+class BrokerStandby : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<relay::testing::NatsServer>> nats =
+        relay::testing::NatsServer::Start();
+    ASSERT_THAT(nats, IsOk());
+    nats_ = std::move(*nats);
+    flags_ = {"--storage=jetstream", "--nats=" + nats_->urls(), "--lease_ttl=1s"};
+    port_a_ = a_.Start(flags_);
+    ASSERT_GT(port_a_, 0) << a_.log();
+    ASSERT_TRUE(b_.Launch(flags_));
+    ASSERT_TRUE(StandsBy(b_)) << b_.log();
+  }
+
+  // Waits until `broker` logs that it stands by.
+  static bool StandsBy(const BrokerProcess& broker) {
+    return relay::testing::WaitFor(
+        [&] { return absl::StrContains(broker.log(), "standby: waiting for the broker lease"); },
+        absl::Seconds(20));
+  }
+
+  // Waits until the bucket holds `committed` for group g.
+  bool Replicated(int64_t committed) {
+    return relay::testing::WaitFor(
+        [&] { return ReplicatedCommitted(nats_->urls(), "g") == committed; }, absl::Seconds(20));
+  }
+
+  std::unique_ptr<relay::testing::NatsServer> nats_;
+  relay::testing::TempDir dir_;
+  std::vector<std::string> flags_;
+  BrokerProcess a_{dir_.Join("a")};
+  BrokerProcess b_{dir_.Join("b")};
+  int port_a_ = 0;
+};
+
 // Issue 8: two brokers on one NATS. One holds the lease and serves; the
 // other stands by without listening. kill -9 of the active one: the standby
 // takes over and the group resumes from its replicated checkpoint; the
 // killed one, restarted, stands by; a SIGTERM of the active one hands the
 // lease back at once.
-TEST(BrokerStandby, TheStandbyTakesOverAfterKillNineAndGroupsResumeFromTheBucket) {
-  absl::StatusOr<std::unique_ptr<relay::testing::NatsServer>> nats =
-      relay::testing::NatsServer::Start();
-  ASSERT_THAT(nats, IsOk());
-  relay::testing::TempDir dir;
-  const std::vector<std::string> flags = {"--storage=jetstream", "--nats=" + (*nats)->urls(),
-                                          "--lease_ttl=1s"};
-  BrokerProcess a(dir.Join("a"));
-  BrokerProcess b(dir.Join("b"));
-  const int port_a = a.Start(flags);
-  ASSERT_GT(port_a, 0) << a.log();
-  ASSERT_TRUE(b.Launch(flags));
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] { return absl::StrContains(b.log(), "standby: waiting for the broker lease"); },
-      absl::Seconds(20)))
-      << b.log();
-  EXPECT_FALSE(b.serving());
-
-  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a, "first-", 3));
-  EXPECT_EQ(ConsumeFrom(port_a, 3), (std::vector<uint64_t>{0, 1, 2}));
+TEST_F(BrokerStandby, TheStandbyTakesOverAfterKillNineAndGroupsResumeFromTheBucket) {
+  EXPECT_FALSE(b_.serving());
+  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a_, "first-", 3));
+  EXPECT_EQ(ConsumeFrom(port_a_, 3), (std::vector<uint64_t>{0, 1, 2}));
   // Replicated: the bucket has the group's progress.
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] { return ReplicatedCommitted((*nats)->urls(), "g") == 3; }, absl::Seconds(20)));
-  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a, "second-", 2));
-  EXPECT_FALSE(b.serving());
+  ASSERT_TRUE(Replicated(3));
+  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a_, "second-", 2));
+  EXPECT_FALSE(b_.serving());
 
   const absl::Time killed = absl::Now();
-  a.Stop(SIGKILL);
-  const int port_b = b.WaitPort(absl::Seconds(30));
-  ASSERT_GT(port_b, 0) << b.log();
+  a_.Stop(SIGKILL);
+  const int port_b = b_.WaitPort(absl::Seconds(30));
+  ASSERT_GT(port_b, 0) << b_.log();
   std::cerr << "takeover after kill -9: " << absl::FormatDuration(absl::Now() - killed) << "\n";
-  EXPECT_THAT(b.log(), HasSubstr("broker lease acquired: this broker is active"));
+  EXPECT_THAT(b_.log(), HasSubstr("broker lease acquired: this broker is active"));
   // The group goes on where the bucket says: 3, not 0.
   EXPECT_EQ(ConsumeFrom(port_b, 2), (std::vector<uint64_t>{3, 4}));
 
   // The killed broker comes back as the standby.
-  ASSERT_TRUE(a.Launch(flags));
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] { return absl::StrContains(a.log(), "standby: waiting for the broker lease"); },
-      absl::Seconds(20)))
-      << a.log();
-  EXPECT_FALSE(a.serving());
+  ASSERT_TRUE(a_.Launch(flags_));
+  ASSERT_TRUE(StandsBy(a_)) << a_.log();
+  EXPECT_FALSE(a_.serving());
 
   // A SIGTERM of the active broker releases the lease: no ttl to wait.
-  const int status = b.Stop(SIGTERM);
-  ASSERT_TRUE(WIFEXITED(status)) << b.log();
-  EXPECT_EQ(WEXITSTATUS(status), 0) << b.log();
-  EXPECT_THAT(b.log(), HasSubstr("broker lease released"));
-  EXPECT_GT(a.WaitPort(absl::Seconds(30)), 0) << a.log();
-  EXPECT_EQ(a.Stop(SIGTERM), 0) << a.log();
+  const int status = b_.Stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status)) << b_.log();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << b_.log();
+  EXPECT_THAT(b_.log(), HasSubstr("broker lease released"));
+  EXPECT_GT(a_.WaitPort(absl::Seconds(30)), 0) << a_.log();
+  EXPECT_EQ(a_.Stop(SIGTERM), 0) << a_.log();
 }
 
 // Issue 8: the active broker is paused (SIGSTOP) for longer than the lease.
 // The standby takes over and the group advances there; the paused one,
 // resumed, finds its lease taken and exits 3 -- and the group's replicated
 // progress is not moved back by it.
-TEST(BrokerStandby, APausedActiveBrokerLosesTheLeaseAndExitsWithoutMovingAGroup) {
-  absl::StatusOr<std::unique_ptr<relay::testing::NatsServer>> nats =
-      relay::testing::NatsServer::Start();
-  ASSERT_THAT(nats, IsOk());
-  relay::testing::TempDir dir;
-  const std::vector<std::string> flags = {"--storage=jetstream", "--nats=" + (*nats)->urls(),
-                                          "--lease_ttl=1s"};
-  BrokerProcess a(dir.Join("a"));
-  BrokerProcess b(dir.Join("b"));
-  const int port_a = a.Start(flags);
-  ASSERT_GT(port_a, 0) << a.log();
-  ASSERT_TRUE(b.Launch(flags));
-  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a, "first-", 3));
-  EXPECT_EQ(ConsumeFrom(port_a, 3).size(), 3u);
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] { return ReplicatedCommitted((*nats)->urls(), "g") == 3; }, absl::Seconds(20)));
+TEST_F(BrokerStandby, APausedActiveBrokerLosesTheLeaseAndExitsWithoutMovingAGroup) {
+  ASSERT_NO_FATAL_FAILURE(PublishTo(port_a_, "first-", 3));
+  EXPECT_EQ(ConsumeFrom(port_a_, 3).size(), 3u);
+  ASSERT_TRUE(Replicated(3));
 
-  a.Signal(SIGSTOP);
-  const int port_b = b.WaitPort(absl::Seconds(30));
-  ASSERT_GT(port_b, 0) << b.log();
+  a_.Signal(SIGSTOP);
+  const int port_b = b_.WaitPort(absl::Seconds(30));
+  ASSERT_GT(port_b, 0) << b_.log();
   ASSERT_NO_FATAL_FAILURE(PublishTo(port_b, "second-", 2));
   EXPECT_EQ(ConsumeFrom(port_b, 2), (std::vector<uint64_t>{3, 4}));
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] { return ReplicatedCommitted((*nats)->urls(), "g") == 5; }, absl::Seconds(20)));
+  ASSERT_TRUE(Replicated(5));
 
-  a.Signal(SIGCONT);
-  const int status = a.Stop(0, absl::Seconds(30));  // no signal: it exits by itself
-  ASSERT_TRUE(WIFEXITED(status)) << a.log();
-  EXPECT_EQ(WEXITSTATUS(status), 3) << a.log();
-  EXPECT_THAT(a.log(), HasSubstr("exiting: lost the broker lease"));
-  EXPECT_EQ(ReplicatedCommitted((*nats)->urls(), "g"), 5);
-  EXPECT_GT(b.WaitPort(absl::Seconds(1)), 0);
-  EXPECT_EQ(b.Stop(SIGTERM), 0) << b.log();
+  a_.Signal(SIGCONT);
+  const int status = a_.Stop(0, absl::Seconds(30));  // no signal: it exits by itself
+  ASSERT_TRUE(WIFEXITED(status)) << a_.log();
+  EXPECT_EQ(WEXITSTATUS(status), 3) << a_.log();
+  EXPECT_THAT(a_.log(), HasSubstr("exiting: lost the broker lease"));
+  EXPECT_EQ(ReplicatedCommitted(nats_->urls(), "g"), 5);
+  EXPECT_GT(b_.WaitPort(absl::Seconds(1)), 0);
+  EXPECT_EQ(b_.Stop(SIGTERM), 0) << b_.log();
 }
 
 }  // namespace

@@ -88,10 +88,10 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
   m.peer = std::move(peer);
   m.connected_at = clock_();
   m.max_in_flight = open.max_in_flight() == 0 ? kDefaultMaxInFlight : open.max_in_flight();
-  absl::Duration deadline = open.has_ack_deadline()
-                                ? absl::Milliseconds(TimeUtil::DurationToMilliseconds(
-                                      open.ack_deadline()))
-                                : kDefaultAckDeadline;
+  absl::Duration deadline =
+      open.has_ack_deadline()
+          ? absl::Milliseconds(TimeUtil::DurationToMilliseconds(open.ack_deadline()))
+          : kDefaultAckDeadline;
   Scheduler::MemberId id = next_member_id.fetch_add(1);
   // The sink goes in first: once the scheduler knows the member, Pump() may
   // hand it deliveries.
@@ -112,7 +112,9 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
             absl::StrJoin(asked, ","), "]. Stop the old members to change the filter"));
       } else {
         RELAY_LOG(Warn, "group type filter changed",
-                  {{"topic", topic_}, {"group", group_}, {"from", absl::StrJoin(types_, ",")},
+                  {{"topic", topic_},
+                   {"group", group_},
+                   {"from", absl::StrJoin(types_, ",")},
                    {"to", absl::StrJoin(asked, ",")}});
         types_ = std::move(asked);
         dirty_ = true;
@@ -234,8 +236,12 @@ void ConsumerGroup::SkipGap(uint64_t to, absl::string_view why) {
   skipped_ += n;
   dirty_ = true;
   RELAY_LOG(Error, "offsets skipped",
-            {{"topic", topic_}, {"group", group_}, {"from", absl::StrCat(from)},
-             {"to", absl::StrCat(to)}, {"count", absl::StrCat(n)}, {"why", std::string(why)},
+            {{"topic", topic_},
+             {"group", group_},
+             {"from", absl::StrCat(from)},
+             {"to", absl::StrCat(to)},
+             {"count", absl::StrCat(n)},
+             {"why", std::string(why)},
              {"skipped_total", absl::StrCat(skipped_)}});
 }
 
@@ -292,7 +298,9 @@ absl::Time ConsumerGroup::Fill() {
       read_error_offset_ = next;
       ++read_errors_;
       RELAY_LOG(Error, "read failed",
-                {{"topic", topic_}, {"group", group_}, {"offset", absl::StrCat(next)},
+                {{"topic", topic_},
+                 {"group", group_},
+                 {"offset", absl::StrCat(next)},
                  {"attempt", absl::StrCat(read_errors_)},
                  {"error", events.status().ToString()}});
       if (read_errors_ < kMaxReadErrors) {
@@ -400,9 +408,13 @@ void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
     (*e.mutable_headers())["dlq_offset"] = absl::StrCat(d.offset);
     e.set_data(letter.SerializeAsString());
     RELAY_LOG(Warn, "event dead-lettered",
-              {{"topic", topic_}, {"group", group_}, {"offset", absl::StrCat(d.offset)},
-               {"event", original.id()}, {"type", original.type()},
-               {"attempts", absl::StrCat(d.attempts.size())}, {"error", d.last_error}});
+              {{"topic", topic_},
+               {"group", group_},
+               {"offset", absl::StrCat(d.offset)},
+               {"event", original.id()},
+               {"type", original.type()},
+               {"attempts", absl::StrCat(d.attempts.size())},
+               {"error", d.last_error}});
     dead_out_.push_back(PendingDeadLetter{std::move(e), std::move(d)});
   }
 }
@@ -417,34 +429,34 @@ void ConsumerGroup::SendDeadLetters() {
   for (PendingDeadLetter& p : out) {
     std::vector<Event> batch;
     batch.push_back(std::move(p.event));
-    log_->Append(
-        DeadLetterTopic(topic_), std::move(batch),
-        [this, letter = std::move(p.letter)](
-            absl::StatusOr<std::vector<AppendResult>> result) mutable {
-          std::vector<Event> freed;  // destroyed outside mu_
-          {
-            absl::MutexLock lock(&mu_);
-            if (!result.ok()) {
-              // The key stays blocked until the dead letter is written: try
-              // again soon (and after a restart: the attempts are kept).
-              RELAY_LOG(Error, "dead letter append failed; retrying",
-                        {{"topic", topic_}, {"group", group_},
-                         {"offset", absl::StrCat(letter.offset)},
-                         {"error", result.status().ToString()}});
-              dead_retries_.push_back(
-                  DeadLetterRetry{clock_() + kDeadLetterRetryDelay, std::move(letter)});
-            } else {
-              scheduler_.CompleteDeadLetter(letter.offset);
-              if (auto it = buffer_.find(letter.offset); it != buffer_.end()) {
-                Unbuffer(it, &freed);
-              }
-              ++dead_lettered_;
-              dirty_ = true;
-              DropBelowCommitted();
-            }
-          }
-          wake_();
-        });
+    log_->Append(DeadLetterTopic(topic_), std::move(batch),
+                 [this, letter = std::move(p.letter)](
+                     absl::StatusOr<std::vector<AppendResult>> result) mutable {
+                   std::vector<Event> freed;  // destroyed outside mu_
+                   {
+                     absl::MutexLock lock(&mu_);
+                     if (!result.ok()) {
+                       // The key stays blocked until the dead letter is written: try
+                       // again soon (and after a restart: the attempts are kept).
+                       RELAY_LOG(Error, "dead letter append failed; retrying",
+                                 {{"topic", topic_},
+                                  {"group", group_},
+                                  {"offset", absl::StrCat(letter.offset)},
+                                  {"error", result.status().ToString()}});
+                       dead_retries_.push_back(
+                           DeadLetterRetry{clock_() + kDeadLetterRetryDelay, std::move(letter)});
+                     } else {
+                       scheduler_.CompleteDeadLetter(letter.offset);
+                       if (auto it = buffer_.find(letter.offset); it != buffer_.end()) {
+                         Unbuffer(it, &freed);
+                       }
+                       ++dead_lettered_;
+                       dirty_ = true;
+                       DropBelowCommitted();
+                     }
+                   }
+                   wake_();
+                 });
   }
 }
 

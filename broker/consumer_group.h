@@ -61,8 +61,7 @@ class ConsumerGroup {
   // it excludes are dropped, events the old filter skipped stay skipped.
   // With members connected under the old filter: FAILED_PRECONDITION.
   // `sink` must stay valid until Leave() returns.
-  absl::StatusOr<Scheduler::MemberId> Join(MemberSink* sink,
-                                           const v1::SubscribeRequest::Open& open,
+  absl::StatusOr<Scheduler::MemberId> Join(MemberSink* sink, const v1::SubscribeRequest::Open& open,
                                            std::string peer);
 
   // Removes the member; its deliveries go back to the group at once. After
@@ -121,8 +120,7 @@ class ConsumerGroup {
   };
 
   // Builds the dead-letter events of `dead` into dead_out_.
-  void StartDeadLetters(std::vector<Scheduler::DeadLetter> dead)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends what StartDeadLetters() built. Call without mu_ held.
   void SendDeadLetters() ABSL_LOCKS_EXCLUDED(mu_);
   void DropBelowCommitted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

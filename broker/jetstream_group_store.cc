@@ -16,24 +16,6 @@
 namespace relay::broker {
 namespace {
 
-bool IsValidBucketName(absl::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-}
-
-// Owns a kvEntry for the scope.
-struct EntryDeleter {
-  void operator()(kvEntry* e) const { kvEntry_Destroy(e); }
-};
-using Entry = std::unique_ptr<kvEntry, EntryDeleter>;
-
-absl::string_view ValueOf(kvEntry* e) {
-  return absl::string_view(static_cast<const char*>(kvEntry_Value(e)),
-                           static_cast<size_t>(kvEntry_ValueLen(e)));
-}
-
 std::string RevisionText(std::optional<uint64_t> revision) {
   return revision.has_value() ? absl::StrCat(*revision) : "none";
 }
@@ -41,16 +23,9 @@ std::string RevisionText(std::optional<uint64_t> revision) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> JetStreamGroupStore::Open(Options options) {
-  if (absl::StripAsciiWhitespace(options.servers).empty()) {
-    return absl::InvalidArgumentError("no NATS server URL given");
-  }
-  if (options.replicas < 1 || options.replicas > 5) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("replicas must be in [1, 5], not ", options.replicas));
-  }
-  if (!IsValidBucketName(options.bucket)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bucket name ", Excerpt(options.bucket), " is not [A-Za-z0-9_-]+"));
+  if (absl::Status s = ValidateBucketOptions(options.servers, options.replicas, options.bucket);
+      !s.ok()) {
+    return s;
   }
   std::unique_ptr<JetStreamGroupStore> store(new JetStreamGroupStore(std::move(options)));
   JetStreamConnectOptions connect;
@@ -63,39 +38,11 @@ absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> JetStreamGroupStore::Open(O
   return store;
 }
 
-JetStreamGroupStore::~JetStreamGroupStore() {
-  if (kv_ != nullptr) kvStore_Destroy(kv_);
-  if (js_ != nullptr) jsCtx_Destroy(js_);
-  if (nc_ != nullptr) {
-    // Every write was answered (or timed out): nothing is left to drain.
-    natsConnection_Close(nc_);
-    natsConnection_Destroy(nc_);
-  }
-}
+JetStreamGroupStore::~JetStreamGroupStore() { CloseJetStream(kv_, js_, nc_); }
 
 absl::Status JetStreamGroupStore::Bind() {
-  const std::string& bucket = options_.bucket;
-  natsStatus s = js_KeyValue(&kv_, js_, bucket.c_str());
-  if (s == NATS_OK) return absl::OkStatus();
-  kvConfig config;
-  kvConfig_Init(&config);
-  config.Bucket = bucket.c_str();
-  config.Description = "relay consumer group checkpoints";
-  config.History = 1;
-  config.StorageType = js_FileStorage;
-  config.Replicas = options_.replicas;
-  s = js_CreateKeyValue(&kv_, js_, &config);
-  if (s == NATS_OK) {
-    RELAY_LOG(Info, "storage: group bucket created",
-              {{"bucket", bucket}, {"replicas", absl::StrCat(options_.replicas)}});
-    return absl::OkStatus();
-  }
-  absl::Status error = NatsUnavailable(absl::StrCat("cannot create bucket ", bucket), s);
-  // Another broker may have created it meanwhile (with other settings).
-  kv_ = nullptr;
-  if (js_KeyValue(&kv_, js_, bucket.c_str()) == NATS_OK) return absl::OkStatus();
-  kv_ = nullptr;
-  return error;
+  return BindOrCreateBucket(js_, options_.bucket, "relay consumer group checkpoints",
+                            options_.replicas, &kv_);
 }
 
 absl::StatusOr<std::vector<GroupCheckpoint>> JetStreamGroupStore::LoadAll() {
@@ -140,8 +87,8 @@ absl::StatusOr<std::vector<GroupCheckpoint>> JetStreamGroupStore::LoadAll() {
     if (s != NATS_OK) {
       return NatsUnavailable(absl::StrCat("cannot read key ", key, " of bucket ", bucket), s);
     }
-    Entry entry(raw);
-    absl::StatusOr<GroupCheckpoint> c = DecodeCheckpoint(ValueOf(entry.get()));
+    KvEntry entry(raw);
+    absl::StatusOr<GroupCheckpoint> c = DecodeCheckpoint(KvValue(entry.get()));
     if (c.ok() && (c->topic() != group->first || c->group() != group->second)) {
       c = absl::InvalidArgumentError(
           absl::StrCat("it names group ", Excerpt(absl::StrCat(c->topic(), "/", c->group()))));
@@ -187,9 +134,9 @@ absl::Status JetStreamGroupStore::Save(const GroupCheckpoint& checkpoint) {
   natsStatus read = kvStore_Get(&raw, kv_, key.c_str());
   std::optional<uint64_t> current;
   if (read == NATS_OK) {
-    Entry entry(raw);
+    KvEntry entry(raw);
     current = kvEntry_Revision(entry.get());
-    if (ValueOf(entry.get()) == bytes) {
+    if (KvValue(entry.get()) == bytes) {
       // This write landed; only its answer was lost.
       absl::MutexLock lock(&mu_);
       revisions_[key] = *current;

@@ -189,8 +189,8 @@ int ServeWithLease(const relay::Process& process,
   absl::StatusOr<std::unique_ptr<relay::broker::BrokerLease>> lease =
       relay::broker::BrokerLease::Open(lease_options);
   if (!lease.ok()) {
-    return process.Fail(absl::Status(
-        lease.status().code(), absl::StrCat("broker lease: ", lease.status().message())));
+    return process.Fail(absl::Status(lease.status().code(),
+                                     absl::StrCat("broker lease: ", lease.status().message())));
   }
   // Leaked: the signal thread may outlive main().
   static auto* const terminate = new absl::Notification;

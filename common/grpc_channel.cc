@@ -105,8 +105,9 @@ std::shared_ptr<grpc::Channel> ChannelSet::WaitForReady(absl::Duration timeout) 
     if (now >= deadline) return channel;
     // Wakes on the picked channel's next state change, or soon anyway to
     // look at the others.
-    channel->WaitForStateChange(channel->GetState(false),
-                                absl::ToChronoTime(std::min(deadline, now + absl::Milliseconds(100))));
+    channel->WaitForStateChange(
+        channel->GetState(false),
+        absl::ToChronoTime(std::min(deadline, now + absl::Milliseconds(100))));
   }
 }
 

@@ -106,8 +106,7 @@ TEST(GrpcChannelTest, ASlowHandshakeStillConnects) {
   ASSERT_TRUE(broker.ok()) << broker.status();
   SlowProxy proxy((*broker)->port(), absl::Milliseconds(400));
 
-  auto stub = broker::v1::Broker::NewStub(
-      MakeChannel(absl::StrCat("127.0.0.1:", proxy.port())));
+  auto stub = broker::v1::Broker::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", proxy.port())));
   grpc::ClientContext context;  // fail-fast, as every Relay unary call
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
   broker::v1::ListTopicsRequest request;
@@ -120,8 +119,9 @@ TEST(ChannelSetTest, AnEmptyEntryIsRefusedWithAShortQuote) {
   absl::StatusOr<std::shared_ptr<ChannelSet>> set = ChannelSet::Parse("127.0.0.1:1,,127.0.0.1:2");
   ASSERT_FALSE(set.ok());
   EXPECT_EQ(set.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(set.status().message(),
-            "expected host:port[,host:port...] with no empty entry, got '127.0.0.1:1,,127.0.0.1:2'");
+  EXPECT_EQ(
+      set.status().message(),
+      "expected host:port[,host:port...] with no empty entry, got '127.0.0.1:1,,127.0.0.1:2'");
   EXPECT_FALSE(ChannelSet::Parse("").ok());
   EXPECT_FALSE(ChannelSet::Parse(std::string(1 << 20, ',')).ok());
   EXPECT_LT(ChannelSet::Parse(std::string(1 << 20, ',')).status().message().size(), 200u);
@@ -132,8 +132,8 @@ TEST(ChannelSetTest, OfTwoAddressesTheOneThatListensIsUsed) {
   auto broker = testing::StartBroker(dir.Join("broker"));
   ASSERT_TRUE(broker.ok()) << broker.status();
   const int nobody = testing::PickFreePort();  // a standby: not listening
-  absl::StatusOr<std::shared_ptr<ChannelSet>> set = ChannelSet::Parse(
-      absl::StrCat("127.0.0.1:", nobody, ", 127.0.0.1:", (*broker)->port()));
+  absl::StatusOr<std::shared_ptr<ChannelSet>> set =
+      ChannelSet::Parse(absl::StrCat("127.0.0.1:", nobody, ", 127.0.0.1:", (*broker)->port()));
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ((*set)->size(), 2u);
   EXPECT_EQ((*set)->targets(),

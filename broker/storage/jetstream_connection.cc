@@ -1,11 +1,13 @@
 #include "broker/storage/jetstream_connection.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/log.h"
+#include "common/text.h"
 
 namespace relay::broker {
 namespace {
@@ -99,6 +101,69 @@ absl::Status ConnectJetStream(const JetStreamConnectOptions& options, natsConnec
   *nc = conn;
   *js = ctx;
   return absl::OkStatus();
+}
+
+bool IsValidBucketName(absl::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+absl::Status ValidateBucketOptions(absl::string_view servers, int replicas,
+                                   absl::string_view bucket) {
+  if (absl::StripAsciiWhitespace(servers).empty()) {
+    return absl::InvalidArgumentError("no NATS server URL given");
+  }
+  if (replicas < 1 || replicas > 5) {
+    return absl::InvalidArgumentError(absl::StrCat("replicas must be in [1, 5], not ", replicas));
+  }
+  if (!IsValidBucketName(bucket)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bucket name ", Excerpt(bucket), " is not [A-Za-z0-9_-]+"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char* description,
+                                int replicas, kvStore** kv) {
+  *kv = nullptr;
+  if (js_KeyValue(kv, js, bucket.c_str()) == NATS_OK) return absl::OkStatus();
+  *kv = nullptr;
+  kvConfig config;
+  kvConfig_Init(&config);
+  config.Bucket = bucket.c_str();
+  config.Description = description;
+  config.History = 1;
+  config.StorageType = js_FileStorage;
+  config.Replicas = replicas;
+  natsStatus s = js_CreateKeyValue(kv, js, &config);
+  if (s == NATS_OK) {
+    RELAY_LOG(Info, "storage: bucket created",
+              {{"bucket", bucket}, {"replicas", absl::StrCat(replicas)}});
+    return absl::OkStatus();
+  }
+  absl::Status error = NatsUnavailable(absl::StrCat("cannot create bucket ", bucket), s);
+  *kv = nullptr;
+  // Another broker may have created it meanwhile (with other settings).
+  if (js_KeyValue(kv, js, bucket.c_str()) == NATS_OK) return absl::OkStatus();
+  *kv = nullptr;
+  return error;
+}
+
+absl::string_view KvValue(kvEntry* e) {
+  return absl::string_view(static_cast<const char*>(kvEntry_Value(e)),
+                           static_cast<size_t>(kvEntry_ValueLen(e)));
+}
+
+void CloseJetStream(kvStore* kv, jsCtx* js, natsConnection* nc) {
+  if (kv != nullptr) kvStore_Destroy(kv);
+  if (js != nullptr) jsCtx_Destroy(js);
+  if (nc != nullptr) {
+    // Every write was answered (or timed out): nothing is left to drain.
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+  }
 }
 
 }  // namespace relay::broker

@@ -3,6 +3,7 @@
 
 #include <nats/nats.h>
 
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -39,6 +40,35 @@ std::string NatsErrorText(natsStatus status, int code = 0);
 
 // UNAVAILABLE "<what>: <NatsErrorText>".
 absl::Status NatsUnavailable(absl::string_view what, natsStatus status, int code = 0);
+
+// The broker's key-value buckets (group checkpoints, the lease).
+
+// [A-Za-z0-9_-]+, what JetStream accepts as a bucket name.
+bool IsValidBucketName(absl::string_view name);
+
+// INVALID_ARGUMENT, with a short reason, for an empty server list, replicas
+// outside [1, 5] or a bucket name that is not IsValidBucketName().
+absl::Status ValidateBucketOptions(absl::string_view servers, int replicas,
+                                   absl::string_view bucket);
+
+// Binds *kv to `bucket`, or creates it (history 1, file storage, `replicas`
+// copies) when missing; an existing bucket keeps its settings. Another
+// broker creating it at the same time is fine. UNAVAILABLE "cannot create
+// bucket <bucket>: ..." otherwise; *kv is then null.
+absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char* description,
+                                int replicas, kvStore** kv);
+
+// Owns a kvEntry.
+struct KvEntryDeleter {
+  void operator()(kvEntry* e) const { kvEntry_Destroy(e); }
+};
+using KvEntry = std::unique_ptr<kvEntry, KvEntryDeleter>;
+
+// The entry's value as bytes.
+absl::string_view KvValue(kvEntry* e);
+
+// Destroys what Open()-style constructors made, in order, any of them null.
+void CloseJetStream(kvStore* kv, jsCtx* js, natsConnection* nc);
 
 }  // namespace relay::broker
 

@@ -101,11 +101,13 @@ absl::Status JetStreamEventLog::Connect() {
   return absl::OkStatus();
 }
 
-absl::Status JetStreamEventLog::LoadStreams() {
+absl::StatusOr<std::vector<JetStreamEventLog::RelayStream>> JetStreamEventLog::ListRelayStreams()
+    const {
+  std::vector<RelayStream> out;
   jsStreamInfoList* list = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus s = js_Streams(&list, js_, nullptr, &code);
-  if (s == NATS_NOT_FOUND) return absl::OkStatus();  // no stream at all
+  if (s == NATS_NOT_FOUND) return out;  // no stream at all
   if (s != NATS_OK) return NatsUnavailable("cannot list JetStream streams", s, code);
   for (int i = 0; i < list->Count; ++i) {
     const jsStreamInfo* si = list->List[i];
@@ -113,20 +115,36 @@ absl::Status JetStreamEventLog::LoadStreams() {
     std::optional<std::string> topic =
         TopicForStream(si->Config->Name, description != nullptr ? description : "");
     if (!topic.has_value()) continue;
-    StreamState state;
-    state.exists = true;
-    state.first_seq = si->State.FirstSeq;
-    state.last_seq = si->State.LastSeq;
-    state.msgs = si->State.Msgs;
-    Remember(*topic, state);
-    RELAY_LOG(Info, "storage: topic loaded",
-              {{"topic", *topic},
-               {"stream", si->Config->Name},
-               {"offsets", absl::StrCat(state.msgs == 0 ? state.last_seq : state.first_seq - 1,
-                                        "..", state.last_seq)},
-               {"events", absl::StrCat(state.msgs)}});
+    RelayStream& r = out.emplace_back();
+    r.topic = std::move(*topic);
+    r.stream = si->Config->Name;
+    r.state.exists = true;
+    r.state.first_seq = si->State.FirstSeq;
+    r.state.last_seq = si->State.LastSeq;
+    r.state.msgs = si->State.Msgs;
+    r.bytes = si->State.Bytes;
+    if (r.state.msgs > 0) {
+      r.first_time = absl::FromUnixNanos(si->State.FirstTime);
+      r.last_time = absl::FromUnixNanos(si->State.LastTime);
+    }
   }
   jsStreamInfoList_Destroy(list);
+  return out;
+}
+
+absl::Status JetStreamEventLog::LoadStreams() {
+  absl::StatusOr<std::vector<RelayStream>> streams = ListRelayStreams();
+  if (!streams.ok()) return streams.status();
+  for (const RelayStream& r : *streams) {
+    Remember(r.topic, r.state);
+    RELAY_LOG(
+        Info, "storage: topic loaded",
+        {{"topic", r.topic},
+         {"stream", r.stream},
+         {"offsets", absl::StrCat(r.state.msgs == 0 ? r.state.last_seq : r.state.first_seq - 1,
+                                  "..", r.state.last_seq)},
+         {"events", absl::StrCat(r.state.msgs)}});
+  }
   return absl::OkStatus();
 }
 
@@ -317,39 +335,24 @@ absl::StatusOr<uint64_t> JetStreamEventLog::FirstSeqAtOrAfter(const std::string&
 
 std::vector<TopicStats> JetStreamEventLog::ListTopics() const {
   std::vector<TopicStats> all;
-  jsStreamInfoList* list = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_Streams(&list, js_, nullptr, &code);
-  if (s == NATS_OK) {
-    for (int i = 0; i < list->Count; ++i) {
-      const jsStreamInfo* si = list->List[i];
-      const char* description = si->Config->Description;
-      std::optional<std::string> topic =
-          TopicForStream(si->Config->Name, description != nullptr ? description : "");
-      if (!topic.has_value()) continue;
-      StreamState state;
-      state.exists = true;
-      state.first_seq = si->State.FirstSeq;
-      state.last_seq = si->State.LastSeq;
-      state.msgs = si->State.Msgs;
-      Remember(*topic, state);
+  absl::StatusOr<std::vector<RelayStream>> streams = ListRelayStreams();
+  if (streams.ok()) {
+    for (const RelayStream& r : *streams) {
+      Remember(r.topic, r.state);
       TopicStats stats;
-      stats.name = *topic;
-      stats.events = state.msgs;
-      stats.bytes = si->State.Bytes;
-      stats.forced_deleted_events = ForcedDeleted(*topic);
-      stats.end_offset = state.last_seq;
-      stats.first_offset = state.msgs == 0 ? state.last_seq : state.first_seq - 1;
-      if (state.msgs > 0) {
-        stats.first_time = absl::FromUnixNanos(si->State.FirstTime);
-        stats.last_time = absl::FromUnixNanos(si->State.LastTime);
-      }
+      stats.name = r.topic;
+      stats.events = r.state.msgs;
+      stats.bytes = r.bytes;
+      stats.forced_deleted_events = ForcedDeleted(r.topic);
+      stats.end_offset = r.state.last_seq;
+      stats.first_offset = r.state.msgs == 0 ? r.state.last_seq : r.state.first_seq - 1;
+      stats.first_time = r.first_time;
+      stats.last_time = r.last_time;
       all.push_back(std::move(stats));
     }
-    jsStreamInfoList_Destroy(list);
-  } else if (s != NATS_NOT_FOUND) {
+  } else {
     RELAY_LOG(Warn, "storage: ListTopics answers from the cache",
-              {{"error", NatsErrorText(s, code)}});
+              {{"error", std::string(streams.status().message())}});
     absl::MutexLock lock(&streams_mu_);
     for (const auto& [name, state] : streams_) {
       if (!state.exists) continue;
@@ -543,42 +546,15 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::PublishBatch(const 
 
 absl::Status JetStreamEventLog::RunRetentionOnce() {
   const absl::Time now = options_.clock ? options_.clock() : absl::Now();
-  struct Item {
-    std::string topic;
-    std::string stream;
-    StreamState state;
-    uint64_t bytes;
-  };
-  std::vector<Item> items;
-  {
-    jsStreamInfoList* list = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus s = js_Streams(&list, js_, nullptr, &code);
-    if (s == NATS_NOT_FOUND) return absl::OkStatus();  // no stream at all
-    if (s != NATS_OK) return NatsUnavailable("retention: cannot list JetStream streams", s, code);
-    for (int i = 0; i < list->Count; ++i) {
-      const jsStreamInfo* si = list->List[i];
-      const char* description = si->Config->Description;
-      std::optional<std::string> topic =
-          TopicForStream(si->Config->Name, description != nullptr ? description : "");
-      if (!topic.has_value()) continue;
-      Item item;
-      item.topic = *topic;
-      item.stream = si->Config->Name;
-      item.state.exists = true;
-      item.state.first_seq = si->State.FirstSeq;
-      item.state.last_seq = si->State.LastSeq;
-      item.state.msgs = si->State.Msgs;
-      item.bytes = si->State.Bytes;
-      items.push_back(std::move(item));
-    }
-    jsStreamInfoList_Destroy(list);
+  absl::StatusOr<std::vector<RelayStream>> streams = ListRelayStreams();
+  if (!streams.ok()) {
+    return absl::UnavailableError(absl::StrCat("retention: ", streams.status().message()));
   }
   absl::Status first_error;
-  for (const Item& item : items) {
+  for (const RelayStream& r : *streams) {
     if (retention_ != nullptr && retention_->stopping()) break;
-    Remember(item.topic, item.state);
-    absl::Status s = RetainStream(item.topic, item.stream, item.state, item.bytes, now);
+    Remember(r.topic, r.state);
+    absl::Status s = RetainStream(r.topic, r.stream, r.state, r.bytes, now);
     if (!s.ok() && first_error.ok()) first_error = s;
   }
   return first_error;

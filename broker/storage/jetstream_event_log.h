@@ -162,9 +162,25 @@ class JetStreamEventLog final : public EventLog {
     uint64_t msgs = 0;
   };
 
+  // One Relay topic's stream as the server describes it.
+  struct RelayStream {
+    std::string topic;
+    std::string stream;
+    StreamState state;
+    uint64_t bytes = 0;
+    // Of the first and last messages; InfinitePast when empty, as in
+    // TopicStats.
+    absl::Time first_time = absl::InfinitePast();
+    absl::Time last_time = absl::InfinitePast();
+  };
+
   explicit JetStreamEventLog(Options options);
   absl::Status Connect();
   absl::Status LoadStreams();
+  // Every stream that holds a Relay topic (one js_Streams request; other
+  // streams on the server are left out). UNAVAILABLE when it is not
+  // answered.
+  absl::StatusOr<std::vector<RelayStream>> ListRelayStreams() const;
 
   // Writer thread.
   void WriterLoop();

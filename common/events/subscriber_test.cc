@@ -59,8 +59,8 @@ class SubscriberTest : public ::testing::Test {
     ASSERT_FALSE(response.has_error()) << response.error().message();
   }
 
-  // The committed offset of group `group` on "orders" (-1: unknown).
-  int64_t Committed(const std::string& group) {
+  // Group `group` of "orders" as DescribeGroups tells it (empty if unknown).
+  relay::broker::v1::GroupInfo Group(const std::string& group) {
     relay::broker::v1::DescribeGroupsRequest request;
     request.set_topic("orders");
     request.set_group(group);
@@ -68,24 +68,15 @@ class SubscriberTest : public ::testing::Test {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
     if (!stub_->DescribeGroups(&context, request, &response).ok() || response.groups_size() == 0) {
-      return -1;
+      return {};
     }
-    return static_cast<int64_t>(response.groups(0).committed_offset());
+    return response.groups(0);
   }
-
-  // Deliveries of group `group` on "orders" handed out and not yet settled
-  // (-1: unknown).
+  int64_t Committed(const std::string& group) {
+    return static_cast<int64_t>(Group(group).committed_offset());
+  }
   int64_t InFlight(const std::string& group) {
-    relay::broker::v1::DescribeGroupsRequest request;
-    request.set_topic("orders");
-    request.set_group(group);
-    relay::broker::v1::DescribeGroupsResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    if (!stub_->DescribeGroups(&context, request, &response).ok() || response.groups_size() == 0) {
-      return -1;
-    }
-    return static_cast<int64_t>(response.groups(0).in_flight());
+    return static_cast<int64_t>(Group(group).in_flight());
   }
 
   Subscriber::Options Options(const std::string& group) {
@@ -199,8 +190,8 @@ TEST(SubscriberFailoverTest, PublisherAndSubscriberFollowTheBrokerThatListens) {
   const int port_b = relay::testing::PickFreePort();
   auto a = relay::testing::StartBroker(dir.Join("a"));
   ASSERT_THAT(a, IsOk());
-  absl::StatusOr<std::shared_ptr<ChannelSet>> brokers = ChannelSet::Parse(
-      absl::StrCat("127.0.0.1:", port_b, ",127.0.0.1:", (*a)->port()));
+  absl::StatusOr<std::shared_ptr<ChannelSet>> brokers =
+      ChannelSet::Parse(absl::StrCat("127.0.0.1:", port_b, ",127.0.0.1:", (*a)->port()));
   ASSERT_THAT(brokers, IsOk());
 
   absl::Mutex mu;

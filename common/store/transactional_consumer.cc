@@ -32,7 +32,8 @@ void TransactionalConsumer::On(const std::string& type, Handler handler) {
   handlers_[type] = std::move(handler);
   // Registers the type with the subscriber (its filter), and is the path
   // deliveries take when not in batch mode.
-  subscriber_.On(type, [this](const Event& e, const DeliveryInfo& info) { return Handle(e, info); });
+  subscriber_.On(type,
+                 [this](const Event& e, const DeliveryInfo& info) { return Handle(e, info); });
 }
 
 void TransactionalConsumer::Start() { subscriber_.Start(); }
@@ -77,8 +78,11 @@ void TransactionalConsumer::Record(const Event& event, const DeliveryInfo& info,
   }
   if (!status.ok()) {
     RELAY_LOG(Warn, "event handling failed, rolled back and nacked",
-              {{"event", event.id()}, {"type", event.type()}, {"key", event.key()},
-               {"attempt", absl::StrCat(info.attempt)}, {"error", status.ToString()}});
+              {{"event", event.id()},
+               {"type", event.type()},
+               {"key", event.key()},
+               {"attempt", absl::StrCat(info.attempt)},
+               {"error", status.ToString()}});
   } else if (outcome == Outcome::kDuplicate) {
     RELAY_LOG(Info, "event handled before, acked without effect",
               {{"event", event.id()}, {"type", event.type()}, {"key", event.key()}});
@@ -88,8 +92,8 @@ void TransactionalConsumer::Record(const Event& event, const DeliveryInfo& info,
 absl::Status TransactionalConsumer::Handle(const Event& event, const DeliveryInfo& info) {
   if (before_handle_ && handlers_.count(event.type()) > 0) before_handle_(event);
   Outcome outcome = Outcome::kSkipped;
-  absl::Status s = db_->Transaction(
-      [&](Tx& tx) -> absl::Status { return Apply(tx, event, info, &outcome); });
+  absl::Status s =
+      db_->Transaction([&](Tx& tx) -> absl::Status { return Apply(tx, event, info, &outcome); });
   Record(event, info, s, outcome);
   if (s.ok() && outcome == Outcome::kHandled) {
     {
@@ -143,7 +147,8 @@ std::vector<absl::Status> TransactionalConsumer::HandleBatch(
     if (relay_ != nullptr) relay_->Wake();
     if (after_commit_) {
       for (size_t i = 0; i < deliveries.size(); ++i) {
-        if (statuses[i].ok() && outcomes[i] == Outcome::kHandled) after_commit_(*deliveries[i].event);
+        if (statuses[i].ok() && outcomes[i] == Outcome::kHandled)
+          after_commit_(*deliveries[i].event);
       }
     }
   }

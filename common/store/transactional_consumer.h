@@ -17,6 +17,8 @@
 //       });
 //   consumer.Start();
 
+#include <grpcpp/channel.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -33,7 +35,6 @@
 #include "common/events/subscriber.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
-#include <grpcpp/channel.h>
 #include "relay/events/v1/event.pb.h"
 
 namespace relay::store {
@@ -103,18 +104,18 @@ class TransactionalConsumer {
   // Handles events of `type` whose data is a serialized `Message`; data that
   // does not parse is nacked (and so dead-lettered in the end).
   template <typename Message>
-  void On(const std::string& type,
-          std::function<absl::Status(Tx&, const Message&, const Event&, const DeliveryInfo&)>
-              handler) {
+  void On(
+      const std::string& type,
+      std::function<absl::Status(Tx&, const Message&, const Event&, const DeliveryInfo&)> handler) {
     On(type, Handler([type, handler = std::move(handler)](Tx& tx, const Event& e,
                                                           const DeliveryInfo& info) {
-      Message m;
-      if (!m.ParseFromString(e.data())) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("event ", e.id(), " of type ", type, " has a payload that does not parse"));
-      }
-      return handler(tx, m, e, info);
-    }));
+         Message m;
+         if (!m.ParseFromString(e.data())) {
+           return absl::InvalidArgumentError(absl::StrCat("event ", e.id(), " of type ", type,
+                                                          " has a payload that does not parse"));
+         }
+         return handler(tx, m, e, info);
+       }));
   }
 
   // Starts consuming. Stop() closes the stream (unacked deliveries go back

@@ -30,8 +30,9 @@ ABSL_FLAG(absl::Duration, inbox_retention, absl::Hours(14 * 24),
           "broker's --retention_age; 0 keeps them forever");
 
 int main(int argc, char** argv) {
-  relay::Process process("payment-service", "RELAY_PAYMENT_",
-                         "accounts and payments of Relay orders (relay.payment.v1.PaymentService).");
+  relay::Process process(
+      "payment-service", "RELAY_PAYMENT_",
+      "accounts and payments of Relay orders (relay.payment.v1.PaymentService).");
   if (absl::Status s = process.Init(argc, argv); !s.ok()) return process.Fail(s);
 
   relay::payment::PaymentApp::Options options;

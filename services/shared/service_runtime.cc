@@ -18,8 +18,7 @@ absl::Status ValidateOptions(const ServiceRuntime::Options& o) {
   if (o.broker_target.empty()) return absl::InvalidArgumentError("broker target is required");
   if (absl::StatusOr<std::shared_ptr<ChannelSet>> brokers = ChannelSet::Parse(o.broker_target);
       !brokers.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("broker target: ", brokers.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("broker target: ", brokers.status().message()));
   }
   if (o.db_path.empty()) return absl::InvalidArgumentError("database path is required");
   if (o.handler_delay < absl::ZeroDuration()) {

@@ -1,5 +1,8 @@
 #include "tests/e2e/relay_system.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <random>
 #include <utility>
@@ -175,13 +178,53 @@ bool SeedForLoad(RelayClients& clients, int64_t deposit_minor, int64_t on_hand, 
   return true;
 }
 
+std::string PlaceWithRetry(order::v1::OrderService::Stub& orders,
+                           const order::v1::PlaceOrderRequest& req, const std::atomic<bool>& stop,
+                           absl::Duration give_up) {
+  const absl::Time deadline = absl::Now() + give_up;
+  while (!stop && absl::Now() < deadline) {
+    order::v1::PlaceOrderResponse resp;
+    grpc::Status s = Call([&](grpc::ClientContext* c) { return orders.PlaceOrder(c, req, &resp); });
+    if (s.ok()) return resp.order().order_id();
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return "";
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // the retry pace
+  }
+  return "";
+}
+
+void CancelQuietly(order::v1::OrderService::Stub& orders, const std::string& order_id) {
+  order::v1::CancelOrderRequest cancel;
+  cancel.set_order_id(order_id);
+  order::v1::Order out;
+  Call([&](grpc::ClientContext* c) { return orders.CancelOrder(c, cancel, &out); });
+}
+
+void ExpectSettledExactly(RelayClients& clients, const SeededState& initial,
+                          const Settled& settled) {
+  EXPECT_TRUE(settled.settled) << settled.pending << " orders still PENDING (I1)";
+  // The mix must exercise both paths, or the invariants prove little.
+  EXPECT_GT(settled.confirmed, static_cast<int>(settled.all.size()) / 2);
+  EXPECT_GT(settled.cancelled, 0);
+  ExpectMoneyAndStockInvariants(clients, initial, settled.all, settled.all.size(),
+                                absl::Seconds(60));
+}
+
+void ExpectCleanStop(RelaySystem& system) {
+  for (auto& p : system.procs()) {
+    int status = p->process.Stop(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << p->name << " did not exit 0 on SIGTERM (status " << status << ")";
+  }
+}
+
 OrderLoad::OrderLoad(order::v1::OrderService::Stub* orders, const SeededState& state,
                      absl::Duration interval, uint32_t seed)
-    : orders_(orders),
-      state_(state),
-      interval_(interval),
-      seed_(seed),
-      thread_([this] { Run(); }) {}
+    : orders_(orders), state_(state), interval_(interval), seed_(seed), thread_([this] {
+        Run();
+      }) {}
 
 OrderLoad::~OrderLoad() { Stop(); }
 
@@ -220,36 +263,16 @@ void OrderLoad::Run() {
       item->set_sku(sku);
       item->set_quantity(1 + static_cast<int>(rng() % 2));
     }
-    // Retry with the same idempotency key while order-service is down.
-    bool ok = false;
-    std::string placed_id;
     const absl::Time sent = absl::Now();
-    for (int attempt = 0; attempt < 20 && !stop_ && !ok; ++attempt) {
-      order::v1::PlaceOrderResponse resp;
-      grpc::Status s =
-          Call([&](grpc::ClientContext* c) { return orders_->PlaceOrder(c, req, &resp); });
-      if (s.ok()) {
-        ok = true;
-        placed_id = resp.order().order_id();
-      } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                 s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-        absl::SleepFor(absl::Milliseconds(100));  // the retry pace
-      } else {
-        break;
-      }
-    }
+    const std::string placed_id = PlaceWithRetry(*orders_, req, stop_, absl::Seconds(10));
+    const bool ok = !placed_id.empty();
     (ok ? accepted_ : refused_)++;
     if (!ok) continue;
     {
       absl::MutexLock lock(&mu_);
       placed_.emplace_back(sent, placed_id);
     }
-    if (rng() % 20 == 0) {  // the customer changes their mind (may be too late)
-      order::v1::CancelOrderRequest cancel;
-      cancel.set_order_id(placed_id);
-      order::v1::Order out;
-      Call([&](grpc::ClientContext* c) { return orders_->CancelOrder(c, cancel, &out); });
-    }
+    if (rng() % 20 == 0) CancelQuietly(*orders_, placed_id);
   }
 }
 

@@ -6,12 +6,12 @@
 // (chaos_test, soak_test). Failures are reported with GoogleTest's
 // ADD_FAILURE/EXPECT, so these helpers are for test bodies only.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
-#include <atomic>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -33,6 +33,14 @@ struct RelayBinaries {
   std::string inventory;
   std::string payment;
 };
+
+#ifdef RELAY_BROKER_BIN
+// The binaries of this build, from the test target's compile definitions
+// (tests/e2e/CMakeLists.txt: relay_e2e_binaries).
+inline RelayBinaries BuiltBinaries() {
+  return {RELAY_BROKER_BIN, RELAY_ORDER_BIN, RELAY_INVENTORY_BIN, RELAY_PAYMENT_BIN};
+}
+#endif
 
 // One process of the system: its name ("broker", "order", "inventory",
 // "payment"), binary, fixed port (kept across restarts) and extra flags.
@@ -117,6 +125,17 @@ struct SeededState {
 // (after ADD_FAILURE) when a call failed.
 bool SeedForLoad(RelayClients& clients, int64_t deposit_minor, int64_t on_hand, SeededState* out);
 
+// PlaceOrder, retried with the same idempotency key while order-service is
+// unreachable or slow (UNAVAILABLE, DEADLINE_EXCEEDED) until `give_up` has
+// passed or `stop` is set. The order's id, or "" when it was not accepted.
+std::string PlaceWithRetry(order::v1::OrderService::Stub& orders,
+                           const order::v1::PlaceOrderRequest& req, const std::atomic<bool>& stop,
+                           absl::Duration give_up);
+
+// The customer changes their mind: CancelOrder, whatever it answers (it may
+// be too late).
+void CancelQuietly(order::v1::OrderService::Stub& orders, const std::string& order_id);
+
 // The load of the process-level tests: orders placed from their own thread
 // every `interval`, each for a random customer (c-nobody included) and one
 // or two random skus; a placement is retried with its idempotency key while
@@ -160,6 +179,15 @@ struct Settled {
   absl::Duration took;
 };
 Settled Settle(order::v1::OrderService::Stub& orders, absl::Duration timeout);
+
+// The checks after chaos or a failover: I1 (settled), a mix that exercises
+// both paths (more than half CONFIRMED, some CANCELLED), then I2 and I3 over
+// every order.
+void ExpectSettledExactly(RelayClients& clients, const SeededState& initial,
+                          const Settled& settled);
+
+// SIGTERMs every process of `system`; each must exit 0.
+void ExpectCleanStop(RelaySystem& system);
 
 // Every order, through ListOrders pages. False when a call failed.
 bool ListAllOrders(order::v1::OrderService::Stub& orders, std::vector<order::v1::Order>* out);

@@ -116,31 +116,13 @@ class PacedLoad {
         item->set_sku(sku);
         item->set_quantity(1 + static_cast<int>(rng() % 2));
       }
-      // Retry with the same idempotency key while order-service is slow.
-      bool ok = false;
-      std::string placed_id;
-      const absl::Time give_up = absl::Now() + absl::Seconds(10);
-      while (!ok && !stop_ && absl::Now() < give_up) {
-        order::v1::PlaceOrderResponse resp;
-        grpc::Status s =
-            Call([&](grpc::ClientContext* c) { return orders_->PlaceOrder(c, req, &resp); });
-        if (s.ok()) {
-          ok = true;
-          placed_id = resp.order().order_id();
-        } else if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
-                   s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
-          break;
-        } else {
-          absl::SleepFor(absl::Milliseconds(100));  // retry backoff
-        }
-      }
+      const std::string placed_id =
+          testing::PlaceWithRetry(*orders_, req, stop_, absl::Seconds(10));
+      const bool ok = !placed_id.empty();
       ++(ok ? counts_.accepted : counts_.refused);
       if (ok && rng() % 20 == 0) {  // the customer changes their mind (may be too late)
         ++counts_.cancels;
-        order::v1::CancelOrderRequest cancel;
-        cancel.set_order_id(placed_id);
-        order::v1::Order out;
-        Call([&](grpc::ClientContext* c) { return orders_->CancelOrder(c, cancel, &out); });
+        testing::CancelQuietly(*orders_, placed_id);
       }
     }
   }
@@ -453,11 +435,7 @@ TEST(Soak, LongRunWithSlowAndPartialFaultsKeepsInvariantsAndBoundedMemory) {
   }
 
   absl::MutexLock lock(&procs_mu);
-  for (auto& p : system.procs()) {
-    int status = p->process.Stop(SIGTERM);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << p->name << " did not exit 0 on SIGTERM (status " << status << ")";
-  }
+  testing::ExpectCleanStop(system);
 }
 
 }  // namespace

@@ -6,6 +6,9 @@
 // file backend (FileBrokerFaultsTest; the JetStream group store has its own,
 // broker/jetstream_group_store_test.cc).
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -21,8 +24,6 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include "tests/testing/broker_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -228,8 +229,8 @@ TEST_P(FileBrokerFaultsTest, EventThatTurnsUnreadableIsSkippedAloneAfterRetries)
   std::set<std::string> ids;
   auto sub = Consume("rotting", "g", {}, &ids);
   // Read errors are retried (a second apart) before the event is skipped.
-  ASSERT_TRUE(WaitFor([&] { return Group("rotting", "g").committed_offset() == 60; },
-                      absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Group("rotting", "g").committed_offset() == 60; }, absl::Seconds(20)));
   EXPECT_EQ(Group("rotting", "g").skipped_offsets(), 1u);
   EXPECT_EQ(Count(ids), 59u);
   sub->Stop();
@@ -247,8 +248,8 @@ TEST_P(BrokerFaultsTest, HungConsumerDoesNotDeadLetterHealthyEvents) {
 
   std::set<std::string> ids;
   auto healthy = Consume("orders", "g", {}, &ids, absl::Milliseconds(300));
-  ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 200; },
-                      absl::Seconds(30)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Group("orders", "g").committed_offset() == 200; }, absl::Seconds(30)));
   const broker::v1::GroupInfo info = Group("orders", "g");
   EXPECT_EQ(info.dead_lettered(), 0u);
   EXPECT_EQ(Count(ids), 200u);
@@ -355,11 +356,11 @@ TEST_P(BrokerFaultsTest, TopicAtTheNameLimitStillDeadLetters) {
   Subscriber sub(testing::Channel(server_->target()), o);
   sub.On("t.0", [](const Event& e, const events::DeliveryInfo&) {
     return e.id() == std::string(128, 'a') + "-0" ? absl::InternalError("poison")
-                                                   : absl::OkStatus();
+                                                  : absl::OkStatus();
   });
   sub.Start();
-  ASSERT_TRUE(WaitFor([&] { return Group(topic, "g").committed_offset() == 2; },
-                      absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Group(topic, "g").committed_offset() == 2; }, absl::Seconds(20)));
   EXPECT_EQ(Group(topic, "g").dead_lettered(), 1u);
   sub.Stop();
 }
@@ -494,7 +495,8 @@ TEST_P(BrokerFaultsTest, OversizedFieldsAreRefusedWithoutEchoingThem) {
     grpc::ClientContext ctx;
     PublishResponse resp;
     grpc::Status s = plain->Publish(&ctx, req, &resp);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name << ": " << s.error_message();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.name << ": " << s.error_message();
     EXPECT_THAT(s.error_message(), HasSubstr(c.message)) << c.name;
     EXPECT_LT(s.error_message().size(), 300u) << c.name;
   }
