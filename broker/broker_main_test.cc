@@ -205,6 +205,9 @@ TEST(BrokerMain, BadStorageFlagsAreAFatalStartErrorOfOneLine) {
       {{"--storage=jetstream", "--replicas=6"}, "relay-broker: --replicas must be 1 to 5, got 6"},
       {{"--storage=jetstream", "--nats=nats://127.0.0.1:4222,"},
        "relay-broker: --nats must be URL[,URL...] with no empty URL"},
+      // Checked before NATS is asked for anything (none listens here).
+      {{"--storage=jetstream", "--nats=nats://127.0.0.1:1", "--lease_ttl=500ms"},
+       "relay-broker: --lease_ttl must be 1s to 60s, got 500ms"},
   };
   for (const Case& c : cases) {
     relay::testing::TempDir dir;

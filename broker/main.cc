@@ -181,10 +181,15 @@ std::string AdvertisedAddress(const std::string& listen) {
 // supervisor restarts this one as a standby).
 int ServeWithLease(const relay::Process& process,
                    const relay::broker::BrokerServer::Options& options) {
+  const absl::Duration ttl = absl::GetFlag(FLAGS_lease_ttl);
+  if (ttl < absl::Seconds(1) || ttl > absl::Seconds(60)) {
+    return process.Fail(absl::InvalidArgumentError(
+        absl::StrCat("--lease_ttl must be 1s to 60s, got ", absl::FormatDuration(ttl))));
+  }
   relay::broker::BrokerLease::Options lease_options;
   lease_options.servers = options.storage.jetstream.servers;
   lease_options.replicas = options.storage.jetstream.replicas;
-  lease_options.ttl = absl::GetFlag(FLAGS_lease_ttl);
+  lease_options.ttl = ttl;
   lease_options.address = AdvertisedAddress(options.listen_address);
   absl::StatusOr<std::unique_ptr<relay::broker::BrokerLease>> lease =
       relay::broker::BrokerLease::Open(lease_options);
