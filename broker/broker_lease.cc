@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<BrokerLease>> BrokerLease::Open(Options options) 
   connect.servers = lease->options_.servers;
   connect.connect_timeout = lease->options_.connect_timeout;
   // A renewal must be answered, or given up, well within the ttl.
-  connect.request_timeout = std::max(lease->heartbeat(), absl::Milliseconds(250));
+  connect.request_timeout = lease->call_timeout();
   connect.reconnect_wait = std::min(lease->heartbeat(), absl::Seconds(1));
   if (absl::Status s = ConnectJetStream(connect, &lease->nc_, &lease->js_); !s.ok()) return s;
   if (absl::Status s = lease->Bind(); !s.ok()) return s;
@@ -143,20 +143,31 @@ void BrokerLease::KeepAlive(std::function<void(const std::string& why)> on_lost)
 
 absl::Duration BrokerLease::Renew() {
   uint64_t expected = 0;
+  SteadyTime last_good;
   {
     absl::MutexLock lock(&mu_);
     if (!held_) return absl::InfiniteDuration();
     expected = revision_;
+    last_good = last_renewal_sent_;
   }
+  // Past this without a good renewal the lease is given up. No call starts
+  // after the limit and each waits at most call_timeout() (ttl / 8), and
+  // no pass starts after it either (the wait below): on_lost runs by
+  // 5/8 + 1/8 = 3/4 ttl after the last good renewal was sent.
+  const absl::Duration limit = give_up_after();
   const std::string value = Value();
   const SteadyTime sent = std::chrono::steady_clock::now();
   uint64_t revision = 0;
-  natsStatus s =
-      kvStore_Update(&revision, kv_, kKey, value.data(), static_cast<int>(value.size()), expected);
+  natsStatus s = NATS_ERR;
   std::string lost;
-  if (s != NATS_OK) {
-    const std::string error = NatsErrorText(s);
-    // Refused, or unanswered: the key tells which.
+  std::string error = "none";
+  if (Since(last_good) < limit) {
+    s = kvStore_Update(&revision, kv_, kKey, value.data(), static_cast<int>(value.size()),
+                       expected);
+    if (s != NATS_OK) error = NatsErrorText(s);
+  }
+  // Refused, or unanswered: the key tells which, if there is time to ask.
+  if (s != NATS_OK && Since(last_good) < limit) {
     kvEntry* raw = nullptr;
     natsStatus read = kvStore_Get(&raw, kv_, kKey);
     if (read == NATS_OK) {
@@ -172,16 +183,15 @@ absl::Duration BrokerLease::Renew() {
     } else if (read == NATS_NOT_FOUND) {
       lost = "the lease key was deleted";
     }
-    if (s != NATS_OK && lost.empty()) {
-      absl::MutexLock lock(&mu_);
-      const absl::Duration unrenewed = Since(last_renewal_sent_);
-      if (unrenewed >= options_.ttl * 3 / 4) {
-        lost = absl::StrCat("no renewal succeeded for ", absl::FormatDuration(unrenewed),
-                            " (last error: ", error, ")");
-      } else {
-        RELAY_LOG(Warn, "broker lease renewal failed, retrying",
-                  {{"error", error}, {"unrenewed", absl::FormatDuration(unrenewed)}});
-      }
+  }
+  const absl::Duration unrenewed = Since(last_good);
+  if (s != NATS_OK && lost.empty()) {
+    if (unrenewed >= limit) {
+      lost = absl::StrCat("no renewal succeeded for ", absl::FormatDuration(unrenewed),
+                          " (last error: ", error, ")");
+    } else {
+      RELAY_LOG(Warn, "broker lease renewal failed, retrying",
+                {{"error", error}, {"unrenewed", absl::FormatDuration(unrenewed)}});
     }
   }
   std::function<void(const std::string&)> on_lost;
@@ -192,7 +202,8 @@ absl::Duration BrokerLease::Renew() {
       last_renewal_sent_ = sent;
       return heartbeat();
     }
-    if (lost.empty()) return heartbeat() / 2;
+    // The next try starts by the limit at the latest, where it gives up.
+    if (lost.empty()) return std::min(heartbeat() / 2, limit - unrenewed);
     held_ = false;
     on_lost = std::move(on_lost_);
   }

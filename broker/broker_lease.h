@@ -38,10 +38,12 @@ namespace relay::broker {
 //   its own monotonic clock (no clocks are compared between machines). Of
 //   several contenders, one write wins.
 // - The holder gives the lease up (on_lost) when a renewal is refused
-//   (another broker took it) or when none has succeeded for 3/4 ttl
-//   counted from the send of the last good one: a contender can take it
-//   only a whole ttl after that renewal was written, so the two are never
-//   active at once unless a process is paused (SIGSTOP, a stalled VM) --
+//   (another broker took it) or when none has succeeded for 5/8 ttl
+//   counted from the send of the last good one. No call starts after that
+//   limit and each waits at most ttl / 8, so on_lost runs by 3/4 ttl,
+//   while a contender can take the lease only a whole ttl after that
+//   renewal was written: the two are never active at once unless a
+//   process is paused (SIGSTOP, a stalled VM) --
 //   and a paused holder, once resumed, still cannot advance a group: the
 //   group checkpoints' own compare-and-set refuses it
 //   (JetStreamGroupStore).
@@ -103,6 +105,11 @@ class BrokerLease {
 
   const std::string& holder() const { return options_.holder; }
   absl::Duration heartbeat() const { return options_.ttl / 4; }
+  // The holder gives the lease up once no renewal sent this long ago or
+  // later has succeeded.
+  absl::Duration give_up_after() const { return options_.ttl * 5 / 8; }
+  // The longest any one key-value call waits.
+  absl::Duration call_timeout() const { return options_.ttl / 8; }
 
  private:
   explicit BrokerLease(Options options) : options_(std::move(options)) {}

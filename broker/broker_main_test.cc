@@ -296,7 +296,7 @@ std::vector<uint64_t> ConsumeFrom(int port, size_t until) {
   return offsets;
 }
 
-// Two relay-brokers on one fresh nats-server, --lease_ttl=1s: `a` started
+// Two relay-brokers on one fresh nats-server, --lease_ttl=2s: `a` started
 // first and serving, `b` launched after it and standing by.
 class BrokerStandby : public ::testing::Test {
  protected:
@@ -305,7 +305,7 @@ class BrokerStandby : public ::testing::Test {
         relay::testing::NatsServer::Start();
     ASSERT_THAT(nats, IsOk());
     nats_ = std::move(*nats);
-    flags_ = {"--storage=jetstream", "--nats=" + nats_->urls(), "--lease_ttl=1s"};
+    flags_ = {"--storage=jetstream", "--nats=" + nats_->urls(), "--lease_ttl=2s"};
     port_a_ = a_.Start(flags_);
     ASSERT_GT(port_a_, 0) << a_.log();
     ASSERT_TRUE(b_.Launch(flags_));
