@@ -105,7 +105,9 @@ bool BrokerLease::TryAcquire() {
     std::string current = ValueOf(entry.get());
     if (seen != seen_revision_) {
       seen_revision_ = seen;
-      seen_since_ = sent;
+      // After the read returned, so never before the write it saw: the
+      // lapse is a whole ttl after that renewal, however slow the read.
+      seen_since_ = std::chrono::steady_clock::now();
       if (current != seen_value_) {
         RELAY_LOG(Info, "standby: waiting for the broker lease",
                   {{"holder", Describe(current)},
