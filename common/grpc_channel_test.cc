@@ -80,7 +80,9 @@ class SlowProxy {
     while (true) {
       ssize_t n = read(from, buf, sizeof(buf));
       if (n <= 0) break;
-      if (write(to, buf, static_cast<size_t>(n)) != n) break;
+      // MSG_NOSIGNAL: a peer that closed first must end this pipe, not the
+      // test process (SIGPIPE, exit 141, seen under load).
+      if (send(to, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
     }
     shutdown(to, SHUT_WR);
   }
