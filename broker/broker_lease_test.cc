@@ -34,37 +34,12 @@ constexpr absl::Duration kWait = absl::Seconds(30);
 
 // The value of the lease key, read with the plain client ("" when missing).
 std::string LeaseValue(const std::string& servers) {
-  natsConnection* nc = nullptr;
-  if (natsConnection_ConnectTo(&nc, servers.c_str()) != NATS_OK) return "";
-  jsCtx* js = nullptr;
-  kvStore* kv = nullptr;
-  kvEntry* entry = nullptr;
-  std::string value;
-  if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
-      js_KeyValue(&kv, js, "relay_lease") == NATS_OK &&
-      kvStore_Get(&entry, kv, "active") == NATS_OK) {
-    value.assign(static_cast<const char*>(kvEntry_Value(entry)),
-                 static_cast<size_t>(kvEntry_ValueLen(entry)));
-    kvEntry_Destroy(entry);
-  }
-  if (kv != nullptr) kvStore_Destroy(kv);
-  if (js != nullptr) jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
-  return value;
+  return relay::testing::KvGet(servers, "relay_lease", "active").value_or("");
 }
 
 // Overwrites the lease key, as another broker taking it would.
 void OverwriteLease(const std::string& servers, const std::string& value) {
-  natsConnection* nc = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, servers.c_str()), NATS_OK);
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-  kvStore* kv = nullptr;
-  ASSERT_EQ(js_KeyValue(&kv, js, "relay_lease"), NATS_OK);
-  EXPECT_EQ(kvStore_PutString(nullptr, kv, "active", value.c_str()), NATS_OK);
-  kvStore_Destroy(kv);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
+  ASSERT_THAT(relay::testing::KvPut(servers, "relay_lease", "active", value), IsOk());
 }
 
 // A contender's Acquire() on its own thread.
@@ -136,14 +111,20 @@ class BrokerLeaseTest : public ::testing::Test {
     return lease.ok() ? std::move(*lease) : nullptr;
   }
 
+  // A lease opened as `holder` that holds the lease (null on failure).
+  std::unique_ptr<BrokerLease> Held(const std::string& holder) {
+    std::unique_ptr<BrokerLease> lease = Open(holder);
+    absl::Notification never;
+    if (lease == nullptr || !lease->Acquire(&never).ok()) return nullptr;
+    return lease;
+  }
+
   std::unique_ptr<NatsServer> nats_;
 };
 
 TEST_F(BrokerLeaseTest, TheFirstBrokerTakesAFreeLeaseAtOnce) {
-  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> a = Held("a");
   ASSERT_NE(a, nullptr);
-  absl::Notification never;
-  ASSERT_THAT(a->Acquire(&never), IsOk());
   EXPECT_EQ(LeaseValue(nats_->urls()), "a a:7070");
 }
 
@@ -151,12 +132,10 @@ TEST_F(BrokerLeaseTest, TheFirstBrokerTakesAFreeLeaseAtOnce) {
 // waits (observed over three ttls); when the holder releases it, the
 // contender takes it without waiting for a lapse.
 TEST_F(BrokerLeaseTest, ARenewedLeaseStaysWithItsHolderUntilReleased) {
-  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> a = Held("a");
   std::unique_ptr<BrokerLease> b = Open("b");
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  absl::Notification never;
-  ASSERT_THAT(a->Acquire(&never), IsOk());
   std::atomic<bool> a_lost{false};
   a->KeepAlive([&](const std::string&) { a_lost = true; });
 
@@ -174,12 +153,10 @@ TEST_F(BrokerLeaseTest, ARenewedLeaseStaysWithItsHolderUntilReleased) {
 // A holder that stops renewing (a dead broker) loses the lease to a
 // contender, but only after the contender saw it unchanged for a ttl.
 TEST_F(BrokerLeaseTest, AnUnrenewedLeaseGoesToAContenderAfterTheTtl) {
-  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> a = Held("a");  // and never renewed
   std::unique_ptr<BrokerLease> b = Open("b");
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  absl::Notification never;
-  ASSERT_THAT(a->Acquire(&never), IsOk());  // and never renewed
 
   const absl::Time start = absl::Now();
   Contender contender(b.get());
@@ -229,10 +206,8 @@ TEST_F(BrokerLeaseTest, OfThreeContendersExactlyOneWins) {
 // Someone else wrote the lease (a standby took it while this holder was
 // paused): the holder's next renewal is refused and it is told at once.
 TEST_F(BrokerLeaseTest, AHolderWhoseLeaseWasTakenIsToldItLostIt) {
-  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> a = Held("a");
   ASSERT_NE(a, nullptr);
-  absl::Notification never;
-  ASSERT_THAT(a->Acquire(&never), IsOk());
   LossWatch watch(a.get());
   ASSERT_NO_FATAL_FAILURE(OverwriteLease(nats_->urls(), "x x:7070"));
   EXPECT_THAT(watch.WaitLost(kWait), HasSubstr("the lease was taken by 'x x:7070'"));
@@ -243,22 +218,18 @@ TEST_F(BrokerLeaseTest, AHolderWhoseLeaseWasTakenIsToldItLostIt) {
 // NATS is gone: the holder cannot renew and gives the lease up after 5/8
 // of a ttl (by 3/4 at the latest), before any contender could take it.
 TEST_F(BrokerLeaseTest, AHolderThatCannotRenewGivesTheLeaseUp) {
-  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> a = Held("a");
   ASSERT_NE(a, nullptr);
-  absl::Notification never;
-  ASSERT_THAT(a->Acquire(&never), IsOk());
   LossWatch watch(a.get());
   nats_->Kill(0);
   EXPECT_THAT(watch.WaitLost(kWait), HasSubstr("no renewal succeeded for"));
 }
 
 TEST_F(BrokerLeaseTest, AContenderStopsWaitingWhenCancelled) {
-  std::unique_ptr<BrokerLease> a = Open("a");
+  std::unique_ptr<BrokerLease> a = Held("a");
   std::unique_ptr<BrokerLease> b = Open("b");
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  absl::Notification never;
-  ASSERT_THAT(a->Acquire(&never), IsOk());
   a->KeepAlive([](const std::string&) {});
   Contender contender(b.get());
   contender.Cancel();

@@ -42,17 +42,7 @@ GroupCheckpoint Checkpoint(const std::string& topic, const std::string& group, u
 // program could.
 void PutRaw(const std::string& servers, const std::string& bucket, const std::string& key,
             const std::string& bytes) {
-  natsConnection* nc = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, servers.c_str()), NATS_OK);
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-  kvStore* kv = nullptr;
-  ASSERT_EQ(js_KeyValue(&kv, js, bucket.c_str()), NATS_OK);
-  EXPECT_EQ(kvStore_Put(nullptr, kv, key.c_str(), bytes.data(), static_cast<int>(bytes.size())),
-            NATS_OK);
-  kvStore_Destroy(kv);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
+  ASSERT_THAT(relay::testing::KvPut(servers, bucket, key, bytes), IsOk());
 }
 
 class JetStreamGroupStoreTest : public ::testing::Test {

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tests/testing/wait.h"
@@ -159,6 +161,58 @@ absl::Status NatsServer::Restart(int node, absl::Duration timeout) {
   }
   if (absl::Status s = Launch(node); !s.ok()) return s;
   return WaitReady(node, timeout);
+}
+
+namespace {
+
+// Runs `fn(kv)` on the bucket over a connection of its own.
+absl::Status WithBucket(const std::string& servers, const std::string& bucket,
+                        const std::function<absl::Status(kvStore*)>& fn) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  kvStore* kv = nullptr;
+  absl::Status status;
+  if (natsConnection_ConnectTo(&nc, servers.c_str()) != NATS_OK) {
+    status = absl::UnavailableError(absl::StrCat("cannot reach NATS at ", servers));
+  } else if (natsConnection_JetStream(&js, nc, nullptr) != NATS_OK ||
+             js_KeyValue(&kv, js, bucket.c_str()) != NATS_OK) {
+    status = absl::UnavailableError(absl::StrCat("no bucket ", bucket));
+  } else {
+    status = fn(kv);
+  }
+  if (kv != nullptr) kvStore_Destroy(kv);
+  if (js != nullptr) jsCtx_Destroy(js);
+  if (nc != nullptr) natsConnection_Destroy(nc);
+  return status;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> KvGet(const std::string& servers, const std::string& bucket,
+                                  const std::string& key) {
+  std::string value;
+  absl::Status status = WithBucket(servers, bucket, [&](kvStore* kv) {
+    kvEntry* entry = nullptr;
+    natsStatus s = kvStore_Get(&entry, kv, key.c_str());
+    if (s == NATS_NOT_FOUND) return absl::NotFoundError(absl::StrCat("no key ", key));
+    if (s != NATS_OK) return absl::UnavailableError(absl::StrCat("cannot read key ", key));
+    value.assign(static_cast<const char*>(kvEntry_Value(entry)),
+                 static_cast<size_t>(kvEntry_ValueLen(entry)));
+    kvEntry_Destroy(entry);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return value;
+}
+
+absl::Status KvPut(const std::string& servers, const std::string& bucket, const std::string& key,
+                   const std::string& bytes) {
+  return WithBucket(servers, bucket, [&](kvStore* kv) {
+    return kvStore_Put(nullptr, kv, key.c_str(), bytes.data(), static_cast<int>(bytes.size())) ==
+                   NATS_OK
+               ? absl::OkStatus()
+               : absl::UnavailableError(absl::StrCat("cannot write key ", key));
+  });
 }
 
 }  // namespace relay::testing

@@ -73,6 +73,15 @@ class NatsServer {
   std::vector<Node> nodes_;
 };
 
+// A key of a key-value bucket read and written with the plain NATS client,
+// as another program (or another broker) would, on its own connection to
+// `servers`. KvGet: NOT_FOUND when the key is missing; UNAVAILABLE when
+// NATS or the bucket cannot be reached.
+absl::StatusOr<std::string> KvGet(const std::string& servers, const std::string& bucket,
+                                  const std::string& key);
+absl::Status KvPut(const std::string& servers, const std::string& bucket, const std::string& key,
+                   const std::string& bytes);
+
 }  // namespace relay::testing
 
 #endif  // RELAY_TESTS_TESTING_NATS_SERVER_H_
