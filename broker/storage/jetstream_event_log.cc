@@ -86,6 +86,7 @@ JetStreamEventLog::JetStreamEventLog(Options options) : options_(std::move(optio
 
 JetStreamEventLog::~JetStreamEventLog() {
   Close().IgnoreError();
+  if (publish_js_ != nullptr) jsCtx_Destroy(publish_js_);
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) natsConnection_Destroy(nc_);
 }
@@ -98,6 +99,16 @@ absl::Status JetStreamEventLog::Connect() {
   connect.reconnect_wait = options_.reconnect_wait;
   if (absl::Status s = ConnectJetStream(connect, &nc_, &js_); !s.ok()) return s;
   max_payload_ = natsConnection_GetMaxPayload(nc_);
+  // A second context on the same connection (so the same order) for the
+  // writer's async publishes: its ack callback is the log's.
+  jsOptions opts;
+  jsOptions_Init(&opts);
+  opts.Wait = Millis(options_.request_timeout);
+  opts.PublishAsync.AckHandler = &JetStreamEventLog::OnPublishAck;
+  opts.PublishAsync.AckHandlerClosure = this;
+  if (natsStatus s = natsConnection_JetStream(&publish_js_, nc_, &opts); s != NATS_OK) {
+    return NatsUnavailable("cannot make a JetStream publishing context", s);
+  }
   return absl::OkStatus();
 }
 
@@ -412,25 +423,19 @@ bool JetStreamEventLog::HasWork() const { return !queue_.empty() || closing_; }
 
 void JetStreamEventLog::WriterLoop() {
   while (true) {
-    std::vector<Batch> work;
+    std::vector<Batch> round;
     bool closing;
     std::shared_ptr<const DurabilityListener> listener;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &JetStreamEventLog::HasWork));
-      work.swap(queue_);
+      round.swap(queue_);
       closing = closing_;
       listener = listener_;
     }
-    // While closing, the first failed publish fails the batches after it at
-    // once instead of letting each wait out its timeout.
-    absl::Status broken;
-    for (Batch& batch : work) {
-      absl::StatusOr<std::vector<AppendResult>> result =
-          broken.ok() ? PublishBatch(batch)
-                      : absl::UnavailableError(absl::StrCat(
-                            "event log closed after a failed publish: ", broken.message()));
-      if (closing && !result.ok() && batch.error.ok() && broken.ok()) broken = result.status();
+    PublishRound(round);
+    for (Batch& batch : round) {
+      absl::StatusOr<std::vector<AppendResult>> result = Outcome(batch);
       const bool stored =
           result.ok() && std::any_of(result->begin(), result->end(),
                                      [](const AppendResult& r) { return !r.duplicate; });
@@ -489,57 +494,135 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
                          code);
 }
 
-absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::PublishBatch(const Batch& batch) {
+void JetStreamEventLog::PublishRound(std::vector<Batch>& round) {
+  // A topic whose stream cannot be made fails its other batches of the
+  // round at once rather than each after its own timeout.
+  absl::flat_hash_map<std::string, absl::Status> unready;
+  for (Batch& batch : round) {
+    if (!batch.error.ok()) continue;
+    batch.results.resize(batch.payloads.size());
+    batch.acked.assign(batch.payloads.size(), false);
+    if (batch.payloads.empty()) continue;
+    if (auto it = unready.find(batch.topic); it != unready.end()) {
+      batch.error = it->second;
+      continue;
+    }
+    if (absl::Status s = EnsureStream(batch.topic); !s.ok()) {
+      unready.emplace(batch.topic, s);
+      batch.error = std::move(s);
+      continue;
+    }
+    const std::string stream = StreamNameForTopic(batch.topic);
+    const std::string subject = SubjectForTopic(batch.topic);
+    for (size_t i = 0; i < batch.payloads.size(); ++i) PublishEvent(batch, i, stream, subject);
+  }
+  // Every publish has its ack or its error within request_timeout: the
+  // client times out what the server never answers.
+  absl::MutexLock lock(&acks_mu_);
+  acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::AllAcked));
+}
+
+bool JetStreamEventLog::RoomInFlight() const { return awaiting_.size() < kMaxInFlight; }
+
+bool JetStreamEventLog::AllAcked() const { return awaiting_.empty(); }
+
+void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::string& stream,
+                                     const std::string& subject) {
+  const std::string& payload = batch.payloads[index];
+  natsMsg* msg = nullptr;
+  natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(),
+                                static_cast<int>(payload.size()));
+  if (s != NATS_OK) {
+    absl::MutexLock lock(&acks_mu_);
+    FailEvent(batch, index, NatsUnavailable("cannot make a NATS message", s));
+    return;
+  }
+  const natsMsg* key = msg;
+  {
+    // Registered before the publish: its ack may come before the call returns.
+    absl::MutexLock lock(&acks_mu_);
+    acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::RoomInFlight));
+    awaiting_.emplace(key, std::make_pair(&batch, index));
+  }
+  jsPubOptions pub;
+  jsPubOptions_Init(&pub);
+  pub.MaxWait = Millis(options_.request_timeout);
+  pub.ExpectStream = stream.c_str();
+  if (!batch.ids[index].empty()) pub.MsgId = batch.ids[index].c_str();
+  s = js_PublishMsgAsync(publish_js_, &msg, &pub);
+  if (s != NATS_OK) {
+    // Not sent, or sent and taken back: the message is still ours and no
+    // ack will come for it.
+    absl::Status error = NatsUnavailable("cannot send", s);
+    natsMsg_Destroy(msg);
+    absl::MutexLock lock(&acks_mu_);
+    awaiting_.erase(key);
+    FailEvent(batch, index, std::move(error));
+  }
+}
+
+void JetStreamEventLog::FailEvent(Batch& batch, size_t index, absl::Status error) {
+  if (index < batch.failed_at) {
+    batch.failed_at = index;
+    batch.failure = std::move(error);
+  }
+}
+
+void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
+                                     void* closure) {
+  auto* self = static_cast<JetStreamEventLog*>(closure);
+  absl::MutexLock lock(&self->acks_mu_);
+  auto it = self->awaiting_.find(msg);
+  if (it != self->awaiting_.end()) {
+    auto [batch, index] = it->second;
+    self->awaiting_.erase(it);
+    if (ack != nullptr) {
+      batch->results[index].offset = ack->Sequence - 1;
+      batch->results[index].duplicate = ack->Duplicate;
+      batch->acked[index] = true;
+    } else {
+      const natsStatus status = error != nullptr ? error->Err : NATS_ERR;
+      const int code = error != nullptr ? static_cast<int>(error->ErrCode) : 0;
+      std::string text = error != nullptr && error->ErrText != nullptr && *error->ErrText != '\0'
+                             ? error->ErrText
+                             : natsStatus_GetText(status);
+      if (code != 0) absl::StrAppend(&text, " (JetStream error ", code, ")");
+      if (status == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
+        batch->stream_missing = true;
+      }
+      FailEvent(*batch, index, absl::UnavailableError(text));
+    }
+  }
+  natsMsg_Destroy(msg);
+}
+
+absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batch) {
   if (!batch.error.ok()) return batch.error;
-  std::vector<AppendResult> results(batch.payloads.size());
-  if (results.empty()) return results;
-  if (absl::Status s = EnsureStream(batch.topic); !s.ok()) return s;
-  const std::string stream = StreamNameForTopic(batch.topic);
-  const std::string subject = SubjectForTopic(batch.topic);
-  // The topic's state with what this batch added, once it added something.
+  // The round is over: no callback touches the batch any more.
   bool added = false;
   StreamState stored;
-  for (size_t i = 0; i < batch.payloads.size(); ++i) {
-    jsPubOptions pub;
-    jsPubOptions_Init(&pub);
-    pub.MaxWait = Millis(options_.request_timeout);
-    pub.ExpectStream = stream.c_str();
-    if (!batch.ids[i].empty()) pub.MsgId = batch.ids[i].c_str();
-    jsPubAck* ack = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    const std::string& payload = batch.payloads[i];
-    natsStatus s = js_Publish(&ack, js_, subject.c_str(), payload.data(),
-                              static_cast<int>(payload.size()), &pub, &code);
-    if (s != NATS_OK) {
-      if (s == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
-        // The stream went away (deleted by hand): create it on the next try.
-        absl::MutexLock lock(&streams_mu_);
-        streams_.erase(batch.topic);
-      }
-      absl::Status error =
-          NatsUnavailable(absl::StrCat("publish to topic ", batch.topic, " failed at event ", i,
-                                       " of ", batch.payloads.size(),
-                                       "; the events before it are stored, it and the "
-                                       "later ones may or may not be"),
-                          s, code);
-      if (added) Remember(batch.topic, stored);
-      return error;
+  for (size_t i = 0; i < batch.results.size(); ++i) {
+    if (!batch.acked[i] || batch.results[i].duplicate) continue;
+    const uint64_t seq = batch.results[i].offset + 1;
+    if (!added) {
+      added = true;
+      stored = Cached(batch.topic);
+      if (stored.msgs == 0) stored.first_seq = seq;
     }
-    results[i].offset = ack->Sequence - 1;
-    results[i].duplicate = ack->Duplicate;
-    if (!ack->Duplicate) {
-      if (!added) {
-        added = true;
-        stored = Cached(batch.topic);
-        if (stored.msgs == 0) stored.first_seq = ack->Sequence;
-      }
-      stored.msgs++;
-      stored.last_seq = std::max(stored.last_seq, ack->Sequence);
-    }
-    jsPubAck_Destroy(ack);
+    stored.msgs++;
+    stored.last_seq = std::max(stored.last_seq, seq);
   }
   if (added) Remember(batch.topic, stored);
-  return results;
+  if (batch.failed_at == SIZE_MAX) return std::move(batch.results);
+  if (batch.stream_missing) {
+    // The stream went away (deleted by hand): create it on the next try.
+    absl::MutexLock lock(&streams_mu_);
+    streams_.erase(batch.topic);
+  }
+  return absl::UnavailableError(
+      absl::StrCat("publish to topic ", batch.topic, " failed at event ", batch.failed_at, " of ",
+                   batch.payloads.size(),
+                   "; any event of the batch may or may not be stored: ", batch.failure.message()));
 }
 
 // ---- Retention (docs/JETSTREAM.md#retention).

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -21,6 +22,9 @@
 // The NATS C client's handles (nats.h), kept out of this header.
 typedef struct __natsConnection natsConnection;
 typedef struct __jsCtx jsCtx;
+typedef struct __natsMsg natsMsg;
+typedef struct jsPubAck jsPubAck;
+typedef struct jsPubAckErr jsPubAckErr;
 
 namespace relay::broker {
 
@@ -33,14 +37,16 @@ namespace relay::broker {
 //   full name in the stream's description (broker/storage/jetstream_names.h).
 // - Offsets: a Relay offset is the stream sequence minus one (offsets start
 //   at 0, sequences at 1). Dense while nothing but limits deletes messages.
-// - Append: one writer thread takes the queued batches in order and
-//   publishes each event with a synchronous js_Publish: the payload is
-//   the serialized Event (topic, offset and publish_time cleared, as the
-//   file log stores it), header Nats-Msg-Id carries the event id (in a
-//   header-safe form, broker/storage/jetstream_names.h). `done`
-//   runs after JetStream's PubAck of every event of the batch, i.e. once a
-//   quorum of the stream's replicas stored it. One round trip per event:
-//   simple and ordered, slow (docs/JETSTREAM.md#append).
+// - Append: one writer thread takes every queued batch as one round and
+//   publishes all their events asynchronously (js_PublishMsgAsync, at most
+//   kMaxInFlight unanswered), then waits for every ack: the payload is the
+//   serialized Event (topic, offset and publish_time cleared, as the file
+//   log stores it), header Nats-Msg-Id carries the event id (in a
+//   header-safe form, broker/storage/jetstream_names.h). One connection
+//   keeps the order, so a topic's events are stored in the order appended.
+//   `done` runs after JetStream's PubAck of every event of the batch, i.e.
+//   once a quorum of the stream's replicas stored it
+//   (docs/JETSTREAM.md#append).
 // - Dedupe: JetStream's own duplicate window (the stream's `duplicates` =
 //   dedupe_window). A duplicate's PubAck carries the original sequence and
 //   duplicate=true; nothing is stored.
@@ -61,9 +67,9 @@ namespace relay::broker {
 //   only on such a refresh.
 //
 // A publish that fails (no ack within request_timeout, no JetStream leader)
-// fails its batch with UNAVAILABLE: the events before it are stored, the
-// failed one and those after may or may not be (a retry with the same ids
-// is deduplicated). The log stays usable: the connection reconnects
+// fails its batch with UNAVAILABLE naming the first failed event: events
+// of the batch may or may not be stored, before it and after it alike (a
+// retry with the same ids is deduplicated). The log stays usable: the connection reconnects
 // forever, waiting reconnect_wait between attempts.
 //
 // Thread-safe. `done` and the durability listener run on the writer thread
@@ -79,6 +85,9 @@ namespace relay::broker {
 //   absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(options);
 class JetStreamEventLog final : public EventLog {
  public:
+  // Publishes of the writer that may await their ack at once.
+  static constexpr size_t kMaxInFlight = 8192;
+
   struct Options {
     // Comma-separated NATS URLs, e.g. "nats://127.0.0.1:4222". Required.
     std::string servers;
@@ -153,6 +162,12 @@ class JetStreamEventLog final : public EventLog {
     std::vector<std::string> ids;
     absl::Status error;  // a refused batch, answered by the writer thread
     AppendDone done;
+    // Filled while its round is published; guarded by acks_mu_ then.
+    std::vector<AppendResult> results;
+    std::vector<bool> acked;
+    size_t failed_at = SIZE_MAX;  // the first event that failed, if any
+    absl::Status failure;         // that event's error
+    bool stream_missing = false;  // an ack said the stream is gone
   };
   // What the log knows of a topic's stream.
   struct StreamState {
@@ -185,7 +200,19 @@ class JetStreamEventLog final : public EventLog {
   // Writer thread.
   void WriterLoop();
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<AppendResult>> PublishBatch(const Batch& batch);
+  // Publishes every event of `round`, then waits for all their acks.
+  void PublishRound(std::vector<Batch>& round);
+  void PublishEvent(Batch& batch, size_t index, const std::string& stream,
+                    const std::string& subject);
+  // Records the failure of event `index` of `batch` (the first one wins).
+  static void FailEvent(Batch& batch, size_t index, absl::Status error);
+  // What `done` gets for a published batch; updates the stream cache.
+  absl::StatusOr<std::vector<AppendResult>> Outcome(Batch& batch);
+  // The C client's ack callback (its reply thread): `closure` is the log.
+  static void OnPublishAck(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
+                           void* closure);
+  bool RoomInFlight() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
+  bool AllAcked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   absl::Status EnsureStream(const std::string& topic);
 
   // Asks the server for the stream of `topic`; NOT_FOUND when it has none.
@@ -207,9 +234,11 @@ class JetStreamEventLog final : public EventLog {
   const Options options_;
   natsConnection* nc_ = nullptr;  // owned; thread-safe (nats.c)
   jsCtx* js_ = nullptr;           // owned; thread-safe (nats.c)
+  jsCtx* publish_js_ = nullptr;   // owned; async publishes, acks to OnPublishAck
   int64_t max_payload_ = 0;       // the server's max_payload, read on Open
 
-  // Lock order: close_mu_ → mu_; streams_mu_ and floors_mu_ are leaves.
+  // Lock order: close_mu_ → mu_; acks_mu_, streams_mu_ and floors_mu_
+  // are leaves.
   absl::Mutex close_mu_;
   bool closed_ ABSL_GUARDED_BY(close_mu_) = false;
 
@@ -217,6 +246,12 @@ class JetStreamEventLog final : public EventLog {
   std::vector<Batch> queue_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const DurabilityListener> listener_ ABSL_GUARDED_BY(mu_);
+
+  // The writer's publishes awaiting their ack: message → its batch and
+  // index. Batches stay put (the writer's round vector) until all are acked.
+  absl::Mutex acks_mu_;
+  absl::flat_hash_map<const natsMsg*, std::pair<Batch*, size_t>> awaiting_
+      ABSL_GUARDED_BY(acks_mu_);
 
   mutable absl::Mutex streams_mu_;
   mutable absl::flat_hash_map<std::string, StreamState> streams_ ABSL_GUARDED_BY(streams_mu_);

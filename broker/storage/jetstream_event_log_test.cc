@@ -131,30 +131,66 @@ TEST_F(JetStreamEventLogTest, AppendThenReadRoundTripsWithOffsetsFromZero) {
   EXPECT_THAT(log->Read("unknown", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(0)));
 }
 
-TEST_F(JetStreamEventLogTest, BatchesKeepTheirOrder) {
+TEST_F(JetStreamEventLogTest, BatchesKeepTheirOrderAcrossTopicsBeyondTheInFlightWindow) {
   auto log = Open();
   ASSERT_NE(log, nullptr);
-  // Several batches queued at once, then one read: offsets follow the
-  // order of the batches and of the events within each.
-  std::vector<std::string> expected;
-  std::vector<absl::Notification> done(5);
-  std::vector<absl::StatusOr<std::vector<AppendResult>>> results(5);
-  for (int b = 0; b < 5; ++b) {
-    std::vector<Event> events = MakeEvents(absl::StrCat("b", b), 20);
-    for (const std::string& id : Ids(events)) expected.push_back(id);
-    log->Append("orders", std::move(events), [&, b](absl::StatusOr<std::vector<AppendResult>> r) {
-      results[b] = std::move(r);
-      done[b].Notify();
-    });
+  // Batches queued at once on two topics, more events than may await their
+  // ack together: each topic's offsets follow the order of its batches and
+  // of the events within each.
+  constexpr int kBatches = 6;
+  constexpr size_t kEvents = 2000;
+  static_assert(kBatches * kEvents > JetStreamEventLog::kMaxInFlight);
+  const std::string topics[] = {"orders", "payments"};
+  std::vector<std::string> expected[2];
+  std::vector<absl::Notification> done(kBatches);
+  std::vector<absl::StatusOr<std::vector<AppendResult>>> results(kBatches);
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<Event> events = MakeEvents(absl::StrCat("b", b), static_cast<int>(kEvents));
+    for (const std::string& id : Ids(events)) expected[b % 2].push_back(id);
+    log->Append(topics[b % 2], std::move(events),
+                [&, b](absl::StatusOr<std::vector<AppendResult>> r) {
+                  results[b] = std::move(r);
+                  done[b].Notify();
+                });
   }
-  for (int b = 0; b < 5; ++b) {
+  for (int b = 0; b < kBatches; ++b) {
     ASSERT_TRUE(done[b].WaitForNotificationWithTimeout(kWait));
     ASSERT_THAT(results[b], IsOk());
-    for (size_t i = 0; i < 20; ++i) EXPECT_EQ((*results[b])[i].offset, b * 20 + i);
+    for (size_t i = 0; i < kEvents; ++i) {
+      ASSERT_EQ((*results[b])[i].offset, (b / 2) * kEvents + i) << "batch " << b;
+      ASSERT_FALSE((*results[b])[i].duplicate);
+    }
   }
-  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 1000, 1 << 24);
+  for (int t = 0; t < 2; ++t) {
+    EXPECT_EQ(log->DurableEnd(topics[t]), expected[t].size());
+    absl::StatusOr<std::vector<Event>> read = log->Read(topics[t], 0, 100000, 1 << 26);
+    ASSERT_THAT(read, IsOk());
+    EXPECT_EQ(Ids(*read), expected[t]) << topics[t];
+  }
+}
+
+TEST_F(JetStreamEventLogTest, ASilentServerFailsTheBatchInTimeAndTheLogRecovers) {
+  JetStreamEventLog::Options options = LogOptions();
+  options.request_timeout = absl::Seconds(1);
+  auto log = Open(options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 2)), IsOk());
+
+  // The server takes the publishes into its socket and answers none.
+  nats_->Pause(0);
+  std::vector<Event> events = MakeEvents("s", 3);
+  absl::StatusOr<std::vector<AppendResult>> r = AppendAndWait(log.get(), "orders", events);
+  nats_->Resume(0);
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable,
+                          HasSubstr("publish to topic orders failed at event 0 of 3")));
+
+  // Once it answers again, the same events go in (once, whatever the
+  // server had taken while silent) and new ones after them.
+  ASSERT_TRUE(WaitFor([&] { return AppendAndWait(log.get(), "orders", events).ok(); }, kWait));
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("n", 1)), IsOk());
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
   ASSERT_THAT(read, IsOk());
-  EXPECT_EQ(Ids(*read), expected);
+  EXPECT_THAT(Ids(*read), ElementsAre("a-0", "a-1", "s-0", "s-1", "s-2", "n-0"));
 }
 
 TEST_F(JetStreamEventLogTest, DuplicateIdsGetTheOriginalOffsetAndStoreNothing) {

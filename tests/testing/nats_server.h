@@ -1,6 +1,8 @@
 #ifndef RELAY_TESTS_TESTING_NATS_SERVER_H_
 #define RELAY_TESTS_TESTING_NATS_SERVER_H_
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +52,9 @@ class NatsServer {
 
   // SIGKILLs the node and reaps it.
   void Kill(int node);
+  // SIGSTOPs / SIGCONTs the node: it keeps its sockets but answers nothing.
+  void Pause(int node) { ::kill(nodes_[node].process->pid(), SIGSTOP); }
+  void Resume(int node) { ::kill(nodes_[node].process->pid(), SIGCONT); }
   // Starts a killed node again (same ports, name and store) and waits until
   // its JetStream answers.
   absl::Status Restart(int node, absl::Duration timeout = absl::Seconds(30));
