@@ -3,8 +3,13 @@
 #include <nats/nats.h>
 
 #include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
 #include <utility>
 
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "broker/storage/jetstream_connection.h"
@@ -34,6 +39,126 @@ bool IsPeriod(absl::Duration d) {
 }
 
 }  // namespace
+
+namespace {
+
+struct MsgDeleter {
+  void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
+};
+using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
+
+// The value of header `key` of `msg`, or null.
+const char* Header(natsMsg* msg, const char* key) {
+  const char* value = nullptr;
+  return natsMsgHeader_Get(msg, key, &value) == NATS_OK ? value : nullptr;
+}
+
+}  // namespace
+
+// One subscription on <inbox>.> takes the replies of every Read's direct
+// gets, sent to <inbox>.<read>.<sequence>, and hands each to its read.
+// It lives as long as the connection: the C client 3.4.1 can deliver to a
+// subscription destroyed meanwhile (natsConn_processMsg does not hold it),
+// so a per-read subscription dropped with replies still in flight crashes.
+class JetStreamEventLog::DirectReplies {
+ public:
+  using Reply = std::pair<uint64_t, MsgPtr>;  // sequence, message
+
+  // One read's replies, in arrival order; late ones are dropped once it
+  // is destroyed.
+  class Read {
+   public:
+    Read(DirectReplies* owner, uint64_t id) : owner_(owner), id_(id) {}
+    Read(const Read&) = delete;
+    Read& operator=(const Read&) = delete;
+    ~Read() { owner_->End(id_); }
+    // <inbox>.<read>.<sequence>
+    std::string ReplySubject(uint64_t seq) const {
+      return absl::StrCat(owner_->prefix_, id_, ".", seq);
+    }
+    // The next reply; DEADLINE_EXCEEDED after `timeout`.
+    absl::StatusOr<Reply> Next(absl::Duration timeout) { return owner_->Next(id_, timeout); }
+
+   private:
+    DirectReplies* const owner_;
+    const uint64_t id_;
+  };
+
+  static absl::StatusOr<std::unique_ptr<DirectReplies>> Subscribe(natsConnection* nc) {
+    natsInbox* box = nullptr;
+    if (natsStatus s = natsInbox_Create(&box); s != NATS_OK) {
+      return NatsUnavailable("cannot make an inbox", s);
+    }
+    std::unique_ptr<DirectReplies> replies(new DirectReplies(absl::StrCat(box, ".")));
+    natsInbox_Destroy(box);
+    natsStatus s =
+        natsConnection_Subscribe(&replies->sub_, nc, absl::StrCat(replies->prefix_, ">").c_str(),
+                                 &DirectReplies::OnReply, replies.get());
+    if (s != NATS_OK) return NatsUnavailable("cannot subscribe to the replies of reads", s);
+    // Reads bound what they ask for: the client must not drop replies.
+    natsSubscription_SetPendingLimits(replies->sub_, -1, -1);
+    return replies;
+  }
+
+  DirectReplies(const DirectReplies&) = delete;
+  DirectReplies& operator=(const DirectReplies&) = delete;
+  // Only once the connection is closed: no delivery can come any more.
+  ~DirectReplies() { natsSubscription_Destroy(sub_); }
+
+  std::unique_ptr<Read> Begin() {
+    absl::MutexLock lock(&mu_);
+    const uint64_t id = next_id_++;
+    reads_[id];
+    return std::make_unique<Read>(this, id);
+  }
+
+ private:
+  explicit DirectReplies(std::string prefix) : prefix_(std::move(prefix)) {}
+
+  // On the subscription's delivery thread.
+  static void OnReply(natsConnection* /*nc*/, natsSubscription* /*sub*/, natsMsg* raw,
+                      void* closure) {
+    auto* self = static_cast<DirectReplies*>(closure);
+    MsgPtr msg(raw);
+    absl::string_view rest = natsMsg_GetSubject(raw);
+    if (!absl::ConsumePrefix(&rest, self->prefix_)) return;
+    const size_t dot = rest.find('.');
+    uint64_t id = 0;
+    uint64_t seq = 0;
+    if (dot == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(0, dot), &id) ||
+        !absl::SimpleAtoi(rest.substr(dot + 1), &seq)) {
+      return;
+    }
+    absl::MutexLock lock(&self->mu_);
+    auto it = self->reads_.find(id);
+    if (it == self->reads_.end()) return;  // its read is over
+    it->second.emplace_back(seq, std::move(msg));
+  }
+
+  absl::StatusOr<Reply> Next(uint64_t id, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    std::deque<Reply>* queue = &reads_[id];
+    auto arrived = [queue] { return !queue->empty(); };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout)) {
+      return absl::DeadlineExceededError("no reply");
+    }
+    Reply reply = std::move(queue->front());
+    queue->pop_front();
+    return reply;
+  }
+
+  void End(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    reads_.erase(id);
+  }
+
+  const std::string prefix_;  // "<inbox>."
+  natsSubscription* sub_ = nullptr;
+  absl::Mutex mu_;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  // node_hash_map: a read's queue stays put while it waits on it.
+  absl::node_hash_map<uint64_t, std::deque<Reply>> reads_ ABSL_GUARDED_BY(mu_);
+};
 
 absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(Options options) {
   if (absl::StripAsciiWhitespace(options.servers).empty()) {
@@ -86,6 +211,7 @@ JetStreamEventLog::JetStreamEventLog(Options options) : options_(std::move(optio
 
 JetStreamEventLog::~JetStreamEventLog() {
   Close().IgnoreError();
+  replies_.reset();  // the connection is closed: no reply comes any more
   if (publish_js_ != nullptr) jsCtx_Destroy(publish_js_);
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) natsConnection_Destroy(nc_);
@@ -109,6 +235,9 @@ absl::Status JetStreamEventLog::Connect() {
   if (natsStatus s = natsConnection_JetStream(&publish_js_, nc_, &opts); s != NATS_OK) {
     return NatsUnavailable("cannot make a JetStream publishing context", s);
   }
+  absl::StatusOr<std::unique_ptr<DirectReplies>> replies = DirectReplies::Subscribe(nc_);
+  if (!replies.ok()) return replies.status();
+  replies_ = *std::move(replies);
   return absl::OkStatus();
 }
 
@@ -133,6 +262,8 @@ absl::StatusOr<std::vector<JetStreamEventLog::RelayStream>> JetStreamEventLog::L
     r.state.first_seq = si->State.FirstSeq;
     r.state.last_seq = si->State.LastSeq;
     r.state.msgs = si->State.Msgs;
+    r.state.bytes = si->State.Bytes;
+    r.state.direct = si->Config->AllowDirect;
     r.bytes = si->State.Bytes;
     if (r.state.msgs > 0) {
       r.first_time = absl::FromUnixNanos(si->State.FirstTime);
@@ -201,6 +332,8 @@ absl::StatusOr<JetStreamEventLog::StreamState> JetStreamEventLog::FetchStreamSta
   state.first_seq = si->State.FirstSeq;
   state.last_seq = si->State.LastSeq;
   state.msgs = si->State.Msgs;
+  state.bytes = si->State.Bytes;
+  state.direct = si->Config->AllowDirect;
   jsStreamInfo_Destroy(si);
   Remember(topic, state);
   return state;
@@ -254,49 +387,132 @@ uint64_t JetStreamEventLog::FirstOffset(absl::string_view topic) const {
 absl::StatusOr<std::vector<Event>> JetStreamEventLog::Read(absl::string_view topic, uint64_t from,
                                                            size_t max_events,
                                                            size_t max_bytes) const {
-  std::vector<Event> events;
-  if (max_events == 0) return events;
+  if (max_events == 0) return std::vector<Event>();
   absl::StatusOr<StreamState> state = FetchStreamState(topic);
-  if (absl::IsNotFound(state.status())) return events;
+  if (absl::IsNotFound(state.status())) return std::vector<Event>();
   if (!state.ok()) return state.status();
-  if (state->msgs == 0 || from >= state->last_seq) return events;
-  const std::string stream = StreamNameForTopic(topic);
-  size_t bytes = 0;
-  // One request per event, to the stream's leader (docs/JETSTREAM.md#read).
-  for (uint64_t seq = std::max(from + 1, state->first_seq);
-       seq <= state->last_seq && events.size() < max_events; ++seq) {
-    natsMsg* msg = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetMsg(&msg, js_, stream.c_str(), seq, nullptr, &code);
-    if (s != NATS_OK) {
-      if (code == JSNoMessageFoundErr) {
-        // Removed by the limits meanwhile: skip to the oldest; one answer
-        // holds consecutive offsets only, so stop at a later hole.
-        if (events.empty()) continue;
-        break;
-      }
-      return NatsUnavailable(absl::StrCat("cannot read offset ", seq - 1, " of topic ", topic), s,
-                             code);
+  if (state->msgs == 0 || from >= state->last_seq) return std::vector<Event>();
+  ReadResult out(topic, StreamNameForTopic(topic), max_events, max_bytes);
+  const uint64_t first = std::max(from + 1, state->first_seq);
+  // Never ask for more than max_events, nor past the acknowledged end.
+  const uint64_t last =
+      state->last_seq - first >= max_events ? first + (max_events - 1) : state->last_seq;
+  absl::Status read;
+  if (state->direct) {
+    // Requests in flight: about max_bytes' worth at the stream's average
+    // size, so big events are not fetched only to be dropped.
+    const uint64_t average =
+        std::max<uint64_t>(1, state->bytes / std::max<uint64_t>(1, state->msgs));
+    const uint64_t window = std::clamp<uint64_t>(max_bytes / average + 1, 1, kReadWindow);
+    read = ReadDirect(out, first, last, window);
+  } else {
+    for (uint64_t seq = first; seq <= last; ++seq) {
+      absl::StatusOr<bool> more = ReadFromLeader(out, seq);
+      if (!more.ok()) return more.status();
+      if (!*more) break;
     }
-    const int size = natsMsg_GetDataLength(msg);
-    if (!events.empty() && bytes + static_cast<size_t>(size) > max_bytes) {
-      natsMsg_Destroy(msg);
-      break;
-    }
-    Event event;
-    if (!event.ParseFromArray(natsMsg_GetData(msg), size)) {
-      natsMsg_Destroy(msg);
-      return absl::DataLossError(absl::StrCat("offset ", seq - 1, " of topic ", topic, " (stream ",
-                                              stream, ") is not a Relay event"));
-    }
-    event.set_topic(std::string(topic));
-    event.set_offset(seq - 1);
-    ToTimestamp(absl::FromUnixNanos(natsMsg_GetTime(msg)), event.mutable_publish_time());
-    natsMsg_Destroy(msg);
-    bytes += static_cast<size_t>(size);
-    events.push_back(std::move(event));
   }
-  return events;
+  if (!read.ok()) return read;
+  return out.Take();
+}
+
+JetStreamEventLog::ReadResult::ReadResult(absl::string_view topic, std::string stream,
+                                          size_t max_events, size_t max_bytes)
+    : topic_(topic), stream_(std::move(stream)), max_events_(max_events), max_bytes_(max_bytes) {}
+
+absl::StatusOr<bool> JetStreamEventLog::ReadResult::Add(uint64_t seq, const char* data, int size,
+                                                        absl::Time stored) {
+  if (events_.size() >= max_events_) return false;
+  if (!events_.empty() && bytes_ + static_cast<size_t>(size) > max_bytes_) return false;
+  Event event;
+  if (!event.ParseFromArray(data, size)) {
+    return absl::DataLossError(absl::StrCat("offset ", seq - 1, " of topic ", topic_, " (stream ",
+                                            stream_, ") is not a Relay event"));
+  }
+  event.set_topic(topic_);
+  event.set_offset(seq - 1);
+  ToTimestamp(stored, event.mutable_publish_time());
+  bytes_ += static_cast<size_t>(size);
+  events_.push_back(std::move(event));
+  return events_.size() < max_events_;
+}
+
+absl::StatusOr<bool> JetStreamEventLog::ReadFromLeader(ReadResult& out, uint64_t seq) const {
+  natsMsg* msg = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetMsg(&msg, js_, out.stream().c_str(), seq, nullptr, &code);
+  if (s != NATS_OK) {
+    if (code == JSNoMessageFoundErr) {
+      // Removed by the limits meanwhile: skip to the oldest; one answer
+      // holds consecutive offsets only, so stop at a later hole.
+      return out.empty();
+    }
+    return NatsUnavailable(absl::StrCat("cannot read offset ", seq - 1, " of topic ", out.topic()),
+                           s, code);
+  }
+  absl::StatusOr<bool> more = out.Add(seq, natsMsg_GetData(msg), natsMsg_GetDataLength(msg),
+                                      absl::FromUnixNanos(natsMsg_GetTime(msg)));
+  natsMsg_Destroy(msg);
+  return more;
+}
+
+absl::Status JetStreamEventLog::ReadDirect(ReadResult& out, uint64_t first, uint64_t last,
+                                           uint64_t window) const {
+  // Replies come in any order (any replica answers).
+  std::unique_ptr<DirectReplies::Read> replies = replies_->Begin();
+  const std::string subject = absl::StrCat("$JS.API.DIRECT.GET.", out.stream());
+  std::map<uint64_t, MsgPtr> arrived;
+  uint64_t next_request = first;
+  uint64_t next = first;  // the next sequence to hand to `out`
+  while (next <= last) {
+    for (; next_request <= last && next_request < next + window; ++next_request) {
+      const std::string reply = replies->ReplySubject(next_request);
+      const std::string body = absl::StrCat("{\"seq\":", next_request, "}");
+      if (natsStatus s = natsConnection_PublishRequest(nc_, subject.c_str(), reply.c_str(),
+                                                       body.data(), static_cast<int>(body.size()));
+          s != NATS_OK) {
+        return NatsUnavailable(
+            absl::StrCat("cannot ask for offset ", next_request - 1, " of topic ", out.topic()), s);
+      }
+    }
+    absl::StatusOr<DirectReplies::Reply> reply = replies->Next(options_.request_timeout);
+    if (!reply.ok()) {
+      return absl::UnavailableError(absl::StrCat("cannot read offset ", next - 1, " of topic ",
+                                                 out.topic(), ": no answer within ",
+                                                 absl::FormatDuration(options_.request_timeout)));
+    }
+    const uint64_t seq = reply->first;
+    if (seq < next || seq >= next_request) continue;  // not asked for (or answered twice)
+    arrived.emplace(seq, std::move(reply->second));
+    for (auto it = arrived.find(next); it != arrived.end(); it = arrived.find(next)) {
+      natsMsg* msg = it->second.get();
+      absl::StatusOr<bool> more;
+      if (const char* status = Header(msg, "Status"); status != nullptr) {
+        if (absl::string_view(status) != "404") {
+          const char* description = Header(msg, "Description");
+          return absl::UnavailableError(absl::StrCat(
+              "cannot read offset ", next - 1, " of topic ", out.topic(), ": direct get answered ",
+              status, " ", description != nullptr ? Excerpt(description) : ""));
+        }
+        // A follower that has not applied it yet, or gone: ask the leader.
+        more = ReadFromLeader(out, next);
+      } else {
+        const char* stamp = Header(msg, "Nats-Time-Stamp");
+        absl::Time stored;
+        std::string error;
+        if (stamp == nullptr || !absl::ParseTime(absl::RFC3339_full, stamp, &stored, &error)) {
+          return absl::DataLossError(absl::StrCat("offset ", next - 1, " of topic ", out.topic(),
+                                                  " came without a valid Nats-Time-Stamp"));
+        }
+        more = out.Add(next, natsMsg_GetData(msg), natsMsg_GetDataLength(msg), stored);
+      }
+      arrived.erase(it);
+      if (!more.ok()) return more.status();
+      ++next;
+      if (!*more) return absl::OkStatus();
+    }
+  }
+  return absl::OkStatus();
 }
 
 uint64_t JetStreamEventLog::OffsetForTime(absl::string_view topic, absl::Time t) const {
@@ -464,6 +680,7 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
   config.Retention = js_LimitsPolicy;
   config.Discard = js_DiscardOld;
   config.Replicas = options_.replicas;
+  config.AllowDirect = true;  // Read's direct gets
   config.Duplicates = absl::ToInt64Nanoseconds(options_.dedupe_window);
   config.MaxAge = absl::ToInt64Nanoseconds(options_.max_age);
   config.MaxBytes =
@@ -477,6 +694,7 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
     state.first_seq = si->State.FirstSeq;
     state.last_seq = si->State.LastSeq;
     state.msgs = si->State.Msgs;
+    state.direct = si->Config->AllowDirect;
     jsStreamInfo_Destroy(si);
     Remember(topic, state);
     RELAY_LOG(

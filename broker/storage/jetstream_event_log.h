@@ -87,6 +87,8 @@ class JetStreamEventLog final : public EventLog {
  public:
   // Publishes of the writer that may await their ack at once.
   static constexpr size_t kMaxInFlight = 8192;
+  // Direct gets a Read may have unanswered.
+  static constexpr uint64_t kReadWindow = 256;
 
   struct Options {
     // Comma-separated NATS URLs, e.g. "nats://127.0.0.1:4222". Required.
@@ -175,6 +177,8 @@ class JetStreamEventLog final : public EventLog {
     uint64_t first_seq = 0;  // JetStream's FirstSeq (0 or last_seq+1 when empty)
     uint64_t last_seq = 0;
     uint64_t msgs = 0;
+    uint64_t bytes = 0;
+    bool direct = false;  // allow_direct: any replica answers direct gets
   };
 
   // One Relay topic's stream as the server describes it.
@@ -215,6 +219,34 @@ class JetStreamEventLog final : public EventLog {
   bool AllAcked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   absl::Status EnsureStream(const std::string& topic);
 
+  // What one Read returns: consecutive offsets, at most max_events and
+  // about max_bytes (at least one event).
+  class ReadResult {
+   public:
+    ReadResult(absl::string_view topic, std::string stream, size_t max_events, size_t max_bytes);
+    // Adds the event stored at `seq`. False when no later event fits (this
+    // one is added unless it is over max_bytes). DATA_LOSS when the payload
+    // is not an Event.
+    absl::StatusOr<bool> Add(uint64_t seq, const char* data, int size, absl::Time stored);
+    bool empty() const { return events_.empty(); }
+    const std::string& topic() const { return topic_; }
+    const std::string& stream() const { return stream_; }
+    std::vector<Event> Take() { return std::move(events_); }
+
+   private:
+    const std::string topic_;
+    const std::string stream_;
+    const size_t max_events_;
+    const size_t max_bytes_;
+    size_t bytes_ = 0;
+    std::vector<Event> events_;
+  };
+  // Direct gets of `first`..`last` into `out`, `window` in flight.
+  absl::Status ReadDirect(ReadResult& out, uint64_t first, uint64_t last, uint64_t window) const;
+  // One js_GetMsg of `seq` from the stream leader into `out`: false when
+  // the read is over (full, or a hole after the first event).
+  absl::StatusOr<bool> ReadFromLeader(ReadResult& out, uint64_t seq) const;
+
   // Asks the server for the stream of `topic`; NOT_FOUND when it has none.
   // Updates the cache.
   absl::StatusOr<StreamState> FetchStreamState(absl::string_view topic) const;
@@ -235,7 +267,11 @@ class JetStreamEventLog final : public EventLog {
   natsConnection* nc_ = nullptr;  // owned; thread-safe (nats.c)
   jsCtx* js_ = nullptr;           // owned; thread-safe (nats.c)
   jsCtx* publish_js_ = nullptr;   // owned; async publishes, acks to OnPublishAck
-  int64_t max_payload_ = 0;       // the server's max_payload, read on Open
+  // The replies of every Read's direct gets, on one subscription for the
+  // connection's life (docs/JETSTREAM.md#read).
+  class DirectReplies;
+  std::unique_ptr<DirectReplies> replies_;
+  int64_t max_payload_ = 0;  // the server's max_payload, read on Open
 
   // Lock order: close_mu_ → mu_; acks_mu_, streams_mu_ and floors_mu_
   // are leaves.

@@ -1,5 +1,7 @@
 #include "broker/storage/jetstream_event_log.h"
 
+#include <nats/nats.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
@@ -267,6 +269,45 @@ TEST_F(JetStreamEventLogTest, ReadHonoursMaxEventsAndMaxBytes) {
   absl::StatusOr<std::vector<Event>> one = log->Read("orders", 7, 100, 1);
   ASSERT_THAT(one, IsOkAndHolds(SizeIs(1)));
   EXPECT_EQ((*one)[0].offset(), 7u);
+}
+
+// A stream made without allow_direct (as brokers before direct gets made
+// them) is read from its leader, event by event, with the same answers.
+TEST_F(JetStreamEventLogTest, StreamsWithoutDirectGetsReadTheSame) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->urls().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  const std::string stream = StreamNameForTopic("orders");
+  const std::string subject = SubjectForTopic("orders");
+  const std::string description = StreamDescriptionForTopic("orders");
+  const char* subjects[] = {subject.c_str()};
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = stream.c_str();
+  config.Description = description.c_str();
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  config.Storage = js_FileStorage;
+  config.Duplicates = absl::ToInt64Nanoseconds(absl::Hours(1));
+  jsErrCode code = static_cast<jsErrCode>(0);
+  ASSERT_EQ(js_AddStream(nullptr, js, &config, nullptr, &code), NATS_OK) << code;
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  std::vector<Event> events = MakeEvents("o", 30);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", events), IsOk());
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 1000, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_EQ(Ids(*read), Ids(events));
+  read = log->Read("orders", 10, 5, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  ASSERT_THAT(*read, SizeIs(5));
+  EXPECT_EQ((*read)[0].offset(), 10u);
+  EXPECT_EQ((*read)[0].id(), "o-10");
+  EXPECT_GT(PublishTime((*read)[0]), absl::Now() - absl::Minutes(1));
 }
 
 TEST_F(JetStreamEventLogTest, ListTopicsDecodesNamesIncludingDeadLetterAndLongestTopics) {
