@@ -388,21 +388,36 @@ absl::StatusOr<std::vector<Event>> JetStreamEventLog::Read(absl::string_view top
                                                            size_t max_events,
                                                            size_t max_bytes) const {
   if (max_events == 0) return std::vector<Event>();
+  const StreamState cached = Cached(topic);
+  if (cached.exists && cached.msgs > 0 && from < cached.last_seq) {
+    // The acks already told where the events are: no stream info request.
+    // A hole at the start means the cache is behind the limits: ask.
+    absl::StatusOr<std::vector<Event>> read =
+        ReadRange(topic, cached, from, max_events, max_bytes, /*skip_leading_holes=*/false);
+    if (!read.ok() || !read->empty()) return read;
+  }
   absl::StatusOr<StreamState> state = FetchStreamState(topic);
   if (absl::IsNotFound(state.status())) return std::vector<Event>();
   if (!state.ok()) return state.status();
-  if (state->msgs == 0 || from >= state->last_seq) return std::vector<Event>();
-  ReadResult out(topic, StreamNameForTopic(topic), max_events, max_bytes);
-  const uint64_t first = std::max(from + 1, state->first_seq);
+  return ReadRange(topic, *state, from, max_events, max_bytes, /*skip_leading_holes=*/true);
+}
+
+absl::StatusOr<std::vector<Event>> JetStreamEventLog::ReadRange(absl::string_view topic,
+                                                                const StreamState& state,
+                                                                uint64_t from, size_t max_events,
+                                                                size_t max_bytes,
+                                                                bool skip_leading_holes) const {
+  if (state.msgs == 0 || from >= state.last_seq) return std::vector<Event>();
+  ReadResult out(topic, StreamNameForTopic(topic), max_events, max_bytes, skip_leading_holes);
+  const uint64_t first = std::max(from + 1, state.first_seq);
   // Never ask for more than max_events, nor past the acknowledged end.
   const uint64_t last =
-      state->last_seq - first >= max_events ? first + (max_events - 1) : state->last_seq;
+      state.last_seq - first >= max_events ? first + (max_events - 1) : state.last_seq;
   absl::Status read;
-  if (state->direct) {
+  if (state.direct) {
     // Requests in flight: about max_bytes' worth at the stream's average
     // size, so big events are not fetched only to be dropped.
-    const uint64_t average =
-        std::max<uint64_t>(1, state->bytes / std::max<uint64_t>(1, state->msgs));
+    const uint64_t average = std::max<uint64_t>(1, state.bytes / std::max<uint64_t>(1, state.msgs));
     const uint64_t window = std::clamp<uint64_t>(max_bytes / average + 1, 1, kReadWindow);
     read = ReadDirect(out, first, last, window);
   } else {
@@ -417,8 +432,13 @@ absl::StatusOr<std::vector<Event>> JetStreamEventLog::Read(absl::string_view top
 }
 
 JetStreamEventLog::ReadResult::ReadResult(absl::string_view topic, std::string stream,
-                                          size_t max_events, size_t max_bytes)
-    : topic_(topic), stream_(std::move(stream)), max_events_(max_events), max_bytes_(max_bytes) {}
+                                          size_t max_events, size_t max_bytes,
+                                          bool skip_leading_holes)
+    : topic_(topic),
+      stream_(std::move(stream)),
+      max_events_(max_events),
+      max_bytes_(max_bytes),
+      skip_leading_holes_(skip_leading_holes) {}
 
 absl::StatusOr<bool> JetStreamEventLog::ReadResult::Add(uint64_t seq, const char* data, int size,
                                                         absl::Time stored) {
@@ -443,9 +463,10 @@ absl::StatusOr<bool> JetStreamEventLog::ReadFromLeader(ReadResult& out, uint64_t
   natsStatus s = js_GetMsg(&msg, js_, out.stream().c_str(), seq, nullptr, &code);
   if (s != NATS_OK) {
     if (code == JSNoMessageFoundErr) {
-      // Removed by the limits meanwhile: skip to the oldest; one answer
-      // holds consecutive offsets only, so stop at a later hole.
-      return out.empty();
+      // Removed by the limits meanwhile: skip to the oldest (when the
+      // caller's state is fresh); one answer holds consecutive offsets
+      // only, so stop at a later hole.
+      return out.empty() && out.skip_leading_holes();
     }
     return NatsUnavailable(absl::StrCat("cannot read offset ", seq - 1, " of topic ", out.topic()),
                            s, code);
@@ -828,6 +849,7 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batc
       if (stored.msgs == 0) stored.first_seq = seq;
     }
     stored.msgs++;
+    stored.bytes += batch.payloads[i].size();  // about: JetStream counts headers too
     stored.last_seq = std::max(stored.last_seq, seq);
   }
   if (added) Remember(batch.topic, stored);

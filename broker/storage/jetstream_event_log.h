@@ -223,12 +223,16 @@ class JetStreamEventLog final : public EventLog {
   // about max_bytes (at least one event).
   class ReadResult {
    public:
-    ReadResult(absl::string_view topic, std::string stream, size_t max_events, size_t max_bytes);
+    // skip_leading_holes: events missing before the first one found are
+    // skipped (else the read ends there, empty).
+    ReadResult(absl::string_view topic, std::string stream, size_t max_events, size_t max_bytes,
+               bool skip_leading_holes);
     // Adds the event stored at `seq`. False when no later event fits (this
     // one is added unless it is over max_bytes). DATA_LOSS when the payload
     // is not an Event.
     absl::StatusOr<bool> Add(uint64_t seq, const char* data, int size, absl::Time stored);
     bool empty() const { return events_.empty(); }
+    bool skip_leading_holes() const { return skip_leading_holes_; }
     const std::string& topic() const { return topic_; }
     const std::string& stream() const { return stream_; }
     std::vector<Event> Take() { return std::move(events_); }
@@ -238,9 +242,15 @@ class JetStreamEventLog final : public EventLog {
     const std::string stream_;
     const size_t max_events_;
     const size_t max_bytes_;
+    const bool skip_leading_holes_;
     size_t bytes_ = 0;
     std::vector<Event> events_;
   };
+  // Read() within `state`: direct gets when the stream allows them, else
+  // one leader get per event.
+  absl::StatusOr<std::vector<Event>> ReadRange(absl::string_view topic, const StreamState& state,
+                                               uint64_t from, size_t max_events, size_t max_bytes,
+                                               bool skip_leading_holes) const;
   // Direct gets of `first`..`last` into `out`, `window` in flight.
   absl::Status ReadDirect(ReadResult& out, uint64_t first, uint64_t last, uint64_t window) const;
   // One js_GetMsg of `seq` from the stream leader into `out`: false when

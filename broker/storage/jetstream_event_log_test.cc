@@ -453,6 +453,27 @@ TEST_F(JetStreamEventLogTest, EventsTheHardCapDeletesAboveTheFloorAreCounted) {
   EXPECT_EQ(stats.forced_deleted_events, stats.first_offset);
 }
 
+// The limits delete from the front without telling the log: a read from
+// an offset they removed starts at the oldest event left, not empty.
+TEST_F(JetStreamEventLogTest, ReadsSkipWhatTheLimitsDeletedUnseen) {
+  JetStreamEventLog::Options options = LogOptions();
+  options.retention_bytes = 0;
+  options.hard_max_bytes = 8000;
+  options.retention_check_interval = absl::ZeroDuration();
+  auto log = Open(options);
+  ASSERT_NE(log, nullptr);
+  std::vector<Event> events = MakeEvents("a", 20, 1000);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", events), IsOk());
+  EXPECT_EQ(log->FirstOffset("orders"), 0u);  // what the acks told, not the truth
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  ASSERT_FALSE(read->empty());
+  EXPECT_GT(read->front().offset(), 0u);
+  EXPECT_EQ(read->back().offset(), 19u);
+  EXPECT_EQ(read->front().id(), events[read->front().offset()].id());
+  EXPECT_EQ(log->FirstOffset("orders"), read->front().offset());  // refreshed on the way
+}
+
 TEST_F(JetStreamEventLogTest, RetentionPassRunsInTheBackground) {
   FakeClock clock;
   JetStreamEventLog::Options options = LogOptions();
