@@ -48,6 +48,31 @@ bool JetStreamAnswers(const std::string& url) {
   return ok;
 }
 
+// True when the cluster behind `url` places a stream on `replicas` peers
+// (makes and deletes a probe stream): every node has joined the meta group.
+// Before that, "no suitable peers for placement" fails R3 creates.
+bool PlacesReplicas(const std::string& url, int replicas) {
+  natsConnection* nc = nullptr;
+  if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return false;
+  jsOptions js_opts;
+  jsOptions_Init(&js_opts);
+  js_opts.Wait = 2000;
+  jsCtx* js = nullptr;
+  bool ok = natsConnection_JetStream(&js, nc, &js_opts) == NATS_OK;
+  if (ok) {
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    config.Name = "TEST_PLACEMENT_PROBE";  // not a Relay stream name
+    config.Storage = js_MemoryStorage;
+    config.Replicas = replicas;
+    ok = js_AddStream(nullptr, js, &config, nullptr, nullptr) == NATS_OK;
+    if (ok) js_DeleteStream(js, config.Name, nullptr, nullptr);
+  }
+  if (js != nullptr) jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return ok;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NatsServer>> NatsServer::Start(int nodes, absl::Duration timeout) {
@@ -75,6 +100,11 @@ absl::StatusOr<std::unique_ptr<NatsServer>> NatsServer::Start(int nodes, absl::D
   }
   for (int i = 0; i < nodes; ++i) {
     if (absl::Status s = server->WaitReady(i, timeout); !s.ok()) return s;
+  }
+  if (nodes > 1 && !WaitFor([&] { return PlacesReplicas(server->url(0), nodes); }, timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("the ", nodes, "-node NATS cluster places no ",
+                                                    nodes, "-replica stream within ",
+                                                    absl::FormatDuration(timeout)));
   }
   return server;
 }
