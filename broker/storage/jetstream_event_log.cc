@@ -6,9 +6,11 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/node_hash_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -34,6 +36,13 @@ bool IsValidTopicName(absl::string_view name) {
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
+// Direct gets go to any replica, and a follower may not have applied an
+// acknowledged message yet: only a single copy makes them as current as the
+// leader (docs/JETSTREAM.md#read).
+bool DirectGetsAreCurrent(const jsStreamInfo* si) {
+  return si->Config->AllowDirect && si->Config->Replicas <= 1;
+}
+
 bool IsPeriod(absl::Duration d) {
   return d > absl::ZeroDuration() && d != absl::InfiniteDuration();
 }
@@ -55,12 +64,12 @@ const char* Header(natsMsg* msg, const char* key) {
 
 }  // namespace
 
-// One subscription on <inbox>.> takes the replies of every Read's direct
-// gets, sent to <inbox>.<read>.<sequence>, and hands each to its read.
+// One subscription on <inbox>.> takes the replies of every Read's gets,
+// sent to <inbox>.<read>.<sequence>, and hands each to its read.
 // It lives as long as the connection: the C client 3.4.1 can deliver to a
 // subscription destroyed meanwhile (natsConn_processMsg does not hold it),
 // so a per-read subscription dropped with replies still in flight crashes.
-class JetStreamEventLog::DirectReplies {
+class JetStreamEventLog::ReadReplies {
  public:
   using Reply = std::pair<uint64_t, MsgPtr>;  // sequence, message
 
@@ -68,7 +77,7 @@ class JetStreamEventLog::DirectReplies {
   // is destroyed.
   class Read {
    public:
-    Read(DirectReplies* owner, uint64_t id) : owner_(owner), id_(id) {}
+    Read(ReadReplies* owner, uint64_t id) : owner_(owner), id_(id) {}
     Read(const Read&) = delete;
     Read& operator=(const Read&) = delete;
     ~Read() { owner_->End(id_); }
@@ -80,30 +89,30 @@ class JetStreamEventLog::DirectReplies {
     absl::StatusOr<Reply> Next(absl::Duration timeout) { return owner_->Next(id_, timeout); }
 
    private:
-    DirectReplies* const owner_;
+    ReadReplies* const owner_;
     const uint64_t id_;
   };
 
-  static absl::StatusOr<std::unique_ptr<DirectReplies>> Subscribe(natsConnection* nc) {
+  static absl::StatusOr<std::unique_ptr<ReadReplies>> Subscribe(natsConnection* nc) {
     natsInbox* box = nullptr;
     if (natsStatus s = natsInbox_Create(&box); s != NATS_OK) {
       return NatsUnavailable("cannot make an inbox", s);
     }
-    std::unique_ptr<DirectReplies> replies(new DirectReplies(absl::StrCat(box, ".")));
+    std::unique_ptr<ReadReplies> replies(new ReadReplies(absl::StrCat(box, ".")));
     natsInbox_Destroy(box);
     natsStatus s =
         natsConnection_Subscribe(&replies->sub_, nc, absl::StrCat(replies->prefix_, ">").c_str(),
-                                 &DirectReplies::OnReply, replies.get());
+                                 &ReadReplies::OnReply, replies.get());
     if (s != NATS_OK) return NatsUnavailable("cannot subscribe to the replies of reads", s);
     // Reads bound what they ask for: the client must not drop replies.
     natsSubscription_SetPendingLimits(replies->sub_, -1, -1);
     return replies;
   }
 
-  DirectReplies(const DirectReplies&) = delete;
-  DirectReplies& operator=(const DirectReplies&) = delete;
+  ReadReplies(const ReadReplies&) = delete;
+  ReadReplies& operator=(const ReadReplies&) = delete;
   // Only once the connection is closed: no delivery can come any more.
-  ~DirectReplies() { natsSubscription_Destroy(sub_); }
+  ~ReadReplies() { natsSubscription_Destroy(sub_); }
 
   std::unique_ptr<Read> Begin() {
     absl::MutexLock lock(&mu_);
@@ -113,12 +122,12 @@ class JetStreamEventLog::DirectReplies {
   }
 
  private:
-  explicit DirectReplies(std::string prefix) : prefix_(std::move(prefix)) {}
+  explicit ReadReplies(std::string prefix) : prefix_(std::move(prefix)) {}
 
   // On the subscription's delivery thread.
   static void OnReply(natsConnection* /*nc*/, natsSubscription* /*sub*/, natsMsg* raw,
                       void* closure) {
-    auto* self = static_cast<DirectReplies*>(closure);
+    auto* self = static_cast<ReadReplies*>(closure);
     MsgPtr msg(raw);
     absl::string_view rest = natsMsg_GetSubject(raw);
     if (!absl::ConsumePrefix(&rest, self->prefix_)) return;
@@ -235,7 +244,7 @@ absl::Status JetStreamEventLog::Connect() {
   if (natsStatus s = natsConnection_JetStream(&publish_js_, nc_, &opts); s != NATS_OK) {
     return NatsUnavailable("cannot make a JetStream publishing context", s);
   }
-  absl::StatusOr<std::unique_ptr<DirectReplies>> replies = DirectReplies::Subscribe(nc_);
+  absl::StatusOr<std::unique_ptr<ReadReplies>> replies = ReadReplies::Subscribe(nc_);
   if (!replies.ok()) return replies.status();
   replies_ = *std::move(replies);
   return absl::OkStatus();
@@ -263,7 +272,7 @@ absl::StatusOr<std::vector<JetStreamEventLog::RelayStream>> JetStreamEventLog::L
     r.state.last_seq = si->State.LastSeq;
     r.state.msgs = si->State.Msgs;
     r.state.bytes = si->State.Bytes;
-    r.state.direct = si->Config->AllowDirect;
+    r.state.direct = DirectGetsAreCurrent(si);
     r.bytes = si->State.Bytes;
     if (r.state.msgs > 0) {
       r.first_time = absl::FromUnixNanos(si->State.FirstTime);
@@ -333,7 +342,7 @@ absl::StatusOr<JetStreamEventLog::StreamState> JetStreamEventLog::FetchStreamSta
   state.last_seq = si->State.LastSeq;
   state.msgs = si->State.Msgs;
   state.bytes = si->State.Bytes;
-  state.direct = si->Config->AllowDirect;
+  state.direct = DirectGetsAreCurrent(si);
   jsStreamInfo_Destroy(si);
   Remember(topic, state);
   return state;
@@ -413,20 +422,11 @@ absl::StatusOr<std::vector<Event>> JetStreamEventLog::ReadRange(absl::string_vie
   // Never ask for more than max_events, nor past the acknowledged end.
   const uint64_t last =
       state.last_seq - first >= max_events ? first + (max_events - 1) : state.last_seq;
-  absl::Status read;
-  if (state.direct) {
-    // Requests in flight: about max_bytes' worth at the stream's average
-    // size, so big events are not fetched only to be dropped.
-    const uint64_t average = std::max<uint64_t>(1, state.bytes / std::max<uint64_t>(1, state.msgs));
-    const uint64_t window = std::clamp<uint64_t>(max_bytes / average + 1, 1, kReadWindow);
-    read = ReadDirect(out, first, last, window);
-  } else {
-    for (uint64_t seq = first; seq <= last; ++seq) {
-      absl::StatusOr<bool> more = ReadFromLeader(out, seq);
-      if (!more.ok()) return more.status();
-      if (!*more) break;
-    }
-  }
+  // Requests in flight: about max_bytes' worth at the stream's average
+  // size, so big events are not fetched only to be dropped.
+  const uint64_t average = std::max<uint64_t>(1, state.bytes / std::max<uint64_t>(1, state.msgs));
+  const uint64_t window = std::clamp<uint64_t>(max_bytes / average + 1, 1, kReadWindow);
+  absl::Status read = ReadPipelined(out, first, last, window, state.direct);
   if (!read.ok()) return read;
   return out.Take();
 }
@@ -457,31 +457,85 @@ absl::StatusOr<bool> JetStreamEventLog::ReadResult::Add(uint64_t seq, const char
   return events_.size() < max_events_;
 }
 
-absl::StatusOr<bool> JetStreamEventLog::ReadFromLeader(ReadResult& out, uint64_t seq) const {
-  natsMsg* msg = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetMsg(&msg, js_, out.stream().c_str(), seq, nullptr, &code);
-  if (s != NATS_OK) {
-    if (code == JSNoMessageFoundErr) {
-      // Removed by the limits meanwhile: skip to the oldest (when the
-      // caller's state is fresh); one answer holds consecutive offsets
-      // only, so stop at a later hole.
-      return out.empty() && out.skip_leading_holes();
-    }
-    return NatsUnavailable(absl::StrCat("cannot read offset ", seq - 1, " of topic ", out.topic()),
-                           s, code);
-  }
-  absl::StatusOr<bool> more = out.Add(seq, natsMsg_GetData(msg), natsMsg_GetDataLength(msg),
-                                      absl::FromUnixNanos(natsMsg_GetTime(msg)));
-  natsMsg_Destroy(msg);
-  return more;
+namespace {
+
+// One answer of a pipelined get: the stored event, or none at that sequence.
+struct StoredMsg {
+  bool found = false;
+  absl::string_view data;  // into the reply, or into `decoded`
+  std::string decoded;
+  absl::Time time;
+};
+
+// The string value of "key" in a JetStream API reply. Only for values
+// that never hold a quote or an escape (base64, RFC 3339 times).
+std::optional<absl::string_view> JsonString(absl::string_view json, absl::string_view key) {
+  const std::string needle = absl::StrCat("\"", key, "\":\"");
+  const size_t at = json.find(needle);
+  if (at == absl::string_view::npos) return std::nullopt;
+  const size_t from = at + needle.size();
+  const size_t end = json.find('"', from);
+  if (end == absl::string_view::npos) return std::nullopt;
+  return json.substr(from, end - from);
 }
 
-absl::Status JetStreamEventLog::ReadDirect(ReadResult& out, uint64_t first, uint64_t last,
-                                           uint64_t window) const {
-  // Replies come in any order (any replica answers).
-  std::unique_ptr<DirectReplies::Read> replies = replies_->Begin();
-  const std::string subject = absl::StrCat("$JS.API.DIRECT.GET.", out.stream());
+// A direct get's reply: the message itself with Nats-* headers, or a
+// status (404: none at that sequence).
+absl::StatusOr<StoredMsg> DecodeDirectReply(natsMsg* msg) {
+  StoredMsg out;
+  if (const char* status = Header(msg, "Status"); status != nullptr) {
+    if (absl::string_view(status) == "404") return out;
+    const char* description = Header(msg, "Description");
+    return absl::UnavailableError(absl::StrCat("direct get answered ", status, " ",
+                                               description != nullptr ? Excerpt(description) : ""));
+  }
+  const char* stamp = Header(msg, "Nats-Time-Stamp");
+  std::string error;
+  if (stamp == nullptr || !absl::ParseTime(absl::RFC3339_full, stamp, &out.time, &error)) {
+    return absl::DataLossError("a direct get's reply has no valid Nats-Time-Stamp");
+  }
+  out.found = true;
+  out.data = absl::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+  return out;
+}
+
+// A $JS.API.STREAM.MSG.GET reply (JSON, answered by the stream leader):
+// {"message":{"seq":..,"data":"<base64>","time":"<RFC 3339>",..}} or
+// {"error":{"code":..,"err_code":..,"description":".."}}.
+absl::StatusOr<StoredMsg> DecodeLeaderReply(natsMsg* msg) {
+  StoredMsg out;
+  const absl::string_view json(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+  if (json.find("\"error\":{") != absl::string_view::npos) {
+    if (json.find(absl::StrCat("\"err_code\":", JSNoMessageFoundErr)) != absl::string_view::npos) {
+      return out;
+    }
+    return absl::UnavailableError(absl::StrCat("the stream leader answered ", Excerpt(json)));
+  }
+  const std::optional<absl::string_view> time = JsonString(json, "time");
+  std::string error;
+  if (!time.has_value() ||
+      !absl::ParseTime(absl::RFC3339_full, std::string(*time), &out.time, &error)) {
+    return absl::DataLossError("a stream leader's reply has no valid time");
+  }
+  // An empty payload has no "data" at all.
+  if (const std::optional<absl::string_view> data = JsonString(json, "data"); data.has_value()) {
+    if (!absl::Base64Unescape(*data, &out.decoded)) {
+      return absl::DataLossError("a stream leader's reply has data that is not base64");
+    }
+  }
+  out.found = true;
+  out.data = out.decoded;
+  return out;
+}
+
+}  // namespace
+
+absl::Status JetStreamEventLog::ReadPipelined(ReadResult& out, uint64_t first, uint64_t last,
+                                              uint64_t window, bool direct) const {
+  // Replies come in any order.
+  std::unique_ptr<ReadReplies::Read> replies = replies_->Begin();
+  const std::string subject =
+      absl::StrCat(direct ? "$JS.API.DIRECT.GET." : "$JS.API.STREAM.MSG.GET.", out.stream());
   std::map<uint64_t, MsgPtr> arrived;
   uint64_t next_request = first;
   uint64_t next = first;  // the next sequence to hand to `out`
@@ -496,7 +550,7 @@ absl::Status JetStreamEventLog::ReadDirect(ReadResult& out, uint64_t first, uint
             absl::StrCat("cannot ask for offset ", next_request - 1, " of topic ", out.topic()), s);
       }
     }
-    absl::StatusOr<DirectReplies::Reply> reply = replies->Next(options_.request_timeout);
+    absl::StatusOr<ReadReplies::Reply> reply = replies->Next(options_.request_timeout);
     if (!reply.ok()) {
       return absl::UnavailableError(absl::StrCat("cannot read offset ", next - 1, " of topic ",
                                                  out.topic(), ": no answer within ",
@@ -506,26 +560,22 @@ absl::Status JetStreamEventLog::ReadDirect(ReadResult& out, uint64_t first, uint
     if (seq < next || seq >= next_request) continue;  // not asked for (or answered twice)
     arrived.emplace(seq, std::move(reply->second));
     for (auto it = arrived.find(next); it != arrived.end(); it = arrived.find(next)) {
-      natsMsg* msg = it->second.get();
+      absl::StatusOr<StoredMsg> stored =
+          direct ? DecodeDirectReply(it->second.get()) : DecodeLeaderReply(it->second.get());
+      if (!stored.ok()) {
+        return absl::Status(stored.status().code(),
+                            absl::StrCat("cannot read offset ", next - 1, " of topic ", out.topic(),
+                                         ": ", stored.status().message()));
+      }
       absl::StatusOr<bool> more;
-      if (const char* status = Header(msg, "Status"); status != nullptr) {
-        if (absl::string_view(status) != "404") {
-          const char* description = Header(msg, "Description");
-          return absl::UnavailableError(absl::StrCat(
-              "cannot read offset ", next - 1, " of topic ", out.topic(), ": direct get answered ",
-              status, " ", description != nullptr ? Excerpt(description) : ""));
-        }
-        // A follower that has not applied it yet, or gone: ask the leader.
-        more = ReadFromLeader(out, next);
+      if (stored->found) {
+        more =
+            out.Add(next, stored->data.data(), static_cast<int>(stored->data.size()), stored->time);
       } else {
-        const char* stamp = Header(msg, "Nats-Time-Stamp");
-        absl::Time stored;
-        std::string error;
-        if (stamp == nullptr || !absl::ParseTime(absl::RFC3339_full, stamp, &stored, &error)) {
-          return absl::DataLossError(absl::StrCat("offset ", next - 1, " of topic ", out.topic(),
-                                                  " came without a valid Nats-Time-Stamp"));
-        }
-        more = out.Add(next, natsMsg_GetData(msg), natsMsg_GetDataLength(msg), stored);
+        // Removed by the limits meanwhile: skip to the oldest (when the
+        // caller's state is fresh); one answer holds consecutive offsets
+        // only, so stop at a later hole.
+        more = out.empty() && out.skip_leading_holes();
       }
       arrived.erase(it);
       if (!more.ok()) return more.status();
@@ -715,7 +765,7 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
     state.first_seq = si->State.FirstSeq;
     state.last_seq = si->State.LastSeq;
     state.msgs = si->State.Msgs;
-    state.direct = si->Config->AllowDirect;
+    state.direct = DirectGetsAreCurrent(si);
     jsStreamInfo_Destroy(si);
     Remember(topic, state);
     RELAY_LOG(

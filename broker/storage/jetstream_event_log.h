@@ -50,9 +50,14 @@ namespace relay::broker {
 // - Dedupe: JetStream's own duplicate window (the stream's `duplicates` =
 //   dedupe_window). A duplicate's PubAck carries the original sequence and
 //   duplicate=true; nothing is stored.
-// - Read / OffsetForTime: js_GetMsg by sequence from the stream leader, one
-//   request per event (per probe for OffsetForTime's binary search over the
-//   stored timestamps). publish_time is JetStream's stored timestamp.
+// - Read: gets by sequence, up to kReadWindow in flight, replies in any
+//   order: direct gets (any replica answers, no JSON) on single-replica
+//   streams, the leader's message get (JSON, base64 payload) on replicated
+//   ones, where a follower could miss an acknowledged message. A read
+//   within the acknowledged range the log knows asks nothing else; one
+//   past it (or finding the front deleted) first fetches the stream state.
+// - OffsetForTime: binary search with js_GetMsg (log2(msgs) requests).
+//   publish_time is JetStream's stored timestamp.
 // - Retention: a pass every retention_check_interval (or
 //   RunRetentionOnce()) purges each stream from the front, up to
 //   min(the topic's retention floor, what retention_age and retention_bytes
@@ -87,7 +92,7 @@ class JetStreamEventLog final : public EventLog {
  public:
   // Publishes of the writer that may await their ack at once.
   static constexpr size_t kMaxInFlight = 8192;
-  // Direct gets a Read may have unanswered.
+  // Gets a Read may have unanswered.
   static constexpr uint64_t kReadWindow = 256;
 
   struct Options {
@@ -178,7 +183,7 @@ class JetStreamEventLog final : public EventLog {
     uint64_t last_seq = 0;
     uint64_t msgs = 0;
     uint64_t bytes = 0;
-    bool direct = false;  // allow_direct: any replica answers direct gets
+    bool direct = false;  // direct gets are as current as the leader (one replica)
   };
 
   // One Relay topic's stream as the server describes it.
@@ -246,16 +251,15 @@ class JetStreamEventLog final : public EventLog {
     size_t bytes_ = 0;
     std::vector<Event> events_;
   };
-  // Read() within `state`: direct gets when the stream allows them, else
-  // one leader get per event.
+  // Read() within `state`.
   absl::StatusOr<std::vector<Event>> ReadRange(absl::string_view topic, const StreamState& state,
                                                uint64_t from, size_t max_events, size_t max_bytes,
                                                bool skip_leading_holes) const;
-  // Direct gets of `first`..`last` into `out`, `window` in flight.
-  absl::Status ReadDirect(ReadResult& out, uint64_t first, uint64_t last, uint64_t window) const;
-  // One js_GetMsg of `seq` from the stream leader into `out`: false when
-  // the read is over (full, or a hole after the first event).
-  absl::StatusOr<bool> ReadFromLeader(ReadResult& out, uint64_t seq) const;
+  // Gets `first`..`last` into `out`, `window` requests in flight: direct
+  // gets (any replica; only when that is current) or the stream leader's
+  // message get.
+  absl::Status ReadPipelined(ReadResult& out, uint64_t first, uint64_t last, uint64_t window,
+                             bool direct) const;
 
   // Asks the server for the stream of `topic`; NOT_FOUND when it has none.
   // Updates the cache.
@@ -277,10 +281,10 @@ class JetStreamEventLog final : public EventLog {
   natsConnection* nc_ = nullptr;  // owned; thread-safe (nats.c)
   jsCtx* js_ = nullptr;           // owned; thread-safe (nats.c)
   jsCtx* publish_js_ = nullptr;   // owned; async publishes, acks to OnPublishAck
-  // The replies of every Read's direct gets, on one subscription for the
+  // The replies of every Read's gets, on one subscription for the
   // connection's life (docs/JETSTREAM.md#read).
-  class DirectReplies;
-  std::unique_ptr<DirectReplies> replies_;
+  class ReadReplies;
+  std::unique_ptr<ReadReplies> replies_;
   int64_t max_payload_ = 0;  // the server's max_payload, read on Open
 
   // Lock order: close_mu_ → mu_; acks_mu_, streams_mu_ and floors_mu_
