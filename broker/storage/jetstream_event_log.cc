@@ -204,6 +204,7 @@ absl::StatusOr<std::unique_ptr<JetStreamEventLog>> JetStreamEventLog::Open(Optio
   if (absl::Status s = log->LoadStreams(); !s.ok()) return s;
   JetStreamEventLog* self = log.get();
   log->writer_ = std::thread([self] { self->WriterLoop(); });
+  log->completer_ = std::thread([self] { self->CompleterLoop(); });
   if (IsPeriod(log->options_.retention_check_interval)) {
     log->retention_ = std::make_unique<relay::Worker>("retention", [self] {
       if (absl::Status s = self->RunRetentionOnce(); !s.ok()) {
@@ -222,6 +223,7 @@ JetStreamEventLog::~JetStreamEventLog() {
   Close().IgnoreError();
   replies_.reset();  // the connection is closed: no reply comes any more
   if (publish_js_ != nullptr) jsCtx_Destroy(publish_js_);
+  if (publish_nc_ != nullptr) natsConnection_Destroy(publish_nc_);
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) natsConnection_Destroy(nc_);
 }
@@ -234,14 +236,18 @@ absl::Status JetStreamEventLog::Connect() {
   connect.reconnect_wait = options_.reconnect_wait;
   if (absl::Status s = ConnectJetStream(connect, &nc_, &js_); !s.ok()) return s;
   max_payload_ = natsConnection_GetMaxPayload(nc_);
-  // A second context on the same connection (so the same order) for the
-  // writer's async publishes: its ack callback is the log's.
+  // The writer's async publishes have a connection of their own (one
+  // connection keeps their order), so that reads do not queue behind them
+  // in the server, nor they behind reads.
+  jsCtx* unused = nullptr;
+  if (absl::Status s = ConnectJetStream(connect, &publish_nc_, &unused); !s.ok()) return s;
+  jsCtx_Destroy(unused);
   jsOptions opts;
   jsOptions_Init(&opts);
   opts.Wait = Millis(options_.request_timeout);
   opts.PublishAsync.AckHandler = &JetStreamEventLog::OnPublishAck;
   opts.PublishAsync.AckHandlerClosure = this;
-  if (natsStatus s = natsConnection_JetStream(&publish_js_, nc_, &opts); s != NATS_OK) {
+  if (natsStatus s = natsConnection_JetStream(&publish_js_, publish_nc_, &opts); s != NATS_OK) {
     return NatsUnavailable("cannot make a JetStream publishing context", s);
   }
   absl::StatusOr<std::unique_ptr<ReadReplies>> replies = ReadReplies::Subscribe(nc_);
@@ -693,11 +699,15 @@ absl::Status JetStreamEventLog::Close() {
       closing_ = true;
     }
     if (writer_.joinable()) writer_.join();
-    if (nc_ != nullptr) {
-      // Every publish was acknowledged or failed: nothing is left to drain
-      // but what the client has buffered.
-      natsConnection_FlushTimeout(nc_, Millis(options_.request_timeout));
-      natsConnection_Close(nc_);
+    // Every publish has its ack or its error within request_timeout (the
+    // client times out what the server never answers).
+    if (completer_.joinable()) completer_.join();
+    // Every publish was acknowledged or failed: nothing is left to drain
+    // but what the client has buffered.
+    for (natsConnection* nc : {publish_nc_, nc_}) {
+      if (nc == nullptr) continue;
+      natsConnection_FlushTimeout(nc, Millis(options_.request_timeout));
+      natsConnection_Close(nc);
     }
     closed_ = true;
   }
@@ -710,28 +720,50 @@ bool JetStreamEventLog::HasWork() const { return !queue_.empty() || closing_; }
 
 void JetStreamEventLog::WriterLoop() {
   while (true) {
-    std::vector<Batch> round;
+    std::vector<Batch> taken;
     bool closing;
-    std::shared_ptr<const DurabilityListener> listener;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &JetStreamEventLog::HasWork));
-      round.swap(queue_);
+      taken.swap(queue_);
       closing = closing_;
+    }
+    Publish(taken);
+    if (closing) {
+      absl::MutexLock lock(&acks_mu_);
+      writer_done_ = true;
+      break;
+    }
+  }
+}
+
+bool JetStreamEventLog::HeadAnsweredOrDone() const {
+  return in_flight_.empty() ? writer_done_ : in_flight_.front()->pending == 0;
+}
+
+void JetStreamEventLog::CompleterLoop() {
+  while (true) {
+    std::unique_ptr<Batch> batch;
+    {
+      absl::MutexLock lock(&acks_mu_);
+      acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::HeadAnsweredOrDone));
+      if (in_flight_.empty()) break;  // the writer is done, and so is every batch
+      batch = std::move(in_flight_.front());
+      in_flight_.pop_front();
+    }
+    std::shared_ptr<const DurabilityListener> listener;
+    {
+      absl::MutexLock lock(&mu_);
       listener = listener_;
     }
-    PublishRound(round);
-    for (Batch& batch : round) {
-      absl::StatusOr<std::vector<AppendResult>> result = Outcome(batch);
-      const bool stored =
-          result.ok() && std::any_of(result->begin(), result->end(),
-                                     [](const AppendResult& r) { return !r.duplicate; });
-      batch.done(std::move(result));
-      if (stored && listener != nullptr && *listener) {
-        (*listener)(batch.topic, DurableEnd(batch.topic));
-      }
+    absl::StatusOr<std::vector<AppendResult>> result = Outcome(*batch);
+    const bool stored =
+        result.ok() && std::any_of(result->begin(), result->end(),
+                                   [](const AppendResult& r) { return !r.duplicate; });
+    batch->done(std::move(result));
+    if (stored && listener != nullptr && *listener) {
+      (*listener)(batch->topic, DurableEnd(batch->topic));
     }
-    if (closing) break;
   }
 }
 
@@ -783,37 +815,39 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
                          code);
 }
 
-void JetStreamEventLog::PublishRound(std::vector<Batch>& round) {
-  // A topic whose stream cannot be made fails its other batches of the
-  // round at once rather than each after its own timeout.
+void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
+  // A topic whose stream cannot be made fails its other batches taken
+  // with it at once rather than each after its own timeout.
   absl::flat_hash_map<std::string, absl::Status> unready;
-  for (Batch& batch : round) {
-    if (!batch.error.ok()) continue;
-    batch.results.resize(batch.payloads.size());
-    batch.acked.assign(batch.payloads.size(), false);
-    if (batch.payloads.empty()) continue;
-    if (auto it = unready.find(batch.topic); it != unready.end()) {
-      batch.error = it->second;
-      continue;
+  for (Batch& taken_batch : taken) {
+    auto owned = std::make_unique<Batch>(std::move(taken_batch));
+    Batch* batch = owned.get();
+    const size_t events = batch->payloads.size();
+    batch->results.resize(events);
+    batch->acked.assign(events, false);
+    if (batch->error.ok() && events > 0) {
+      if (auto it = unready.find(batch->topic); it != unready.end()) {
+        batch->error = it->second;
+      } else if (absl::Status s = EnsureStream(batch->topic); !s.ok()) {
+        unready.emplace(batch->topic, s);
+        batch->error = std::move(s);
+      }
     }
-    if (absl::Status s = EnsureStream(batch.topic); !s.ok()) {
-      unready.emplace(batch.topic, s);
-      batch.error = std::move(s);
-      continue;
+    const bool publish = batch->error.ok() && events > 0;
+    const std::string stream = publish ? StreamNameForTopic(batch->topic) : "";
+    const std::string subject = publish ? SubjectForTopic(batch->topic) : "";
+    {
+      absl::MutexLock lock(&acks_mu_);
+      batch->pending = publish ? events : 0;
+      in_flight_.push_back(std::move(owned));
     }
-    const std::string stream = StreamNameForTopic(batch.topic);
-    const std::string subject = SubjectForTopic(batch.topic);
-    for (size_t i = 0; i < batch.payloads.size(); ++i) PublishEvent(batch, i, stream, subject);
+    // Once its last event is answered the completer may free the batch:
+    // nothing here reads it after the last PublishEvent.
+    for (size_t i = 0; publish && i < events; ++i) PublishEvent(*batch, i, stream, subject);
   }
-  // Every publish has its ack or its error within request_timeout: the
-  // client times out what the server never answers.
-  absl::MutexLock lock(&acks_mu_);
-  acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::AllAcked));
 }
 
 bool JetStreamEventLog::RoomInFlight() const { return awaiting_.size() < kMaxInFlight; }
-
-bool JetStreamEventLog::AllAcked() const { return awaiting_.empty(); }
 
 void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::string& stream,
                                      const std::string& subject) {
@@ -823,7 +857,7 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
                                 static_cast<int>(payload.size()));
   if (s != NATS_OK) {
     absl::MutexLock lock(&acks_mu_);
-    FailEvent(batch, index, NatsUnavailable("cannot make a NATS message", s));
+    Answer(batch, index, NatsUnavailable("cannot make a NATS message", s));
     return;
   }
   const natsMsg* key = msg;
@@ -846,15 +880,16 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     natsMsg_Destroy(msg);
     absl::MutexLock lock(&acks_mu_);
     awaiting_.erase(key);
-    FailEvent(batch, index, std::move(error));
+    Answer(batch, index, std::move(error));
   }
 }
 
-void JetStreamEventLog::FailEvent(Batch& batch, size_t index, absl::Status error) {
-  if (index < batch.failed_at) {
+void JetStreamEventLog::Answer(Batch& batch, size_t index, absl::Status error) {
+  if (!error.ok() && index < batch.failed_at) {
     batch.failed_at = index;
     batch.failure = std::move(error);
   }
+  batch.pending--;
 }
 
 void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
@@ -869,6 +904,7 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
       batch->results[index].offset = ack->Sequence - 1;
       batch->results[index].duplicate = ack->Duplicate;
       batch->acked[index] = true;
+      self->Answer(*batch, index, absl::OkStatus());
     } else {
       const natsStatus status = error != nullptr ? error->Err : NATS_ERR;
       const int code = error != nullptr ? static_cast<int>(error->ErrCode) : 0;
@@ -879,7 +915,7 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
       if (status == NATS_NO_RESPONDERS || code == JSStreamNotFoundErr) {
         batch->stream_missing = true;
       }
-      FailEvent(*batch, index, absl::UnavailableError(text));
+      self->Answer(*batch, index, absl::UnavailableError(text));
     }
   }
   natsMsg_Destroy(msg);

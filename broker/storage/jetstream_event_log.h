@@ -2,6 +2,7 @@
 #define RELAY_BROKER_STORAGE_JETSTREAM_EVENT_LOG_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -37,15 +38,15 @@ namespace relay::broker {
 //   full name in the stream's description (broker/storage/jetstream_names.h).
 // - Offsets: a Relay offset is the stream sequence minus one (offsets start
 //   at 0, sequences at 1). Dense while nothing but limits deletes messages.
-// - Append: one writer thread takes every queued batch as one round and
-//   publishes all their events asynchronously (js_PublishMsgAsync, at most
-//   kMaxInFlight unanswered), then waits for every ack: the payload is the
+// - Append: a writer thread publishes the queued batches' events in order,
+//   asynchronously (js_PublishMsgAsync, at most kMaxInFlight unanswered),
+//   without waiting for acks in between; a completer thread answers each
+//   batch, in order, once all its events have their PubAck (a quorum of
+//   the stream's replicas stored them) or an error. Payload: the
 //   serialized Event (topic, offset and publish_time cleared, as the file
-//   log stores it), header Nats-Msg-Id carries the event id (in a
+//   log stores it); header Nats-Msg-Id carries the event id (in a
 //   header-safe form, broker/storage/jetstream_names.h). One connection
-//   keeps the order, so a topic's events are stored in the order appended.
-//   `done` runs after JetStream's PubAck of every event of the batch, i.e.
-//   once a quorum of the stream's replicas stored it
+//   keeps the order, so a topic's events are stored in the order appended
 //   (docs/JETSTREAM.md#append).
 // - Dedupe: JetStream's own duplicate window (the stream's `duplicates` =
 //   dedupe_window). A duplicate's PubAck carries the original sequence and
@@ -169,12 +170,13 @@ class JetStreamEventLog final : public EventLog {
     std::vector<std::string> ids;
     absl::Status error;  // a refused batch, answered by the writer thread
     AppendDone done;
-    // Filled while its round is published; guarded by acks_mu_ then.
+    // Filled while it is published; guarded by acks_mu_ once in in_flight_.
     std::vector<AppendResult> results;
     std::vector<bool> acked;
     size_t failed_at = SIZE_MAX;  // the first event that failed, if any
     absl::Status failure;         // that event's error
     bool stream_missing = false;  // an ack said the stream is gone
+    size_t pending = 0;           // events not answered yet
   };
   // What the log knows of a topic's stream.
   struct StreamState {
@@ -209,19 +211,23 @@ class JetStreamEventLog final : public EventLog {
   // Writer thread.
   void WriterLoop();
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Publishes every event of `round`, then waits for all their acks.
-  void PublishRound(std::vector<Batch>& round);
+  // Moves `taken` into in_flight_ and publishes their events.
+  void Publish(std::vector<Batch>& taken);
+  // Completer thread: answers in_flight_'s batches in order.
+  void CompleterLoop();
+  bool HeadAnsweredOrDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   void PublishEvent(Batch& batch, size_t index, const std::string& stream,
                     const std::string& subject);
-  // Records the failure of event `index` of `batch` (the first one wins).
-  static void FailEvent(Batch& batch, size_t index, absl::Status error);
+  // Event `index` of `batch` is answered (`error` OK: acked, its result
+  // set); the batch's first failure is kept.
+  void Answer(Batch& batch, size_t index, absl::Status error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   // What `done` gets for a published batch; updates the stream cache.
   absl::StatusOr<std::vector<AppendResult>> Outcome(Batch& batch);
   // The C client's ack callback (its reply thread): `closure` is the log.
   static void OnPublishAck(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
                            void* closure);
   bool RoomInFlight() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
-  bool AllAcked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   absl::Status EnsureStream(const std::string& topic);
 
   // What one Read returns: consecutive offsets, at most max_events and
@@ -278,9 +284,10 @@ class JetStreamEventLog final : public EventLog {
                             const StreamState& state, uint64_t bytes, absl::Time now);
 
   const Options options_;
-  natsConnection* nc_ = nullptr;  // owned; thread-safe (nats.c)
-  jsCtx* js_ = nullptr;           // owned; thread-safe (nats.c)
-  jsCtx* publish_js_ = nullptr;   // owned; async publishes, acks to OnPublishAck
+  natsConnection* nc_ = nullptr;          // owned; thread-safe (nats.c)
+  jsCtx* js_ = nullptr;                   // owned; thread-safe (nats.c)
+  natsConnection* publish_nc_ = nullptr;  // owned; the writer's publishes only
+  jsCtx* publish_js_ = nullptr;           // owned; on publish_nc_, acks to OnPublishAck
   // The replies of every Read's gets, on one subscription for the
   // connection's life (docs/JETSTREAM.md#read).
   class ReadReplies;
@@ -297,9 +304,11 @@ class JetStreamEventLog final : public EventLog {
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const DurabilityListener> listener_ ABSL_GUARDED_BY(mu_);
 
-  // The writer's publishes awaiting their ack: message → its batch and
-  // index. Batches stay put (the writer's round vector) until all are acked.
+  // Batches taken by the writer, in order, until the completer answers
+  // them; the publishes awaiting their ack: message → its batch and index.
   absl::Mutex acks_mu_;
+  std::deque<std::unique_ptr<Batch>> in_flight_ ABSL_GUARDED_BY(acks_mu_);
+  bool writer_done_ ABSL_GUARDED_BY(acks_mu_) = false;  // it took its last batch
   absl::flat_hash_map<const natsMsg*, std::pair<Batch*, size_t>> awaiting_
       ABSL_GUARDED_BY(acks_mu_);
 
@@ -319,6 +328,7 @@ class JetStreamEventLog final : public EventLog {
   absl::flat_hash_map<std::string, Retained> retained_ ABSL_GUARDED_BY(floors_mu_);
 
   std::thread writer_;
+  std::thread completer_;
   // Runs RunRetentionOnce() every retention_check_interval; null when that
   // is not a period. Stopped first by Close(), while the connection is up.
   std::unique_ptr<relay::Worker> retention_;
