@@ -923,7 +923,7 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
 
 absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batch) {
   if (!batch.error.ok()) return batch.error;
-  // The round is over: no callback touches the batch any more.
+  // Every event is answered: no callback touches the batch any more.
   bool added = false;
   StreamState stored;
   for (size_t i = 0; i < batch.results.size(); ++i) {
