@@ -18,7 +18,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
-      libabsl-dev libsqlite3-dev libnats-dev \
+      libabsl-dev libsqlite3-dev libnats-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -44,7 +44,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libsqlite3-0 \
-      libre2-9 libc-ares2 libssl3 zlib1g libnats3.4 \
+      libre2-9 libc-ares2 libssl3 zlib1g libnats3.4 libjemalloc2 \
  && rm -rf /var/lib/apt/lists/*
 
 # A non-root user and its data directories. A new named volume mounted on

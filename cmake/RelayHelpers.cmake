@@ -50,6 +50,24 @@ function(relay_add_executable name)
   relay_target_options(${name})
 endfunction()
 
+# relay_use_jemalloc(<target>): the target's process allocates with jemalloc
+# (Debian's libjemalloc2), which takes the broker's many small, short-lived
+# allocations with less CPU than glibc's malloc (bench/README.md#allocator).
+# Not with sanitizers or libFuzzer, which bring allocators of their own.
+function(relay_use_jemalloc target)
+  if(NOT RELAY_JEMALLOC OR RELAY_SANITIZE OR RELAY_FUZZ)
+    return()
+  endif()
+  find_library(RELAY_JEMALLOC_LIBRARY NAMES jemalloc)
+  if(NOT RELAY_JEMALLOC_LIBRARY)
+    message(FATAL_ERROR "jemalloc is missing: run scripts/setup (Debian package libjemalloc-dev) "
+                        "or configure with -DRELAY_JEMALLOC=OFF")
+  endif()
+  # Nothing calls into it by name: Debian's linker keeps it all the same
+  # (no --as-needed by default); BrokerBinary.AllocatesWithJemalloc checks.
+  target_link_libraries(${target} PRIVATE ${RELAY_JEMALLOC_LIBRARY})
+endfunction()
+
 # relay_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
 # One GoogleTest binary, registered with CTest test by test.
 function(relay_add_test name)
