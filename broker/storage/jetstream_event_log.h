@@ -45,9 +45,9 @@ namespace relay::broker {
 //   the stream's replicas stored them) or an error. Payload: the
 //   serialized Event (topic, offset and publish_time cleared, as the file
 //   log stores it); header Nats-Msg-Id carries the event id (in a
-//   header-safe form, broker/storage/jetstream_names.h). One connection
-//   keeps the order, so a topic's events are stored in the order appended
-//   (docs/JETSTREAM.md#append).
+//   header-safe form, broker/storage/jetstream_names.h). Publishes have a
+//   connection of their own, one, which keeps the order: a topic's events
+//   are stored in the order appended (docs/JETSTREAM.md#append).
 // - Dedupe: JetStream's own duplicate window (the stream's `duplicates` =
 //   dedupe_window). A duplicate's PubAck carries the original sequence and
 //   duplicate=true; nothing is stored.
@@ -75,11 +75,11 @@ namespace relay::broker {
 // A publish that fails (no ack within request_timeout, no JetStream leader)
 // fails its batch with UNAVAILABLE naming the first failed event: events
 // of the batch may or may not be stored, before it and after it alike (a
-// retry with the same ids is deduplicated). The log stays usable: the connection reconnects
-// forever, waiting reconnect_wait between attempts.
+// retry with the same ids is deduplicated). The log stays usable: the
+// connections reconnect forever, waiting reconnect_wait between attempts.
 //
-// Thread-safe. `done` and the durability listener run on the writer thread
-// with no lock of the log held; they must not block or call Close(). After
+// Thread-safe. `done` and the durability listener run on the completer
+// thread with no lock of the log held; they must not block or call Close(). After
 // Close(), Append calls `done` (UNAVAILABLE) inline on the caller's thread,
 // and Read fails with UNAVAILABLE (the connection is gone; FileEventLog
 // still reads): the broker closes its log only after its last reader
