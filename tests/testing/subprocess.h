@@ -11,7 +11,10 @@
 namespace relay::testing {
 
 // A child process for process-level tests (kill -9 and restart). Its stdout
-// and stderr go to `log_path` (appended). Not thread-safe.
+// and stderr go to `log_path` (appended). It is SIGKILLed when the thread
+// that started it ends (PR_SET_PDEATHSIG), so a crashed test leaves no
+// process behind: start processes from the test's main thread. Not
+// thread-safe.
 class Subprocess {
  public:
   Subprocess() = default;
