@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "broker/storage/jetstream_connection.h"
 #include "broker/storage/jetstream_names.h"
 #include "broker/storage/record.h"
@@ -106,13 +107,19 @@ class JetStreamEventLog::ReadReplies {
     if (s != NATS_OK) return NatsUnavailable("cannot subscribe to the replies of reads", s);
     // Reads bound what they ask for: the client must not drop replies.
     natsSubscription_SetPendingLimits(replies->sub_, -1, -1);
+    natsSubscription_SetOnCompleteCB(replies->sub_, &ReadReplies::OnComplete, replies.get());
     return replies;
   }
 
   ReadReplies(const ReadReplies&) = delete;
   ReadReplies& operator=(const ReadReplies&) = delete;
-  // Only once the connection is closed: no delivery can come any more.
-  ~ReadReplies() { natsSubscription_Destroy(sub_); }
+  // Only once the connection is closed. A reply being handed over when it
+  // closed still runs to its end: wait for the subscription's last callback
+  // (bounded, in case the client never reports it).
+  ~ReadReplies() {
+    complete_.WaitForNotificationWithTimeout(absl::Seconds(5));
+    natsSubscription_Destroy(sub_);
+  }
 
   std::unique_ptr<Read> Begin() {
     absl::MutexLock lock(&mu_);
@@ -144,6 +151,9 @@ class JetStreamEventLog::ReadReplies {
     it->second.emplace_back(seq, std::move(msg));
   }
 
+  // On the delivery thread, after its last OnReply.
+  static void OnComplete(void* closure) { static_cast<ReadReplies*>(closure)->complete_.Notify(); }
+
   absl::StatusOr<Reply> Next(uint64_t id, absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     std::deque<Reply>* queue = &reads_[id];
@@ -163,6 +173,7 @@ class JetStreamEventLog::ReadReplies {
 
   const std::string prefix_;  // "<inbox>."
   natsSubscription* sub_ = nullptr;
+  absl::Notification complete_;
   absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
   // node_hash_map: a read's queue stays put while it waits on it.
@@ -431,8 +442,8 @@ absl::StatusOr<std::vector<Event>> JetStreamEventLog::ReadRange(absl::string_vie
   // Requests in flight: about max_bytes' worth at the stream's average
   // size, so big events are not fetched only to be dropped.
   const uint64_t average = std::max<uint64_t>(1, state.bytes / std::max<uint64_t>(1, state.msgs));
-  const uint64_t window = std::clamp<uint64_t>(max_bytes / average + 1, 1, kReadWindow);
-  absl::Status read = ReadPipelined(out, first, last, window, state.direct);
+  const uint64_t window = std::min<uint64_t>(max_bytes / average, kReadWindow - 1) + 1;
+  absl::Status read = ReadPipelined(out, first, last, state.last_seq, window, state.direct);
   if (!read.ok()) return read;
   return out.Take();
 }
@@ -510,6 +521,12 @@ absl::StatusOr<StoredMsg> DecodeDirectReply(natsMsg* msg) {
 // {"error":{"code":..,"err_code":..,"description":".."}}.
 absl::StatusOr<StoredMsg> DecodeLeaderReply(natsMsg* msg) {
   StoredMsg out;
+  // A status-only reply (503: no responders, the stream has no leader now).
+  if (const char* status = Header(msg, "Status"); status != nullptr) {
+    const char* description = Header(msg, "Description");
+    return absl::UnavailableError(absl::StrCat("message get answered ", status, " ",
+                                               description != nullptr ? Excerpt(description) : ""));
+  }
   const absl::string_view json(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
   if (json.find("\"error\":{") != absl::string_view::npos) {
     if (json.find(absl::StrCat("\"err_code\":", JSNoMessageFoundErr)) != absl::string_view::npos) {
@@ -537,7 +554,7 @@ absl::StatusOr<StoredMsg> DecodeLeaderReply(natsMsg* msg) {
 }  // namespace
 
 absl::Status JetStreamEventLog::ReadPipelined(ReadResult& out, uint64_t first, uint64_t last,
-                                              uint64_t window, bool direct) const {
+                                              uint64_t end, uint64_t window, bool direct) const {
   // Replies come in any order.
   std::unique_ptr<ReadReplies::Read> replies = replies_->Begin();
   const std::string subject =
@@ -582,6 +599,8 @@ absl::Status JetStreamEventLog::ReadPipelined(ReadResult& out, uint64_t first, u
         // caller's state is fresh); one answer holds consecutive offsets
         // only, so stop at a later hole.
         more = out.empty() && out.skip_leading_holes();
+        // A skipped hole does not count against max_events.
+        if (more.ok() && *more && last < end) ++last;
       }
       arrived.erase(it);
       if (!more.ok()) return more.status();
@@ -728,6 +747,16 @@ void JetStreamEventLog::WriterLoop() {
       taken.swap(queue_);
       closing = closing_;
     }
+    if (closing && natsConnection_Status(publish_nc_) != NATS_CONN_STATUS_CONNECTED) {
+      // Each publish would wait out its timeout in the reconnect buffer:
+      // a shutdown fails them at once instead.
+      for (Batch& batch : taken) {
+        if (batch.error.ok()) {
+          batch.error = absl::UnavailableError(
+              "event log closed while NATS is unreachable: the batch was not sent");
+        }
+      }
+    }
     Publish(taken);
     if (closing) {
       absl::MutexLock lock(&acks_mu_);
@@ -744,24 +773,39 @@ bool JetStreamEventLog::HeadAnsweredOrDone() const {
 void JetStreamEventLog::CompleterLoop() {
   while (true) {
     std::unique_ptr<Batch> batch;
+    bool head_answered;
     {
       absl::MutexLock lock(&acks_mu_);
-      acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::HeadAnsweredOrDone));
-      if (in_flight_.empty()) break;  // the writer is done, and so is every batch
-      batch = std::move(in_flight_.front());
-      in_flight_.pop_front();
+      head_answered = acks_mu_.AwaitWithTimeout(
+          absl::Condition(this, &JetStreamEventLog::HeadAnsweredOrDone), options_.request_timeout);
+      if (head_answered) {
+        if (in_flight_.empty()) break;  // the writer is done, and so is every batch
+        batch = std::move(in_flight_.front());
+        in_flight_.pop_front();
+      }
+    }
+    if (!head_answered) {
+      // The client times out every publish the server leaves unanswered,
+      // but not on a connection it closed for good (a second auth error,
+      // an unknown -ERR): nothing would answer those any more.
+      if (natsConnection_IsClosed(publish_nc_)) {
+        FailAwaiting("the NATS publishing connection is closed");
+      }
+      continue;
     }
     std::shared_ptr<const DurabilityListener> listener;
     {
       absl::MutexLock lock(&mu_);
       listener = listener_;
     }
+    const uint64_t end_before = DurableEnd(batch->topic);
     absl::StatusOr<std::vector<AppendResult>> result = Outcome(*batch);
     const bool stored =
         result.ok() && std::any_of(result->begin(), result->end(),
                                    [](const AppendResult& r) { return !r.duplicate; });
+    const bool advanced = DurableEnd(batch->topic) > end_before;
     batch->done(std::move(result));
-    if (stored && listener != nullptr && *listener) {
+    if ((stored || advanced) && listener != nullptr && *listener) {
       (*listener)(batch->topic, DurableEnd(batch->topic));
     }
   }
@@ -847,7 +891,19 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
   }
 }
 
-bool JetStreamEventLog::RoomInFlight() const { return awaiting_.size() < kMaxInFlight; }
+bool JetStreamEventLog::RoomInFlight() const {
+  return awaiting_.empty() ||
+         (awaiting_.size() < kMaxInFlight && awaiting_bytes_ < kMaxInFlightBytes);
+}
+
+void JetStreamEventLog::FailAwaiting(absl::string_view why) {
+  absl::MutexLock lock(&acks_mu_);
+  for (auto& [msg, awaiting] : awaiting_) {
+    Answer(*awaiting.batch, awaiting.index, absl::UnavailableError(why));
+  }
+  awaiting_.clear();
+  awaiting_bytes_ = 0;
+}
 
 void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::string& stream,
                                      const std::string& subject) {
@@ -865,7 +921,8 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     // Registered before the publish: its ack may come before the call returns.
     absl::MutexLock lock(&acks_mu_);
     acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::RoomInFlight));
-    awaiting_.emplace(key, std::make_pair(&batch, index));
+    awaiting_.emplace(key, Awaiting{&batch, index, payload.size()});
+    awaiting_bytes_ += payload.size();
   }
   jsPubOptions pub;
   jsPubOptions_Init(&pub);
@@ -879,8 +936,11 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     absl::Status error = NatsUnavailable("cannot send", s);
     natsMsg_Destroy(msg);
     absl::MutexLock lock(&acks_mu_);
-    awaiting_.erase(key);
-    Answer(batch, index, std::move(error));
+    if (auto it = awaiting_.find(key); it != awaiting_.end()) {
+      awaiting_bytes_ -= it->second.bytes;
+      awaiting_.erase(it);
+      Answer(batch, index, std::move(error));
+    }
   }
 }
 
@@ -898,7 +958,9 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
   absl::MutexLock lock(&self->acks_mu_);
   auto it = self->awaiting_.find(msg);
   if (it != self->awaiting_.end()) {
-    auto [batch, index] = it->second;
+    Batch* const batch = it->second.batch;
+    const size_t index = it->second.index;
+    self->awaiting_bytes_ -= it->second.bytes;
     self->awaiting_.erase(it);
     if (ack != nullptr) {
       batch->results[index].offset = ack->Sequence - 1;
@@ -926,9 +988,14 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batc
   // Every event is answered: no callback touches the batch any more.
   bool added = false;
   StreamState stored;
+  uint64_t highest_duplicate = 0;
   for (size_t i = 0; i < batch.results.size(); ++i) {
-    if (!batch.acked[i] || batch.results[i].duplicate) continue;
+    if (!batch.acked[i]) continue;
     const uint64_t seq = batch.results[i].offset + 1;
+    if (batch.results[i].duplicate) {
+      highest_duplicate = std::max(highest_duplicate, seq);
+      continue;
+    }
     if (!added) {
       added = true;
       stored = Cached(batch.topic);
@@ -939,6 +1006,14 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batc
     stored.last_seq = std::max(stored.last_seq, seq);
   }
   if (added) Remember(batch.topic, stored);
+  if (highest_duplicate > DurableEnd(batch.topic)) {
+    // The stream holds events no ack told the log about (a retry of a
+    // batch whose acks were lost): learn them, or readers would stop short.
+    if (absl::Status s = FetchStreamState(batch.topic).status(); !s.ok()) {
+      RELAY_LOG(Warn, "storage: stream state not refreshed after duplicates past its end",
+                {{"topic", batch.topic}, {"error", s.ToString()}});
+    }
+  }
   if (batch.failed_at == SIZE_MAX) return std::move(batch.results);
   if (batch.stream_missing) {
     // The stream went away (deleted by hand): create it on the next try.

@@ -93,6 +93,8 @@ class JetStreamEventLog final : public EventLog {
  public:
   // Publishes of the writer that may await their ack at once.
   static constexpr size_t kMaxInFlight = 8192;
+  // ... and their payload bytes at most (one publish always may).
+  static constexpr size_t kMaxInFlightBytes = size_t{64} << 20;
   // Gets a Read may have unanswered.
   static constexpr uint64_t kReadWindow = 256;
 
@@ -228,6 +230,8 @@ class JetStreamEventLog final : public EventLog {
   static void OnPublishAck(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
                            void* closure);
   bool RoomInFlight() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
+  // Answers every publish awaiting its ack with UNAVAILABLE `why`.
+  void FailAwaiting(absl::string_view why) ABSL_LOCKS_EXCLUDED(acks_mu_);
   absl::Status EnsureStream(const std::string& topic);
 
   // What one Read returns: consecutive offsets, at most max_events and
@@ -263,9 +267,10 @@ class JetStreamEventLog final : public EventLog {
                                                bool skip_leading_holes) const;
   // Gets `first`..`last` into `out`, `window` requests in flight: direct
   // gets (any replica; only when that is current) or the stream leader's
-  // message get.
-  absl::Status ReadPipelined(ReadResult& out, uint64_t first, uint64_t last, uint64_t window,
-                             bool direct) const;
+  // message get. Each skipped leading hole moves `last` one further, up to
+  // `end` (the stream's last sequence).
+  absl::Status ReadPipelined(ReadResult& out, uint64_t first, uint64_t last, uint64_t end,
+                             uint64_t window, bool direct) const;
 
   // Asks the server for the stream of `topic`; NOT_FOUND when it has none.
   // Updates the cache.
@@ -309,8 +314,13 @@ class JetStreamEventLog final : public EventLog {
   absl::Mutex acks_mu_;
   std::deque<std::unique_ptr<Batch>> in_flight_ ABSL_GUARDED_BY(acks_mu_);
   bool writer_done_ ABSL_GUARDED_BY(acks_mu_) = false;  // it took its last batch
-  absl::flat_hash_map<const natsMsg*, std::pair<Batch*, size_t>> awaiting_
-      ABSL_GUARDED_BY(acks_mu_);
+  struct Awaiting {
+    Batch* batch;
+    size_t index;
+    size_t bytes;
+  };
+  absl::flat_hash_map<const natsMsg*, Awaiting> awaiting_ ABSL_GUARDED_BY(acks_mu_);
+  size_t awaiting_bytes_ ABSL_GUARDED_BY(acks_mu_) = 0;
 
   mutable absl::Mutex streams_mu_;
   mutable absl::flat_hash_map<std::string, StreamState> streams_ ABSL_GUARDED_BY(streams_mu_);

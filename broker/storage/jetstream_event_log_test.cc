@@ -224,6 +224,35 @@ TEST_F(JetStreamEventLogTest, DuplicateIdsGetTheOriginalOffsetAndStoreNothing) {
   EXPECT_EQ(topics[0].events, 5u);
 }
 
+// A retry of events the stream already holds, which this log never saw
+// acked (another broker stored them, or their acks were lost): the
+// duplicates tell the log where the stream ends, and readers see them.
+TEST_F(JetStreamEventLogTest, DuplicatesPastTheKnownEndMoveTheDurableEnd) {
+  auto other = Open();
+  auto log = Open();
+  ASSERT_NE(other, nullptr);
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 1)), IsOk());
+  ASSERT_EQ(log->DurableEnd("orders"), 1u);
+  std::vector<Event> events = MakeEvents("b", 3);
+  ASSERT_THAT(AppendAndWait(other.get(), "orders", events), IsOk());
+  EXPECT_EQ(log->DurableEnd("orders"), 1u);  // nothing told it yet
+
+  absl::Mutex mu;
+  std::vector<uint64_t> ends;
+  log->SetDurabilityListener([&](const std::string&, uint64_t end) {
+    absl::MutexLock lock(&mu);
+    ends.push_back(end);
+  });
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", events),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::duplicate, true),
+                                       Field(&AppendResult::duplicate, true),
+                                       Field(&AppendResult::duplicate, true))));
+  EXPECT_EQ(log->DurableEnd("orders"), 4u);
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(ends, ElementsAre(4u));  // the groups are woken to read them
+}
+
 TEST_F(JetStreamEventLogTest, EventsWithoutIdAreNeverDuplicates) {
   auto log = Open();
   ASSERT_NE(log, nullptr);
