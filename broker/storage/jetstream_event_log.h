@@ -155,9 +155,9 @@ class JetStreamEventLog final : public EventLog {
   std::vector<TopicStats> ListTopics() const override;
   void SetDurabilityListener(DurabilityListener listener) override;
   void SetRetentionFloor(const std::string& topic, uint64_t offset) override;
-  // Stops the retention pass, publishes the queued batches (failing the
-  // rest once a publish fails), flushes and closes the connection. Returns
-  // OK.
+  // Stops the retention pass, publishes the queued batches (or, when NATS
+  // is unreachable, fails them at once), waits for every answer, flushes
+  // and closes the connections. Returns OK.
   absl::Status Close() override;
 
   // Runs one retention pass over every Relay stream now. Returns the first
