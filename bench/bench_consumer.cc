@@ -12,7 +12,9 @@ using relay::broker::v1::SubscribeRequest;
 using relay::broker::v1::SubscribeResponse;
 
 BenchConsumer::BenchConsumer(std::shared_ptr<grpc::Channel> channel, Options options, Tally* tally)
-    : stub_(relay::broker::v1::Broker::NewStub(channel)), options_(std::move(options)), tally_(tally) {
+    : stub_(relay::broker::v1::Broker::NewStub(channel)),
+      options_(std::move(options)),
+      tally_(tally) {
   context_.set_deadline(absl::ToChronoTime(options_.deadline));
 }
 

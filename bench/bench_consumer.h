@@ -1,6 +1,8 @@
 #ifndef RELAY_BENCH_BENCH_CONSUMER_H_
 #define RELAY_BENCH_BENCH_CONSUMER_H_
 
+#include <grpcpp/channel.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,7 +14,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bench/bench_events.h"
-#include <grpcpp/channel.h>
 #include "relay/broker/v1/broker.grpc.pb.h"
 
 namespace relay::bench {

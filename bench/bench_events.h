@@ -21,8 +21,8 @@ int64_t NowNanos();
 
 // Shape of the events a workload publishes.
 struct EventShape {
-  std::string id_prefix;  // ids are <id_prefix><seq>
-  int keys = 1000;        // distinct keys, key = "k<seq % keys>"
+  std::string id_prefix;    // ids are <id_prefix><seq>
+  int keys = 1000;          // distinct keys, key = "k<seq % keys>"
   int payload_bytes = 256;  // size of `data`; at least 16
 };
 

@@ -72,13 +72,13 @@ class StreamPublisher final : public BenchPublisher {
         return in_flight_.empty() || broken_;
       };
       if (!mu_.AwaitWithDeadline(absl::Condition(&drained), deadline)) {
-        result = absl::DeadlineExceededError(
-            absl::StrCat(in_flight_.size(), " batches unanswered at the deadline (", acked_, " events acked)"));
+        result = absl::DeadlineExceededError(absl::StrCat(
+            in_flight_.size(), " batches unanswered at the deadline (", acked_, " events acked)"));
       } else if (!error_.ok()) {
         result = error_;
       } else if (!in_flight_.empty()) {
-        result = absl::UnavailableError(
-            absl::StrCat("the publish stream broke with ", in_flight_.size(), " batches unanswered"));
+        result = absl::UnavailableError(absl::StrCat("the publish stream broke with ",
+                                                     in_flight_.size(), " batches unanswered"));
       }
     }
     if (!result.ok()) context_.TryCancel();
@@ -124,8 +124,9 @@ class StreamPublisher final : public BenchPublisher {
       in_flight_.pop_front();
       if (response.has_error()) {
         if (error_.ok()) {
-          error_ = absl::Status(static_cast<absl::StatusCode>(response.error().code()),
-                                absl::StrCat("broker rejected a batch: ", response.error().message()));
+          error_ =
+              absl::Status(static_cast<absl::StatusCode>(response.error().code()),
+                           absl::StrCat("broker rejected a batch: ", response.error().message()));
         }
         continue;
       }
@@ -205,8 +206,9 @@ class LibraryPublisher final : public BenchPublisher {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BenchPublisher>> NewPublisher(std::shared_ptr<grpc::Channel> channel,
-                                                            const PublisherOptions& options) {
-  if (options.client == "stream") return std::make_unique<StreamPublisher>(std::move(channel), options);
+                                                             const PublisherOptions& options) {
+  if (options.client == "stream")
+    return std::make_unique<StreamPublisher>(std::move(channel), options);
   if (options.client == "library") {
     return std::make_unique<LibraryPublisher>(std::move(channel), options);
   }

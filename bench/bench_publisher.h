@@ -1,6 +1,8 @@
 #ifndef RELAY_BENCH_BENCH_PUBLISHER_H_
 #define RELAY_BENCH_BENCH_PUBLISHER_H_
 
+#include <grpcpp/channel.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,7 +12,6 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "bench/bench_events.h"
-#include <grpcpp/channel.h>
 
 namespace relay::bench {
 
@@ -46,13 +47,13 @@ struct PublisherOptions {
   std::string client = "stream";  // "stream" or "library"
   std::string topic;
   int max_in_flight_batches = 32;
-  size_t max_batch_events = 1000;  // "library" only: how it regroups events
+  size_t max_batch_events = 1000;                // "library" only: how it regroups events
   absl::Time deadline = absl::InfiniteFuture();  // hard end of every call
 };
 
 // Opens the publisher (for "stream", the PublishStream with `deadline`).
 absl::StatusOr<std::unique_ptr<BenchPublisher>> NewPublisher(std::shared_ptr<grpc::Channel> channel,
-                                                            const PublisherOptions& options);
+                                                             const PublisherOptions& options);
 
 }  // namespace relay::bench
 

@@ -1,6 +1,7 @@
 #include "bench/bench_report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -29,10 +30,18 @@ std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += absl::StrFormat("\\u%04x", c);
@@ -47,6 +56,12 @@ std::string JsonString(const std::string& s) {
 std::string Num(double v) { return absl::StrFormat("%.6g", v); }
 
 }  // namespace
+
+int64_t Percentile(const std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::min(v.size(), std::max<size_t>(rank, 1)) - 1];
+}
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -100,29 +115,34 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
 }
 
 std::string RunLine(const RunResult& r, int runs) {
-  std::string line = absl::StrFormat("%-6s run %d/%d  %7u events  %7.3f s  %9.0f events/s", r.workload,
-                                     r.run, runs, r.events, r.seconds, r.events_per_second);
+  std::string line =
+      absl::StrFormat("%-6s run %d/%d  %7u events  %7.3f s  %9.0f events/s", r.workload, r.run,
+                      runs, r.events, r.seconds, r.events_per_second);
   if (r.workload == "W2-1c" || r.workload == "W2-2c") {
     absl::StrAppend(&line, absl::StrFormat("  (publish acks %.0f/s)", r.publish_events_per_second));
   }
   if (r.has_latency) {
-    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  (sender: lag max %.3f ms, Send() max %.3f ms)",
-                                           r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.max_send_lag_ms,
-                                           r.max_send_call_ms));
-    absl::StrAppend(&line, absl::StrFormat("\n         split at broker publish_time: sched->append p50 %.3f p99 %.3f ms, append->recv p50 %.3f p99 %.3f ms",
-                                           r.to_append_p50_ms, r.to_append_p99_ms, r.append_to_receive_p50_ms,
-                                           r.append_to_receive_p99_ms));
+    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  "
+                                           "(sender: lag max %.3f ms, Send() max %.3f ms)",
+                                           r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms,
+                                           r.max_send_lag_ms, r.max_send_call_ms));
+    absl::StrAppend(
+        &line, absl::StrFormat("\n         split at broker publish_time: sched->append p50 %.3f "
+                               "p99 %.3f ms, append->recv p50 %.3f p99 %.3f ms",
+                               r.to_append_p50_ms, r.to_append_p99_ms, r.append_to_receive_p50_ms,
+                               r.append_to_receive_p99_ms));
   }
   absl::StrAppend(&line, absl::StrFormat("  missing %u  duplicates %u", r.missing, r.duplicates));
   if (r.delivery_messages > 0) {
-    absl::StrAppend(&line, absl::StrFormat("  %.0f events/delivery msg",
-                                           static_cast<double>(r.deliveries) / r.delivery_messages));
+    absl::StrAppend(&line,
+                    absl::StrFormat("  %.0f events/delivery msg",
+                                    static_cast<double>(r.deliveries) / r.delivery_messages));
   }
   absl::StrAppend(&line, absl::StrFormat("  cpu broker %.2f s, bench %.2f s", r.broker_cpu_seconds,
                                          r.bench_cpu_seconds));
   if (r.redelivered > 0 || r.dead_lettered > 0) {
-    absl::StrAppend(&line, absl::StrFormat("  broker: redelivered %u, dead-lettered %u", r.redelivered,
-                                           r.dead_lettered));
+    absl::StrAppend(&line, absl::StrFormat("  broker: redelivered %u, dead-lettered %u",
+                                           r.redelivered, r.dead_lettered));
   }
   if (r.publish_duplicates > 0) {
     absl::StrAppend(&line, absl::StrFormat("  publish-duplicates %u", r.publish_duplicates));
@@ -132,13 +152,14 @@ std::string RunLine(const RunResult& r, int runs) {
 }
 
 std::string SummaryLine(const Summary& s) {
-  std::string line = absl::StrFormat("median %-6s (%d runs)  %7.3f s  %9.0f events/s", s.workload, s.runs,
-                                     s.seconds, s.events_per_second);
+  std::string line = absl::StrFormat("median %-6s (%d runs)  %7.3f s  %9.0f events/s", s.workload,
+                                     s.runs, s.seconds, s.events_per_second);
   if (s.has_latency) {
-    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f ms", s.p50_ms, s.p99_ms,
-                                           s.p999_ms));
+    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f ms", s.p50_ms,
+                                           s.p99_ms, s.p999_ms));
   }
-  absl::StrAppend(&line, absl::StrFormat("  missing %u  duplicates %u (worst run)", s.missing, s.duplicates));
+  absl::StrAppend(
+      &line, absl::StrFormat("  missing %u  duplicates %u (worst run)", s.missing, s.duplicates));
   if (!s.target.empty()) {
     absl::StrAppend(&line, "  target ", s.target, ": ", s.target_met ? "MET" : "MISSED");
   }
@@ -149,21 +170,23 @@ std::string SummaryLine(const Summary& s) {
 std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
                    const std::vector<Summary>& summaries) {
   std::string out = "{\n  \"config\": {";
-  absl::StrAppend(&out, "\"broker\": ", JsonString(c.broker_binary), ", \"fsync\": ", JsonString(c.fsync),
-                  ", \"client\": ", JsonString(c.client), ", \"events\": ", c.events,
-                  ", \"payload_bytes\": ", c.payload_bytes, ", \"keys\": ", c.keys,
-                  ", \"batch_events\": ", c.batch_events, ", \"in_flight_batches\": ", c.in_flight_batches,
-                  ", \"consumer_max_in_flight\": ", c.consumer_max_in_flight, ", \"rate\": ", Num(c.rate),
-                  ", \"duration_s\": ", Num(absl::ToDoubleSeconds(c.duration)),
-                  ", \"temp_root\": ", JsonString(c.temp_root), "},\n  \"runs\": [");
+  absl::StrAppend(
+      &out, "\"broker\": ", JsonString(c.broker_binary), ", \"fsync\": ", JsonString(c.fsync),
+      ", \"client\": ", JsonString(c.client), ", \"events\": ", c.events,
+      ", \"payload_bytes\": ", c.payload_bytes, ", \"keys\": ", c.keys,
+      ", \"batch_events\": ", c.batch_events, ", \"in_flight_batches\": ", c.in_flight_batches,
+      ", \"consumer_max_in_flight\": ", c.consumer_max_in_flight, ", \"rate\": ", Num(c.rate),
+      ", \"duration_s\": ", Num(absl::ToDoubleSeconds(c.duration)),
+      ", \"temp_root\": ", JsonString(c.temp_root), "},\n  \"runs\": [");
   std::vector<std::string> runs;
   for (const RunResult& r : results) {
     std::string j = absl::StrCat(
-        "{\"workload\": ", JsonString(r.workload), ", \"run\": ", r.run, ", \"ok\": ", r.ok ? "true" : "false",
-        ", \"events\": ", r.events, ", \"event_bytes\": ", r.event_bytes, ", \"published\": ", r.published,
-        ", \"received\": ", r.received, ", \"missing\": ", r.missing, ", \"duplicates\": ", r.duplicates,
-        ", \"publish_duplicates\": ", r.publish_duplicates, ", \"seconds\": ", Num(r.seconds),
-        ", \"events_per_second\": ", Num(r.events_per_second),
+        "{\"workload\": ", JsonString(r.workload), ", \"run\": ", r.run,
+        ", \"ok\": ", r.ok ? "true" : "false", ", \"events\": ", r.events,
+        ", \"event_bytes\": ", r.event_bytes, ", \"published\": ", r.published,
+        ", \"received\": ", r.received, ", \"missing\": ", r.missing,
+        ", \"duplicates\": ", r.duplicates, ", \"publish_duplicates\": ", r.publish_duplicates,
+        ", \"seconds\": ", Num(r.seconds), ", \"events_per_second\": ", Num(r.events_per_second),
         ", \"publish_events_per_second\": ", Num(r.publish_events_per_second));
     if (r.has_latency) {
       absl::StrAppend(&j, ", \"p50_ms\": ", Num(r.p50_ms), ", \"p99_ms\": ", Num(r.p99_ms),
@@ -175,8 +198,10 @@ std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
                       ", \"append_to_receive_p50_ms\": ", Num(r.append_to_receive_p50_ms),
                       ", \"append_to_receive_p99_ms\": ", Num(r.append_to_receive_p99_ms));
     }
-    absl::StrAppend(&j, ", \"redelivered\": ", r.redelivered, ", \"dead_lettered\": ", r.dead_lettered);
-    absl::StrAppend(&j, ", \"deliveries\": ", r.deliveries, ", \"delivery_messages\": ", r.delivery_messages);
+    absl::StrAppend(&j, ", \"redelivered\": ", r.redelivered,
+                    ", \"dead_lettered\": ", r.dead_lettered);
+    absl::StrAppend(&j, ", \"deliveries\": ", r.deliveries,
+                    ", \"delivery_messages\": ", r.delivery_messages);
     absl::StrAppend(&j, ", \"broker_cpu_seconds\": ", Num(r.broker_cpu_seconds),
                     ", \"bench_cpu_seconds\": ", Num(r.bench_cpu_seconds));
     absl::StrAppend(&j, ", \"error\": ", JsonString(r.error), "}");
@@ -185,17 +210,18 @@ std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
   absl::StrAppend(&out, "\n    ", absl::StrJoin(runs, ",\n    "), "\n  ],\n  \"medians\": [");
   std::vector<std::string> meds;
   for (const Summary& s : summaries) {
-    std::string j = absl::StrCat(
-        "{\"workload\": ", JsonString(s.workload), ", \"runs\": ", s.runs, ", \"failed\": ", s.failed,
-        ", \"seconds\": ", Num(s.seconds), ", \"events_per_second\": ", Num(s.events_per_second),
-        ", \"publish_events_per_second\": ", Num(s.publish_events_per_second));
+    std::string j =
+        absl::StrCat("{\"workload\": ", JsonString(s.workload), ", \"runs\": ", s.runs,
+                     ", \"failed\": ", s.failed, ", \"seconds\": ", Num(s.seconds),
+                     ", \"events_per_second\": ", Num(s.events_per_second),
+                     ", \"publish_events_per_second\": ", Num(s.publish_events_per_second));
     if (s.has_latency) {
       absl::StrAppend(&j, ", \"p50_ms\": ", Num(s.p50_ms), ", \"p99_ms\": ", Num(s.p99_ms),
                       ", \"p999_ms\": ", Num(s.p999_ms), ", \"max_ms\": ", Num(s.max_ms));
     }
     absl::StrAppend(&j, ", \"missing\": ", s.missing, ", \"duplicates\": ", s.duplicates,
-                    ", \"target\": ", JsonString(s.target), ", \"target_met\": ", s.target_met ? "true" : "false",
-                    "}");
+                    ", \"target\": ", JsonString(s.target),
+                    ", \"target_met\": ", s.target_met ? "true" : "false", "}");
     meds.push_back(j);
   }
   absl::StrAppend(&out, "\n    ", absl::StrJoin(meds, ",\n    "), "\n  ]\n}\n");

@@ -1,6 +1,7 @@
 #ifndef RELAY_BENCH_BENCH_REPORT_H_
 #define RELAY_BENCH_BENCH_REPORT_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct Summary {
 
 // Median of `v` (mean of the middle two for an even count; 0 when empty).
 double Median(std::vector<double> v);
+
+// Nearest-rank percentile `p` (0..1) of sorted `v`; 0 when empty.
+int64_t Percentile(const std::vector<int64_t>& v, double p);
 
 // One summary per workload, in first-seen order.
 std::vector<Summary> Summarize(const std::vector<RunResult>& results);

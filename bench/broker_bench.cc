@@ -27,21 +27,25 @@ ABSL_FLAG(std::string, workload, "all",
 ABSL_FLAG(uint64_t, events, 200000, "events published in W1 and W2");
 ABSL_FLAG(double, rate, 5000, "W3: events per second, on an absolute schedule");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "W3: how long to publish");
-ABSL_FLAG(std::string, fsync, "batch", "passed to relay-broker --fsync (batch, interval:<ms>, none)");
-ABSL_FLAG(int, runs, 1, "repeat each workload this many times (fresh broker each) and report the median");
+ABSL_FLAG(std::string, fsync, "batch",
+          "passed to relay-broker --fsync (batch, interval:<ms>, none)");
+ABSL_FLAG(int, runs, 1,
+          "repeat each workload this many times (fresh broker each) and report the median");
 ABSL_FLAG(bool, json, false, "print one JSON document on stdout instead of the human report");
 ABSL_FLAG(std::string, broker, RELAY_BROKER_BINARY, "path of the relay-broker binary");
 ABSL_FLAG(std::string, broker_flags, "",
           "extra relay-broker flags, space separated (e.g. \"--checkpoint_interval=1s\")");
 ABSL_FLAG(std::string, client, "stream",
-          "publisher: stream (raw PublishStream, pipelined batches) or library (relay::events::Publisher)");
+          "publisher: stream (raw PublishStream, pipelined batches) or library "
+          "(relay::events::Publisher)");
 ABSL_FLAG(int, batch, 1000, "events per publish batch (W3: at most, it sends what is due)");
 ABSL_FLAG(int, inflight, 32, "publish batches sent but not yet acknowledged (W3: at least 1024)");
 ABSL_FLAG(uint32_t, max_in_flight, 10000, "consumers' Subscribe max_in_flight");
 ABSL_FLAG(int, payload_bytes, 256, "size of each event's data");
 ABSL_FLAG(int, keys, 1000, "distinct event keys");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(120), "hard limit of one run; it fails past it");
-ABSL_FLAG(std::string, temp_root, "", "where the brokers' data directories go (default: $TMPDIR or /tmp)");
+ABSL_FLAG(std::string, temp_root, "",
+          "where the brokers' data directories go (default: $TMPDIR or /tmp)");
 ABSL_FLAG(bool, keep_data, false, "keep each run's broker directory (data and broker.log)");
 
 namespace {
@@ -83,14 +87,16 @@ int main(int argc, char** argv) {
   const bool json = absl::GetFlag(FLAGS_json);
 
   std::vector<std::string> workloads;
-  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_workload), ',', absl::SkipEmpty())) {
+  for (absl::string_view name :
+       absl::StrSplit(absl::GetFlag(FLAGS_workload), ',', absl::SkipEmpty())) {
     std::vector<std::string> expanded = relay::bench::ExpandWorkload(std::string(name));
     if (expanded.empty()) return Usage("--workload must list W1, W2, W2-1c, W2-2c, W3 or all");
     workloads.insert(workloads.end(), expanded.begin(), expanded.end());
   }
   if (workloads.empty()) return Usage("--workload is empty");
   if (runs < 1 || runs > 100) return Usage("--runs must be within 1..100");
-  if (config.events < 1 || config.events > 100'000'000) return Usage("--events must be within 1..1e8");
+  if (config.events < 1 || config.events > 100'000'000)
+    return Usage("--events must be within 1..1e8");
   if (config.rate <= 0 || config.rate > 1e7) return Usage("--rate must be within (0, 1e7]");
   if (config.duration <= absl::ZeroDuration() || config.duration > absl::Hours(1)) {
     return Usage("--duration must be within (0, 1h]");
@@ -105,12 +111,13 @@ int main(int argc, char** argv) {
   if (config.timeout <= absl::ZeroDuration()) return Usage("--timeout must be positive");
 
   if (!json) {
-    std::printf("broker_bench: broker=%s fsync=%s client=%s events=%llu payload=%dB keys=%d batch=%d "
-                "inflight=%d consumer_max_in_flight=%u W3=%.0f/s for %s data in %s\n",
-                config.broker_binary.c_str(), config.fsync.c_str(), config.client.c_str(),
-                static_cast<unsigned long long>(config.events), config.payload_bytes, config.keys,
-                config.batch_events, config.in_flight_batches, config.consumer_max_in_flight, config.rate,
-                absl::FormatDuration(config.duration).c_str(), config.temp_root.c_str());
+    std::printf(
+        "broker_bench: broker=%s fsync=%s client=%s events=%llu payload=%dB keys=%d batch=%d "
+        "inflight=%d consumer_max_in_flight=%u W3=%.0f/s for %s data in %s\n",
+        config.broker_binary.c_str(), config.fsync.c_str(), config.client.c_str(),
+        static_cast<unsigned long long>(config.events), config.payload_bytes, config.keys,
+        config.batch_events, config.in_flight_batches, config.consumer_max_in_flight, config.rate,
+        absl::FormatDuration(config.duration).c_str(), config.temp_root.c_str());
     std::fflush(stdout);
   }
   std::vector<relay::bench::RunResult> results;

@@ -88,7 +88,8 @@ absl::Status BrokerProcess::Spawn() {
   posix_spawn_file_actions_destroy(&actions);
   if (err != 0) {
     pid_ = -1;
-    return absl::InternalError(absl::StrCat("spawning ", absl::StrJoin(args, " "), ": ", ErrnoText(err)));
+    return absl::InternalError(
+        absl::StrCat("spawning ", absl::StrJoin(args, " "), ": ", ErrnoText(err)));
   }
   return absl::OkStatus();
 }
@@ -108,13 +109,14 @@ absl::Status BrokerProcess::WaitForPort() {
       return absl::OkStatus();
     }
     if (Reaped()) {
-      return absl::InternalError(absl::StrCat("relay-broker exited (", DescribeWaitStatus(wait_status_),
+      return absl::InternalError(absl::StrCat("relay-broker exited (",
+                                              DescribeWaitStatus(wait_status_),
                                               ") before serving; log:\n", LogTail()));
     }
     if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("relay-broker wrote no port file within ",
-                       absl::FormatDuration(options_.start_timeout), "; log:\n", LogTail()));
+      return absl::DeadlineExceededError(absl::StrCat("relay-broker wrote no port file within ",
+                                                      absl::FormatDuration(options_.start_timeout),
+                                                      "; log:\n", LogTail()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -139,13 +141,14 @@ absl::Status BrokerProcess::Stop(absl::Duration timeout) {
       kill(pid_, SIGKILL);
       waitpid(pid_, &wait_status_, 0);
       exited_ = true;
-      return absl::DeadlineExceededError(absl::StrCat(
-          "relay-broker did not exit within ", absl::FormatDuration(timeout), " of SIGTERM; killed"));
+      return absl::DeadlineExceededError(absl::StrCat("relay-broker did not exit within ",
+                                                      absl::FormatDuration(timeout),
+                                                      " of SIGTERM; killed"));
     }
   }
   if (!WIFEXITED(wait_status_) || WEXITSTATUS(wait_status_) != 0) {
-    return absl::InternalError(absl::StrCat("relay-broker ended with ", DescribeWaitStatus(wait_status_),
-                                            "; log:\n", LogTail()));
+    return absl::InternalError(absl::StrCat(
+        "relay-broker ended with ", DescribeWaitStatus(wait_status_), "; log:\n", LogTail()));
   }
   return absl::OkStatus();
 }

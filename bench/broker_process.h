@@ -59,7 +59,8 @@ class BrokerProcess {
   absl::Status Stop(absl::Duration timeout);
 
  private:
-  BrokerProcess(Options options, std::string dir) : options_(std::move(options)), dir_(std::move(dir)) {}
+  BrokerProcess(Options options, std::string dir)
+      : options_(std::move(options)), dir_(std::move(dir)) {}
 
   absl::Status Spawn();
   absl::Status WaitForPort();

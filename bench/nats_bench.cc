@@ -161,9 +161,10 @@ class Consumer {
   }
 
   uint64_t deliveries() const { return deliveries_.load(); }
-  std::vector<double> TakeLatencies() {
+  // Receive time - scheduled time of each event, in nanoseconds.
+  std::vector<int64_t> TakeLatencies() {
     absl::MutexLock lock(&mu_);
-    return std::move(latencies_ms_);
+    return std::move(latencies_ns_);
   }
 
  private:
@@ -178,7 +179,7 @@ class Consumer {
       deliveries_++;
       if (keep_latencies_) {
         absl::MutexLock lock(&mu_);
-        latencies_ms_.push_back(static_cast<double>(now - ScheduledNanos(event)) / 1e6);
+        latencies_ns_.push_back(now - ScheduledNanos(event));
       }
       const bool completed = tally_->Record(event);
       if (++unacked_ >= kAckEvery || completed) {
@@ -197,7 +198,7 @@ class Consumer {
   int unacked_ = 0;  // the subscription's one delivery thread only
   std::atomic<uint64_t> deliveries_{0};
   absl::Mutex mu_;
-  std::vector<double> latencies_ms_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> latencies_ns_ ABSL_GUARDED_BY(mu_);
 };
 
 // Publishes one serialized event asynchronously; false (and `error` set)
@@ -234,12 +235,6 @@ absl::Status WaitReady(const Options& options, absl::Duration timeout) {
   return absl::DeadlineExceededError(
       absl::StrCat("JetStream at ", options.servers, " not ready within ",
                    absl::FormatDuration(timeout), ": ", last.message()));
-}
-
-double Percentile(std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const size_t rank = static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(rank, sorted.size() - 1)];
 }
 
 RunResult Run(const std::string& workload, int run, const Options& options,
@@ -331,13 +326,13 @@ RunResult Run(const std::string& workload, int run, const Options& options,
     r.deliveries = consumer->deliveries();
   }
   if (w3) {
-    std::vector<double> latencies = consumer->TakeLatencies();
+    std::vector<int64_t> latencies = consumer->TakeLatencies();
     std::sort(latencies.begin(), latencies.end());
     r.has_latency = true;
-    r.p50_ms = Percentile(latencies, 0.50);
-    r.p99_ms = Percentile(latencies, 0.99);
-    r.p999_ms = Percentile(latencies, 0.999);
-    r.max_ms = latencies.empty() ? 0 : latencies.back();
+    r.p50_ms = static_cast<double>(Percentile(latencies, 0.50)) / 1e6;
+    r.p99_ms = static_cast<double>(Percentile(latencies, 0.99)) / 1e6;
+    r.p999_ms = static_cast<double>(Percentile(latencies, 0.999)) / 1e6;
+    r.max_ms = latencies.empty() ? 0 : static_cast<double>(latencies.back()) / 1e6;
   }
   consumer.reset();
   r.error = error;

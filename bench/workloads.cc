@@ -1,5 +1,9 @@
 #include "bench/workloads.h"
 
+#include <grpc/grpc.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -15,13 +19,10 @@
 #include "bench/bench_consumer.h"
 #include "bench/bench_events.h"
 #include "bench/bench_publisher.h"
+#include "bench/bench_report.h"
 #include "bench/broker_process.h"
 #include "common/grpc_channel.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
-#include <grpc/grpc.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 namespace relay::bench {
 namespace {
@@ -42,13 +43,6 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
 
 double Seconds(int64_t nanos) { return static_cast<double>(nanos) / 1e9; }
 double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
-
-// Nearest-rank percentile of sorted `v`.
-int64_t Percentile(const std::vector<int64_t>& v, double p) {
-  if (v.empty()) return 0;
-  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-  return v[std::min(v.size(), std::max<size_t>(rank, 1)) - 1];
-}
 
 // Events 0..n-1 in batches, built before the clock starts so that the
 // numbers measure the broker and the wire, not event construction.
@@ -100,7 +94,8 @@ absl::Status StartConsumers(const std::string& address, int count, bool record_l
     o.record_latency = record_latency;
     o.deadline = deadline;
     out->members.push_back(std::make_unique<BenchConsumer>(NewChannel(address), o, tally));
-    absl::Status s = out->members.back()->Start(std::min(deadline, absl::Now() + absl::Seconds(10)));
+    absl::Status s =
+        out->members.back()->Start(std::min(deadline, absl::Now() + absl::Seconds(10)));
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -128,11 +123,12 @@ absl::Status FetchGroupStats(const std::string& address, RunResult& r) {
 
 // Waits for the tally (bounded), lingers for late duplicates, stops the
 // consumers and fills the delivery counts of `r`.
-absl::Status FinishConsuming(Tally& tally, Consumers& consumers, absl::Time deadline, RunResult& r) {
+absl::Status FinishConsuming(Tally& tally, Consumers& consumers, absl::Time deadline,
+                             RunResult& r) {
   absl::Status status;
   if (!tally.WaitUntilComplete(deadline)) {
-    status = absl::DeadlineExceededError(
-        absl::StrCat("only ", tally.distinct(), " of ", tally.expected(), " events received in time"));
+    status = absl::DeadlineExceededError(absl::StrCat(
+        "only ", tally.distinct(), " of ", tally.expected(), " events received in time"));
     for (auto& m : consumers.members) {
       if (std::string e = m->error(); !e.empty()) {
         absl::StrAppend(&r.error, "consumer: ", e, "; ");
@@ -150,7 +146,8 @@ absl::Status FinishConsuming(Tally& tally, Consumers& consumers, absl::Time dead
   r.missing = tally.expected() - tally.distinct();
   r.duplicates = tally.duplicates();
   if (tally.foreign() > 0 && status.ok()) {
-    status = absl::InternalError(absl::StrCat(tally.foreign(), " deliveries with ids not published"));
+    status =
+        absl::InternalError(absl::StrCat(tally.foreign(), " deliveries with ids not published"));
   }
   return status;
 }
@@ -201,8 +198,8 @@ absl::Status RunW2(const std::string& address, int consumer_count, const BenchCo
                    const EventShape& shape, absl::Time deadline, CpuMeter& cpu, RunResult& r) {
   Tally tally(shape.id_prefix, config.events);
   Consumers consumers;
-  if (absl::Status s = StartConsumers(address, consumer_count, false, config, deadline, &tally,
-                                      &consumers);
+  if (absl::Status s =
+          StartConsumers(address, consumer_count, false, config, deadline, &tally, &consumers);
       !s.ok()) {
     consumers.StopAll();
     return s;
@@ -260,7 +257,8 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
   for (uint64_t i = 0; i < total && sent.ok();) {
     int64_t now = NowNanos();
     if (now < due(i)) {
-      std::this_thread::sleep_until(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(due(i))));
+      std::this_thread::sleep_until(
+          std::chrono::steady_clock::time_point(std::chrono::nanoseconds(due(i))));
       now = NowNanos();
     }
     max_lag = std::max(max_lag, now - due(i));
@@ -272,7 +270,8 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
     const int64_t send_start = NowNanos();
     sent = (*publisher)->Send(std::move(batch));
     max_send = std::max(max_send, NowNanos() - send_start);
-    if (sent.ok() && absl::Now() > deadline) sent = absl::DeadlineExceededError("W3 ran out of time sending");
+    if (sent.ok() && absl::Now() > deadline)
+      sent = absl::DeadlineExceededError("W3 ran out of time sending");
   }
   r.max_send_lag_ms = Millis(max_lag);
   r.max_send_call_ms = Millis(max_send);
@@ -357,7 +356,9 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
   if (absl::Status stopped = (*broker)->Stop(absl::Seconds(20)); !stopped.ok()) {
     absl::StrAppend(&r.error, r.error.empty() ? "" : "; ", "broker stop: ", stopped.message());
   }
-  if (config.keep_data) std::fprintf(stderr, "%s run %d: broker directory kept: %s\n", workload.c_str(), run, (*broker)->dir().c_str());
+  if (config.keep_data)
+    std::fprintf(stderr, "%s run %d: broker directory kept: %s\n", workload.c_str(), run,
+                 (*broker)->dir().c_str());
   r.ok = r.error.empty() && r.missing == 0;
   if (r.error.empty() && r.missing > 0) r.error = absl::StrCat(r.missing, " events missing");
   return r;

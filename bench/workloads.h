@@ -24,7 +24,7 @@ struct BenchConfig {
   int batch_events = 1000;
   int in_flight_batches = 32;
   uint32_t consumer_max_in_flight = 10000;
-  double rate = 5000;                       // W3, events/s
+  double rate = 5000;                           // W3, events/s
   absl::Duration duration = absl::Seconds(10);  // W3
   absl::Duration timeout = absl::Seconds(120);  // hard limit of one run
 };
@@ -57,7 +57,7 @@ struct RunResult {
   double append_to_receive_p50_ms = 0, append_to_receive_p99_ms = 0;
   double max_send_lag_ms = 0;   // W3: how late the sender ran behind its schedule
   double max_send_call_ms = 0;  // W3: the longest publish Send() call
-  size_t event_bytes = 0;      // serialized size of one event
+  size_t event_bytes = 0;       // serialized size of one event
   // CPU used over the measured window (user + system, all threads), by the
   // broker and by this benchmark process (publisher and consumers).
   // Delivery messages the consumers received (W2, W3): events per message

@@ -496,16 +496,25 @@ std::optional<absl::string_view> JsonString(absl::string_view json, absl::string
   return json.substr(from, end - from);
 }
 
+// UNAVAILABLE "<what> answered <status> <description>" for a status-only
+// reply (503: no responders, no leader now), OK for a message.
+absl::Status StatusReplyError(natsMsg* msg, absl::string_view what) {
+  const char* status = Header(msg, "Status");
+  if (status == nullptr) return absl::OkStatus();
+  const char* description = Header(msg, "Description");
+  return absl::UnavailableError(absl::StrCat(what, " answered ", status, " ",
+                                             description != nullptr ? Excerpt(description) : ""));
+}
+
 // A direct get's reply: the message itself with Nats-* headers, or a
 // status (404: none at that sequence).
 absl::StatusOr<StoredMsg> DecodeDirectReply(natsMsg* msg) {
   StoredMsg out;
-  if (const char* status = Header(msg, "Status"); status != nullptr) {
-    if (absl::string_view(status) == "404") return out;
-    const char* description = Header(msg, "Description");
-    return absl::UnavailableError(absl::StrCat("direct get answered ", status, " ",
-                                               description != nullptr ? Excerpt(description) : ""));
+  if (const char* status = Header(msg, "Status");
+      status != nullptr && absl::string_view(status) == "404") {
+    return out;
   }
+  if (absl::Status s = StatusReplyError(msg, "direct get"); !s.ok()) return s;
   const char* stamp = Header(msg, "Nats-Time-Stamp");
   std::string error;
   if (stamp == nullptr || !absl::ParseTime(absl::RFC3339_full, stamp, &out.time, &error)) {
@@ -521,12 +530,7 @@ absl::StatusOr<StoredMsg> DecodeDirectReply(natsMsg* msg) {
 // {"error":{"code":..,"err_code":..,"description":".."}}.
 absl::StatusOr<StoredMsg> DecodeLeaderReply(natsMsg* msg) {
   StoredMsg out;
-  // A status-only reply (503: no responders, the stream has no leader now).
-  if (const char* status = Header(msg, "Status"); status != nullptr) {
-    const char* description = Header(msg, "Description");
-    return absl::UnavailableError(absl::StrCat("message get answered ", status, " ",
-                                               description != nullptr ? Excerpt(description) : ""));
-  }
+  if (absl::Status s = StatusReplyError(msg, "message get"); !s.ok()) return s;
   const absl::string_view json(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
   if (json.find("\"error\":{") != absl::string_view::npos) {
     if (json.find(absl::StrCat("\"err_code\":", JSNoMessageFoundErr)) != absl::string_view::npos) {

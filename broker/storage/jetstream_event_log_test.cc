@@ -101,6 +101,15 @@ class JetStreamEventLogTest : public ::testing::Test {
   }
   std::unique_ptr<JetStreamEventLog> Open() { return Open(LogOptions()); }
 
+  // Only JetStream's own byte limit (8000) deletes, never the log's pass.
+  JetStreamEventLog::Options HardCapOptions() {
+    JetStreamEventLog::Options options = LogOptions();
+    options.retention_bytes = 0;
+    options.hard_max_bytes = 8000;
+    options.retention_check_interval = absl::ZeroDuration();
+    return options;
+  }
+
   std::unique_ptr<NatsServer> nats_;
 };
 
@@ -464,11 +473,7 @@ TEST_F(JetStreamEventLogTest, RetentionBySizeStopsAtTheFloor) {
 }
 
 TEST_F(JetStreamEventLogTest, EventsTheHardCapDeletesAboveTheFloorAreCounted) {
-  JetStreamEventLog::Options options = LogOptions();
-  options.retention_bytes = 0;
-  options.hard_max_bytes = 8000;
-  options.retention_check_interval = absl::ZeroDuration();
-  auto log = Open(options);
+  auto log = Open(HardCapOptions());
   ASSERT_NE(log, nullptr);
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 2, 1000)), IsOk());
   log->SetRetentionFloor("orders", 0);  // a group still needs everything
@@ -485,11 +490,7 @@ TEST_F(JetStreamEventLogTest, EventsTheHardCapDeletesAboveTheFloorAreCounted) {
 // The limits delete from the front without telling the log: a read from
 // an offset they removed starts at the oldest event left, not empty.
 TEST_F(JetStreamEventLogTest, ReadsSkipWhatTheLimitsDeletedUnseen) {
-  JetStreamEventLog::Options options = LogOptions();
-  options.retention_bytes = 0;
-  options.hard_max_bytes = 8000;
-  options.retention_check_interval = absl::ZeroDuration();
-  auto log = Open(options);
+  auto log = Open(HardCapOptions());
   ASSERT_NE(log, nullptr);
   std::vector<Event> events = MakeEvents("a", 20, 1000);
   ASSERT_THAT(AppendAndWait(log.get(), "orders", events), IsOk());
