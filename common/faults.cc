@@ -8,8 +8,12 @@
 
 namespace relay {
 
-void Faults::BeforeHandler() const {
+void Faults::BeforeHandler(absl::Time published) const {
   if (handler_delay_ > absl::ZeroDuration()) absl::SleepFor(handler_delay_);
+  if (debug_delay_ > absl::ZeroDuration() && published != absl::InfinitePast()) {
+    const absl::Duration left = published + debug_delay_ - absl::Now();
+    if (left > absl::ZeroDuration()) absl::SleepFor(left);
+  }
 }
 
 void Faults::AfterHandled() {

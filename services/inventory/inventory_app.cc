@@ -43,6 +43,7 @@ InventoryApp::~InventoryApp() { Shutdown(); }
 absl::StatusOr<std::unique_ptr<InventoryApp>> InventoryApp::Start(Options options) {
   services::ServiceRuntime::Options ro = services::ServiceRuntime::CommonOptions(options);
   ro.migrations = InventoryStore::Migrations();
+  ro.debug_delay = options.debug_delay;
   absl::StatusOr<std::unique_ptr<services::ServiceRuntime>> runtime =
       services::ServiceRuntime::Open(std::move(ro));
   if (!runtime.ok()) return runtime.status();
@@ -55,8 +56,8 @@ absl::StatusOr<std::unique_ptr<InventoryApp>> InventoryApp::Start(Options option
   }
   InventoryHandlers* handlers = rt.Own(std::make_unique<InventoryHandlers>());
   handlers->Register(rt.AddConsumer(OrdersSubscription(), *handlers));
-  InventoryServiceImpl* service =
-      rt.Own(std::make_unique<InventoryServiceImpl>(rt.db(), rt.outbox_relay()));
+  InventoryServiceImpl* service = rt.Own(
+      std::make_unique<InventoryServiceImpl>(rt.db(), rt.outbox_relay(), options.debug_delay));
   if (absl::Status s = rt.Start({service}); !s.ok()) return s;
   return app;
 }

@@ -46,6 +46,11 @@ class InventoryApp {
     // (SIGKILL) after this many committed events (0: never).
     absl::Duration handler_delay;
     int64_t crash_after = 0;
+    // For benchmarks: every order event is handled no sooner than this
+    // after the broker published it, and ReserveStock, ReleaseStock and
+    // CommitStock wait this long before they start (common/faults.h). Both
+    // flows see the same slowdown; throughput is not capped. Zero: off.
+    absl::Duration debug_delay;
     // How long Shutdown() goes on publishing the outbox, and gives open RPCs.
     absl::Duration shutdown_grace = absl::Seconds(5);
     // Inbox rows older than this are deleted (common/store/inbox_pruner.h:

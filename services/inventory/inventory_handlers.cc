@@ -1,7 +1,6 @@
 #include "services/inventory/inventory_handlers.h"
 
 #include <algorithm>
-#include <functional>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "relay/events/v1/inventory_events.pb.h"
 #include "services/inventory/inventory_store.h"
 #include "services/inventory/stock_ledger.h"
+#include "services/inventory/stock_steps.h"
 
 namespace relay::inventory {
 namespace {
@@ -38,39 +38,6 @@ std::string CorrelationOf(const events::v1::Event& e, const std::string& order_i
   return it == e.headers().end() || it->second.empty() ? order_id : it->second;
 }
 
-// Moves each HELD reservation of `order_id` to `state`, applying `effect`
-// (Commit or Release) to its product's level. Returns the lines moved.
-absl::StatusOr<std::vector<StockLine>> SettleHeld(
-    Tx& tx, const std::string& order_id, v1::ReservationState state,
-    const std::function<void(StockLevel&, int64_t)>& effect, absl::Time now) {
-  absl::StatusOr<std::vector<ReservationRow>> held =
-      InventoryStore::ReservationsOf(tx, order_id, /*held_only=*/true);
-  if (!held.ok()) return held.status();
-  std::vector<std::string> skus;
-  for (const ReservationRow& r : *held) skus.push_back(r.sku);
-  absl::StatusOr<absl::flat_hash_map<std::string, StockLevel>> levels =
-      InventoryStore::Levels(tx, skus);
-  if (!levels.ok()) return levels.status();
-  std::vector<StockLine> lines;
-  for (const ReservationRow& r : *held) {
-    auto it = levels->find(r.sku);
-    if (it == levels->end()) {
-      return absl::InternalError(
-          absl::StrCat("order ", order_id, " holds sku ", r.sku, " which has no product row"));
-    }
-    effect(it->second, r.quantity);
-    if (absl::Status s = InventoryStore::SetLevel(tx, r.sku, it->second, now); !s.ok()) return s;
-    if (absl::Status s = InventoryStore::SetReservationState(tx, order_id, r.sku, state, now);
-        !s.ok()) {
-      return s;
-    }
-    StockLine& line = lines.emplace_back();
-    line.set_sku(r.sku);
-    line.set_quantity(static_cast<int32_t>(r.quantity));
-  }
-  return lines;
-}
-
 }  // namespace
 
 void InventoryHandlers::Register(store::TransactionalConsumer& consumer) {
@@ -92,30 +59,22 @@ absl::Status InventoryHandlers::OrderCreated(Tx& tx, const events::v1::OrderCrea
   if (!order_id.ok()) return order_id.status();
   const std::string corr = CorrelationOf(e, *order_id);
 
-  absl::StatusOr<std::vector<ReservationRow>> existing =
-      InventoryStore::ReservationsOf(tx, *order_id, /*held_only=*/false);
-  if (!existing.ok()) return existing.status();
-  if (!existing->empty()) {
+  std::vector<StockLine> lines;
+  for (const events::v1::OrderLine& l : m.lines()) {
+    StockLine& line = lines.emplace_back();
+    line.set_sku(l.sku());
+    line.set_quantity(l.quantity());
+  }
+  absl::StatusOr<ReserveResult> reserve = ReserveOrder(tx, *order_id, lines, absl::Now());
+  if (!reserve.ok()) return reserve.status();
+  if (reserve->replayed) {
     // The same order announced again under another event id: its stock was
     // decided the first time.
     AddNote(e, {log::Level::kInfo, "stock already decided for this order, nothing to do", *order_id,
                 "", "", corr});
     return absl::OkStatus();
   }
-
-  std::vector<StockLine> lines;
-  std::vector<std::string> skus;
-  for (const events::v1::OrderLine& l : m.lines()) {
-    StockLine& line = lines.emplace_back();
-    line.set_sku(l.sku());
-    line.set_quantity(l.quantity());
-    skus.push_back(l.sku());
-  }
-  absl::StatusOr<absl::flat_hash_map<std::string, StockLevel>> levels =
-      InventoryStore::Levels(tx, skus);
-  if (!levels.ok()) return levels.status();
-  ReserveDecision decision = DecideReservation(lines, *levels);
-  const absl::Time now = absl::Now();
+  const ReserveDecision& decision = reserve->decision;
 
   if (!decision.ok) {
     events::v1::StockRejected rejected;
@@ -132,16 +91,6 @@ absl::Status InventoryHandlers::OrderCreated(Tx& tx, const events::v1::OrderCrea
     return absl::OkStatus();
   }
 
-  for (const StockLine& l : decision.lines) {
-    StockLevel& level = (*levels)[l.sku()];
-    Hold(level, l.quantity());
-    if (absl::Status s = InventoryStore::SetLevel(tx, l.sku(), level, now); !s.ok()) return s;
-    if (absl::Status s = InventoryStore::InsertReservation(
-            tx, {*order_id, l.sku(), l.quantity(), v1::RESERVATION_STATE_HELD}, now);
-        !s.ok()) {
-      return s;
-    }
-  }
   events::v1::StockReserved reserved;
   reserved.set_order_id(*order_id);
   for (const StockLine& l : decision.lines) *reserved.add_lines() = l;
@@ -158,8 +107,7 @@ absl::Status InventoryHandlers::OrderConfirmed(Tx& tx, const events::v1::OrderCo
   absl::StatusOr<std::string> order_id = OrderIdOf(m.order_id(), e);
   if (!order_id.ok()) return order_id.status();
   const std::string corr = CorrelationOf(e, *order_id);
-  absl::StatusOr<std::vector<StockLine>> lines =
-      SettleHeld(tx, *order_id, v1::RESERVATION_STATE_COMMITTED, Commit, absl::Now());
+  absl::StatusOr<std::vector<StockLine>> lines = CommitOrder(tx, *order_id, absl::Now());
   if (!lines.ok()) return lines.status();
   if (lines->empty()) {
     // order-service confirms only after stock.reserved, so this is either a
@@ -177,8 +125,7 @@ absl::Status InventoryHandlers::OrderCancelled(Tx& tx, const events::v1::OrderCa
   absl::StatusOr<std::string> order_id = OrderIdOf(m.order_id(), e);
   if (!order_id.ok()) return order_id.status();
   const std::string corr = CorrelationOf(e, *order_id);
-  absl::StatusOr<std::vector<StockLine>> lines =
-      SettleHeld(tx, *order_id, v1::RESERVATION_STATE_RELEASED, Release, absl::Now());
+  absl::StatusOr<std::vector<StockLine>> lines = ReleaseOrder(tx, *order_id, absl::Now());
   if (!lines.ok()) return lines.status();
   if (lines->empty()) {
     // Rejected orders are cancelled too: there was nothing to give back.
@@ -202,8 +149,9 @@ void InventoryHandlers::AddNote(const Event& e, Note note) {
     if (n.detail_key.empty()) {
       log::Write(n.level, n.message, {{"order", n.order}, {"event", event_id}, {"corr", n.corr}});
     } else {
-      log::Write(n.level, n.message,
-                 {{"order", n.order}, {n.detail_key, n.detail}, {"event", event_id}, {"corr", n.corr}});
+      log::Write(
+          n.level, n.message,
+          {{"order", n.order}, {n.detail_key, n.detail}, {"event", event_id}, {"corr", n.corr}});
     }
   });
 }

@@ -1,8 +1,12 @@
 #include "services/inventory/inventory_service.h"
 
+#include <grpcpp/alarm.h>
+
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -12,6 +16,7 @@
 #include "services/inventory/inventory_store.h"
 #include "services/inventory/inventory_validation.h"
 #include "services/inventory/stock_ledger.h"
+#include "services/inventory/stock_steps.h"
 
 namespace relay::inventory {
 namespace {
@@ -29,8 +34,48 @@ std::string Price(const v1::Product& p) {
 
 }  // namespace
 
-InventoryServiceImpl::InventoryServiceImpl(store::Database* db, store::OutboxRelay* relay)
-    : db_(db), relay_(relay) {}
+InventoryServiceImpl::InventoryServiceImpl(store::Database* db, store::OutboxRelay* relay,
+                                           absl::Duration debug_delay)
+    : db_(db), relay_(relay), debug_delay_(debug_delay) {}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::AfterDebugDelay(
+    grpc::CallbackServerContext* context, std::function<absl::Status()> body) {
+  if (debug_delay_ <= absl::ZeroDuration()) return Finish(context, body());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Owned by its own callback: deleting an alarm inside its callback is
+  // safe (gRPC holds a reference until the callback returns). The body
+  // runs even when the caller gave up meanwhile, as a slow server's would.
+  auto* alarm = new grpc::Alarm;
+  alarm->Set(absl::ToChronoTime(absl::Now() + debug_delay_),
+             [reactor, alarm, body = std::move(body)](bool fired) {
+               reactor->Finish(fired ? ToGrpcStatus(body())
+                                     : grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                                    "inventory-service is shutting down"));
+               delete alarm;
+             });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::ReserveStock(grpc::CallbackServerContext* context,
+                                                             const v1::ReserveStockRequest* request,
+                                                             v1::ReserveStockResponse* response) {
+  return AfterDebugDelay(context,
+                         [this, request, response] { return DoReserveStock(*request, response); });
+}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::ReleaseStock(grpc::CallbackServerContext* context,
+                                                             const v1::ReleaseStockRequest* request,
+                                                             v1::StockChangeResponse* response) {
+  return AfterDebugDelay(context,
+                         [this, request, response] { return DoReleaseStock(*request, response); });
+}
+
+grpc::ServerUnaryReactor* InventoryServiceImpl::CommitStock(grpc::CallbackServerContext* context,
+                                                            const v1::CommitStockRequest* request,
+                                                            v1::StockChangeResponse* response) {
+  return AfterDebugDelay(context,
+                         [this, request, response] { return DoCommitStock(*request, response); });
+}
 
 grpc::ServerUnaryReactor* InventoryServiceImpl::ListProducts(grpc::CallbackServerContext* context,
                                                              const v1::ListProductsRequest*,
@@ -195,6 +240,113 @@ absl::Status InventoryServiceImpl::DoListReservations(const v1::ListReservations
     for (v1::Reservation& r : *rows) *response->add_reservations() = std::move(r);
     return absl::OkStatus();
   });
+}
+
+absl::Status InventoryServiceImpl::DoReserveStock(const v1::ReserveStockRequest& request,
+                                                  v1::ReserveStockResponse* response) {
+  if (absl::Status s = ValidateReserveStock(request); !s.ok()) return s;
+  const std::string& order_id = request.order_id();
+  std::vector<events::v1::StockLine> lines(request.lines().begin(), request.lines().end());
+  ReserveResult result;
+  absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<ReserveResult> r = ReserveOrder(tx, order_id, lines, absl::Now());
+    if (!r.ok()) return r.status();
+    result = std::move(*r);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (result.replayed) {
+    // One state per order: the steps move all of an order's rows together.
+    const v1::ReservationState state = result.existing.front().state;
+    response->set_replayed(true);
+    response->set_state(state);
+    response->set_reserved(state != v1::RESERVATION_STATE_RELEASED);
+    for (const ReservationRow& row : result.existing) {
+      events::v1::StockLine* line = response->add_lines();
+      line->set_sku(row.sku);
+      line->set_quantity(static_cast<int32_t>(row.quantity));
+    }
+    if (!response->reserved()) response->set_reason("the order's reservation was released");
+    RELAY_LOG(Info, "stock already decided for this order, nothing to do",
+              {{"order", order_id}, {"via", "ReserveStock"}, {"corr", order_id}});
+    return absl::OkStatus();
+  }
+  const ReserveDecision& d = result.decision;
+  if (!d.ok) {
+    response->set_short_sku(d.short_sku);
+    response->set_requested(d.requested);
+    response->set_available(static_cast<int32_t>(
+        std::clamp<int64_t>(d.available, 0, std::numeric_limits<int32_t>::max())));
+    response->set_reason(d.reason);
+    RELAY_LOG(
+        Info, "stock rejected",
+        {{"order", order_id}, {"reason", d.reason}, {"via", "ReserveStock"}, {"corr", order_id}});
+    return absl::OkStatus();
+  }
+  response->set_reserved(true);
+  response->set_state(v1::RESERVATION_STATE_HELD);
+  for (const events::v1::StockLine& l : d.lines) *response->add_lines() = l;
+  RELAY_LOG(Info, "stock reserved",
+            {{"order", order_id},
+             {"lines", FormatLines(d.lines)},
+             {"via", "ReserveStock"},
+             {"corr", order_id}});
+  return absl::OkStatus();
+}
+
+absl::Status InventoryServiceImpl::DoReleaseStock(const v1::ReleaseStockRequest& request,
+                                                  v1::StockChangeResponse* response) {
+  if (absl::Status s = ValidateReleaseStock(request); !s.ok()) return s;
+  std::vector<events::v1::StockLine> moved;
+  absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::vector<events::v1::StockLine>> r =
+        ReleaseOrder(tx, request.order_id(), absl::Now());
+    if (!r.ok()) return r.status();
+    moved = std::move(*r);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  for (const events::v1::StockLine& l : moved) *response->add_lines() = l;
+  if (moved.empty()) {
+    RELAY_LOG(
+        Info, "no stock held to release",
+        {{"order", request.order_id()}, {"via", "ReleaseStock"}, {"corr", request.order_id()}});
+  } else {
+    RELAY_LOG(Info, "stock released",
+              {{"order", request.order_id()},
+               {"lines", FormatLines(moved)},
+               {"reason", request.reason()},
+               {"via", "ReleaseStock"},
+               {"corr", request.order_id()}});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InventoryServiceImpl::DoCommitStock(const v1::CommitStockRequest& request,
+                                                 v1::StockChangeResponse* response) {
+  if (absl::Status s = ValidateCommitStock(request); !s.ok()) return s;
+  std::vector<events::v1::StockLine> moved;
+  absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::vector<events::v1::StockLine>> r =
+        CommitOrder(tx, request.order_id(), absl::Now());
+    if (!r.ok()) return r.status();
+    moved = std::move(*r);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  for (const events::v1::StockLine& l : moved) *response->add_lines() = l;
+  if (moved.empty()) {
+    RELAY_LOG(
+        Warn, "order confirmed but no stock is held for it",
+        {{"order", request.order_id()}, {"via", "CommitStock"}, {"corr", request.order_id()}});
+  } else {
+    RELAY_LOG(Info, "stock committed",
+              {{"order", request.order_id()},
+               {"lines", FormatLines(moved)},
+               {"via", "CommitStock"},
+               {"corr", request.order_id()}});
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace relay::inventory

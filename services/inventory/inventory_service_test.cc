@@ -9,9 +9,9 @@
 #include "absl/time/clock.h"
 #include "common/grpc_server.h"
 #include "common/grpc_status.h"
+#include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relay/events/v1/inventory_events.pb.h"
 #include "services/inventory/inventory_store.h"
@@ -362,6 +362,136 @@ TEST_F(InventoryServiceTest, FieldsAtTheirBoundsAreAccepted) {
   v1::Product p;
   grpc::Status s = default_stub_->SetStock(Deadline().get(), r, &p);
   EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+// ---- ReserveStock, ReleaseStock, CommitStock: the saga's inventory steps as
+// direct calls. They publish nothing: the outbox stays empty.
+
+v1::ReserveStockRequest ReserveOf(const std::string& order,
+                                  std::vector<std::pair<std::string, int>> lines) {
+  v1::ReserveStockRequest r;
+  r.set_order_id(order);
+  for (const auto& [sku, quantity] : lines) {
+    events::v1::StockLine* line = r.add_lines();
+    line->set_sku(sku);
+    line->set_quantity(quantity);
+  }
+  return r;
+}
+
+class StockStepsRpcTest : public InventoryServiceTest {
+ protected:
+  absl::StatusOr<v1::ReserveStockResponse> Reserve(const v1::ReserveStockRequest& r) {
+    return Call<v1::ReserveStockRequest, v1::ReserveStockResponse>(
+        &v1::InventoryService::Stub::ReserveStock, r);
+  }
+  absl::StatusOr<v1::StockChangeResponse> Release(const std::string& order) {
+    v1::ReleaseStockRequest r;
+    r.set_order_id(order);
+    return Call<v1::ReleaseStockRequest, v1::StockChangeResponse>(
+        &v1::InventoryService::Stub::ReleaseStock, r);
+  }
+  absl::StatusOr<v1::StockChangeResponse> Commit(const std::string& order) {
+    v1::CommitStockRequest r;
+    r.set_order_id(order);
+    return Call<v1::CommitStockRequest, v1::StockChangeResponse>(
+        &v1::InventoryService::Stub::CommitStock, r);
+  }
+  int64_t Reserved(const std::string& sku) {
+    absl::StatusOr<v1::Product> p = GetStock(sku);
+    return p.ok() ? p->reserved() : -1;
+  }
+};
+
+TEST_F(StockStepsRpcTest, ReserveHoldsOnceAndARetryReplaysIt) {
+  absl::StatusOr<v1::ReserveStockResponse> first = Reserve(ReserveOf("ord-1", {{"KB-1", 2}}));
+  ASSERT_THAT(first, IsOk());
+  EXPECT_TRUE(first->reserved());
+  EXPECT_FALSE(first->replayed());
+  EXPECT_EQ(Reserved("KB-1"), 2);
+  absl::StatusOr<v1::ReserveStockResponse> again = Reserve(ReserveOf("ord-1", {{"KB-1", 2}}));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_TRUE(again->reserved());
+  EXPECT_TRUE(again->replayed());
+  EXPECT_EQ(again->state(), v1::RESERVATION_STATE_HELD);
+  EXPECT_EQ(Reserved("KB-1"), 2);
+  EXPECT_THAT(Outbox(), IsEmpty());
+}
+
+TEST_F(StockStepsRpcTest, InsufficientStockIsARejectionNotAnErrorAndHoldsNothing) {
+  const std::string before = Snapshot();
+  absl::StatusOr<v1::ReserveStockResponse> r =
+      Reserve(ReserveOf("ord-gpu", {{"KB-1", 1}, {"GPU-1", 2}}));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_FALSE(r->reserved());
+  EXPECT_EQ(r->short_sku(), "GPU-1");
+  EXPECT_EQ(r->requested(), 2);
+  EXPECT_EQ(r->available(), 1);
+  EXPECT_THAT(r->reason(), HasSubstr("out of stock: sku GPU-1"));
+  EXPECT_EQ(Snapshot(), before);
+  // Nothing held, so nothing to release.
+  absl::StatusOr<v1::StockChangeResponse> released = Release("ord-gpu");
+  ASSERT_THAT(released, IsOk());
+  EXPECT_THAT(released->lines(), IsEmpty());
+}
+
+TEST_F(StockStepsRpcTest, ReleaseGivesTheUnitsBackOnceAndALateReserveKeepsThemFree) {
+  ASSERT_THAT(Reserve(ReserveOf("ord-2", {{"MS-1", 3}})), IsOk());
+  absl::StatusOr<v1::StockChangeResponse> first = Release("ord-2");
+  ASSERT_THAT(first, IsOk());
+  ASSERT_EQ(first->lines_size(), 1);
+  EXPECT_EQ(first->lines(0).quantity(), 3);
+  EXPECT_EQ(Reserved("MS-1"), 0);
+  absl::StatusOr<v1::StockChangeResponse> again = Release("ord-2");
+  ASSERT_THAT(again, IsOk());
+  EXPECT_THAT(again->lines(), IsEmpty());
+  absl::StatusOr<v1::ReserveStockResponse> late = Reserve(ReserveOf("ord-2", {{"MS-1", 3}}));
+  ASSERT_THAT(late, IsOk());
+  EXPECT_FALSE(late->reserved());
+  EXPECT_EQ(late->state(), v1::RESERVATION_STATE_RELEASED);
+  EXPECT_EQ(Reserved("MS-1"), 0);
+}
+
+TEST_F(StockStepsRpcTest, CommitSellsTheHeldUnitsOnce) {
+  const int64_t on_hand = GetStock("KB-1")->on_hand();
+  ASSERT_THAT(Reserve(ReserveOf("ord-3", {{"KB-1", 4}})), IsOk());
+  absl::StatusOr<v1::StockChangeResponse> first = Commit("ord-3");
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(first->lines_size(), 1);
+  absl::StatusOr<v1::StockChangeResponse> again = Commit("ord-3");
+  ASSERT_THAT(again, IsOk());
+  EXPECT_THAT(again->lines(), IsEmpty());
+  absl::StatusOr<v1::Product> p = GetStock("KB-1");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->on_hand(), on_hand - 4);
+  EXPECT_EQ(p->reserved(), 0);
+  // A sale is not released by a late compensation.
+  ASSERT_THAT(Release("ord-3"), IsOk());
+  EXPECT_EQ(GetStock("KB-1")->on_hand(), on_hand - 4);
+}
+
+TEST_F(StockStepsRpcTest, BadReservationsAreInvalidArgumentAndChangeNothing) {
+  const std::string before = Snapshot();
+  EXPECT_THAT(Reserve(ReserveOf("", {{"KB-1", 1}})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("order_id is required")));
+  EXPECT_THAT(Reserve(ReserveOf("ord-4", {})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one")));
+  EXPECT_THAT(Reserve(ReserveOf("ord-4", {{"KB-1", 0}})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("quantity must be in")));
+  EXPECT_THAT(Reserve(ReserveOf("ord-4", {{"KB-1", -3}})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("quantity must be in")));
+  EXPECT_THAT(Reserve(ReserveOf("ord-4", {{"", 1}})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lines[0].sku")));
+  absl::StatusOr<v1::ReserveStockResponse> huge =
+      Reserve(ReserveOf("ord-4", {{std::string(1 << 20, 'K'), 1}}));
+  EXPECT_THAT(huge, StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_LT(huge.status().message().size(), 200u);
+  EXPECT_THAT(Release(""), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(Commit(std::string(129, 'o')),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_EQ(Snapshot(), before);
+  v1::ListReservationsRequest all;
+  EXPECT_THAT(Reservations(all), IsOkAndHolds(IsEmpty()));
 }
 
 }  // namespace

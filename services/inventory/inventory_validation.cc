@@ -1,5 +1,7 @@
 #include "services/inventory/inventory_validation.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/text.h"
 #include "services/shared/field_bounds.h"
 
 namespace relay::inventory {
@@ -11,6 +13,10 @@ using services::Presence;
 
 absl::Status CheckSku(const std::string& sku) {
   return CheckString("sku", sku, services::kMaxSkuBytes, Presence::kRequired);
+}
+
+absl::Status CheckOrderId(const std::string& order_id) {
+  return CheckString("order_id", order_id, services::kMaxIdBytes, Presence::kRequired);
 }
 
 }  // namespace
@@ -37,6 +43,38 @@ absl::Status ValidateRestock(const v1::RestockRequest& r) {
 absl::Status ValidateListReservations(const v1::ListReservationsRequest& r) {
   // The limit: DoListReservations.
   return CheckString("order_id", r.order_id(), services::kMaxIdBytes, Presence::kOptional);
+}
+
+absl::Status ValidateReserveStock(const v1::ReserveStockRequest& r) {
+  if (absl::Status s = CheckOrderId(r.order_id()); !s.ok()) return s;
+  if (r.lines_size() == 0) return absl::InvalidArgumentError("lines: at least one is required");
+  if (r.lines_size() > kMaxReserveLines) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lines: at most ", kMaxReserveLines, ", got ", r.lines_size()));
+  }
+  for (int i = 0; i < r.lines_size(); ++i) {
+    const events::v1::StockLine& line = r.lines(i);
+    if (absl::Status s = CheckString(absl::StrCat("lines[", i, "].sku"), line.sku(),
+                                     services::kMaxSkuBytes, Presence::kRequired);
+        !s.ok()) {
+      return s;
+    }
+    if (line.quantity() < 1 || line.quantity() > kMaxLineQuantity) {
+      return absl::InvalidArgumentError(absl::StrCat("lines[", i, "] (sku ", Excerpt(line.sku()),
+                                                     "): quantity must be in [1, ",
+                                                     kMaxLineQuantity, "], got ", line.quantity()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateReleaseStock(const v1::ReleaseStockRequest& r) {
+  if (absl::Status s = CheckOrderId(r.order_id()); !s.ok()) return s;
+  return CheckString("reason", r.reason(), services::kMaxReasonBytes, Presence::kOptional);
+}
+
+absl::Status ValidateCommitStock(const v1::CommitStockRequest& r) {
+  return CheckOrderId(r.order_id());
 }
 
 }  // namespace relay::inventory

@@ -21,6 +21,15 @@ absl::Status ValidateGetStock(const v1::GetStockRequest& request);
 absl::Status ValidateSetStock(const v1::SetStockRequest& request);
 absl::Status ValidateRestock(const v1::RestockRequest& request);
 absl::Status ValidateListReservations(const v1::ListReservationsRequest& request);
+// Also the lines: 1 to kMaxReserveLines, each quantity in [1, kMaxLineQuantity].
+absl::Status ValidateReserveStock(const v1::ReserveStockRequest& request);
+absl::Status ValidateReleaseStock(const v1::ReleaseStockRequest& request);
+absl::Status ValidateCommitStock(const v1::CommitStockRequest& request);
+
+// ReserveStock's bounds: order-service's (an order has at most 100 items,
+// each of at most 1,000,000 units).
+inline constexpr int kMaxReserveLines = 100;
+inline constexpr int kMaxLineQuantity = 1'000'000;
 
 }  // namespace relay::inventory
 

@@ -18,6 +18,10 @@ ABSL_FLAG(std::string, db, "./data/inventory/inventory.db",
 ABSL_FLAG(bool, seed, true, "insert the demo catalog when there are no products");
 ABSL_FLAG(absl::Duration, handler_delay, absl::ZeroDuration(),
           "fault knob: sleep this long in every event handler");
+ABSL_FLAG(absl::Duration, debug_delay, absl::ZeroDuration(),
+          "for benchmarks (bench/flow_compare): handle each order event no sooner than this "
+          "after it was published, and start each ReserveStock/ReleaseStock/CommitStock call "
+          "this late; adds latency to both flows alike without capping throughput");
 ABSL_FLAG(int64_t, crash_after, 0,
           "fault knob: SIGKILL itself after this many committed events (0: never)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -39,6 +43,7 @@ int main(int argc, char** argv) {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.handler_delay = absl::GetFlag(FLAGS_handler_delay);
   options.crash_after = absl::GetFlag(FLAGS_crash_after);
+  options.debug_delay = absl::GetFlag(FLAGS_debug_delay);
   options.inbox_retention = absl::GetFlag(FLAGS_inbox_retention);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   absl::StatusOr<std::unique_ptr<relay::inventory::InventoryApp>> app =

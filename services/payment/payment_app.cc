@@ -42,7 +42,8 @@ absl::StatusOr<std::unique_ptr<PaymentApp>> PaymentApp::Start(Options options) {
   subscription.member_name = absl::StrCat(kServiceName, "-", getpid());
   handlers->Register(rt.AddConsumer(std::move(subscription), *handlers));
 
-  PaymentServiceImpl* service = rt.Own(std::make_unique<PaymentServiceImpl>(rt.db()));
+  PaymentServiceImpl* service =
+      rt.Own(std::make_unique<PaymentServiceImpl>(rt.db(), options.decline_rate));
   if (absl::Status s = rt.Start({service}); !s.ok()) return s;
   return app;
 }

@@ -1,16 +1,15 @@
 #include "services/payment/payment_handlers.h"
 
-#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
 #include "common/log.h"
 #include "common/store/outbox.h"
 #include "relay/events/v1/payment_events.pb.h"
 #include "services/payment/payment_ledger.h"
+#include "services/payment/payment_steps.h"
 #include "services/payment/payment_store.h"
 
 namespace relay::payment {
@@ -85,60 +84,37 @@ absl::Status PaymentHandlers::OnOrderCreated(Tx& tx, const ev::OrderCreated& ord
     return absl::InvalidArgumentError(
         absl::StrCat("order.created event ", event.id(), " has no order_id"));
   }
-  absl::StatusOr<std::optional<PaymentRow>> existing = FindPaymentByOrder(tx, order_id);
-  if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
+  absl::StatusOr<ChargeResult> charged =
+      ChargeOrder(tx, {order_id, order.customer_id(), order.total()}, options_.decline_rate,
+                  absl::ToUnixMicros(options_.now()));
+  if (!charged.ok()) return charged.status();
+  const PaymentRow& payment = charged->payment;
+  if (charged->replayed) {
     // Another order.created for the same order (a re-publish under a new
     // event id, which the inbox cannot recognize): the first one decided.
-    Note(event.id(), [order_id, payment = (*existing)->payment_id,
-                      status = PaymentStatusName((*existing)->status), id = event.id(),
-                      corr = Corr(event, order_id)] {
-      RELAY_LOG(Info, "duplicate order.created ignored",
-                {{"order", order_id},
-                 {"payment", payment},
-                 {"status", status},
-                 {"event", id},
-                 {"corr", corr}});
-    });
+    Note(event.id(),
+         [order_id, payment = payment.payment_id, status = PaymentStatusName(payment.status),
+          id = event.id(), corr = Corr(event, order_id)] {
+           RELAY_LOG(Info, "duplicate order.created ignored",
+                     {{"order", order_id},
+                      {"payment", payment},
+                      {"status", status},
+                      {"event", id},
+                      {"corr", corr}});
+         });
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::optional<AccountRow>> account = FindAccount(tx, order.customer_id());
-  if (!account.ok()) return account.status();
-  ChargeDecision decision;
-  if (FaultInjectionDeclines(order_id, options_.decline_rate)) {
-    decision.reason = std::string(kFaultDeclineReason);
-  } else {
-    std::optional<AccountBalance> balance;
-    if (account->has_value()) {
-      balance = AccountBalance{(*account)->balance_minor, (*account)->currency};
-    }
-    decision = DecideCharge(balance, order.total(), order.customer_id());
-  }
-
-  const int64_t now_us = absl::ToUnixMicros(options_.now());
-  PaymentRow payment;
-  payment.payment_id = relay::NewId("pay");
-  payment.order_id = order_id;
-  payment.customer_id = order.customer_id();
-  payment.amount_minor = order.total().amount_minor();
-  payment.currency = order.total().currency();
-  payment.status = decision.capture ? v1::PAYMENT_STATUS_CAPTURED : v1::PAYMENT_STATUS_DECLINED;
-  payment.reason = decision.reason;
-  payment.created_us = now_us;
-  payment.updated_us = now_us;
-  if (absl::Status s = InsertPayment(tx, payment); !s.ok()) return s;
-
-  if (!decision.capture) {
+  if (payment.status != v1::PAYMENT_STATUS_CAPTURED) {
     ev::PaymentDeclined declined;
     declined.set_order_id(order_id);
     declined.set_customer_id(order.customer_id());
     *declined.mutable_amount() = order.total();
-    declined.set_reason(decision.reason);
+    declined.set_reason(payment.reason);
     absl::StatusOr<std::string> id = Emit(tx, "payment.declined", order_id, event, declined);
     if (!id.ok()) return id.status();
     Note(event.id(), [order_id, customer = order.customer_id(), amount = FormatMoney(order.total()),
-                      reason = decision.reason, id = event.id(), corr = Corr(event, order_id)] {
+                      reason = payment.reason, id = event.id(), corr = Corr(event, order_id)] {
       RELAY_LOG(Info, "payment declined",
                 {{"order", order_id},
                  {"customer", customer},
@@ -150,8 +126,6 @@ absl::Status PaymentHandlers::OnOrderCreated(Tx& tx, const ev::OrderCreated& ord
     return absl::OkStatus();
   }
 
-  const int64_t balance = (*account)->balance_minor - payment.amount_minor;
-  if (absl::Status s = SetBalance(tx, order.customer_id(), balance); !s.ok()) return s;
   ev::PaymentCaptured captured;
   captured.set_order_id(order_id);
   captured.set_customer_id(order.customer_id());
@@ -160,8 +134,8 @@ absl::Status PaymentHandlers::OnOrderCreated(Tx& tx, const ev::OrderCreated& ord
   absl::StatusOr<std::string> id = Emit(tx, "payment.captured", order_id, event, captured);
   if (!id.ok()) return id.status();
   Note(event.id(), [order_id, customer = order.customer_id(), amount = FormatMoney(order.total()),
-                    left = FormatMoney(balance, payment.currency), payment = payment.payment_id,
-                    id = event.id(), corr = Corr(event, order_id)] {
+                    left = FormatMoney(charged->balance_minor, payment.currency),
+                    payment = payment.payment_id, id = event.id(), corr = Corr(event, order_id)] {
     RELAY_LOG(Info, "payment captured",
               {{"order", order_id},
                {"customer", customer},
@@ -181,40 +155,23 @@ absl::Status PaymentHandlers::OnOrderCancelled(Tx& tx, const ev::OrderCancelled&
     return absl::InvalidArgumentError(
         absl::StrCat("order.cancelled event ", event.id(), " has no order_id"));
   }
-  absl::StatusOr<std::optional<PaymentRow>> found = FindPaymentByOrder(tx, order_id);
-  if (!found.ok()) return found.status();
-  if (!found->has_value() || !NeedsRefund((*found)->status)) {
+  const std::string reason =
+      cancel.reason().empty() ? std::string("order cancelled") : cancel.reason();
+  absl::StatusOr<RefundResult> refund =
+      RefundOrder(tx, order_id, reason, absl::ToUnixMicros(options_.now()));
+  if (!refund.ok()) return refund.status();
+  if (!refund->refunded) {
     Note(event.id(),
-         [order_id, payment = found->has_value() ? PaymentStatusName((*found)->status) : "none",
+         [order_id,
+          payment =
+              refund->payment.has_value() ? PaymentStatusName(refund->payment->status) : "none",
           id = event.id(), corr = Corr(event, order_id)] {
            RELAY_LOG(Info, "no refund needed",
                      {{"order", order_id}, {"payment", payment}, {"event", id}, {"corr", corr}});
          });
     return absl::OkStatus();
   }
-  const PaymentRow& payment = **found;
-
-  absl::StatusOr<std::optional<AccountRow>> account = FindAccount(tx, payment.customer_id);
-  if (!account.ok()) return account.status();
-  if (!account->has_value()) {
-    // Accounts are never deleted: this is a damaged database. Nack, so the
-    // event ends in the dead-letter topic for a person to look at.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot refund order ", order_id, ": account ", payment.customer_id, " is gone"));
-  }
-  if ((*account)->balance_minor > std::numeric_limits<int64_t>::max() - payment.amount_minor) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot refund order ", order_id, ": balance of ", payment.customer_id, " would overflow"));
-  }
-  const int64_t balance = (*account)->balance_minor + payment.amount_minor;
-  const std::string reason =
-      cancel.reason().empty() ? std::string("order cancelled") : cancel.reason();
-  if (absl::Status s = SetBalance(tx, payment.customer_id, balance); !s.ok()) return s;
-  if (absl::Status s = UpdatePaymentStatus(tx, payment.payment_id, v1::PAYMENT_STATUS_REFUNDED,
-                                           reason, absl::ToUnixMicros(options_.now()));
-      !s.ok()) {
-    return s;
-  }
+  const PaymentRow& payment = *refund->payment;
   ev::PaymentRefunded refunded;
   refunded.set_order_id(order_id);
   refunded.set_customer_id(payment.customer_id);
@@ -223,20 +180,21 @@ absl::Status PaymentHandlers::OnOrderCancelled(Tx& tx, const ev::OrderCancelled&
   refunded.set_reason(reason);
   absl::StatusOr<std::string> id = Emit(tx, "payment.refunded", order_id, event, refunded);
   if (!id.ok()) return id.status();
-  Note(event.id(), [order_id, customer = payment.customer_id,
-                    amount = FormatMoney(payment.amount_minor, payment.currency),
-                    left = FormatMoney(balance, payment.currency), id = payment.payment_id, reason,
-                    event_id = event.id(), corr = Corr(event, order_id)] {
-    RELAY_LOG(Info, "payment refunded",
-              {{"order", order_id},
-               {"customer", customer},
-               {"amount", amount},
-               {"balance", left},
-               {"payment", id},
-               {"reason", reason},
-               {"event", event_id},
-               {"corr", corr}});
-  });
+  Note(event.id(),
+       [order_id, customer = payment.customer_id,
+        amount = FormatMoney(payment.amount_minor, payment.currency),
+        left = FormatMoney(refund->balance_minor, payment.currency), id = payment.payment_id,
+        reason, event_id = event.id(), corr = Corr(event, order_id)] {
+         RELAY_LOG(Info, "payment refunded",
+                   {{"order", order_id},
+                    {"customer", customer},
+                    {"amount", amount},
+                    {"balance", left},
+                    {"payment", id},
+                    {"reason", reason},
+                    {"event", event_id},
+                    {"corr", corr}});
+       });
   return absl::OkStatus();
 }
 

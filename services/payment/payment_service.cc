@@ -5,11 +5,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/payment/payment_ledger.h"
+#include "services/payment/payment_steps.h"
 #include "services/payment/payment_store.h"
 #include "services/payment/payment_validation.h"
 
@@ -133,6 +135,108 @@ grpc::ServerUnaryReactor* PaymentServiceImpl::GetPayment(grpc::CallbackServerCon
     return absl::OkStatus();
   });
   return Finish(context, s);
+}
+
+grpc::ServerUnaryReactor* PaymentServiceImpl::Charge(grpc::CallbackServerContext* context,
+                                                     const v1::ChargeRequest* request,
+                                                     v1::ChargeResponse* response) {
+  return Finish(context, DoCharge(*request, response));
+}
+
+grpc::ServerUnaryReactor* PaymentServiceImpl::Refund(grpc::CallbackServerContext* context,
+                                                     const v1::RefundRequest* request,
+                                                     v1::RefundResponse* response) {
+  return Finish(context, DoRefund(*request, response));
+}
+
+absl::Status PaymentServiceImpl::DoCharge(const v1::ChargeRequest& request,
+                                          v1::ChargeResponse* response) {
+  if (absl::Status v = ValidateCharge(request); !v.ok()) return v;
+  ChargeResult charged;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<ChargeResult> r =
+        ChargeOrder(tx, {request.order_id(), request.customer_id(), request.amount()},
+                    decline_rate_, absl::ToUnixMicros(absl::Now()));
+    if (!r.ok()) return r.status();
+    charged = std::move(*r);
+    const PaymentRow& p = charged.payment;
+    if (charged.replayed && (p.customer_id != request.customer_id() ||
+                             p.amount_minor != request.amount().amount_minor() ||
+                             p.currency != request.amount().currency())) {
+      // A silent replay would answer a charge that was never made.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "order ", Excerpt(request.order_id()), " was charged before for ", Excerpt(p.customer_id),
+          " ", FormatMoney(p.amount_minor, p.currency), ", not for this customer and amount"));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  const PaymentRow& p = charged.payment;
+  ToProto(p, response->mutable_payment());
+  response->set_replayed(charged.replayed);
+  if (charged.replayed) {
+    RELAY_LOG(Info, "charge replayed",
+              {{"order", p.order_id},
+               {"payment", p.payment_id},
+               {"status", PaymentStatusName(p.status)},
+               {"via", "Charge"},
+               {"corr", p.order_id}});
+  } else if (p.status == v1::PAYMENT_STATUS_CAPTURED) {
+    RELAY_LOG(Info, "payment captured",
+              {{"order", p.order_id},
+               {"customer", p.customer_id},
+               {"amount", FormatMoney(p.amount_minor, p.currency)},
+               {"balance", FormatMoney(charged.balance_minor, p.currency)},
+               {"payment", p.payment_id},
+               {"via", "Charge"},
+               {"corr", p.order_id}});
+  } else {
+    RELAY_LOG(Info, "payment declined",
+              {{"order", p.order_id},
+               {"customer", p.customer_id},
+               {"amount", FormatMoney(p.amount_minor, p.currency)},
+               {"reason", p.reason},
+               {"via", "Charge"},
+               {"corr", p.order_id}});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PaymentServiceImpl::DoRefund(const v1::RefundRequest& request,
+                                          v1::RefundResponse* response) {
+  if (absl::Status v = ValidateRefund(request); !v.ok()) return v;
+  const std::string reason = request.reason().empty() ? "order cancelled" : request.reason();
+  RefundResult refund;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<RefundResult> r =
+        RefundOrder(tx, request.order_id(), reason, absl::ToUnixMicros(absl::Now()));
+    if (!r.ok()) return r.status();
+    refund = std::move(*r);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  response->set_refunded(refund.refunded);
+  if (refund.payment.has_value()) ToProto(*refund.payment, response->mutable_payment());
+  if (refund.refunded) {
+    const PaymentRow& p = *refund.payment;
+    RELAY_LOG(Info, "payment refunded",
+              {{"order", p.order_id},
+               {"customer", p.customer_id},
+               {"amount", FormatMoney(p.amount_minor, p.currency)},
+               {"balance", FormatMoney(refund.balance_minor, p.currency)},
+               {"payment", p.payment_id},
+               {"reason", reason},
+               {"via", "Refund"},
+               {"corr", p.order_id}});
+  } else {
+    RELAY_LOG(Info, "no refund needed",
+              {{"order", request.order_id()},
+               {"payment",
+                refund.payment.has_value() ? PaymentStatusName(refund.payment->status) : "none"},
+               {"via", "Refund"},
+               {"corr", request.order_id()}});
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace relay::payment

@@ -4,6 +4,8 @@
 // The gRPC face of payment-service (relay.payment.v1.PaymentService): read
 // accounts and payments, deposit money. Callback API; each RPC is one short
 // SQLite transaction answered on the gRPC thread through DefaultReactor().
+// Charge and Refund are the saga's payment steps as direct calls
+// (payment_steps.h), for order-service --flow=sync.
 
 #include "common/store/sqlite.h"
 #include "relay/payment/v1/payment.grpc.pb.h"
@@ -15,7 +17,10 @@ namespace relay::payment {
 // the service is destroyed.
 class PaymentServiceImpl final : public relay::payment::v1::PaymentService::CallbackService {
  public:
-  explicit PaymentServiceImpl(relay::store::Database* db) : db_(db) {}
+  // `decline_rate`: the fault knob of PaymentHandlers::Options, applied to
+  // Charge too.
+  explicit PaymentServiceImpl(relay::store::Database* db, double decline_rate = 0)
+      : db_(db), decline_rate_(decline_rate) {}
 
   // Every account, sorted by customer id.
   grpc::ServerUnaryReactor* ListAccounts(grpc::CallbackServerContext* context,
@@ -34,9 +39,22 @@ class PaymentServiceImpl final : public relay::payment::v1::PaymentService::Call
   grpc::ServerUnaryReactor* GetPayment(grpc::CallbackServerContext* context,
                                        const v1::GetPaymentRequest* request,
                                        v1::Payment* response) override;
+  // ChargeOrder() in one transaction; see the .proto for the answers.
+  grpc::ServerUnaryReactor* Charge(grpc::CallbackServerContext* context,
+                                   const v1::ChargeRequest* request,
+                                   v1::ChargeResponse* response) override;
+  // RefundOrder() in one transaction.
+  grpc::ServerUnaryReactor* Refund(grpc::CallbackServerContext* context,
+                                   const v1::RefundRequest* request,
+                                   v1::RefundResponse* response) override;
+
+  // The bodies of Charge and Refund, as absl::Status (converted at the edge).
+  absl::Status DoCharge(const v1::ChargeRequest& request, v1::ChargeResponse* response);
+  absl::Status DoRefund(const v1::RefundRequest& request, v1::RefundResponse* response);
 
  private:
   relay::store::Database* const db_;
+  const double decline_rate_;
 };
 
 }  // namespace relay::payment

@@ -2,6 +2,10 @@
 
 #include "services/payment/payment_service.h"
 
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
 #include <memory>
 #include <string>
 
@@ -12,9 +16,6 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include "gtest/gtest.h"
 #include "services/payment/payment_store.h"
 #include "tests/testing/status_matchers.h"
@@ -305,6 +306,124 @@ TEST_F(PaymentServiceTest, TwoMegabyteIdsAreInvalidArgumentForADefaultClient) {
 
 TEST_F(PaymentServiceTest, IdsAndNamesAtTheirBoundsAreAccepted) {
   EXPECT_THAT(Deposit(std::string(128, 'c'), Money(100), std::string(200, 'n')), IsOk());
+}
+
+// ---- Charge and Refund: the saga's payment steps as direct calls.
+
+v1::ChargeRequest ChargeOf(const std::string& order, const std::string& customer, int64_t minor) {
+  v1::ChargeRequest r;
+  r.set_order_id(order);
+  r.set_customer_id(customer);
+  *r.mutable_amount() = Money(minor);
+  return r;
+}
+
+class PaymentStepsRpcTest : public PaymentServiceTest {
+ protected:
+  absl::StatusOr<v1::ChargeResponse> Charge(const v1::ChargeRequest& request) {
+    v1::ChargeResponse response;
+    grpc::Status s = stub_->Charge(Context().get(), request, &response);
+    if (!s.ok()) return relay::FromGrpcStatus(s);
+    return response;
+  }
+  absl::StatusOr<v1::RefundResponse> Refund(const std::string& order) {
+    v1::RefundRequest request;
+    request.set_order_id(order);
+    request.set_reason("test");
+    v1::RefundResponse response;
+    grpc::Status s = stub_->Refund(Context().get(), request, &response);
+    if (!s.ok()) return relay::FromGrpcStatus(s);
+    return response;
+  }
+  int64_t Balance(const std::string& customer) {
+    absl::StatusOr<v1::Account> a = Get(customer);
+    return a.ok() ? a->balance().amount_minor() : -1;
+  }
+};
+
+TEST_F(PaymentStepsRpcTest, ChargeCapturesOnceAndARetryReplaysIt) {
+  const int64_t before = Balance("c-alice");
+  absl::StatusOr<v1::ChargeResponse> first = Charge(ChargeOf("ord-1", "c-alice", 8900));
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(first->payment().status(), v1::PAYMENT_STATUS_CAPTURED);
+  EXPECT_FALSE(first->replayed());
+  absl::StatusOr<v1::ChargeResponse> again = Charge(ChargeOf("ord-1", "c-alice", 8900));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_TRUE(again->replayed());
+  EXPECT_EQ(again->payment().payment_id(), first->payment().payment_id());
+  EXPECT_EQ(Balance("c-alice"), before - 8900);
+}
+
+TEST_F(PaymentStepsRpcTest, InsufficientFundsIsADeclineNotAnError) {
+  absl::StatusOr<v1::ChargeResponse> r = Charge(ChargeOf("ord-dave", "c-dave", 8900));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->payment().status(), v1::PAYMENT_STATUS_DECLINED);
+  EXPECT_THAT(r->payment().reason(), HasSubstr("insufficient funds"));
+  EXPECT_EQ(Balance("c-dave"), 500);
+  // Nothing to give back.
+  absl::StatusOr<v1::RefundResponse> refund = Refund("ord-dave");
+  ASSERT_THAT(refund, IsOk());
+  EXPECT_FALSE(refund->refunded());
+  EXPECT_EQ(refund->payment().status(), v1::PAYMENT_STATUS_DECLINED);
+}
+
+TEST_F(PaymentStepsRpcTest, RefundGivesACaptureBackOnce) {
+  const int64_t before = Balance("c-bob");
+  ASSERT_THAT(Charge(ChargeOf("ord-2", "c-bob", 5900)), IsOk());
+  absl::StatusOr<v1::RefundResponse> first = Refund("ord-2");
+  ASSERT_THAT(first, IsOk());
+  EXPECT_TRUE(first->refunded());
+  EXPECT_EQ(first->payment().status(), v1::PAYMENT_STATUS_REFUNDED);
+  absl::StatusOr<v1::RefundResponse> again = Refund("ord-2");
+  ASSERT_THAT(again, IsOk());
+  EXPECT_FALSE(again->refunded());
+  EXPECT_EQ(Balance("c-bob"), before);
+  // A charge after the refund answers the refunded payment, takes nothing.
+  absl::StatusOr<v1::ChargeResponse> late = Charge(ChargeOf("ord-2", "c-bob", 5900));
+  ASSERT_THAT(late, IsOk());
+  EXPECT_EQ(late->payment().status(), v1::PAYMENT_STATUS_REFUNDED);
+  EXPECT_EQ(Balance("c-bob"), before);
+}
+
+TEST_F(PaymentStepsRpcTest, RefundOfAnOrderWithoutPaymentIsANoOp) {
+  absl::StatusOr<v1::RefundResponse> r = Refund("ord-never");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_FALSE(r->refunded());
+  EXPECT_FALSE(r->has_payment());
+}
+
+TEST_F(PaymentStepsRpcTest, AChargeOfTheSameOrderForAnotherAmountIsFailedPrecondition) {
+  ASSERT_THAT(Charge(ChargeOf("ord-3", "c-alice", 100)), IsOk());
+  const int64_t before = Balance("c-alice");
+  EXPECT_THAT(Charge(ChargeOf("ord-3", "c-alice", 200)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("charged before")));
+  EXPECT_EQ(Balance("c-alice"), before);
+}
+
+TEST_F(PaymentStepsRpcTest, BadChargesAreInvalidArgumentAndChangeNothing) {
+  const int64_t before = Balance("c-alice");
+  EXPECT_THAT(Charge(ChargeOf("", "c-alice", 100)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("order_id is required")));
+  EXPECT_THAT(Charge(ChargeOf("ord-4", "", 100)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("customer_id is required")));
+  EXPECT_THAT(Charge(ChargeOf("ord-4", "c-alice", -5)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("amount must be >= 0")));
+  v1::ChargeRequest no_amount = ChargeOf("ord-4", "c-alice", 1);
+  no_amount.clear_amount();
+  EXPECT_THAT(Charge(no_amount),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("amount is required")));
+  v1::ChargeRequest huge = ChargeOf(std::string(1 << 20, 'o'), "c-alice", 1);
+  absl::StatusOr<v1::ChargeResponse> r = Charge(huge);
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("order_id")));
+  EXPECT_LT(r.status().message().size(), 200u);
+  EXPECT_EQ(Balance("c-alice"), before);
+  EXPECT_THAT(GetPayment("ord-4", ""), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  v1::RefundRequest bad_refund;
+  bad_refund.set_order_id("ord-4");
+  bad_refund.set_reason(std::string(501, 'r'));
+  v1::RefundResponse ignored;
+  EXPECT_EQ(stub_->Refund(Context().get(), bad_refund, &ignored).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "services/payment/payment_validation.h"
 
+#include "absl/strings/str_cat.h"
 #include "services/shared/field_bounds.h"
 
 namespace relay::payment {
@@ -48,6 +49,28 @@ absl::Status ValidateGetPayment(const v1::GetPaymentRequest& r) {
   }
   if (!by_order && !by_id) return absl::InvalidArgumentError("order_id or payment_id is required");
   return absl::OkStatus();
+}
+
+absl::Status ValidateCharge(const v1::ChargeRequest& r) {
+  if (absl::Status s = CheckString("order_id", r.order_id(), kMaxIdBytes, Presence::kRequired);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckCustomerId(r.customer_id()); !s.ok()) return s;
+  if (!r.has_amount()) return absl::InvalidArgumentError("amount is required");
+  if (r.amount().amount_minor() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("amount must be >= 0, got ", r.amount().amount_minor()));
+  }
+  return services::CheckCurrency("amount.currency", r.amount().currency());
+}
+
+absl::Status ValidateRefund(const v1::RefundRequest& r) {
+  if (absl::Status s = CheckString("order_id", r.order_id(), kMaxIdBytes, Presence::kRequired);
+      !s.ok()) {
+    return s;
+  }
+  return CheckString("reason", r.reason(), services::kMaxReasonBytes, Presence::kOptional);
 }
 
 }  // namespace relay::payment

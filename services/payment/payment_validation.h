@@ -22,6 +22,9 @@ absl::Status ValidateGetAccount(const v1::GetAccountRequest& request);
 absl::Status ValidateDeposit(const v1::DepositRequest& request);
 // Also: exactly one of order_id and payment_id.
 absl::Status ValidateGetPayment(const v1::GetPaymentRequest& request);
+// Also: an amount is required, >= 0, in a currency code.
+absl::Status ValidateCharge(const v1::ChargeRequest& request);
+absl::Status ValidateRefund(const v1::RefundRequest& request);
 
 }  // namespace relay::payment
 

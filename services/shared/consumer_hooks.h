@@ -30,7 +30,8 @@ void FitInFlightToHandlerDelay(events::Subscriber::Options& subscription,
 // each event's transaction:
 //  - before it, outside the database lock, `handlers.DropUncommitted()`
 //    forgets the log lines of rolled-back events and `faults` sleeps the
-//    handler_delay (not once `stopping` is set);
+//    handler_delay and the debug_delay after the event's publish time (not
+//    once `stopping` is set);
 //  - after its COMMIT and before its ack, `handlers.Committed(event)` writes
 //    the event's log line and `faults` counts it for crash_after (a crash
 //    there means a redelivery, which the inbox absorbs).
@@ -39,9 +40,14 @@ template <typename Handlers>
 void HookLogLinesAndFaults(store::TransactionalConsumer::Options& options, Handlers& handlers,
                            Faults& faults, const std::atomic<bool>& stopping) {
   using Event = store::TransactionalConsumer::Event;
-  options.before_handle = [&handlers, &faults, &stopping](const Event&) {
+  options.before_handle = [&handlers, &faults, &stopping](const Event& event) {
     handlers.DropUncommitted();
-    if (!stopping.load()) faults.BeforeHandler();
+    if (!stopping.load()) {
+      faults.BeforeHandler(event.has_publish_time()
+                               ? absl::FromUnixSeconds(event.publish_time().seconds()) +
+                                     absl::Nanoseconds(event.publish_time().nanos())
+                               : absl::InfinitePast());
+    }
   };
   options.after_commit = [&handlers, &faults](const Event& event) {
     handlers.Committed(event);

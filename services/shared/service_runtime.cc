@@ -24,6 +24,9 @@ absl::Status ValidateOptions(const ServiceRuntime::Options& o) {
   if (o.handler_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("handler_delay must not be negative");
   }
+  if (o.debug_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("debug_delay must not be negative");
+  }
   if (o.crash_after < 0) return absl::InvalidArgumentError("crash_after must not be negative");
   if (o.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("shutdown_grace must not be negative");
@@ -65,7 +68,8 @@ absl::Status ServiceRuntime::Init() {
   db_ = std::move(*db);
   if (absl::Status s = db_->Migrate(options_.migrations); !s.ok()) return s;
 
-  faults_ = std::make_unique<Faults>(options_.handler_delay, options_.crash_after);
+  faults_ =
+      std::make_unique<Faults>(options_.handler_delay, options_.crash_after, options_.debug_delay);
   // The broker may not be up yet: the channels connect lazily, and the
   // publisher and the subscribers retry until it (or, of several, the
   // active one) answers.

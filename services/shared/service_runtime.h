@@ -103,6 +103,10 @@ class ServiceRuntime {
     // SIGKILL after this many committed events (>= 0; 0: never).
     absl::Duration handler_delay;
     int64_t crash_after = 0;
+    // For benchmarks (common/faults.h): no event is handled sooner than
+    // this after its publish time (>= 0; zero: off). Not in CommonOptions:
+    // only inventory-service has the flag.
+    absl::Duration debug_delay;
     // How long Shutdown() gives open RPCs (step 5) and then the outbox
     // relay (step 6).
     absl::Duration shutdown_grace = absl::Seconds(5);
