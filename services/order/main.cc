@@ -26,6 +26,19 @@ ABSL_FLAG(absl::Duration, saga_timeout, absl::Minutes(5),
           "cancel (cause timeout, with compensation) an order still PENDING this long after it "
           "was placed, e.g. when inventory or payment is down; 0 never does");
 
+ABSL_FLAG(std::string, flow, "events",
+          "events: the saga runs on events through the broker; sync: PlaceOrder calls "
+          "inventory-service and payment-service directly and answers the ended order "
+          "(docs/EVENT-DRIVEN.md)");
+ABSL_FLAG(std::string, inventory, "",
+          "--flow=sync: inventory-service's host:port (e.g. localhost:7072)");
+ABSL_FLAG(std::string, payment, "",
+          "--flow=sync: payment-service's host:port (e.g. localhost:7073)");
+ABSL_FLAG(absl::Duration, call_timeout, absl::Seconds(2),
+          "--flow=sync: deadline of each call to inventory or payment; a call that fails or "
+          "times out cancels the order (dependency_unavailable) and PlaceOrder fails");
+ABSL_FLAG(int, sync_workers, 64, "--flow=sync: orders whose calls run at the same time, at most");
+
 int main(int argc, char** argv) {
   relay::Process process("order-service", "RELAY_ORDER_", "places orders and runs the order saga.");
   if (absl::Status s = process.Init(argc, argv); !s.ok()) return process.Fail(s);
@@ -39,6 +52,17 @@ int main(int argc, char** argv) {
   options.inbox_retention = absl::GetFlag(FLAGS_inbox_retention);
   options.saga_timeout = absl::GetFlag(FLAGS_saga_timeout);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  const std::string flow = absl::GetFlag(FLAGS_flow);
+  if (flow == "sync") {
+    options.flow = relay::order::OrderApp::Options::Flow::kSync;
+  } else if (flow != "events") {
+    return process.Fail(absl::InvalidArgumentError(
+        absl::StrCat("--flow must be events or sync, got '", flow.substr(0, 32), "'")));
+  }
+  options.inventory_target = absl::GetFlag(FLAGS_inventory);
+  options.payment_target = absl::GetFlag(FLAGS_payment);
+  options.call_timeout = absl::GetFlag(FLAGS_call_timeout);
+  options.sync_workers = absl::GetFlag(FLAGS_sync_workers);
   absl::StatusOr<std::unique_ptr<relay::order::OrderApp>> app =
       relay::order::OrderApp::Start(options);
   if (!app.ok()) return process.Fail(app.status());
@@ -46,6 +70,7 @@ int main(int argc, char** argv) {
                                    {"port", absl::StrCat((*app)->port())},
                                    {"broker", options.broker_target},
                                    {"db", options.db_path},
+                                   {"flow", flow},
                                    {"saga_timeout", absl::FormatDuration(options.saga_timeout)}},
                                   [&] { (*app)->Shutdown(); });
 }

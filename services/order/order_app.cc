@@ -5,6 +5,7 @@
 #include "services/order/order_service.h"
 #include "services/order/order_store.h"
 #include "services/order/saga_timeout_sweeper.h"
+#include "services/order/sync_saga.h"
 #include "services/order/watch_hub.h"
 #include "services/shared/pending_log_lines.h"
 
@@ -13,11 +14,12 @@ namespace {
 
 // Group and member name are both "order-service" (unlike payment's and
 // inventory's `<service>-<pid>`), as they have always been.
-events::Subscriber::Options Subscription(const std::string& topic) {
+events::Subscriber::Options Subscription(const std::string& topic,
+                                         const std::string& group = "order-service") {
   events::Subscriber::Options o;
   o.topic = topic;
-  o.group = "order-service";
-  o.member_name = "order-service";
+  o.group = group;
+  o.member_name = group;
   return o;
 }
 
@@ -26,6 +28,15 @@ events::Subscriber::Options Subscription(const std::string& topic) {
 OrderApp::~OrderApp() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
+  const bool sync = options.flow == Options::Flow::kSync;
+  SyncSaga::Options sync_options;
+  sync_options.inventory_target = options.inventory_target;
+  sync_options.payment_target = options.payment_target;
+  sync_options.call_timeout = options.call_timeout;
+  sync_options.workers = options.sync_workers;
+  if (sync) {
+    if (absl::Status s = SyncSaga::Validate(sync_options); !s.ok()) return s;
+  }
   services::ServiceRuntime::Options ro = services::ServiceRuntime::CommonOptions(options);
   ro.database.synchronous = options.synchronous;
   ro.migrations = OrderStore::Migrations();
@@ -37,13 +48,22 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   services::ServiceRuntime& rt = *app->runtime_;
 
   // Stop hooks run last registered first: the sweeper (it calls the
-  // manager), the place thread (it notifies the hub), then the hub, which
-  // ends the open WatchOrder streams so the server's stop need not wait.
+  // manager), the sync saga (it calls the manager and answers PlaceOrder),
+  // the place thread (it notifies the hub), then the hub, which ends the
+  // open WatchOrder streams so the server's stop need not wait.
   WatchHub* hub = rt.Own(std::make_unique<WatchHub>(rt.db()));
   rt.OnStop([hub] { hub->Stop(); });
-  OrderManager* manager =
-      rt.Own(std::make_unique<OrderManager>(rt.db(), rt.outbox_relay(), hub, options.clock));
+  OrderManager* manager = rt.Own(std::make_unique<OrderManager>(
+      rt.db(), rt.outbox_relay(), hub, options.clock, /*publish_events=*/!sync));
   rt.OnStop([manager] { manager->Stop(); });
+  SyncSaga* saga = nullptr;
+  if (sync) {
+    saga = rt.Own(std::make_unique<SyncSaga>(manager, sync_options));
+    rt.OnStop([saga] { saga->Stop(); });
+    // No order.cancelled goes out in this flow: an order the timeout ends
+    // (left PENDING by a crash) is compensated by direct calls.
+    manager->SetTimedOutListener([saga](const v1::Order& order) { saga->CompensateAsync(order); });
+  }
   SagaTimeoutSweeper* sweeper = rt.Own(std::make_unique<SagaTimeoutSweeper>(
       manager, SagaTimeoutSweeper::Options{options.saga_timeout, options.saga_sweep_interval}));
   rt.OnStop([sweeper] { sweeper->Stop(); });
@@ -51,13 +71,19 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   // One PendingLogLines per consumer: each holds the lines of its open
   // transaction.
   auto* inventory_lines = rt.Own(std::make_unique<services::PendingLogLines>());
-  manager->RegisterInventoryHandlers(rt.AddConsumer(Subscription("inventory"), *inventory_lines),
-                                     inventory_lines);
-  auto* payment_lines = rt.Own(std::make_unique<services::PendingLogLines>());
-  manager->RegisterPaymentHandlers(rt.AddConsumer(Subscription("payments"), *payment_lines),
-                                   payment_lines);
+  if (sync) {
+    manager->RegisterCatalogHandler(
+        rt.AddConsumer(Subscription("inventory", "order-service-sync"), *inventory_lines),
+        inventory_lines);
+  } else {
+    manager->RegisterInventoryHandlers(rt.AddConsumer(Subscription("inventory"), *inventory_lines),
+                                       inventory_lines);
+    auto* payment_lines = rt.Own(std::make_unique<services::PendingLogLines>());
+    manager->RegisterPaymentHandlers(rt.AddConsumer(Subscription("payments"), *payment_lines),
+                                     payment_lines);
+  }
 
-  OrderServiceImpl* service = rt.Own(std::make_unique<OrderServiceImpl>(manager, hub));
+  OrderServiceImpl* service = rt.Own(std::make_unique<OrderServiceImpl>(manager, hub, saga));
   if (absl::Status s = rt.Start({service}); !s.ok()) return s;
   sweeper->Start();
   app->manager_ = manager;

@@ -16,7 +16,8 @@ namespace relay::order {
 
 // order-service wired together: database, outbox relay, the two consumers
 // (topics inventory and payments, group order-service), the watch hub and
-// the gRPC server. Used by main and by in-process tests.
+// the gRPC server; with Flow::kSync, the SyncSaga and one consumer of
+// product.updated instead. Used by main and by in-process tests.
 //
 // Thread-safe.
 class OrderApp {
@@ -41,6 +42,19 @@ class OrderApp {
     // How long Shutdown() gives open RPCs, and then goes on publishing the
     // outbox.
     absl::Duration shutdown_grace = absl::Seconds(5);
+    // kEvents: the saga runs on events through the broker (the default).
+    // kSync: PlaceOrder calls inventory-service and payment-service
+    // directly (sync_saga.h; docs/EVENT-DRIVEN.md). The catalog still comes
+    // from product.updated, in group "order-service-sync", so a sync
+    // order-service can share a broker with an events one.
+    enum class Flow { kEvents, kSync };
+    Flow flow = Flow::kEvents;
+    // kSync only: the two services, the deadline of each call, and how
+    // many orders call at the same time at most.
+    std::string inventory_target;
+    std::string payment_target;
+    absl::Duration call_timeout = absl::Seconds(2);
+    int sync_workers = 64;
   };
 
   // Opens and migrates the database and starts the watch hub, the order

@@ -53,11 +53,12 @@ events::v1::Event OrderEvent(const v1::Order& order, const std::string& type,
 }  // namespace
 
 OrderManager::OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
-                           std::function<absl::Time()> clock)
+                           std::function<absl::Time()> clock, bool publish_events)
     : db_(db),
       relay_(relay),
       hub_(hub),
       clock_(std::move(clock)),
+      publish_events_(publish_events),
       place_thread_([this] { PlaceLoop(); }) {}
 
 OrderManager::~OrderManager() { Stop(); }
@@ -76,15 +77,14 @@ absl::Status OrderManager::PlaceInTx(Tx& tx, const v1::PlaceOrderRequest& reques
     if (!existing.ok()) return existing.status();
     if (existing->has_value()) {
       KeyedOrder& found = **existing;
-      const std::string& first = found.request_fingerprint.empty()
-                                     ? OrderFingerprint(found.order)
-                                     : found.request_fingerprint;
+      const std::string& first = found.request_fingerprint.empty() ? OrderFingerprint(found.order)
+                                                                   : found.request_fingerprint;
       if (first != fingerprint) {
         // As payment APIs do: a silent replay would answer a request that
         // was never carried out.
-        return absl::FailedPreconditionError(absl::StrCat(
-            "idempotency_key was already used for a different request (order ",
-            found.order.order_id(), "); use a new key for a new order"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("idempotency_key was already used for a different request (order ",
+                         found.order.order_id(), "); use a new key for a new order"));
       }
       result->order = std::move(found.order);
       result->replayed = true;
@@ -113,9 +113,9 @@ absl::Status OrderManager::PlaceInTx(Tx& tx, const v1::PlaceOrderRequest& reques
     const CatalogEntry& p = **product;
     if (currency.empty()) currency = p.price.currency();
     if (p.price.currency() != currency) {
-      return absl::InvalidArgumentError(absl::StrCat("sku ", Excerpt(item.sku()),
-                                                     " is priced in ", p.price.currency(),
-                                                     ", the order in ", currency));
+      return absl::InvalidArgumentError(absl::StrCat("sku ", Excerpt(item.sku()), " is priced in ",
+                                                     p.price.currency(), ", the order in ",
+                                                     currency));
     }
     if (p.price.amount_minor() > 0 &&
         item.quantity() > (std::numeric_limits<int64_t>::max() - total) / p.price.amount_minor()) {
@@ -133,14 +133,14 @@ absl::Status OrderManager::PlaceInTx(Tx& tx, const v1::PlaceOrderRequest& reques
   *order.mutable_created_at() = ToProto(clock_());
   *order.mutable_updated_at() = order.created_at();
   if (absl::Status s = OrderStore::Insert(tx, order, fingerprint); !s.ok()) return s;
+  if (!publish_events_) return absl::OkStatus();
 
   events::v1::OrderCreated created;
   created.set_order_id(order.order_id());
   created.set_customer_id(order.customer_id());
   *created.mutable_lines() = order.lines();
   *created.mutable_total() = order.total();
-  return store::Outbox::Add(tx, kTopic, OrderEvent(order, "order.created", created, ""))
-      .status();
+  return store::Outbox::Add(tx, kTopic, OrderEvent(order, "order.created", created, "")).status();
 }
 
 void OrderManager::ReportPlaced(const PlaceResult& result) {
@@ -154,8 +154,10 @@ void OrderManager::ReportPlaced(const PlaceResult& result) {
   std::vector<std::string> items;
   for (const auto& l : o.lines()) items.push_back(absl::StrCat(l.sku(), "x", l.quantity()));
   RELAY_LOG(Info, "order placed",
-            {{"order", o.order_id()}, {"customer", o.customer_id()},
-             {"items", absl::StrJoin(items, ",")}, {"total", Money(o.total())},
+            {{"order", o.order_id()},
+             {"customer", o.customer_id()},
+             {"items", absl::StrJoin(items, ",")},
+             {"total", Money(o.total())},
              {"corr", o.order_id()}});
 }
 
@@ -172,7 +174,8 @@ void OrderManager::PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone do
   place_queue_.push_back(PendingPlace{request, std::move(done)});
 }
 
-absl::StatusOr<OrderManager::PlaceResult> OrderManager::Place(const v1::PlaceOrderRequest& request) {
+absl::StatusOr<OrderManager::PlaceResult> OrderManager::Place(
+    const v1::PlaceOrderRequest& request) {
   absl::StatusOr<PlaceResult> out = absl::UnknownError("not answered");
   absl::Notification answered;
   PlaceAsync(request, [&](absl::StatusOr<PlaceResult> r) {
@@ -206,8 +209,8 @@ void OrderManager::PlaceLoop() {
     std::vector<PlaceResult> results(batch.size());
     absl::Status committed = db_->Transaction([&](Tx& tx) -> absl::Status {
       for (size_t i = 0; i < batch.size(); ++i) {
-        statuses[i] = tx.Savepoint(
-            [&](Tx& sp) { return PlaceInTx(sp, batch[i].request, &results[i]); });
+        statuses[i] =
+            tx.Savepoint([&](Tx& sp) { return PlaceInTx(sp, batch[i].request, &results[i]); });
         if (!tx.in_transaction()) {
           return statuses[i].ok() ? absl::InternalError("the transaction ended unexpectedly")
                                   : statuses[i];
@@ -289,10 +292,10 @@ absl::StatusOr<int> OrderManager::CancelTimedOut(absl::Duration timeout, int lim
       std::vector<std::string> missing;
       if (!order.stock_reserved()) missing.push_back("inventory");
       if (!order.payment_captured()) missing.push_back("payment");
-      absl::StatusOr<SagaOutcome> outcome = ApplySagaInput(
-          order, SagaInput::kTimeout,
-          absl::StrCat("no outcome from ", absl::StrJoin(missing, " and "), " within ",
-                       absl::FormatDuration(timeout)));
+      absl::StatusOr<SagaOutcome> outcome =
+          ApplySagaInput(order, SagaInput::kTimeout,
+                         absl::StrCat("no outcome from ", absl::StrJoin(missing, " and "),
+                                      " within ", absl::FormatDuration(timeout)));
       if (!outcome.ok()) return outcome.status();
       if (absl::Status p = Persist(tx, order, *outcome, ""); !p.ok()) return p;
       if (*outcome == SagaOutcome::kCancelled) cancelled.push_back(std::move(order));
@@ -303,11 +306,50 @@ absl::StatusOr<int> OrderManager::CancelTimedOut(absl::Duration timeout, int lim
   for (const v1::Order& order : cancelled) {
     AfterCommit(order.order_id());
     RELAY_LOG(Warn, "order cancelled",
-              {{"order", order.order_id()}, {"on", "saga timeout"},
-               {"status", StatusName(order.status())}, {"reason", order.cancel_reason()},
+              {{"order", order.order_id()},
+               {"on", "saga timeout"},
+               {"status", StatusName(order.status())},
+               {"reason", order.cancel_reason()},
                {"corr", order.order_id()}});
+    if (timed_out_listener_) timed_out_listener_(order);
   }
   return static_cast<int>(cancelled.size());
+}
+
+absl::StatusOr<v1::Order> OrderManager::Decide(const std::string& order_id,
+                                               const std::vector<DirectOutcome>& outcomes) {
+  v1::Order order;
+  SagaOutcome final_outcome = SagaOutcome::kNone;
+  absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
+    final_outcome = SagaOutcome::kNone;  // a retried transaction starts over
+    absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
+    if (!got.ok()) return got.status();
+    if (!got->has_value()) return absl::NotFoundError(absl::StrCat("no order ", Excerpt(order_id)));
+    order = std::move(**got);
+    for (const DirectOutcome& o : outcomes) {
+      absl::StatusOr<SagaOutcome> step = ApplySagaInput(order, o.input, o.reason);
+      if (!step.ok()) return step.status();
+      // A terminal outcome is the one to store and report; later inputs
+      // only record late facts on it.
+      if (*step == SagaOutcome::kConfirmed || *step == SagaOutcome::kCancelled ||
+          final_outcome == SagaOutcome::kNone) {
+        if (*step != SagaOutcome::kNone) final_outcome = *step;
+      }
+    }
+    return Persist(tx, order, final_outcome, "");
+  });
+  if (!s.ok()) return s;
+  if (final_outcome != SagaOutcome::kNone) AfterCommit(order_id);
+  if (final_outcome == SagaOutcome::kConfirmed || final_outcome == SagaOutcome::kCancelled) {
+    RELAY_LOG(Info,
+              final_outcome == SagaOutcome::kConfirmed ? "order confirmed" : "order cancelled",
+              {{"order", order_id},
+               {"on", "direct calls"},
+               {"status", StatusName(order.status())},
+               {"reason", order.cancel_reason()},
+               {"corr", order_id}});
+  }
+  return order;
 }
 
 absl::StatusOr<v1::ListOrdersResponse> OrderManager::List(const v1::ListOrdersRequest& request) {
@@ -322,6 +364,7 @@ absl::Status OrderManager::Persist(Tx& tx, v1::Order& order, SagaOutcome outcome
   if (outcome == SagaOutcome::kNone) return absl::OkStatus();
   *order.mutable_updated_at() = ToProto(clock_());
   if (absl::Status s = OrderStore::Update(tx, order); !s.ok()) return s;
+  if (!publish_events_) return absl::OkStatus();
   if (outcome == SagaOutcome::kConfirmed) {
     events::v1::OrderConfirmed confirmed;
     confirmed.set_order_id(order.order_id());
@@ -389,7 +432,7 @@ absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, Sag
       break;
     case SagaOutcome::kUpdated:
       what = order.status() == v1::ORDER_STATUS_PENDING ? "order waiting for the other outcome"
-                                                          : "late outcome recorded on ended order";
+                                                        : "late outcome recorded on ended order";
       break;
     case SagaOutcome::kNone:
       break;
@@ -398,14 +441,18 @@ absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, Sag
                    [what, order_id, on = cause.type(), status = StatusName(order.status()),
                     reason = order.cancel_reason(), event = cause.id()] {
                      RELAY_LOG(Info, what,
-                               {{"order", order_id}, {"on", on}, {"status", status},
-                                {"reason", reason}, {"event", event}, {"corr", order_id}});
+                               {{"order", order_id},
+                                {"on", on},
+                                {"status", status},
+                                {"reason", reason},
+                                {"event", event},
+                                {"corr", order_id}});
                    });
   return absl::OkStatus();
 }
 
-void OrderManager::RegisterInventoryHandlers(store::TransactionalConsumer& consumer,
-                                             services::PendingLogLines* lines) {
+void OrderManager::RegisterCatalogHandler(store::TransactionalConsumer& consumer,
+                                          services::PendingLogLines* lines) {
   consumer.On<events::v1::ProductUpdated>(
       "product.updated",
       [this, lines](Tx& tx, const events::v1::ProductUpdated& p, const events::v1::Event& e,
@@ -415,14 +462,18 @@ void OrderManager::RegisterInventoryHandlers(store::TransactionalConsumer& consu
               absl::StrCat("product.updated ", e.id(), " lacks a sku or a currency"));
         }
         if (absl::Status s = OrderStore::UpsertProduct(tx, p, clock_()); !s.ok()) return s;
-        LogWhenCommitted(lines, e,
-                         [sku = p.sku(), name = p.name(), price = Money(p.price()), event = e.id()] {
-                           RELAY_LOG(Info, "catalog updated",
-                                     {{"sku", sku}, {"name", name}, {"price", price},
-                                      {"event", event}});
-                         });
+        LogWhenCommitted(
+            lines, e, [sku = p.sku(), name = p.name(), price = Money(p.price()), event = e.id()] {
+              RELAY_LOG(Info, "catalog updated",
+                        {{"sku", sku}, {"name", name}, {"price", price}, {"event", event}});
+            });
         return absl::OkStatus();
       });
+}
+
+void OrderManager::RegisterInventoryHandlers(store::TransactionalConsumer& consumer,
+                                             services::PendingLogLines* lines) {
+  RegisterCatalogHandler(consumer, lines);
   consumer.On<events::v1::StockReserved>(
       "stock.reserved", [this, lines](Tx& tx, const events::v1::StockReserved& m,
                                       const events::v1::Event& e, const events::DeliveryInfo&) {

@@ -3,8 +3,9 @@
 
 #include <deque>
 #include <functional>
-#include <thread>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -39,8 +40,12 @@ class OrderManager {
 
   // REQUIRES: `db` migrated with OrderStore::Migrations(); every pointer
   // outlives the manager. `relay` and `hub` may be null (tests).
-  OrderManager(store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
-               std::function<absl::Time()> clock = [] { return absl::Now(); });
+  // `publish_events` false (order-service --flow=sync, sync_saga.h): orders
+  // and their changes are stored alike, but no order.* event goes to the
+  // outbox, so inventory and payment never act on them by event.
+  OrderManager(
+      store::Database* db, store::OutboxRelay* relay, WatchHub* hub,
+      std::function<absl::Time()> clock = [] { return absl::Now(); }, bool publish_events = true);
   ~OrderManager();  // Stop()
 
   // docs/ARCHITECTURE.md#saga-steps, step 1. INVALID_ARGUMENT for a
@@ -72,8 +77,30 @@ class OrderManager {
   // order.cancelled. Returns how many it cancelled (fewer than `limit`:
   // none are left). REQUIRES: timeout > 0.
   absl::StatusOr<int> CancelTimedOut(absl::Duration timeout, int limit = 100);
+  // Called, after the commit, with each order CancelTimedOut cancelled
+  // (--flow=sync compensates them by direct calls: no order.cancelled goes
+  // out). Must not block for long. REQUIRES: before the sweeper starts.
+  void SetTimedOutListener(std::function<void(const v1::Order&)> listener) {
+    timed_out_listener_ = std::move(listener);
+  }
+
+  // One outcome of a direct call (--flow=sync), as the saga is told it.
+  struct DirectOutcome {
+    SagaInput input;
+    std::string reason;
+  };
+  // Applies `outcomes` in order to the order `order_id` through the saga
+  // state machine (order_saga.h) and stores the result in one transaction,
+  // as the handlers do for events (without events when !publish_events).
+  // Returns the order as stored. NOT_FOUND for an unknown order.
+  absl::StatusOr<v1::Order> Decide(const std::string& order_id,
+                                   const std::vector<DirectOutcome>& outcomes);
   absl::StatusOr<v1::ListOrdersResponse> List(const v1::ListOrdersRequest& request);
 
+  // Registers the handler of product.updated (topic "inventory"): the
+  // catalog read model. Alone in --flow=sync; `lines` as below.
+  void RegisterCatalogHandler(store::TransactionalConsumer& consumer,
+                              services::PendingLogLines* lines = nullptr);
   // Registers the handlers of topic "inventory" (product.updated,
   // stock.reserved, stock.rejected). Their log lines go to `lines`, to be
   // written once their transaction commits (null: written at once).
@@ -109,6 +136,8 @@ class OrderManager {
   store::OutboxRelay* const relay_;
   WatchHub* const hub_;
   const std::function<absl::Time()> clock_;
+  const bool publish_events_;
+  std::function<void(const v1::Order&)> timed_out_listener_;
 
   absl::Mutex place_mu_;
   std::deque<PendingPlace> place_queue_ ABSL_GUARDED_BY(place_mu_);

@@ -62,8 +62,8 @@ absl::StatusOr<SagaOutcome> ApplySagaInput(v1::Order& order, SagaInput input,
     case SagaInput::kCustomerCancel:
       if (order.status() == v1::ORDER_STATUS_CANCELLED) return SagaOutcome::kNone;
       if (order.status() == v1::ORDER_STATUS_CONFIRMED) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("order ", order.order_id(), " is CONFIRMED and can no longer be cancelled"));
+        return absl::FailedPreconditionError(absl::StrCat(
+            "order ", order.order_id(), " is CONFIRMED and can no longer be cancelled"));
       }
       return Cancel(order, events::v1::CANCEL_CAUSE_CUSTOMER,
                     reason.empty() ? "cancelled by the customer"
@@ -72,6 +72,11 @@ absl::StatusOr<SagaOutcome> ApplySagaInput(v1::Order& order, SagaInput input,
       if (!pending) return SagaOutcome::kNone;
       return Cancel(order, events::v1::CANCEL_CAUSE_TIMEOUT,
                     reason.empty() ? "timeout" : absl::StrCat("timeout: ", reason));
+    case SagaInput::kDependencyFailed:
+      if (!pending) return SagaOutcome::kNone;
+      return Cancel(order, events::v1::CANCEL_CAUSE_DEPENDENCY_UNAVAILABLE,
+                    reason.empty() ? "dependency unavailable"
+                                   : absl::StrCat("dependency unavailable: ", reason));
   }
   return SagaOutcome::kNone;
 }

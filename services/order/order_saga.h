@@ -20,6 +20,9 @@ enum class SagaInput {
   kCustomerCancel,
   // Still PENDING after the saga timeout (the caller decides when).
   kTimeout,
+  // --flow=sync: a call to inventory or payment failed (down, or past its
+  // deadline; docs/EVENT-DRIVEN.md).
+  kDependencyFailed,
 };
 
 // What a transition asks the caller to do.
@@ -33,7 +36,8 @@ enum class SagaOutcome {
 // The order state machine: PENDING → CONFIRMED | CANCELLED.
 //  - CONFIRMED once both stock.reserved and payment.captured arrived, in
 //    either order;
-//  - CANCELLED on stock.rejected, payment.declined, a customer cancel or
+//  - CANCELLED on stock.rejected, payment.declined, a customer cancel,
+//    a failed call in --flow=sync (cause DEPENDENCY_UNAVAILABLE) or
 //    the saga timeout while PENDING (a timeout of an ended order changes
 //    nothing, so a timeout racing an outcome is harmless);
 //  - terminal orders do not change state: a late stock.reserved or

@@ -20,7 +20,8 @@ v1::Order Pending() {
 
 TEST(OrderSaga, StockThenPaymentConfirms) {
   v1::Order o = Pending();
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_PENDING);
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
               IsOkAndHolds(SagaOutcome::kConfirmed));
@@ -29,16 +30,20 @@ TEST(OrderSaga, StockThenPaymentConfirms) {
 
 TEST(OrderSaga, PaymentThenStockConfirms) {
   v1::Order o = Pending();
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kUpdated));
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kConfirmed));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
 }
 
 TEST(OrderSaga, DuplicateOutcomesChangeNothing) {
   v1::Order o = Pending();
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kNone));
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kConfirmed));
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kNone));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
 }
@@ -54,7 +59,8 @@ TEST(OrderSaga, StockRejectedCancelsWithReason) {
 
 TEST(OrderSaga, PaymentDeclinedCancelsEvenAfterStockReserved) {
   v1::Order o = Pending();
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "insufficient funds"),
               IsOkAndHolds(SagaOutcome::kCancelled));
   EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_PAYMENT_DECLINED);
@@ -62,8 +68,10 @@ TEST(OrderSaga, PaymentDeclinedCancelsEvenAfterStockReserved) {
 
 TEST(OrderSaga, LateCaptureOnCancelledOrderIsRecordedNotConfirmed) {
   v1::Order o = Pending();
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "short"), IsOkAndHolds(SagaOutcome::kCancelled));
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "short"),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
   EXPECT_TRUE(o.payment_captured());
   EXPECT_EQ(o.cancel_reason(), "short");
@@ -73,7 +81,8 @@ TEST(OrderSaga, SecondNegativeOutcomeKeepsTheFirstReason) {
   v1::Order o = Pending();
   ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "declined"),
               IsOkAndHolds(SagaOutcome::kCancelled));
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "short"), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "short"),
+              IsOkAndHolds(SagaOutcome::kNone));
   EXPECT_EQ(o.cancel_reason(), "declined");
 }
 
@@ -89,8 +98,10 @@ TEST(OrderSaga, CustomerCancelWhilePending) {
 
 TEST(OrderSaga, CustomerCancelOfConfirmedOrderIsRefused) {
   v1::Order o = Pending();
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kConfirmed));
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kCustomerCancel, ""),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CONFIRMED")));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
@@ -98,15 +109,19 @@ TEST(OrderSaga, CustomerCancelOfConfirmedOrderIsRefused) {
 
 TEST(OrderSaga, LateNegativeOnConfirmedOrderChangesNothing) {
   v1::Order o = Pending();
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kConfirmed));
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "x"), IsOkAndHolds(SagaOutcome::kNone));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kConfirmed));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "x"),
+              IsOkAndHolds(SagaOutcome::kNone));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CONFIRMED);
 }
 
 TEST(OrderSaga, TimeoutCancelsAPendingOrderWithCauseTimeout) {
   v1::Order o = Pending();
-  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kTimeout, "no payment outcome after 5m"),
               IsOkAndHolds(SagaOutcome::kCancelled));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
@@ -116,7 +131,8 @@ TEST(OrderSaga, TimeoutCancelsAPendingOrderWithCauseTimeout) {
 
 TEST(OrderSaga, TimeoutOfAnEndedOrderChangesNothing) {
   v1::Order confirmed = Pending();
-  ASSERT_THAT(ApplySagaInput(confirmed, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  ASSERT_THAT(ApplySagaInput(confirmed, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
   ASSERT_THAT(ApplySagaInput(confirmed, SagaInput::kPaymentCaptured, ""),
               IsOkAndHolds(SagaOutcome::kConfirmed));
   const std::string before = confirmed.SerializeAsString();
@@ -135,17 +151,38 @@ TEST(OrderSaga, LateOutcomesAfterATimeoutAreOnlyRecorded) {
   ASSERT_THAT(ApplySagaInput(o, SagaInput::kTimeout, ""), IsOkAndHolds(SagaOutcome::kCancelled));
   // A late capture and reservation are recorded (payment refunds and
   // inventory releases on order.cancelled); the order stays CANCELLED.
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""), IsOkAndHolds(SagaOutcome::kUpdated));
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""), IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentCaptured, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
   EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
   EXPECT_TRUE(o.payment_captured());
   EXPECT_TRUE(o.stock_reserved());
   // Late rejections change nothing, the cause stays timeout.
-  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "x"), IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kPaymentDeclined, "x"),
+              IsOkAndHolds(SagaOutcome::kNone));
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockRejected, "x"), IsOkAndHolds(SagaOutcome::kNone));
   EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
   // And a customer cancel of a timed-out order is a no-op, not an error.
   EXPECT_THAT(ApplySagaInput(o, SagaInput::kCustomerCancel, ""), IsOkAndHolds(SagaOutcome::kNone));
+}
+
+TEST(OrderSaga, AFailedDirectCallCancelsAPendingOrderAsDependencyUnavailable) {
+  v1::Order o = Pending();
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kStockReserved, ""),
+              IsOkAndHolds(SagaOutcome::kUpdated));
+  EXPECT_THAT(ApplySagaInput(o, SagaInput::kDependencyFailed, "payment-service: down"),
+              IsOkAndHolds(SagaOutcome::kCancelled));
+  EXPECT_EQ(o.status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(o.cancel_cause(), events::v1::CANCEL_CAUSE_DEPENDENCY_UNAVAILABLE);
+  EXPECT_EQ(o.cancel_reason(), "dependency unavailable: payment-service: down");
+  // On an ended order it changes nothing.
+  v1::Order confirmed = Pending();
+  ASSERT_THAT(ApplySagaInput(confirmed, SagaInput::kStockReserved, ""), testing::IsOk());
+  ASSERT_THAT(ApplySagaInput(confirmed, SagaInput::kPaymentCaptured, ""), testing::IsOk());
+  EXPECT_THAT(ApplySagaInput(confirmed, SagaInput::kDependencyFailed, "late"),
+              IsOkAndHolds(SagaOutcome::kNone));
+  EXPECT_EQ(confirmed.status(), v1::ORDER_STATUS_CONFIRMED);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "relay/order/v1/order.grpc.pb.h"
 #include "services/order/order_manager.h"
+#include "services/order/sync_saga.h"
 #include "services/order/watch_hub.h"
 
 namespace relay::order {
@@ -11,10 +12,16 @@ namespace relay::order {
 // API. Unary calls run on gRPC's threads against OrderManager; WatchOrder is
 // a write reactor fed by the WatchHub.
 //
-// Thread-safe. `manager` and `hub` must outlive the server.
+// With a SyncSaga (--flow=sync), PlaceOrder answers once the saga ended:
+// the order CONFIRMED or CANCELLED, or the error of a failed call
+// (sync_saga.h); otherwise it answers the PENDING order at once.
+//
+// Thread-safe. `manager`, `hub` and `sync` must outlive the server; `sync`
+// may be null (events mode).
 class OrderServiceImpl final : public v1::OrderService::CallbackService {
  public:
-  OrderServiceImpl(OrderManager* manager, WatchHub* hub) : manager_(manager), hub_(hub) {}
+  OrderServiceImpl(OrderManager* manager, WatchHub* hub, SyncSaga* sync = nullptr)
+      : manager_(manager), hub_(hub), sync_(sync) {}
 
   grpc::ServerUnaryReactor* PlaceOrder(grpc::CallbackServerContext* context,
                                        const v1::PlaceOrderRequest* request,
@@ -34,6 +41,7 @@ class OrderServiceImpl final : public v1::OrderService::CallbackService {
  private:
   OrderManager* const manager_;
   WatchHub* const hub_;
+  SyncSaga* const sync_;
 };
 
 }  // namespace relay::order
