@@ -151,6 +151,13 @@ void ServiceProcess::Terminate() {
   if (!Reaped()) kill(pid_, SIGTERM);
 }
 
+void ServiceProcess::Kill() {
+  if (Reaped()) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &wait_status_, 0);
+  exited_ = true;
+}
+
 absl::Status ServiceProcess::Stop(absl::Duration timeout) {
   if (pid_ <= 0) return absl::OkStatus();
   if (!Reaped()) {
@@ -234,7 +241,13 @@ absl::Status SagaSystem::StartProcesses() {
   p = start("payment", options_.payment_binary, "payment.db", options_.payment_args);
   if (!p.ok()) return p.status();
   payment_ = std::move(*p);
-  p = start("order", options_.order_binary, "orders.db", options_.order_args);
+  std::vector<std::string> order_args = options_.order_args;
+  if (options_.order_sync) {
+    order_args.insert(order_args.begin(),
+                      {"--flow=sync", absl::StrCat("--inventory=", inventory_->address()),
+                       absl::StrCat("--payment=", payment_->address())});
+  }
+  p = start("order", options_.order_binary, "orders.db", order_args);
   if (!p.ok()) return p.status();
   order_ = std::move(*p);
   order_channel_ = MakeChannel(order_->address());
@@ -283,6 +296,26 @@ absl::Status SagaSystem::Fund() {
     }
     customers_.push_back(dep.customer_id());
   }
+  return absl::OkStatus();
+}
+
+void SagaSystem::KillPayment() {
+  if (payment_ != nullptr) payment_->Kill();
+}
+
+absl::Status SagaSystem::RestartPayment() {
+  const std::string address = payment_->address();
+  std::vector<std::string> args = {absl::StrCat("--broker=", broker_->address()),
+                                   absl::StrCat("--db=", dir_, "/payment/payment.db"),
+                                   // After the --listen=...:0 Start() adds: the last one counts.
+                                   absl::StrCat("--listen=", address)};
+  args.insert(args.end(), options_.payment_args.begin(), options_.payment_args.end());
+  ++payment_starts_;
+  absl::StatusOr<std::unique_ptr<ServiceProcess>> p =
+      ServiceProcess::Start(absl::StrCat("payment-", payment_starts_), options_.payment_binary,
+                            std::move(args), dir_, options_.start_timeout);
+  if (!p.ok()) return p.status();
+  payment_ = std::move(*p);
   return absl::OkStatus();
 }
 

@@ -48,6 +48,8 @@ class ServiceProcess {
 
   // Sends SIGTERM (when still running) and returns at once.
   void Terminate();
+  // SIGKILL (when still running), then reaps the child.
+  void Kill();
   // Terminate(), then up to `timeout` for the exit, then SIGKILL. An error
   // when it had to kill or the exit status was not 0. Idempotent.
   absl::Status Stop(absl::Duration timeout);
@@ -81,6 +83,9 @@ class SagaSystem {
     int customers = 16;                         // bench accounts made with Deposit
     int64_t deposit_minor = 1'000'000'000'000;  // per account
     int64_t stock = 1'000'000'000;              // on hand of every product
+    // order-service --flow=sync, given the addresses of inventory and
+    // payment (bench/flow_compare).
+    bool order_sync = false;
     absl::Duration start_timeout = absl::Seconds(30);
   };
 
@@ -93,6 +98,8 @@ class SagaSystem {
   const std::string& dir() const { return dir_; }
   const std::string& broker_address() const { return broker_->address(); }
   const std::string& order_address() const { return order_->address(); }
+  const std::string& inventory_address() const { return inventory_->address(); }
+  const std::string& payment_address() const { return payment_->address(); }
   std::shared_ptr<grpc::Channel> order_channel() const { return order_channel_; }
   std::shared_ptr<grpc::Channel> broker_channel() const { return broker_channel_; }
   const std::vector<std::string>& customers() const { return customers_; }
@@ -100,6 +107,12 @@ class SagaSystem {
 
   // CPU seconds so far of broker, order, inventory, payment (in that order).
   std::vector<double> CpuSeconds() const;
+
+  // SIGKILLs payment-service (as a crash would) and reaps it.
+  void KillPayment();
+  // Starts payment-service again on its address and database, waiting up
+  // to start_timeout for it to serve. REQUIRES: KillPayment() before.
+  absl::Status RestartPayment();
 
   // SIGTERMs the services, then the broker, waiting up to `timeout` for each.
   // Returns the first error (killed, or a non-zero exit). Idempotent.
@@ -119,6 +132,7 @@ class SagaSystem {
   std::shared_ptr<grpc::Channel> order_channel_, broker_channel_;
   std::vector<std::string> customers_;
   std::vector<std::string> skus_;
+  int payment_starts_ = 1;
   bool stopped_ = false;
 };
 
