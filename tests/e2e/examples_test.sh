@@ -111,13 +111,19 @@ if [ -n "${RELAY_BIN_DIR:-}" ]; then
 else
   BIN=$ROOT/build/release
   t=$SECONDS
+  build_log=$(mktemp "${TMPDIR:-/tmp}/relay-examples-build.XXXXXX")
+  build_failed() {
+    tail -n 30 "$build_log" >&2
+    fatal "$1 failed (the whole output: $build_log)"
+  }
   if [ ! -f "$BIN/CMakeCache.txt" ]; then
-    timeout 300 cmake --preset release >/dev/null || fatal "cmake --preset release failed"
+    timeout 300 cmake --preset release >"$build_log" 2>&1 || build_failed "cmake --preset release"
   fi
   log "cmake --build --preset release (the five binaries; a no-op when up to date)"
   timeout 3600 cmake --build --preset release --parallel "${RELAY_BUILD_JOBS:-2}" \
-    --target relay-broker order-service inventory-service payment-service relayctl >/dev/null \
-    || fatal "building the release binaries failed"
+    --target relay-broker order-service inventory-service payment-service relayctl \
+    >>"$build_log" 2>&1 || build_failed "cmake --build --preset release"
+  rm -f "$build_log"
   log "binaries ready in $((SECONDS - t))s"
 fi
 BROKER=$BIN/broker/relay-broker
