@@ -241,5 +241,20 @@ TEST_F(SyncSagaTest, PaymentDownFailsPlaceOrderUnavailableCancelsAndReleases) {
   EXPECT_EQ(later->status(), v1::ORDER_STATUS_CONFIRMED);
 }
 
+TEST(SyncSagaOptions, SyncFlowWithoutTheTwoAddressesIsInvalidArgument) {
+  relay::testing::TempDir dir;
+  OrderApp::Options o;
+  o.broker_target = kNoBroker;
+  o.db_path = dir.Join("orders.db");
+  o.flow = OrderApp::Options::Flow::kSync;
+  o.inventory_target = "127.0.0.1:1";
+  EXPECT_THAT(OrderApp::Start(o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--payment")));
+  o.payment_target = "127.0.0.1:1";
+  o.call_timeout = absl::ZeroDuration();
+  EXPECT_THAT(OrderApp::Start(o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("call_timeout")));
+}
+
 }  // namespace
 }  // namespace relay::order
