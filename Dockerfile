@@ -1,12 +1,14 @@
 # Relay: every binary built once, in one multi-stage build on Debian 12.
 #
-#   docker build -t relay:local .          (or: docker compose up --build)
+#   scripts/compose up -d --build          (or: DOCKER_BUILDKIT=1 docker build -t relay:local .)
 #
 # The base image is debian:bookworm-slim; where no registry can be reached,
-# scripts/docker-base-image makes it locally with debootstrap. Only classic
-# builder syntax (no BuildKit mounts or heredocs), so both builders work.
-# Layers go from rarely to often changed: the packages are installed before
-# any source is copied, so a source change rebuilds only the compile step.
+# scripts/docker-base-image makes it locally with debootstrap. Needs BuildKit
+# (Compose v2 and scripts/compose use it): the build tree lives in a cache
+# mount that outlasts the build, so after a one-line edit ninja recompiles
+# that one file and relinks, instead of compiling everything again. Layers go
+# from rarely to often changed: the packages are installed before any source
+# is copied. `docker builder prune` empties the cache (the next build is cold).
 
 ############################## build ##############################
 FROM debian:bookworm-slim AS build
@@ -26,9 +28,12 @@ COPY . /src
 
 # Parallel compile jobs (default: every core of the build machine).
 ARG BUILD_JOBS=
-RUN cmake --preset release -DRELAY_BUILD_TESTS=OFF -DRELAY_BUILD_BENCH=OFF \
- && cmake --build --preset release --parallel "${BUILD_JOBS:-$(nproc)}" \
-      --target relay-broker order-service inventory-service payment-service relayctl \
+# build/release is the cache mount (sharing=locked: two builds at once take
+# turns instead of sharing one tree); scripts/docker-build rebuilds what
+# changed by content, not only by mtime.
+RUN --mount=type=cache,id=relay-build-release,target=/src/build/release,sharing=locked \
+    scripts/docker-build "${BUILD_JOBS:-$(nproc)}" \
+      relay-broker order-service inventory-service payment-service relayctl \
  && mkdir -p /out \
  && cp build/release/broker/relay-broker \
        build/release/services/order/order-service \

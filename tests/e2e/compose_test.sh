@@ -14,8 +14,10 @@
 # taken down with its volumes at the end, also on failure.
 #
 # It runs as its own compose project (COMPOSE_PROJECT_NAME, default
-# relay-e2e) on host ports RELAY_BROKER_PORT/RELAY_ORDER_PORT (default
-# 17070/17071), so a stack already running from this directory is left alone.
+# relay-e2e) on host ports RELAY_BROKER_PORT/RELAY_ORDER_PORT/
+# RELAY_INVENTORY_PORT/RELAY_PAYMENT_PORTS (default 17070/17071/17072/
+# 17073-17076), so a stack already running from this directory is left alone.
+# Compose is scripts/compose: v2 or 1.29, whichever is installed, with BuildKit.
 # RELAY_E2E_COLD=1 builds without the layer cache (a cold build).
 # Needs root where Docker is not installed yet (scripts/docker-engine).
 set -euo pipefail
@@ -25,6 +27,8 @@ cd "$(dirname "$0")/../.."
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-relay-e2e}
 export RELAY_BROKER_PORT=${RELAY_BROKER_PORT:-17070}
 export RELAY_ORDER_PORT=${RELAY_ORDER_PORT:-17071}
+export RELAY_INVENTORY_PORT=${RELAY_INVENTORY_PORT:-17072}
+export RELAY_PAYMENT_PORTS=${RELAY_PAYMENT_PORTS:-17073-17076}
 COLD=${RELAY_E2E_COLD:-0}
 BUILD_TIMEOUT=${RELAY_E2E_BUILD_TIMEOUT:-3600}   # a cold build on 2 cores takes a while
 HEALTHY_TIMEOUT=${RELAY_E2E_HEALTHY_TIMEOUT:-120}
@@ -47,11 +51,7 @@ command -v jq >/dev/null 2>&1 || {
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq >/dev/null; }
 }
 
-if docker compose version >/dev/null 2>&1; then
-  COMPOSE=(docker compose)
-else
-  COMPOSE=(docker-compose)
-fi
+COMPOSE=(scripts/compose)
 compose() { "${COMPOSE[@]}" "$@"; }
 log "using: ${COMPOSE[*]} ($(compose version --short 2>/dev/null || compose version | head -n 1)), project $COMPOSE_PROJECT_NAME"
 
@@ -216,14 +216,35 @@ for svc in "${SERVICES[@]}"; do
     || fail "$svc logs are not capped"
   [ "$(docker inspect -f '{{.Config.User}}' "$id")" = relay ] || fail "$svc does not run as relay"
 done
-bindings=$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids broker)" "$(cids order-service)")
-if jq -r '.[] | select(. != null) | .[].HostIp' <<<"$bindings" | grep -vx '127.0.0.1' >/dev/null; then
-  fail "a port is published beyond 127.0.0.1: $bindings"
-fi
-[ -z "$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids payment-service)" | jq -r '.[] | select(. != null) | .[].HostIp')" ] \
-  || fail "payment-service publishes a host port"
+# Every service is reachable from the host, on loopback only.
+for svc in "${SERVICES[@]}"; do
+  bindings=$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids "$svc")")
+  hosts=$(jq -r '.[] | select(. != null) | .[].HostIp' <<<"$bindings")
+  [ -n "$hosts" ] || fail "$svc publishes no host port"
+  if grep -vx '127.0.0.1' <<<"$hosts" >/dev/null; then
+    fail "$svc publishes a port beyond 127.0.0.1: $bindings"
+  fi
+done
 
 ctl health
+
+# A client on the host reaches every API through the published ports (here
+# the image's relayctl on the host's network, as a host program would).
+host_ctl() { docker run --rm --network host --entrypoint relayctl relay:local --timeout 10s "$@"; }
+host_ctl stock list --inventory "127.0.0.1:$RELAY_INVENTORY_PORT" | grep -E '^GPU-1 ' >/dev/null \
+  || fail "no catalog from inventory-service on 127.0.0.1:$RELAY_INVENTORY_PORT"
+payment_port=$(docker port "$(cids payment-service)" 7073 | sed 's/.*://')
+host_ctl account list --payment "127.0.0.1:$payment_port" | grep -E '^c-alice ' >/dev/null \
+  || fail "no accounts from payment-service on 127.0.0.1:$payment_port"
+log "host clients: catalog on :$RELAY_INVENTORY_PORT, accounts on :$payment_port"
+
+# The client examples, each with the one command its README gives.
+export RELAY_ORDER_ADDR=127.0.0.1:$RELAY_ORDER_PORT RELAY_INVENTORY_ADDR=127.0.0.1:$RELAY_INVENTORY_PORT
+(cd examples/python && ./generate.sh >/dev/null && ./place_order.py --customer c-alice --item KB-1:1) \
+  | tail -n 1 | grep -E '^order ord-[0-9a-z]+ CONFIRMED$' >/dev/null || fail "examples/python: no CONFIRMED order"
+(cd examples/node && npm ci --silent >/dev/null && node place_order.js --customer c-alice --item MS-1:1) \
+  | tail -n 1 | grep -E '^order ord-[0-9a-z]+ CONFIRMED$' >/dev/null || fail "examples/node: no CONFIRMED order"
+log "examples/python and examples/node: an order CONFIRMED each, against the compose stack"
 
 # ------------------------------------------------------------ the saga --
 log "happy path: c-alice KB-1"
@@ -337,6 +358,14 @@ timeout 300 "${COMPOSE[@]}" up -d --no-recreate --scale payment-service=2
 replicas() { [ "$(cids payment-service | wc -l)" -eq "$1" ]; }
 wait_until "two payment-service containers" "$HEALTHY_TIMEOUT" replicas 2
 wait_until "both replicas healthy" "$HEALTHY_TIMEOUT" all_healthy payment-service
+# Each replica has a host port of its own, from RELAY_PAYMENT_PORTS.
+ports=$(for id in $(cids payment-service); do docker port "$id" 7073 | sed 's/.*://'; done | sort -u)
+[ "$(wc -l <<<"$ports")" -eq 2 ] || fail "the two payment replicas do not have two host ports: $ports"
+for p in $ports; do
+  host_ctl account list --payment "127.0.0.1:$p" | grep -E '^c-alice ' >/dev/null \
+    || fail "no accounts from the payment replica on 127.0.0.1:$p"
+done
+log "payment replicas on host ports $(echo $ports)"
 since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 sleep 1
 ctl load --rate 10 --duration 4s --grace 60s --customers c-alice,c-bob,c-carol,c-e2e-rich \
