@@ -24,6 +24,8 @@ const EndpointFlag kEndpointFlags[] = {
     {"order", "RELAY_ORDER_ADDR", &Endpoints::order, "order-service"},
     {"inventory", "RELAY_INVENTORY_ADDR", &Endpoints::inventory, "inventory-service"},
     {"payment", "RELAY_PAYMENT_ADDR", &Endpoints::payment, "payment-service"},
+    {"sync-order", "RELAY_ORDER_SYNC_ADDR", &Endpoints::sync_order,
+     "compare's order-service --flow=sync"},
 };
 
 std::vector<Flag> GlobalFlags() {
@@ -42,7 +44,7 @@ std::vector<Flag> GlobalFlags() {
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto list : {OrderCommands, StockCommands, AccountCommands, EventsCommands, TraceCommands,
-                    BrokerCommands, HealthCommands, LoadCommands}) {
+                    BrokerCommands, HealthCommands, LoadCommands, CompareCommands}) {
     for (Command& c : list()) all.push_back(std::move(c));
   }
   return all;

@@ -15,9 +15,10 @@
 namespace relay::ctl {
 
 // Runs relayctl with `argv` (the words after the program name) and returns
-// its exit code. Endpoints come from --broker/--order/--inventory/--payment,
-// else RELAY_BROKER_ADDR/RELAY_ORDER_ADDR/RELAY_INVENTORY_ADDR/
-// RELAY_PAYMENT_ADDR (via io.getenv), else localhost:7070..7073.
+// its exit code. Endpoints come from --broker/--order/--inventory/--payment/
+// --sync-order, else RELAY_BROKER_ADDR/RELAY_ORDER_ADDR/RELAY_INVENTORY_ADDR/
+// RELAY_PAYMENT_ADDR/RELAY_ORDER_SYNC_ADDR (via io.getenv), else
+// localhost:7070..7073 and localhost:7077.
 int Run(const std::vector<std::string>& argv, const Io& io);
 
 }  // namespace relay::ctl

@@ -50,7 +50,7 @@ TEST(Cli, HelpListsEveryCommandAndTheExitCodes) {
   for (const char* verb :
        {"order place", "order get", "order list", "order watch", "order cancel", "stock list",
         "stock set", "account list", "account deposit", "events tail", "trace", "broker topics",
-        "broker groups", "health", "load"}) {
+        "broker groups", "health", "load", "compare", "RELAY_ORDER_SYNC_ADDR"}) {
     EXPECT_THAT(o.out, HasSubstr(verb));
   }
   EXPECT_THAT(o.out, HasSubstr("Exit codes: 0 ok"));
@@ -62,7 +62,8 @@ TEST(Cli, EveryVerbHasHelp) {
        std::vector<std::vector<std::string>>{{"order", "place", "--help"},
                                              {"trace", "-h"},
                                              {"events", "tail", "--help"},
-                                             {"--json", "load", "--help"}}) {
+                                             {"--json", "load", "--help"},
+                                             {"compare", "--help"}}) {
     Outcome o = RunCli(argv);
     EXPECT_EQ(o.code, 0) << argv[0];
     EXPECT_THAT(o.out, StartsWith("Usage: relayctl ")) << argv[0];
@@ -103,6 +104,12 @@ TEST(Cli, BadArgumentsExitTwoWithOneLine) {
       {"events", "tail", "--limit", "0"},
       {"load", "--rate", "0", "--duration", "1s"},
       {"load", "--rate", "5"},
+      {"compare", "--rate", "0"},
+      {"compare", "--rate", "fast"},
+      {"compare", "--duration", "soon"},
+      {"compare", "--duration", "-1s"},
+      {"compare", "--grace", "0s"},
+      {"compare", "--order", "127.0.0.1:9", "--sync-order", "127.0.0.1:9"},
       {"health", "--service", "database"},
       {"broker", "topics", "--timeout", "soon"},
       {"broker", "topics", "--bogus"},
@@ -121,6 +128,16 @@ TEST(Cli, UnreachableServiceExitsFourNamingTheAddress) {
   EXPECT_EQ(o.code, 4);
   EXPECT_THAT(o.err, StartsWith("relayctl: get order o-1: cannot reach 127.0.0.1:1: "));
   EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+}
+
+TEST(Cli, CompareWithoutASyncOrderServiceSaysHowToStartOne) {
+  Outcome o = RunCli({"compare", "--timeout", "2s"}, {{"RELAY_ORDER_SYNC_ADDR", kNowhere}});
+  EXPECT_EQ(o.code, 4);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err,
+            "relayctl: compare: no sync order-service at 127.0.0.1:1: start one with "
+            "`scripts/compose --profile compare up -d order-service-sync`, or pass "
+            "--sync-order HOST:PORT\n");
 }
 
 TEST(Cli, EndpointsComeFromFlagsThenEnvironment) {

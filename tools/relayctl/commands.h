@@ -26,6 +26,7 @@ std::vector<Command> TraceCommands();    // trace
 std::vector<Command> BrokerCommands();   // broker topics|groups
 std::vector<Command> HealthCommands();   // health
 std::vector<Command> LoadCommands();     // load
+std::vector<Command> CompareCommands();  // compare
 
 }  // namespace relay::ctl
 

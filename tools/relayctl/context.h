@@ -57,6 +57,9 @@ struct Endpoints {
   std::string order = "localhost:7071";
   std::string inventory = "localhost:7072";
   std::string payment = "localhost:7073";
+  // An order-service started with --flow=sync, for `compare`: compose's
+  // order-service-sync publishes it there (7073-7076 are payment's).
+  std::string sync_order = "localhost:7077";
 };
 
 // Not thread-safe, except Channel() and SetDeadline(), which may be called

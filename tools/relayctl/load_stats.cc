@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -131,6 +132,84 @@ google::protobuf::Value LoadReportJson(const LoadTally& tally, double rate, absl
   latency["p90"] = NumberValue(absl::ToDoubleMilliseconds(s.p90));
   latency["p99"] = NumberValue(absl::ToDoubleMilliseconds(s.p99));
   latency["max"] = NumberValue(absl::ToDoubleMilliseconds(s.max));
+  return doc;
+}
+
+double EndedPerSecond(const LoadTally& tally, absl::Duration elapsed) {
+  if (elapsed <= absl::ZeroDuration()) return 0;
+  return static_cast<double>(tally.confirmed + tally.cancelled_total()) /
+         absl::ToDoubleSeconds(elapsed);
+}
+
+void PrintCompareReport(std::ostream& out, const std::vector<FlowRun>& runs, double rate,
+                        absl::Duration duration, absl::Duration grace) {
+  out << absl::StrFormat(
+      "compare: orders at %g/s for %s through each flow, one after the other\n\n", rate,
+      absl::FormatDuration(duration));
+  std::vector<Table::Column> columns = {{""}};
+  std::set<std::string> causes, errors;
+  for (const FlowRun& r : runs) {
+    columns.push_back({r.flow, Table::kRight});
+    for (const auto& [cause, n] : r.tally.cancelled) causes.insert(cause);
+    for (const auto& [kind, n] : r.tally.errors) errors.insert(kind);
+  }
+  Table table(std::move(columns));
+  // A row of one value per run.
+  auto row = [&](const std::string& label, auto value) {
+    std::vector<std::string> cells = {label};
+    for (const FlowRun& r : runs) cells.push_back(value(r));
+    table.AddRow(std::move(cells));
+  };
+  auto count = [](uint64_t n) { return absl::StrCat(n); };
+  auto in = [](const std::map<std::string, uint64_t>& counts, const std::string& key) {
+    auto it = counts.find(key);
+    return it == counts.end() ? uint64_t{0} : it->second;
+  };
+  auto latency = [](const FlowRun& r, absl::Duration LatencySummary::*field) {
+    LatencySummary s = SummarizeLatencies(r.tally.latencies);
+    return s.count == 0 ? std::string("-") : FormatDelta(s.*field);
+  };
+  row("order-service", [](const FlowRun& r) { return r.address; });
+  row("orders sent", [&](const FlowRun& r) { return count(r.tally.scheduled); });
+  row("orders placed", [&](const FlowRun& r) { return count(r.tally.placed); });
+  row("confirmed", [&](const FlowRun& r) { return count(r.tally.confirmed); });
+  row("cancelled", [&](const FlowRun& r) { return count(r.tally.cancelled_total()); });
+  for (const std::string& cause : causes) {
+    row(absl::StrCat("  ", cause),
+        [&](const FlowRun& r) { return count(in(r.tally.cancelled, cause)); });
+  }
+  row("errors", [&](const FlowRun& r) { return count(r.tally.errors_total()); });
+  for (const std::string& kind : errors) {
+    row(absl::StrCat("  ", kind),
+        [&](const FlowRun& r) { return count(in(r.tally.errors, kind)); });
+  }
+  row(absl::StrCat("not ended ", absl::FormatDuration(grace), " after the run"),
+      [&](const FlowRun& r) { return count(r.tally.not_terminal); });
+  row("placed -> end p50", [&](const FlowRun& r) { return latency(r, &LatencySummary::p50); });
+  row("placed -> end p99", [&](const FlowRun& r) { return latency(r, &LatencySummary::p99); });
+  row("orders/s ended",
+      [](const FlowRun& r) { return absl::StrFormat("%.1f", EndedPerSecond(r.tally, r.elapsed)); });
+  table.Render(out);
+  out << "\nThe same orders (one seed) through each flow in turn, sharing inventory and payment,\n"
+         "no faults. Under faults (payment down, slow inventory, a burst) see bench/flow_compare\n"
+         "and docs/EVENT-DRIVEN.md.\n";
+}
+
+google::protobuf::Value CompareReportJson(const std::vector<FlowRun>& runs, double rate,
+                                          absl::Duration duration, absl::Duration grace) {
+  google::protobuf::Value doc;
+  auto& f = *doc.mutable_struct_value()->mutable_fields();
+  f["rate"] = NumberValue(rate);
+  f["duration_ms"] = NumberValue(absl::ToDoubleMilliseconds(duration));
+  f["grace_ms"] = NumberValue(absl::ToDoubleMilliseconds(grace));
+  auto& flows = *f["flows"].mutable_struct_value()->mutable_fields();
+  for (const FlowRun& r : runs) {
+    google::protobuf::Value flow = LoadReportJson(r.tally, rate, duration, r.elapsed);
+    auto& ff = *flow.mutable_struct_value()->mutable_fields();
+    ff["address"] = StringValue(r.address);
+    ff["ended_per_s"] = NumberValue(EndedPerSecond(r.tally, r.elapsed));
+    flows[r.flow] = std::move(flow);
+  }
   return doc;
 }
 

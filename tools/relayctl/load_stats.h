@@ -1,9 +1,9 @@
 #ifndef RELAY_TOOLS_RELAYCTL_LOAD_STATS_H_
 #define RELAY_TOOLS_RELAYCTL_LOAD_STATS_H_
 
-// The arithmetic of `relayctl load`: latency percentiles, a log-scale
-// histogram and the outcome counts, separate from the gRPC driving so they
-// are tested on their own.
+// The arithmetic of `relayctl load` and `relayctl compare`: latency
+// percentiles, a log-scale histogram, the outcome counts and the reports,
+// separate from the gRPC driving so they are tested on their own.
 
 #include <cstdint>
 #include <map>
@@ -56,6 +56,29 @@ void PrintLoadReport(std::ostream& out, const LoadTally& tally, double rate,
 // The same as one JSON value.
 google::protobuf::Value LoadReportJson(const LoadTally& tally, double rate, absl::Duration duration,
                                        absl::Duration elapsed);
+
+// One column of `relayctl compare`: one flow's load run.
+struct FlowRun {
+  std::string flow;     // "events", "sync".
+  std::string address;  // The order-service the run went through.
+  LoadTally tally;
+  absl::Duration elapsed;
+};
+
+// Orders that ended (confirmed or cancelled) per second of `elapsed`; zero
+// when `elapsed` is not positive.
+double EndedPerSecond(const LoadTally& tally, absl::Duration elapsed);
+
+// One table with a column per run: orders sent and placed, confirmed,
+// cancelled by cause, errors by kind, not ended, placed -> end p50/p99 and
+// orders/s ended, then what it means.
+void PrintCompareReport(std::ostream& out, const std::vector<FlowRun>& runs, double rate,
+                        absl::Duration duration, absl::Duration grace);
+
+// The same as one JSON value: {"rate", "duration_ms", "grace_ms", "flows":
+// {flow: LoadReportJson() plus "address" and "ended_per_s"}}.
+google::protobuf::Value CompareReportJson(const std::vector<FlowRun>& runs, double rate,
+                                          absl::Duration duration, absl::Duration grace);
 
 }  // namespace relay::ctl
 

@@ -79,5 +79,44 @@ TEST(PrintLoadReport, ShowsOutcomesPercentilesAndHistogram) {
   EXPECT_THAT(json, HasSubstr("\"p90\":40"));
 }
 
+TEST(PrintCompareReport, OneColumnPerFlowWithEveryCauseAndErrorOfEither) {
+  FlowRun events{"events", "localhost:7071", {}, absl::Seconds(2)};
+  events.tally.scheduled = events.tally.placed = 4;
+  events.tally.confirmed = 3;
+  events.tally.cancelled["payment_declined"] = 1;
+  events.tally.latencies = {absl::Milliseconds(40), absl::Milliseconds(50), absl::Milliseconds(60),
+                            absl::Milliseconds(70)};
+  FlowRun sync{"sync", "localhost:7077", {}, absl::Seconds(2)};
+  sync.tally.scheduled = 4;
+  sync.tally.errors["place: UNAVAILABLE"] = 4;
+  sync.tally.place_unavailable = 4;
+  std::ostringstream out;
+  PrintCompareReport(out, {events, sync}, 2, absl::Seconds(2), absl::Seconds(10));
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr("compare: orders at 2/s for 2s through each flow"));
+  EXPECT_THAT(text, HasSubstr("                                     events            sync\n"
+                              "order-service                localhost:7071  localhost:7077\n"
+                              "orders sent                               4               4\n"
+                              "orders placed                             4               0\n"
+                              "confirmed                                 3               0\n"
+                              "cancelled                                 1               0\n"
+                              "  payment_declined                        1               0\n"
+                              "errors                                    0               4\n"
+                              "  place: UNAVAILABLE                      0               4\n"
+                              "not ended 10s after the run               0               0\n"
+                              "placed -> end p50                    50.0ms               -\n"
+                              "placed -> end p99                    70.0ms               -\n"
+                              "orders/s ended                          2.0             0.0\n"));
+  EXPECT_THAT(text, HasSubstr("bench/flow_compare"));
+  EXPECT_THAT(text, HasSubstr("docs/EVENT-DRIVEN.md"));
+
+  std::string json =
+      ToJson(CompareReportJson({events, sync}, 2, absl::Seconds(2), absl::Seconds(10)), false);
+  EXPECT_THAT(json, HasSubstr("\"grace_ms\":10000"));
+  EXPECT_THAT(json, HasSubstr("\"address\":\"localhost:7077\""));
+  EXPECT_THAT(json, HasSubstr("\"ended_per_s\":2"));
+  EXPECT_THAT(json, HasSubstr("\"place: UNAVAILABLE\":4"));
+}
+
 }  // namespace
 }  // namespace relay::ctl
