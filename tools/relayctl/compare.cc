@@ -64,7 +64,7 @@ int Compare(Context& ctx, const Args& args) {
   for (const auto& [flow, address] : {std::pair{"events", events}, std::pair{"sync", sync}}) {
     if (ctx.Interrupted()) break;
     LoadResult result = RunLoad(ctx, address, options);
-    runs.push_back({flow, address, std::move(result.tally), result.elapsed});
+    runs.push_back({flow, address, std::move(result.tally), result.elapsed, result.interrupted});
   }
   if (ctx.json()) {
     ctx.out() << ToJson(CompareReportJson(runs, options.rate, options.duration, options.grace),
@@ -72,6 +72,7 @@ int Compare(Context& ctx, const Args& args) {
               << "\n";
   } else {
     PrintCompareReport(ctx.out(), runs, options.rate, options.duration, options.grace);
+    if (runs.size() < 2) ctx.out() << "Ctrl-C: the sync run did not start.\n";
   }
   int code = kExitOk;
   for (const FlowRun& r : runs) {
@@ -102,7 +103,7 @@ std::vector<Command> CompareCommands() {
         "see bench/flow_compare and docs/EVENT-DRIVEN.md. Start the sync order-service\n"
         "with: scripts/compose --profile compare up -d order-service-sync\n"
         "Exit 0 when every order of both runs ended without error, 4 if an order-service\n"
-        "cannot be reached, 1 otherwise. Ctrl-C stops early and reports what ran."},
+        "cannot be reached, 1 otherwise. Ctrl-C stops early and reports the flows that ran."},
        Compare},
   };
 }

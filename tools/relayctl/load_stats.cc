@@ -135,10 +135,13 @@ google::protobuf::Value LoadReportJson(const LoadTally& tally, double rate, absl
   return doc;
 }
 
-double EndedPerSecond(const LoadTally& tally, absl::Duration elapsed) {
-  if (elapsed <= absl::ZeroDuration()) return 0;
-  return static_cast<double>(tally.confirmed + tally.cancelled_total()) /
-         absl::ToDoubleSeconds(elapsed);
+double EndedPerSecond(const FlowRun& run, absl::Duration duration) {
+  // Order i is sent at i/rate, so the last one leaves just before
+  // `duration` ends: dividing by `elapsed` alone would beat the rate.
+  const absl::Duration time = run.interrupted ? run.elapsed : std::max(run.elapsed, duration);
+  if (time <= absl::ZeroDuration()) return 0;
+  return static_cast<double>(run.tally.confirmed + run.tally.cancelled_total()) /
+         absl::ToDoubleSeconds(time);
 }
 
 void PrintCompareReport(std::ostream& out, const std::vector<FlowRun>& runs, double rate,
@@ -188,11 +191,28 @@ void PrintCompareReport(std::ostream& out, const std::vector<FlowRun>& runs, dou
   row("placed -> end p50", [&](const FlowRun& r) { return latency(r, &LatencySummary::p50); });
   row("placed -> end p99", [&](const FlowRun& r) { return latency(r, &LatencySummary::p99); });
   row("orders/s ended",
-      [](const FlowRun& r) { return absl::StrFormat("%.1f", EndedPerSecond(r.tally, r.elapsed)); });
+      [&](const FlowRun& r) { return absl::StrFormat("%.1f", EndedPerSecond(r, duration)); });
   table.Render(out);
   out << "\nThe same orders (one seed) through each flow in turn, sharing inventory and payment,\n"
          "no faults. Under faults (payment down, slow inventory, a burst) see bench/flow_compare\n"
          "and docs/EVENT-DRIVEN.md.\n";
+  // Shared accounts and stock: a later run may find them spent by an
+  // earlier one, which is not the flow's doing.
+  auto spent = [](const FlowRun& r) {
+    auto count = [&](const char* cause) {
+      auto it = r.tally.cancelled.find(cause);
+      return it == r.tally.cancelled.end() ? uint64_t{0} : it->second;
+    };
+    return count("out_of_stock") + count("payment_declined");
+  };
+  for (size_t i = 1; i < runs.size(); ++i) {
+    if (spent(runs[i]) > spent(runs[0])) {
+      out << absl::StrFormat(
+          "%s ran second and had more out_of_stock/payment_declined: %s spent stock and\n"
+          "balances first (relayctl stock set, account deposit; or --customers/--skus).\n",
+          runs[i].flow, runs[0].flow);
+    }
+  }
 }
 
 google::protobuf::Value CompareReportJson(const std::vector<FlowRun>& runs, double rate,
@@ -207,7 +227,7 @@ google::protobuf::Value CompareReportJson(const std::vector<FlowRun>& runs, doub
     google::protobuf::Value flow = LoadReportJson(r.tally, rate, duration, r.elapsed);
     auto& ff = *flow.mutable_struct_value()->mutable_fields();
     ff["address"] = StringValue(r.address);
-    ff["ended_per_s"] = NumberValue(EndedPerSecond(r.tally, r.elapsed));
+    ff["ended_per_s"] = NumberValue(EndedPerSecond(r, duration));
     flows[r.flow] = std::move(flow);
   }
   return doc;

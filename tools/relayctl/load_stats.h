@@ -62,12 +62,14 @@ struct FlowRun {
   std::string flow;     // "events", "sync".
   std::string address;  // The order-service the run went through.
   LoadTally tally;
-  absl::Duration elapsed;
+  absl::Duration elapsed;    // First order sent to last one ended.
+  bool interrupted = false;  // Ctrl-C cut the run short.
 };
 
-// Orders that ended (confirmed or cancelled) per second of `elapsed`; zero
-// when `elapsed` is not positive.
-double EndedPerSecond(const LoadTally& tally, absl::Duration elapsed);
+// Orders of `run` that ended (confirmed or cancelled) per second of the
+// run: the `duration` orders were placed for, or `elapsed` when longer (the
+// last ones ended after it) or cut short; zero for no time.
+double EndedPerSecond(const FlowRun& run, absl::Duration duration);
 
 // One table with a column per run: orders sent and placed, confirmed,
 // cancelled by cause, errors by kind, not ended, placed -> end p50/p99 and

@@ -10,6 +10,7 @@ namespace relay::ctl {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(SummarizeLatencies, UsesNearestRankPercentiles) {
   std::vector<absl::Duration> samples;
@@ -79,6 +80,19 @@ TEST(PrintLoadReport, ShowsOutcomesPercentilesAndHistogram) {
   EXPECT_THAT(json, HasSubstr("\"p90\":40"));
 }
 
+TEST(EndedPerSecond, DividesByTheDurationOrTheLongerOrInterruptedRun) {
+  FlowRun run{"events", "a:1", {}, absl::Milliseconds(920)};
+  run.tally.confirmed = 8;
+  run.tally.cancelled["out_of_stock"] = 2;
+  EXPECT_DOUBLE_EQ(EndedPerSecond(run, absl::Seconds(1)), 10);  // Not 10 / 0.92.
+  run.elapsed = absl::Seconds(4);                               // The last ones ended late.
+  EXPECT_DOUBLE_EQ(EndedPerSecond(run, absl::Seconds(1)), 2.5);
+  run.elapsed = absl::Milliseconds(500);
+  run.interrupted = true;
+  EXPECT_DOUBLE_EQ(EndedPerSecond(run, absl::Seconds(10)), 20);
+  EXPECT_DOUBLE_EQ(EndedPerSecond(FlowRun{}, absl::ZeroDuration()), 0);
+}
+
 TEST(PrintCompareReport, OneColumnPerFlowWithEveryCauseAndErrorOfEither) {
   FlowRun events{"events", "localhost:7071", {}, absl::Seconds(2)};
   events.tally.scheduled = events.tally.placed = 4;
@@ -109,6 +123,14 @@ TEST(PrintCompareReport, OneColumnPerFlowWithEveryCauseAndErrorOfEither) {
                               "orders/s ended                          2.0             0.0\n"));
   EXPECT_THAT(text, HasSubstr("bench/flow_compare"));
   EXPECT_THAT(text, HasSubstr("docs/EVENT-DRIVEN.md"));
+  EXPECT_THAT(text, Not(HasSubstr("ran second")));
+
+  // The second run found the balances spent.
+  sync.tally.cancelled["payment_declined"] = 2;
+  out.str("");
+  PrintCompareReport(out, {events, sync}, 2, absl::Seconds(2), absl::Seconds(10));
+  EXPECT_THAT(out.str(), HasSubstr("sync ran second and had more out_of_stock/payment_declined: "
+                                   "events spent stock and\n"));
 
   std::string json =
       ToJson(CompareReportJson({events, sync}, 2, absl::Seconds(2), absl::Seconds(10)), false);
