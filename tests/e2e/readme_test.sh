@@ -20,6 +20,7 @@ case "$path" in
     export RELAY_ORDER_PORT=${RELAY_ORDER_PORT:-27071}
     export RELAY_INVENTORY_PORT=${RELAY_INVENTORY_PORT:-27072}
     export RELAY_PAYMENT_PORTS=${RELAY_PAYMENT_PORTS:-27073-27076}
+    export RELAY_ORDER_SYNC_PORT=${RELAY_ORDER_SYNC_PORT:-27077}
     ;;
   cluster-path)
     export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-relay-readme-cluster}
@@ -27,6 +28,7 @@ case "$path" in
     export RELAY_ORDER_PORT=${RELAY_ORDER_PORT:-27171}
     export RELAY_INVENTORY_PORT=${RELAY_INVENTORY_PORT:-27172}
     export RELAY_PAYMENT_PORTS=${RELAY_PAYMENT_PORTS:-27173-27176}
+    export RELAY_ORDER_SYNC_PORT=${RELAY_ORDER_SYNC_PORT:-27177}
     # For the clean-up below; the README's blocks export it themselves.
     cluster_files=docker-compose.yml:docker-compose.cluster.yml
     ;;
@@ -69,7 +71,7 @@ blocks=$(grep -vc '^@@step ' "$work/blocks.sh" || true)
 cleanup() {
   local rc=$?
   if [ -n "${cluster_files:-}" ]; then export COMPOSE_FILE=$cluster_files; fi
-  scripts/compose down -v --remove-orphans >/dev/null 2>&1 || true
+  scripts/compose --profile compare down -v --remove-orphans >/dev/null 2>&1 || true
   # The run's output outlives the test, to read after a failure.
   cp "$output" "${TMPDIR:-/tmp}/readme_test-$path.txt" 2>/dev/null || true
   rm -rf "$work"
