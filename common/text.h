@@ -26,6 +26,11 @@ inline constexpr size_t kMaxExcerptBytes = 32;
 // become '?'.
 std::string Excerpt(absl::string_view text, size_t max = kMaxExcerptBytes);
 
+// The longest prefix of `text` of at most `max` bytes that does not end
+// inside a UTF-8 sequence: for a bounded field that must stay valid UTF-8
+// (a proto3 string), unlike a plain substr.
+absl::string_view Utf8Prefix(absl::string_view text, size_t max);
+
 }  // namespace relay
 
 #endif  // RELAY_COMMON_TEXT_H_

@@ -36,6 +36,13 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   sync_options.workers = options.sync_workers;
   if (sync) {
     if (absl::Status s = SyncSaga::Validate(sync_options); !s.ok()) return s;
+    // The saga timeout is sync mode's only way back for an order a crash or a
+    // shutdown left PENDING (with stock held, money taken): it cannot be off.
+    if (options.saga_timeout <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "--flow=sync needs a --saga_timeout > 0: it is what compensates an order a crash left "
+          "PENDING");
+    }
   }
   services::ServiceRuntime::Options ro = services::ServiceRuntime::CommonOptions(options);
   ro.database.synchronous = options.synchronous;

@@ -6,10 +6,15 @@
 #include "absl/time/clock.h"
 #include "common/grpc_channel.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "services/order/order_saga.h"
 
 namespace relay::order {
 namespace {
+
+// ReleaseStockRequest.reason and RefundRequest.reason: at most 500 bytes,
+// cut on a UTF-8 boundary (a proto3 string that is not UTF-8 fails to parse).
+constexpr size_t kMaxReasonBytes = 500;
 
 // Waits for a group of asynchronous unary calls. Each call's callback
 // (from Add()) runs on a gRPC thread, stores the status and counts down;
@@ -237,10 +242,10 @@ void SyncSaga::Compensate(const v1::Order& order, const std::string& reason, boo
   const std::string& id = order.order_id();
   inventory::v1::ReleaseStockRequest release_request;
   release_request.set_order_id(id);
-  release_request.set_reason(reason.substr(0, 500));
+  release_request.set_reason(std::string(Utf8Prefix(reason, kMaxReasonBytes)));
   payment::v1::RefundRequest refund_request;
   refund_request.set_order_id(id);
-  refund_request.set_reason(reason.substr(0, 500));
+  refund_request.set_reason(std::string(Utf8Prefix(reason, kMaxReasonBytes)));
   inventory::v1::StockChangeResponse released;
   payment::v1::RefundResponse refunded;
   grpc::Status release_status, refund_status;

@@ -254,6 +254,11 @@ TEST(SyncSagaOptions, SyncFlowWithoutTheTwoAddressesIsInvalidArgument) {
   o.call_timeout = absl::ZeroDuration();
   EXPECT_THAT(OrderApp::Start(o),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("call_timeout")));
+  // The saga timeout is what compensates an order a crash left PENDING.
+  o.call_timeout = absl::Seconds(2);
+  o.saga_timeout = absl::ZeroDuration();
+  EXPECT_THAT(OrderApp::Start(o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--saga_timeout")));
 }
 
 }  // namespace
