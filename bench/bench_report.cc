@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -61,6 +62,12 @@ int64_t Percentile(const std::vector<int64_t>& v, double p) {
   if (v.empty()) return 0;
   size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
   return v[std::min(v.size(), std::max<size_t>(rank, 1)) - 1];
+}
+
+std::string TempRoot(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* tmpdir = std::getenv("TMPDIR");
+  return tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
 }
 
 double Median(std::vector<double> v) {

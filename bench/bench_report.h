@@ -34,6 +34,10 @@ double Median(std::vector<double> v);
 // Nearest-rank percentile `p` (0..1) of sorted `v`; 0 when empty.
 int64_t Percentile(const std::vector<int64_t>& v, double p);
 
+// Where a bench puts its runs' directories: `flag` (--temp_root) when set,
+// else $TMPDIR when set, else /tmp.
+std::string TempRoot(const std::string& flag);
+
 // One summary per workload, in first-seen order.
 std::vector<Summary> Summarize(const std::vector<RunResult>& results);
 

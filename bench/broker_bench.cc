@@ -78,11 +78,7 @@ int main(int argc, char** argv) {
   config.rate = absl::GetFlag(FLAGS_rate);
   config.duration = absl::GetFlag(FLAGS_duration);
   config.timeout = absl::GetFlag(FLAGS_timeout);
-  config.temp_root = absl::GetFlag(FLAGS_temp_root);
-  if (config.temp_root.empty()) {
-    const char* tmpdir = std::getenv("TMPDIR");
-    config.temp_root = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
-  }
+  config.temp_root = relay::bench::TempRoot(absl::GetFlag(FLAGS_temp_root));
   const int runs = absl::GetFlag(FLAGS_runs);
   const bool json = absl::GetFlag(FLAGS_json);
 

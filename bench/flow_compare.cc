@@ -278,11 +278,7 @@ int main(int argc, char** argv) {
   sys.inventory_binary = absl::GetFlag(FLAGS_inventory_service);
   sys.payment_binary = absl::GetFlag(FLAGS_payment_service);
   sys.keep_dir = absl::GetFlag(FLAGS_keep_data);
-  sys.temp_root = absl::GetFlag(FLAGS_temp_root);
-  if (sys.temp_root.empty()) {
-    const char* tmpdir = std::getenv("TMPDIR");
-    sys.temp_root = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
-  }
+  sys.temp_root = relay::bench::TempRoot(absl::GetFlag(FLAGS_temp_root));
   config.runs = absl::GetFlag(FLAGS_runs);
   config.rate = absl::GetFlag(FLAGS_rate);
   config.window = absl::GetFlag(FLAGS_window);

@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "bench/bench_report.h"
 #include "bench/saga_bench_report.h"
 #include "bench/saga_bench_scenarios.h"
 #include "common/log.h"
@@ -98,11 +99,7 @@ int main(int argc, char** argv) {
   sys.fsync = absl::GetFlag(FLAGS_fsync);
   sys.keep_dir = absl::GetFlag(FLAGS_keep_data);
   sys.customers = absl::GetFlag(FLAGS_customers);
-  sys.temp_root = absl::GetFlag(FLAGS_temp_root);
-  if (sys.temp_root.empty()) {
-    const char* tmpdir = std::getenv("TMPDIR");
-    sys.temp_root = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
-  }
+  sys.temp_root = relay::bench::TempRoot(absl::GetFlag(FLAGS_temp_root));
   config.duration = absl::GetFlag(FLAGS_duration);
   config.grace = absl::GetFlag(FLAGS_grace);
   config.concurrency = absl::GetFlag(FLAGS_concurrency);

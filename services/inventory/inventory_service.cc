@@ -32,6 +32,25 @@ std::string Price(const v1::Product& p) {
   return FormatMoney(p.price().amount_minor(), p.price().currency());
 }
 
+// Runs one stock step (CommitOrder, ReleaseOrder) for `order_id` in one
+// transaction; the lines it moved, also added to `response`.
+absl::StatusOr<std::vector<events::v1::StockLine>> MoveHeldStock(
+    store::Database* db,
+    absl::StatusOr<std::vector<events::v1::StockLine>> (*step)(store::Tx&, const std::string&,
+                                                               absl::Time),
+    const std::string& order_id, v1::StockChangeResponse* response) {
+  std::vector<events::v1::StockLine> moved;
+  absl::Status s = db->Transaction([&](store::Tx& tx) -> absl::Status {
+    absl::StatusOr<std::vector<events::v1::StockLine>> r = step(tx, order_id, absl::Now());
+    if (!r.ok()) return r.status();
+    moved = std::move(*r);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  for (const events::v1::StockLine& l : moved) *response->add_lines() = l;
+  return moved;
+}
+
 }  // namespace
 
 InventoryServiceImpl::InventoryServiceImpl(store::Database* db, store::OutboxRelay* relay,
@@ -297,24 +316,17 @@ absl::Status InventoryServiceImpl::DoReserveStock(const v1::ReserveStockRequest&
 absl::Status InventoryServiceImpl::DoReleaseStock(const v1::ReleaseStockRequest& request,
                                                   v1::StockChangeResponse* response) {
   if (absl::Status s = ValidateReleaseStock(request); !s.ok()) return s;
-  std::vector<events::v1::StockLine> moved;
-  absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
-    absl::StatusOr<std::vector<events::v1::StockLine>> r =
-        ReleaseOrder(tx, request.order_id(), absl::Now());
-    if (!r.ok()) return r.status();
-    moved = std::move(*r);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  for (const events::v1::StockLine& l : moved) *response->add_lines() = l;
-  if (moved.empty()) {
+  absl::StatusOr<std::vector<events::v1::StockLine>> moved =
+      MoveHeldStock(db_, &ReleaseOrder, request.order_id(), response);
+  if (!moved.ok()) return moved.status();
+  if (moved->empty()) {
     RELAY_LOG(
         Info, "no stock held to release",
         {{"order", request.order_id()}, {"via", "ReleaseStock"}, {"corr", request.order_id()}});
   } else {
     RELAY_LOG(Info, "stock released",
               {{"order", request.order_id()},
-               {"lines", FormatLines(moved)},
+               {"lines", FormatLines(*moved)},
                {"reason", request.reason()},
                {"via", "ReleaseStock"},
                {"corr", request.order_id()}});
@@ -325,24 +337,17 @@ absl::Status InventoryServiceImpl::DoReleaseStock(const v1::ReleaseStockRequest&
 absl::Status InventoryServiceImpl::DoCommitStock(const v1::CommitStockRequest& request,
                                                  v1::StockChangeResponse* response) {
   if (absl::Status s = ValidateCommitStock(request); !s.ok()) return s;
-  std::vector<events::v1::StockLine> moved;
-  absl::Status s = db_->Transaction([&](store::Tx& tx) -> absl::Status {
-    absl::StatusOr<std::vector<events::v1::StockLine>> r =
-        CommitOrder(tx, request.order_id(), absl::Now());
-    if (!r.ok()) return r.status();
-    moved = std::move(*r);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  for (const events::v1::StockLine& l : moved) *response->add_lines() = l;
-  if (moved.empty()) {
+  absl::StatusOr<std::vector<events::v1::StockLine>> moved =
+      MoveHeldStock(db_, &CommitOrder, request.order_id(), response);
+  if (!moved.ok()) return moved.status();
+  if (moved->empty()) {
     RELAY_LOG(
         Warn, "order confirmed but no stock is held for it",
         {{"order", request.order_id()}, {"via", "CommitStock"}, {"corr", request.order_id()}});
   } else {
     RELAY_LOG(Info, "stock committed",
               {{"order", request.order_id()},
-               {"lines", FormatLines(moved)},
+               {"lines", FormatLines(*moved)},
                {"via", "CommitStock"},
                {"corr", request.order_id()}});
   }
