@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/jetstream_group_store.h"
+#include "common/grpc_server.h"
 #include "common/log.h"
 
 namespace relay::broker {
@@ -45,6 +46,18 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
         " bytes, of which up to ", kPublishOverheadBytes, " are not the event's)"));
   }
   std::unique_ptr<BrokerServer> s(new BrokerServer());
+  if (options.policy_file.empty()) {
+    s->auth_ = std::make_unique<Authorizer>();
+  } else {
+    if (!options.tls.mutual()) {
+      return absl::InvalidArgumentError(
+          "--policy needs mutual TLS (--tls_cert, --tls_key and --tls_ca): without client "
+          "certificates no caller has an identity to check");
+    }
+    absl::StatusOr<std::unique_ptr<Authorizer>> auth = Authorizer::Open(options.policy_file);
+    if (!auth.ok()) return auth.status();
+    s->auth_ = std::move(*auth);
+  }
   s->log_ = std::move(log);
   if (absl::StatusOr<std::unique_ptr<GroupStore>> store = OpenGroupStore(options); store.ok()) {
     s->store_ = std::move(*store);
@@ -53,12 +66,16 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   }
   s->groups_ = std::make_unique<GroupManager>(options.groups, s->log_.get(), s->store_.get());
   if (absl::Status st = s->groups_->Load(); !st.ok()) return st;
-  s->service_ = std::make_unique<BrokerService>(s->log_.get(), s->groups_.get(), options.limits);
+  s->service_ = std::make_unique<BrokerService>(s->log_.get(), s->groups_.get(), options.limits,
+                                                s->auth_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  if (absl::Status st = AddListeningPort(builder, options.listen_address, options.tls, &s->port_);
+      !st.ok()) {
+    return st;
+  }
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_receive_bytes);
   // gRPC sets SO_REUSEPORT by default: a second server on a port in use would

@@ -11,9 +11,11 @@
 #include "broker/broker_service.h"
 #include "broker/group_manager.h"
 #include "broker/group_store.h"
+#include "broker/policy.h"
 #include "broker/storage/event_log.h"
 #include "broker/storage_backend.h"
 #include "common/grpc_channel.h"
+#include "common/tls.h"
 
 namespace relay::broker {
 
@@ -46,6 +48,12 @@ class BrokerServer {
     // (common/grpc_channel.h): a hung or vanished member's stream ends, and
     // its deliveries go to the others, within time + timeout.
     Keepalive keepalive;
+    // The server's TLS (common/tls.h): plaintext when empty; mutual when it
+    // has a CA, and then callers have identities.
+    TlsFiles tls;
+    // The policy file (broker/policy.h) checked on every RPC; empty: every
+    // caller may do everything. Needs mutual TLS (tls with a CA).
+    std::string policy_file;
   };
 
   // What a publish request carries besides its events' bytes, at most: the
@@ -77,6 +85,8 @@ class BrokerServer {
 
   EventLog* log() { return log_.get(); }
   GroupManager* groups() { return groups_.get(); }
+  // The policy in force; Reload() it on SIGHUP.
+  std::shared_ptr<Authorizer> authorizer() { return auth_; }
 
  private:
   BrokerServer() = default;
@@ -84,6 +94,7 @@ class BrokerServer {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<GroupStore> store_;
   std::unique_ptr<GroupManager> groups_;
+  std::shared_ptr<Authorizer> auth_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

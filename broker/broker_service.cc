@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "broker/stream_reactors.h"
 #include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/tls.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace relay::broker {
@@ -29,6 +31,12 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// The caller's Relay identity ("" for a plaintext caller).
+std::string Identity(const grpc::CallbackServerContext* context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  return auth == nullptr ? "" : PeerIdentity(*auth);
+}
+
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
@@ -41,9 +49,18 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
   if (absl::Status s = ValidatePublish(*request, limits_); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
+  const std::string identity = Identity(context);
+  if (absl::Status s = auth_->MayPublish(identity, request->topic()); !s.ok()) {
+    RELAY_LOG(Warn, "publish denied",
+              {{"identity", identity}, {"error", std::string(s.message())}});
+    return FinishNow(context, ToGrpcStatus(s));
+  }
+  std::vector<Event> events(request->events().begin(), request->events().end());
+  if (absl::Status s = StampSource(identity, &events); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   response->set_request_id(request->request_id());
-  std::vector<Event> events(request->events().begin(), request->events().end());
   // The reactor and response stay valid until Finish(), called exactly once
   // from the log's callback.
   log_->Append(request->topic(), std::move(events),
@@ -63,9 +80,9 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
 }
 
 grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>* BrokerService::PublishStream(
-    grpc::CallbackServerContext*) {
+    grpc::CallbackServerContext* context) {
   // Owned by gRPC and `streams_` (see EndableStream); deletes itself.
-  auto* reactor = new PublishStreamReactor(log_, &streams_, limits_);
+  auto* reactor = new PublishStreamReactor(log_, &streams_, limits_, auth_, Identity(context));
   if (!streams_.Add(reactor)) reactor->EndForShutdown();
   return reactor;
 }
@@ -73,7 +90,8 @@ grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>* BrokerService:
 grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
     grpc::CallbackServerContext* context) {
   // Owned by gRPC and `streams_` (see EndableStream); deletes itself.
-  auto* reactor = new SubscribeReactor(groups_, &streams_, context->peer());
+  auto* reactor =
+      new SubscribeReactor(groups_, &streams_, context->peer(), auth_, Identity(context));
   if (!streams_.Add(reactor)) reactor->EndForShutdown();
   return reactor;
 }
@@ -81,6 +99,9 @@ grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerServ
 grpc::ServerUnaryReactor* BrokerService::ListTopics(grpc::CallbackServerContext* context,
                                                     const v1::ListTopicsRequest*,
                                                     v1::ListTopicsResponse* response) {
+  if (absl::Status s = auth_->MayAdmin(Identity(context), "ListTopics"); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
   for (const TopicStats& t : log_->ListTopics()) {
     v1::TopicInfo* info = response->add_topics();
     info->set_name(t.name);
@@ -104,6 +125,9 @@ grpc::ServerUnaryReactor* BrokerService::ListTopics(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* BrokerService::DescribeGroups(grpc::CallbackServerContext* context,
                                                         const v1::DescribeGroupsRequest* request,
                                                         v1::DescribeGroupsResponse* response) {
+  if (absl::Status s = auth_->MayAdmin(Identity(context), "DescribeGroups"); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
   if (!request->topic().empty()) {
     if (absl::Status s = ValidateName("topic", request->topic()); !s.ok()) {
       return FinishNow(context, ToGrpcStatus(s));
@@ -123,6 +147,9 @@ grpc::ServerUnaryReactor* BrokerService::DescribeGroups(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* BrokerService::Read(grpc::CallbackServerContext* context,
                                               const v1::ReadRequest* request,
                                               v1::ReadResponse* response) {
+  if (absl::Status s = auth_->MayAdmin(Identity(context), "Read"); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
   if (absl::Status s = ValidateReadFilter(*request); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }

@@ -2,6 +2,7 @@
 #define RELAY_BROKER_BROKER_SERVICE_H_
 
 #include "broker/group_manager.h"
+#include "broker/policy.h"
 #include "broker/storage/event_log.h"
 #include "broker/stream_reactors.h"
 #include "broker/validation.h"
@@ -14,12 +15,16 @@ namespace relay::broker {
 // its OnDone(), where it deletes itself. Storage and groups are behind
 // EventLog and GroupManager; this class only translates.
 //
-// Thread-safe. `log` and `groups` must outlive the server it is registered
-// with.
+// Every RPC is checked against `auth` with the caller's identity (its
+// client certificate's relay:// name; docs/SECURITY.md), and published
+// events get their source from it (StampSource).
+//
+// Thread-safe. `log`, `groups` and `auth` must outlive the server it is
+// registered with.
 class BrokerService final : public v1::Broker::CallbackService {
  public:
-  BrokerService(EventLog* log, GroupManager* groups, Limits limits)
-      : log_(log), groups_(groups), limits_(limits) {}
+  BrokerService(EventLog* log, GroupManager* groups, Limits limits, const Authorizer* auth)
+      : log_(log), groups_(groups), limits_(limits), auth_(auth) {}
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
@@ -49,6 +54,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   EventLog* const log_;
   GroupManager* const groups_;
   const Limits limits_;
+  const Authorizer* const auth_;
 };
 
 }  // namespace relay::broker

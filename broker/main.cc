@@ -29,6 +29,7 @@
 #include "common/process.h"
 #include "common/signals.h"
 #include "common/text.h"
+#include "common/tls.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:7070", "host:port to serve gRPC on (port 0: any free)");
 ABSL_FLAG(std::string, storage, "file",
@@ -80,6 +81,10 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
 ABSL_FLAG(std::string, port_file, "",
           "if set, the chosen port is written to this file once serving (for tests)");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
+ABSL_FLAG(std::string, policy, "",
+          "the policy file: which identity may publish, subscribe and call the admin RPCs "
+          "(docs/SECURITY.md); re-read on SIGHUP. Needs --tls_cert, --tls_key and --tls_ca. "
+          "Empty: every caller may do everything");
 
 namespace {
 
@@ -161,6 +166,27 @@ void WritePortFile(int port) {
   std::rename(tmp.c_str(), port_file.c_str());
 }
 
+// Re-reads the policy on every SIGHUP for the life of the process: a bad
+// file is refused and the policy in force stays.
+void ReloadPolicyOnHangup(std::shared_ptr<relay::broker::Authorizer> auth) {
+  std::thread([auth = std::move(auth)] {
+    while (true) {
+      relay::WaitForHangup();
+      if (!auth->enforcing()) {
+        RELAY_LOG(Info, "SIGHUP: no --policy to re-read", {});
+        continue;
+      }
+      if (absl::Status s = auth->Reload(); !s.ok()) {
+        RELAY_LOG(Error, "SIGHUP: new policy refused, the previous one stays in force",
+                  {{"policy", auth->path()}, {"error", std::string(s.message())}});
+      } else {
+        RELAY_LOG(Info, "SIGHUP: policy reloaded",
+                  {{"policy", auth->path()}, {"rules", absl::StrCat(auth->rule_count())}});
+      }
+    }
+  }).detach();
+}
+
 // The exit status of a broker that lost its lease (docs/JETSTREAM.md).
 constexpr int kLostLeaseExit = 3;
 
@@ -225,6 +251,7 @@ int ServeWithLease(const relay::Process& process,
     return process.Fail(server.status());
   }
   WritePortFile((*server)->port());
+  ReloadPolicyOnHangup((*server)->authorizer());
   RELAY_LOG(Info, "serving",
             {{"listen", options.listen_address},
              {"port", absl::StrCat((*server)->port())},
@@ -264,6 +291,8 @@ int main(int argc, char** argv) {
         "--group_window_events and --group_window_bytes must be positive"));
   }
   options.groups.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  options.tls = relay::ProcessTls();
+  options.policy_file = absl::GetFlag(FLAGS_policy);
   if (options.storage.backend == relay::broker::Storage::kJetStream) {
     return ServeWithLease(process, options);
   }
@@ -272,12 +301,21 @@ int main(int argc, char** argv) {
   if (!server.ok()) return process.Fail(server.status());
 
   WritePortFile((*server)->port());
+  ReloadPolicyOnHangup((*server)->authorizer());
   auto shutdown = [&] { (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace)); };
   const std::string port = absl::StrCat((*server)->port());
-  return process.ServeUntilSignal({{"listen", options.listen_address},
-                                   {"port", port},
-                                   {"storage", "file"},
-                                   {"data_dir", data_dir},
-                                   {"fsync", absl::GetFlag(FLAGS_fsync)}},
-                                  shutdown);
+  return process.ServeUntilSignal(
+      {{"listen", options.listen_address},
+       {"port", port},
+       {"storage", "file"},
+       {"data_dir", data_dir},
+       {"fsync", absl::GetFlag(FLAGS_fsync)},
+       {"tls", options.tls.mutual()    ? "mutual"
+               : options.tls.enabled() ? "server"
+                                       : "off"},
+       {"policy", options.policy_file.empty()
+                      ? std::string("(none: all allowed)")
+                      : absl::StrCat(options.policy_file, " (",
+                                     (*server)->authorizer()->rule_count(), " rules)")}},
+      shutdown);
 }

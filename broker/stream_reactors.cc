@@ -49,8 +49,13 @@ void StreamRegistry::EndAll() {
 
 // ---------------------------------------------------------------- Subscribe
 
-SubscribeReactor::SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer)
-    : groups_(groups), streams_(streams), peer_(std::move(peer)) {
+SubscribeReactor::SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer,
+                                   const Authorizer* auth, std::string identity)
+    : groups_(groups),
+      streams_(streams),
+      peer_(std::move(peer)),
+      auth_(auth),
+      identity_(std::move(identity)) {
   StartRead(&request_);
 }
 
@@ -98,6 +103,12 @@ void SubscribeReactor::HandleOpen() {
   }
   const v1::SubscribeRequest::Open& open = request_.open();
   if (absl::Status s = ValidateOpen(open); !s.ok()) {
+    Close(ToGrpcStatus(s));
+    return;
+  }
+  if (absl::Status s = auth_->MaySubscribe(identity_, open.topic(), open.group()); !s.ok()) {
+    RELAY_LOG(Warn, "subscribe denied",
+              {{"identity", identity_}, {"peer", peer_}, {"error", std::string(s.message())}});
     Close(ToGrpcStatus(s));
     return;
   }
@@ -225,8 +236,9 @@ void SubscribeReactor::OnDone() {
 
 // ------------------------------------------------------------ PublishStream
 
-PublishStreamReactor::PublishStreamReactor(EventLog* log, StreamRegistry* streams, Limits limits)
-    : log_(log), streams_(streams), limits_(limits) {
+PublishStreamReactor::PublishStreamReactor(EventLog* log, StreamRegistry* streams, Limits limits,
+                                           const Authorizer* auth, std::string identity)
+    : log_(log), streams_(streams), limits_(limits), auth_(auth), identity_(std::move(identity)) {
   StartRead(&request_);
 }
 
@@ -254,6 +266,22 @@ void PublishStreamReactor::OnReadDone(bool ok) {
     ++outstanding_;
   }
   absl::Status valid = ValidatePublish(request_, limits_);
+  if (valid.ok()) {
+    valid = auth_->MayPublish(identity_, request_.topic());
+    // Once per stream: a client that keeps trying does not flood the log.
+    if (!valid.ok() && !denial_logged_) {
+      denial_logged_ = true;
+      RELAY_LOG(Warn, "publish denied",
+                {{"identity", identity_}, {"error", std::string(valid.message())}});
+    }
+  }
+  std::vector<Event> events;
+  if (valid.ok()) {
+    // The request is ours until the next StartRead: move, do not copy.
+    events.reserve(static_cast<size_t>(request_.events_size()));
+    for (Event& e : *request_.mutable_events()) events.push_back(std::move(e));
+    valid = StampSource(identity_, &events);
+  }
   if (!valid.ok()) {
     v1::PublishResponse response;
     response.set_request_id(request_.request_id());
@@ -261,10 +289,6 @@ void PublishStreamReactor::OnReadDone(bool ok) {
     response.mutable_error()->set_message(std::string(valid.message()));
     Complete(seq, std::move(response));
   } else {
-    // The request is ours until the next StartRead: move, do not copy.
-    std::vector<Event> events;
-    events.reserve(static_cast<size_t>(request_.events_size()));
-    for (Event& e : *request_.mutable_events()) events.push_back(std::move(e));
     uint64_t request_id = request_.request_id();
     Ref();  // released when the callback is done with `this` (see the class comment)
     log_->Append(request_.topic(), std::move(events),

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/consumer_group.h"
 #include "broker/group_manager.h"
+#include "broker/policy.h"
 #include "broker/validation.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 
@@ -69,7 +70,9 @@ class SubscribeReactor final
       public MemberSink,
       public EndableStream {
  public:
-  SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer);
+  // `identity`: the caller's (common/tls.h), checked against `auth` at the open.
+  SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer,
+                   const Authorizer* auth, std::string identity);
   void EndForShutdown() override;
 
   void OnReadDone(bool ok) override;
@@ -90,6 +93,8 @@ class SubscribeReactor final
   GroupManager* const groups_;
   StreamRegistry* const streams_;
   const std::string peer_;
+  const Authorizer* const auth_;
+  const std::string identity_;
   v1::SubscribeRequest request_;  // only touched by the read path
 
   absl::Mutex mu_;
@@ -123,7 +128,10 @@ class PublishStreamReactor final
     : public grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>,
       public EndableStream {
  public:
-  PublishStreamReactor(EventLog* log, StreamRegistry* streams, Limits limits);
+  // `identity`: the caller's (common/tls.h), checked against `auth` for
+  // each request, and the source of its events (StampSource).
+  PublishStreamReactor(EventLog* log, StreamRegistry* streams, Limits limits,
+                       const Authorizer* auth, std::string identity);
   void EndForShutdown() override;
 
   void OnReadDone(bool ok) override;
@@ -144,7 +152,10 @@ class PublishStreamReactor final
   EventLog* const log_;
   StreamRegistry* const streams_;
   const Limits limits_;
+  const Authorizer* const auth_;
+  const std::string identity_;
   v1::PublishRequest request_;
+  bool denial_logged_ = false;  // only touched by the read path
 
   absl::Mutex mu_;
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);  // slots_[0] has sequence number base_seq_

@@ -43,13 +43,15 @@ grpc::ChannelArguments MakeChannelArguments(const Keepalive& keepalive) {
   return args;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, const Keepalive& keepalive) {
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, const Keepalive& keepalive,
+                                           const TlsFiles& tls) {
+  return grpc::CreateCustomChannel(target, MakeChannelCredentials(tls),
                                    MakeChannelArguments(keepalive));
 }
 
 absl::StatusOr<std::shared_ptr<ChannelSet>> ChannelSet::Parse(const std::string& targets,
-                                                              const Keepalive& keepalive) {
+                                                              const Keepalive& keepalive,
+                                                              const TlsFiles& tls) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::string> names;
   for (absl::string_view entry : absl::StrSplit(targets, ',')) {
@@ -59,7 +61,7 @@ absl::StatusOr<std::shared_ptr<ChannelSet>> ChannelSet::Parse(const std::string&
           "expected host:port[,host:port...] with no empty entry, got ", Excerpt(targets)));
     }
     names.emplace_back(entry);
-    channels.push_back(MakeChannel(std::string(entry), keepalive));
+    channels.push_back(MakeChannel(std::string(entry), keepalive, tls));
   }
   return std::shared_ptr<ChannelSet>(
       new ChannelSet(std::move(channels), absl::StrJoin(names, ",")));

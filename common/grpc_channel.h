@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/tls.h"
 
 namespace relay {
 
@@ -53,9 +54,12 @@ inline constexpr absl::Duration kMinConnectTimeout = absl::Seconds(5);
 // within about a second).
 grpc::ChannelArguments MakeChannelArguments(const Keepalive& keepalive = {});
 
-// The one channel per peer a binary uses: insecure, MakeChannelArguments().
+// The one channel per peer a binary uses: MakeChannelArguments(), with the
+// process's TLS (common/tls.h; plaintext unless the binary was given
+// --tls_* flags) or `tls`.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           const Keepalive& keepalive = {});
+                                           const Keepalive& keepalive = {},
+                                           const TlsFiles& tls = ProcessTls());
 
 // One peer reachable at one of several addresses, of which one serves at a
 // time: the active relay-broker among standbys, which do not listen until
@@ -73,8 +77,10 @@ class ChannelSet {
   // `targets`: "host:port[,host:port...]" (whitespace around each entry is
   // dropped). INVALID_ARGUMENT, quoting at most 32 bytes, for an empty list
   // or an empty entry.
+  // Each channel as MakeChannel(entry, keepalive, tls).
   static absl::StatusOr<std::shared_ptr<ChannelSet>> Parse(const std::string& targets,
-                                                           const Keepalive& keepalive = {});
+                                                           const Keepalive& keepalive = {},
+                                                           const TlsFiles& tls = ProcessTls());
   // A set of one existing channel.
   explicit ChannelSet(std::shared_ptr<grpc::Channel> channel);
 

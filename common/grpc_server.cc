@@ -9,14 +9,25 @@
 
 namespace relay {
 
+absl::Status AddListeningPort(grpc::ServerBuilder& builder, const std::string& listen,
+                              const TlsFiles& tls, int* port) {
+  if (tls.enabled() && tls.cert.empty()) {
+    return absl::InvalidArgumentError(
+        "a TLS server needs its certificate and key (--tls_cert and --tls_key), not only a CA");
+  }
+  WarnIfPlaintext("listening on", listen, tls);
+  builder.AddListeningPort(listen, MakeServerCredentials(tls), port);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RunningServer> StartGrpcServer(const std::string& listen,
                                               const std::vector<grpc::Service*>& services,
-                                              const Keepalive& keepalive) {
+                                              const Keepalive& keepalive, const TlsFiles& tls) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   RunningServer running;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &running.port);
+  if (absl::Status s = AddListeningPort(builder, listen, tls, &running.port); !s.ok()) return s;
   for (grpc::Service* s : services) builder.RegisterService(s);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   // gRPC sets SO_REUSEPORT by default: a second server on a port in use would

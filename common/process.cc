@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/flags/commandlineflag.h"
+#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
@@ -15,6 +16,17 @@
 #include "absl/synchronization/mutex.h"
 #include "common/env_flags.h"
 #include "common/signals.h"
+#include "common/tls.h"
+
+// Every binary's TLS (docs/SECURITY.md), defined here once; Process::Init
+// reads them (and their RELAY_<SERVICE>_TLS_* environment equivalents).
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate this process presents, as server and as client (with --tls_key; "
+          "empty: plaintext)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA certificates: servers require client certificates signed by them (mutual "
+          "TLS), clients verify servers with them");
 
 namespace relay {
 namespace {
@@ -32,7 +44,9 @@ void GrpcLogToRelay(gpr_log_func_args* args) {
 // A binary's own flags are the ones its main.cc defines (the libraries it
 // links, gRPC's and Abseil's, define none we mean to show or to read from the
 // environment).
-bool IsOwnFlagFile(absl::string_view file) { return absl::EndsWith(file, "/main.cc"); }
+bool IsOwnFlagFile(absl::string_view file) {
+  return absl::EndsWith(file, "/main.cc") || absl::EndsWith(file, "common/process.cc");
+}
 
 }  // namespace
 
@@ -66,6 +80,21 @@ absl::Status Process::Init(int argc, char** argv) {
   }
   log::Init(name_, format);
   gpr_set_log_function(&GrpcLogToRelay);
+  const TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                     absl::GetFlag(FLAGS_tls_ca)};
+  absl::StatusOr<TlsIdentity> identity = CheckTlsFiles(tls);
+  if (!identity.ok()) return identity.status();
+  SetProcessTls(tls);
+  if (tls.enabled()) {
+    RELAY_LOG(Info, tls.mutual() ? "mutual TLS" : "TLS",
+              {{"identity", identity->identity.empty()
+                                ? std::string("(none)")
+                                : absl::StrCat(kIdentityScheme, identity->identity)},
+               {"valid_until",
+                absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", identity->not_after, absl::UTCTimeZone())},
+               {"cert", tls.cert},
+               {"ca", tls.ca}});
+  }
   return absl::OkStatus();
 }
 

@@ -1,7 +1,8 @@
 #include "common/signals.h"
 
-#include <csignal>
 #include <pthread.h>
+
+#include <csignal>
 
 namespace relay {
 namespace {
@@ -17,6 +18,7 @@ sigset_t TerminationSet() {
 void BlockTerminationSignals() {
   sigset_t set = TerminationSet();
   sigaddset(&set, SIGPIPE);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -26,6 +28,15 @@ int WaitForTerminationSignal() {
   while (sigwait(&set, &sig) != 0) {
   }
   return sig;
+}
+
+void WaitForHangup() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
 }
 
 }  // namespace relay

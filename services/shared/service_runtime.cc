@@ -6,9 +6,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/grpc_channel.h"
 #include "common/grpc_server.h"
+#include "common/tls.h"
 #include "services/shared/consumer_hooks.h"
 
 namespace relay::services {
@@ -76,6 +79,9 @@ absl::Status ServiceRuntime::Init() {
   absl::StatusOr<std::shared_ptr<ChannelSet>> brokers = ChannelSet::Parse(options_.broker_target);
   if (!brokers.ok()) return brokers.status();
   brokers_ = std::move(*brokers);
+  for (absl::string_view target : absl::StrSplit(options_.broker_target, ',')) {
+    WarnIfPlaintext("connecting to", absl::StripAsciiWhitespace(target), ProcessTls());
+  }
   publisher_ = std::make_unique<events::Publisher>(brokers_, events::Publisher::Options{});
   store::OutboxRelay::Options relay_options;
   relay_options.stop_grace = options_.shutdown_grace;

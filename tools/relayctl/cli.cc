@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_channel.h"
+#include "common/tls.h"
 #include "tools/relayctl/commands.h"
 
 namespace relay::ctl {
@@ -28,6 +29,21 @@ const EndpointFlag kEndpointFlags[] = {
      "compare's order-service --flow=sync"},
 };
 
+// TLS to every service (docs/SECURITY.md): plaintext unless given.
+struct TlsFlag {
+  const char* flag;
+  const char* env;
+  std::string TlsFiles::*field;
+  const char* help;
+};
+
+const TlsFlag kTlsFlags[] = {
+    {"tls-cert", "RELAY_TLS_CERT", &TlsFiles::cert,
+     "PEM client certificate (mutual TLS; with --tls-key)"},
+    {"tls-key", "RELAY_TLS_KEY", &TlsFiles::key, "PEM private key of --tls-cert"},
+    {"tls-ca", "RELAY_TLS_CA", &TlsFiles::ca, "PEM CA that the services' certificates chain to"},
+};
+
 std::vector<Flag> GlobalFlags() {
   std::vector<Flag> flags;
   const Endpoints defaults;
@@ -35,6 +51,9 @@ std::vector<Flag> GlobalFlags() {
     flags.push_back(
         {e.flag, Flag::kValue, "HOST:PORT",
          absl::StrCat(e.service, " address (env ", e.env, ", default ", defaults.*(e.field), ")")});
+  }
+  for (const TlsFlag& t : kTlsFlags) {
+    flags.push_back({t.flag, Flag::kValue, "FILE", absl::StrCat(t.help, " (env ", t.env, ")")});
   }
   flags.push_back({"timeout", Flag::kValue, "DURATION", "deadline of each call (default 5s)"});
   flags.push_back({"json", Flag::kBool, "", "print JSON instead of tables"});
@@ -189,6 +208,17 @@ int Run(const std::vector<std::string>& argv, const Io& io) {
       return usage_error(
           absl::InvalidArgumentError(absl::StrCat("--", e.flag, ": ", set.status().message())));
     }
+  }
+  for (const TlsFlag& t : kTlsFlags) {
+    const char* env = io.getenv ? io.getenv(t.env) : nullptr;
+    if (args->Has(t.flag)) {
+      endpoints.tls.*(t.field) = args->Get(t.flag);
+    } else if (env != nullptr) {
+      endpoints.tls.*(t.field) = env;
+    }
+  }
+  if (absl::StatusOr<TlsIdentity> tls = CheckTlsFiles(endpoints.tls); !tls.ok()) {
+    return usage_error(tls.status());
   }
   absl::StatusOr<absl::Duration> timeout = DurationFlag(*args, "timeout", kDefaultTimeout);
   if (!timeout.ok()) return usage_error(timeout.status());

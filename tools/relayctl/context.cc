@@ -32,8 +32,11 @@ std::shared_ptr<grpc::Channel> Context::Channel(const std::string& address) {
     if (entry == nullptr) {
       // Keepalive, and large messages: a Read answers with up to 10000
       // events. Run() checked the address list.
-      absl::StatusOr<std::shared_ptr<ChannelSet>> parsed = ChannelSet::Parse(address);
-      entry = parsed.ok() ? *parsed : std::make_shared<ChannelSet>(relay::MakeChannel(address));
+      absl::StatusOr<std::shared_ptr<ChannelSet>> parsed =
+          ChannelSet::Parse(address, {}, endpoints_.tls);
+      entry = parsed.ok()
+                  ? *parsed
+                  : std::make_shared<ChannelSet>(relay::MakeChannel(address, {}, endpoints_.tls));
     }
     set = entry;
   }

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/grpc_channel.h"
+#include "common/tls.h"
 
 namespace relay::ctl {
 
@@ -60,6 +61,8 @@ struct Endpoints {
   // An order-service started with --flow=sync, for `compare`: compose's
   // order-service-sync publishes it there (7073-7076 are payment's).
   std::string sync_order = "localhost:7077";
+  // --tls-cert/--tls-key/--tls-ca: TLS to every address (common/tls.h).
+  TlsFiles tls;
 };
 
 // Not thread-safe, except Channel() and SetDeadline(), which may be called
