@@ -105,18 +105,26 @@ std::string CertificateIdentity(X509* cert) {
 
 struct Watched {
   TlsFiles files;
-  std::shared_ptr<grpc::experimental::FileWatcherCertificateProvider> provider;
+  std::weak_ptr<grpc::experimental::FileWatcherCertificateProvider> provider;
 };
 
 // One file watcher per distinct files, shared by the process's servers and
-// channels (each watcher polls its files on a thread of gRPC's).
+// channels while any of them lives (each watcher polls its files on a
+// thread of gRPC's; the credentials own it).
 std::shared_ptr<grpc::experimental::FileWatcherCertificateProvider> Provider(
     const TlsFiles& files) {
   static absl::Mutex* const mu = new absl::Mutex;                         // never destroyed
   static std::vector<Watched>* const watched = new std::vector<Watched>;  // never destroyed
   absl::MutexLock lock(mu);
-  for (const Watched& w : *watched) {
-    if (w.files == files) return w.provider;
+  for (auto it = watched->begin(); it != watched->end();) {
+    auto provider = it->provider.lock();
+    if (provider == nullptr) {
+      it = watched->erase(it);
+    } else if (it->files == files) {
+      return provider;
+    } else {
+      ++it;
+    }
   }
   const auto interval = static_cast<unsigned int>(absl::ToInt64Seconds(kTlsReloadInterval));
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(

@@ -23,6 +23,8 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   server_options.keepalive = options.keepalive;
   server_options.max_receive_bytes = options.max_receive_bytes;
   server_options.limits.max_event_bytes = options.max_event_bytes;
+  server_options.tls = options.tls;
+  server_options.policy_file = options.policy_file;
   return broker::BrokerServer::Start(server_options);
 }
 

@@ -39,6 +39,9 @@ struct BrokerTestOptions {
   // The largest request the server receives, and the largest event.
   int max_receive_bytes = kMaxMessageBytes;
   size_t max_event_bytes = 1 << 20;
+  // The server's TLS and policy file (BrokerServer::Options).
+  TlsFiles tls;
+  std::string policy_file;
 };
 
 // An in-process broker on `data_dir` (file log, fsync per commit, group
