@@ -26,6 +26,8 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "relay/broker/v1/broker.grpc.pb.h"
+#include "tests/testing/dev_pki.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
@@ -193,6 +195,83 @@ TEST(BrokerMain, AMaxEventBytesAboveTheMessageLimitIsAFatalStartError) {
   ASSERT_TRUE(WIFEXITED(status)) << broker.log();
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_THAT(broker.log(), HasSubstr("relay-broker: max_event_bytes 67108864 does not fit"));
+}
+
+// SIGHUP re-reads --policy: a bad file is refused (logged, the old policy
+// stays in force), a good one applies to the next call; the broker never
+// stops for it.
+TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
+  relay::testing::TempDir dir;
+  const std::string pki = dir.Join("pki");
+  ASSERT_TRUE(relay::testing::RunDevPki(pki).ok());
+  const std::string policy = dir.Join("policy.conf");
+  std::filesystem::copy_file(RELAY_SHIPPED_POLICY, policy);
+  BrokerProcess broker(dir.Join("broker"));
+  const int port = broker.Start({"--tls_cert=" + pki + "/broker.crt",
+                                 "--tls_key=" + pki + "/broker.key",
+                                 "--tls_ca=" + pki + "/ca.crt", "--policy=" + policy});
+  ASSERT_GT(port, 0) << broker.log();
+  auto payment = v1::Broker::NewStub(relay::MakeChannel(
+      absl::StrCat("localhost:", port), {}, relay::testing::PkiFiles(pki, "payment-service")));
+  auto list_topics = [&] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListTopicsResponse response;
+    return payment->ListTopics(&context, {}, &response).error_code();
+  };
+  ASSERT_EQ(list_topics(), grpc::StatusCode::PERMISSION_DENIED);
+
+  {
+    std::ofstream out(policy, std::ios::app);
+    out << "allow payment-service admin extra\n";
+  }
+  broker.Signal(SIGHUP);
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return absl::StrContains(broker.log(), "new policy refused"); }))
+      << broker.log();
+  EXPECT_THAT(broker.log(), HasSubstr("admin takes nothing more"));
+  EXPECT_EQ(list_topics(), grpc::StatusCode::PERMISSION_DENIED);
+
+  std::filesystem::copy_file(RELAY_SHIPPED_POLICY, policy,
+                             std::filesystem::copy_options::overwrite_existing);
+  {
+    std::ofstream out(policy, std::ios::app);
+    out << "allow payment-service admin\n";
+  }
+  broker.Signal(SIGHUP);
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return absl::StrContains(broker.log(), "SIGHUP: policy reloaded"); }))
+      << broker.log();
+  EXPECT_EQ(list_topics(), grpc::StatusCode::OK);
+  const int status = broker.Stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();
+}
+
+TEST(BrokerMain, BadTlsFilesOrAPolicyWithoutThemAreAFatalStartErrorOfOneLine) {
+  relay::testing::TempDir dir;
+  const std::string pki = dir.Join("pki");
+  ASSERT_TRUE(relay::testing::RunDevPki(pki).ok());
+  struct Case {
+    std::vector<std::string> flags;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{"--tls_cert=" + pki + "/broker.crt", "--tls_key=" + pki + "/relayctl.key"},
+       "is not the key of the certificate"},
+      {{"--tls_cert=" + pki + "/nope.crt", "--tls_key=" + pki + "/broker.key"},
+       "nope.crt': cannot read the file"},
+      {{"--tls_ca=" + pki + "/ca.crt"}, "a TLS server needs its certificate and key"},
+      {{"--policy=" RELAY_SHIPPED_POLICY}, "--policy needs mutual TLS"},
+  };
+  for (const Case& c : cases) {
+    BrokerProcess broker(dir.Join(absl::StrCat("b", &c - cases.data())));
+    std::filesystem::create_directories(broker.data_dir());
+    const int status = broker.RunToExit(c.flags);
+    ASSERT_TRUE(WIFEXITED(status)) << broker.log();
+    EXPECT_EQ(WEXITSTATUS(status), 1) << broker.log();
+    EXPECT_THAT(broker.log(), HasSubstr(c.error));
+    EXPECT_THAT(broker.log(), HasSubstr("relay-broker: "));
+  }
 }
 
 TEST(BrokerMain, BadStorageFlagsAreAFatalStartErrorOfOneLine) {
