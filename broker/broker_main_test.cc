@@ -207,9 +207,9 @@ TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
   const std::string policy = dir.Join("policy.conf");
   std::filesystem::copy_file(RELAY_SHIPPED_POLICY, policy);
   BrokerProcess broker(dir.Join("broker"));
-  const int port = broker.Start({"--tls_cert=" + pki + "/broker.crt",
-                                 "--tls_key=" + pki + "/broker.key",
-                                 "--tls_ca=" + pki + "/ca.crt", "--policy=" + policy});
+  const int port =
+      broker.Start({"--tls_cert=" + pki + "/broker.crt", "--tls_key=" + pki + "/broker.key",
+                    "--tls_ca=" + pki + "/ca.crt", "--policy=" + policy});
   ASSERT_GT(port, 0) << broker.log();
   auto payment = v1::Broker::NewStub(relay::MakeChannel(
       absl::StrCat("localhost:", port), {}, relay::testing::PkiFiles(pki, "payment-service")));
@@ -226,9 +226,9 @@ TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
     out << "allow payment-service admin extra\n";
   }
   broker.Signal(SIGHUP);
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] { return absl::StrContains(broker.log(), "new policy refused"); }))
-      << broker.log();
+  ASSERT_TRUE(relay::testing::WaitFor([&] {
+    return absl::StrContains(broker.log(), "new policy refused");
+  })) << broker.log();
   EXPECT_THAT(broker.log(), HasSubstr("admin takes nothing more"));
   EXPECT_EQ(list_topics(), grpc::StatusCode::PERMISSION_DENIED);
 
@@ -239,9 +239,9 @@ TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
     out << "allow payment-service admin\n";
   }
   broker.Signal(SIGHUP);
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] { return absl::StrContains(broker.log(), "SIGHUP: policy reloaded"); }))
-      << broker.log();
+  ASSERT_TRUE(relay::testing::WaitFor([&] {
+    return absl::StrContains(broker.log(), "SIGHUP: policy reloaded");
+  })) << broker.log();
   EXPECT_EQ(list_topics(), grpc::StatusCode::OK);
   const int status = broker.Stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();

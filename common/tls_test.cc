@@ -67,8 +67,8 @@ class TlsTest : public ::testing::Test {
     grpc::ChannelArguments args = MakeChannelArguments();
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     if (!host_override.empty()) args.SetSslTargetNameOverride(host_override);
-    return grpc::CreateCustomChannel(absl::StrCat("localhost:", port),
-                                     MakeChannelCredentials(tls), args);
+    return grpc::CreateCustomChannel(absl::StrCat("localhost:", port), MakeChannelCredentials(tls),
+                                     args);
   }
 
   // The PEM certificate the server presented on `context`'s call.
@@ -115,8 +115,7 @@ TEST_F(TlsTest, CheckTlsFilesRefusesBadFilesWithAShortMessage) {
   EXPECT_THAT(error({good.cert, good.cert, good.ca}), HasSubstr("no PEM private key"));
   EXPECT_THAT(error({good.cert, pki_ + "/relayctl.key", good.ca}),
               HasSubstr("is not the key of the certificate"));
-  EXPECT_THAT(error({good.cert, good.key, other_ + "/ca.crt"}),
-              HasSubstr("does not chain to CA"));
+  EXPECT_THAT(error({good.cert, good.key, other_ + "/ca.crt"}), HasSubstr("does not chain to CA"));
   ASSERT_TRUE(RunDevPki(pki_, {"--name", "relayctl", "--renew", "--days", "-1"}).ok());
   EXPECT_THAT(error(PkiFiles(pki_, "relayctl")), HasSubstr("expired at"));
 }
@@ -194,8 +193,8 @@ TEST(TlsAddressTest, LoopbackAddresses) {
                         "127.1.2.3:1", "dns:///localhost:7070"}) {
     EXPECT_TRUE(IsLoopbackAddress(a)) << a;
   }
-  for (const char* a : {"0.0.0.0:7070", "broker:7070", "10.0.0.1:7070", "[::]:7070",
-                        "localhost.example:7070"}) {
+  for (const char* a :
+       {"0.0.0.0:7070", "broker:7070", "10.0.0.1:7070", "[::]:7070", "localhost.example:7070"}) {
     EXPECT_FALSE(IsLoopbackAddress(a)) << a;
   }
 }

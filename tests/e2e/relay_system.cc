@@ -48,6 +48,25 @@ void RelaySystem::AddStandbyBroker() {
   procs_.insert(procs_.begin() + 1, std::move(p));
 }
 
+void RelaySystem::EnableTls(const std::string& pki_dir, const std::string& policy_file) {
+  auto files = [&](const std::string& identity) {
+    return std::vector<std::string>{"--tls_cert=" + pki_dir + "/" + identity + ".crt",
+                                    "--tls_key=" + pki_dir + "/" + identity + ".key",
+                                    "--tls_ca=" + pki_dir + "/ca.crt"};
+  };
+  for (auto& p : procs_) {
+    const std::string identity =
+        absl::StartsWith(p->name, "broker") ? "broker" : absl::StrCat(p->name, "-service");
+    for (std::string& flag : files(identity)) p->extra.push_back(std::move(flag));
+    if (identity == "broker") p->extra.push_back("--policy=" + policy_file);
+  }
+  client_tls_ = {pki_dir + "/relayctl.crt", pki_dir + "/relayctl.key", pki_dir + "/ca.crt"};
+}
+
+std::shared_ptr<grpc::Channel> RelaySystem::Channel(const std::string& target) const {
+  return MakeChannel(target, {}, client_tls_);
+}
+
 std::string RelaySystem::BrokerTargets() const {
   std::vector<std::string> targets;
   for (const auto& p : procs_) {
@@ -78,7 +97,7 @@ bool RelaySystem::WaitReady(absl::Duration timeout) {
   }
   for (auto& p : procs_) {
     if (absl::StartsWith(p->name, "broker")) continue;
-    auto ch = MakeChannel(absl::StrCat("127.0.0.1:", p->port));
+    auto ch = Channel(absl::StrCat("127.0.0.1:", p->port));
     if (!ch->WaitForConnected(absl::ToChronoTime(deadline))) {
       ADD_FAILURE() << p->name << " did not come up; see " << dir_ << "/" << p->name << ".log";
       return false;
@@ -90,7 +109,7 @@ bool RelaySystem::WaitReady(absl::Duration timeout) {
 Proc* RelaySystem::ActiveBroker() {
   for (auto& p : procs_) {
     if (!absl::StartsWith(p->name, "broker") || !p->process.running()) continue;
-    auto ch = MakeChannel(absl::StrCat("127.0.0.1:", p->port));
+    auto ch = Channel(absl::StrCat("127.0.0.1:", p->port));
     if (ch->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)))) {
       return p.get();
     }
@@ -114,9 +133,10 @@ std::string RelaySystem::Target(const std::string& name) const {
 }
 
 RelayClients::RelayClients(RelaySystem& system)
-    : orders(order::v1::OrderService::NewStub(MakeChannel(system.Target("order")))),
-      inventory(inventory::v1::InventoryService::NewStub(MakeChannel(system.Target("inventory")))),
-      payments(payment::v1::PaymentService::NewStub(MakeChannel(system.Target("payment")))) {}
+    : orders(order::v1::OrderService::NewStub(system.Channel(system.Target("order")))),
+      inventory(
+          inventory::v1::InventoryService::NewStub(system.Channel(system.Target("inventory")))),
+      payments(payment::v1::PaymentService::NewStub(system.Channel(system.Target("payment")))) {}
 
 bool SeedForLoad(RelayClients& clients, int64_t deposit_minor, int64_t on_hand, SeededState* out) {
   inventory::v1::ListProductsResponse products;

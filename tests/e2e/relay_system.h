@@ -19,6 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/tls.h"
 #include "relay/inventory/v1/inventory.grpc.pb.h"
 #include "relay/order/v1/order.grpc.pb.h"
 #include "relay/payment/v1/payment.grpc.pb.h"
@@ -65,6 +66,16 @@ class RelaySystem {
   // both addresses. REQUIRES: before StartAll().
   void AddStandbyBroker();
 
+  // Mutual TLS everywhere, with the certificates scripts/dev-pki made in
+  // `pki_dir`: each process presents its identity's (broker, order-service,
+  // inventory-service, payment-service), the broker enforces `policy_file`,
+  // and the test's clients speak as relayctl. REQUIRES: before StartAll().
+  void EnableTls(const std::string& pki_dir, const std::string& policy_file);
+  // The test clients' TLS (empty: plaintext).
+  const TlsFiles& client_tls() const { return client_tls_; }
+  // A channel to `target` with client_tls().
+  std::shared_ptr<grpc::Channel> Channel(const std::string& target) const;
+
   // Starts (or restarts) `p` with its flags. Returns false when fork/exec failed.
   bool Start(Proc& p);
   bool StartAll();
@@ -91,6 +102,7 @@ class RelaySystem {
 
   std::string dir_;
   std::vector<std::unique_ptr<Proc>> procs_;
+  TlsFiles client_tls_;
 };
 
 // Runs one unary call with a `timeout` deadline: fn(grpc::ClientContext*).

@@ -48,8 +48,7 @@ class BrokerAuthTest : public ::testing::Test {
     return AsFiles(PkiFiles(pki_, identity));
   }
   std::unique_ptr<bv1::Broker::Stub> AsFiles(const TlsFiles& tls) {
-    return bv1::Broker::NewStub(
-        MakeChannel(absl::StrCat("localhost:", broker_->port()), {}, tls));
+    return bv1::Broker::NewStub(MakeChannel(absl::StrCat("localhost:", broker_->port()), {}, tls));
   }
 
   static void Deadline(grpc::ClientContext* context) {
@@ -223,8 +222,8 @@ TEST_F(BrokerAuthTest, ClientsWithoutAGoodCertificateAreRefusedAndAppendNothing)
   const std::string ca = pki_ + "/ca.crt";
   TlsFiles foreign = PkiFiles(dir_.Join("other"), "order-service");
   foreign.ca = ca;  // trusts the broker, but its own certificate is not ours
-  for (const TlsFiles& tls : {TlsFiles{}, TlsFiles{"", "", ca}, foreign,
-                              PkiFiles(pki_, "expired")}) {
+  for (const TlsFiles& tls :
+       {TlsFiles{}, TlsFiles{"", "", ca}, foreign, PkiFiles(pki_, "expired")}) {
     grpc::ClientContext context;
     Deadline(&context);
     bv1::PublishResponse response;
