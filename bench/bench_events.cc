@@ -22,7 +22,7 @@ Event MakeEvent(const EventShape& shape, uint64_t seq, int64_t scheduled_ns) {
   e.set_id(absl::StrCat(shape.id_prefix, seq));
   e.set_type("bench.event");
   e.set_key(absl::StrCat("k", seq % static_cast<uint64_t>(shape.keys)));
-  e.set_source("broker_bench");
+  e.set_source(shape.source);
   std::string data(static_cast<size_t>(shape.payload_bytes < 16 ? 16 : shape.payload_bytes), 'x');
   std::memcpy(data.data(), &seq, sizeof seq);
   std::memcpy(data.data() + 8, &scheduled_ns, sizeof scheduled_ns);

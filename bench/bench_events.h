@@ -24,6 +24,11 @@ struct EventShape {
   std::string id_prefix;    // ids are <id_prefix><seq>
   int keys = 1000;          // distinct keys, key = "k<seq % keys>"
   int payload_bytes = 256;  // size of `data`; at least 16
+  // The events' source. Under mutual TLS the broker accepts only its
+  // publisher's identity (or empty), so it is the bench clients' identity,
+  // relay-bench (bench_tls.h), in plaintext runs too: the same bytes on the
+  // wire and on disk either way.
+  std::string source = "relay-bench";
 };
 
 // Event number `seq`: its data starts with `seq` and `scheduled_ns` (8 bytes

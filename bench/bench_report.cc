@@ -56,7 +56,24 @@ std::string JsonString(const std::string& s) {
 
 std::string Num(double v) { return absl::StrFormat("%.6g", v); }
 
+// The goal for what mutual TLS may cost.
+constexpr double kTlsMaxThroughputCost = 0.15;  // W2 events/s
+constexpr double kTlsMaxP50CostMs = 0.2;        // W3
+
+// Microseconds of CPU per event handled (received when a consumer ran,
+// else published).
+double CpuMicrosPerEvent(double cpu_seconds, const RunResult& r) {
+  const uint64_t n = r.received > 0 ? r.received : r.published;
+  return n == 0 ? 0 : cpu_seconds * 1e6 / static_cast<double>(n);
+}
+
+double Ratio(double a, double b) { return b == 0 ? 0 : a / b; }
+
 }  // namespace
+
+std::string Label(const std::string& workload, bool tls) {
+  return tls ? absl::StrCat(workload, "+mTLS") : workload;
+}
 
 int64_t Percentile(const std::vector<int64_t>& v, double p) {
   if (v.empty()) return 0;
@@ -78,17 +95,20 @@ double Median(std::vector<double> v) {
 }
 
 std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
-  std::vector<std::string> order;
-  std::map<std::string, std::vector<const RunResult*>> by_workload;
+  using Key = std::pair<std::string, bool>;  // workload, tls
+  std::vector<Key> order;
+  std::map<Key, std::vector<const RunResult*>> by_workload;
   for (const RunResult& r : results) {
-    if (by_workload[r.workload].empty()) order.push_back(r.workload);
-    by_workload[r.workload].push_back(&r);
+    const Key key(r.workload, r.tls);
+    if (by_workload[key].empty()) order.push_back(key);
+    by_workload[key].push_back(&r);
   }
   std::vector<Summary> out;
-  for (const std::string& w : order) {
+  for (const Key& w : order) {
     Summary s;
-    s.workload = w;
-    std::vector<double> secs, eps, peps, p50, p99, p999, mx;
+    s.workload = w.first;
+    s.tls = w.second;
+    std::vector<double> secs, eps, peps, p50, p99, p999, mx, broker_cpu, bench_cpu;
     for (const RunResult* r : by_workload[w]) {
       ++s.runs;
       if (!r->ok) ++s.failed;
@@ -106,6 +126,8 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
       p99.push_back(r->p99_ms);
       p999.push_back(r->p999_ms);
       mx.push_back(r->max_ms);
+      broker_cpu.push_back(CpuMicrosPerEvent(r->broker_cpu_seconds, *r));
+      bench_cpu.push_back(CpuMicrosPerEvent(r->bench_cpu_seconds, *r));
       s.has_latency |= r->has_latency;
     }
     s.seconds = Median(secs);
@@ -115,6 +137,8 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
     s.p99_ms = Median(p99);
     s.p999_ms = Median(p999);
     s.max_ms = Median(mx);
+    s.broker_cpu_us_per_event = Median(broker_cpu);
+    s.bench_cpu_us_per_event = Median(bench_cpu);
     SetTarget(s);
     out.push_back(s);
   }
@@ -122,9 +146,9 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
 }
 
 std::string RunLine(const RunResult& r, int runs) {
-  std::string line =
-      absl::StrFormat("%-6s run %d/%d  %7u events  %7.3f s  %9.0f events/s", r.workload, r.run,
-                      runs, r.events, r.seconds, r.events_per_second);
+  std::string line = absl::StrFormat("%-10s run %d/%d  %7u events  %7.3f s  %9.0f events/s",
+                                     Label(r.workload, r.tls), r.run, runs, r.events, r.seconds,
+                                     r.events_per_second);
   if (r.workload == "W2-1c" || r.workload == "W2-2c") {
     absl::StrAppend(&line, absl::StrFormat("  (publish acks %.0f/s)", r.publish_events_per_second));
   }
@@ -159,14 +183,17 @@ std::string RunLine(const RunResult& r, int runs) {
 }
 
 std::string SummaryLine(const Summary& s) {
-  std::string line = absl::StrFormat("median %-6s (%d runs)  %7.3f s  %9.0f events/s", s.workload,
-                                     s.runs, s.seconds, s.events_per_second);
+  std::string line =
+      absl::StrFormat("median %-10s (%d runs)  %7.3f s  %9.0f events/s", Label(s.workload, s.tls),
+                      s.runs, s.seconds, s.events_per_second);
   if (s.has_latency) {
     absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f ms", s.p50_ms,
                                            s.p99_ms, s.p999_ms));
   }
   absl::StrAppend(
       &line, absl::StrFormat("  missing %u  duplicates %u (worst run)", s.missing, s.duplicates));
+  absl::StrAppend(&line, absl::StrFormat("  cpu/event broker %.2f us, bench %.2f us",
+                                         s.broker_cpu_us_per_event, s.bench_cpu_us_per_event));
   if (!s.target.empty()) {
     absl::StrAppend(&line, "  target ", s.target, ": ", s.target_met ? "MET" : "MISSED");
   }
@@ -174,13 +201,77 @@ std::string SummaryLine(const Summary& s) {
   return line;
 }
 
-std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
-                   const std::vector<Summary>& summaries) {
+std::vector<TlsCost> CompareTls(const std::vector<RunResult>& results,
+                                const std::vector<Summary>& summaries) {
+  std::vector<TlsCost> out;
+  for (const Summary& tls : summaries) {
+    if (!tls.tls) continue;
+    const Summary* plain = nullptr;
+    for (const Summary& s : summaries) {
+      if (!s.tls && s.workload == tls.workload) plain = &s;
+    }
+    if (plain == nullptr) continue;
+    TlsCost c;
+    c.workload = tls.workload;
+    c.has_latency = tls.has_latency && plain->has_latency;
+    c.throughput_ratio = Ratio(tls.events_per_second, plain->events_per_second);
+    c.broker_cpu_ratio = Ratio(tls.broker_cpu_us_per_event, plain->broker_cpu_us_per_event);
+    c.bench_cpu_ratio = Ratio(tls.bench_cpu_us_per_event, plain->bench_cpu_us_per_event);
+    c.p50_delta_ms = tls.p50_ms - plain->p50_ms;
+    c.p99_delta_ms = tls.p99_ms - plain->p99_ms;
+    // Pairs: the TLS and plaintext runs with the same number, run one
+    // right after the other.
+    std::map<int, std::pair<const RunResult*, const RunResult*>> by_run;
+    for (const RunResult& r : results) {
+      if (r.workload != c.workload || !r.ok) continue;
+      (r.tls ? by_run[r.run].second : by_run[r.run].first) = &r;
+    }
+    std::vector<double> ratios, deltas;
+    for (const auto& [run, pair] : by_run) {
+      if (pair.first == nullptr || pair.second == nullptr) continue;
+      ++c.pairs;
+      ratios.push_back(Ratio(pair.second->events_per_second, pair.first->events_per_second));
+      deltas.push_back(pair.second->p50_ms - pair.first->p50_ms);
+    }
+    c.paired_throughput_ratio = Median(ratios);
+    c.paired_p50_delta_ms = Median(deltas);
+    if (c.workload == "W2-1c" || c.workload == "W2-2c") {
+      c.goal = absl::StrFormat("events/s at most %.0f%% lower", kTlsMaxThroughputCost * 100);
+      c.goal_met = c.pairs > 0 && c.paired_throughput_ratio >= 1 - kTlsMaxThroughputCost;
+    } else if (c.workload == "W3") {
+      c.goal = absl::StrFormat("p50 at most %.1f ms higher", kTlsMaxP50CostMs);
+      c.goal_met = c.pairs > 0 && c.paired_p50_delta_ms <= kTlsMaxP50CostMs;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string TlsCostLine(const TlsCost& c) {
+  std::string line = absl::StrFormat("mTLS/plaintext %-6s (%d pairs)", c.workload, c.pairs);
+  if (c.has_latency) {
+    absl::StrAppend(&line, absl::StrFormat("  p50 %+.3f ms (paired %+.3f), p99 %+.3f ms",
+                                           c.p50_delta_ms, c.paired_p50_delta_ms, c.p99_delta_ms));
+  } else {
+    absl::StrAppend(&line, absl::StrFormat("  events/s x%.3f (paired x%.3f)", c.throughput_ratio,
+                                           c.paired_throughput_ratio));
+  }
+  absl::StrAppend(&line, absl::StrFormat("  cpu/event broker x%.2f, bench x%.2f",
+                                         c.broker_cpu_ratio, c.bench_cpu_ratio));
+  if (!c.goal.empty()) {
+    absl::StrAppend(&line, "  goal ", c.goal, ": ", c.goal_met ? "MET" : "MISSED");
+  }
+  return line;
+}
+
+std::string ToJson(const BenchConfig& c, const std::string& tls_mode,
+                   const std::vector<RunResult>& results, const std::vector<Summary>& summaries,
+                   const std::vector<TlsCost>& tls_costs) {
   std::string out = "{\n  \"config\": {";
   absl::StrAppend(
       &out, "\"broker\": ", JsonString(c.broker_binary), ", \"fsync\": ", JsonString(c.fsync),
-      ", \"client\": ", JsonString(c.client), ", \"events\": ", c.events,
-      ", \"payload_bytes\": ", c.payload_bytes, ", \"keys\": ", c.keys,
+      ", \"tls\": ", JsonString(tls_mode), ", \"client\": ", JsonString(c.client),
+      ", \"events\": ", c.events, ", \"payload_bytes\": ", c.payload_bytes, ", \"keys\": ", c.keys,
       ", \"batch_events\": ", c.batch_events, ", \"in_flight_batches\": ", c.in_flight_batches,
       ", \"consumer_max_in_flight\": ", c.consumer_max_in_flight, ", \"rate\": ", Num(c.rate),
       ", \"duration_s\": ", Num(absl::ToDoubleSeconds(c.duration)),
@@ -188,8 +279,8 @@ std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
   std::vector<std::string> runs;
   for (const RunResult& r : results) {
     std::string j = absl::StrCat(
-        "{\"workload\": ", JsonString(r.workload), ", \"run\": ", r.run,
-        ", \"ok\": ", r.ok ? "true" : "false", ", \"events\": ", r.events,
+        "{\"workload\": ", JsonString(r.workload), ", \"tls\": ", r.tls ? "true" : "false",
+        ", \"run\": ", r.run, ", \"ok\": ", r.ok ? "true" : "false", ", \"events\": ", r.events,
         ", \"event_bytes\": ", r.event_bytes, ", \"published\": ", r.published,
         ", \"received\": ", r.received, ", \"missing\": ", r.missing,
         ", \"duplicates\": ", r.duplicates, ", \"publish_duplicates\": ", r.publish_duplicates,
@@ -217,21 +308,35 @@ std::string ToJson(const BenchConfig& c, const std::vector<RunResult>& results,
   absl::StrAppend(&out, "\n    ", absl::StrJoin(runs, ",\n    "), "\n  ],\n  \"medians\": [");
   std::vector<std::string> meds;
   for (const Summary& s : summaries) {
-    std::string j =
-        absl::StrCat("{\"workload\": ", JsonString(s.workload), ", \"runs\": ", s.runs,
-                     ", \"failed\": ", s.failed, ", \"seconds\": ", Num(s.seconds),
-                     ", \"events_per_second\": ", Num(s.events_per_second),
-                     ", \"publish_events_per_second\": ", Num(s.publish_events_per_second));
+    std::string j = absl::StrCat(
+        "{\"workload\": ", JsonString(s.workload), ", \"tls\": ", s.tls ? "true" : "false",
+        ", \"runs\": ", s.runs, ", \"failed\": ", s.failed, ", \"seconds\": ", Num(s.seconds),
+        ", \"events_per_second\": ", Num(s.events_per_second),
+        ", \"publish_events_per_second\": ", Num(s.publish_events_per_second));
     if (s.has_latency) {
       absl::StrAppend(&j, ", \"p50_ms\": ", Num(s.p50_ms), ", \"p99_ms\": ", Num(s.p99_ms),
                       ", \"p999_ms\": ", Num(s.p999_ms), ", \"max_ms\": ", Num(s.max_ms));
     }
+    absl::StrAppend(&j, ", \"broker_cpu_us_per_event\": ", Num(s.broker_cpu_us_per_event),
+                    ", \"bench_cpu_us_per_event\": ", Num(s.bench_cpu_us_per_event));
     absl::StrAppend(&j, ", \"missing\": ", s.missing, ", \"duplicates\": ", s.duplicates,
                     ", \"target\": ", JsonString(s.target),
                     ", \"target_met\": ", s.target_met ? "true" : "false", "}");
     meds.push_back(j);
   }
-  absl::StrAppend(&out, "\n    ", absl::StrJoin(meds, ",\n    "), "\n  ]\n}\n");
+  absl::StrAppend(&out, "\n    ", absl::StrJoin(meds, ",\n    "), "\n  ],\n  \"tls_costs\": [");
+  std::vector<std::string> costs;
+  for (const TlsCost& t : tls_costs) {
+    costs.push_back(absl::StrCat(
+        "{\"workload\": ", JsonString(t.workload), ", \"pairs\": ", t.pairs,
+        ", \"throughput_ratio\": ", Num(t.throughput_ratio), ", \"paired_throughput_ratio\": ",
+        Num(t.paired_throughput_ratio), ", \"broker_cpu_ratio\": ", Num(t.broker_cpu_ratio),
+        ", \"bench_cpu_ratio\": ", Num(t.bench_cpu_ratio), ", \"p50_delta_ms\": ",
+        Num(t.p50_delta_ms), ", \"paired_p50_delta_ms\": ", Num(t.paired_p50_delta_ms),
+        ", \"p99_delta_ms\": ", Num(t.p99_delta_ms), ", \"goal\": ", JsonString(t.goal),
+        ", \"goal_met\": ", t.goal_met ? "true" : "false", "}"));
+  }
+  absl::StrAppend(&out, "\n    ", absl::StrJoin(costs, ",\n    "), "\n  ]\n}\n");
   return out;
 }
 

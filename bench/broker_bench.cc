@@ -4,22 +4,29 @@
 //
 //   broker_bench --workload=all --runs=3
 //   broker_bench --workload=W3 --rate=5000 --duration=10s --json
+//   broker_bench --workload=all --runs=3 --tls=both   # mutual TLS beside plaintext
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "bench/bench_report.h"
+#include "bench/bench_tls.h"
 #include "bench/workloads.h"
 
 #ifndef RELAY_BROKER_BINARY
 #define RELAY_BROKER_BINARY ""
+#endif
+#ifndef RELAY_DEV_PKI
+#define RELAY_DEV_PKI ""
 #endif
 
 ABSL_FLAG(std::string, workload, "all",
@@ -47,12 +54,31 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(120), "hard limit of one run; i
 ABSL_FLAG(std::string, temp_root, "",
           "where the brokers' data directories go (default: $TMPDIR or /tmp)");
 ABSL_FLAG(bool, keep_data, false, "keep each run's broker directory (data and broker.log)");
+ABSL_FLAG(std::string, tls, "off",
+          "off (plaintext), on (mutual TLS) or both (each run twice, plaintext and mutual TLS "
+          "one after the other, alternating which goes first)");
+ABSL_FLAG(std::string, pki, "",
+          "with --tls: a directory with ca.crt, broker.{crt,key} and relay-bench.{crt,key} "
+          "(default: made fresh by --dev_pki in a temporary directory)");
+ABSL_FLAG(std::string, dev_pki, RELAY_DEV_PKI, "scripts/dev-pki, which makes the certificates");
+ABSL_FLAG(bool, tls_policy, true,
+          "with --tls: start the broker with a --policy that lets relay-bench publish, "
+          "subscribe to and describe the bench topic (false: mutual TLS without a policy)");
 
 namespace {
 
 int Usage(const std::string& message) {
   std::fprintf(stderr, "broker_bench: %s\n", message.c_str());
   return 2;
+}
+
+// What the broker lets the bench's identity do: publish to the bench topic,
+// consume it as group bench, and DescribeGroups (admin).
+std::string BenchPolicy() {
+  return absl::StrCat("# broker_bench --tls: the bench clients' identity.\n",      //
+                      "allow ", relay::bench::kBenchIdentity, " publish bench\n",  //
+                      "allow ", relay::bench::kBenchIdentity, " subscribe bench group bench\n",
+                      "allow ", relay::bench::kBenchIdentity, " admin\n");
 }
 
 }  // namespace
@@ -105,34 +131,66 @@ int main(int argc, char** argv) {
     return Usage("--client must be stream or library");
   }
   if (config.timeout <= absl::ZeroDuration()) return Usage("--timeout must be positive");
+  relay::bench::TlsMode tls_mode;
+  const std::string tls_flag = absl::GetFlag(FLAGS_tls);
+  if (!relay::bench::ParseTlsMode(tls_flag, &tls_mode))
+    return Usage("--tls must be off, on or both");
+
+  // The TLS runs' configuration: the same, plus certificates (and policy).
+  BenchConfig tls_config = config;
+  std::unique_ptr<relay::bench::BenchPki> pki;
+  if (tls_mode != relay::bench::TlsMode::kOff) {
+    relay::bench::BenchPki::Options po;
+    po.script = absl::GetFlag(FLAGS_dev_pki);
+    po.temp_root = config.temp_root;
+    po.dir = absl::GetFlag(FLAGS_pki);
+    po.keep = config.keep_data;
+    auto made = relay::bench::BenchPki::Make(po, {"broker", relay::bench::kBenchIdentity});
+    if (!made.ok()) return Usage(std::string(made.status().message()));
+    pki = *std::move(made);
+    tls_config.tls_broker_args = pki->ServerFlags("broker");
+    tls_config.client_tls = pki->Files(relay::bench::kBenchIdentity);
+    if (absl::GetFlag(FLAGS_tls_policy)) {
+      absl::StatusOr<std::string> policy = pki->WriteFile("bench-policy.conf", BenchPolicy());
+      if (!policy.ok()) return Usage(std::string(policy.status().message()));
+      tls_config.tls_broker_args.push_back(absl::StrCat("--policy=", *policy));
+    }
+  }
 
   if (!json) {
     std::printf(
         "broker_bench: broker=%s fsync=%s client=%s events=%llu payload=%dB keys=%d batch=%d "
-        "inflight=%d consumer_max_in_flight=%u W3=%.0f/s for %s data in %s\n",
+        "inflight=%d consumer_max_in_flight=%u W3=%.0f/s for %s data in %s tls=%s%s%s\n",
         config.broker_binary.c_str(), config.fsync.c_str(), config.client.c_str(),
         static_cast<unsigned long long>(config.events), config.payload_bytes, config.keys,
         config.batch_events, config.in_flight_batches, config.consumer_max_in_flight, config.rate,
-        absl::FormatDuration(config.duration).c_str(), config.temp_root.c_str());
+        absl::FormatDuration(config.duration).c_str(), config.temp_root.c_str(), tls_flag.c_str(),
+        pki == nullptr ? "" : " pki=", pki == nullptr ? "" : pki->dir().c_str());
     std::fflush(stdout);
   }
   std::vector<relay::bench::RunResult> results;
   bool all_ok = true;
   for (const std::string& w : workloads) {
     for (int run = 1; run <= runs; ++run) {
-      results.push_back(relay::bench::RunWorkload(w, run, config));
-      all_ok &= results.back().ok;
-      const std::string line = relay::bench::RunLine(results.back(), runs);
-      std::fprintf(json ? stderr : stdout, "%s\n", line.c_str());
-      std::fflush(json ? stderr : stdout);
+      for (bool tls : relay::bench::TransportsOfRun(tls_mode, run)) {
+        results.push_back(relay::bench::RunWorkload(w, run, tls ? tls_config : config));
+        all_ok &= results.back().ok;
+        const std::string line = relay::bench::RunLine(results.back(), runs);
+        std::fprintf(json ? stderr : stdout, "%s\n", line.c_str());
+        std::fflush(json ? stderr : stdout);
+      }
     }
   }
   std::vector<relay::bench::Summary> summaries = relay::bench::Summarize(results);
+  std::vector<relay::bench::TlsCost> tls_costs = relay::bench::CompareTls(results, summaries);
   if (json) {
-    std::fputs(relay::bench::ToJson(config, results, summaries).c_str(), stdout);
+    std::fputs(relay::bench::ToJson(config, tls_flag, results, summaries, tls_costs).c_str(),
+               stdout);
   } else {
     std::printf("\n");
     for (const auto& s : summaries) std::printf("%s\n", relay::bench::SummaryLine(s).c_str());
+    if (!tls_costs.empty()) std::printf("\n");
+    for (const auto& c : tls_costs) std::printf("%s\n", relay::bench::TlsCostLine(c).c_str());
   }
   return all_ok ? 0 : 1;
 }

@@ -414,7 +414,7 @@ int main(int argc, char** argv) {
   }
   std::vector<relay::bench::Summary> summaries = relay::bench::Summarize(results);
   if (json) {
-    std::fputs(relay::bench::ToJson(config, results, summaries).c_str(), stdout);
+    std::fputs(relay::bench::ToJson(config, "off", results, summaries, {}).c_str(), stdout);
   } else {
     for (const auto& s : summaries) {
       std::printf("nats %s: median %.0f events/s", s.workload.c_str(), s.events_per_second);

@@ -33,12 +33,13 @@ constexpr char kTopic[] = "bench";
 constexpr absl::Duration kLinger = absl::Milliseconds(250);
 
 // Relay's channel policy (keepalive, message sizes, reconnects), with its
-// own TCP connection per client (as separate processes would have).
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+// own TCP connection per client (as separate processes would have), and
+// the run's transport: plaintext, or mutual TLS as relay-bench.
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const BenchConfig& config) {
   grpc::ChannelArguments args = relay::MakeChannelArguments();
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxSendMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, relay::MakeChannelCredentials(config.client_tls), args);
 }
 
 double Seconds(int64_t nanos) { return static_cast<double>(nanos) / 1e9; }
@@ -93,7 +94,7 @@ absl::Status StartConsumers(const std::string& address, int count, bool record_l
     o.max_in_flight = config.consumer_max_in_flight;
     o.record_latency = record_latency;
     o.deadline = deadline;
-    out->members.push_back(std::make_unique<BenchConsumer>(NewChannel(address), o, tally));
+    out->members.push_back(std::make_unique<BenchConsumer>(NewChannel(address, config), o, tally));
     absl::Status s =
         out->members.back()->Start(std::min(deadline, absl::Now() + absl::Seconds(10)));
     if (!s.ok()) return s;
@@ -103,8 +104,8 @@ absl::Status StartConsumers(const std::string& address, int count, bool record_l
 
 // The group's broker-side counters (DescribeGroups): redeliveries and dead
 // letters. Best effort: an error leaves them at 0 and is returned.
-absl::Status FetchGroupStats(const std::string& address, RunResult& r) {
-  auto stub = relay::broker::v1::Broker::NewStub(NewChannel(address));
+absl::Status FetchGroupStats(const std::string& address, const BenchConfig& config, RunResult& r) {
+  auto stub = relay::broker::v1::Broker::NewStub(NewChannel(address, config));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   relay::broker::v1::DescribeGroupsRequest request;
@@ -179,7 +180,7 @@ class CpuMeter {
 absl::Status RunW1(const std::string& address, const BenchConfig& config, const EventShape& shape,
                    absl::Time deadline, CpuMeter& cpu, RunResult& r) {
   auto batches = BuildBatches(shape, config.events, config.batch_events);
-  auto publisher = NewPublisher(NewChannel(address), PublisherFor(config, deadline));
+  auto publisher = NewPublisher(NewChannel(address, config), PublisherFor(config, deadline));
   if (!publisher.ok()) return publisher.status();
   cpu.Start();
   const int64_t start = NowNanos();
@@ -205,7 +206,7 @@ absl::Status RunW2(const std::string& address, int consumer_count, const BenchCo
     return s;
   }
   auto batches = BuildBatches(shape, config.events, config.batch_events);
-  auto publisher = NewPublisher(NewChannel(address), PublisherFor(config, deadline));
+  auto publisher = NewPublisher(NewChannel(address, config), PublisherFor(config, deadline));
   if (!publisher.ok()) return publisher.status();
   cpu.Start();
   const int64_t start = NowNanos();
@@ -216,7 +217,7 @@ absl::Status RunW2(const std::string& address, int consumer_count, const BenchCo
       r.published / std::max(Seconds((*publisher)->last_ack_nanos() - start), 1e-9);
   absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
                                          : FinishConsuming(tally, consumers, absl::Now(), r);
-  if (absl::Status g = FetchGroupStats(address, r); !g.ok() && consumed.ok()) consumed = g;
+  if (absl::Status g = FetchGroupStats(address, config, r); !g.ok() && consumed.ok()) consumed = g;
   cpu.Stop(r);
   if (tally.complete_nanos() > 0) {
     r.seconds = Seconds(tally.complete_nanos() - start);
@@ -241,7 +242,7 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
   // Small batches, many in flight: the window must never hold the schedule
   // back while fsyncs are in progress.
   po.max_in_flight_batches = std::max(po.max_in_flight_batches, 1024);
-  auto publisher = NewPublisher(NewChannel(address), po);
+  auto publisher = NewPublisher(NewChannel(address, config), po);
   if (!publisher.ok()) return publisher.status();
 
   // Event i is due at start + i/rate (an absolute schedule: a late send
@@ -280,7 +281,7 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
   r.publish_duplicates = (*publisher)->duplicates();
   absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
                                          : FinishConsuming(tally, consumers, absl::Now(), r);
-  if (absl::Status g = FetchGroupStats(address, r); !g.ok() && consumed.ok()) consumed = g;
+  if (absl::Status g = FetchGroupStats(address, config, r); !g.ok() && consumed.ok()) consumed = g;
   cpu.Stop(r);
   if (tally.complete_nanos() > 0) {
     r.seconds = Seconds(tally.complete_nanos() - start);
@@ -319,6 +320,7 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
   RunResult r;
   r.workload = workload;
   r.run = run;
+  r.tls = config.client_tls.enabled();
   r.events = config.events;
   const absl::Time deadline = absl::Now() + config.timeout;
 
@@ -333,6 +335,8 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
   bo.temp_root = config.temp_root;
   bo.fsync = config.fsync;
   bo.extra_args = config.broker_args;
+  bo.extra_args.insert(bo.extra_args.end(), config.tls_broker_args.begin(),
+                       config.tls_broker_args.end());
   bo.keep_dir = config.keep_data;
   auto broker = BrokerProcess::Start(bo);
   if (!broker.ok()) {
@@ -357,8 +361,8 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
     absl::StrAppend(&r.error, r.error.empty() ? "" : "; ", "broker stop: ", stopped.message());
   }
   if (config.keep_data)
-    std::fprintf(stderr, "%s run %d: broker directory kept: %s\n", workload.c_str(), run,
-                 (*broker)->dir().c_str());
+    std::fprintf(stderr, "%s%s run %d: broker directory kept: %s\n", workload.c_str(),
+                 r.tls ? " mTLS" : "", run, (*broker)->dir().c_str());
   r.ok = r.error.empty() && r.missing == 0;
   if (r.error.empty() && r.missing > 0) r.error = absl::StrCat(r.missing, " events missing");
   return r;

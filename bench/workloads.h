@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/tls.h"
 
 namespace relay::bench {
 
@@ -16,6 +17,11 @@ struct BenchConfig {
   std::string fsync = "batch";
   std::vector<std::string> broker_args;  // extra relay-broker flags
   bool keep_data = false;
+  // Mutual TLS: the broker's flags for it (certificate, CA, --policy), added
+  // after `broker_args`, and the files of the bench's own clients. Both
+  // empty: plaintext.
+  std::vector<std::string> tls_broker_args;
+  TlsFiles client_tls;
 
   std::string client = "stream";  // publisher: "stream" or "library"
   uint64_t events = 200000;       // W1, W2
@@ -35,6 +41,7 @@ struct BenchConfig {
 struct RunResult {
   std::string workload;  // W1, W2-1c, W2-2c, W3
   int run = 0;           // 1-based
+  bool tls = false;      // run with mutual TLS (BenchConfig::client_tls)
   bool ok = false;       // finished, nothing missing, broker exited cleanly
   std::string error;
   uint64_t events = 0;     // meant to be published
