@@ -8,19 +8,23 @@
 //
 //   saga_bench --runs=3
 //   saga_bench --scenario=S2 --rate=500 --duration=10s --json
+//   saga_bench --runs=3 --tls=both   # mutual TLS beside plaintext
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "bench/bench_report.h"
+#include "bench/bench_tls.h"
 #include "bench/saga_bench_report.h"
 #include "bench/saga_bench_scenarios.h"
 #include "common/log.h"
@@ -36,6 +40,12 @@
 #endif
 #ifndef RELAY_PAYMENT_BINARY
 #define RELAY_PAYMENT_BINARY ""
+#endif
+#ifndef RELAY_DEV_PKI
+#define RELAY_DEV_PKI ""
+#endif
+#ifndef RELAY_BROKER_POLICY
+#define RELAY_BROKER_POLICY ""
 #endif
 
 ABSL_FLAG(std::string, scenario, "all", "S1 (throughput), S2 (latency at --rate) or all");
@@ -63,6 +73,16 @@ ABSL_FLAG(std::string, payment_flags, "", "extra payment-service flags, space se
 ABSL_FLAG(std::string, temp_root, "", "where run directories go (default: $TMPDIR or /tmp)");
 ABSL_FLAG(bool, keep_data, false, "keep each run's directory (databases, broker data, logs)");
 ABSL_FLAG(bool, json, false, "print one JSON document on stdout (run lines go to stderr)");
+ABSL_FLAG(std::string, tls, "off",
+          "off (plaintext), on (mutual TLS between all processes) or both (each run twice, "
+          "plaintext and mutual TLS one after the other, alternating which goes first)");
+ABSL_FLAG(std::string, pki, "",
+          "with --tls: a directory with ca.crt and NAME.{crt,key} for broker, order-service, "
+          "inventory-service, payment-service and relay-bench (default: made fresh by --dev_pki)");
+ABSL_FLAG(std::string, dev_pki, RELAY_DEV_PKI, "scripts/dev-pki, which makes the certificates");
+ABSL_FLAG(std::string, policy, RELAY_BROKER_POLICY,
+          "with --tls: the broker's policy; the bench appends one rule that lets relay-bench "
+          "consume topic orders as group saga-bench (empty: no --policy)");
 
 namespace {
 
@@ -73,6 +93,14 @@ int Usage(const std::string& message) {
 
 std::vector<std::string> Split(const std::string& flags) {
   return absl::StrSplit(flags, ' ', absl::SkipEmpty());
+}
+
+// The identities of a TLS run: the four binaries and the bench's clients.
+const std::vector<std::string>& Identities() {
+  static const auto* ids =
+      new std::vector<std::string>{"broker", "order-service", "inventory-service",
+                                   "payment-service", relay::bench::kBenchIdentity};
+  return *ids;
 }
 
 }  // namespace
@@ -129,31 +157,66 @@ int main(int argc, char** argv) {
   if (config.max_orders < 1) return Usage("--max_orders must be positive");
   if (config.rpc_timeout <= absl::ZeroDuration()) return Usage("--rpc_timeout must be positive");
   if (sys.customers < 1 || sys.customers > 10000) return Usage("--customers must be within 1..1e4");
+  relay::bench::TlsMode tls_mode;
+  const std::string tls_flag = absl::GetFlag(FLAGS_tls);
+  if (!relay::bench::ParseTlsMode(tls_flag, &tls_mode))
+    return Usage("--tls must be off, on or both");
+
+  // The TLS runs' configuration: the same, with certificates and policy.
+  SagaConfig tls_config = config;
+  std::unique_ptr<relay::bench::BenchPki> pki;
+  if (tls_mode != relay::bench::TlsMode::kOff) {
+    relay::bench::BenchPki::Options po;
+    po.script = absl::GetFlag(FLAGS_dev_pki);
+    po.temp_root = sys.temp_root;
+    po.dir = absl::GetFlag(FLAGS_pki);
+    po.keep = sys.keep_dir;
+    auto made = relay::bench::BenchPki::Make(po, Identities());
+    if (!made.ok()) return Usage(std::string(made.status().message()));
+    pki = *std::move(made);
+    tls_config.system.pki = pki.get();
+    if (const std::string shipped = absl::GetFlag(FLAGS_policy); !shipped.empty()) {
+      absl::StatusOr<std::string> text = relay::bench::ReadTextFile(shipped);
+      if (!text.ok()) return Usage(std::string(text.status().message()));
+      // The bench's consumer of order.confirmed/order.cancelled, which no
+      // shipped rule covers (relayctl may only read).
+      absl::StrAppend(&*text, "\n# saga_bench --tls: the bench's own consumer.\nallow ",
+                      relay::bench::kBenchIdentity, " subscribe orders group saga-bench\n");
+      absl::StatusOr<std::string> path = pki->WriteFile("saga-bench-policy.conf", *text);
+      if (!path.ok()) return Usage(std::string(path.status().message()));
+      tls_config.system.policy = *path;
+    }
+  }
 
   if (!json) {
     std::printf(
         "saga_bench: %s x%d, window %s + grace %s; S1 concurrency %d, max backlog %lld; S2 %.0f "
         "orders/s; "
-        "broker --fsync=%s; data in %s\n",
+        "broker --fsync=%s; data in %s; tls=%s%s%s\n",
         scenario.c_str(), runs, absl::FormatDuration(config.duration).c_str(),
         absl::FormatDuration(config.grace).c_str(), config.concurrency,
         static_cast<long long>(config.max_backlog), config.rate, sys.fsync.c_str(),
-        sys.temp_root.c_str());
+        sys.temp_root.c_str(), tls_flag.c_str(),
+        pki == nullptr ? "" : " pki=", pki == nullptr ? "" : pki->dir().c_str());
     std::fflush(stdout);
   }
   std::vector<relay::bench::SagaRun> results;
   bool all_ok = true;
-  // Interleaved (S1, S2, S1, S2, ...) so that a change of machine load
-  // touches both scenarios alike.
+  // Interleaved (S1, S2, S1, S2, ...; with --tls=both each scenario's
+  // plaintext and TLS runs side by side) so that a change of machine load
+  // touches both scenarios and both transports alike.
   for (int run = 1; run <= runs; ++run) {
     for (const char* s : {"S1", "S2"}) {
       if (scenario != "all" && scenario != s) continue;
-      results.push_back(std::string(s) == "S1" ? relay::bench::RunThroughput(config, run)
-                                               : relay::bench::RunLatency(config, run));
-      all_ok &= results.back().ok;
-      std::fprintf(json ? stderr : stdout, "%s\n",
-                   relay::bench::SagaRunLines(results.back(), runs).c_str());
-      std::fflush(json ? stderr : stdout);
+      for (bool tls : relay::bench::TransportsOfRun(tls_mode, run)) {
+        const SagaConfig& c = tls ? tls_config : config;
+        results.push_back(std::string(s) == "S1" ? relay::bench::RunThroughput(c, run)
+                                                 : relay::bench::RunLatency(c, run));
+        all_ok &= results.back().ok;
+        std::fprintf(json ? stderr : stdout, "%s\n",
+                     relay::bench::SagaRunLines(results.back(), runs).c_str());
+        std::fflush(json ? stderr : stdout);
+      }
     }
   }
   std::vector<relay::bench::SagaSummary> summaries = relay::bench::SummarizeSaga(results);
@@ -162,6 +225,9 @@ int main(int argc, char** argv) {
   } else {
     std::printf("\n");
     for (const auto& s : summaries) std::printf("%s\n", relay::bench::SagaSummaryLines(s).c_str());
+    const std::vector<std::string> costs = relay::bench::SagaTlsCostLines(results, summaries);
+    if (!costs.empty()) std::printf("\n");
+    for (const std::string& line : costs) std::printf("%s\n", line.c_str());
   }
   return all_ok ? 0 : 1;
 }

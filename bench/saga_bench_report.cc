@@ -55,20 +55,37 @@ std::string CpuLine(const std::vector<double>& cpu, double seconds) {
                          total, 2 * seconds);
 }
 
+// CPU ms per order that ended within the window, per process and in all
+// (the last entry).
+std::vector<double> CpuMsPerOrder(const SagaRun& r) {
+  std::vector<double> out;
+  double total = 0;
+  for (double c : r.cpu) {
+    total += c;
+    out.push_back(r.terminal_in_window == 0 ? 0 : c * 1e3 / r.terminal_in_window);
+  }
+  out.push_back(r.terminal_in_window == 0 ? 0 : total * 1e3 / r.terminal_in_window);
+  return out;
+}
+
 }  // namespace
 
 std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
-  std::vector<std::string> order;
-  std::map<std::string, std::vector<const SagaRun*>> by;
+  using Key = std::pair<std::string, bool>;  // scenario, tls
+  std::vector<Key> order;
+  std::map<Key, std::vector<const SagaRun*>> by;
   for (const SagaRun& r : runs) {
-    if (by[r.scenario].empty()) order.push_back(r.scenario);
-    by[r.scenario].push_back(&r);
+    const Key key(r.scenario, r.tls);
+    if (by[key].empty()) order.push_back(key);
+    by[key].push_back(&r);
   }
   std::vector<SagaSummary> out;
-  for (const std::string& name : order) {
+  for (const Key& key : order) {
+    const std::string& name = key.first;
     SagaSummary s;
     s.scenario = name;
-    for (const SagaRun* r : by[name]) {
+    s.tls = key.second;
+    for (const SagaRun* r : by[key]) {
       ++s.runs;
       if (!r->ok) ++s.failed;
       s.not_terminal = std::max(s.not_terminal, r->not_terminal);
@@ -78,9 +95,9 @@ std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
     const bool any_ok = s.failed < s.runs;
     std::vector<double> pps, tps, psmin, backlog, drain, p50, p90, p99, mx, pub50, pub99, pl50,
         pl99, secs;
-    std::vector<std::vector<double>> cpu(5);
+    std::vector<std::vector<double>> cpu(5), cpu_per_order(6);
     int p99_lb = 0;
-    for (const SagaRun* r : by[name]) {
+    for (const SagaRun* r : by[key]) {
       if (any_ok && !r->ok) continue;
       pps.push_back(r->placed_per_second);
       tps.push_back(r->terminal_per_second);
@@ -98,6 +115,10 @@ std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
       secs.push_back(r->seconds);
       p99_lb += r->latency.p99_lb ? 1 : 0;
       for (size_t i = 0; i < cpu.size() && i < r->cpu.size(); ++i) cpu[i].push_back(r->cpu[i]);
+      if (const std::vector<double> per_order = CpuMsPerOrder(*r);
+          per_order.size() == cpu_per_order.size()) {
+        for (size_t i = 0; i < per_order.size(); ++i) cpu_per_order[i].push_back(per_order[i]);
+      }
     }
     s.placed_per_second = Median(pps);
     s.terminal_per_second = Median(tps);
@@ -115,6 +136,9 @@ std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
     s.place_p99 = Median(pl99);
     s.seconds = Median(secs);
     for (auto& c : cpu) s.cpu.push_back(Median(c));
+    for (size_t i = 0; i + 1 < cpu_per_order.size(); ++i)
+      s.cpu_ms_per_order.push_back(Median(cpu_per_order[i]));
+    s.total_cpu_ms_per_order = Median(cpu_per_order.back());
     if (name == "S1") {
       s.target = absl::StrFormat("terminal orders/s >= %.0f", kTargetOrdersPerSecond);
       s.target_met = s.terminal_per_second >= kTargetOrdersPerSecond;
@@ -130,10 +154,10 @@ std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
 }
 
 std::string SagaRunLines(const SagaRun& r, int runs) {
-  std::string out =
-      absl::StrFormat("%s run %d/%d  (load %.1f)  %.1f s: placed %u (%.0f/s), terminal %u (%.0f/s",
-                      r.scenario, r.run, runs, r.load_before, r.seconds, r.placed_in_window,
-                      r.placed_per_second, r.terminal_in_window, r.terminal_per_second);
+  std::string out = absl::StrFormat(
+      "%s run %d/%d  (load %.1f)  %.1f s: placed %u (%.0f/s), terminal %u (%.0f/s",
+      Label(r.scenario, r.tls), r.run, runs, r.load_before, r.seconds, r.placed_in_window,
+      r.placed_per_second, r.terminal_in_window, r.terminal_per_second);
   if (r.scenario == "S1") {
     absl::StrAppend(&out, absl::StrFormat("; per second min %.0f median %.0f max %.0f",
                                           r.per_second_min, r.per_second_median, r.per_second_max));
@@ -176,8 +200,9 @@ std::string SagaRunLines(const SagaRun& r, int runs) {
 }
 
 std::string SagaSummaryLines(const SagaSummary& s) {
-  std::string out = absl::StrFormat("median %s (%d runs): placed %.0f/s, terminal %.0f/s",
-                                    s.scenario, s.runs, s.placed_per_second, s.terminal_per_second);
+  std::string out =
+      absl::StrFormat("median %s (%d runs): placed %.0f/s, terminal %.0f/s",
+                      Label(s.scenario, s.tls), s.runs, s.placed_per_second, s.terminal_per_second);
   if (s.scenario == "S1")
     absl::StrAppend(&out, absl::StrFormat(" (worst second %.0f)", s.per_second_min));
   absl::StrAppend(&out, absl::StrFormat(", backlog at end %.0f, drain %.1f s", s.backlog_at_end,
@@ -189,11 +214,67 @@ std::string SagaSummaryLines(const SagaSummary& s) {
                 s.scenario == "S1" ? "terminal" : "confirmed", s.p50, s.p90, Ms(s.p99, s.p99_lb),
                 s.max, s.place_p50, s.place_p99, s.publish_p50, s.publish_p99));
   absl::StrAppend(&out, "\n    ", CpuLine(s.cpu, s.seconds));
+  absl::StrAppend(&out, absl::StrFormat("; per order %.3f ms", s.total_cpu_ms_per_order));
   absl::StrAppend(
       &out, absl::StrFormat("\n    worst run: %u not ended, %u PlaceOrder errors, %u cancelled",
                             s.not_terminal, s.place_failed, s.cancelled));
   absl::StrAppend(&out, "\n    target ", s.target, ": ", s.target_met ? "MET" : "MISSED");
   if (s.failed > 0) absl::StrAppend(&out, absl::StrFormat("  (%d runs FAILED)", s.failed));
+  return out;
+}
+
+std::vector<std::string> SagaTlsCostLines(const std::vector<SagaRun>& runs,
+                                          const std::vector<SagaSummary>& summaries) {
+  std::vector<std::string> out;
+  for (const SagaSummary& tls : summaries) {
+    if (!tls.tls) continue;
+    const SagaSummary* plain = nullptr;
+    for (const SagaSummary& s : summaries) {
+      if (!s.tls && s.scenario == tls.scenario) plain = &s;
+    }
+    if (plain == nullptr) continue;
+    std::map<int, std::pair<const SagaRun*, const SagaRun*>> by_run;
+    for (const SagaRun& r : runs) {
+      if (r.scenario != tls.scenario || !r.ok) continue;
+      (r.tls ? by_run[r.run].second : by_run[r.run].first) = &r;
+    }
+    std::vector<double> ratio, p50, p99;
+    for (const auto& [run, pair] : by_run) {
+      if (pair.first == nullptr || pair.second == nullptr) continue;
+      ratio.push_back(pair.first->terminal_per_second == 0
+                          ? 0
+                          : pair.second->terminal_per_second / pair.first->terminal_per_second);
+      p50.push_back(pair.second->latency.p50 - pair.first->latency.p50);
+      p99.push_back(pair.second->latency.p99 - pair.first->latency.p99);
+    }
+    std::string line = absl::StrFormat("mTLS/plaintext %s (%d pairs): ", tls.scenario,
+                                       static_cast<int>(ratio.size()));
+    if (tls.scenario == "S1") {
+      absl::StrAppend(&line,
+                      absl::StrFormat("terminal/s x%.3f (paired x%.3f)",
+                                      plain->terminal_per_second == 0
+                                          ? 0
+                                          : tls.terminal_per_second / plain->terminal_per_second,
+                                      Median(ratio)));
+    }
+    absl::StrAppend(&line, absl::StrFormat("%sp50 %+.1f ms (paired %+.1f), p99 %+.1f ms "
+                                           "(paired %+.1f)",
+                                           tls.scenario == "S1" ? ", " : "", tls.p50 - plain->p50,
+                                           Median(p50), tls.p99 - plain->p99, Median(p99)));
+    std::vector<std::string> cpu;
+    for (size_t i = 0; i < tls.cpu_ms_per_order.size() && i < plain->cpu_ms_per_order.size(); ++i) {
+      cpu.push_back(absl::StrFormat("%s %.3f->%.3f", kCpuNames[i], plain->cpu_ms_per_order[i],
+                                    tls.cpu_ms_per_order[i]));
+    }
+    absl::StrAppend(
+        &line,
+        absl::StrFormat("\n    cpu ms/order: %s; all %.3f->%.3f (x%.2f)", absl::StrJoin(cpu, ", "),
+                        plain->total_cpu_ms_per_order, tls.total_cpu_ms_per_order,
+                        plain->total_cpu_ms_per_order == 0
+                            ? 0
+                            : tls.total_cpu_ms_per_order / plain->total_cpu_ms_per_order));
+    out.push_back(line);
+  }
   return out;
 }
 
@@ -213,19 +294,20 @@ std::string SagaJson(const SagaConfig& c, const std::vector<SagaRun>& runs,
     for (const auto& [what, n] : r.failures)
       failures.push_back(absl::StrCat(JsonString(what), ": ", n));
     rs.push_back(absl::StrCat(
-        "{\"scenario\": ", JsonString(r.scenario), ", \"run\": ", r.run,
-        ", \"ok\": ", r.ok ? "true" : "false", ", \"error\": ", JsonString(r.error),
-        ", \"load_before\": ", Num(r.load_before), ", \"seconds\": ", Num(r.seconds),
-        ", \"scheduled\": ", r.scheduled, ", \"placed\": ", r.placed,
-        ", \"placed_in_window\": ", r.placed_in_window, ", \"place_failed\": ", r.place_failed,
-        ", \"terminal_in_window\": ", r.terminal_in_window, ", \"placed_per_second\": ",
-        Num(r.placed_per_second), ", \"terminal_per_second\": ", Num(r.terminal_per_second),
-        ", \"per_second_min\": ", Num(r.per_second_min), ", \"per_second_median\": ",
-        Num(r.per_second_median), ", \"per_second_max\": ", Num(r.per_second_max),
-        ", \"backlog_at_end\": ", r.backlog_at_end, ", \"confirmed\": ", r.confirmed,
-        ", \"cancelled\": ", r.cancelled, ", \"not_terminal\": ", r.not_terminal,
-        ", \"drain_seconds\": ", Num(r.drain_seconds), ", \"unmatched\": ", r.unmatched,
-        ", \"duplicates\": ", r.duplicates, ", \"max_send_lag_ms\": ", Num(r.max_send_lag_ms),
+        "{\"scenario\": ", JsonString(r.scenario), ", \"tls\": ", r.tls ? "true" : "false",
+        ", \"run\": ", r.run, ", \"ok\": ", r.ok ? "true" : "false",
+        ", \"error\": ", JsonString(r.error), ", \"load_before\": ", Num(r.load_before),
+        ", \"seconds\": ", Num(r.seconds), ", \"scheduled\": ", r.scheduled,
+        ", \"placed\": ", r.placed, ", \"placed_in_window\": ", r.placed_in_window,
+        ", \"place_failed\": ", r.place_failed, ", \"terminal_in_window\": ", r.terminal_in_window,
+        ", \"placed_per_second\": ", Num(r.placed_per_second), ", \"terminal_per_second\": ",
+        Num(r.terminal_per_second), ", \"per_second_min\": ", Num(r.per_second_min),
+        ", \"per_second_median\": ", Num(r.per_second_median),
+        ", \"per_second_max\": ", Num(r.per_second_max), ", \"backlog_at_end\": ", r.backlog_at_end,
+        ", \"confirmed\": ", r.confirmed, ", \"cancelled\": ", r.cancelled,
+        ", \"not_terminal\": ", r.not_terminal, ", \"drain_seconds\": ", Num(r.drain_seconds),
+        ", \"unmatched\": ", r.unmatched, ", \"duplicates\": ", r.duplicates,
+        ", \"max_send_lag_ms\": ", Num(r.max_send_lag_ms),
         ", \"events_per_delivery_message\": ", Num(r.events_per_delivery_message),
         ", \"latency\": ", LatencyJson(r.latency), ", \"to_publish\": ", LatencyJson(r.to_publish),
         ", \"place_rpc\": ", LatencyJson(r.place_rpc), ", \"cpu_seconds\": {",
@@ -238,7 +320,8 @@ std::string SagaJson(const SagaConfig& c, const std::vector<SagaRun>& runs,
     for (size_t i = 0; i < s.cpu.size() && i < 5; ++i)
       cpu.push_back(absl::StrCat("\"", kCpuNames[i], "\": ", Num(s.cpu[i])));
     ms.push_back(absl::StrCat(
-        "{\"scenario\": ", JsonString(s.scenario), ", \"runs\": ", s.runs,
+        "{\"scenario\": ", JsonString(s.scenario), ", \"tls\": ", s.tls ? "true" : "false",
+        ", \"runs\": ", s.runs, ", \"cpu_ms_per_order\": ", Num(s.total_cpu_ms_per_order),
         ", \"failed\": ", s.failed, ", \"placed_per_second\": ", Num(s.placed_per_second),
         ", \"terminal_per_second\": ", Num(s.terminal_per_second), ", \"per_second_min\": ",
         Num(s.per_second_min), ", \"backlog_at_end\": ", Num(s.backlog_at_end),

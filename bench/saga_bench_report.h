@@ -12,6 +12,7 @@ namespace relay::bench {
 // succeeded); not-ended orders and PlaceOrder failures: the worst run.
 struct SagaSummary {
   std::string scenario;
+  bool tls = false;  // the mutual TLS runs (else plaintext)
   int runs = 0;
   int failed = 0;
   double placed_per_second = 0, terminal_per_second = 0, per_second_min = 0;
@@ -21,12 +22,24 @@ struct SagaSummary {
   double publish_p50 = 0, publish_p99 = 0, place_p50 = 0, place_p99 = 0;
   uint64_t not_terminal = 0, place_failed = 0, cancelled = 0;
   std::vector<double> cpu;  // median CPU seconds per process (kCpuNames)
+  // Median CPU milliseconds per order terminal in the window, per process
+  // (kCpuNames) and in all.
+  std::vector<double> cpu_ms_per_order;
+  double total_cpu_ms_per_order = 0;
   double seconds = 0;
   std::string target;
   bool target_met = false;
 };
 
+// One summary per scenario and transport, in first-seen order.
 std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs);
+
+// What mutual TLS costs, per scenario that ran both ways (--tls=both): the
+// TLS median against the plaintext median, and "paired", the median over
+// run numbers of the difference between that run's TLS and plaintext runs
+// (run one after the other). One line each.
+std::vector<std::string> SagaTlsCostLines(const std::vector<SagaRun>& runs,
+                                          const std::vector<SagaSummary>& summaries);
 
 // Human-readable: a few lines per run / per summary.
 std::string SagaRunLines(const SagaRun& r, int runs);

@@ -169,6 +169,7 @@ SagaRun RunScenario(const SagaConfig& config, const std::string& name, int run, 
   SagaRun r;
   r.scenario = name;
   r.run = run;
+  r.tls = config.system.pki != nullptr;
   r.load_before = LoadAverage();
   auto fail = [&r](const absl::Status& s) {
     if (r.ok) r.error = std::string(s.message());

@@ -39,6 +39,7 @@ struct Latency {
 struct SagaRun {
   std::string scenario;
   int run = 0;
+  bool tls = false;  // every connection with mutual TLS (SagaSystem::Options::pki)
   bool ok = true;
   std::string error;
   double load_before = 0;  // 1-minute load average when the run started

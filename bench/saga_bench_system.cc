@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/grpc_channel.h"
 #include "common/grpc_server.h"
 #include "relay/inventory/v1/inventory.grpc.pb.h"
 #include "relay/payment/v1/payment.grpc.pb.h"
@@ -212,24 +213,39 @@ SagaSystem::~SagaSystem() {
   }
 }
 
+std::shared_ptr<grpc::Channel> SagaSystem::BenchChannel(const std::string& address) const {
+  return MakeChannel(address, {},
+                     options_.pki == nullptr ? TlsFiles{} : options_.pki->Files(kBenchIdentity));
+}
+
+std::vector<std::string> SagaSystem::TlsFlags(const std::string& identity) const {
+  if (options_.pki == nullptr) return {};
+  return options_.pki->ServerFlags(identity);
+}
+
 absl::Status SagaSystem::StartProcesses() {
   BrokerProcess::Options b;
   b.binary = options_.broker_binary;
   b.temp_root = dir_;
   b.fsync = options_.fsync;
   b.extra_args = options_.broker_args;
+  for (std::string& f : TlsFlags("broker")) b.extra_args.push_back(std::move(f));
+  if (options_.pki != nullptr && !options_.policy.empty()) {
+    b.extra_args.push_back(absl::StrCat("--policy=", options_.policy));
+  }
   b.start_timeout = options_.start_timeout;
   b.keep_dir = options_.keep_dir;
   absl::StatusOr<std::unique_ptr<BrokerProcess>> broker = BrokerProcess::Start(b);
   if (!broker.ok()) return broker.status();
   broker_ = std::move(*broker);
-  broker_channel_ = MakeChannel(broker_->address());
+  broker_channel_ = BenchChannel(broker_->address());
 
   auto start = [&](const std::string& name, const std::string& binary, const std::string& db,
                    const std::vector<std::string>& extra)
       -> absl::StatusOr<std::unique_ptr<ServiceProcess>> {
     std::vector<std::string> args = {absl::StrCat("--broker=", broker_->address()),
                                      absl::StrCat("--db=", dir_, "/", name, "/", db)};
+    for (std::string& f : TlsFlags(absl::StrCat(name, "-service"))) args.push_back(std::move(f));
     args.insert(args.end(), extra.begin(), extra.end());
     return ServiceProcess::Start(name, binary, std::move(args), dir_, options_.start_timeout);
   };
@@ -250,13 +266,13 @@ absl::Status SagaSystem::StartProcesses() {
   p = start("order", options_.order_binary, "orders.db", order_args);
   if (!p.ok()) return p.status();
   order_ = std::move(*p);
-  order_channel_ = MakeChannel(order_->address());
+  order_channel_ = BenchChannel(order_->address());
   return absl::OkStatus();
 }
 
 absl::Status SagaSystem::Fund() {
-  auto inventory = inventory::v1::InventoryService::NewStub(MakeChannel(inventory_->address()));
-  auto payments = payment::v1::PaymentService::NewStub(MakeChannel(payment_->address()));
+  auto inventory = inventory::v1::InventoryService::NewStub(BenchChannel(inventory_->address()));
+  auto payments = payment::v1::PaymentService::NewStub(BenchChannel(payment_->address()));
   const absl::Time deadline = absl::Now() + options_.start_timeout;
   inventory::v1::ListProductsResponse products;
   grpc::Status last;
@@ -309,6 +325,7 @@ absl::Status SagaSystem::RestartPayment() {
                                    absl::StrCat("--db=", dir_, "/payment/payment.db"),
                                    // After the --listen=...:0 Start() adds: the last one counts.
                                    absl::StrCat("--listen=", address)};
+  for (std::string& f : TlsFlags("payment-service")) args.push_back(std::move(f));
   args.insert(args.end(), options_.payment_args.begin(), options_.payment_args.end());
   ++payment_starts_;
   absl::StatusOr<std::unique_ptr<ServiceProcess>> p =

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "bench/bench_tls.h"
 #include "bench/broker_process.h"
 
 namespace relay::bench {
@@ -86,6 +87,12 @@ class SagaSystem {
     // order-service --flow=sync, given the addresses of inventory and
     // payment (bench/flow_compare).
     bool order_sync = false;
+    // Mutual TLS everywhere when set (it must outlive the system): each
+    // binary runs with its identity's certificate (broker, order-service,
+    // inventory-service, payment-service), the broker with --policy=`policy`
+    // (when not empty), and the bench's own channels as relay-bench.
+    const BenchPki* pki = nullptr;
+    std::string policy;
     absl::Duration start_timeout = absl::Seconds(30);
   };
 
@@ -121,6 +128,11 @@ class SagaSystem {
  private:
   explicit SagaSystem(Options options) : options_(std::move(options)) {}
   absl::Status StartProcesses();
+  // A channel of the bench's own to `address`: plaintext, or mutual TLS as
+  // relay-bench.
+  std::shared_ptr<grpc::Channel> BenchChannel(const std::string& address) const;
+  // --tls_* flags of the binary running as `identity` (none in plaintext).
+  std::vector<std::string> TlsFlags(const std::string& identity) const;
   // Waits for the seeded products and accounts, then sets stock and makes
   // the bench accounts.
   absl::Status Fund();
