@@ -99,6 +99,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
 
 BrokerServer::~BrokerServer() { Shutdown(absl::ZeroDuration()); }
 
+absl::Status BrokerServer::ReloadPolicy() {
+  if (absl::Status s = auth_->Reload(); !s.ok()) return s;
+  service_->Reauthorize();
+  return absl::OkStatus();
+}
+
 std::string BrokerServer::target() const { return absl::StrCat("127.0.0.1:", port_); }
 
 void BrokerServer::Shutdown(absl::Duration grace) {

@@ -85,8 +85,12 @@ class BrokerServer {
 
   EventLog* log() { return log_.get(); }
   GroupManager* groups() { return groups_.get(); }
-  // The policy in force; Reload() it on SIGHUP.
-  std::shared_ptr<Authorizer> authorizer() { return auth_; }
+  // The policy in force.
+  Authorizer* authorizer() { return auth_.get(); }
+  // Reads the policy file again (Authorizer::Reload: a bad file is refused
+  // and the policy in force stays), then ends the open Subscribe streams
+  // the new policy no longer allows. What SIGHUP does.
+  absl::Status ReloadPolicy();
 
  private:
   BrokerServer() = default;
@@ -94,7 +98,7 @@ class BrokerServer {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<GroupStore> store_;
   std::unique_ptr<GroupManager> groups_;
-  std::shared_ptr<Authorizer> auth_;
+  std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

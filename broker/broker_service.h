@@ -49,6 +49,10 @@ class BrokerService final : public v1::Broker::CallbackService {
   // otherwise wait its whole deadline for idle streams.
   void EndStreams() { streams_.EndAll(); }
 
+  // After the policy changed: ends the Subscribe streams whose caller may
+  // no longer subscribe to its topic as its group (PERMISSION_DENIED).
+  void Reauthorize() { streams_.ReauthorizeAll(); }
+
  private:
   StreamRegistry streams_;
   EventLog* const log_;

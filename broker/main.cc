@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "broker/broker_lease.h"
 #include "broker/broker_server.h"
@@ -166,17 +167,28 @@ void WritePortFile(int port) {
   std::rename(tmp.c_str(), port_file.c_str());
 }
 
-// Re-reads the policy on every SIGHUP for the life of the process: a bad
-// file is refused and the policy in force stays.
-void ReloadPolicyOnHangup(std::shared_ptr<relay::broker::Authorizer> auth) {
-  std::thread([auth = std::move(auth)] {
+// The server SIGHUP reloads the policy of; null once it is shut down.
+ABSL_CONST_INIT absl::Mutex hangup_mu(absl::kConstInit);
+relay::broker::BrokerServer* hangup_target ABSL_GUARDED_BY(hangup_mu) = nullptr;
+
+// Re-reads the policy of `server` on every SIGHUP until StopReloading(): a
+// bad file is refused and the policy in force stays.
+void ReloadPolicyOnHangup(relay::broker::BrokerServer* server) {
+  {
+    absl::MutexLock lock(&hangup_mu);
+    hangup_target = server;
+  }
+  std::thread([] {
     while (true) {
       relay::WaitForHangup();
+      absl::MutexLock lock(&hangup_mu);
+      if (hangup_target == nullptr) return;
+      relay::broker::Authorizer* auth = hangup_target->authorizer();
       if (!auth->enforcing()) {
         RELAY_LOG(Info, "SIGHUP: no --policy to re-read", {});
         continue;
       }
-      if (absl::Status s = auth->Reload(); !s.ok()) {
+      if (absl::Status s = hangup_target->ReloadPolicy(); !s.ok()) {
         RELAY_LOG(Error, "SIGHUP: new policy refused, the previous one stays in force",
                   {{"policy", auth->path()}, {"error", std::string(s.message())}});
       } else {
@@ -185,6 +197,12 @@ void ReloadPolicyOnHangup(std::shared_ptr<relay::broker::Authorizer> auth) {
       }
     }
   }).detach();
+}
+
+// Before the server is destroyed: a later SIGHUP does nothing.
+void StopReloading() {
+  absl::MutexLock lock(&hangup_mu);
+  hangup_target = nullptr;
 }
 
 // The exit status of a broker that lost its lease (docs/JETSTREAM.md).
@@ -251,7 +269,7 @@ int ServeWithLease(const relay::Process& process,
     return process.Fail(server.status());
   }
   WritePortFile((*server)->port());
-  ReloadPolicyOnHangup((*server)->authorizer());
+  ReloadPolicyOnHangup(server->get());
   RELAY_LOG(Info, "serving",
             {{"listen", options.listen_address},
              {"port", absl::StrCat((*server)->port())},
@@ -262,6 +280,7 @@ int ServeWithLease(const relay::Process& process,
              {"lease_holder", (*lease)->holder()}});
   terminate->WaitForNotification();
   RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(signal_number)}});
+  StopReloading();
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   (*lease)->Release();
   RELAY_LOG(Info, "stopped", {});
@@ -301,8 +320,11 @@ int main(int argc, char** argv) {
   if (!server.ok()) return process.Fail(server.status());
 
   WritePortFile((*server)->port());
-  ReloadPolicyOnHangup((*server)->authorizer());
-  auto shutdown = [&] { (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace)); };
+  ReloadPolicyOnHangup(server->get());
+  auto shutdown = [&] {
+    StopReloading();
+    (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  };
   const std::string port = absl::StrCat((*server)->port());
   return process.ServeUntilSignal(
       {{"listen", options.listen_address},

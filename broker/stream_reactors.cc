@@ -30,19 +30,28 @@ void StreamRegistry::Remove(EndableStream* stream) {
   streams_.erase(stream);
 }
 
-void StreamRegistry::EndAll() {
+std::vector<EndableStream*> StreamRegistry::Snapshot(bool end) {
   std::vector<EndableStream*> streams;
-  {
-    absl::MutexLock lock(&mu_);
-    ending_ = true;
-    for (EndableStream* s : streams_) {
-      s->Ref();  // alive until we are done, even if its OnDone() runs first
-      streams.push_back(s);
-    }
+  absl::MutexLock lock(&mu_);
+  if (end) ending_ = true;
+  for (EndableStream* s : streams_) {
+    s->Ref();  // alive until the caller is done, even if its OnDone() runs first
+    streams.push_back(s);
   }
+  return streams;
+}
+
+void StreamRegistry::EndAll() {
   // Not under mu_: ending a stream may run its OnDone(), which takes mu_.
-  for (EndableStream* s : streams) {
+  for (EndableStream* s : Snapshot(/*end=*/true)) {
     s->EndForShutdown();
+    s->Unref();
+  }
+}
+
+void StreamRegistry::ReauthorizeAll() {
+  for (EndableStream* s : Snapshot(/*end=*/false)) {
+    s->Reauthorize();
     s->Unref();
   }
 }
@@ -60,6 +69,21 @@ SubscribeReactor::SubscribeReactor(GroupManager* groups, StreamRegistry* streams
 }
 
 void SubscribeReactor::EndForShutdown() { Close(ShuttingDown()); }
+
+void SubscribeReactor::Reauthorize() {
+  std::string topic, group;
+  {
+    absl::MutexLock lock(&mu_);
+    if (group_ == nullptr || closing_) return;  // not joined yet: the open checks
+    topic = group_->topic();
+    group = group_->name();
+  }
+  absl::Status s = auth_->MaySubscribe(identity_, topic, group);
+  if (s.ok()) return;
+  RELAY_LOG(Warn, "subscription ended: the reloaded policy no longer allows it",
+            {{"identity", identity_}, {"peer", peer_}, {"error", std::string(s.message())}});
+  Close(ToGrpcStatus(s));
+}
 
 void SubscribeReactor::ReadNext() {
   absl::MutexLock lock(&mu_);

@@ -32,6 +32,10 @@ class EndableStream {
   // (its member leaves the group first), once the answers in progress are
   // written for a PublishStream. Any thread; idempotent.
   virtual void EndForShutdown() = 0;
+  // Checks the stream against the policy in force (after a reload) and
+  // ends it, PERMISSION_DENIED, when its caller lost the right to it. Any
+  // thread.
+  virtual void Reauthorize() {}
 
  protected:
   virtual ~EndableStream() = default;
@@ -49,8 +53,14 @@ class StreamRegistry {
   void Remove(EndableStream* stream);
   // Ends every open stream, and refuses new ones from now on.
   void EndAll();
+  // Reauthorize() on every open stream.
+  void ReauthorizeAll();
 
  private:
+  // The open streams, each with a reference the caller drops; with `end`,
+  // refuses new ones from now on.
+  std::vector<EndableStream*> Snapshot(bool end);
+
   absl::Mutex mu_;
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_set<EndableStream*> streams_ ABSL_GUARDED_BY(mu_);
@@ -74,6 +84,9 @@ class SubscribeReactor final
   SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer,
                    const Authorizer* auth, std::string identity);
   void EndForShutdown() override;
+  // A member whose identity may no longer subscribe to its topic as its
+  // group leaves it, and the stream ends.
+  void Reauthorize() override;
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;

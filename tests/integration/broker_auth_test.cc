@@ -239,7 +239,7 @@ TEST_F(BrokerAuthTest, ABadPolicyOnReloadIsRefusedAndTheOldOneStays) {
     std::ofstream bad(policy_, std::ios::app);
     bad << "allow payment-service admin\nallow payment-service publsh orders\n";
   }
-  absl::Status reload = broker_->authorizer()->Reload();
+  absl::Status reload = broker_->ReloadPolicy();
   EXPECT_EQ(reload.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(reload.message(), HasSubstr("unknown action 'publsh'"));
   EXPECT_THAT(reload.message(), HasSubstr(absl::StrCat(policy_, ":")));
@@ -257,10 +257,55 @@ TEST_F(BrokerAuthTest, ABadPolicyOnReloadIsRefusedAndTheOldOneStays) {
     std::ofstream good(policy_, std::ios::app);
     good << "allow payment-service admin\n";
   }
-  ASSERT_TRUE(broker_->authorizer()->Reload().ok());
+  ASSERT_TRUE(broker_->ReloadPolicy().ok());
   grpc::ClientContext after;
   Deadline(&after);
   EXPECT_TRUE(As("payment-service")->ListTopics(&after, {}, &topics).ok());
+}
+
+TEST_F(BrokerAuthTest, AReloadThatTakesARightAwayEndsTheStreamsThatUsedIt) {
+  auto open = [&](const std::string& identity, grpc::ClientContext* context) {
+    auto stream = As(identity)->Subscribe(context);
+    bv1::SubscribeRequest request;
+    request.mutable_open()->set_topic("orders");
+    request.mutable_open()->set_group(identity);
+    EXPECT_TRUE(stream->Write(request));
+    bv1::SubscribeResponse response;
+    EXPECT_TRUE(stream->Read(&response) && response.has_opened());
+    return stream;
+  };
+  grpc::ClientContext payment_context, inventory_context;
+  Deadline(&payment_context);
+  Deadline(&inventory_context);
+  auto payment = open("payment-service", &payment_context);
+  auto inventory = open("inventory-service", &inventory_context);
+
+  // The policy without payment-service's subscribe rule.
+  std::string text = testing::ReadFile(policy_);
+  const std::string rule = "allow payment-service    subscribe orders";
+  const size_t at = text.find(rule);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.insert(at, "# ");
+  std::ofstream(policy_, std::ios::trunc) << text;
+  ASSERT_TRUE(broker_->ReloadPolicy().ok());
+
+  bv1::SubscribeResponse response;
+  EXPECT_FALSE(payment->Read(&response));
+  grpc::Status ended = payment->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(ended.error_message(),
+              HasSubstr("relay://payment-service may not subscribe to topic 'orders'"));
+  // inventory-service kept its right and its stream: still a member.
+  grpc::ClientContext context;
+  Deadline(&context);
+  bv1::DescribeGroupsRequest request;
+  request.set_group("inventory-service");
+  bv1::DescribeGroupsResponse groups;
+  ASSERT_TRUE(As("relayctl")->DescribeGroups(&context, request, &groups).ok());
+  ASSERT_EQ(groups.groups_size(), 1);
+  EXPECT_EQ(groups.groups(0).members_size(), 1);
+  inventory_context.TryCancel();
+  inventory->Finish();
 }
 
 TEST(BrokerAuthStartTest, APolicyWithoutMutualTlsIsRefusedAtStart) {

@@ -1,7 +1,9 @@
 // relayctl's broker verbs against a real in-process broker (ephemeral port,
 // real log files): broker topics|groups, events tail (-f), trace, health.
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <streambuf>
@@ -19,6 +21,7 @@
 #include "relay/events/v1/order_events.pb.h"
 #include "relay/events/v1/payment_events.pb.h"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/dev_pki.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -362,6 +365,65 @@ TEST_F(RelayctlBrokerTest, AStoppedBrokerIsUnavailable) {
   EXPECT_THAT(o.err, StartsWith(absl::StrCat("relayctl: list topics: cannot reach ", target)));
   o = Relayctl({"health", "--service", "broker", "--timeout", "2s"});
   EXPECT_NE(o.code, 0);
+}
+
+// relayctl over mutual TLS to a broker with the shipped policy: its
+// certificate from flags or the environment, refused without one, and a
+// policy denial shown as what it is.
+TEST(RelayctlTls, SpeaksMutualTlsFromFlagsOrEnvironment) {
+  relay::testing::TempDir dir;
+  const std::string pki = dir.Join("pki");
+  ASSERT_TRUE(relay::testing::RunDevPki(pki).ok());
+  relay::testing::BrokerTestOptions options;
+  options.tls = relay::testing::PkiFiles(pki, "broker");
+  options.policy_file = RELAY_SHIPPED_POLICY;
+  auto server = relay::testing::StartBroker(dir.Join("data"), options);
+  ASSERT_THAT(server, IsOk());
+  // The certificate names localhost and 127.0.0.1.
+  const std::string broker = absl::StrCat("localhost:", (*server)->port());
+  auto run = [&](std::vector<std::string> argv, std::map<std::string, std::string> env = {}) {
+    argv.insert(argv.end(), {"--broker", broker, "--timeout", "5s"});
+    std::ostringstream out, err;
+    Io io;
+    io.out = &out;
+    io.err = &err;
+    io.getenv = [env](const char* name) -> const char* {
+      auto it = env.find(name);
+      return it == env.end() ? nullptr : it->second.c_str();
+    };
+    int code = ::relay::ctl::Run(argv, io);
+    return Outcome{code, out.str(), err.str()};
+  };
+  const std::vector<std::string> as_relayctl = {"--tls-cert", pki + "/relayctl.crt",
+                                                "--tls-key",  pki + "/relayctl.key",
+                                                "--tls-ca",   pki + "/ca.crt"};
+  std::vector<std::string> argv = {"broker", "topics"};
+  argv.insert(argv.end(), as_relayctl.begin(), as_relayctl.end());
+  Outcome o = run(argv);
+  EXPECT_EQ(o.code, 0) << o.err;
+
+  o = run({"broker", "groups"}, {{"RELAY_TLS_CERT", pki + "/relayctl.crt"},
+                                 {"RELAY_TLS_KEY", pki + "/relayctl.key"},
+                                 {"RELAY_TLS_CA", pki + "/ca.crt"}});
+  EXPECT_EQ(o.code, 0) << o.err;
+
+  o = run({"broker", "topics"});  // plaintext
+  EXPECT_EQ(o.code, 4) << o.err;
+  EXPECT_THAT(o.err, StartsWith("relayctl: list topics: cannot reach " + broker));
+
+  o = run({"broker", "topics", "--tls-cert", pki + "/payment-service.crt", "--tls-key",
+           pki + "/payment-service.key", "--tls-ca", pki + "/ca.crt"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err,
+            "relayctl: list topics: relay://payment-service may not call ListTopics (an admin "
+            "RPC): policy " RELAY_SHIPPED_POLICY " has no `admin` rule for it\n");
+
+  // A bad file is a usage error of one line, before any call.
+  o = run(
+      {"broker", "topics", "--tls-cert", pki + "/relayctl.crt", "--tls-key", pki + "/broker.key"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_THAT(o.err, HasSubstr("is not the key of the certificate"));
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
 }
 
 }  // namespace
