@@ -1,8 +1,6 @@
 #include "bench/bench_tls.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,8 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-
-extern char** environ;
+#include "bench/spawn.h"
 
 namespace relay::bench {
 namespace {
@@ -40,20 +37,8 @@ absl::Status RunDevPki(const std::string& script, const std::string& dir,
   }
   std::vector<std::string> args = {"bash", script, "--dir", dir};
   for (const std::string& id : identities) args.insert(args.end(), {"--name", id});
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = -1;
-  int err = posix_spawnp(&pid, "bash", &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) {
+  if (int err = SpawnWithLog(args, log, /*search_path=*/true, &pid); err != 0) {
     return absl::InternalError(
         absl::StrCat("spawning ", absl::StrJoin(args, " "), ": ", std::strerror(err)));
   }

@@ -1,8 +1,6 @@
 #include "bench/broker_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,8 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-
-extern char** environ;
+#include "bench/spawn.h"
 
 namespace relay::bench {
 namespace {
@@ -74,20 +71,7 @@ absl::Status BrokerProcess::Spawn() {
       absl::StrCat("--fsync=", options_.fsync),
   };
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  int err = posix_spawn(&pid_, options_.binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) {
-    pid_ = -1;
+  if (int err = SpawnWithLog(args, log_path, /*search_path=*/false, &pid_); err != 0) {
     return absl::InternalError(
         absl::StrCat("spawning ", absl::StrJoin(args, " "), ": ", ErrnoText(err)));
   }

@@ -1,8 +1,6 @@
 #include "bench/saga_bench_system.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,12 +20,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/spawn.h"
 #include "common/grpc_channel.h"
 #include "common/grpc_server.h"
 #include "relay/inventory/v1/inventory.grpc.pb.h"
 #include "relay/payment/v1/payment.grpc.pb.h"
-
-extern char** environ;
 
 namespace relay::bench {
 namespace {
@@ -96,20 +93,7 @@ absl::StatusOr<std::unique_ptr<ServiceProcess>> ServiceProcess::Start(const std:
   }
   std::unique_ptr<ServiceProcess> p(new ServiceProcess(name, absl::StrCat(dir, "/", name, ".log")));
   args.insert(args.begin(), {binary, "--listen=127.0.0.1:0"});
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, p->log_path_.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  int err = posix_spawn(&p->pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) {
-    p->pid_ = -1;
+  if (int err = SpawnWithLog(args, p->log_path_, /*search_path=*/false, &p->pid_); err != 0) {
     return absl::InternalError(
         absl::StrCat("spawning ", absl::StrJoin(args, " "), ": ", std::strerror(err)));
   }
