@@ -5,13 +5,16 @@
 //
 // Talks to inventory-service (ListProducts) and order-service (PlaceOrder,
 // WatchOrder) over gRPC with @grpc/grpc-js; @grpc/proto-loader reads
-// ../../protos at start-up, so there is no generated code. Exit codes follow
+// ../../protos at start-up, so there is no generated code. Over TLS with
+// --tls-ca (and mutual TLS with --tls-cert and --tls-key, as the compose
+// stack needs: scripts/pki-export), else plaintext. Exit codes follow
 // relayctl's: 0 CONFIRMED, 1 error (the service refused, or still PENDING
 // after --wait-timeout), 2 usage, 4 a service unreachable or silent,
 // 5 CANCELLED.
 'use strict';
 
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
@@ -49,6 +52,12 @@ Lists Relay's catalog, places an order and watches it until it is CONFIRMED
   --customer ID               customer id (default c-alice)
   --item SKU:QTY              an item; repeat for more (default KB-1:1)
   --key KEY                   idempotency key (default: a new one, so every run is a new order)
+  --tls-cert FILE             PEM client certificate, for mutual TLS; with --tls-key
+                              (env RELAY_TLS_CERT)
+  --tls-key FILE              PEM private key of --tls-cert (env RELAY_TLS_KEY)
+  --tls-ca FILE               PEM CA that the services' certificates chain to (env
+                              RELAY_TLS_CA; default: the system's CAs when a client
+                              certificate is given, else plaintext)
   --timeout SECONDS           deadline of each call (default 10)
   --wait-timeout SECONDS      how long to watch for CONFIRMED or CANCELLED (default 60)
   -h, --help                  this help
@@ -92,6 +101,9 @@ function parseFlags() {
         customer: { type: 'string', default: 'c-alice' },
         item: { type: 'string', multiple: true, default: ['KB-1:1'] },
         key: { type: 'string', default: '' },
+        'tls-cert': { type: 'string', default: process.env.RELAY_TLS_CERT || '' },
+        'tls-key': { type: 'string', default: process.env.RELAY_TLS_KEY || '' },
+        'tls-ca': { type: 'string', default: process.env.RELAY_TLS_CA || '' },
         timeout: { type: 'string', default: '10' },
         'wait-timeout': { type: 'string', default: '60' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -104,6 +116,9 @@ function parseFlags() {
     process.stdout.write(USAGE);
     process.exit(EXIT.OK);
   }
+  if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) {
+    usageError('--tls-cert and --tls-key go together');
+  }
   return {
     orderAddr: values['order-addr'],
     inventoryAddr: values['inventory-addr'],
@@ -112,7 +127,37 @@ function parseFlags() {
     key: values.key || `js-${crypto.randomUUID()}`,
     timeout: parseSeconds('timeout', values.timeout),
     waitTimeout: parseSeconds('wait-timeout', values['wait-timeout']),
+    tlsCert: values['tls-cert'],
+    tlsKey: values['tls-key'],
+    tlsCa: values['tls-ca'],
   };
+}
+
+function readPem(flag, file) {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    return fail(EXIT.USAGE, `--${flag} ${excerpt(file, 120)}: ${excerpt(err.message, 200)}`);
+  }
+}
+
+// TLS credentials from the --tls-* files; plaintext without any.
+function channelCredentials(opts) {
+  if (!opts.tlsCert && !opts.tlsCa) return grpc.credentials.createInsecure();
+  // grpc-js sends the target's host as the TLS server name (SNI) even when
+  // it is an IP address, such as 127.0.0.1, and Node warns about that on
+  // stderr (DEP0123). The server ignores the name, and the certificate is
+  // still checked against the address: that one warning is dropped.
+  const emitWarning = process.emitWarning.bind(process);
+  process.emitWarning = (warning, ...rest) => {
+    if (rest.includes('DEP0123') || (rest[0] && rest[0].code === 'DEP0123')) return;
+    emitWarning(warning, ...rest);
+  };
+  return grpc.credentials.createSsl(
+    opts.tlsCa ? readPem('tls-ca', opts.tlsCa) : null,
+    opts.tlsKey ? readPem('tls-key', opts.tlsKey) : null,
+    opts.tlsCert ? readPem('tls-cert', opts.tlsCert) : null,
+  );
 }
 
 // Currencies whose minor unit is not a hundredth (as relayctl's money.cc).
@@ -234,9 +279,9 @@ async function main() {
     ['relay/order/v1/order.proto', 'relay/inventory/v1/inventory.proto'],
     { includeDirs: [PROTOS], keepCase: true, longs: String, enums: String, defaults: true });
   const relay = grpc.loadPackageDefinition(definition).relay;
-  const insecure = grpc.credentials.createInsecure();
+  const credentials = channelCredentials(opts);
 
-  const inventory = new relay.inventory.v1.InventoryService(opts.inventoryAddr, insecure);
+  const inventory = new relay.inventory.v1.InventoryService(opts.inventoryAddr, credentials);
   let products;
   try {
     ({ products } = await unary(inventory, 'ListProducts', {}, opts.timeout));
@@ -247,7 +292,7 @@ async function main() {
   }
   printCatalog(products, opts.inventoryAddr);
 
-  const orders = new relay.order.v1.OrderService(opts.orderAddr, insecure);
+  const orders = new relay.order.v1.OrderService(opts.orderAddr, credentials);
   try {
     let placed;
     try {

@@ -5,7 +5,9 @@
 
 Talks to inventory-service (ListProducts) and order-service (PlaceOrder,
 WatchOrder) over gRPC with stubs generated from ../../protos by
-./generate.sh. Exit codes follow relayctl's: 0 CONFIRMED, 1 error (the
+./generate.sh; over TLS with --tls-ca (and mutual TLS with --tls-cert and
+--tls-key, as the compose stack needs: scripts/pki-export), else plaintext.
+Exit codes follow relayctl's: 0 CONFIRMED, 1 error (the
 service refused, or still PENDING after --wait-timeout), 2 usage, 4 a
 service unreachable or silent, 5 CANCELLED.
 """
@@ -109,6 +111,15 @@ def parse_args():
                    help="an item; repeat for more (default KB-1:1)")
     p.add_argument("--key", default="",
                    help="idempotency key (default: a new one, so every run is a new order)")
+    p.add_argument("--tls-cert", metavar="FILE", default=os.environ.get("RELAY_TLS_CERT", ""),
+                   help="PEM client certificate, for mutual TLS; with --tls-key "
+                        "(env RELAY_TLS_CERT)")
+    p.add_argument("--tls-key", metavar="FILE", default=os.environ.get("RELAY_TLS_KEY", ""),
+                   help="PEM private key of --tls-cert (env RELAY_TLS_KEY)")
+    p.add_argument("--tls-ca", metavar="FILE", default=os.environ.get("RELAY_TLS_CA", ""),
+                   help="PEM CA that the services' certificates chain to (env RELAY_TLS_CA; "
+                        "default: the system's CAs when a client certificate is given, "
+                        "else plaintext)")
     p.add_argument("--timeout", metavar="SECONDS", type=positive_seconds, default=10.0,
                    help="deadline of each call, in seconds (default 10)")
     p.add_argument("--wait-timeout", metavar="SECONDS", type=positive_seconds, default=60.0,
@@ -116,7 +127,33 @@ def parse_args():
     args = p.parse_args()
     if not args.item:
         args.item = [parse_item("KB-1:1")]
+    if bool(args.tls_cert) != bool(args.tls_key):
+        fail(EXIT_USAGE, "--tls-cert and --tls-key go together (see --help)")
     return args
+
+
+def read_pem(flag, path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        fail(EXIT_USAGE, f"{flag} {excerpt(path, 120)}: {err.strerror}")
+
+
+def channel_credentials(args):
+    """TLS credentials from the --tls-* files; None (plaintext) without any."""
+    if not (args.tls_cert or args.tls_ca):
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=read_pem("--tls-ca", args.tls_ca) if args.tls_ca else None,
+        private_key=read_pem("--tls-key", args.tls_key) if args.tls_key else None,
+        certificate_chain=read_pem("--tls-cert", args.tls_cert) if args.tls_cert else None)
+
+
+def open_channel(address, credentials):
+    if credentials is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, credentials)
 
 
 def rpc_failed(what, service, address, err, timeout):
@@ -183,7 +220,8 @@ def main():
     args = parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each status line as it happens, even in a pipe
 
-    with grpc.insecure_channel(args.inventory_addr) as channel:
+    credentials = channel_credentials(args)
+    with open_channel(args.inventory_addr, credentials) as channel:
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
         try:
             products = stub.ListProducts(inventory_pb2.ListProductsRequest(),
@@ -194,7 +232,7 @@ def main():
 
     request = order_pb2.PlaceOrderRequest(customer_id=args.customer, items=args.item,
                                           idempotency_key=args.key or f"py-{uuid.uuid4()}")
-    with grpc.insecure_channel(args.order_addr) as channel:
+    with open_channel(args.order_addr, credentials) as channel:
         stub = order_pb2_grpc.OrderServiceStub(channel)
         try:
             placed = stub.PlaceOrder(request, timeout=args.timeout)

@@ -11,12 +11,15 @@
 # to have the catalog, then runs each example: a CONFIRMED order (exit 0), a
 # CANCELLED one (c-dave has 5.00 USD: exit 5) and an unreachable service
 # (exit 4, one line on stderr), checking what they print and, with relayctl,
-# what order-service recorded. Everything it started is stopped by PID on
+# what order-service recorded. Then a second stack with mutual TLS, as
+# compose runs it (scripts/dev-pki certificates, the broker's policy): each
+# example over TLS with the relayctl identity, and refused without a
+# certificate (exit 4). Everything it started is stopped by PID on
 # exit, also on failure; the temp dir (logs included) is kept on failure.
 #
 # Installs what the examples need when missing: the Debian packages
 # python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources,
-# and nodejs npm when there is no node (apt-get); examples/node's
+# openssl, and nodejs npm when there is no node (apt-get); examples/node's
 # node_modules (npm ci).
 #
 # RELAY_BIN_DIR=DIR uses the binaries under DIR (the layout of build/release)
@@ -90,6 +93,13 @@ if ! "$PY" -c 'import grpc, google.protobuf, pkg_resources, grpc_tools.protoc' 2
     || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; } \
     || fatal "could not install ${pkgs[*]}"
 fi
+if ! command -v openssl >/dev/null; then
+  log "installing openssl (scripts/dev-pki)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends openssl >/dev/null \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssl >/dev/null; } \
+    || fatal "could not install openssl"
+fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "installing nodejs npm"
   export DEBIAN_FRONTEND=noninteractive
@@ -162,45 +172,73 @@ serving_port() {
   done
 }
 
-start broker "$BROKER" --listen=127.0.0.1:0 --data_dir="$TMP/broker" --port_file="$TMP/broker.port"
-BROKER_ADDR=127.0.0.1:$(serving_port broker)
-[ "$(cat "$TMP/broker.port")" = "${BROKER_ADDR#*:}" ] || fatal "the broker's port file and log disagree"
-# Inventory first: it seeds the catalog that order-service learns from its events.
-start inventory "$INVENTORY" --listen=127.0.0.1:0 --broker="$BROKER_ADDR" \
-  --db="$TMP/inventory/inventory.db"
-INVENTORY_ADDR=127.0.0.1:$(serving_port inventory)
-start payment "$PAYMENT" --listen=127.0.0.1:0 --broker="$BROKER_ADDR" --db="$TMP/payment/payment.db"
-PAYMENT_ADDR=127.0.0.1:$(serving_port payment)
-mkdir -p "$TMP/order"
-start order "$ORDER" --listen=127.0.0.1:0 --broker="$BROKER_ADDR" --db="$TMP/order/orders.db"
-ORDER_ADDR=127.0.0.1:$(serving_port order)
-log "stack: broker $BROKER_ADDR, order $ORDER_ADDR, inventory $INVENTORY_ADDR, payment $PAYMENT_ADDR"
+# start_stack TAG [PKI]: relay-broker and the three services, logs and data
+# under $TMP with TAG in their names; with PKI (a scripts/dev-pki directory),
+# mutual TLS: each binary with its own certificate, the broker with
+# broker/policy.conf, and relayctl (ctl) as the relayctl identity. Sets
+# BROKER_ADDR ORDER_ADDR INVENTORY_ADDR PAYMENT_ADDR and CTL_TLS, and waits
+# until every service is healthy and order-service has the catalog.
+start_stack() {
+  local tag=$1 pki=${2:-}
+  tls() { [ -z "$pki" ] || echo "--tls_cert=$pki/$1.crt --tls_key=$pki/$1.key --tls_ca=$pki/ca.crt"; }
+  local policy=()
+  CTL_TLS=()
+  if [ -n "$pki" ]; then
+    policy=(--policy="$ROOT/broker/policy.conf")
+    CTL_TLS=(--tls-cert "$pki/relayctl.crt" --tls-key "$pki/relayctl.key" --tls-ca "$pki/ca.crt")
+  fi
+  # (tls's output is split into flags on purpose: the paths have no spaces.)
+  # shellcheck disable=SC2046
+  start "${tag}broker" "$BROKER" --listen=127.0.0.1:0 --data_dir="$TMP/${tag}broker" \
+    --port_file="$TMP/${tag}broker.port" $(tls broker) "${policy[@]}"
+  BROKER_ADDR=127.0.0.1:$(serving_port "${tag}broker")
+  [ "$(cat "$TMP/${tag}broker.port")" = "${BROKER_ADDR#*:}" ] || fatal "the broker's port file and log disagree"
+  # Inventory first: it seeds the catalog that order-service learns from its events.
+  # shellcheck disable=SC2046
+  start "${tag}inventory" "$INVENTORY" --listen=127.0.0.1:0 --broker="$BROKER_ADDR" \
+    --db="$TMP/${tag}inventory/inventory.db" $(tls inventory-service)
+  INVENTORY_ADDR=127.0.0.1:$(serving_port "${tag}inventory")
+  # shellcheck disable=SC2046
+  start "${tag}payment" "$PAYMENT" --listen=127.0.0.1:0 --broker="$BROKER_ADDR" \
+    --db="$TMP/${tag}payment/payment.db" $(tls payment-service)
+  PAYMENT_ADDR=127.0.0.1:$(serving_port "${tag}payment")
+  mkdir -p "$TMP/${tag}order"
+  # shellcheck disable=SC2046
+  start "${tag}order" "$ORDER" --listen=127.0.0.1:0 --broker="$BROKER_ADDR" \
+    --db="$TMP/${tag}order/orders.db" $(tls order-service)
+  ORDER_ADDR=127.0.0.1:$(serving_port "${tag}order")
+  log "stack${pki:+ (mutual TLS)}: broker $BROKER_ADDR, order $ORDER_ADDR, inventory $INVENTORY_ADDR, payment $PAYMENT_ADDR"
+
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until ctl health >"$TMP/${tag}health.out" 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      cat "$TMP/${tag}health.out" >&2
+      fatal "not healthy within ${START_TIMEOUT}s"
+    fi
+    sleep 0.2
+  done
+  # SERVING is not enough: order-service prices orders from the catalog that
+  # reaches it as product.updated events; until then a sku is unknown to it.
+  catalog_has() {
+    local sku
+    for sku in "$@"; do grep -F "catalog updated sku=$sku " "$TMP/${tag}order.log" >/dev/null || return 1; done
+  }
+  deadline=$((SECONDS + START_TIMEOUT))
+  until catalog_has KB-1 MS-1; do
+    [ "$SECONDS" -lt "$deadline" ] \
+      || fatal "order-service has no KB-1 and MS-1 in its catalog after ${START_TIMEOUT}s"
+    sleep 0.2
+  done
+  log "healthy, catalog in order-service"
+}
 
 ctl() {
   timeout 30 "$RELAYCTL" "$@" --broker "$BROKER_ADDR" --order "$ORDER_ADDR" \
-    --inventory "$INVENTORY_ADDR" --payment "$PAYMENT_ADDR" --timeout 2s
+    --inventory "$INVENTORY_ADDR" --payment "$PAYMENT_ADDR" --timeout 2s "${CTL_TLS[@]}"
 }
-deadline=$((SECONDS + START_TIMEOUT))
-until ctl health >"$TMP/health.out" 2>&1; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    cat "$TMP/health.out" >&2
-    fatal "not healthy within ${START_TIMEOUT}s"
-  fi
-  sleep 0.2
-done
-# SERVING is not enough: order-service prices orders from the catalog that
-# reaches it as product.updated events; until then a sku is unknown to it.
-catalog_has() {
-  local sku
-  for sku in "$@"; do grep -F "catalog updated sku=$sku " "$TMP/order.log" >/dev/null || return 1; done
-}
-deadline=$((SECONDS + START_TIMEOUT))
-until catalog_has KB-1 MS-1; do
-  [ "$SECONDS" -lt "$deadline" ] \
-    || fatal "order-service has no KB-1 and MS-1 in its catalog after ${START_TIMEOUT}s"
-  sleep 0.2
-done
-log "healthy, catalog in order-service"
+
+CTL_TLS=()
+start_stack ""
 
 # --------------------------------------------------------------- checks --
 # run_example OUT LANG ARGS...: runs the example (stdout OUT.out, stderr
@@ -324,5 +362,32 @@ ctl account list >"$TMP/$out.out" 2>"$TMP/$out.err" || problem "relayctl account
 has_line "$TMP/$out.out" '^c-alice +Alice +708\.00 USD$' || problem "c-alice does not have 1000.00 - 292.00 = 708.00 USD"
 has_line "$TMP/$out.out" '^c-dave +Dave +5\.00 USD$' || problem "c-dave does not still have 5.00 USD"
 finish_check "payment-service charged the confirmed orders only" "$out"
+
+# ------------------------------------------------------------ mutual TLS --
+# A second stack as compose runs it: certificates from scripts/dev-pki, each
+# binary with its own, the broker with its policy. The examples connect with
+# the relayctl identity (from the environment for one, flags for the other),
+# and without a certificate they are refused.
+log "scripts/dev-pki for a stack with mutual TLS"
+timeout 60 scripts/dev-pki --dir "$TMP/pki" >/dev/null || fatal "scripts/dev-pki failed"
+start_stack tls- "$TMP/pki"
+export RELAY_TLS_CERT=$TMP/pki/relayctl.crt RELAY_TLS_KEY=$TMP/pki/relayctl.key RELAY_TLS_CA=$TMP/pki/ca.crt
+export RELAY_ORDER_ADDR=$ORDER_ADDR RELAY_INVENTORY_ADDR=$INVENTORY_ADDR
+check_ended "python over mutual TLS: c-alice KB-1:1 is CONFIRMED (certificates from env)" \
+  python c-alice "89.00 USD" CONFIRMED 0 "$CONFIRMED_RE" "KB-1 x1" -- --customer c-alice --item KB-1:1
+unset RELAY_TLS_CERT RELAY_TLS_KEY RELAY_TLS_CA
+check_ended "node over mutual TLS: c-dave is CANCELLED, exit 5 (certificates from flags)" \
+  node c-dave "89.00 USD" CANCELLED 5 "$DECLINED_RE" "KB-1 x1" -- --customer c-dave \
+  --tls-cert "$TMP/pki/relayctl.crt" --tls-key "$TMP/pki/relayctl.key" --tls-ca "$TMP/pki/ca.crt"
+for lang in python node; do
+  out="$lang-plaintext-to-tls"
+  run_example "$out" "$lang" --customer c-alice
+  [ "$RC" -eq 4 ] || problem "exit $RC, expected 4"
+  has_line "$TMP/$out.err" "^place_order: list products: cannot reach inventory-service at $INVENTORY_ADDR: " \
+    || problem "stderr does not say that inventory-service cannot be reached"
+  [ "$(wc -l <"$TMP/$out.err")" -eq 1 ] || problem "stderr has $(wc -l <"$TMP/$out.err") lines, expected 1"
+  finish_check "$lang without a certificate against mutual TLS: refused, exit 4" "$out"
+done
+unset RELAY_ORDER_ADDR RELAY_INVENTORY_ADDR
 
 log "done in $((SECONDS - T0))s"
