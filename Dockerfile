@@ -45,11 +45,14 @@ RUN --mount=type=cache,id=relay-build-release,target=/src/build/release,sharing=
 ############################## runtime ##############################
 FROM debian:bookworm-slim
 
-# Only the shared libraries the binaries link (checked with ldd below).
+# The shared libraries the binaries link (checked with ldd below), and
+# openssl for relay-dev-pki (compose's pki service makes the certificates
+# with this image).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libsqlite3-0 \
       libre2-9 libc-ares2 libssl3 zlib1g libnats3.4 libjemalloc2 \
+      openssl \
  && rm -rf /var/lib/apt/lists/*
 
 # A non-root user and its data directories. A new named volume mounted on
@@ -66,6 +69,12 @@ COPY --from=build /out/ /usr/local/bin/
 RUN set -e; for b in /usr/local/bin/*; do \
       if ldd "$b" | grep 'not found'; then echo "missing libraries for $b" >&2; exit 1; fi; \
     done; relayctl --help >/dev/null
+
+# The development PKI's maker and the broker's policy (docs/SECURITY.md).
+# No key or certificate is in the image: compose's pki service makes them at
+# start into the pki volume, so every machine has a CA of its own.
+COPY scripts/dev-pki /usr/local/bin/relay-dev-pki
+COPY broker/policy.conf /etc/relay/policy.conf
 
 # Where each binary keeps its state (flags have RELAY_<BINARY>_<FLAG> env
 # equivalents); docker-compose.yml mounts one named volume on each.
