@@ -5,13 +5,20 @@
 #   tests/e2e/compose_test.sh
 #
 # Brings the stack up (building the image), waits until every service is
-# healthy, then checks the saga's outcomes (confirmed, out of stock,
-# declined, customer cancel) with `order get --json` and in each service's
-# logs; that orders placed while payment-service is stopped stay PENDING and
-# complete once it is back; that restarting the broker under load loses
-# nothing; and that two payment-service replicas share the work. Prints the
-# build time, the time to healthy and the image size. The stack is always
-# taken down with its volumes at the end, also on failure.
+# healthy, with mutual TLS on: the pki service made the certificates, every
+# binary uses its own, no key is in the image, the CA's key is out of the
+# services' reach, a client without a certificate or with one from another
+# CA is refused, payment-service's identity is refused the broker's admin
+# RPCs, and the client examples place orders over TLS with the certificate
+# scripts/pki-export gives. Then it checks the saga's outcomes (confirmed,
+# out of stock, declined, customer cancel) with `order get --json` and in
+# each service's logs; that orders placed while payment-service is stopped
+# stay PENDING and complete once it is back; that restarting the broker
+# under load loses nothing; that two payment-service replicas share the work; and that a
+# policy reload (SIGHUP) and renewed certificates (pki --renew) take effect
+# while orders keep being CONFIRMED. Prints the build time, the time to
+# healthy and the image size. The stack is always taken down with its
+# volumes at the end, also on failure.
 #
 # It runs as its own compose project (COMPOSE_PROJECT_NAME, default
 # relay-e2e) on host ports RELAY_BROKER_PORT/RELAY_ORDER_PORT/
@@ -66,6 +73,7 @@ cleanup() {
     echo "=== last log lines ===" >&2
     timeout 60 "${COMPOSE[@]}" logs --no-color --tail=40 >&2
   fi
+  [ -z "${WORK:-}" ] || rm -rf "$WORK"
   log "cleanup: ${COMPOSE[*]} down -v"
   timeout 180 "${COMPOSE[@]}" --profile tools down -v --remove-orphans --timeout 20 >/dev/null 2>&1 \
     || timeout 180 "${COMPOSE[@]}" down -v --remove-orphans --timeout 20
@@ -227,25 +235,104 @@ for svc in "${SERVICES[@]}"; do
   fi
 done
 
+# ------------------------------------------------------------ mutual TLS --
+# pki ran once and exited 0, before the services; every binary says which
+# identity it serves as.
+pki_id=$(cids -a pki)
+[ -n "$pki_id" ] || fail "no pki container"
+[ "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$pki_id")" = "exited 0" ] \
+  || fail "pki did not exit 0: $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$pki_id")"
+for svc in "${SERVICES[@]}"; do
+  expect_logs "$svc" "mutual TLS identity=relay://$svc "
+done
+log_has broker "/etc/relay/policy.conf" || fail "the broker does not say it enforces /etc/relay/policy.conf"
+# No key in the image; the CA's key in the volume is root's alone.
+keys=$(docker run --rm --entrypoint sh relay:local -c \
+  'find / -xdev -type f \( -name "*.key" -o -name "*.pem" -o -name "*.crt" \) -exec grep -l "PRIVATE KEY" {} + 2>/dev/null' || true)
+[ -z "$keys" ] || fail "the image holds key files: $keys"
+if compose exec -T broker cat /pki/ca.key >/dev/null 2>&1 </dev/null; then
+  fail "the broker's user can read the CA's key"
+fi
+log "pki: exited 0; each service serves as its own identity; no key in the image; ca.key root's only"
+
 ctl health
 
-# A client on the host reaches every API through the published ports (here
-# the image's relayctl on the host's network, as a host program would).
-host_ctl() { docker run --rm --network host --entrypoint relayctl relay:local --timeout 10s "$@"; }
+# Host clients: the ports take mutual TLS only. scripts/pki-export copies
+# the relayctl identity out of the volume, for programs on this machine
+# (here the image's relayctl on the host's network, and the examples).
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/relay-compose-e2e.XXXXXX")
+scripts/pki-export "$WORK/pki" | sed 's/^/  /'
+for f in ca.crt relayctl.crt relayctl.key; do [ -s "$WORK/pki/$f" ] || fail "pki-export wrote no $f"; done
+[ "$(stat -c %a "$WORK/pki/relayctl.key")" = 600 ] || fail "pki-export left relayctl.key readable by others"
+# A program of the image on the host's network, as this user (who owns the
+# exported files, under /work): host_run PROGRAM ARGS...
+host_run() {
+  docker run --rm --network host --user "$(id -u):$(id -g)" -v "$WORK:/work:ro" \
+    --entrypoint "$1" relay:local "${@:2}"
+}
+host_ctl() {
+  host_run relayctl --timeout 10s \
+    --tls-cert /work/pki/relayctl.crt --tls-key /work/pki/relayctl.key --tls-ca /work/pki/ca.crt "$@"
+}
+host_plain() { host_run relayctl --timeout 5s "$@"; }
 host_ctl stock list --inventory "127.0.0.1:$RELAY_INVENTORY_PORT" | grep -E '^GPU-1 ' >/dev/null \
   || fail "no catalog from inventory-service on 127.0.0.1:$RELAY_INVENTORY_PORT"
 payment_port=$(docker port "$(cids payment-service)" 7073 | sed 's/.*://')
 host_ctl account list --payment "127.0.0.1:$payment_port" | grep -E '^c-alice ' >/dev/null \
   || fail "no accounts from payment-service on 127.0.0.1:$payment_port"
-log "host clients: catalog on :$RELAY_INVENTORY_PORT, accounts on :$payment_port"
+host_ctl broker topics --broker "127.0.0.1:$RELAY_BROKER_PORT" | grep -E '^inventory ' >/dev/null \
+  || fail "no topics from the broker on 127.0.0.1:$RELAY_BROKER_PORT as relayctl"
+log "host clients over mutual TLS: catalog on :$RELAY_INVENTORY_PORT, accounts on :$payment_port, topics on :$RELAY_BROKER_PORT"
 
-# The client examples, each with the one command its README gives.
+# refused DESC CMD...: exits 4 (unavailable: no handshake) and says so.
+refused() {
+  local desc=$1 rc=0
+  shift
+  "$@" >"$WORK/refused.out" 2>"$WORK/refused.err" || rc=$?
+  [ "$rc" -eq 4 ] || fail "$desc: exit $rc, expected 4 ($(head -c 300 "$WORK/refused.err"))"
+  grep -iE 'unavailable|cannot reach' "$WORK/refused.err" >/dev/null \
+    || fail "$desc: no unavailable error on stderr: $(head -c 300 "$WORK/refused.err")"
+}
+refused "plaintext to the broker" host_plain broker topics --broker "127.0.0.1:$RELAY_BROKER_PORT"
+refused "plaintext to order-service" host_plain order list --order "127.0.0.1:$RELAY_ORDER_PORT"
+refused "plaintext to inventory-service" host_plain stock list --inventory "127.0.0.1:$RELAY_INVENTORY_PORT"
+log "plaintext clients refused on :$RELAY_BROKER_PORT, :$RELAY_ORDER_PORT, :$RELAY_INVENTORY_PORT (exit 4)"
+# A certificate of another CA, for an identity the policy knows. The client
+# trusts both CAs (so it accepts the servers and starts), the servers only
+# theirs.
+mkdir -p "$WORK/other"
+docker run --rm --user "$(id -u):$(id -g)" -v "$WORK/other:/out" --entrypoint relay-dev-pki \
+  relay:local --dir /out --name relayctl --ca-name "Another CA" >/dev/null
+cat "$WORK/pki/ca.crt" "$WORK/other/ca.crt" >"$WORK/other/both-cas.crt"
+other_ctl() {
+  host_run relayctl --timeout 5s --tls-cert /work/other/relayctl.crt --tls-key /work/other/relayctl.key \
+    --tls-ca /work/other/both-cas.crt "$@"
+}
+refused "another CA's certificate to the broker" other_ctl broker topics --broker "127.0.0.1:$RELAY_BROKER_PORT"
+refused "another CA's certificate to order-service" other_ctl order list --order "127.0.0.1:$RELAY_ORDER_PORT"
+log "a certificate from another CA refused on :$RELAY_BROKER_PORT and :$RELAY_ORDER_PORT (exit 4)"
+# payment-service's identity (its container's relayctl uses its certificate)
+# may publish payments and consume orders, not read the broker's topics.
+rc=0
+compose exec -T payment-service relayctl --timeout 5s --broker broker:7070 broker topics \
+  >"$WORK/denied.out" 2>"$WORK/denied.err" </dev/null || rc=$?
+[ "$rc" -ne 0 ] || fail "payment-service's identity read the broker's topics"
+# (relayctl prints PERMISSION_DENIED's message: "relay://payment-service
+# may not call ListTopics (an admin RPC): ...".)
+grep -E 'PERMISSION_DENIED|relay://payment-service may not call ListTopics' "$WORK/denied.err" >/dev/null \
+  || fail "payment-service's identity on an admin RPC: not denied (exit $rc): $(head -c 300 "$WORK/denied.err")"
+log "payment-service's identity on an admin RPC: denied (exit $rc): $(head -c 160 "$WORK/denied.err")"
+
+# The client examples, each with the one command its README gives, with the
+# exported certificate in the environment.
 export RELAY_ORDER_ADDR=127.0.0.1:$RELAY_ORDER_PORT RELAY_INVENTORY_ADDR=127.0.0.1:$RELAY_INVENTORY_PORT
+export RELAY_TLS_CA=$WORK/pki/ca.crt RELAY_TLS_CERT=$WORK/pki/relayctl.crt RELAY_TLS_KEY=$WORK/pki/relayctl.key
 (cd examples/python && ./generate.sh >/dev/null && ./place_order.py --customer c-alice --item KB-1:1) \
   | tail -n 1 | grep -E '^order ord-[0-9a-z]+ CONFIRMED$' >/dev/null || fail "examples/python: no CONFIRMED order"
 (cd examples/node && npm ci --silent >/dev/null && node place_order.js --customer c-alice --item MS-1:1) \
   | tail -n 1 | grep -E '^order ord-[0-9a-z]+ CONFIRMED$' >/dev/null || fail "examples/node: no CONFIRMED order"
-log "examples/python and examples/node: an order CONFIRMED each, against the compose stack"
+unset RELAY_TLS_CA RELAY_TLS_CERT RELAY_TLS_KEY
+log "examples/python and examples/node: an order CONFIRMED each, against the compose stack over mutual TLS"
 
 # ------------------------------------------------------------ the saga --
 log "happy path: c-alice KB-1"
@@ -378,6 +465,48 @@ for id in $(cids payment-service); do
   [ "$n" -gt 0 ] || fail "payment-service container ${id:0:12} handled no event"
 done
 wait_until "no PENDING order left" "$ORDER_TIMEOUT" no_pending
+
+# ------------------------------------------------ policy reload (SIGHUP) --
+log "policy reload: SIGHUP to the broker"
+compose kill -s HUP broker >/dev/null 2>&1
+expect_logs broker "SIGHUP: policy reloaded"
+ctl broker topics >/dev/null || fail "relayctl lost its admin rights after the reload"
+
+# ------------------------------------------------ certificate rotation --
+# New keys and certificates for every identity (same CA), while the stack
+# runs: the binaries pick the files up within a second, for new
+# connections; the streams open now (the services' subscriptions) stay.
+# The serial of the certificate the server on the host's port $1 presents:
+presented_serial() {
+  host_run sh -c "openssl s_client -connect 127.0.0.1:$1 -cert /work/pki/relayctl.crt \
+    -key /work/pki/relayctl.key -CAfile /work/pki/ca.crt </dev/null 2>/dev/null | openssl x509 -noout -serial"
+}
+# The serial of /pki/$2.crt, as service $1 sees it:
+file_serial() { compose exec -T "$1" openssl x509 -noout -serial -in "/pki/$2.crt" </dev/null | tr -d '\r'; }
+subscriptions() {
+  compose logs --no-color order-service inventory-service payment-service 2>/dev/null | grep -c ' subscribed topic=' || true
+}
+old_serial=$(presented_serial "$RELAY_ORDER_PORT")
+[ "$old_serial" = "$(file_serial order-service order-service)" ] \
+  || fail "order-service presents '$old_serial', not its certificate file's serial"
+subscribed_before=$(subscriptions)
+log "renewing every certificate: ${COMPOSE[*]} run --rm pki --renew"
+renew_out=$(timeout 120 "${COMPOSE[@]}" run --rm -T pki --renew </dev/null 2>&1) || fail "pki --renew failed: $renew_out"
+[ "$(grep -c '^dev-pki: issued ' <<<"$renew_out")" -eq 5 ] || fail "pki --renew did not issue 5 certificates: $renew_out"
+new_serial=$(file_serial order-service order-service)
+[ "$new_serial" != "$old_serial" ] || fail "order-service's certificate file was not renewed"
+presents_new() { [ "$(presented_serial "$RELAY_ORDER_PORT")" = "$new_serial" ]; }
+wait_until "order-service to present its renewed certificate" 30 presents_new
+log "order-service presents the renewed certificate ($new_serial, was $old_serial)"
+# (A customer and a sku of its own: the load above spent the others' money.)
+ctl account deposit c-e2e-rotation 100.00 --name "E2E Rotation" >/dev/null
+renewed=$(place c-e2e-rotation CB-USB:1 --wait --wait-timeout "${ORDER_TIMEOUT}s") \
+  || fail "the order placed after the renewal did not end CONFIRMED ($renewed)"
+expect_order "$renewed" CONFIRMED
+ctl health >/dev/null || fail "relayctl health failed after the renewal"
+[ "$(subscriptions)" = "$subscribed_before" ] \
+  || fail "the services subscribed again after the renewal ($subscribed_before, then $(subscriptions)): a stream was dropped"
+log "rotation: the renewed certificates in use, no subscription dropped, orders still CONFIRMED"
 
 # --------------------------------------------------------------- timings --
 log "timings: build ${BUILD_SECS}s$([ "$COLD" = 1 ] && echo ' (cold, --no-cache)'), healthy ${HEALTHY_SECS}s after up, image relay:local ${IMAGE_SIZE} bytes ($((IMAGE_SIZE / 1024 / 1024)) MiB)"
