@@ -207,9 +207,8 @@ TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
   const std::string policy = dir.Join("policy.conf");
   std::filesystem::copy_file(RELAY_SHIPPED_POLICY, policy);
   BrokerProcess broker(dir.Join("broker"));
-  const int port =
-      broker.Start({"--tls_cert=" + pki + "/broker.crt", "--tls_key=" + pki + "/broker.key",
-                    "--tls_ca=" + pki + "/ca.crt", "--policy=" + policy});
+  const int port = broker.Start(
+      {"--tls_cert=" + pki + "/broker.pem", "--tls_ca=" + pki + "/ca.crt", "--policy=" + policy});
   ASSERT_GT(port, 0) << broker.log();
   auto payment = v1::Broker::NewStub(relay::MakeChannel(
       absl::StrCat("localhost:", port), {}, relay::testing::PkiFiles(pki, "payment-service")));

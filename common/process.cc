@@ -21,9 +21,11 @@
 // Every binary's TLS (docs/SECURITY.md), defined here once; Process::Init
 // reads them (and their RELAY_<SERVICE>_TLS_* environment equivalents).
 ABSL_FLAG(std::string, tls_cert, "",
-          "PEM certificate this process presents, as server and as client (with --tls_key; "
-          "empty: plaintext)");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+          "PEM certificate this process presents, as server and as client, and its key unless "
+          "--tls_key names it (empty: plaintext)");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key of --tls_cert (empty: --tls_cert's file holds it, as scripts/dev-pki's "
+          "NAME.pem does; one file is renewed at once)");
 ABSL_FLAG(std::string, tls_ca, "",
           "PEM CA certificates: servers require client certificates signed by them (mutual "
           "TLS), clients verify servers with them");

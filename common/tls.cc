@@ -128,7 +128,7 @@ std::shared_ptr<grpc::experimental::FileWatcherCertificateProvider> Provider(
   }
   const auto interval = static_cast<unsigned int>(absl::ToInt64Seconds(kTlsReloadInterval));
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      files.key, files.cert, files.ca, interval);
+      files.key_file(), files.cert, files.ca, interval);
   watched->push_back({files, provider});
   return provider;
 }
@@ -145,9 +145,8 @@ TlsFiles& ProcessFiles() {
 absl::StatusOr<TlsIdentity> CheckTlsFiles(const TlsFiles& files) {
   TlsIdentity out;
   if (!files.enabled()) return out;
-  if (files.cert.empty() != files.key.empty()) {
-    return absl::InvalidArgumentError(
-        "TLS: a certificate and its key come together (--tls_cert and --tls_key)");
+  if (files.cert.empty() && !files.key.empty()) {
+    return absl::InvalidArgumentError("TLS: --tls_key needs its certificate (--tls_cert)");
   }
   X509Ptr leaf;
   std::unique_ptr<STACK_OF(X509), StackFree> chain(sk_X509_new_null());
@@ -160,20 +159,25 @@ absl::StatusOr<TlsIdentity> CheckTlsFiles(const TlsFiles& files) {
     leaf = std::move((*certs)[0]);
     for (size_t i = 1; i < certs->size(); ++i) sk_X509_push(chain.get(), (*certs)[i].release());
 
-    absl::StatusOr<std::string> key_pem = ReadPem("TLS key", files.key);
+    absl::StatusOr<std::string> key_pem = files.key.empty() ? *pem : ReadPem("TLS key", files.key);
     if (!key_pem.ok()) return key_pem.status();
     std::unique_ptr<BIO, BioFree> bio(
         BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
     std::unique_ptr<EVP_PKEY, KeyFree> key(
         PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
     ERR_clear_error();
+    if (key == nullptr && files.key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("TLS certificate ", Excerpt(files.cert, 200),
+                       " holds no private key: give its key with --tls_key"));
+    }
     if (key == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("TLS key ", Excerpt(files.key, 200), ": no PEM private key in the file"));
     }
     if (X509_check_private_key(leaf.get(), key.get()) != 1) {
       ERR_clear_error();
-      return absl::InvalidArgumentError(absl::StrCat("TLS key ", Excerpt(files.key, 200),
+      return absl::InvalidArgumentError(absl::StrCat("TLS key ", Excerpt(files.key_file(), 200),
                                                      " is not the key of the certificate ",
                                                      Excerpt(files.cert, 200)));
     }

@@ -31,7 +31,11 @@ struct TlsFiles {
   // This binary's certificate (chain, leaf first): presented as a server,
   // and as a client to servers that ask for one.
   std::string cert;
-  // The private key of `cert`.
+  // The private key of `cert`; empty when `cert`'s file holds the key too.
+  // One file with both (scripts/dev-pki's NAME.pem) is what rotation
+  // wants: it is replaced at once, so the watcher never reads a new key
+  // beside the old certificate (two files renamed one after the other can
+  // be read that way, and every handshake then fails until the next read).
   std::string key;
   // The CA certificates that peers' certificates must chain to. A server
   // with a CA requires and verifies client certificates (mutual TLS); a
@@ -40,6 +44,8 @@ struct TlsFiles {
 
   bool enabled() const { return !cert.empty() || !key.empty() || !ca.empty(); }
   bool mutual() const { return !cert.empty() && !ca.empty(); }
+  // `key`, or `cert` when the key is in the certificate's file.
+  const std::string& key_file() const { return key.empty() ? cert : key; }
   bool operator==(const TlsFiles& o) const { return cert == o.cert && key == o.key && ca == o.ca; }
 };
 
@@ -58,8 +64,9 @@ struct TlsIdentity {
 };
 
 // Reads and checks the files now, so that a binary refuses to start with a
-// clear error instead of failing every handshake: cert and key come
-// together; each file exists and holds PEM of the right kind; the key is
+// clear error instead of failing every handshake: a key needs a
+// certificate, and a certificate a key (its own file's, or `key`); each
+// file exists and holds PEM of the right kind; the key is
 // the certificate's; the certificate is valid now and chains to `ca` (when
 // both are given). INVALID_ARGUMENT naming the flag's file and the problem.
 // An empty `files` is OK (plaintext) with an empty identity.

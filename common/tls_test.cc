@@ -99,7 +99,7 @@ TEST_F(TlsTest, CheckTlsFilesReadsTheIdentityAndExpiry) {
 }
 
 TEST_F(TlsTest, CheckTlsFilesRefusesBadFilesWithAShortMessage) {
-  const TlsFiles good = PkiFiles(pki_, "broker");
+  const std::string crt = pki_ + "/broker.crt", key = pki_ + "/broker.key", ca = pki_ + "/ca.crt";
   auto error = [](const TlsFiles& files) {
     absl::StatusOr<TlsIdentity> id = CheckTlsFiles(files);
     EXPECT_FALSE(id.ok());
@@ -107,15 +107,19 @@ TEST_F(TlsTest, CheckTlsFilesRefusesBadFilesWithAShortMessage) {
     EXPECT_LT(id.status().message().size(), 600u);
     return std::string(id.status().message());
   };
-  EXPECT_THAT(error({good.cert, "", good.ca}), HasSubstr("come together"));
-  EXPECT_THAT(error({dir_.Join("missing.crt"), good.key, good.ca}),
+  // The certificate and key apart, as the binaries also take them.
+  EXPECT_TRUE(CheckTlsFiles({crt, key, ca}).ok());
+  EXPECT_THAT(error({crt, "", ca}), HasSubstr("holds no private key: give its key with --tls_key"));
+  EXPECT_THAT(error({"", key, ca}), HasSubstr("--tls_key needs its certificate"));
+  EXPECT_THAT(error({dir_.Join("missing.crt"), key, ca}),
               HasSubstr("missing.crt': cannot read the file"));
   // A key where the certificate should be, and the other way round.
-  EXPECT_THAT(error({good.key, good.key, good.ca}), HasSubstr("no PEM certificate"));
-  EXPECT_THAT(error({good.cert, good.cert, good.ca}), HasSubstr("no PEM private key"));
-  EXPECT_THAT(error({good.cert, pki_ + "/relayctl.key", good.ca}),
+  EXPECT_THAT(error({key, key, ca}), HasSubstr("no PEM certificate"));
+  EXPECT_THAT(error({crt, crt, ca}), HasSubstr("no PEM private key"));
+  EXPECT_THAT(error({crt, pki_ + "/relayctl.key", ca}),
               HasSubstr("is not the key of the certificate"));
-  EXPECT_THAT(error({good.cert, good.key, other_ + "/ca.crt"}), HasSubstr("does not chain to CA"));
+  EXPECT_THAT(error({pki_ + "/broker.pem", "", other_ + "/ca.crt"}),
+              HasSubstr("does not chain to CA"));
   ASSERT_TRUE(RunDevPki(pki_, {"--name", "relayctl", "--renew", "--days", "-1"}).ok());
   EXPECT_THAT(error(PkiFiles(pki_, "relayctl")), HasSubstr("expired at"));
 }

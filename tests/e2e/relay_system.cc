@@ -50,8 +50,7 @@ void RelaySystem::AddStandbyBroker() {
 
 void RelaySystem::EnableTls(const std::string& pki_dir, const std::string& policy_file) {
   auto files = [&](const std::string& identity) {
-    return std::vector<std::string>{"--tls_cert=" + pki_dir + "/" + identity + ".crt",
-                                    "--tls_key=" + pki_dir + "/" + identity + ".key",
+    return std::vector<std::string>{"--tls_cert=" + pki_dir + "/" + identity + ".pem",
                                     "--tls_ca=" + pki_dir + "/ca.crt"};
   };
   for (auto& p : procs_) {
@@ -60,7 +59,7 @@ void RelaySystem::EnableTls(const std::string& pki_dir, const std::string& polic
     for (std::string& flag : files(identity)) p->extra.push_back(std::move(flag));
     if (identity == "broker") p->extra.push_back("--policy=" + policy_file);
   }
-  client_tls_ = {pki_dir + "/relayctl.crt", pki_dir + "/relayctl.key", pki_dir + "/ca.crt"};
+  client_tls_ = {pki_dir + "/relayctl.pem", "", pki_dir + "/ca.crt"};
 }
 
 std::shared_ptr<grpc::Channel> RelaySystem::Channel(const std::string& target) const {

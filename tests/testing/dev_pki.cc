@@ -44,8 +44,7 @@ absl::Status RunDevPki(const std::string& dir, const std::vector<std::string>& a
 }
 
 TlsFiles PkiFiles(const std::string& dir, const std::string& name) {
-  return {absl::StrCat(dir, "/", name, ".crt"), absl::StrCat(dir, "/", name, ".key"),
-          absl::StrCat(dir, "/ca.crt")};
+  return {absl::StrCat(dir, "/", name, ".pem"), "", absl::StrCat(dir, "/ca.crt")};
 }
 
 std::string ReadFile(const std::string& path) {

@@ -16,7 +16,8 @@ namespace relay::testing {
 // "--renew"}). INTERNAL with the script's output when it fails.
 absl::Status RunDevPki(const std::string& dir, const std::vector<std::string>& args = {});
 
-// The files of identity `name` in `dir`: name.crt, name.key and ca.crt.
+// The files of identity `name` in `dir` as the binaries take them: name.pem
+// (key and certificate) and ca.crt.
 TlsFiles PkiFiles(const std::string& dir, const std::string& name);
 
 // The PEM of `path` (empty when unreadable).

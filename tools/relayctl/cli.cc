@@ -39,7 +39,7 @@ struct TlsFlag {
 
 const TlsFlag kTlsFlags[] = {
     {"tls-cert", "RELAY_TLS_CERT", &TlsFiles::cert,
-     "PEM client certificate (mutual TLS; with --tls-key)"},
+     "PEM client certificate, and its key unless --tls-key names it (mutual TLS)"},
     {"tls-key", "RELAY_TLS_KEY", &TlsFiles::key, "PEM private key of --tls-cert"},
     {"tls-ca", "RELAY_TLS_CA", &TlsFiles::ca, "PEM CA that the services' certificates chain to"},
 };

@@ -402,9 +402,9 @@ TEST(RelayctlTls, SpeaksMutualTlsFromFlagsOrEnvironment) {
   Outcome o = run(argv);
   EXPECT_EQ(o.code, 0) << o.err;
 
-  o = run({"broker", "groups"}, {{"RELAY_TLS_CERT", pki + "/relayctl.crt"},
-                                 {"RELAY_TLS_KEY", pki + "/relayctl.key"},
-                                 {"RELAY_TLS_CA", pki + "/ca.crt"}});
+  // One file with key and certificate, as the binaries take it.
+  o = run({"broker", "groups"},
+          {{"RELAY_TLS_CERT", pki + "/relayctl.pem"}, {"RELAY_TLS_CA", pki + "/ca.crt"}});
   EXPECT_EQ(o.code, 0) << o.err;
 
   o = run({"broker", "topics"});  // plaintext
