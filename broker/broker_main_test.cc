@@ -211,7 +211,7 @@ TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
       {"--tls_cert=" + pki + "/broker.pem", "--tls_ca=" + pki + "/ca.crt", "--policy=" + policy});
   ASSERT_GT(port, 0) << broker.log();
   auto payment = v1::Broker::NewStub(relay::MakeChannel(
-      absl::StrCat("localhost:", port), {}, relay::testing::PkiFiles(pki, "payment-service")));
+      absl::StrCat("127.0.0.1:", port), {}, relay::testing::PkiFiles(pki, "payment-service")));
   auto list_topics = [&] {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

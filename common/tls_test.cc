@@ -67,7 +67,7 @@ class TlsTest : public ::testing::Test {
     grpc::ChannelArguments args = MakeChannelArguments();
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     if (!host_override.empty()) args.SetSslTargetNameOverride(host_override);
-    return grpc::CreateCustomChannel(absl::StrCat("localhost:", port), MakeChannelCredentials(tls),
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), MakeChannelCredentials(tls),
                                      args);
   }
 

@@ -48,7 +48,7 @@ class BrokerAuthTest : public ::testing::Test {
     return AsFiles(PkiFiles(pki_, identity));
   }
   std::unique_ptr<bv1::Broker::Stub> AsFiles(const TlsFiles& tls) {
-    return bv1::Broker::NewStub(MakeChannel(absl::StrCat("localhost:", broker_->port()), {}, tls));
+    return bv1::Broker::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", broker_->port()), {}, tls));
   }
 
   static void Deadline(grpc::ClientContext* context) {
