@@ -258,8 +258,14 @@ TEST_F(JetStreamEventLogTest, DuplicatesPastTheKnownEndMoveTheDurableEnd) {
                                        Field(&AppendResult::duplicate, true),
                                        Field(&AppendResult::duplicate, true))));
   EXPECT_EQ(log->DurableEnd("orders"), 4u);
+  // The groups are woken to read them; the listener runs right after the
+  // append's callback, on the log's thread.
+  EXPECT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return !ends.empty();
+  }));
   absl::MutexLock lock(&mu);
-  EXPECT_THAT(ends, ElementsAre(4u));  // the groups are woken to read them
+  EXPECT_THAT(ends, ElementsAre(4u));
 }
 
 TEST_F(JetStreamEventLogTest, EventsWithoutIdAreNeverDuplicates) {

@@ -1,10 +1,13 @@
 #include "tests/testing/nats_server.h"
 
+#include <dirent.h>
 #include <nats/nats.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -243,6 +246,39 @@ absl::Status KvPut(const std::string& servers, const std::string& bucket, const 
                ? absl::OkStatus()
                : absl::UnavailableError(absl::StrCat("cannot write key ", key));
   });
+}
+
+namespace {
+
+// Whether every thread of `pid` is stopped (state T or t in
+// /proc/<pid>/task/<tid>/stat).
+bool AllThreadsStopped(pid_t pid) {
+  const std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return false;
+  bool stopped = true;
+  int seen = 0;
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream in(absl::StrCat(dir, "/", entry->d_name, "/stat"));
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // "tid (comm) S ...": the state follows the last ')'.
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
+    const char state = stat[paren + 2];
+    ++seen;
+    if (state != 'T' && state != 't') stopped = false;
+  }
+  closedir(tasks);
+  return stopped && seen > 0;
+}
+
+}  // namespace
+
+void NatsServer::Pause(int node) {
+  const pid_t pid = nodes_[node].process->pid();
+  ::kill(pid, SIGSTOP);
+  WaitFor([pid] { return AllThreadsStopped(pid); }, absl::Seconds(5));
 }
 
 }  // namespace relay::testing

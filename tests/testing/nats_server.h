@@ -53,7 +53,10 @@ class NatsServer {
   // SIGKILLs the node and reaps it.
   void Kill(int node);
   // SIGSTOPs / SIGCONTs the node: it keeps its sockets but answers nothing.
-  void Pause(int node) { ::kill(nodes_[node].process->pid(), SIGSTOP); }
+  // Pause returns once every thread of the node shows as stopped: kill()
+  // returns before that, and a server still answering for a moment after
+  // it made "silent server" tests flaky.
+  void Pause(int node);
   void Resume(int node) { ::kill(nodes_[node].process->pid(), SIGCONT); }
   // Starts a killed node again (same ports, name and store) and waits until
   // its JetStream answers.
