@@ -172,8 +172,9 @@ absl::Status Policy::Deny(absl::string_view identity, absl::string_view what, Ac
   return absl::PermissionDeniedError(
       absl::StrCat(who, " may not ", what, ": policy ", origin_,
                    allowed.empty() ? absl::StrCat(" has no `", verb, "` rule for it")
-                                   : absl::StrCat(" lets it ", verb, " only ",
-                                                  action == Action::kAdmin ? "" : "to ", allowed)));
+                                   // Any admin rule allows: only publish and
+                                   // subscribe get here with rules.
+                                   : absl::StrCat(" lets it ", verb, " only to ", allowed)));
 }
 
 absl::Status Policy::MayPublish(absl::string_view identity, absl::string_view topic) const {
