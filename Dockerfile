@@ -20,7 +20,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
-      libabsl-dev libsqlite3-dev libnats-dev libjemalloc-dev \
+      libabsl-dev libsqlite3-dev libnats-dev libjemalloc-dev libcpp-httplib-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

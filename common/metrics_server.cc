@@ -1,0 +1,183 @@
+#include "common/metrics_server.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/text.h"
+#include "httplib.h"
+
+namespace relay::metrics {
+namespace {
+
+constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+// "host:port" or "[v6]:port" into its parts; port in [0, 65535].
+absl::Status SplitListen(absl::string_view listen, std::string* host, int* port) {
+  const size_t colon = listen.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address ", Excerpt(listen), " is not host:port"));
+  }
+  absl::string_view h = listen.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  int p = -1;
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), &p) || p < 0 || p > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address ", Excerpt(listen), " has no port in [0, 65535]"));
+  }
+  *host = std::string(h);
+  *port = p;
+  return absl::OkStatus();
+}
+
+std::string ReadSmallFile(const char* path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The fields of /proc/self/stat after the command name (which may hold
+// spaces and parentheses): fields[0] is field 3, `state`.
+std::vector<std::string> StatFields() {
+  const std::string stat = ReadSmallFile("/proc/self/stat");
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return {};
+  return absl::StrSplit(absl::string_view(stat).substr(close + 2), ' ', absl::SkipEmpty());
+}
+
+double StatField(const std::vector<std::string>& fields, size_t field_number) {
+  double v = 0;
+  if (field_number >= 3 && field_number - 3 < fields.size()) {
+    (void)absl::SimpleAtod(fields[field_number - 3], &v);
+  }
+  return v;
+}
+
+double BootTimeSeconds() {
+  std::istringstream in(ReadSmallFile("/proc/stat"));
+  std::string key;
+  double value = 0;
+  while (in >> key) {
+    if (key == "btime") {
+      in >> value;
+      return value;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+double OpenFds() {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return 0;
+  double n = 0;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(dir);
+  return n - 1;  // the directory's own descriptor
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string_view listen,
+                                                                    const Registry* registry) {
+  std::string host;
+  int port = 0;
+  if (absl::Status s = SplitListen(listen, &host, &port); !s.ok()) return s;
+
+  std::unique_ptr<MetricsServer> server(new MetricsServer());
+  server->http_ = std::make_unique<httplib::Server>();
+  httplib::Server& http = *server->http_;
+  // Prometheus scrapes one request at a time; two threads keep a slow
+  // scrape from holding up a quick look with curl.
+  http.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // httplib's default also sets SO_REUSEPORT, which would let a second
+  // process share the port silently; keep only SO_REUSEADDR (a restart
+  // while old connections linger in TIME_WAIT).
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
+    res.set_content(registry->Expose(), kContentType);
+  });
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404) {
+      res.set_content(absl::StrCat("not found: ", Excerpt(req.path), " (try /metrics)\n"),
+                      "text/plain");
+    }
+  });
+  if (port == 0) {
+    port = http.bind_to_any_port(host);
+    if (port < 0) port = -1;
+  } else if (!http.bind_to_port(host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics server cannot listen on ", Excerpt(listen)));
+  }
+  server->port_ = port;
+  server->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  // httplib's stop() does nothing until the thread is inside its accept
+  // loop (it has no readiness callback), so wait for that here: a Stop()
+  // right after Start() must not miss it and hang.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!http.is_running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  if (!http.is_running()) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics server on ", Excerpt(listen), " did not start within 10 s"));
+  }
+  return server;
+}
+
+MetricsServer::~MetricsServer() { Stop(); }
+
+void MetricsServer::Stop() {
+  if (http_ != nullptr) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RegisterProcessMetrics(Registry& registry, absl::string_view binary) {
+  registry
+      .AddGauge("relay_build_info", "The binary and its version; always 1", {"binary", "version"})
+      .With({std::string(binary), RELAY_VERSION})
+      .Set(1);
+  registry.AddCollector([](Collection& c) {
+    const std::vector<std::string> stat = StatFields();
+    const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+    const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+    // Fields 14 and 15: utime and stime in clock ticks; 22: start time in
+    // ticks after boot; 23: vsize in bytes; 24: rss in pages.
+    c.Counter("process_cpu_seconds_total", "User and system CPU time spent, in seconds", {},
+              (StatField(stat, 14) + StatField(stat, 15)) / ticks);
+    c.Gauge("process_start_time_seconds", "Start time of the process since the Unix epoch", {},
+            BootTimeSeconds() + StatField(stat, 22) / ticks);
+    c.Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes", {},
+            StatField(stat, 23));
+    c.Gauge("process_resident_memory_bytes", "Resident memory size in bytes", {},
+            StatField(stat, 24) * page);
+    c.Gauge("process_open_fds", "Open file descriptors", {}, OpenFds());
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      c.Gauge("process_max_fds", "Limit on open file descriptors", {},
+              static_cast<double>(limit.rlim_cur));
+    }
+  });
+}
+
+}  // namespace relay::metrics

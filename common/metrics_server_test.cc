@@ -1,0 +1,111 @@
+#include "common/metrics_server.h"
+
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "tests/testing/status_matchers.h"
+
+namespace relay::metrics {
+namespace {
+
+using ::relay::testing::IsOk;
+using ::relay::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// The value of the first sample line starting with `prefix`.
+double Sample(const std::string& body, const std::string& prefix) {
+  for (absl::string_view line : absl::StrSplit(body, '\n')) {
+    if (absl::StartsWith(line, prefix + " ")) {
+      double v = -1;
+      EXPECT_TRUE(absl::SimpleAtod(line.substr(prefix.size() + 1), &v)) << line;
+      return v;
+    }
+  }
+  ADD_FAILURE() << "no sample " << prefix << " in:\n" << body;
+  return -1;
+}
+
+TEST(MetricsServer, ServesTheRegistryOnMetrics) {
+  Registry r;
+  Counter& c = r.AddCounter("relay_test_total", "t").With({});
+  c.Add(3);
+  auto server = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(server.status(), IsOk());
+  ASSERT_GT((*server)->port(), 0);
+
+  httplib::Client client("127.0.0.1", (*server)->port());
+  httplib::Result res = client.Get("/metrics");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(Sample(res->body, "relay_test_total"), 3);
+
+  c.Add();  // each scrape reads the values now
+  res = client.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(Sample(res->body, "relay_test_total"), 4);
+}
+
+TEST(MetricsServer, OtherPathsAreNotFound) {
+  Registry r;
+  auto server = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(server.status(), IsOk());
+  httplib::Client client("127.0.0.1", (*server)->port());
+  httplib::Result res = client.Get("/" + std::string(5000, 'x'));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  EXPECT_THAT(res->body, HasSubstr("try /metrics"));
+  EXPECT_LT(res->body.size(), 200u);  // never echoes the whole path
+}
+
+TEST(MetricsServer, RefusesBadAddressesWithAShortError) {
+  Registry r;
+  EXPECT_THAT(MetricsServer::Start("nonsense", &r).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not host:port")));
+  EXPECT_THAT(MetricsServer::Start("127.0.0.1:99999", &r).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no port in [0, 65535]")));
+  auto first = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(first.status(), IsOk());
+  const std::string taken = "127.0.0.1:" + std::to_string((*first)->port());
+  EXPECT_THAT(MetricsServer::Start(taken, &r).status(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot listen on")));
+}
+
+TEST(MetricsServer, StopIsIdempotentAndClosesThePort) {
+  Registry r;
+  auto server = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(server.status(), IsOk());
+  const int port = (*server)->port();
+  (*server)->Stop();
+  (*server)->Stop();
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(2);
+  EXPECT_FALSE(client.Get("/metrics"));
+}
+
+TEST(ProcessMetrics, DescribeThisProcess) {
+  Registry r;
+  RegisterProcessMetrics(r, "metrics_server_test");
+  const std::string body = r.Expose();
+  EXPECT_THAT(body, HasSubstr("relay_build_info{binary=\"metrics_server_test\",version=\""));
+  EXPECT_GT(Sample(body, "process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GT(Sample(body, "process_virtual_memory_bytes"), 1 << 20);
+  EXPECT_GE(Sample(body, "process_open_fds"), 3);  // stdin, stdout, stderr at least
+  EXPECT_GT(Sample(body, "process_max_fds"), 0);
+  EXPECT_GE(Sample(body, "process_cpu_seconds_total"), 0);
+  // Started within the last hour, not in 1970.
+  const double start = Sample(body, "process_start_time_seconds");
+  const double now = static_cast<double>(time(nullptr));
+  EXPECT_LE(start, now + 1);
+  EXPECT_GT(start, now - 3600);
+}
+
+}  // namespace
+}  // namespace relay::metrics
