@@ -51,7 +51,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libsqlite3-0 \
-      libre2-9 libc-ares2 libssl3 zlib1g libnats3.4 libjemalloc2 \
+      libre2-9 libc-ares2 libssl3 zlib1g libnats3.4 libjemalloc2 libcpp-httplib0.11 \
       openssl \
  && rm -rf /var/lib/apt/lists/*
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -26,6 +27,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tests/testing/dev_pki.h"
 #include "tests/testing/nats_server.h"
@@ -244,6 +246,111 @@ TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
   EXPECT_EQ(list_topics(), grpc::StatusCode::OK);
   const int status = broker.Stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();
+}
+
+// The value of the sample `name` (with its labels, as exposed) in a
+// Prometheus text body; -1 when absent.
+double MetricValue(const std::string& body, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(body, '\n')) {
+    if (absl::StartsWith(line, name + " ")) {
+      double v = -1;
+      if (absl::SimpleAtod(line.substr(name.size() + 1), &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// Issue 10: /metrics on the real binary counts exactly what a client did.
+TEST(BrokerMain, ServesMetricsThatCountExactlyTheEventsPublishedDeliveredAndAcked) {
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  const int port = broker.Start({"--metrics_listen=127.0.0.1:0"});
+  ASSERT_GT(port, 0) << broker.log();
+  // "metrics served listen=127.0.0.1:0 port=NNNN path=/metrics"
+  int metrics_port = 0;
+  for (absl::string_view line : absl::StrSplit(broker.log(), '\n')) {
+    if (!absl::StrContains(line, "metrics served")) continue;
+    size_t at = line.find(" port=");
+    ASSERT_NE(at, absl::string_view::npos) << line;
+    absl::string_view rest = line.substr(at + 6);
+    ASSERT_TRUE(absl::SimpleAtoi(rest.substr(0, rest.find(' ')), &metrics_port)) << line;
+  }
+  ASSERT_GT(metrics_port, 0) << broker.log();
+  httplib::Client http("127.0.0.1", metrics_port);
+  auto scrape = [&] {
+    httplib::Result res = http.Get("/metrics");
+    return res && res->status == 200 ? res->body : std::string();
+  };
+
+  constexpr int kEvents = 25;
+  auto stub = v1::Broker::NewStub(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)));
+  v1::PublishRequest request;
+  request.set_topic("orders");
+  for (int i = 0; i < kEvents; ++i) {
+    Event* e = request.add_events();
+    e->set_id(absl::StrCat("m-", i));
+    e->set_type("order.placed");
+  }
+  *request.add_events() = request.events(0);  // a repeat: deduplicated
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::PublishResponse response;
+    ASSERT_TRUE(stub->Publish(&context, request, &response).ok());
+  }
+
+  relay::events::Subscriber::Options options;
+  options.topic = "orders";
+  options.group = "metrics-group";
+  options.filter_types = false;
+  relay::events::Subscriber subscriber(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)),
+                                       options);
+  std::atomic<int> handled{0};
+  subscriber.On("order.placed", [&](const Event&, const relay::events::DeliveryInfo&) {
+    handled.fetch_add(1);
+    return absl::OkStatus();
+  });
+  subscriber.Start();
+  const std::string group = "{topic=\"orders\",group=\"metrics-group\"}";
+  std::string body;
+  // Acks travel after the handler returns: wait for the broker to count them.
+  EXPECT_TRUE(relay::testing::WaitFor([&] {
+    body = scrape();
+    return MetricValue(body, "relay_broker_acks_total" + group) == kEvents &&
+           MetricValue(body, "relay_broker_group_lag" + group) == 0;
+  })) << body;
+  subscriber.Stop();
+  EXPECT_EQ(handled.load(), kEvents);
+
+  EXPECT_EQ(MetricValue(body, "relay_broker_events_appended_total{topic=\"orders\"}"), kEvents);
+  EXPECT_EQ(MetricValue(body, "relay_broker_publish_duplicates_total{topic=\"orders\"}"), 1);
+  EXPECT_EQ(MetricValue(body, "relay_broker_deliveries_total" + group), kEvents);
+  EXPECT_EQ(MetricValue(body, "relay_broker_nacks_total" + group), 0);
+  EXPECT_EQ(MetricValue(body, "relay_broker_log_events{topic=\"orders\"}"), kEvents);
+  EXPECT_GT(MetricValue(body, "relay_broker_appended_bytes_total{topic=\"orders\"}"), 0);
+  EXPECT_GT(MetricValue(body, "relay_broker_log_bytes{topic=\"orders\"}"), 0);
+  // One publish batch: at least one fsync, and one answer.
+  EXPECT_GE(MetricValue(body, "relay_broker_fsync_seconds_count"), 1);
+  EXPECT_EQ(MetricValue(body, "relay_broker_publish_durable_seconds_count"), 1);
+  EXPECT_GT(MetricValue(body, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(MetricValue(body, "process_start_time_seconds"), 0);
+  EXPECT_THAT(body, HasSubstr("relay_build_info{binary=\"relay-broker\",version=\""));
+  EXPECT_THAT(body, HasSubstr("# TYPE relay_broker_fsync_seconds histogram"));
+
+  const int status = broker.Stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();
+}
+
+// A metrics address that cannot be served stops the start with one line.
+TEST(BrokerMain, ABadMetricsAddressIsAFatalStartErrorOfOneLine) {
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  std::filesystem::create_directories(broker.data_dir());
+  const int status = broker.RunToExit({"--metrics_listen=" + std::string(3000, 'x')});
+  ASSERT_TRUE(WIFEXITED(status)) << broker.log();
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_THAT(broker.log(), HasSubstr("relay-broker: metrics address 'xxxx"));
+  EXPECT_LT(broker.log().size(), 300u) << broker.log();
 }
 
 TEST(BrokerMain, BadTlsFilesOrAPolicyWithoutThemAreAFatalStartErrorOfOneLine) {

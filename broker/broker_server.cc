@@ -87,6 +87,10 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
   }
   s->groups_->Start();
+  if (options.metrics != nullptr) {
+    s->collector_ =
+        std::make_unique<BrokerCollector>(options.metrics, s->log_.get(), s->groups_.get());
+  }
   s->server_->GetHealthCheckService()->SetServingStatus(true);
   return s;
 }
@@ -111,6 +115,7 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return;
   shut_down_ = true;
+  collector_.reset();  // waits for a scrape reading the groups and the log
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     // Idle streams (a subscriber waiting for events, a publisher between

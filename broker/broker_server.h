@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "broker/broker_metrics.h"
 #include "broker/broker_service.h"
 #include "broker/group_manager.h"
 #include "broker/group_store.h"
@@ -54,6 +55,10 @@ class BrokerServer {
     // The policy file (broker/policy.h) checked on every RPC; empty: every
     // caller may do everything. Needs mutual TLS (tls with a CA).
     std::string policy_file;
+    // Where the topics' and groups' state is reported on each scrape
+    // (broker/broker_metrics.h); null: nowhere. Not owned; must outlive the
+    // server. The hot-path counters always go to the process registry.
+    metrics::Registry* metrics = &metrics::Registry::Default();
   };
 
   // What a publish request carries besides its events' bytes, at most: the
@@ -101,6 +106,7 @@ class BrokerServer {
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<BrokerCollector> collector_;
   int port_ = 0;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

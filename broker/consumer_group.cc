@@ -77,7 +77,8 @@ ConsumerGroup::ConsumerGroup(const GroupCheckpoint& checkpoint, Options options,
                  AttemptsOf(checkpoint)),
       types_(SortedTypes(checkpoint.types())),
       dead_lettered_(checkpoint.dead_lettered()),
-      skipped_(checkpoint.skipped_offsets()) {}
+      skipped_(checkpoint.skipped_offsets()),
+      counters_(CountersFor(topic_, group_)) {}
 
 absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
                                                         const v1::SubscribeRequest::Open& open,
@@ -190,6 +191,7 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
     }
     for (const auto& ack : request.acks()) {
       if (scheduler_.Ack(member, ack.offset(), ack.attempt()) == Scheduler::AckOutcome::kAcked) {
+        counters_.acked->Add();
         auto it = buffer_.find(ack.offset());
         // Freed after the lock is released.
         if (it != buffer_.end()) Unbuffer(it, &done);
@@ -204,6 +206,7 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
               : absl::ZeroDuration();
       if (scheduler_.Nack(member, nack.offset(), nack.attempt(), nack.reason(), delay, now,
                           &dead) == Scheduler::AckOutcome::kAcked) {
+        counters_.nacked->Add();
         dirty_ = true;
       }
     }
@@ -361,6 +364,7 @@ absl::Time ConsumerGroup::Pump() {
       d.mutable_event()->set_topic(topic_);
       d.set_attempt(a.attempt);
       batches[a.member].push_back(std::move(d));
+      counters_.delivered->Add();
     }
     next_wakeup = std::min(scheduler_.NextWakeup(), read_retry);
     for (const DeadLetterRetry& r : dead_retries_) next_wakeup = std::min(next_wakeup, r.due);

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "broker/broker_metrics.h"
 #include "broker/delivery/scheduler.h"
 #include "broker/group_store.h"
 #include "broker/storage/event_log.h"
@@ -160,6 +161,8 @@ class ConsumerGroup {
   // Offsets skipped because the log no longer had them (damage, retention)
   // or could not read them, since the group was created.
   uint64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;
+  // In the process's metrics registry; atomic, so no lock.
+  const GroupCounters counters_;
   std::vector<DeadLetterRetry> dead_retries_ ABSL_GUARDED_BY(mu_);
   std::vector<PendingDeadLetter> dead_out_ ABSL_GUARDED_BY(mu_);
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/env_flags.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "common/signals.h"
 #include "common/tls.h"
 
@@ -29,6 +31,9 @@ ABSL_FLAG(std::string, tls_key, "",
 ABSL_FLAG(std::string, tls_ca, "",
           "PEM CA certificates: servers require client certificates signed by them (mutual "
           "TLS), clients verify servers with them");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port to serve Prometheus metrics on, at GET /metrics (port 0: any free one; "
+          "empty: no metrics server)");
 
 namespace relay {
 namespace {
@@ -51,6 +56,13 @@ bool IsOwnFlagFile(absl::string_view file) {
 }
 
 }  // namespace
+
+Process::Process(std::string name, std::string env_prefix, std::string description)
+    : name_(std::move(name)),
+      env_prefix_(std::move(env_prefix)),
+      description_(std::move(description)) {}
+
+Process::~Process() = default;
 
 absl::Status Process::Init(int argc, char** argv) {
   BlockTerminationSignals();
@@ -96,6 +108,17 @@ absl::Status Process::Init(int argc, char** argv) {
                 absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", identity->not_after, absl::UTCTimeZone())},
                {"cert", tls.cert},
                {"ca", tls.ca}});
+  }
+  metrics::RegisterProcessMetrics(metrics::Registry::Default(), name_);
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> server =
+        metrics::MetricsServer::Start(listen, &metrics::Registry::Default());
+    if (!server.ok()) return server.status();
+    metrics_server_ = *std::move(server);
+    RELAY_LOG(Info, "metrics served",
+              {{"listen", listen},
+               {"port", absl::StrCat(metrics_server_->port())},
+               {"path", "/metrics"}});
   }
   return absl::OkStatus();
 }

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -18,20 +19,24 @@
 #include "common/log.h"
 
 namespace relay {
+namespace metrics {
+class MetricsServer;
+}
 
 class Process {
  public:
   // `name` is the service name on log lines and errors; every flag defined
   // in the binary's main.cc gets the environment equivalent
   // `env_prefix` + its name in upper case.
-  Process(std::string name, std::string env_prefix, std::string description)
-      : name_(std::move(name)),
-        env_prefix_(std::move(env_prefix)),
-        description_(std::move(description)) {}
+  Process(std::string name, std::string env_prefix, std::string description);
+  ~Process();
 
   // Blocks SIGTERM/SIGINT/SIGPIPE (call before any thread starts), applies
-  // the environment to the main.cc flags, parses the command line, and
-  // starts logging per --log_format. INVALID_ARGUMENT for a bad value.
+  // the environment to the main.cc flags, parses the command line, starts
+  // logging per --log_format, checks the --tls_* files, registers the
+  // process metrics and, with --metrics_listen, serves /metrics (until the
+  // Process goes). INVALID_ARGUMENT for a bad value, UNAVAILABLE when the
+  // metrics address cannot be bound.
   absl::Status Init(int argc, char** argv);
 
   // Prints "<name>: <message>" on stderr; returns 1 (main's exit code).
@@ -46,6 +51,7 @@ class Process {
   const std::string name_;
   const std::string env_prefix_;
   const std::string description_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
 };
 
 }  // namespace relay

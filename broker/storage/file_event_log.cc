@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "broker/storage/crc32c.h"
 #include "broker/storage/record.h"
+#include "broker/storage/storage_metrics.h"
 #include "common/log.h"
 #include "common/text.h"
 
@@ -53,8 +54,10 @@ struct FileEventLog::Topic {
   bool unsynced = false;
   uint64_t next_offset = 0;
   absl::Time commit_time;
-  uint64_t notified_end = 0;  // last durable end given to the listener
+  uint64_t notified_end = 0;                        // last durable end given to the listener
   absl::Time dedupe_logged = absl::InfinitePast();  // last "dedupe window shrunk" line
+  metrics::Counter* appended_bytes = nullptr;
+  metrics::Counter* duplicates = nullptr;
 };
 
 absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options) {
@@ -112,6 +115,8 @@ absl::Time FileEventLog::Now() const { return options_.clock ? options_.clock() 
 absl::StatusOr<std::unique_ptr<FileEventLog::Topic>> FileEventLog::OpenTopic(
     const std::string& name) {
   auto topic = std::make_unique<Topic>(name);
+  topic->appended_bytes = &GetStorageMetrics().appended_bytes->With({name});
+  topic->duplicates = &GetStorageMetrics().duplicates->With({name});
   TopicLog::Options options;
   options.env = options_.env;
   options.dir = absl::StrCat(options_.data_dir, "/topics/", name);
@@ -171,9 +176,8 @@ void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
     event.clear_publish_time();
     size_t size = event.ByteSizeLong();
     if (size > kMaxEventBytes) {
-      batch->error = absl::InvalidArgumentError(
-          absl::StrCat("event ", Excerpt(event.id()), " is ", size, " bytes, larger than ",
-                       kMaxEventBytes));
+      batch->error = absl::InvalidArgumentError(absl::StrCat(
+          "event ", Excerpt(event.id()), " is ", size, " bytes, larger than ", kMaxEventBytes));
       return;
     }
     total += size;
@@ -196,6 +200,7 @@ void FileEventLog::Append(const std::string& topic, std::vector<Event> events, A
   // Serialize here, on the caller's thread: the one writer thread is the
   // log's bottleneck, callers are many.
   Batch batch;
+  batch.received = absl::Now();
   batch.topic = topic;
   Prepare(events, &batch);
   batch.done = std::move(done);
@@ -355,6 +360,7 @@ absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic
     std::optional<uint64_t> original;
     if (event.has_id) original = topic->dedupe.FindOrInsert(event.key, topic->next_offset);
     if (original.has_value()) {
+      topic->duplicates->Add();
       results[i].offset = *original;
       results[i].duplicate = true;
       continue;
@@ -369,19 +375,19 @@ absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic
 void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
   for (Batch& batch : *commit) {
     if (!failed_.ok()) {
-      waiting_.push_back(
-          Ack{std::move(batch.done),
-              absl::UnavailableError(
-                  absl::StrCat("event log stopped after a storage failure: ", failed_.message()))});
+      waiting_.push_back(Ack{std::move(batch.done),
+                             absl::UnavailableError(absl::StrCat(
+                                 "event log stopped after a storage failure: ", failed_.message())),
+                             batch.received});
       continue;
     }
     absl::StatusOr<Topic*> topic = GetOrCreateTopic(batch.topic);
     if (!topic.ok()) {
-      waiting_.push_back(Ack{std::move(batch.done), topic.status()});
+      waiting_.push_back(Ack{std::move(batch.done), topic.status(), batch.received});
       continue;
     }
     if (!(*topic)->in_commit) StartTopicCommit(*topic);
-    waiting_.push_back(Ack{std::move(batch.done), AssignBatch(*topic, batch)});
+    waiting_.push_back(Ack{std::move(batch.done), AssignBatch(*topic, batch), batch.received});
   }
   // One write per topic (per segment, when one rolls) for the whole commit.
   for (Topic* topic : touched_) {
@@ -392,9 +398,14 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
       if (!status.ok()) {
         Fail(absl::Status(status.code(),
                           absl::StrCat("write to topic ", topic->name, ": ", status.message())));
-      } else if (!topic->unsynced) {
-        topic->unsynced = true;
-        unsynced_.push_back(topic);
+      } else {
+        uint64_t bytes = 0;
+        for (const EventBytes& e : topic->pending) bytes += e.bytes.size();
+        topic->appended_bytes->Add(bytes);
+        if (!topic->unsynced) {
+          topic->unsynced = true;
+          unsynced_.push_back(topic);
+        }
       }
     }
     topic->pending.clear();
@@ -448,7 +459,9 @@ void FileEventLog::MakeDurable(bool sync) {
   if (failed_.ok()) {
     for (Topic* topic : unsynced_) {
       if (sync) {
+        const absl::Time start = absl::Now();
         absl::Status status = topic->log->Sync();
+        GetStorageMetrics().fsync_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
         if (!status.ok()) {
           Fail(absl::Status(status.code(),
                             absl::StrCat("fsync of topic ", topic->name, ": ", status.message())));
@@ -467,7 +480,11 @@ void FileEventLog::MakeDurable(bool sync) {
   }
   if (!failed_.ok()) advanced.clear();  // nothing is acknowledged after a failure
 
-  for (Ack& ack : waiting_) ack.done(std::move(ack.result));
+  const absl::Time now = absl::Now();
+  for (Ack& ack : waiting_) {
+    GetStorageMetrics().publish_durable_seconds->Observe(absl::ToDoubleSeconds(now - ack.received));
+    ack.done(std::move(ack.result));
+  }
   waiting_.clear();
 
   std::shared_ptr<const DurabilityListener> listener;

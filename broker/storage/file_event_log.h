@@ -136,11 +136,13 @@ class FileEventLog final : public EventLog {
     std::vector<PreparedEvent> events;
     absl::Status error;  // a refused batch, answered by the writer thread
     AppendDone done;
+    absl::Time received;  // when Append() took it
   };
   // A batch's answer, held until its events are durable.
   struct Ack {
     AppendDone done;
     absl::StatusOr<std::vector<AppendResult>> result;
+    absl::Time received;
   };
 
   explicit FileEventLog(Options options);
