@@ -9,6 +9,7 @@
 #include "common/backoff.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace relay::store {
@@ -112,6 +113,61 @@ absl::StatusOr<int64_t> Outbox::CountParked(Tx& tx) {
 
 // -------------------------------------------------------------- OutboxRelay
 
+namespace {
+
+// docs/OBSERVABILITY.md#services
+struct RelayMetrics {
+  metrics::Counter& published;
+  metrics::Counter& failed_passes;
+  metrics::Counter& parked;
+};
+
+RelayMetrics& GetRelayMetrics() {
+  static RelayMetrics* m = [] {
+    metrics::Registry& r = metrics::Registry::Default();
+    return new RelayMetrics{
+        r.AddCounter("relay_outbox_published_total",
+                     "Outbox rows the broker acknowledged (then deleted)")
+            .With({}),
+        r.AddCounter("relay_outbox_failed_passes_total",
+                     "Relay passes that ended in an error or a timeout (retried with backoff)")
+            .With({}),
+        r.AddCounter("relay_outbox_parked_total",
+                     "Rows the broker refused alone, moved to outbox_parked")
+            .With({}),
+    };
+  }();
+  return *m;
+}
+
+// The outbox's depth and the age of its oldest row, read at scrape time.
+void CollectOutbox(Database* db, metrics::Collection& c) {
+  int64_t rows = 0;
+  int64_t oldest_us = 0;
+  absl::Status s = db->Read([&](Tx& tx) -> absl::Status {
+    absl::StatusOr<Statement> q = tx.Prepare("SELECT count(*), min(created_us) FROM outbox");
+    if (!q.ok()) return q.status();
+    absl::StatusOr<bool> row = q->Step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      rows = q->ColumnInt64(0);
+      oldest_us = q->ColumnIsNull(1) ? 0 : q->ColumnInt64(1);
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return;  // nothing reported rather than a wrong value
+  c.Gauge("relay_outbox_rows", "Events committed and not yet acknowledged by the broker", {},
+          static_cast<double>(rows));
+  const double age =
+      rows == 0
+          ? 0
+          : std::max(0.0, absl::ToDoubleSeconds(absl::Now() - absl::FromUnixMicros(oldest_us)));
+  c.Gauge("relay_outbox_oldest_row_age_seconds",
+          "How long the oldest outbox row has waited for the broker (0: empty)", {}, age);
+}
+
+}  // namespace
+
 OutboxRelay::OutboxRelay(Database* db, relay::events::Publisher* publisher, Options options)
     : db_(db),
       publisher_(publisher),
@@ -122,6 +178,14 @@ OutboxRelay::OutboxRelay(Database* db, relay::events::Publisher* publisher, Opti
 OutboxRelay::~OutboxRelay() { Stop(); }
 
 void OutboxRelay::Start() {
+  {
+    absl::MutexLock stop_lock(&stop_mu_);
+    if (collector_ < 0) {
+      Database* db = db_;
+      collector_ = metrics::Registry::Default().AddCollector(
+          [db](metrics::Collection& c) { CollectOutbox(db, c); });
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     running_ = true;
@@ -149,6 +213,10 @@ absl::Status OutboxRelay::Flush(absl::Duration timeout) {
 
 void OutboxRelay::Stop() {
   absl::MutexLock stop_lock(&stop_mu_);
+  if (collector_ >= 0) {
+    metrics::Registry::Default().RemoveCollector(collector_);
+    collector_ = -1;
+  }
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
@@ -173,9 +241,9 @@ void OutboxRelay::Stop() {
   worker_.Stop();
   absl::StatusOr<int64_t> left = Pending();
   if (left.ok() && *left > 0) {
-    RELAY_LOG(Warn, "outbox not empty at shutdown; published at next start",
-              {{"db", db_->path()}, {"events", absl::StrCat(*left)},
-               {"error", stats().last_error}});
+    RELAY_LOG(
+        Warn, "outbox not empty at shutdown; published at next start",
+        {{"db", db_->path()}, {"events", absl::StrCat(*left)}, {"error", stats().last_error}});
   }
 }
 
@@ -222,6 +290,7 @@ absl::Duration OutboxRelay::Pass() {
       stats_.last_error.clear();
     } else {
       ++stats_.failures;
+      GetRelayMetrics().failed_passes.Add();
       stats_.last_error = s.ToString();
     }
   }
@@ -320,9 +389,9 @@ absl::Status OutboxRelay::Settle() {
       absl::Time slice = std::min(deadline, absl::Now() + kStopCheck);
       if (sent.offset.wait_until(absl::ToChronoTime(slice)) == std::future_status::ready) break;
       if (absl::Now() >= deadline || StopDeadlinePassed()) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "broker has not acknowledged ", sent_.size() - resolved, " of ", sent_.size(),
-            " published outbox events yet"));
+        return absl::DeadlineExceededError(
+            absl::StrCat("broker has not acknowledged ", sent_.size() - resolved, " of ",
+                         sent_.size(), " published outbox events yet"));
       }
     }
     ++resolved;
@@ -354,15 +423,15 @@ absl::Status OutboxRelay::Settle() {
     // if it was being isolated, it is first in line again.
     if (isolating) suspects_.push_front(sent.seq);
     if (error.ok()) {
-      error = absl::Status(offset.status().code(),
-                           absl::StrCat("publishing outbox row ", sent.seq, ": ",
-                                        offset.status().message()));
+      error = absl::Status(offset.status().code(), absl::StrCat("publishing outbox row ", sent.seq,
+                                                                ": ", offset.status().message()));
     }
   }
   sent_.clear();
   if (!refused.empty()) {
     RELAY_LOG(Warn, "broker refused an outbox batch as invalid; publishing its rows one at a time",
-              {{"db", db_->path()}, {"rows", absl::StrCat(refused.size())},
+              {{"db", db_->path()},
+               {"rows", absl::StrCat(refused.size())},
                {"first_seq", absl::StrCat(refused.front())}});
     // In seq order; suspects_ is empty here (a normal batch is only read
     // once every suspect is settled).
@@ -374,6 +443,7 @@ absl::Status OutboxRelay::Settle() {
     if (absl::Status s = Delete(acked); !s.ok()) return s;
     absl::MutexLock lock(&mu_);
     stats_.published += acked.size();
+    GetRelayMetrics().published.Add(acked.size());
   }
   return error;
 }
@@ -384,8 +454,7 @@ absl::StatusOr<std::vector<OutboxRelay::Row>> OutboxRelay::ReadBatch() {
     absl::StatusOr<Statement> select =
         tx.Prepare("SELECT seq, topic, event FROM outbox ORDER BY seq LIMIT ?");
     if (!select.ok()) return select.status();
-    if (absl::Status s = select->BindInt64(1, static_cast<int64_t>(options_.batch_size));
-        !s.ok()) {
+    if (absl::Status s = select->BindInt64(1, static_cast<int64_t>(options_.batch_size)); !s.ok()) {
       return s;
     }
     while (true) {
@@ -440,10 +509,15 @@ absl::Status OutboxRelay::Park(const Sent& sent, const absl::Status& error) {
   {
     absl::MutexLock lock(&mu_);
     parked = ++stats_.parked;
+    GetRelayMetrics().parked.Add();
   }
   RELAY_LOG(Error, "outbox event parked: the broker refuses it; the rows behind it go on",
-            {{"db", db_->path()}, {"seq", absl::StrCat(sent.seq)}, {"topic", sent.topic},
-             {"type", sent.type}, {"event", sent.event_id}, {"error", error.ToString()},
+            {{"db", db_->path()},
+             {"seq", absl::StrCat(sent.seq)},
+             {"topic", sent.topic},
+             {"type", sent.type},
+             {"event", sent.event_id},
+             {"error", error.ToString()},
              {"parked_total", absl::StrCat(parked)}});
   return absl::OkStatus();
 }

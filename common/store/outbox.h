@@ -219,6 +219,10 @@ class OutboxRelay {
   // Held for the whole of Stop(): a second call waits for the first.
   absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 
+  // The scrape-time collector of the table's depth and oldest row (-1:
+  // none); registered by Start(), removed by Stop().
+  int collector_ ABSL_GUARDED_BY(stop_mu_) = -1;
+
   // Runs Pass(). Last: it stops before the state above goes.
   Worker worker_;
 };

@@ -1,13 +1,21 @@
 #include "common/store/outbox.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/events/publisher.h"
+#include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
@@ -15,9 +23,6 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 namespace relay::store {
 namespace {
@@ -32,6 +37,7 @@ using ::relay::testing::WaitFor;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 std::unique_ptr<Database> OpenOutboxDb(const std::string& path) {
   auto db = Database::Open(path, {});
@@ -183,6 +189,18 @@ TEST(Outbox, AddRefusesWhatTheBrokerWouldReject) {
   EXPECT_EQ(Pending(*db), 0);
 }
 
+// The value of one sample of the process's metrics (0 when absent).
+double MetricNow(const std::string& sample) {
+  for (absl::string_view line : absl::StrSplit(metrics::Registry::Default().Expose(), '\n')) {
+    if (absl::StartsWith(line, sample + " ")) {
+      double v = 0;
+      EXPECT_TRUE(absl::SimpleAtod(line.substr(sample.size() + 1), &v)) << line;
+      return v;
+    }
+  }
+  return 0;
+}
+
 class OutboxRelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -263,8 +281,8 @@ TEST_F(OutboxRelayTest, StopPublishesWhatIsLeft) {
   relay.Stop();  // no Wake(): Stop itself drains
   EXPECT_EQ(Pending(*db_), 0);
   EXPECT_EQ(ReadTopic((*broker)->target(), "orders").size(), 20u);
-  EXPECT_THAT(relay.Flush(absl::Seconds(1)), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                      HasSubstr("not running")));
+  EXPECT_THAT(relay.Flush(absl::Seconds(1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not running")));
 }
 
 TEST_F(OutboxRelayTest, KeepsRowsWhileTheBrokerIsDownAndPublishesThemOnceItIsBack) {
@@ -283,6 +301,8 @@ TEST_F(OutboxRelayTest, KeepsRowsWhileTheBrokerIsDownAndPublishesThemOnceItIsBac
         AddOne(*db_, "orders", MakeEvent("order.created", absl::StrCat("ord-", i % 4))));
   }
 
+  const double published_before = MetricNow("relay_outbox_published_total");
+  const double failed_before = MetricNow("relay_outbox_failed_passes_total");
   Publisher publisher(EagerChannel(address), {});
   OutboxRelay::Options options;
   options.publish_timeout = absl::Milliseconds(200);
@@ -292,6 +312,10 @@ TEST_F(OutboxRelayTest, KeepsRowsWhileTheBrokerIsDownAndPublishesThemOnceItIsBac
   ASSERT_TRUE(WaitFor([&] { return relay.stats().failures >= 2; }, absl::Seconds(10)));
   EXPECT_EQ(Pending(*db_), 30);
   EXPECT_EQ(relay.stats().published, 0u);
+  // What an operator sees meanwhile (docs/OBSERVABILITY.md#services).
+  EXPECT_EQ(MetricNow("relay_outbox_rows"), 30);
+  EXPECT_GT(MetricNow("relay_outbox_oldest_row_age_seconds"), 0);
+  EXPECT_GE(MetricNow("relay_outbox_failed_passes_total") - failed_before, 2);
   EXPECT_THAT(relay.stats().last_error, HasSubstr("not acknowledged"));
   EXPECT_THAT(relay.Flush(absl::Milliseconds(100)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("outbox not empty")));
@@ -308,6 +332,12 @@ TEST_F(OutboxRelayTest, KeepsRowsWhileTheBrokerIsDownAndPublishesThemOnceItIsBac
   EXPECT_EQ(relay.stats().published, 31u);
   EXPECT_THAT(relay.stats().last_error, IsEmpty());
   EXPECT_THAT(Ids(ReadTopic(address, "orders")), ElementsAreArray(expected));
+  EXPECT_EQ(MetricNow("relay_outbox_rows"), 0);
+  EXPECT_EQ(MetricNow("relay_outbox_oldest_row_age_seconds"), 0);
+  EXPECT_EQ(MetricNow("relay_outbox_published_total") - published_before, 31);
+  relay.Stop();
+  // A stopped relay no longer reports the table (its database may go).
+  EXPECT_THAT(metrics::Registry::Default().Expose(), Not(HasSubstr("relay_outbox_rows")));
 }
 
 TEST_F(OutboxRelayTest, StopGivesUpAfterTheGracePeriodAndKeepsTheRows) {

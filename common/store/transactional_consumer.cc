@@ -19,6 +19,8 @@ TransactionalConsumer::TransactionalConsumer(Database* db, std::shared_ptr<Chann
       batch_(options.batch),
       before_handle_(std::move(options.before_handle)),
       after_commit_(std::move(options.after_commit)),
+      topic_(options.subscriber.topic),
+      other_metrics_(MetricsFor("other")),
       subscriber_(std::move(brokers), std::move(options.subscriber)) {
   if (batch_) {
     subscriber_.OnBatch(
@@ -28,8 +30,40 @@ TransactionalConsumer::TransactionalConsumer(Database* db, std::shared_ptr<Chann
 
 TransactionalConsumer::~TransactionalConsumer() { Stop(); }
 
+TransactionalConsumer::TypeMetrics TransactionalConsumer::MetricsFor(
+    const std::string& type) const {
+  struct Families {
+    metrics::Family<metrics::Counter>& events;
+    metrics::Family<metrics::Histogram>& seconds;
+  };
+  static Families* families = [] {
+    metrics::Registry& r = metrics::Registry::Default();
+    return new Families{
+        r.AddCounter("relay_service_events_total",
+                     "Events received, by outcome: handled (committed), duplicate (in the inbox: "
+                     "acked without effect), failed (rolled back and nacked), skipped (no handler)",
+                     {"topic", "type", "outcome"}),
+        r.AddHistogram("relay_service_handler_seconds",
+                       "Time in an event's handler, inside its transaction", {"topic", "type"},
+                       metrics::LatencyBuckets()),
+    };
+  }();
+  return TypeMetrics{&families->events.With({topic_, type, "handled"}),
+                     &families->events.With({topic_, type, "duplicate"}),
+                     &families->events.With({topic_, type, "failed"}),
+                     &families->events.With({topic_, type, "skipped"}),
+                     &families->seconds.With({topic_, type})};
+}
+
+const TransactionalConsumer::TypeMetrics& TransactionalConsumer::MetricsOf(
+    const std::string& type) const {
+  auto it = type_metrics_.find(type);
+  return it == type_metrics_.end() ? other_metrics_ : it->second;
+}
+
 void TransactionalConsumer::On(const std::string& type, Handler handler) {
   handlers_[type] = std::move(handler);
+  type_metrics_.emplace(type, MetricsFor(type));
   // Registers the type with the subscriber (its filter), and is the path
   // deliveries take when not in batch mode.
   subscriber_.On(type,
@@ -61,11 +95,24 @@ absl::Status TransactionalConsumer::Apply(Tx& tx, const Event& event, const Deli
     return absl::OkStatus();
   }
   *outcome = Outcome::kHandled;
-  return it->second(tx, event, info);
+  const absl::Time start = absl::Now();
+  absl::Status status = it->second(tx, event, info);
+  MetricsOf(event.type()).seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  return status;
 }
 
 void TransactionalConsumer::Record(const Event& event, const DeliveryInfo& info,
                                    const absl::Status& status, Outcome outcome) {
+  const TypeMetrics& m = MetricsOf(event.type());
+  if (!status.ok()) {
+    m.failed->Add();
+  } else if (outcome == Outcome::kHandled) {
+    m.handled->Add();
+  } else if (outcome == Outcome::kDuplicate) {
+    m.duplicate->Add();
+  } else {
+    m.skipped->Add();
+  }
   {
     absl::MutexLock lock(&mu_);
     if (!status.ok()) {

@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/events/subscriber.h"
+#include "common/metrics.h"
 #include "common/store/outbox.h"
 #include "common/store/sqlite.h"
 #include "relay/events/v1/event.pb.h"
@@ -148,6 +149,20 @@ class TransactionalConsumer {
   const std::function<void(const Event&)> before_handle_;
   const std::function<void(const Event&)> after_commit_;
   std::map<std::string, Handler> handlers_;  // set before Start(), read-only after
+  // In the process's metrics registry (docs/OBSERVABILITY.md#services), per
+  // handled type; "other" for types without a handler. Like handlers_.
+  struct TypeMetrics {
+    metrics::Counter* handled;
+    metrics::Counter* duplicate;
+    metrics::Counter* failed;
+    metrics::Counter* skipped;
+    metrics::Histogram* seconds;
+  };
+  TypeMetrics MetricsFor(const std::string& type) const;
+  const TypeMetrics& MetricsOf(const std::string& type) const;
+  const std::string topic_;
+  std::map<std::string, TypeMetrics> type_metrics_;
+  TypeMetrics other_metrics_;
   relay::events::Subscriber subscriber_;
 
   mutable absl::Mutex mu_;

@@ -1,14 +1,21 @@
 #include "common/store/transactional_consumer.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/events/publisher.h"
 #include "common/ids.h"
+#include "common/metrics.h"
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
 #include "gmock/gmock.h"
@@ -18,8 +25,6 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 
 namespace relay::store {
 namespace {
@@ -113,17 +118,17 @@ class TransactionalConsumerTest : public ::testing::Test {
     consumer_ = std::make_unique<TransactionalConsumer>(
         db_.get(), grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()),
         ConsumerOptions("payment-service"));
-    consumer_->On<OrderCreated>(
-        "order.created",
-        [this](Tx& tx, const OrderCreated& m, const Event& e, const DeliveryInfo& info) {
-          return Charge(tx, m, e, info, fail_);
-        });
+    consumer_->On<OrderCreated>("order.created", [this](Tx& tx, const OrderCreated& m,
+                                                        const Event& e, const DeliveryInfo& info) {
+      return Charge(tx, m, e, info, fail_);
+    });
   }
 
   int64_t Charges() { return Count(*db_, "SELECT count(*) FROM charges"); }
   int64_t Outboxed() { return Count(*db_, "SELECT count(*) FROM outbox"); }
   int64_t InInbox(const std::string& event_id) {
-    return Count(*db_, absl::StrCat("SELECT count(*) FROM inbox WHERE event_id = '", event_id, "'"));
+    return Count(*db_,
+                 absl::StrCat("SELECT count(*) FROM inbox WHERE event_id = '", event_id, "'"));
   }
 
   TempDir dir_;
@@ -177,6 +182,56 @@ TEST_F(TransactionalConsumerTest, EventsOfOtherTypesAreAckedWithoutAnInboxRow) {
   EXPECT_EQ(Charges(), 0);
 }
 
+// The value of one sample of the process's metrics (0 when absent: a
+// counter not yet moved).
+double MetricNow(const std::string& sample) {
+  for (absl::string_view line : absl::StrSplit(metrics::Registry::Default().Expose(), '\n')) {
+    if (absl::StartsWith(line, sample + " ")) {
+      double v = 0;
+      EXPECT_TRUE(absl::SimpleAtod(line.substr(sample.size() + 1), &v)) << line;
+      return v;
+    }
+  }
+  return 0;
+}
+
+// Issue 10: each outcome is counted under its event type; a type without a
+// handler is "other", so the label set stays bounded.
+TEST_F(TransactionalConsumerTest, MetricsCountEachOutcomeByType) {
+  auto events_total = [](const std::string& type, const std::string& outcome) {
+    return MetricNow(absl::StrCat("relay_service_events_total{topic=\"orders\",type=\"", type,
+                                  "\",outcome=\"", outcome, "\"}"));
+  };
+  const double handled = events_total("order.created", "handled");
+  const double duplicate = events_total("order.created", "duplicate");
+  const double failed = events_total("order.created", "failed");
+  const double skipped = events_total("other", "skipped");
+  const double timed =
+      MetricNow("relay_service_handler_seconds_count{topic=\"orders\",type=\"order.created\"}");
+
+  fail_.insert("ord-2");
+  Event first = OrderCreatedEvent("ord-1");
+  Event other = OrderCreatedEvent("ord-3");
+  other.set_type("order.shipped.by.someone.new");
+  EXPECT_THAT(consumer_->Handle(first, DeliveryInfo{1}), IsOk());
+  EXPECT_THAT(consumer_->Handle(first, DeliveryInfo{2}), IsOk());
+  EXPECT_FALSE(consumer_->Handle(OrderCreatedEvent("ord-2"), DeliveryInfo{1}).ok());
+  std::vector<Subscriber::Delivery> batch = {{&other, DeliveryInfo{1}}};
+  consumer_->HandleBatch(batch);
+
+  EXPECT_EQ(events_total("order.created", "handled") - handled, 1);
+  EXPECT_EQ(events_total("order.created", "duplicate") - duplicate, 1);
+  EXPECT_EQ(events_total("order.created", "failed") - failed, 1);
+  EXPECT_EQ(events_total("other", "skipped") - skipped, 1);
+  // The handler ran for the first delivery and the failing one.
+  EXPECT_EQ(
+      MetricNow("relay_service_handler_seconds_count{topic=\"orders\",type=\"order.created\"}") -
+          timed,
+      2);
+  EXPECT_THAT(metrics::Registry::Default().Expose(),
+              ::testing::Not(HasSubstr("order.shipped.by.someone.new")));
+}
+
 TEST_F(TransactionalConsumerTest, ABatchWithOneFailingEventCommitsTheOthers) {
   fail_.insert("ord-2");
   std::vector<Event> events = {OrderCreatedEvent("ord-1"), OrderCreatedEvent("ord-2"),
@@ -224,18 +279,16 @@ TEST(TransactionalConsumerHooks, RunAroundTheTransactionForHandledEventsOnly) {
   options.before_handle = [&](const Event& e) { before.push_back(e.key()); };
   // Runs after COMMIT: the charge is already visible to a new reader.
   options.after_commit = [&](const Event& e) {
-    EXPECT_EQ(Count(*db, absl::StrCat("SELECT count(*) FROM charges WHERE order_id = '", e.key(),
-                                      "'")),
-              1);
+    EXPECT_EQ(
+        Count(*db, absl::StrCat("SELECT count(*) FROM charges WHERE order_id = '", e.key(), "'")),
+        1);
     after.push_back(e.key());
   };
   TransactionalConsumer consumer(
       db.get(), grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()), options);
-  consumer.On<OrderCreated>(
-      "order.created",
-      [&](Tx& tx, const OrderCreated& m, const Event& e, const DeliveryInfo& info) {
-        return Charge(tx, m, e, info, fail);
-      });
+  consumer.On<OrderCreated>("order.created",
+                            [&](Tx& tx, const OrderCreated& m, const Event& e,
+                                const DeliveryInfo& info) { return Charge(tx, m, e, info, fail); });
   std::vector<Event> events = {OrderCreatedEvent("ord-1"), OrderCreatedEvent("ord-2")};
   Event other = OrderCreatedEvent("ord-3");
   other.set_type("order.cancelled");  // no handler: no hooks
@@ -316,22 +369,21 @@ TEST_P(ConsumerOverBrokerTest, HandlesEachEventOnceAndPublishesWhatItCaused) {
   TransactionalConsumer consumer(payment_db.get(), channel, options, &payment_relay);
   absl::Mutex mu;
   int first_attempts_of_ord_7 = 0;
-  consumer.On<OrderCreated>(
-      "order.created", [&](Tx& tx, const OrderCreated& m, const Event& e, const DeliveryInfo& info) {
-        std::set<std::string> fail;
-        if (m.order_id() == "ord-7" && info.attempt == 1) {
-          absl::MutexLock lock(&mu);
-          ++first_attempts_of_ord_7;
-          fail.insert("ord-7");
-        }
-        return Charge(tx, m, e, info, fail);
-      });
+  consumer.On<OrderCreated>("order.created", [&](Tx& tx, const OrderCreated& m, const Event& e,
+                                                 const DeliveryInfo& info) {
+    std::set<std::string> fail;
+    if (m.order_id() == "ord-7" && info.attempt == 1) {
+      absl::MutexLock lock(&mu);
+      ++first_attempts_of_ord_7;
+      fail.insert("ord-7");
+    }
+    return Charge(tx, m, e, info, fail);
+  });
   consumer.Start();
   ASSERT_TRUE(consumer.WaitUntilOpen(absl::Seconds(10)));
 
-  ASSERT_TRUE(WaitFor(
-      [&] { return Count(*payment_db, "SELECT count(*) FROM charges") == kOrders; },
-      absl::Seconds(60)));
+  ASSERT_TRUE(WaitFor([&] { return Count(*payment_db, "SELECT count(*) FROM charges") == kOrders; },
+                      absl::Seconds(60)));
   EXPECT_EQ(Count(*payment_db, "SELECT attempt FROM charges WHERE order_id = 'ord-7'"), 2);
   EXPECT_EQ(Count(*payment_db, "SELECT count(*) FROM inbox"), kOrders);
   {
@@ -339,8 +391,8 @@ TEST_P(ConsumerOverBrokerTest, HandlesEachEventOnceAndPublishesWhatItCaused) {
     EXPECT_EQ(first_attempts_of_ord_7, 1);
   }
   // Everything the consumer caused reaches the broker without a poll.
-  ASSERT_TRUE(WaitFor([&] { return payment_relay.stats().published == kOrders; },
-                      absl::Seconds(30)));
+  ASSERT_TRUE(
+      WaitFor([&] { return payment_relay.stats().published == kOrders; }, absl::Seconds(30)));
   EXPECT_THAT(payment_relay.Pending(), IsOkAndHolds(0));
   TransactionalConsumer::Stats stats = consumer.stats();
   EXPECT_EQ(stats.handled, static_cast<uint64_t>(kOrders));
