@@ -297,27 +297,35 @@ Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::st
 }
 
 int Registry::AddCollector(std::function<void(Collection&)> collect) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&collect_mu_);
   const int id = next_collector_++;
   collectors_.emplace(id, std::move(collect));
   return id;
 }
 
 void Registry::RemoveCollector(int id) {
-  // Expose() runs collectors under mu_, so once this lock is held no scrape
-  // is inside this one.
-  absl::MutexLock lock(&mu_);
+  // Expose() runs collectors under collect_mu_, so once this lock is held
+  // no scrape is inside this one.
+  absl::MutexLock lock(&collect_mu_);
   collectors_.erase(id);
 }
 
 std::string Registry::Expose() const {
-  absl::MutexLock lock(&mu_);
+  // Collectors take the locks of what they read (a group's, a database's);
+  // code holding those may register a metric (mu_). So collectors run under
+  // collect_mu_ alone, never under mu_.
   Collection collected;
-  for (const auto& [id, collect] : collectors_) collect(collected);
+  {
+    absl::MutexLock lock(&collect_mu_);
+    for (const auto& [id, collect] : collectors_) collect(collected);
+  }
   // Registered and collected families merged in name order; a collected
   // name that is also registered adds its samples under the one header.
   std::map<std::string, std::string> blocks;
-  for (const auto& [name, entry] : families_) entry->render(&blocks[name]);
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, entry] : families_) entry->render(&blocks[name]);
+  }
   for (const auto& [name, e] : collected.families_) {
     std::string& block = blocks[name];
     if (block.empty()) AppendHeader(&block, name, e.help, e.type);

@@ -173,8 +173,10 @@ class Registry {
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Entry>> families_ ABSL_GUARDED_BY(mu_);
-  std::map<int, std::function<void(Collection&)>> collectors_ ABSL_GUARDED_BY(mu_);
-  int next_collector_ ABSL_GUARDED_BY(mu_) = 0;
+  // Separate from mu_: see Expose().
+  mutable absl::Mutex collect_mu_;
+  std::map<int, std::function<void(Collection&)>> collectors_ ABSL_GUARDED_BY(collect_mu_);
+  int next_collector_ ABSL_GUARDED_BY(collect_mu_) = 0;
 };
 
 // Prometheus text format helpers, exposed for tests and for callers that
