@@ -109,6 +109,7 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
     s.workload = w.first;
     s.tls = w.second;
     std::vector<double> secs, eps, peps, p50, p99, p999, mx, broker_cpu, bench_cpu;
+    std::vector<double> broker_cpu_s, fsyncs, fdatasyncs;
     for (const RunResult* r : by_workload[w]) {
       ++s.runs;
       if (!r->ok) ++s.failed;
@@ -129,7 +130,17 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
       broker_cpu.push_back(CpuMicrosPerEvent(r->broker_cpu_seconds, *r));
       bench_cpu.push_back(CpuMicrosPerEvent(r->bench_cpu_seconds, *r));
       s.has_latency |= r->has_latency;
+      s.groups = r->groups;
+      broker_cpu_s.push_back(r->broker_cpu_seconds);
+      if (r->has_syncs) {
+        fsyncs.push_back(r->fsyncs_per_second);
+        fdatasyncs.push_back(r->fdatasyncs_per_second);
+      }
     }
+    s.broker_cpu_seconds = Median(broker_cpu_s);
+    s.has_syncs = !fsyncs.empty();
+    s.fsyncs_per_second = Median(fsyncs);
+    s.fdatasyncs_per_second = Median(fdatasyncs);
     s.seconds = Median(secs);
     s.events_per_second = Median(eps);
     s.publish_events_per_second = Median(peps);
@@ -163,6 +174,15 @@ std::string RunLine(const RunResult& r, int runs) {
                                r.to_append_p50_ms, r.to_append_p99_ms, r.append_to_receive_p50_ms,
                                r.append_to_receive_p99_ms));
   }
+  if (r.groups > 0) {
+    absl::StrAppend(&line, absl::StrFormat("  %d groups", r.groups));
+    if (r.has_syncs) {
+      absl::StrAppend(&line, absl::StrFormat("  broker fsync %.1f/s, fdatasync %.1f/s",
+                                             r.fsyncs_per_second, r.fdatasyncs_per_second));
+    } else {
+      absl::StrAppend(&line, "  broker syncs n/a (", r.syncs_error, ")");
+    }
+  }
   absl::StrAppend(&line, absl::StrFormat("  missing %u  duplicates %u", r.missing, r.duplicates));
   if (r.delivery_messages > 0) {
     absl::StrAppend(&line,
@@ -194,6 +214,16 @@ std::string SummaryLine(const Summary& s) {
       &line, absl::StrFormat("  missing %u  duplicates %u (worst run)", s.missing, s.duplicates));
   absl::StrAppend(&line, absl::StrFormat("  cpu/event broker %.2f us, bench %.2f us",
                                          s.broker_cpu_us_per_event, s.bench_cpu_us_per_event));
+  if (s.groups > 0) {
+    absl::StrAppend(&line,
+                    absl::StrFormat("  %d groups: broker cpu %.2f s (%.1f%% of a core)", s.groups,
+                                    s.broker_cpu_seconds,
+                                    s.seconds > 0 ? 100 * s.broker_cpu_seconds / s.seconds : 0));
+    absl::StrAppend(&line, s.has_syncs
+                               ? absl::StrFormat(", fsync %.1f/s, fdatasync %.1f/s",
+                                                 s.fsyncs_per_second, s.fdatasyncs_per_second)
+                               : std::string(", syncs n/a (no perf)"));
+  }
   if (!s.target.empty()) {
     absl::StrAppend(&line, "  target ", s.target, ": ", s.target_met ? "MET" : "MISSED");
   }
@@ -275,7 +305,8 @@ std::string ToJson(const BenchConfig& c, const std::string& tls_mode,
       ", \"batch_events\": ", c.batch_events, ", \"in_flight_batches\": ", c.in_flight_batches,
       ", \"consumer_max_in_flight\": ", c.consumer_max_in_flight, ", \"rate\": ", Num(c.rate),
       ", \"duration_s\": ", Num(absl::ToDoubleSeconds(c.duration)),
-      ", \"temp_root\": ", JsonString(c.temp_root), "},\n  \"runs\": [");
+      ", \"w4_rate\": ", Num(c.w4_rate), ", \"w4_groups\": [", absl::StrJoin(c.w4_groups, ", "),
+      "]", ", \"temp_root\": ", JsonString(c.temp_root), "},\n  \"runs\": [");
   std::vector<std::string> runs;
   for (const RunResult& r : results) {
     std::string j = absl::StrCat(
@@ -302,6 +333,15 @@ std::string ToJson(const BenchConfig& c, const std::string& tls_mode,
                     ", \"delivery_messages\": ", r.delivery_messages);
     absl::StrAppend(&j, ", \"broker_cpu_seconds\": ", Num(r.broker_cpu_seconds),
                     ", \"bench_cpu_seconds\": ", Num(r.bench_cpu_seconds));
+    if (r.groups > 0) {
+      absl::StrAppend(&j, ", \"groups\": ", r.groups);
+      if (r.has_syncs) {
+        absl::StrAppend(&j, ", \"fsyncs_per_second\": ", Num(r.fsyncs_per_second),
+                        ", \"fdatasyncs_per_second\": ", Num(r.fdatasyncs_per_second));
+      } else {
+        absl::StrAppend(&j, ", \"syncs_error\": ", JsonString(r.syncs_error));
+      }
+    }
     absl::StrAppend(&j, ", \"error\": ", JsonString(r.error), "}");
     runs.push_back(j);
   }
@@ -319,6 +359,14 @@ std::string ToJson(const BenchConfig& c, const std::string& tls_mode,
     }
     absl::StrAppend(&j, ", \"broker_cpu_us_per_event\": ", Num(s.broker_cpu_us_per_event),
                     ", \"bench_cpu_us_per_event\": ", Num(s.bench_cpu_us_per_event));
+    if (s.groups > 0) {
+      absl::StrAppend(&j, ", \"groups\": ", s.groups,
+                      ", \"broker_cpu_seconds\": ", Num(s.broker_cpu_seconds));
+      if (s.has_syncs) {
+        absl::StrAppend(&j, ", \"fsyncs_per_second\": ", Num(s.fsyncs_per_second),
+                        ", \"fdatasyncs_per_second\": ", Num(s.fdatasyncs_per_second));
+      }
+    }
     absl::StrAppend(&j, ", \"missing\": ", s.missing, ", \"duplicates\": ", s.duplicates,
                     ", \"target\": ", JsonString(s.target),
                     ", \"target_met\": ", s.target_met ? "true" : "false", "}");

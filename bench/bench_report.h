@@ -23,6 +23,13 @@ struct Summary {
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   // CPU per event (published, or received for W2/W3), in microseconds.
   double broker_cpu_us_per_event = 0, bench_cpu_us_per_event = 0;
+  // W4: the broker's CPU seconds over the window, and its fsync and
+  // fdatasync calls per second (has_syncs: perf counted them in every run
+  // that counts).
+  int groups = 0;
+  double broker_cpu_seconds = 0;
+  bool has_syncs = false;
+  double fsyncs_per_second = 0, fdatasyncs_per_second = 0;
   uint64_t missing = 0;
   uint64_t duplicates = 0;
   // The target for this workload, e.g. "events/s >= 300000", and

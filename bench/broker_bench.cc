@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
@@ -30,10 +31,14 @@
 #endif
 
 ABSL_FLAG(std::string, workload, "all",
-          "comma-separated: W1, W2 (= W2-1c and W2-2c), W2-1c, W2-2c, W3 or all");
+          "comma-separated: W1, W2 (= W2-1c and W2-2c), W2-1c, W2-2c, W3, all (= W1, W2, W3) "
+          "or W4 (= W4-<n>g for each n of --groups)");
 ABSL_FLAG(uint64_t, events, 200000, "events published in W1 and W2");
 ABSL_FLAG(double, rate, 5000, "W3: events per second, on an absolute schedule");
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "W3: how long to publish");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "W3, W4: how long to publish");
+ABSL_FLAG(double, w4_rate, 1000, "W4: events per second over all its topics");
+ABSL_FLAG(std::vector<std::string>, groups, std::vector<std::string>({"1", "100", "1000"}),
+          "W4: comma-separated numbers of topics, each with one consumer group; one run each");
 ABSL_FLAG(std::string, fsync, "batch",
           "passed to relay-broker --fsync (batch, interval:<ms>, none)");
 ABSL_FLAG(int, runs, 1,
@@ -103,6 +108,15 @@ int main(int argc, char** argv) {
   config.consumer_max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
   config.rate = absl::GetFlag(FLAGS_rate);
   config.duration = absl::GetFlag(FLAGS_duration);
+  config.w4_rate = absl::GetFlag(FLAGS_w4_rate);
+  config.w4_groups.clear();
+  for (const std::string& g : absl::GetFlag(FLAGS_groups)) {
+    int n = 0;
+    if (!absl::SimpleAtoi(g, &n) || n < 1 || n > 10000) {
+      return Usage("--groups must list numbers within 1..10000");
+    }
+    config.w4_groups.push_back(n);
+  }
   config.timeout = absl::GetFlag(FLAGS_timeout);
   config.temp_root = relay::bench::TempRoot(absl::GetFlag(FLAGS_temp_root));
   const int runs = absl::GetFlag(FLAGS_runs);
@@ -111,8 +125,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> workloads;
   for (absl::string_view name :
        absl::StrSplit(absl::GetFlag(FLAGS_workload), ',', absl::SkipEmpty())) {
-    std::vector<std::string> expanded = relay::bench::ExpandWorkload(std::string(name));
-    if (expanded.empty()) return Usage("--workload must list W1, W2, W2-1c, W2-2c, W3 or all");
+    std::vector<std::string> expanded =
+        relay::bench::ExpandWorkload(std::string(name), config.w4_groups);
+    if (expanded.empty()) return Usage("--workload must list W1, W2, W2-1c, W2-2c, W3, W4 or all");
+    if (name == "W4" && absl::GetFlag(FLAGS_tls) != "off") {
+      return Usage("W4 runs in plaintext only (the --tls policy allows the bench topic alone)");
+    }
     workloads.insert(workloads.end(), expanded.begin(), expanded.end());
   }
   if (workloads.empty()) return Usage("--workload is empty");
@@ -120,6 +138,9 @@ int main(int argc, char** argv) {
   if (config.events < 1 || config.events > 100'000'000)
     return Usage("--events must be within 1..1e8");
   if (config.rate <= 0 || config.rate > 1e7) return Usage("--rate must be within (0, 1e7]");
+  if (config.w4_rate <= 0 || config.w4_rate > 1e6) {
+    return Usage("--w4_rate must be within (0, 1e6]");
+  }
   if (config.duration <= absl::ZeroDuration() || config.duration > absl::Hours(1)) {
     return Usage("--duration must be within (0, 1h]");
   }

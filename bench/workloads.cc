@@ -15,12 +15,16 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "bench/bench_consumer.h"
 #include "bench/bench_events.h"
 #include "bench/bench_publisher.h"
 #include "bench/bench_report.h"
 #include "bench/broker_process.h"
+#include "bench/sync_counter.h"
 #include "common/grpc_channel.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 
@@ -305,9 +309,151 @@ absl::Status RunW3(const std::string& address, const BenchConfig& config, const 
   return published.ok() ? consumed : published;
 }
 
+std::string W4Topic(int i) { return absl::StrCat(kTopic, "-", i); }
+
+// Unary Publish calls in flight, answered on gRPC's threads. Shared with
+// the callbacks, which may outlive a run that timed out.
+struct PublishCalls {
+  absl::Mutex mu;
+  int64_t outstanding ABSL_GUARDED_BY(mu) = 0;
+  uint64_t acked ABSL_GUARDED_BY(mu) = 0;
+  std::string error ABSL_GUARDED_BY(mu);
+};
+
+// Publishes `event` to `topic` with one unary call (deadline `deadline`),
+// counted in `calls`.
+void PublishOne(relay::broker::v1::Broker::Stub* stub, const std::string& topic, Event event,
+                absl::Time deadline, const std::shared_ptr<PublishCalls>& calls) {
+  struct Call {
+    grpc::ClientContext context;
+    relay::broker::v1::PublishRequest request;
+    relay::broker::v1::PublishResponse response;
+  };
+  auto* call = new Call;  // deleted by the callback
+  call->context.set_deadline(absl::ToChronoTime(deadline));
+  call->request.set_topic(topic);
+  *call->request.add_events() = std::move(event);
+  {
+    absl::MutexLock lock(&calls->mu);
+    ++calls->outstanding;
+  }
+  stub->async()->Publish(&call->context, &call->request, &call->response,
+                         [call, calls](grpc::Status status) {
+                           absl::MutexLock lock(&calls->mu);
+                           --calls->outstanding;
+                           if (status.ok()) {
+                             ++calls->acked;
+                           } else if (calls->error.empty()) {
+                             calls->error = absl::StrCat("Publish: ", status.error_message());
+                           }
+                           delete call;
+                         });
+}
+
+// Waits until no call is in flight, or `deadline`.
+absl::Status WaitForCalls(PublishCalls& calls, absl::Time deadline) {
+  absl::MutexLock lock(&calls.mu);
+  auto done = [&calls]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls.mu) { return calls.outstanding == 0; };
+  if (!calls.mu.AwaitWithDeadline(absl::Condition(&done), deadline)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(calls.outstanding, " publish calls unanswered in time"));
+  }
+  return calls.error.empty() ? absl::OkStatus() : absl::UnavailableError(calls.error);
+}
+
+// W4: `groups` topics, each consumed by its own group, published to at a low
+// steady rate (config.w4_rate over all of them); measures the broker's CPU
+// and fsync/fdatasync calls per second in the steady state (the topics and
+// groups exist before the window opens).
+absl::Status RunW4(const std::string& address, int groups, const BenchConfig& config,
+                   const EventShape& shape, absl::Time deadline, pid_t broker_pid,
+                   const std::string& perf_dir, CpuMeter& cpu, RunResult& r) {
+  const uint64_t total =
+      static_cast<uint64_t>(std::llround(config.w4_rate * absl::ToDoubleSeconds(config.duration)));
+  const uint64_t n = static_cast<uint64_t>(groups);
+  r.groups = groups;
+  r.events = total + n;  // one per topic first, to create it
+  Tally tally(shape.id_prefix, total + n);
+  Consumers consumers;
+  // The subscriptions share a few connections (one per 100), as many
+  // services would.
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < groups; ++i) {
+    if (i % 100 == 0) channels.push_back(NewChannel(address, config));
+    BenchConsumer::Options o;
+    o.topic = W4Topic(i);
+    o.group = "bench";
+    o.member_name = absl::StrCat("bench-consumer-", i + 1);
+    o.max_in_flight = config.consumer_max_in_flight;
+    o.deadline = deadline;
+    consumers.members.push_back(std::make_unique<BenchConsumer>(channels.back(), o, &tally));
+    absl::Status s =
+        consumers.members.back()->Start(std::min(deadline, absl::Now() + absl::Seconds(10)));
+    if (!s.ok()) {
+      consumers.StopAll();
+      return s;
+    }
+  }
+  auto stub = relay::broker::v1::Broker::NewStub(NewChannel(address, config));
+  auto calls = std::make_shared<PublishCalls>();
+  // Every topic exists (its directory, its first segment) before the window.
+  for (uint64_t i = 0; i < n; ++i) {
+    PublishOne(stub.get(), W4Topic(static_cast<int>(i)), MakeEvent(shape, total + i, 0), deadline,
+               calls);
+  }
+  absl::Status published = WaitForCalls(*calls, deadline);
+
+  SyncCounter syncs;
+  absl::Status counting = published.ok() ? syncs.Start(broker_pid, perf_dir) : published;
+  cpu.Start();
+  const int64_t start = NowNanos();
+  auto due = [&](uint64_t i) {
+    return start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / config.w4_rate);
+  };
+  for (uint64_t i = 0; i < total && published.ok(); ++i) {
+    if (NowNanos() < due(i)) {
+      std::this_thread::sleep_until(
+          std::chrono::steady_clock::time_point(std::chrono::nanoseconds(due(i))));
+    }
+    PublishOne(stub.get(), W4Topic(static_cast<int>(i % n)), MakeEvent(shape, i, due(i)), deadline,
+               calls);
+    if (absl::Now() > deadline) published = absl::DeadlineExceededError("W4 ran out of time");
+  }
+  if (published.ok()) published = WaitForCalls(*calls, deadline);
+  const int64_t end = NowNanos();
+  cpu.Stop(r);
+  r.seconds = Seconds(end - start);
+  if (counting.ok()) {
+    absl::StatusOr<SyncCounter::Counts> counts = syncs.Stop(absl::Seconds(10));
+    if (counts.ok()) {
+      r.has_syncs = true;
+      r.fsyncs_per_second = counts->fsync / std::max(r.seconds, 1e-9);
+      r.fdatasyncs_per_second = counts->fdatasync / std::max(r.seconds, 1e-9);
+    } else {
+      r.syncs_error = std::string(counts.status().message());
+    }
+  } else {
+    r.syncs_error = std::string(counting.message());
+  }
+  {
+    absl::MutexLock lock(&calls->mu);
+    r.published = calls->acked;
+  }
+  r.events_per_second = (r.published - std::min(r.published, n)) / std::max(r.seconds, 1e-9);
+  absl::Status consumed = published.ok() ? FinishConsuming(tally, consumers, deadline, r)
+                                         : FinishConsuming(tally, consumers, absl::Now(), r);
+  return published.ok() ? consumed : published;
+}
+
 }  // namespace
 
-std::vector<std::string> ExpandWorkload(const std::string& name) {
+std::vector<std::string> ExpandWorkload(const std::string& name,
+                                        const std::vector<int>& w4_groups) {
+  if (name == "W4") {
+    std::vector<std::string> out;
+    for (int g : w4_groups) out.push_back(absl::StrCat("W4-", g, "g"));
+    return out;
+  }
   if (name == "W1") return {"W1"};
   if (name == "W2") return {"W2-1c", "W2-2c"};
   if (name == "W2-1c" || name == "W2-2c") return {name};
@@ -353,6 +499,10 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
     s = RunW2(address, workload == "W2-1c" ? 1 : 2, config, shape, deadline, cpu, r);
   } else if (workload == "W3") {
     s = RunW3(address, config, shape, deadline, cpu, r);
+  } else if (int groups = 0; absl::StartsWith(workload, "W4-") && absl::EndsWith(workload, "g") &&
+                             absl::SimpleAtoi(workload.substr(3, workload.size() - 4), &groups) &&
+                             groups > 0) {
+    s = RunW4(address, groups, config, shape, deadline, (*broker)->pid(), (*broker)->dir(), cpu, r);
   } else {
     s = absl::InvalidArgumentError(absl::StrCat("unknown workload ", workload));
   }

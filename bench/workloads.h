@@ -31,7 +31,9 @@ struct BenchConfig {
   int in_flight_batches = 32;
   uint32_t consumer_max_in_flight = 10000;
   double rate = 5000;                           // W3, events/s
-  absl::Duration duration = absl::Seconds(10);  // W3
+  absl::Duration duration = absl::Seconds(10);  // W3, W4
+  double w4_rate = 1000;                        // W4: events/s over all its topics
+  std::vector<int> w4_groups = {1, 100, 1000};  // W4: its runs' numbers of groups
   absl::Duration timeout = absl::Seconds(120);  // hard limit of one run
 };
 
@@ -73,11 +75,19 @@ struct RunResult {
   uint64_t delivery_messages = 0;
   double broker_cpu_seconds = 0;
   double bench_cpu_seconds = 0;
+  // W4: topics (each with one group), and the broker's fsync and fdatasync
+  // calls per second of the window, counted by perf (has_syncs false, and
+  // syncs_error why, when perf could not count them).
+  int groups = 0;
+  bool has_syncs = false;
+  std::string syncs_error;
+  double fsyncs_per_second = 0;
+  double fdatasyncs_per_second = 0;
 };
 
 // The workload names --workload accepts, and the runs each one expands to
-// (W2 is W2-1c then W2-2c).
-std::vector<std::string> ExpandWorkload(const std::string& name);
+// (W2 is W2-1c then W2-2c; W4 is W4-<n>g for each n of `w4_groups`).
+std::vector<std::string> ExpandWorkload(const std::string& name, const std::vector<int>& w4_groups);
 
 // Runs one workload once on a fresh broker and data directory. Never hangs:
 // every wait is bounded by `config.timeout`.

@@ -144,26 +144,41 @@ std::vector<v1::GroupInfo> GroupManager::Describe(const std::string& topic,
 
 void GroupManager::CheckpointOnce() {
   absl::MutexLock lock(&checkpoint_mu_);
-  std::map<std::string, uint64_t> floors;
-  for (ConsumerGroup* g : Snapshot()) {
+  const std::vector<ConsumerGroup*> groups = Snapshot();
+  // Every changed group in one batch: the store may make it durable with
+  // one write and one sync however many groups there are.
+  std::vector<ConsumerGroup*> saving;
+  std::vector<GroupCheckpoint> batch;
+  for (ConsumerGroup* g : groups) {
+    if (fenced_.count({g->topic(), g->name()}) != 0) continue;
     GroupCheckpoint c;
-    const bool fenced = fenced_.count({g->topic(), g->name()}) != 0;
-    if (!fenced && g->TakeCheckpoint(&c)) {
-      absl::Status s = store_->Save(c);
-      if (absl::IsAborted(s)) {
-        // Another broker advanced the group: writing on would undo its
-        // progress. Nothing makes this broker step down yet: the group goes
-        // on here, without checkpoints.
-        fenced_.insert({g->topic(), g->name()});
-        RELAY_LOG(Error, "group fenced: another broker wrote its checkpoint; no longer saving it",
-                  {{"topic", g->topic()}, {"group", g->name()}, {"error", s.ToString()}});
-      } else if (!s.ok()) {
-        // Written again on the next pass: the group stays dirty.
-        g->CheckpointFailed();
-        RELAY_LOG(Error, "group checkpoint failed; retrying",
-                  {{"topic", g->topic()}, {"group", g->name()}, {"error", s.ToString()}});
-      }
+    if (g->TakeCheckpoint(&c)) {
+      saving.push_back(g);
+      batch.push_back(std::move(c));
     }
+  }
+  std::vector<absl::Status> saved;
+  if (!batch.empty()) saved = store_->SaveAll(batch);
+  for (size_t i = 0; i < saving.size(); ++i) {
+    ConsumerGroup* g = saving[i];
+    const absl::Status s =
+        i < saved.size() ? saved[i] : absl::InternalError("the group store returned no status");
+    if (absl::IsAborted(s)) {
+      // Another broker advanced the group: writing on would undo its
+      // progress. Nothing makes this broker step down yet: the group goes
+      // on here, without checkpoints.
+      fenced_.insert({g->topic(), g->name()});
+      RELAY_LOG(Error, "group fenced: another broker wrote its checkpoint; no longer saving it",
+                {{"topic", g->topic()}, {"group", g->name()}, {"error", s.ToString()}});
+    } else if (!s.ok()) {
+      // Written again on the next pass: the group stays dirty.
+      g->CheckpointFailed();
+      RELAY_LOG(Error, "group checkpoint failed; retrying",
+                {{"topic", g->topic()}, {"group", g->name()}, {"error", s.ToString()}});
+    }
+  }
+  std::map<std::string, uint64_t> floors;
+  for (ConsumerGroup* g : groups) {
     uint64_t committed = g->committed();
     auto [it, inserted] = floors.emplace(g->topic(), committed);
     if (!inserted) it->second = std::min(it->second, committed);

@@ -74,8 +74,9 @@ class GroupManager {
   using Key = std::pair<std::string, std::string>;  // topic, group
 
   std::unique_ptr<ConsumerGroup> MakeGroup(const GroupCheckpoint& checkpoint);
-  // Writes the changed groups' checkpoints and moves the log's retention
-  // floors up to what the groups still need.
+  // Writes the changed groups' checkpoints, all in one GroupStore::SaveAll
+  // batch, and moves the log's retention floors up to what the groups
+  // still need.
   void CheckpointOnce();
   std::vector<ConsumerGroup*> Snapshot() const;
 

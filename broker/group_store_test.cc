@@ -1,9 +1,15 @@
 #include "broker/group_store.h"
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "broker/storage/fault_injection_env.h"
+#include "broker/storage/record.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -13,17 +19,57 @@ namespace relay::broker {
 namespace {
 
 using ::relay::testing::IsOk;
+using ::relay::testing::StatusIs;
+using ::testing::_;
+using ::testing::Each;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
-GroupCheckpoint Checkpoint(uint64_t committed) {
+GroupCheckpoint Checkpoint(uint64_t committed, const std::string& topic = "orders",
+                           const std::string& group = "payment-service") {
   GroupCheckpoint c;
-  c.set_topic("orders");
-  c.set_group("payment-service");
+  c.set_topic(topic);
+  c.set_group(group);
   c.set_committed_offset(committed);
   c.add_acked_runs(2);  // 2 after committed: acked
   c.add_acked_runs(1);
   return c;
+}
+
+// `n` groups of topics t0..t<n-1>, all at `committed`.
+std::vector<GroupCheckpoint> ManyGroups(int n, uint64_t committed) {
+  std::vector<GroupCheckpoint> out;
+  for (int i = 0; i < n; ++i) out.push_back(Checkpoint(committed, absl::StrCat("t", i), "g"));
+  return out;
+}
+
+// topic/group -> committed offset of what `store` loads.
+std::map<std::string, uint64_t> Committed(FileGroupStore& store) {
+  std::map<std::string, uint64_t> out;
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = store.LoadAll();
+  EXPECT_THAT(all.status(), IsOk());
+  if (!all.ok()) return out;
+  for (const GroupCheckpoint& c : *all) {
+    out[absl::StrCat(c.topic(), "/", c.group())] = c.committed_offset();
+  }
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const std::string& path, const std::string& bytes, bool append = false) {
+  std::ofstream(path, std::ios::binary | (append ? std::ios::app : std::ios::trunc)) << bytes;
+}
+
+// What a broker before the checkpoint log left: `<dir>/<topic>/<group>.ckpt`.
+void WriteLegacyFile(const std::string& dir, const GroupCheckpoint& c) {
+  ASSERT_THAT(Env::Default()->CreateDir(dir), IsOk());
+  ASSERT_THAT(Env::Default()->CreateDir(absl::StrCat(dir, "/", c.topic())), IsOk());
+  WriteFile(absl::StrCat(dir, "/", c.topic(), "/", c.group(), ".ckpt"), c.SerializeAsString());
 }
 
 TEST(FileGroupStore, SavesAndLoadsEveryGroup) {
@@ -34,12 +80,43 @@ TEST(FileGroupStore, SavesAndLoadsEveryGroup) {
   other.set_topic("payments");
   ASSERT_THAT(store.Save(other), IsOk());
   ASSERT_THAT(store.Save(Checkpoint(9)), IsOk());  // replaces 7
-  absl::StatusOr<std::vector<GroupCheckpoint>> all = store.LoadAll();
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = FileGroupStore(dir.Join("groups")).LoadAll();
   ASSERT_THAT(all.status(), IsOk());
   ASSERT_THAT(*all, SizeIs(2));
   for (const GroupCheckpoint& c : *all) {
     EXPECT_EQ(c.committed_offset(), c.topic() == "orders" ? 9u : 3u);
+    EXPECT_THAT(c.acked_runs(), ElementsAre(2, 1));
   }
+}
+
+TEST(FileGroupStore, SaveAllOfManyGroupsIsOneWriteAndOneSync) {
+  ::relay::testing::TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  FileGroupStore store(dir.Join("groups"), &env);
+  ASSERT_THAT(store.SaveAll(ManyGroups(1000, 1)), Each(IsOk()));
+  for (uint64_t pass = 2; pass <= 4; ++pass) {
+    const int64_t writes = env.writes(), syncs = env.syncs();
+    ASSERT_THAT(store.SaveAll(ManyGroups(1000, pass)), Each(IsOk()));
+    EXPECT_EQ(env.writes() - writes, 1);
+    EXPECT_EQ(env.syncs() - syncs, 1);
+  }
+  // No file per group, no temporary file: the log alone.
+  absl::StatusOr<std::vector<std::string>> names = env.ListDir(dir.Join("groups"));
+  ASSERT_THAT(names.status(), IsOk());
+  EXPECT_THAT(*names, ElementsAre(FileGroupStore::kLogName));
+  std::map<std::string, uint64_t> loaded = Committed(store);
+  ASSERT_THAT(loaded, SizeIs(1000));
+  for (const auto& [name, committed] : loaded) EXPECT_EQ(committed, 4u) << name;
+}
+
+TEST(FileGroupStore, EmptyBatchWritesNothing) {
+  ::relay::testing::TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  FileGroupStore store(dir.Join("groups"), &env);
+  EXPECT_THAT(store.SaveAll({}), SizeIs(0));
+  EXPECT_EQ(env.writes(), 0);
+  EXPECT_EQ(env.syncs(), 0);
+  EXPECT_FALSE(env.IsDirectory(dir.Join("groups")));
 }
 
 TEST(FileGroupStore, PowerCutDuringASaveKeepsTheLastDurableCheckpoint) {
@@ -62,26 +139,202 @@ TEST(FileGroupStore, PowerCutDuringASaveKeepsTheLastDurableCheckpoint) {
   ASSERT_THAT(all.status(), IsOk());
   ASSERT_THAT(*all, SizeIs(1));
   EXPECT_EQ((*all)[0].committed_offset(), 7u);
-  // And the next save after the fault goes through (the leftover temporary
-  // file does not get in the way).
+  // And the next save after the fault goes through.
   ASSERT_THAT(store.Save(Checkpoint(10)), IsOk());
   all = store.LoadAll();
   ASSERT_THAT(all.status(), IsOk());
   EXPECT_EQ((*all)[0].committed_offset(), 10u);
 }
 
-TEST(FileGroupStore, UnreadableCheckpointIsAnErrorNamingTheFile) {
+TEST(FileGroupStore, FailedSyncLeavesNoRecordBehind) {
+  ::relay::testing::TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  FileGroupStore store(dir.Join("groups"), &env);
+  ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
+  const std::string before = ReadFile(store.log_path());
+  env.SetSyncError(absl::InternalError("disk hiccup"));
+  EXPECT_THAT(store.SaveAll(ManyGroups(3, 8)), Each(StatusIs(absl::StatusCode::kInternal, _)));
+  // Cut off at once: another reader sees only what was acknowledged.
+  EXPECT_EQ(ReadFile(store.log_path()), before);
+  env.SetSyncError(absl::OkStatus());
+  ASSERT_THAT(store.SaveAll(ManyGroups(3, 9)), Each(IsOk()));
+  EXPECT_THAT(Committed(store), SizeIs(4));
+}
+
+// A crash during an append leaves part of its records at the end of the
+// log: the groups keep their earlier checkpoints, and the next save cuts
+// the torn bytes off and writes after the last good record.
+TEST(FileGroupStore, TornTailIsIgnoredAndCutOff) {
+  GroupCheckpoint next = Checkpoint(8);
+  std::string record;
+  AppendRecord(next.SerializeAsString(), &record);
+  const std::vector<std::string> tails = {
+      record.substr(0, 5),                  // torn header
+      record.substr(0, record.size() - 1),  // torn payload
+      std::string(300, '\0'),               // file grown, data never written
+      // The whole record's length, not all of its payload.
+      record.substr(0, kRecordHeaderBytes) + std::string(record.size() - kRecordHeaderBytes, 'x'),
+  };
+  for (size_t i = 0; i < tails.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("tail #", i));
+    ::relay::testing::TempDir dir;
+    FileGroupStore store(dir.Join("groups"));
+    ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
+    const std::string good = ReadFile(store.log_path());
+    WriteFile(store.log_path(), tails[i], /*append=*/true);
+
+    FileGroupStore reopened(dir.Join("groups"));
+    EXPECT_EQ(Committed(reopened)["orders/payment-service"], 7u);
+    EXPECT_EQ(ReadFile(reopened.log_path()).size(), good.size() + tails[i].size());  // read only
+    ASSERT_THAT(reopened.Save(Checkpoint(9)), IsOk());
+    std::string expected = good;
+    AppendRecord(Checkpoint(9).SerializeAsString(), &expected);
+    EXPECT_EQ(ReadFile(reopened.log_path()), expected);
+    EXPECT_EQ(Committed(reopened)["orders/payment-service"], 9u);
+  }
+}
+
+TEST(FileGroupStore, CorruptRecordInTheMiddleIsDataLossNamingFileAndOffset) {
   ::relay::testing::TempDir dir;
   FileGroupStore store(dir.Join("groups"));
   ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
+  const size_t second = ReadFile(store.log_path()).size();
+  ASSERT_THAT(store.Save(Checkpoint(8)), IsOk());
+  ASSERT_THAT(store.Save(Checkpoint(9)), IsOk());
+  std::string bytes = ReadFile(store.log_path());
+  bytes[second + kRecordHeaderBytes + 3] ^= 0x40;  // a bit of the second payload
+  WriteFile(store.log_path(), bytes);
+
+  FileGroupStore reopened(dir.Join("groups"));
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = reopened.LoadAll();
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(all.status().message(), HasSubstr(reopened.log_path()));
+  EXPECT_THAT(all.status().message(), HasSubstr(absl::StrCat("at byte ", second)));
+  EXPECT_LT(all.status().message().size(), 500u);  // no echo of the bytes
+  // Nor does a save write anything after it.
+  EXPECT_THAT(reopened.Save(Checkpoint(10)), StatusIs(absl::StatusCode::kDataLoss, _));
+  EXPECT_EQ(ReadFile(reopened.log_path()), bytes);
+}
+
+TEST(FileGroupStore, RecordThatIsNotACheckpointIsDataLoss) {
+  ::relay::testing::TempDir dir;
+  FileGroupStore store(dir.Join("groups"));
+  ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
+  const size_t at = ReadFile(store.log_path()).size();
+  GroupCheckpoint nameless = Checkpoint(8);
+  nameless.clear_group();
+  std::string record;
+  AppendRecord(nameless.SerializeAsString(), &record);
+  WriteFile(store.log_path(), record, /*append=*/true);
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = store.LoadAll();
+  EXPECT_THAT(all.status(), StatusIs(absl::StatusCode::kDataLoss,
+                                     HasSubstr(absl::StrCat("record at byte ", at))));
+}
+
+TEST(FileGroupStore, CompactionKeepsEachGroupsLatestCheckpoint) {
+  ::relay::testing::TempDir dir;
+  FileGroupStoreOptions options;
+  options.compact_min_bytes = 4096;
+  options.compact_ratio = 4;
+  FaultInjectionEnv env(Env::Default());
+  FileGroupStore store(dir.Join("groups"), &env, options);
+  uint64_t largest = 0;
+  for (uint64_t pass = 1; pass <= 200; ++pass) {
+    // Ten groups each pass, one of them new.
+    std::vector<GroupCheckpoint> batch = ManyGroups(10, pass);
+    batch.push_back(Checkpoint(pass, "new", absl::StrCat("g", pass)));
+    ASSERT_THAT(store.SaveAll(batch), Each(IsOk()));
+    absl::StatusOr<uint64_t> size = env.GetFileSize(store.log_path());
+    ASSERT_THAT(size.status(), IsOk());
+    largest = std::max(largest, *size);
+  }
+  absl::StatusOr<uint64_t> size = env.GetFileSize(store.log_path());
+  ASSERT_THAT(size.status(), IsOk());
+  // 210 groups' records of about 25 bytes: compacted several times, never
+  // past the bound plus one batch.
+  EXPECT_LE(largest, 4 * *size + 11 * 40);
+  EXPECT_LT(largest, 30000u);
+  std::map<std::string, uint64_t> loaded = Committed(store);
+  ASSERT_THAT(loaded, SizeIs(210));
+  EXPECT_EQ(loaded["t0/g"], 200u);
+  EXPECT_EQ(loaded["t9/g"], 200u);
+  EXPECT_EQ(loaded["new/g1"], 1u);
+  EXPECT_EQ(loaded["new/g200"], 200u);
+  EXPECT_FALSE(env.GetFileSize(store.log_path() + ".tmp").ok());
+}
+
+TEST(FileGroupStore, ReadsPerGroupFilesOfOlderBrokersAndMovesThemToTheLog) {
+  ::relay::testing::TempDir dir;
+  const std::string groups = dir.Join("groups");
+  WriteLegacyFile(groups, Checkpoint(5, "orders", "a"));
+  WriteLegacyFile(groups, Checkpoint(6, "orders", "b"));
+  WriteLegacyFile(groups, Checkpoint(7, "payments", "a"));
+  WriteFile(groups + "/orders/b.ckpt.tmp", "left by a crash");
+  {
+    FileGroupStore store(groups);
+    EXPECT_EQ(Committed(store), (std::map<std::string, uint64_t>{
+                                    {"orders/a", 5}, {"orders/b", 6}, {"payments/a", 7}}));
+    ASSERT_THAT(store.Save(Checkpoint(8, "orders", "a")), IsOk());
+  }
+  // The log holds every group now; the old files are gone.
+  EXPECT_FALSE(Env::Default()->GetFileSize(groups + "/orders/a.ckpt").ok());
+  EXPECT_FALSE(Env::Default()->GetFileSize(groups + "/orders/b.ckpt").ok());
+  EXPECT_FALSE(Env::Default()->GetFileSize(groups + "/orders/b.ckpt.tmp").ok());
+  EXPECT_FALSE(Env::Default()->GetFileSize(groups + "/payments/a.ckpt").ok());
+  FileGroupStore reopened(groups);
+  EXPECT_EQ(Committed(reopened),
+            (std::map<std::string, uint64_t>{{"orders/a", 8}, {"orders/b", 6}, {"payments/a", 7}}));
+}
+
+TEST(FileGroupStore, LogWinsOverAnOldPerGroupFile) {
+  ::relay::testing::TempDir dir;
+  const std::string groups = dir.Join("groups");
+  FileGroupStore store(groups);
+  ASSERT_THAT(store.Save(Checkpoint(9)), IsOk());
+  WriteLegacyFile(groups, Checkpoint(4));
+  EXPECT_EQ(Committed(store)["orders/payment-service"], 9u);
+}
+
+TEST(FileGroupStore, UnreadableOldPerGroupFileIsAnErrorNamingTheFile) {
+  ::relay::testing::TempDir dir;
+  FileGroupStore store(dir.Join("groups"));
+  WriteLegacyFile(dir.Join("groups"), Checkpoint(7));
   const std::string path = dir.Join("groups/orders/payment-service.ckpt");
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << std::string(5000, '\xff');
+  WriteFile(path, std::string(5000, '\xff'));
   absl::StatusOr<std::vector<GroupCheckpoint>> all = store.LoadAll();
   ASSERT_FALSE(all.ok());
   EXPECT_EQ(all.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(all.status().message(), HasSubstr(path));
   EXPECT_THAT(all.status().message(), HasSubstr("move it aside"));
   EXPECT_LT(all.status().message().size(), 400u);  // no echo of the bytes
+}
+
+// A store that refuses one group, as JetStreamGroupStore fences one.
+class FencingStore final : public GroupStore {
+ public:
+  absl::StatusOr<std::vector<GroupCheckpoint>> LoadAll() override { return saved_; }
+  absl::Status Save(const GroupCheckpoint& c) override {
+    if (c.group() == "fenced") return absl::AbortedError("written by another broker");
+    saved_.push_back(c);
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<GroupCheckpoint> saved_;
+};
+
+TEST(GroupStore, SaveAllGivesEachCheckpointItsOwnStatus) {
+  FencingStore store;
+  std::vector<absl::Status> statuses = store.SaveAll(
+      {Checkpoint(1, "t", "a"), Checkpoint(2, "t", "fenced"), Checkpoint(3, "t", "b")});
+  ASSERT_THAT(statuses, SizeIs(3));
+  EXPECT_THAT(statuses[0], IsOk());
+  EXPECT_THAT(statuses[1], StatusIs(absl::StatusCode::kAborted, _));
+  EXPECT_THAT(statuses[2], IsOk());
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = store.LoadAll();
+  ASSERT_THAT(all.status(), IsOk());
+  EXPECT_THAT(*all, SizeIs(2));
 }
 
 TEST(DecodeCheckpoint, RefusesWhatIsNotACheckpoint) {
