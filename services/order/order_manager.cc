@@ -1,6 +1,7 @@
 #include "services/order/order_manager.h"
 
 #include <limits>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -10,6 +11,7 @@
 #include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "relay/events/v1/order_events.pb.h"
+#include "services/order/order_metrics.h"
 #include "services/order/order_store.h"
 #include "services/order/order_validation.h"
 #include "services/order/request_fingerprint.h"
@@ -59,6 +61,7 @@ OrderManager::OrderManager(store::Database* db, store::OutboxRelay* relay, Watch
       hub_(hub),
       clock_(std::move(clock)),
       publish_events_(publish_events),
+      pending_metric_(std::make_unique<PendingOrdersCollector>(db)),
       place_thread_([this] { PlaceLoop(); }) {}
 
 OrderManager::~OrderManager() { Stop(); }
@@ -151,6 +154,7 @@ void OrderManager::ReportPlaced(const PlaceResult& result) {
     return;
   }
   AfterCommit(o.order_id());
+  CountPlaced();
   std::vector<std::string> items;
   for (const auto& l : o.lines()) items.push_back(absl::StrCat(l.sku(), "x", l.quantity()));
   RELAY_LOG(Info, "order placed",
@@ -257,6 +261,7 @@ absl::StatusOr<v1::Order> OrderManager::Cancel(const std::string& order_id,
   if (!s.ok()) return s;
   if (outcome == SagaOutcome::kCancelled) {
     AfterCommit(order_id);
+    CountEnded(order, SagaInput::kCustomerCancel, clock_());
     RELAY_LOG(Info, "order cancelled",
               {{"order", order_id}, {"reason", order.cancel_reason()}, {"corr", order_id}});
   }
@@ -305,6 +310,7 @@ absl::StatusOr<int> OrderManager::CancelTimedOut(absl::Duration timeout, int lim
   if (!s.ok()) return s;
   for (const v1::Order& order : cancelled) {
     AfterCommit(order.order_id());
+    CountEnded(order, SagaInput::kTimeout, clock_());
     RELAY_LOG(Warn, "order cancelled",
               {{"order", order.order_id()},
                {"on", "saga timeout"},
@@ -320,6 +326,7 @@ absl::StatusOr<v1::Order> OrderManager::Decide(const std::string& order_id,
                                                const std::vector<DirectOutcome>& outcomes) {
   v1::Order order;
   SagaOutcome final_outcome = SagaOutcome::kNone;
+  SagaInput final_cause = SagaInput::kTimeout;
   absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
     final_outcome = SagaOutcome::kNone;  // a retried transaction starts over
     absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
@@ -333,7 +340,10 @@ absl::StatusOr<v1::Order> OrderManager::Decide(const std::string& order_id,
       // only record late facts on it.
       if (*step == SagaOutcome::kConfirmed || *step == SagaOutcome::kCancelled ||
           final_outcome == SagaOutcome::kNone) {
-        if (*step != SagaOutcome::kNone) final_outcome = *step;
+        if (*step != SagaOutcome::kNone) {
+          final_outcome = *step;
+          final_cause = o.input;
+        }
       }
     }
     return Persist(tx, order, final_outcome, "");
@@ -341,6 +351,7 @@ absl::StatusOr<v1::Order> OrderManager::Decide(const std::string& order_id,
   if (!s.ok()) return s;
   if (final_outcome != SagaOutcome::kNone) AfterCommit(order_id);
   if (final_outcome == SagaOutcome::kConfirmed || final_outcome == SagaOutcome::kCancelled) {
+    CountEnded(order, final_cause, clock_());
     RELAY_LOG(Info,
               final_outcome == SagaOutcome::kConfirmed ? "order confirmed" : "order cancelled",
               {{"order", order_id},
@@ -437,17 +448,21 @@ absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, Sag
     case SagaOutcome::kNone:
       break;
   }
-  LogWhenCommitted(lines, cause,
-                   [what, order_id, on = cause.type(), status = StatusName(order.status()),
-                    reason = order.cancel_reason(), event = cause.id()] {
-                     RELAY_LOG(Info, what,
-                               {{"order", order_id},
-                                {"on", on},
-                                {"status", status},
-                                {"reason", reason},
-                                {"event", event},
-                                {"corr", order_id}});
-                   });
+  const bool ended = *outcome == SagaOutcome::kConfirmed || *outcome == SagaOutcome::kCancelled;
+  LogWhenCommitted(
+      lines, cause,
+      [what, order_id, on = cause.type(), status = StatusName(order.status()),
+       reason = order.cancel_reason(), event = cause.id(),
+       ended_order = ended ? std::make_optional(order) : std::nullopt, input, now = clock_()] {
+        if (ended_order.has_value()) CountEnded(*ended_order, input, now);
+        RELAY_LOG(Info, what,
+                  {{"order", order_id},
+                   {"on", on},
+                   {"status", status},
+                   {"reason", reason},
+                   {"event", event},
+                   {"corr", order_id}});
+      });
   return absl::OkStatus();
 }
 

@@ -3,6 +3,7 @@
 
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "relay/events/v1/inventory_events.pb.h"
 #include "relay/events/v1/payment_events.pb.h"
 #include "relay/order/v1/order.pb.h"
+#include "services/order/order_metrics.h"
 #include "services/order/order_saga.h"
 #include "services/order/watch_hub.h"
 #include "services/shared/pending_log_lines.h"
@@ -137,6 +139,8 @@ class OrderManager {
   WatchHub* const hub_;
   const std::function<absl::Time()> clock_;
   const bool publish_events_;
+  // relay_order_pending_orders, read from db_ when scraped.
+  std::unique_ptr<PendingOrdersCollector> pending_metric_;
   std::function<void(const v1::Order&)> timed_out_listener_;
 
   absl::Mutex place_mu_;

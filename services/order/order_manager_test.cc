@@ -7,9 +7,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
+#include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/order/order_store.h"
@@ -39,12 +43,12 @@ class OrderManagerTest : public ::testing::Test {
     o.subscriber.topic = "inventory";
     o.subscriber.group = "order-service";
     // Never started: the tests call Handle() directly.
-    inventory_ = std::make_unique<store::TransactionalConsumer>(
-        db_.get(), MakeChannel("127.0.0.1:1"), o);
+    inventory_ =
+        std::make_unique<store::TransactionalConsumer>(db_.get(), MakeChannel("127.0.0.1:1"), o);
     manager_->RegisterInventoryHandlers(*inventory_);
     o.subscriber.topic = "payments";
-    payments_ = std::make_unique<store::TransactionalConsumer>(db_.get(),
-                                                               MakeChannel("127.0.0.1:1"), o);
+    payments_ =
+        std::make_unique<store::TransactionalConsumer>(db_.get(), MakeChannel("127.0.0.1:1"), o);
     manager_->RegisterPaymentHandlers(*payments_);
     AddProduct("KB-1", "Keyboard", 8900);
     AddProduct("MS-1", "Mouse", 2500);
@@ -97,7 +101,8 @@ class OrderManagerTest : public ::testing::Test {
         rows.emplace_back(st->ColumnText(0), e);
       }
       return absl::OkStatus();
-    }), IsOk());
+    }),
+                IsOk());
     return rows;
   }
 
@@ -146,19 +151,23 @@ TEST_F(OrderManagerTest, PlaceStoresPendingOrderWithItsOrderCreatedEvent) {
 TEST_F(OrderManagerTest, BadItemsAreRejectedAndStoreNothing) {
   v1::PlaceOrderRequest r = Request();
   r.mutable_items(0)->set_quantity(0);
-  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("quantity")));
+  EXPECT_THAT(manager_->Place(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("quantity")));
   r = Request();
   r.mutable_items(1)->set_sku("NOPE");
-  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sku 'NOPE'")));
+  EXPECT_THAT(manager_->Place(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sku 'NOPE'")));
   r = Request();
   r.mutable_items(1)->set_sku("KB-1");
   EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("twice")));
   r = Request();
   r.clear_customer_id();
-  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("customer_id")));
+  EXPECT_THAT(manager_->Place(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("customer_id")));
   r = Request();
   r.clear_items();
-  EXPECT_THAT(manager_->Place(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one")));
+  EXPECT_THAT(manager_->Place(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one")));
   EXPECT_TRUE(Outbox().empty());
   auto list = manager_->List({});
   ASSERT_THAT(list, IsOk());
@@ -241,7 +250,8 @@ TEST_F(OrderManagerTest, CustomerCancelWhilePendingAndNotAfterConfirm) {
   ASSERT_THAT(payments_->Handle(Captured(b->order.order_id()), {}), IsOk());
   EXPECT_THAT(manager_->Cancel(b->order.order_id(), ""),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CONFIRMED")));
-  EXPECT_THAT(manager_->Cancel("ord-nope", ""), StatusIs(absl::StatusCode::kNotFound, HasSubstr("ord-nope")));
+  EXPECT_THAT(manager_->Cancel("ord-nope", ""),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("ord-nope")));
 }
 
 TEST_F(OrderManagerTest, ListPagesNewestFirstAndFilters) {
@@ -271,7 +281,8 @@ TEST_F(OrderManagerTest, ListPagesNewestFirstAndFilters) {
   EXPECT_EQ(r->orders(0).order_id(), ids[1]);
   v1::ListOrdersRequest bad;
   bad.set_page_token("garbage");
-  EXPECT_THAT(manager_->List(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+  EXPECT_THAT(manager_->List(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
 }
 
 TEST_F(OrderManagerTest, ConcurrentPlacesCommitTogetherAndKeepIdempotency) {
@@ -317,6 +328,64 @@ TEST(OrderManagerEmptyCatalog, PlaceIsUnavailableUntilTheCatalogArrives) {
 }
 
 // ------------------------------------------------------------ saga timeout
+
+// The value of one sample of the process's metrics (0 when absent).
+double MetricNow(const std::string& sample) {
+  for (absl::string_view line : absl::StrSplit(metrics::Registry::Default().Expose(), '\n')) {
+    if (absl::StartsWith(line, sample + " ")) {
+      double v = 0;
+      EXPECT_TRUE(absl::SimpleAtod(line.substr(sample.size() + 1), &v)) << line;
+      return v;
+    }
+  }
+  return 0;
+}
+
+// Issue 10: orders placed, ended by status and bounded reason, the saga's
+// duration, and the orders pending now.
+TEST_F(OrderManagerTest, MetricsCountOrdersPlacedEndedAndPending) {
+  auto ended = [](const std::string& status, const std::string& reason) {
+    return MetricNow(
+        absl::StrCat("relay_order_ended_total{status=\"", status, "\",reason=\"", reason, "\"}"));
+  };
+  const double placed = MetricNow("relay_order_placed_total");
+  const double confirmed = ended("confirmed", "none");
+  const double declined = ended("cancelled", "payment_declined");
+  const double by_customer = ended("cancelled", "customer");
+  const double timed_out = ended("cancelled", "timeout");
+  const double sagas = MetricNow("relay_order_saga_seconds_count");
+
+  auto a = manager_->Place(Request());
+  auto b = manager_->Place(Request());
+  auto c = manager_->Place(Request());
+  auto d = manager_->Place(Request());
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  ASSERT_THAT(c, IsOk());
+  ASSERT_THAT(d, IsOk());
+  EXPECT_EQ(MetricNow("relay_order_pending_orders"), 4);
+  ASSERT_THAT(inventory_->Handle(Reserved(a->order.order_id()), {}), IsOk());
+  ASSERT_THAT(payments_->Handle(Captured(a->order.order_id()), {}), IsOk());
+  events::v1::PaymentDeclined no;
+  no.set_order_id(b->order.order_id());
+  no.set_reason("insufficient funds");
+  ASSERT_THAT(payments_->Handle(MakeEvent("payment.declined", no, b->order.order_id()), {}),
+              IsOk());
+  ASSERT_THAT(manager_->Cancel(c->order.order_id(), "changed my mind"), IsOk());
+  skew_ = absl::Minutes(6);
+  ASSERT_THAT(manager_->CancelTimedOut(absl::Minutes(5)), IsOkAndHolds(1));
+
+  EXPECT_EQ(MetricNow("relay_order_placed_total") - placed, 4);
+  EXPECT_EQ(ended("confirmed", "none") - confirmed, 1);
+  EXPECT_EQ(ended("cancelled", "payment_declined") - declined, 1);
+  EXPECT_EQ(ended("cancelled", "customer") - by_customer, 1);
+  EXPECT_EQ(ended("cancelled", "timeout") - timed_out, 1);
+  EXPECT_EQ(MetricNow("relay_order_saga_seconds_count") - sagas, 4);
+  EXPECT_EQ(MetricNow("relay_order_pending_orders"), 0);
+  // A late outcome on an ended order counts nothing more.
+  ASSERT_THAT(inventory_->Handle(Reserved(b->order.order_id()), {}), IsOk());
+  EXPECT_EQ(MetricNow("relay_order_saga_seconds_count") - sagas, 4);
+}
 
 TEST_F(OrderManagerTest, PendingOrderPastTheTimeoutIsCancelledWithCompensation) {
   auto old = manager_->Place(Request());
