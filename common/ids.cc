@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/random/random.h"
@@ -70,9 +71,11 @@ std::string NewEventId() {
   return out;
 }
 
-std::string NewId(absl::string_view prefix) {
-  static constexpr char kCrockford[] = "0123456789abcdefghjkmnpqrstvwxyz";
-  Uuid u = NextUuid();
+namespace {
+
+constexpr char kCrockford[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+std::string Base32Of(const Uuid& u) {
   // 128 bits in 26 five-bit digits, most significant first (the first digit
   // holds the top 3 bits).
   char digits[26];
@@ -87,7 +90,53 @@ std::string NewId(absl::string_view prefix) {
     }
     digits[d] = kCrockford[value];
   }
-  return absl::StrCat(prefix, "-", absl::string_view(digits, sizeof(digits)));
+  return std::string(digits, sizeof(digits));
+}
+
+}  // namespace
+
+std::string NewId(absl::string_view prefix) {
+  return absl::StrCat(prefix, "-", Base32Of(NextUuid()));
+}
+
+std::optional<std::string> IdBitsHex(absl::string_view id) {
+  const size_t dash = id.rfind('-');
+  if (dash == absl::string_view::npos || id.size() - dash - 1 != 26) return std::nullopt;
+  Uuid u{};
+  for (int d = 0; d < 26; ++d) {
+    const char* at = std::strchr(kCrockford, id[dash + 1 + static_cast<size_t>(d)]);
+    if (at == nullptr || *at == '\0') return std::nullopt;
+    const unsigned value = static_cast<unsigned>(at - kCrockford);
+    if (d == 0 && value > 7) return std::nullopt;  // only 3 bits above the 125
+    for (int b = 0; b < 5; ++b) {
+      const int bit = 5 * (25 - d) + b;
+      if (bit < 128 && ((value >> b) & 1u))
+        u[15 - bit / 8] |= static_cast<uint8_t>(1u << (bit % 8));
+    }
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(32);
+  for (uint8_t byte : u) {
+    out.push_back(kHex[byte >> 4]);
+    out.push_back(kHex[byte & 0xf]);
+  }
+  return out;
+}
+
+std::optional<std::string> IdFromBitsHex(absl::string_view prefix, absl::string_view hex) {
+  if (hex.size() != 32) return std::nullopt;
+  Uuid u{};
+  for (size_t i = 0; i < 32; ++i) {
+    const char c = hex[i];
+    int v = -1;
+    if (c >= '0' && c <= '9') v = c - '0';
+    if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
+    if (v < 0) return std::nullopt;
+    u[i / 2] = static_cast<uint8_t>(u[i / 2] | (i % 2 == 0 ? v << 4 : v));
+  }
+  return absl::StrCat(prefix, "-", Base32Of(u));
 }
 
 }  // namespace relay

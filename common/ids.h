@@ -8,6 +8,7 @@
 //   std::string event_id = NewEventId();  // "0190a3c4-5e6f-7a1b-8c2d-3e4f5a6b7c8d"
 //   std::string order_id = NewId("ord");  // "ord-01j2hw8qbfxzg6m0rkc3d4e5f6"
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -30,6 +31,15 @@ std::string NewEventId();
 //
 // Thread-safe.
 std::string NewId(absl::string_view prefix);
+
+// The 128 bits of an id NewId() made, as 32 lowercase hex digits (the form
+// of a W3C trace id: order-service uses an order's bits as its trace id);
+// nullopt when `id` is not `prefix-` and 26 Crockford base32 digits.
+std::optional<std::string> IdBitsHex(absl::string_view id);
+
+// The inverse: `prefix-` and the 26 base32 digits of 32 hex digits; nullopt
+// when `hex` is not 32 hex digits.
+std::optional<std::string> IdFromBitsHex(absl::string_view prefix, absl::string_view hex);
 
 }  // namespace relay
 

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -104,6 +106,21 @@ absl::Status ParseFormat(absl::string_view text, Format* format) {
 
 void SetMinLevel(Level level) { GetState().min_level = level; }
 
+namespace {
+// ScopedField's fields of this thread, innermost last.
+thread_local std::vector<std::pair<std::string, std::string>> scoped_fields;
+}  // namespace
+
+ScopedField::ScopedField(absl::string_view name, std::string value) {
+  if (value.empty()) return;
+  scoped_fields.emplace_back(std::string(name), std::move(value));
+  pushed_ = true;
+}
+
+ScopedField::~ScopedField() {
+  if (pushed_) scoped_fields.pop_back();
+}
+
 void Write(Level level, absl::string_view message, std::initializer_list<Field> fields) {
   const State& state = GetState();
   if (level < state.min_level) return;
@@ -122,12 +139,22 @@ void Write(Level level, absl::string_view message, std::initializer_list<Field> 
       line.push_back(':');
       AppendJsonString(&line, f.second);
     }
+    for (const auto& [name, value] : scoped_fields) {
+      line.push_back(',');
+      AppendJsonString(&line, name);
+      line.push_back(':');
+      AppendJsonString(&line, value);
+    }
     line.append("}\n");
   } else {
     absl::StrAppend(&line, ts, " ", LevelName(level), " ", state.service, " ", message);
     for (const Field& f : fields) {
       absl::StrAppend(&line, " ", f.first, "=");
       AppendTextValue(&line, f.second);
+    }
+    for (const auto& [name, value] : scoped_fields) {
+      absl::StrAppend(&line, " ", name, "=");
+      AppendTextValue(&line, value);
     }
     line.push_back('\n');
   }

@@ -36,6 +36,20 @@ void SetMinLevel(Level level);
 
 void Write(Level level, absl::string_view message, std::initializer_list<Field> fields = {});
 
+// While it lives, every line this thread writes ends with `name=value` (the
+// trace id of the event being handled, say). Scopes nest; an empty value
+// adds nothing. Create and destroy it on the same thread.
+class ScopedField {
+ public:
+  ScopedField(absl::string_view name, std::string value);
+  ~ScopedField();
+  ScopedField(const ScopedField&) = delete;
+  ScopedField& operator=(const ScopedField&) = delete;
+
+ private:
+  bool pushed_ = false;
+};
+
 }  // namespace relay::log
 
 #define RELAY_LOG(level, ...) ::relay::log::Write(::relay::log::Level::k##level, __VA_ARGS__)

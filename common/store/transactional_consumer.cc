@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/store/inbox.h"
+#include "common/trace.h"
 
 namespace relay::store {
 
@@ -29,6 +30,19 @@ TransactionalConsumer::TransactionalConsumer(Database* db, std::shared_ptr<Chann
 }
 
 TransactionalConsumer::~TransactionalConsumer() { Stop(); }
+
+namespace {
+
+// The trace id of `event` (its traceparent header), empty without one: a
+// log::ScopedField with it adds trace=<id> to the lines of its handling.
+std::string TraceIdOf(const TransactionalConsumer::Event& event) {
+  auto it = event.headers().find(std::string(kTraceparentHeader));
+  if (it == event.headers().end()) return "";
+  std::optional<TraceParent> t = ParseTraceparent(it->second);
+  return t.has_value() ? t->trace_id : "";
+}
+
+}  // namespace
 
 TransactionalConsumer::TypeMetrics TransactionalConsumer::MetricsFor(
     const std::string& type) const {
@@ -95,6 +109,7 @@ absl::Status TransactionalConsumer::Apply(Tx& tx, const Event& event, const Deli
     return absl::OkStatus();
   }
   *outcome = Outcome::kHandled;
+  log::ScopedField trace("trace", TraceIdOf(event));
   const absl::Time start = absl::Now();
   absl::Status status = it->second(tx, event, info);
   MetricsOf(event.type()).seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
@@ -103,6 +118,7 @@ absl::Status TransactionalConsumer::Apply(Tx& tx, const Event& event, const Deli
 
 void TransactionalConsumer::Record(const Event& event, const DeliveryInfo& info,
                                    const absl::Status& status, Outcome outcome) {
+  log::ScopedField trace("trace", TraceIdOf(event));
   const TypeMetrics& m = MetricsOf(event.type());
   if (!status.ok()) {
     m.failed->Add();
@@ -148,7 +164,10 @@ absl::Status TransactionalConsumer::Handle(const Event& event, const DeliveryInf
       ++stats_.commits;
     }
     if (relay_ != nullptr) relay_->Wake();
-    if (after_commit_) after_commit_(event);
+    if (after_commit_) {
+      log::ScopedField trace("trace", TraceIdOf(event));
+      after_commit_(event);
+    }
   }
   return s;
 }
@@ -194,8 +213,10 @@ std::vector<absl::Status> TransactionalConsumer::HandleBatch(
     if (relay_ != nullptr) relay_->Wake();
     if (after_commit_) {
       for (size_t i = 0; i < deliveries.size(); ++i) {
-        if (statuses[i].ok() && outcomes[i] == Outcome::kHandled)
+        if (statuses[i].ok() && outcomes[i] == Outcome::kHandled) {
+          log::ScopedField trace("trace", TraceIdOf(*deliveries[i].event));
           after_commit_(*deliveries[i].event);
+        }
       }
     }
   }

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/events/publisher.h"
 #include "common/ids.h"
+#include "common/log.h"
 #include "common/metrics.h"
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
@@ -230,6 +231,22 @@ TEST_F(TransactionalConsumerTest, MetricsCountEachOutcomeByType) {
       2);
   EXPECT_THAT(metrics::Registry::Default().Expose(),
               ::testing::Not(HasSubstr("order.shipped.by.someone.new")));
+}
+
+// Issue 10: the lines written while an event is handled carry its trace id.
+TEST_F(TransactionalConsumerTest, LogLinesOfAHandledEventCarryItsTraceId) {
+  fail_.insert("ord-9");
+  Event e = OrderCreatedEvent("ord-9");
+  (*e.mutable_headers())["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  ::testing::internal::CaptureStdout();
+  EXPECT_FALSE(consumer_->Handle(e, DeliveryInfo{1}).ok());
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_THAT(out, HasSubstr("event handling failed"));
+  EXPECT_THAT(out, HasSubstr(" trace=0af7651916cd43dd8448eb211c80319c\n"));
+  // Only while it is handled.
+  ::testing::internal::CaptureStdout();
+  RELAY_LOG(Info, "after");
+  EXPECT_THAT(::testing::internal::GetCapturedStdout(), ::testing::Not(HasSubstr("trace=")));
 }
 
 TEST_F(TransactionalConsumerTest, ABatchWithOneFailingEventCommitsTheOthers) {

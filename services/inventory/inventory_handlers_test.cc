@@ -116,7 +116,8 @@ class InventoryHandlersTest : public ::testing::Test {
 
 TEST_F(InventoryHandlersTest, ReservesEveryLineAndEmitsStockReserved) {
   Event created = Created("o-1", {Line("KB-1", 2), Line("MS-1", 1)});
-  (*created.mutable_headers())["traceparent"] = "00-trace-span-01";
+  (*created.mutable_headers())["traceparent"] =
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   ASSERT_THAT(Handle(created), IsOk());
 
   EXPECT_THAT(Reservations("o-1"), ElementsAre("KB-1:2:HELD", "MS-1:1:HELD"));
@@ -131,7 +132,9 @@ TEST_F(InventoryHandlersTest, ReservesEveryLineAndEmitsStockReserved) {
   EXPECT_EQ(e.source(), "inventory-service");
   EXPECT_EQ(e.headers().at("correlation_id"), "o-1");
   EXPECT_EQ(e.headers().at("causation_id"), created.id());
-  EXPECT_EQ(e.headers().at("traceparent"), "00-trace-span-01");
+  EXPECT_THAT(e.headers().at("traceparent"),
+              ::testing::MatchesRegex("00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01"));
+  EXPECT_NE(e.headers().at("traceparent"), created.headers().at("traceparent"));
   auto reserved = test_util::Payload<events::v1::StockReserved>(e);
   EXPECT_EQ(reserved.order_id(), "o-1");
   ASSERT_EQ(reserved.lines_size(), 2);

@@ -7,6 +7,7 @@
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
 #include "common/text.h"
+#include "common/trace.h"
 #include "google/protobuf/util/time_util.h"
 #include "relay/events/v1/inventory_events.pb.h"
 
@@ -350,8 +351,12 @@ events::v1::Event OrderEvent(absl::string_view type, absl::string_view order_id,
   auto& headers = *event.mutable_headers();
   headers["correlation_id"] = std::string(order_id);
   headers["causation_id"] = cause.id();
-  if (auto it = cause.headers().find("traceparent"); it != cause.headers().end()) {
-    headers["traceparent"] = it->second;
+  // The order's trace goes on, as a new span of it (docs/OBSERVABILITY.md#trace-context).
+  if (auto it = cause.headers().find(std::string(kTraceparentHeader));
+      it != cause.headers().end()) {
+    if (std::string child = ChildTraceparent(it->second); !child.empty()) {
+      headers[std::string(kTraceparentHeader)] = std::move(child);
+    }
   }
   event.set_data(payload.SerializeAsString());
   return event;

@@ -172,7 +172,8 @@ TEST_F(InventoryStoreTest, ReservationsAreListedNewestFirstWithFilters) {
 
 TEST(InventoryEvents, OrderEventsCarryKeyCorrelationCausationAndTraceparent) {
   events::v1::Event cause = test_util::Created("o-7", {test_util::Line("KB-1", 1)});
-  (*cause.mutable_headers())["traceparent"] = "00-abc-def-01";
+  (*cause.mutable_headers())["traceparent"] =
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   events::v1::StockReserved payload;
   payload.set_order_id("o-7");
   events::v1::Event e = OrderEvent("stock.reserved", "o-7", cause, payload);
@@ -181,7 +182,13 @@ TEST(InventoryEvents, OrderEventsCarryKeyCorrelationCausationAndTraceparent) {
   EXPECT_EQ(e.source(), "inventory-service");
   EXPECT_EQ(e.headers().at("correlation_id"), "o-7");
   EXPECT_EQ(e.headers().at("causation_id"), cause.id());
-  EXPECT_EQ(e.headers().at("traceparent"), "00-abc-def-01");
+  // The same trace, as a new span of it.
+  EXPECT_THAT(e.headers().at("traceparent"),
+              ::testing::MatchesRegex("00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01"));
+  EXPECT_NE(e.headers().at("traceparent"), cause.headers().at("traceparent"));
+  // A header that is not a traceparent is not carried on.
+  (*cause.mutable_headers())["traceparent"] = "00-abc-def-01";
+  EXPECT_EQ(OrderEvent("stock.reserved", "o-7", cause, payload).headers().count("traceparent"), 0u);
   EXPECT_EQ(test_util::Payload<events::v1::StockReserved>(e).order_id(), "o-7");
 }
 

@@ -9,6 +9,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "common/trace.h"
 #include "google/protobuf/util/time_util.h"
 #include "relay/events/v1/order_events.pb.h"
 #include "services/order/order_metrics.h"
@@ -48,6 +49,13 @@ events::v1::Event OrderEvent(const v1::Order& order, const std::string& type,
   e.set_source(kSource);
   (*e.mutable_headers())["correlation_id"] = order.order_id();
   if (!causation_id.empty()) (*e.mutable_headers())["causation_id"] = causation_id;
+  // One trace per order, its id the order id's 128 bits, so that every
+  // event the order causes carries it and `relayctl trace` takes either
+  // (docs/OBSERVABILITY.md#trace-context).
+  if (std::optional<std::string> trace = IdBitsHex(order.order_id()); trace.has_value()) {
+    (*e.mutable_headers())[std::string(kTraceparentHeader)] =
+        FormatTraceparent({*trace, NewSpanId(), "01"});
+  }
   e.set_data(payload.SerializeAsString());
   return e;
 }

@@ -142,6 +142,10 @@ TEST_F(OrderManagerTest, PlaceStoresPendingOrderWithItsOrderCreatedEvent) {
   EXPECT_EQ(e.type(), "order.created");
   EXPECT_EQ(e.key(), o.order_id());
   EXPECT_EQ(e.headers().at("correlation_id"), o.order_id());
+  // The order's trace starts here; its id is the order id's bits.
+  EXPECT_THAT(
+      e.headers().at("traceparent"),
+      ::testing::MatchesRegex(absl::StrCat("00-", *IdBitsHex(o.order_id()), "-[0-9a-f]{16}-01")));
   events::v1::OrderCreated created;
   ASSERT_TRUE(created.ParseFromString(e.data()));
   EXPECT_EQ(created.total().amount_minor(), o.total().amount_minor());

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/store/outbox.h"
+#include "common/trace.h"
 #include "relay/events/v1/payment_events.pb.h"
 #include "services/payment/payment_ledger.h"
 #include "services/payment/payment_steps.h"
@@ -37,8 +38,12 @@ absl::StatusOr<std::string> Emit(Tx& tx, absl::string_view type, const std::stri
   auto& headers = *out.mutable_headers();
   headers["correlation_id"] = order_id;
   headers["causation_id"] = cause.id();
-  if (auto it = cause.headers().find("traceparent"); it != cause.headers().end()) {
-    headers["traceparent"] = it->second;
+  // The order's trace goes on, as a new span of it (docs/OBSERVABILITY.md#trace-context).
+  if (auto it = cause.headers().find(std::string(kTraceparentHeader));
+      it != cause.headers().end()) {
+    if (std::string child = ChildTraceparent(it->second); !child.empty()) {
+      headers[std::string(kTraceparentHeader)] = std::move(child);
+    }
   }
   if (!payload.SerializeToString(out.mutable_data())) {
     return absl::InternalError(

@@ -200,7 +200,10 @@ TEST_F(PaymentHandlersTest, CaptureTakesTheTotalAndEmitsPaymentCaptured) {
   EXPECT_TRUE(e.has_time());
   EXPECT_EQ(e.headers().at("correlation_id"), "ord-1");
   EXPECT_EQ(e.headers().at("causation_id"), "e-1");
-  EXPECT_EQ(e.headers().at("traceparent"), created.headers().at("traceparent"));
+  // The order's trace goes on as a new span.
+  EXPECT_THAT(e.headers().at("traceparent"),
+              ::testing::MatchesRegex("00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01"));
+  EXPECT_NE(e.headers().at("traceparent"), created.headers().at("traceparent"));
   ev::PaymentCaptured captured;
   ASSERT_TRUE(captured.ParseFromString(e.data()));
   EXPECT_EQ(captured.order_id(), "ord-1");

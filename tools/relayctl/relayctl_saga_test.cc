@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relay/order/v1/order.grpc.pb.h"
@@ -146,6 +147,14 @@ TEST_F(RelayctlSagaTest, PlaceWaitPrintsTheConfirmedOrderAndTraceShowsItsSaga) {
     EXPECT_THAT(o.out, HasSubstr(type));
   }
   EXPECT_THAT(o.out, ContainsRegex("order.created +order-service +[a-z,-]*payment-service"));
+
+  // The order's trace id (every event's traceparent, the logs' trace=)
+  // names the same timeline.
+  std::optional<std::string> trace_id = IdBitsHex(id);
+  ASSERT_TRUE(trace_id.has_value()) << id;
+  Outcome by_trace = Relayctl({"trace", *trace_id});
+  ASSERT_EQ(by_trace.code, 0) << by_trace.err;
+  EXPECT_EQ(by_trace.out.substr(0, by_trace.out.find('\n')), o.out.substr(0, o.out.find('\n')));
 }
 
 TEST_F(RelayctlSagaTest, PlaceWaitExitsFiveWhenTheOrderIsCancelled) {

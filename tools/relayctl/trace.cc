@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/ids.h"
+#include "common/trace.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tools/relayctl/broker_read.h"
 #include "tools/relayctl/commands.h"
@@ -40,8 +42,11 @@ google::protobuf::Value StringList(const std::vector<std::string>& items) {
 }
 
 int Trace(Context& ctx, const Args& args) {
-  const std::string& order_id = args.Positional(0);
+  std::string order_id = args.Positional(0);
   if (order_id.empty()) return ctx.UsageError("trace", "ORDER_ID is empty");
+  // A trace id (the traceparent's, in the logs' trace= field) is the
+  // order id's 128 bits in hex: order-service starts one trace per order.
+  if (IsTraceId(order_id)) order_id = *IdFromBitsHex("ord", order_id);
   std::vector<std::string> topics = DefaultTraceTopics();
   if (args.Has("topics")) {
     topics = absl::StrSplit(args.Get("topics"), ',', absl::SkipEmpty());
@@ -152,13 +157,15 @@ std::vector<Command> TraceCommands() {
   return {
       {{"trace",
         "Shows an order's whole timeline across topics, with the time each hop took.",
-        {"ORDER_ID"},
+        {"ORDER_ID|TRACE_ID"},
         {{"topics", Flag::kValue, "T1,T2",
           "topics to search (default orders,inventory,payments and their .dlq)"}},
         "Reads every event whose correlation_id header is ORDER_ID, merges them by publish\n"
         "time and prints, per event, the time since the previous and the first one, and\n"
         "which consumer groups of its topic have acknowledged it (committed offset past it).\n"
-        "Exit code 3 when no event has that correlation id."},
+        "A trace id (32 hex digits: the trace= of the services' log lines, the\n"
+        "traceparent of the events) names its order. Exit code 3 when no event has that\n"
+        "correlation id."},
        Trace},
   };
 }
