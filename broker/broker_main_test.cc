@@ -30,6 +30,7 @@
 #include "httplib.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tests/testing/dev_pki.h"
+#include "tests/testing/metrics_sample.h"
 #include "tests/testing/nats_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
@@ -40,6 +41,7 @@ namespace relay::broker {
 namespace {
 
 using relay::testing::IsOk;
+using relay::testing::SampleValue;
 using ::testing::HasSubstr;
 
 std::string ReadFile(const std::string& path) {
@@ -248,18 +250,6 @@ TEST(BrokerMain, SighupReloadsThePolicyAndRefusesABadOne) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << broker.log();
 }
 
-// The value of the sample `name` (with its labels, as exposed) in a
-// Prometheus text body; -1 when absent.
-double MetricValue(const std::string& body, const std::string& name) {
-  for (absl::string_view line : absl::StrSplit(body, '\n')) {
-    if (absl::StartsWith(line, name + " ")) {
-      double v = -1;
-      if (absl::SimpleAtod(line.substr(name.size() + 1), &v)) return v;
-    }
-  }
-  return -1;
-}
-
 // Issue 10: /metrics on the real binary counts exactly what a client did.
 TEST(BrokerMain, ServesMetricsThatCountExactlyTheEventsPublishedDeliveredAndAcked) {
   relay::testing::TempDir dir;
@@ -316,24 +306,24 @@ TEST(BrokerMain, ServesMetricsThatCountExactlyTheEventsPublishedDeliveredAndAcke
   // Acks travel after the handler returns: wait for the broker to count them.
   EXPECT_TRUE(relay::testing::WaitFor([&] {
     body = scrape();
-    return MetricValue(body, "relay_broker_acks_total" + group) == kEvents &&
-           MetricValue(body, "relay_broker_group_lag" + group) == 0;
+    return SampleValue(body, "relay_broker_acks_total" + group) == kEvents &&
+           SampleValue(body, "relay_broker_group_lag" + group) == 0;
   })) << body;
   subscriber.Stop();
   EXPECT_EQ(handled.load(), kEvents);
 
-  EXPECT_EQ(MetricValue(body, "relay_broker_events_appended_total{topic=\"orders\"}"), kEvents);
-  EXPECT_EQ(MetricValue(body, "relay_broker_publish_duplicates_total{topic=\"orders\"}"), 1);
-  EXPECT_EQ(MetricValue(body, "relay_broker_deliveries_total" + group), kEvents);
-  EXPECT_EQ(MetricValue(body, "relay_broker_nacks_total" + group), 0);
-  EXPECT_EQ(MetricValue(body, "relay_broker_log_events{topic=\"orders\"}"), kEvents);
-  EXPECT_GT(MetricValue(body, "relay_broker_appended_bytes_total{topic=\"orders\"}"), 0);
-  EXPECT_GT(MetricValue(body, "relay_broker_log_bytes{topic=\"orders\"}"), 0);
+  EXPECT_EQ(SampleValue(body, "relay_broker_events_appended_total{topic=\"orders\"}"), kEvents);
+  EXPECT_EQ(SampleValue(body, "relay_broker_publish_duplicates_total{topic=\"orders\"}"), 1);
+  EXPECT_EQ(SampleValue(body, "relay_broker_deliveries_total" + group), kEvents);
+  EXPECT_EQ(SampleValue(body, "relay_broker_nacks_total" + group), 0);
+  EXPECT_EQ(SampleValue(body, "relay_broker_log_events{topic=\"orders\"}"), kEvents);
+  EXPECT_GT(SampleValue(body, "relay_broker_appended_bytes_total{topic=\"orders\"}"), 0);
+  EXPECT_GT(SampleValue(body, "relay_broker_log_bytes{topic=\"orders\"}"), 0);
   // One publish batch: at least one fsync, and one answer.
-  EXPECT_GE(MetricValue(body, "relay_broker_fsync_seconds_count"), 1);
-  EXPECT_EQ(MetricValue(body, "relay_broker_publish_durable_seconds_count"), 1);
-  EXPECT_GT(MetricValue(body, "process_resident_memory_bytes"), 0);
-  EXPECT_GT(MetricValue(body, "process_start_time_seconds"), 0);
+  EXPECT_GE(SampleValue(body, "relay_broker_fsync_seconds_count"), 1);
+  EXPECT_EQ(SampleValue(body, "relay_broker_publish_durable_seconds_count"), 1);
+  EXPECT_GT(SampleValue(body, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(SampleValue(body, "process_start_time_seconds"), 0);
   EXPECT_THAT(body, HasSubstr("relay_build_info{binary=\"relay-broker\",version=\""));
   EXPECT_THAT(body, HasSubstr("# TYPE relay_broker_fsync_seconds histogram"));
 

@@ -4,33 +4,19 @@
 
 #include <string>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
 
 namespace relay::metrics {
 namespace {
 
 using ::relay::testing::IsOk;
+using ::relay::testing::SampleValue;
 using ::relay::testing::StatusIs;
 using ::testing::HasSubstr;
-
-// The value of the first sample line starting with `prefix`.
-double Sample(const std::string& body, const std::string& prefix) {
-  for (absl::string_view line : absl::StrSplit(body, '\n')) {
-    if (absl::StartsWith(line, prefix + " ")) {
-      double v = -1;
-      EXPECT_TRUE(absl::SimpleAtod(line.substr(prefix.size() + 1), &v)) << line;
-      return v;
-    }
-  }
-  ADD_FAILURE() << "no sample " << prefix << " in:\n" << body;
-  return -1;
-}
 
 TEST(MetricsServer, ServesTheRegistryOnMetrics) {
   Registry r;
@@ -45,12 +31,12 @@ TEST(MetricsServer, ServesTheRegistryOnMetrics) {
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_EQ(Sample(res->body, "relay_test_total"), 3);
+  EXPECT_EQ(SampleValue(res->body, "relay_test_total"), 3);
 
   c.Add();  // each scrape reads the values now
   res = client.Get("/metrics");
   ASSERT_TRUE(res);
-  EXPECT_EQ(Sample(res->body, "relay_test_total"), 4);
+  EXPECT_EQ(SampleValue(res->body, "relay_test_total"), 4);
 }
 
 TEST(MetricsServer, OtherPathsAreNotFound) {
@@ -95,13 +81,13 @@ TEST(ProcessMetrics, DescribeThisProcess) {
   RegisterProcessMetrics(r, "metrics_server_test");
   const std::string body = r.Expose();
   EXPECT_THAT(body, HasSubstr("relay_build_info{binary=\"metrics_server_test\",version=\""));
-  EXPECT_GT(Sample(body, "process_resident_memory_bytes"), 1 << 20);
-  EXPECT_GT(Sample(body, "process_virtual_memory_bytes"), 1 << 20);
-  EXPECT_GE(Sample(body, "process_open_fds"), 3);  // stdin, stdout, stderr at least
-  EXPECT_GT(Sample(body, "process_max_fds"), 0);
-  EXPECT_GE(Sample(body, "process_cpu_seconds_total"), 0);
+  EXPECT_GT(SampleValue(body, "process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GT(SampleValue(body, "process_virtual_memory_bytes"), 1 << 20);
+  EXPECT_GE(SampleValue(body, "process_open_fds"), 3);  // stdin, stdout, stderr at least
+  EXPECT_GT(SampleValue(body, "process_max_fds"), 0);
+  EXPECT_GE(SampleValue(body, "process_cpu_seconds_total"), 0);
   // Started within the last hour, not in 1970.
-  const double start = Sample(body, "process_start_time_seconds");
+  const double start = SampleValue(body, "process_start_time_seconds").value_or(-1);
   const double now = static_cast<double>(time(nullptr));
   EXPECT_LE(start, now + 1);
   EXPECT_GT(start, now - 3600);

@@ -10,22 +10,22 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/events/publisher.h"
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
 namespace relay::store {
 namespace {
+
+using ::relay::testing::MetricNow;
 
 using ::relay::events::Publisher;
 using ::relay::events::v1::Event;
@@ -187,18 +187,6 @@ TEST(Outbox, AddRefusesWhatTheBrokerWouldReject) {
     EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.why)));
   }
   EXPECT_EQ(Pending(*db), 0);
-}
-
-// The value of one sample of the process's metrics (0 when absent).
-double MetricNow(const std::string& sample) {
-  for (absl::string_view line : absl::StrSplit(metrics::Registry::Default().Expose(), '\n')) {
-    if (absl::StartsWith(line, sample + " ")) {
-      double v = 0;
-      EXPECT_TRUE(absl::SimpleAtod(line.substr(sample.size() + 1), &v)) << line;
-      return v;
-    }
-  }
-  return 0;
 }
 
 class OutboxRelayTest : public ::testing::Test {

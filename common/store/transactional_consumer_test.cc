@@ -8,10 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/events/publisher.h"
 #include "common/ids.h"
@@ -23,12 +20,15 @@
 #include "gtest/gtest.h"
 #include "relay/events/v1/order_events.pb.h"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
 namespace relay::store {
 namespace {
+
+using ::relay::testing::MetricNow;
 
 using ::relay::events::DeliveryInfo;
 using ::relay::events::Publisher;
@@ -181,19 +181,6 @@ TEST_F(TransactionalConsumerTest, EventsOfOtherTypesAreAckedWithoutAnInboxRow) {
   EXPECT_THAT(consumer_->Handle(e, DeliveryInfo{1}), IsOk());
   EXPECT_EQ(InInbox(e.id()), 0);
   EXPECT_EQ(Charges(), 0);
-}
-
-// The value of one sample of the process's metrics (0 when absent: a
-// counter not yet moved).
-double MetricNow(const std::string& sample) {
-  for (absl::string_view line : absl::StrSplit(metrics::Registry::Default().Expose(), '\n')) {
-    if (absl::StartsWith(line, sample + " ")) {
-      double v = 0;
-      EXPECT_TRUE(absl::SimpleAtod(line.substr(sample.size() + 1), &v)) << line;
-      return v;
-    }
-  }
-  return 0;
 }
 
 // Issue 10: each outcome is counted under its event type; a type without a

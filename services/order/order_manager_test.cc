@@ -7,21 +7,21 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/order/order_store.h"
+#include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
 namespace relay::order {
 namespace {
+
+using ::relay::testing::MetricNow;
 
 using events::v1::Event;
 using ::testing::HasSubstr;
@@ -332,18 +332,6 @@ TEST(OrderManagerEmptyCatalog, PlaceIsUnavailableUntilTheCatalogArrives) {
 }
 
 // ------------------------------------------------------------ saga timeout
-
-// The value of one sample of the process's metrics (0 when absent).
-double MetricNow(const std::string& sample) {
-  for (absl::string_view line : absl::StrSplit(metrics::Registry::Default().Expose(), '\n')) {
-    if (absl::StartsWith(line, sample + " ")) {
-      double v = 0;
-      EXPECT_TRUE(absl::SimpleAtod(line.substr(sample.size() + 1), &v)) << line;
-      return v;
-    }
-  }
-  return 0;
-}
 
 // Issue 10: orders placed, ended by status and bounded reason, the saga's
 // duration, and the orders pending now.
