@@ -22,15 +22,18 @@ void AtomicAdd(std::atomic<double>& a, double delta) {
   }
 }
 
-// `# HELP` text: backslash and newline escaped.
-std::string EscapeHelp(absl::string_view help) {
+// Backslash and newline escaped, and with `quote` the double quote too: a
+// `# HELP` text, or (quoted) a label value.
+std::string Escape(absl::string_view text, bool quote) {
   std::string out;
-  out.reserve(help.size());
-  for (char c : help) {
+  out.reserve(text.size());
+  for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (quote && c == '"') {
+      out += "\\\"";
     } else {
       out += c;
     }
@@ -58,7 +61,8 @@ Labels Zip(const std::vector<std::string>& names, const std::vector<std::string>
 
 void AppendHeader(std::string* out, absl::string_view name, absl::string_view help,
                   absl::string_view type) {
-  absl::StrAppend(out, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ", type, "\n");
+  absl::StrAppend(out, "# HELP ", name, " ", Escape(help, /*quote=*/false), "\n# TYPE ", name, " ",
+                  type, "\n");
 }
 
 void AppendSample(std::string* out, absl::string_view name, const Labels& labels, double value) {
@@ -97,22 +101,7 @@ bool IsValidLabelName(absl::string_view name) {
   return true;
 }
 
-std::string EscapeLabelValue(absl::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string EscapeLabelValue(absl::string_view value) { return Escape(value, /*quote=*/true); }
 
 std::string FormatValue(double value) {
   if (std::isnan(value)) return "NaN";
