@@ -163,10 +163,6 @@ M& Family<M>::With(const std::vector<std::string>& label_values) {
   return *child;
 }
 
-template class Family<Counter>;
-template class Family<Gauge>;
-template class Family<Histogram>;
-
 void Collection::Counter(absl::string_view name, absl::string_view help, Labels labels,
                          double value) {
   Add("counter", name, help, std::move(labels), value);
@@ -193,9 +189,48 @@ void Collection::Add(absl::string_view type, absl::string_view name, absl::strin
   e.samples.push_back(Sample{std::move(labels), value});
 }
 
-// A registered family: owns it and renders it.
+template <>
+void Family<Counter>::Render(std::string* out) const {
+  AppendHeader(out, name_, help_, "counter");
+  absl::MutexLock lock(&mu_);
+  for (const auto& [values, c] : children_) {
+    AppendSample(out, name_, Zip(label_names_, values), static_cast<double>(c->value()));
+  }
+}
+
+template <>
+void Family<Gauge>::Render(std::string* out) const {
+  AppendHeader(out, name_, help_, "gauge");
+  absl::MutexLock lock(&mu_);
+  for (const auto& [values, g] : children_) {
+    AppendSample(out, name_, Zip(label_names_, values), g->value());
+  }
+}
+
+template <>
+void Family<Histogram>::Render(std::string* out) const {
+  AppendHeader(out, name_, help_, "histogram");
+  const std::string bucket = name_ + "_bucket";
+  absl::MutexLock lock(&mu_);
+  for (const auto& [values, h] : children_) {
+    const Labels labels = Zip(label_names_, values);
+    const Histogram::Snapshot snap = h->Read();
+    for (size_t i = 0; i <= snap.bounds.size(); ++i) {
+      Labels with_le = labels;
+      with_le.emplace_back("le", i < snap.bounds.size() ? FormatValue(snap.bounds[i]) : "+Inf");
+      AppendSample(out, bucket, with_le, static_cast<double>(snap.cumulative[i]));
+    }
+    AppendSample(out, name_ + "_sum", labels, snap.sum);
+    AppendSample(out, name_ + "_count", labels, static_cast<double>(snap.cumulative.back()));
+  }
+}
+
+template class Family<Counter>;
+template class Family<Gauge>;
+template class Family<Histogram>;
+
+// A registered family, owned by its renderer.
 struct Registry::Entry {
-  std::shared_ptr<void> family;
   std::function<void(std::string*)> render;
 };
 
@@ -207,82 +242,40 @@ Registry& Registry::Default() {
   return *registry;
 }
 
-void Registry::Register(const std::string& name, std::unique_ptr<Entry> entry) {
+template <typename M>
+Family<M>& Registry::Add(const std::string& name, const std::string& help,
+                         std::vector<std::string> label_names,
+                         std::function<std::unique_ptr<M>()> make) {
   if (!IsValidMetricName(name)) Die(absl::StrCat("metric name '", name, "' is not valid"));
+  CheckLabelNames(name, label_names);
+  std::shared_ptr<Family<M>> family(
+      new Family<M>(name, help, std::move(label_names), std::move(make)));
+  auto entry = std::make_unique<Entry>();
+  entry->render = [family](std::string* out) { family->Render(out); };
   absl::MutexLock lock(&mu_);
   if (!families_.emplace(name, std::move(entry)).second) {
     Die(absl::StrCat("metric ", name, " is registered twice"));
   }
+  return *family;
 }
 
 Family<Counter>& Registry::AddCounter(const std::string& name, const std::string& help,
                                       std::vector<std::string> label_names) {
-  CheckLabelNames(name, label_names);
-  std::shared_ptr<Family<Counter>> f(new Family<Counter>(
-      name, help, std::move(label_names), [] { return std::make_unique<Counter>(); }));
-  auto entry = std::make_unique<Entry>();
-  entry->family = f;
-  Family<Counter>* raw = f.get();
-  entry->render = [raw](std::string* out) {
-    AppendHeader(out, raw->name_, raw->help_, "counter");
-    absl::MutexLock lock(&raw->mu_);
-    for (const auto& [values, c] : raw->children_) {
-      AppendSample(out, raw->name_, Zip(raw->label_names_, values),
-                   static_cast<double>(c->value()));
-    }
-  };
-  Register(name, std::move(entry));
-  return *raw;
+  return Add<Counter>(name, help, std::move(label_names),
+                      [] { return std::make_unique<Counter>(); });
 }
 
 Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help,
                                   std::vector<std::string> label_names) {
-  CheckLabelNames(name, label_names);
-  std::shared_ptr<Family<Gauge>> f(new Family<Gauge>(name, help, std::move(label_names),
-                                                     [] { return std::make_unique<Gauge>(); }));
-  auto entry = std::make_unique<Entry>();
-  entry->family = f;
-  Family<Gauge>* raw = f.get();
-  entry->render = [raw](std::string* out) {
-    AppendHeader(out, raw->name_, raw->help_, "gauge");
-    absl::MutexLock lock(&raw->mu_);
-    for (const auto& [values, g] : raw->children_) {
-      AppendSample(out, raw->name_, Zip(raw->label_names_, values), g->value());
-    }
-  };
-  Register(name, std::move(entry));
-  return *raw;
+  return Add<Gauge>(name, help, std::move(label_names), [] { return std::make_unique<Gauge>(); });
 }
 
 Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::string& help,
                                           std::vector<std::string> label_names,
                                           std::vector<double> bounds) {
-  CheckLabelNames(name, label_names);
   Histogram check(bounds);  // dies here, at registration, on bad bounds
-  std::shared_ptr<Family<Histogram>> f(
-      new Family<Histogram>(name, help, std::move(label_names),
-                            [bounds] { return std::make_unique<Histogram>(bounds); }));
-  auto entry = std::make_unique<Entry>();
-  entry->family = f;
-  Family<Histogram>* raw = f.get();
-  entry->render = [raw](std::string* out) {
-    AppendHeader(out, raw->name_, raw->help_, "histogram");
-    const std::string bucket = raw->name_ + "_bucket";
-    absl::MutexLock lock(&raw->mu_);
-    for (const auto& [values, h] : raw->children_) {
-      const Labels labels = Zip(raw->label_names_, values);
-      const Histogram::Snapshot s = h->Read();
-      for (size_t i = 0; i <= s.bounds.size(); ++i) {
-        Labels with_le = labels;
-        with_le.emplace_back("le", i < s.bounds.size() ? FormatValue(s.bounds[i]) : "+Inf");
-        AppendSample(out, bucket, with_le, static_cast<double>(s.cumulative[i]));
-      }
-      AppendSample(out, raw->name_ + "_sum", labels, s.sum);
-      AppendSample(out, raw->name_ + "_count", labels, static_cast<double>(s.cumulative.back()));
-    }
-  };
-  Register(name, std::move(entry));
-  return *raw;
+  return Add<Histogram>(name, help, std::move(label_names),
+                        [bounds] { return std::make_unique<Histogram>(bounds); });
 }
 
 int Registry::AddCollector(std::function<void(Collection&)> collect) {

@@ -97,6 +97,8 @@ class Family {
 
  private:
   friend class Registry;
+  // Appends the family in the text format: its header, then every child.
+  void Render(std::string* out) const;
   Family(std::string name, std::string help, std::vector<std::string> label_names,
          std::function<std::unique_ptr<M>()> make)
       : name_(std::move(name)),
@@ -169,7 +171,10 @@ class Registry {
 
  private:
   struct Entry;
-  void Register(const std::string& name, std::unique_ptr<Entry> entry);
+  // Registers a family whose children `make` builds.
+  template <typename M>
+  Family<M>& Add(const std::string& name, const std::string& help,
+                 std::vector<std::string> label_names, std::function<std::unique_ptr<M>()> make);
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Entry>> families_ ABSL_GUARDED_BY(mu_);
