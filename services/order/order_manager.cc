@@ -269,7 +269,7 @@ absl::StatusOr<v1::Order> OrderManager::Cancel(const std::string& order_id,
   if (!s.ok()) return s;
   if (outcome == SagaOutcome::kCancelled) {
     AfterCommit(order_id);
-    CountEnded(order, SagaInput::kCustomerCancel, clock_());
+    CountEnded(order, clock_());
     RELAY_LOG(Info, "order cancelled",
               {{"order", order_id}, {"reason", order.cancel_reason()}, {"corr", order_id}});
   }
@@ -318,7 +318,7 @@ absl::StatusOr<int> OrderManager::CancelTimedOut(absl::Duration timeout, int lim
   if (!s.ok()) return s;
   for (const v1::Order& order : cancelled) {
     AfterCommit(order.order_id());
-    CountEnded(order, SagaInput::kTimeout, clock_());
+    CountEnded(order, clock_());
     RELAY_LOG(Warn, "order cancelled",
               {{"order", order.order_id()},
                {"on", "saga timeout"},
@@ -334,7 +334,6 @@ absl::StatusOr<v1::Order> OrderManager::Decide(const std::string& order_id,
                                                const std::vector<DirectOutcome>& outcomes) {
   v1::Order order;
   SagaOutcome final_outcome = SagaOutcome::kNone;
-  SagaInput final_cause = SagaInput::kTimeout;
   absl::Status s = db_->Transaction([&](Tx& tx) -> absl::Status {
     final_outcome = SagaOutcome::kNone;  // a retried transaction starts over
     absl::StatusOr<std::optional<v1::Order>> got = OrderStore::Get(tx, order_id);
@@ -348,10 +347,7 @@ absl::StatusOr<v1::Order> OrderManager::Decide(const std::string& order_id,
       // only record late facts on it.
       if (*step == SagaOutcome::kConfirmed || *step == SagaOutcome::kCancelled ||
           final_outcome == SagaOutcome::kNone) {
-        if (*step != SagaOutcome::kNone) {
-          final_outcome = *step;
-          final_cause = o.input;
-        }
+        if (*step != SagaOutcome::kNone) final_outcome = *step;
       }
     }
     return Persist(tx, order, final_outcome, "");
@@ -359,7 +355,7 @@ absl::StatusOr<v1::Order> OrderManager::Decide(const std::string& order_id,
   if (!s.ok()) return s;
   if (final_outcome != SagaOutcome::kNone) AfterCommit(order_id);
   if (final_outcome == SagaOutcome::kConfirmed || final_outcome == SagaOutcome::kCancelled) {
-    CountEnded(order, final_cause, clock_());
+    CountEnded(order, clock_());
     RELAY_LOG(Info,
               final_outcome == SagaOutcome::kConfirmed ? "order confirmed" : "order cancelled",
               {{"order", order_id},
@@ -461,8 +457,8 @@ absl::Status OrderManager::ApplyOutcome(Tx& tx, const std::string& order_id, Sag
       lines, cause,
       [what, order_id, on = cause.type(), status = StatusName(order.status()),
        reason = order.cancel_reason(), event = cause.id(),
-       ended_order = ended ? std::make_optional(order) : std::nullopt, input, now = clock_()] {
-        if (ended_order.has_value()) CountEnded(*ended_order, input, now);
+       ended_order = ended ? std::make_optional(order) : std::nullopt, now = clock_()] {
+        if (ended_order.has_value()) CountEnded(*ended_order, now);
         RELAY_LOG(Info, what,
                   {{"order", order_id},
                    {"on", on},

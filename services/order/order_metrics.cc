@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "common/events/cancel_cause.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace relay::order {
@@ -35,31 +36,15 @@ Metrics& Get() {
 
 }  // namespace
 
-const char* EndReason(v1::OrderStatus status, SagaInput cause) {
-  if (status == v1::ORDER_STATUS_CONFIRMED) return "none";
-  switch (cause) {
-    case SagaInput::kStockRejected:
-      return "out_of_stock";
-    case SagaInput::kPaymentDeclined:
-      return "payment_declined";
-    case SagaInput::kCustomerCancel:
-      return "customer";
-    case SagaInput::kTimeout:
-      return "timeout";
-    case SagaInput::kDependencyFailed:
-      return "dependency_failed";
-    case SagaInput::kStockReserved:
-    case SagaInput::kPaymentCaptured:
-      break;
-  }
-  return "other";
-}
-
 void CountPlaced() { Get().placed.Add(); }
 
-void CountEnded(const v1::Order& order, SagaInput cause, absl::Time now) {
-  const char* status = order.status() == v1::ORDER_STATUS_CONFIRMED ? "confirmed" : "cancelled";
-  Get().ended.With({status, EndReason(order.status(), cause)}).Add();
+void CountEnded(const v1::Order& order, absl::Time now) {
+  const bool confirmed = order.status() == v1::ORDER_STATUS_CONFIRMED;
+  Get()
+      .ended
+      .With({confirmed ? "confirmed" : "cancelled",
+             confirmed ? "none" : events::CancelCauseName(order.cancel_cause())})
+      .Add();
   if (order.has_created_at()) {
     const absl::Time placed = absl::FromUnixMicros(
         google::protobuf::util::TimeUtil::TimestampToMicroseconds(order.created_at()));

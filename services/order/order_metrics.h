@@ -6,23 +6,19 @@
 // status and reason, the saga's duration, and (read when scraped) the
 // orders still PENDING.
 
+#include "absl/time/time.h"
 #include "common/metrics.h"
 #include "common/store/sqlite.h"
 #include "relay/order/v1/order.pb.h"
-#include "services/order/order_saga.h"
 
 namespace relay::order {
 
-// The bounded reason label of an order ended by `cause`: "none" for a
-// confirmation; out_of_stock, payment_declined, customer, timeout,
-// dependency_failed or other for a cancellation.
-const char* EndReason(v1::OrderStatus status, SagaInput cause);
-
 // Counts a new order (not a replayed one).
 void CountPlaced();
-// Counts an order that has just become CONFIRMED or CANCELLED through
-// `cause`, and observes placed → now. Call once the change is committed.
-void CountEnded(const v1::Order& order, SagaInput cause, absl::Time now);
+// Counts an order that has just become CONFIRMED or CANCELLED (the reason
+// label: "none", or its cancel_cause's name, a bounded set), and observes
+// placed → now. Call once the change is committed.
+void CountEnded(const v1::Order& order, absl::Time now);
 
 // Reports relay_order_pending_orders on each scrape while it lives: one
 // indexed count on `db`, which must outlive it.

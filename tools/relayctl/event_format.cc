@@ -165,13 +165,6 @@ std::string FormatEventLine(const ev::Event& event) {
                          corr.empty() ? "-" : corr, SummarizePayload(event));
 }
 
-std::string CancelCauseName(ev::CancelCause cause) {
-  std::string name = ev::CancelCause_Name(cause);
-  if (name.empty()) return absl::StrCat(static_cast<int>(cause));
-  if (absl::StartsWith(name, "CANCEL_CAUSE_")) name.erase(0, 13);
-  return absl::AsciiStrToLower(name);
-}
-
 std::string CorrelationId(const ev::Event& event) {
   auto it = event.headers().find("correlation_id");
   return it == event.headers().end() ? std::string() : it->second;

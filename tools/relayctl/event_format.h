@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/events/cancel_cause.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -31,8 +32,8 @@ absl::StatusOr<std::unique_ptr<google::protobuf::Message>> DecodePayload(
 // "(N bytes)" for an unknown type, "(undecodable N bytes)" for bad data.
 std::string SummarizePayload(const relay::events::v1::Event& event);
 
-// "out_of_stock" for CANCEL_CAUSE_OUT_OF_STOCK, "unspecified" for 0.
-std::string CancelCauseName(relay::events::v1::CancelCause cause);
+// "out_of_stock" for CANCEL_CAUSE_OUT_OF_STOCK (common/events/cancel_cause.h).
+using relay::events::CancelCauseName;
 
 // One line for `events tail` (no newline): publish time, topic, offset,
 // type, key, correlation id and the payload summary, e.g.
