@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/http_listen.h"
 #include "common/text.h"
 #include "httplib.h"
 
@@ -22,25 +22,6 @@ namespace relay::metrics {
 namespace {
 
 constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
-
-// "host:port" or "[v6]:port" into its parts; port in [0, 65535].
-absl::Status SplitListen(absl::string_view listen, std::string* host, int* port) {
-  const size_t colon = listen.rfind(':');
-  if (colon == absl::string_view::npos || colon == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics address ", Excerpt(listen), " is not host:port"));
-  }
-  absl::string_view h = listen.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  int p = -1;
-  if (!absl::SimpleAtoi(listen.substr(colon + 1), &p) || p < 0 || p > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics address ", Excerpt(listen), " has no port in [0, 65535]"));
-  }
-  *host = std::string(h);
-  *port = p;
-  return absl::OkStatus();
-}
 
 std::string ReadSmallFile(const char* path) {
   std::ifstream in(path);
@@ -95,23 +76,12 @@ double OpenFds() {
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string_view listen,
                                                                     const Registry* registry) {
-  std::string host;
-  int port = 0;
-  if (absl::Status s = SplitListen(listen, &host, &port); !s.ok()) return s;
-
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->http_ = std::make_unique<httplib::Server>();
   httplib::Server& http = *server->http_;
   // Prometheus scrapes one request at a time; two threads keep a slow
   // scrape from holding up a quick look with curl.
   http.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  // httplib's default also sets SO_REUSEPORT, which would let a second
-  // process share the port silently; keep only SO_REUSEADDR (a restart
-  // while old connections linger in TIME_WAIT).
-  http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
   http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry->Expose(), kContentType);
   });
@@ -121,27 +91,9 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string
                       "text/plain");
     }
   });
-  if (port == 0) {
-    port = http.bind_to_any_port(host);
-    if (port < 0) port = -1;
-  } else if (!http.bind_to_port(host, port)) {
-    port = -1;
-  }
-  if (port <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("metrics server cannot listen on ", Excerpt(listen)));
-  }
-  server->port_ = port;
-  server->thread_ = std::thread([&http] { http.listen_after_bind(); });
-  // httplib's stop() does nothing until the thread is inside its accept
-  // loop (it has no readiness callback), so wait for that here: a Stop()
-  // right after Start() must not miss it and hang.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!http.is_running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  if (!http.is_running()) {
-    return absl::UnavailableError(
-        absl::StrCat("metrics server on ", Excerpt(listen), " did not start within 10 s"));
-  }
+  absl::StatusOr<int> port = ListenInBackground(http, listen, "metrics", &server->thread_);
+  if (!port.ok()) return port.status();
+  server->port_ = *port;
   return server;
 }
 

@@ -36,6 +36,41 @@ grpc::Status ReadToEnd(Context& ctx, bv1::Broker::Stub& stub, bv1::ReadRequest r
   return grpc::Status::OK;
 }
 
+grpc::Status ReadCorrelated(Context& ctx, bv1::Broker::Stub& stub,
+                            const std::vector<std::string>& topics, const std::string& id,
+                            std::optional<absl::Time> since,
+                            std::vector<relay::events::v1::Event>* events,
+                            std::string* failed_topic) {
+  for (const std::string& topic : topics) {
+    uint64_t from = 0;
+    if (since.has_value()) {
+      bv1::ReadRequest first;
+      first.set_topic(topic);
+      const int64_t ns = absl::ToUnixNanos(*since);
+      first.mutable_time()->set_seconds(ns / 1000000000);
+      first.mutable_time()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+      first.set_max_events(1);
+      grpc::ClientContext call;
+      ctx.SetDeadline(&call);
+      bv1::ReadResponse response;
+      if (grpc::Status s = stub.Read(&call, first, &response); !s.ok()) {
+        *failed_topic = topic;
+        return s;
+      }
+      from = response.events().empty() ? response.next_offset() : response.events(0).offset();
+    }
+    bv1::ReadRequest request;
+    request.set_topic(topic);
+    request.set_correlation_id(id);
+    uint64_t unused;
+    if (grpc::Status s = ReadToEnd(ctx, stub, request, from, 0, events, &unused); !s.ok()) {
+      *failed_topic = topic;
+      return s;
+    }
+  }
+  return grpc::Status::OK;
+}
+
 void SortByPublishTime(std::vector<relay::events::v1::Event>* events) {
   std::stable_sort(events->begin(), events->end(), [](const auto& a, const auto& b) {
     return std::make_tuple(a.publish_time().seconds(), a.publish_time().nanos(), a.topic(),

@@ -7,9 +7,11 @@
 #include <grpcpp/support/status.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tools/relayctl/context.h"
 
@@ -23,6 +25,17 @@ namespace relay::ctl {
 grpc::Status ReadToEnd(Context& ctx, relay::broker::v1::Broker::Stub& stub,
                        relay::broker::v1::ReadRequest request, uint64_t from, uint64_t max_events,
                        std::vector<relay::events::v1::Event>* events, uint64_t* next);
+
+// Every event of `topics` whose correlation_id header is `id`, appended to
+// `events` in no particular order. With `since`, each topic is read from its
+// first event published at or after `since` (found by a Read by time), so a
+// long topic is not scanned from its start. On failure `*failed_topic` names
+// the topic whose read failed.
+grpc::Status ReadCorrelated(Context& ctx, relay::broker::v1::Broker::Stub& stub,
+                            const std::vector<std::string>& topics, const std::string& id,
+                            std::optional<absl::Time> since,
+                            std::vector<relay::events::v1::Event>* events,
+                            std::string* failed_topic);
 
 // Sorts events into one timeline: by publish time, then topic, then offset.
 void SortByPublishTime(std::vector<relay::events::v1::Event>* events);

@@ -54,15 +54,11 @@ int Trace(Context& ctx, const Args& args) {
   }
   auto stub = bv1::Broker::NewStub(ctx.Channel(ctx.endpoints().broker));
   std::vector<Event> events;
-  for (const std::string& topic : topics) {
-    bv1::ReadRequest request;
-    request.set_topic(topic);
-    request.set_correlation_id(order_id);
-    uint64_t unused;
-    if (grpc::Status s = ReadToEnd(ctx, *stub, request, 0, 0, &events, &unused); !s.ok()) {
-      return ctx.RpcFailed(absl::StrCat("trace ", order_id, ": read ", topic),
-                           ctx.endpoints().broker, s);
-    }
+  std::string failed;
+  if (grpc::Status s = ReadCorrelated(ctx, *stub, topics, order_id, std::nullopt, &events, &failed);
+      !s.ok()) {
+    return ctx.RpcFailed(absl::StrCat("trace ", order_id, ": read ", failed),
+                         ctx.endpoints().broker, s);
   }
   if (events.empty()) {
     return ctx.Fail(kExitNotFound, absl::StrCat("trace ", order_id),

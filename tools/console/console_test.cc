@@ -1,0 +1,376 @@
+// relay-console's page and API against real peers on ephemeral ports: a
+// broker alone (the services down: the console says so and keeps
+// serving), then the whole saga in process (an order placed through the
+// API, its stream followed to CONFIRMED with its four events, and the
+// out-of-stock path to CANCELLED).
+
+#include "tools/console/console.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "httplib.h"
+#include "services/inventory/inventory_app.h"
+#include "services/order/order_app.h"
+#include "services/payment/payment_app.h"
+#include "tests/testing/broker_fixture.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+
+namespace relay::console {
+namespace {
+
+using google::protobuf::Value;
+using ::relay::testing::IsOk;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+Value ParseJson(const std::string& text) {
+  Value v;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &v).ok()) << text;
+  return v;
+}
+
+const Value& Field(const Value& v, const std::string& name) {
+  static const Value* null = new Value();
+  auto& fields = v.struct_value().fields();
+  auto it = fields.find(name);
+  return it == fields.end() ? *null : it->second;
+}
+
+// The peer named `name` in an overview document.
+Value Peer(const Value& overview, const std::string& name) {
+  for (const Value& p : Field(overview, "peers").list_value().values()) {
+    if (Field(p, "name").string_value() == name) return p;
+  }
+  ADD_FAILURE() << "no peer " << name;
+  return Value();
+}
+
+// The Server-Sent Events of one stream: (event, data) pairs.
+struct SseReader {
+  std::string buffer;
+  std::vector<std::pair<std::string, std::string>> events;
+
+  void Feed(const char* data, size_t n) {
+    buffer.append(data, n);
+    size_t end;
+    while ((end = buffer.find("\n\n")) != std::string::npos) {
+      std::string event, payload;
+      for (absl::string_view line : absl::StrSplit(buffer.substr(0, end), '\n')) {
+        if (absl::ConsumePrefix(&line, "event: ")) event = std::string(line);
+        if (absl::ConsumePrefix(&line, "data: ")) {
+          if (!payload.empty()) payload += "\n";
+          payload += std::string(line);
+        }
+      }
+      if (!event.empty()) events.emplace_back(event, payload);
+      buffer.erase(0, end + 2);
+    }
+  }
+};
+
+class ConsoleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = relay::testing::StartBroker(dir_.Join("broker"));
+    ASSERT_THAT(broker, IsOk());
+    broker_ = std::move(*broker);
+  }
+
+  // A console on a free port; the services at `order` etc. (a closed port
+  // when they are down).
+  void StartConsole(Options options = {}) {
+    options.listen = "127.0.0.1:0";
+    options.endpoints.broker = broker_->target();
+    options.endpoints.order = order_ ? absl::StrCat("127.0.0.1:", order_->port()) : kClosed;
+    options.endpoints.inventory =
+        inventory_ ? absl::StrCat("127.0.0.1:", inventory_->port()) : kClosed;
+    options.endpoints.payment = payment_ ? absl::StrCat("127.0.0.1:", payment_->port()) : kClosed;
+    if (options.refresh == Options().refresh) options.refresh = absl::Milliseconds(100);
+    options.rpc_timeout = absl::Seconds(2);
+    auto console = Console::Start(options);
+    ASSERT_THAT(console, IsOk());
+    console_ = std::move(*console);
+  }
+
+  void StartServices() {
+    inventory::InventoryApp::Options io;
+    io.broker_target = broker_->target();
+    io.db_path = dir_.Join("inventory.db");
+    auto inventory = inventory::InventoryApp::Start(io);
+    ASSERT_THAT(inventory, IsOk());
+    inventory_ = std::move(*inventory);
+    payment::PaymentApp::Options po;
+    po.broker_target = broker_->target();
+    po.db_path = dir_.Join("payment.db");
+    auto payment = payment::PaymentApp::Start(po);
+    ASSERT_THAT(payment, IsOk());
+    payment_ = std::move(*payment);
+    order::OrderApp::Options oo;
+    oo.broker_target = broker_->target();
+    oo.db_path = dir_.Join("orders.db");
+    auto order = order::OrderApp::Start(oo);
+    ASSERT_THAT(order, IsOk());
+    order_ = std::move(*order);
+  }
+
+  httplib::Client Client() {
+    httplib::Client client("127.0.0.1", console_->port());
+    client.set_read_timeout(30, 0);
+    return client;
+  }
+
+  // POSTs an order; the response.
+  httplib::Result Place(const std::string& body) {
+    return Client().Post("/api/orders", body, "application/json");
+  }
+
+  // Follows /api/orders/ID/stream to its `end`; the stream's events.
+  std::vector<std::pair<std::string, std::string>> Follow(const std::string& order_id) {
+    SseReader reader;
+    auto result = Client().Get(absl::StrCat("/api/orders/", order_id, "/stream"),
+                               [&](const char* data, size_t n) {
+                                 reader.Feed(data, n);
+                                 return true;
+                               });
+    EXPECT_TRUE(result) << httplib::to_string(result.error());
+    return reader.events;
+  }
+
+  static constexpr char kClosed[] = "127.0.0.1:1";
+  relay::testing::TempDir dir_;
+  std::unique_ptr<broker::BrokerServer> broker_;
+  std::unique_ptr<inventory::InventoryApp> inventory_;
+  std::unique_ptr<payment::PaymentApp> payment_;
+  std::unique_ptr<order::OrderApp> order_;
+  std::unique_ptr<Console> console_;
+};
+
+TEST_F(ConsoleTest, ServesThePageWithTheServicesDown) {
+  StartConsole();
+  auto page = Client().Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->get_header_value("Content-Type"), HasSubstr("text/html"));
+  EXPECT_THAT(page->body, HasSubstr("relay-console"));
+  auto script = Client().Get("/app.js");
+  ASSERT_TRUE(script);
+  EXPECT_EQ(script->status, 200);
+  EXPECT_THAT(script->get_header_value("Content-Type"), HasSubstr("javascript"));
+
+  auto overview = Client().Get("/api/overview");
+  ASSERT_TRUE(overview);
+  ASSERT_EQ(overview->status, 200);
+  Value doc = ParseJson(overview->body);
+  EXPECT_TRUE(Field(Peer(doc, "relay-broker"), "ok").bool_value()) << overview->body;
+  for (const char* down : {"order-service", "inventory-service", "payment-service"}) {
+    Value peer = Peer(doc, down);
+    EXPECT_FALSE(Field(peer, "ok").bool_value()) << down;
+    EXPECT_THAT(Field(peer, "error").string_value(),
+                HasSubstr(absl::StrCat(down, " at 127.0.0.1:1: unreachable")));
+  }
+
+  // Placing an order needs order-service: 503, saying which.
+  auto placed = Place(R"({"customer_id":"c-alice","items":[{"sku":"KB-1","quantity":1}]})");
+  ASSERT_TRUE(placed);
+  EXPECT_EQ(placed->status, 503);
+  EXPECT_THAT(placed->body, HasSubstr("order-service at 127.0.0.1:1: unreachable"));
+  auto orders = Client().Get("/api/orders");
+  ASSERT_TRUE(orders);
+  EXPECT_EQ(orders->status, 503);
+}
+
+TEST_F(ConsoleTest, RefusesBadRequestsBriefly) {
+  StartConsole();
+  auto not_json = Place("{\"customer_id\": " + std::string(10000, 'x'));
+  ASSERT_TRUE(not_json);
+  EXPECT_EQ(not_json->status, 400);
+  EXPECT_THAT(not_json->body, HasSubstr("not a PlaceOrderRequest"));
+  EXPECT_LT(not_json->body.size(), 400u) << "the error must not echo the input";
+
+  auto unknown_field = Place(R"({"customer":"c-alice"})");
+  ASSERT_TRUE(unknown_field);
+  EXPECT_EQ(unknown_field->status, 400);
+
+  auto huge = Place(std::string(1 << 20, '{'));
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+  EXPECT_LT(huge->body.size(), 400u);
+
+  auto form = Client().Post("/api/orders", "customer_id=c-alice", "text/plain");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 415);
+
+  auto status = Client().Get("/api/orders?status=lost");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->status, 400);
+  EXPECT_THAT(status->body, HasSubstr("not pending, confirmed, cancelled or all"));
+  auto limit = Client().Get("/api/orders?limit=100000");
+  ASSERT_TRUE(limit);
+  EXPECT_EQ(limit->status, 400);
+
+  auto missing = Client().Get("/no/such/page");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_THAT(missing->body, HasSubstr("not found: '/no/such/page'"));
+}
+
+TEST_F(ConsoleTest, StreamsSnapshotsAndBoundsTheStreams) {
+  Options options;
+  options.max_streams = 1;
+  StartConsole(options);
+
+  // One stream: it gets snapshots, one per refresh.
+  absl::Mutex mu;
+  SseReader reader;
+  std::atomic<bool> release{false};
+  std::thread first([&] {
+    httplib::Client client("127.0.0.1", console_->port());
+    client.Get("/api/stream", [&](const char* data, size_t n) {
+      absl::MutexLock lock(&mu);
+      reader.Feed(data, n);
+      return !release.load();
+    });
+  });
+  auto snapshots = [&] {
+    absl::MutexLock lock(&mu);
+    return reader.events.size();
+  };
+  EXPECT_TRUE(relay::testing::WaitFor([&] { return snapshots() >= 3; }, absl::Seconds(20)));
+  {
+    absl::MutexLock lock(&mu);
+    for (const auto& [event, data] : reader.events) {
+      EXPECT_EQ(event, "overview");
+      EXPECT_TRUE(Field(Peer(ParseJson(data), "relay-broker"), "ok").bool_value());
+    }
+  }
+
+  // A second one while the first is open: refused.
+  auto second = Client().Get("/api/stream");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 503);
+  EXPECT_THAT(second->body, HasSubstr("too many open streams (1)"));
+
+  release = true;
+  first.join();
+  // The slot is free again once the first stream is gone.
+  EXPECT_TRUE(relay::testing::WaitFor(
+      [&] {
+        SseReader again;
+        httplib::Client client("127.0.0.1", console_->port());
+        auto r = client.Get("/api/stream", [&](const char* data, size_t n) {
+          again.Feed(data, n);
+          return again.events.empty();
+        });
+        return !again.events.empty();
+      },
+      absl::Seconds(20)));
+}
+
+TEST_F(ConsoleTest, StopEndsOpenStreams) {
+  StartConsole();
+  std::atomic<int> received{0};
+  std::thread reader([&] {
+    httplib::Client client("127.0.0.1", console_->port());
+    client.Get("/api/stream", [&](const char*, size_t) {
+      ++received;
+      return true;  // never lets go by itself
+    });
+  });
+  EXPECT_TRUE(relay::testing::WaitFor([&] { return received > 0; }, absl::Seconds(20)));
+  console_->Stop();  // must not wait for the client
+  reader.join();
+}
+
+TEST_F(ConsoleTest, PlacesOrdersAndFollowsThemToTheirEnd) {
+  StartServices();
+  StartConsole();
+  // order-service takes orders once product.updated filled its catalog.
+  std::string order_id;
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] {
+        auto r = Place(R"({"customer_id":"c-alice","items":[{"sku":"KB-1","quantity":2}],
+                           "idempotency_key":"console-test-1"})");
+        if (!r || r->status != 201) return false;
+        order_id = Field(Field(ParseJson(r->body), "order"), "order_id").string_value();
+        return true;
+      },
+      absl::Seconds(20)));
+  ASSERT_FALSE(order_id.empty());
+
+  auto events = Follow(order_id);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back().first, "end");
+  EXPECT_THAT(events.back().second, HasSubstr("\"complete\":true"));
+  Value last = ParseJson(events[events.size() - 2].second);
+  EXPECT_EQ(Field(Field(last, "order"), "status").string_value(), "ORDER_STATUS_CONFIRMED");
+  std::vector<std::string> types;
+  for (const Value& e : Field(Field(last, "trace"), "events").list_value().values()) {
+    types.push_back(Field(e, "type").string_value());
+  }
+  EXPECT_THAT(types, ::testing::UnorderedElementsAre("order.created", "stock.reserved",
+                                                     "payment.captured", "order.confirmed"));
+
+  // GPU-1 has one unit: two are out of stock.
+  auto r = Place(R"({"customer_id":"c-alice","items":[{"sku":"GPU-1","quantity":2}]})");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  const std::string cancelled =
+      Field(Field(ParseJson(r->body), "order"), "order_id").string_value();
+  events = Follow(cancelled);
+  ASSERT_GE(events.size(), 2u);
+  last = ParseJson(events[events.size() - 2].second);
+  EXPECT_EQ(Field(Field(last, "order"), "status").string_value(), "ORDER_STATUS_CANCELLED");
+  EXPECT_EQ(Field(Field(last, "order"), "cancel_cause").string_value(),
+            "CANCEL_CAUSE_OUT_OF_STOCK");
+
+  // Both in the list; the filter keeps only the cancelled one.
+  auto list = Client().Get("/api/orders?status=cancelled");
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200);
+  EXPECT_THAT(list->body, HasSubstr(cancelled));
+  EXPECT_THAT(list->body, Not(HasSubstr(order_id)));
+
+  // The overview: the saga's topics with their producers, the groups, the
+  // stock and balances.
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] {
+        auto o = Client().Get("/api/overview");
+        return o && absl::StrContains(o->body, "\"order-service\"") &&
+               absl::StrContains(o->body, "\"inventory-service\",\"ok\":true") &&
+               absl::StrContains(o->body, "\"group\":\"payment-service\"");
+      },
+      absl::Seconds(20)));
+  Value overview = ParseJson(Client().Get("/api/overview")->body);
+  bool orders_by_order_service = false;
+  for (const Value& t : Field(overview, "topics").list_value().values()) {
+    if (Field(t, "name").string_value() != "orders") continue;
+    for (const Value& p : Field(t, "producers").list_value().values()) {
+      orders_by_order_service |= p.string_value() == "order-service";
+    }
+  }
+  EXPECT_TRUE(orders_by_order_service);
+  EXPECT_GT(Field(overview, "products").list_value().values_size(), 0);
+  EXPECT_GT(Field(overview, "accounts").list_value().values_size(), 0);
+
+  auto unknown = Client().Get("/api/orders/ord-nope");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_THAT(unknown->body, HasSubstr("no order 'ord-nope'"));
+}
+
+}  // namespace
+}  // namespace relay::console
