@@ -282,6 +282,13 @@ TEST(BrokerMain, ServesMetricsThatCountExactlyTheEventsPublishedDeliveredAndAcke
     e->set_type("order.placed");
   }
   *request.add_events() = request.events(0);  // a repeat: deduplicated
+  // Types the subscriber does not handle: passed over by its group's filter.
+  constexpr int kOther = 5;
+  for (int i = 0; i < kOther; ++i) {
+    Event* e = request.add_events();
+    e->set_id(absl::StrCat("other-", i));
+    e->set_type("order.noted");
+  }
   {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -292,7 +299,7 @@ TEST(BrokerMain, ServesMetricsThatCountExactlyTheEventsPublishedDeliveredAndAcke
   relay::events::Subscriber::Options options;
   options.topic = "orders";
   options.group = "metrics-group";
-  options.filter_types = false;
+  options.filter_types = true;
   relay::events::Subscriber subscriber(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)),
                                        options);
   std::atomic<int> handled{0};
@@ -312,11 +319,13 @@ TEST(BrokerMain, ServesMetricsThatCountExactlyTheEventsPublishedDeliveredAndAcke
   subscriber.Stop();
   EXPECT_EQ(handled.load(), kEvents);
 
-  EXPECT_EQ(SampleValue(body, "relay_broker_events_appended_total{topic=\"orders\"}"), kEvents);
+  EXPECT_EQ(SampleValue(body, "relay_broker_events_appended_total{topic=\"orders\"}"),
+            kEvents + kOther);
+  EXPECT_EQ(SampleValue(body, "relay_broker_filtered_total" + group), kOther);
   EXPECT_EQ(SampleValue(body, "relay_broker_publish_duplicates_total{topic=\"orders\"}"), 1);
   EXPECT_EQ(SampleValue(body, "relay_broker_deliveries_total" + group), kEvents);
   EXPECT_EQ(SampleValue(body, "relay_broker_nacks_total" + group), 0);
-  EXPECT_EQ(SampleValue(body, "relay_broker_log_events{topic=\"orders\"}"), kEvents);
+  EXPECT_EQ(SampleValue(body, "relay_broker_log_events{topic=\"orders\"}"), kEvents + kOther);
   EXPECT_GT(SampleValue(body, "relay_broker_appended_bytes_total{topic=\"orders\"}"), 0);
   EXPECT_GT(SampleValue(body, "relay_broker_log_bytes{topic=\"orders\"}"), 0);
   // One publish batch: at least one fsync, and one answer.

@@ -12,6 +12,7 @@ struct GroupFamilies {
   metrics::Family<metrics::Counter>& delivered;
   metrics::Family<metrics::Counter>& acked;
   metrics::Family<metrics::Counter>& nacked;
+  metrics::Family<metrics::Counter>& filtered;
 };
 
 GroupFamilies& Families() {
@@ -25,6 +26,10 @@ GroupFamilies& Families() {
                      {"topic", "group"}),
         r.AddCounter("relay_broker_nacks_total",
                      "Deliveries refused by a member (retried later or dead-lettered)",
+                     {"topic", "group"}),
+        r.AddCounter("relay_broker_filtered_total",
+                     "Events passed over, never delivered, because the group's members asked "
+                     "only for other types",
                      {"topic", "group"}),
     };
   }();
@@ -87,7 +92,7 @@ void CollectGroups(const GroupManager& groups, metrics::Collection& c) {
 GroupCounters CountersFor(const std::string& topic, const std::string& group) {
   GroupFamilies& f = Families();
   return GroupCounters{&f.delivered.With({topic, group}), &f.acked.With({topic, group}),
-                       &f.nacked.With({topic, group})};
+                       &f.nacked.With({topic, group}), &f.filtered.With({topic, group})};
 }
 
 BrokerCollector::BrokerCollector(metrics::Registry* registry, const EventLog* log,

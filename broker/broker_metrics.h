@@ -24,6 +24,7 @@ struct GroupCounters {
   metrics::Counter* delivered;  // deliveries, first ones and redeliveries
   metrics::Counter* acked;
   metrics::Counter* nacked;
+  metrics::Counter* filtered;  // passed over by the group's type filter
 };
 GroupCounters CountersFor(const std::string& topic, const std::string& group);
 

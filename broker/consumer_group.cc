@@ -257,6 +257,7 @@ void ConsumerGroup::Buffer(std::vector<Event>* events) {
     const bool wanted = Wanted(e);
     if (wanted && !buffer_.empty() && buffer_bytes_ >= max_window_bytes_) break;
     scheduler_.Add(e.offset(), e.key(), !wanted);
+    if (!wanted) counters_.filtered->Add();
     if (wanted) {
       const uint64_t offset = e.offset();  // before the move empties `e`
       const size_t bytes = e.ByteSizeLong();

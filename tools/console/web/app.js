@@ -158,6 +158,10 @@ function renderChoices() {
       el('option', { value: a.customer_id }, `${a.customer_id} (${money(a.balance)})`)));
     if (accounts.some((a) => a.customer_id === chosen)) customer.value = chosen;
     customer.dataset.ids = wanted;
+  } else {
+    accounts.forEach((a, i) => {
+      customer.options[i].textContent = `${a.customer_id} (${money(a.balance)})`;
+    });
   }
   for (const select of document.querySelectorAll('#items select')) fillSkus(select);
   if ($('#items').children.length === 0 && (overview.products || []).length > 0) addItem();
