@@ -33,13 +33,14 @@ ARG BUILD_JOBS=
 # changed by content, not only by mtime.
 RUN --mount=type=cache,id=relay-build-release,target=/src/build/release,sharing=locked \
     scripts/docker-build "${BUILD_JOBS:-$(nproc)}" \
-      relay-broker order-service inventory-service payment-service relayctl \
+      relay-broker order-service inventory-service payment-service relayctl relay-console \
  && mkdir -p /out \
  && cp build/release/broker/relay-broker \
        build/release/services/order/order-service \
        build/release/services/inventory/inventory-service \
        build/release/services/payment/payment-service \
-       build/release/tools/relayctl/relayctl /out/ \
+       build/release/tools/relayctl/relayctl \
+       build/release/tools/console/relay-console /out/ \
  && strip --strip-unneeded /out/*
 
 ############################## runtime ##############################

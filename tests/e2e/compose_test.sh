@@ -37,6 +37,7 @@ export RELAY_ORDER_PORT=${RELAY_ORDER_PORT:-17071}
 export RELAY_INVENTORY_PORT=${RELAY_INVENTORY_PORT:-17072}
 export RELAY_PAYMENT_PORTS=${RELAY_PAYMENT_PORTS:-17073-17076}
 export RELAY_ORDER_SYNC_PORT=${RELAY_ORDER_SYNC_PORT:-17077}
+export RELAY_CONSOLE_PORT=${RELAY_CONSOLE_PORT:-18080}
 COLD=${RELAY_E2E_COLD:-0}
 BUILD_TIMEOUT=${RELAY_E2E_BUILD_TIMEOUT:-3600}   # a cold build on 2 cores takes a while
 HEALTHY_TIMEOUT=${RELAY_E2E_HEALTHY_TIMEOUT:-120}
@@ -386,6 +387,34 @@ expect_logs payment-service \
 expect_order "$cancelled" CANCELLED CUSTOMER
 log "saga outcomes and logs: ok"
 
+# ------------------------------------------------------------ the console --
+# relay-console (docs/CONSOLE.md): on 127.0.0.1 only, over mutual TLS as
+# relay-console, every peer reachable; an order placed through its API
+# followed to CONFIRMED with its four events.
+CONSOLE="http://127.0.0.1:$RELAY_CONSOLE_PORT"
+wait_until "relay-console healthy" "$HEALTHY_TIMEOUT" all_healthy relay-console
+expect_logs relay-console "mutual TLS identity=relay://relay-console "
+bindings=$(docker inspect -f '{{json .NetworkSettings.Ports}}' "$(cids relay-console)")
+[ "$(jq -r '.[] | select(. != null) | .[].HostIp' <<<"$bindings" | sort -u)" = 127.0.0.1 ] \
+  || fail "relay-console publishes a port beyond 127.0.0.1: $bindings"
+console_peers_ok() {
+  [ "$(curl -fsS --max-time 5 "$CONSOLE/api/overview" | jq '[.peers[] | select(.ok)] | length')" = 4 ]
+}
+wait_until "relay-console sees its four peers" 30 console_peers_ok
+console_id=$(curl -fsS --max-time 10 -H 'Content-Type: application/json' \
+  -d '{"customer_id":"c-alice","items":[{"sku":"MS-1","quantity":1}]}' "$CONSOLE/api/orders" \
+  | jq -er .order.order_id) || fail "relay-console did not place an order"
+console_complete() {
+  curl -fsS --max-time 10 "$CONSOLE/api/orders/$console_id" >"$WORK/console-order.json" \
+    && [ "$(jq -r .complete "$WORK/console-order.json")" = true ]
+}
+wait_until "the console's order $console_id to end" "$ORDER_TIMEOUT" console_complete
+expect_order "$console_id" CONFIRMED
+[ "$(jq -c '[.trace.events[].type] | sort' "$WORK/console-order.json")" = \
+  '["order.confirmed","order.created","payment.captured","stock.reserved"]' ] \
+  || fail "the console's timeline of $console_id: $(jq -c '[.trace.events[].type]' "$WORK/console-order.json")"
+log "relay-console: healthy on 127.0.0.1:$RELAY_CONSOLE_PORT as relay://relay-console; order $console_id CONFIRMED with its four events"
+
 # ---------------------------------------------- payment-service stopped --
 log "payment-service stopped: orders are accepted and stay PENDING"
 compose stop payment-service
@@ -399,6 +428,12 @@ for id in "${pending[@]}"; do
 done
 sleep 2
 for id in "${pending[@]}"; do expect_order "$id" PENDING; done
+console_says_payment_down() {
+  curl -fsS --max-time 5 "$CONSOLE/api/overview" \
+    | jq -e '.peers[] | select(.name == "payment-service" and (.ok | not) and (.error | contains("payment-service at payment-service:7073")))' >/dev/null
+}
+wait_until "relay-console to report payment-service down" 30 console_says_payment_down
+log "relay-console reports payment-service unreachable and goes on serving"
 compose start payment-service
 for id in "${pending[@]}"; do
   wait_until "$id to end" "$ORDER_TIMEOUT" is_terminal "$id"

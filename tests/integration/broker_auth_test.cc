@@ -136,9 +136,17 @@ TEST_F(BrokerAuthTest, PublishingAnotherServicesTopicOrSourceIsDeniedAndAppendsN
   EXPECT_THAT(forged.error_message(), HasSubstr("has source 'payment-service'"));
   EXPECT_THAT(forged.error_message(), HasSubstr("publisher is relay://order-service"));
 
-  // relayctl, the operator, reads but publishes nothing.
+  // relayctl, the operator, and relay-console read but publish nothing.
   EXPECT_EQ(Publish("relayctl", "orders", "").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Publish("relay-console", "orders", "").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(Events("orders").empty());
+  {
+    grpc::ClientContext context;
+    Deadline(&context);
+    bv1::ListTopicsResponse topics;
+    EXPECT_TRUE(As("relay-console")->ListTopics(&context, bv1::ListTopicsRequest(), &topics).ok());
+  }
 }
 
 TEST_F(BrokerAuthTest, PublishStreamAnswersADeniedBatchInBandAndGoesOn) {
