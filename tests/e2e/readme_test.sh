@@ -21,6 +21,7 @@ case "$path" in
     export RELAY_INVENTORY_PORT=${RELAY_INVENTORY_PORT:-27072}
     export RELAY_PAYMENT_PORTS=${RELAY_PAYMENT_PORTS:-27073-27076}
     export RELAY_ORDER_SYNC_PORT=${RELAY_ORDER_SYNC_PORT:-27077}
+    export RELAY_CONSOLE_PORT=${RELAY_CONSOLE_PORT:-27080}
     ;;
   cluster-path)
     export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-relay-readme-cluster}
@@ -29,6 +30,7 @@ case "$path" in
     export RELAY_INVENTORY_PORT=${RELAY_INVENTORY_PORT:-27172}
     export RELAY_PAYMENT_PORTS=${RELAY_PAYMENT_PORTS:-27173-27176}
     export RELAY_ORDER_SYNC_PORT=${RELAY_ORDER_SYNC_PORT:-27177}
+    export RELAY_CONSOLE_PORT=${RELAY_CONSOLE_PORT:-27180}
     # For the clean-up below; the README's blocks export it themselves.
     cluster_files=docker-compose.yml:docker-compose.cluster.yml
     ;;
