@@ -21,6 +21,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "httplib.h"
+#include "relay/broker/v1/broker.grpc.pb.h"
 #include "services/inventory/inventory_app.h"
 #include "services/order/order_app.h"
 #include "services/payment/payment_app.h"
@@ -85,7 +86,9 @@ struct SseReader {
 class ConsoleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = relay::testing::StartBroker(dir_.Join("broker"));
+    relay::testing::BrokerTestOptions options;
+    options.max_deliveries = 2;  // the second nack dead-letters
+    auto broker = relay::testing::StartBroker(dir_.Join("broker"), options);
     ASSERT_THAT(broker, IsOk());
     broker_ = std::move(*broker);
   }
@@ -278,6 +281,68 @@ TEST_F(ConsoleTest, StreamsSnapshotsAndBoundsTheStreams) {
         return !again.events.empty();
       },
       absl::Seconds(20)));
+}
+
+// A poison event nacked twice: the overview lists its dead letter with the
+// group, the attempts and the reason.
+TEST_F(ConsoleTest, ShowsDeadLetters) {
+  namespace bv1 = relay::broker::v1;
+  auto stub = bv1::Broker::NewStub(relay::testing::Channel(broker_->target()));
+  {
+    grpc::ClientContext call;
+    bv1::PublishRequest publish;
+    publish.set_topic("orders");
+    relay::events::v1::Event* e = publish.add_events();
+    e->set_id("poison-1");
+    e->set_type("order.created");
+    e->set_key("ord-poison");
+    e->set_source("console-test");
+    bv1::PublishResponse response;
+    ASSERT_TRUE(stub->Publish(&call, publish, &response).ok());
+  }
+  {
+    grpc::ClientContext call;
+    auto stream = stub->Subscribe(&call);
+    bv1::SubscribeRequest open;
+    open.mutable_open()->set_topic("orders");
+    open.mutable_open()->set_group("fussy-group");
+    ASSERT_TRUE(stream->Write(open));
+    bv1::SubscribeResponse response;
+    int nacked = 0;
+    while (nacked < 2 && stream->Read(&response)) {
+      for (const bv1::Delivery& d : response.deliveries()) {
+        bv1::SubscribeRequest nack;
+        bv1::SubscribeRequest::Nack* n = nack.add_nacks();
+        n->set_offset(d.event().offset());
+        n->set_attempt(d.attempt());
+        n->set_reason("cannot parse the payload");
+        n->mutable_retry_delay()->set_nanos(10'000'000);
+        ASSERT_TRUE(stream->Write(nack));
+        ++nacked;
+      }
+    }
+    ASSERT_EQ(nacked, 2);
+    stream->WritesDone();
+    call.TryCancel();
+    (void)stream->Finish();
+  }
+  StartConsole();
+  Value dead;
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] {
+        Value overview = ParseJson(Client().Get("/api/overview")->body);
+        const auto& list = Field(overview, "dead_letters").list_value();
+        if (list.values_size() == 0) return false;
+        dead = list.values(0);
+        return true;
+      },
+      absl::Seconds(20)));
+  EXPECT_EQ(Field(dead, "topic").string_value(), "orders.dlq");
+  const Value& letter = Field(dead, "payload");
+  EXPECT_EQ(Field(letter, "group").string_value(), "fussy-group");
+  EXPECT_EQ(Field(letter, "last_error").string_value(), "nack: cannot parse the payload");
+  EXPECT_EQ(Field(letter, "attempts").list_value().values_size(), 2);
+  EXPECT_EQ(Field(Field(letter, "event"), "id").string_value(), "poison-1");
 }
 
 TEST_F(ConsoleTest, StopEndsOpenStreams) {
