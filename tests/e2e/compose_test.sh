@@ -529,7 +529,7 @@ old_serial=$(presented_serial "$RELAY_ORDER_PORT")
   || fail "order-service presents '$old_serial', not its certificate file's serial"
 log "renewing every certificate: ${COMPOSE[*]} run --rm pki --renew"
 renew_out=$(timeout 120 "${COMPOSE[@]}" run --rm -T pki --renew </dev/null 2>&1) || fail "pki --renew failed: $renew_out"
-[ "$(grep -c '^dev-pki: issued ' <<<"$renew_out")" -eq 5 ] || fail "pki --renew did not issue 5 certificates: $renew_out"
+[ "$(grep -c '^dev-pki: issued ' <<<"$renew_out")" -eq 6 ] || fail "pki --renew did not issue 6 certificates: $renew_out"
 new_serial=$(file_serial order-service order-service)
 [ "$new_serial" != "$old_serial" ] || fail "order-service's certificate file was not renewed"
 presents_new() { [ "$(presented_serial "$RELAY_ORDER_PORT")" = "$new_serial" ]; }
@@ -541,6 +541,7 @@ renewed=$(place c-e2e-rotation CB-USB:1 --wait --wait-timeout "${ORDER_TIMEOUT}s
   || fail "the order placed after the renewal did not end CONFIRMED ($renewed)"
 expect_order "$renewed" CONFIRMED
 ctl health >/dev/null || fail "relayctl health failed after the renewal"
+wait_until "relay-console to see its four peers after the renewal" 30 console_peers_ok
 [ "$(subscriptions)" = "$subscribed_before" ] \
   || fail "the services subscribed again after the reload or the renewal ($subscribed_before, then $(subscriptions)): a stream was dropped"
 log "reload and rotation: the renewed certificates in use, no subscription dropped, orders still CONFIRMED"
