@@ -203,8 +203,12 @@ class Browser:
         if os.geteuid() == 0:
             argv.insert(1, "--no-sandbox")  # chromium refuses root with its sandbox
         self.log = open(os.path.join(tmp, "chromium.log"), "wb")
+        # Its shared-memory files (--disable-dev-shm-usage puts them in
+        # TMPDIR) go to the test's temp dir, which is removed at the end.
+        env = dict(os.environ, TMPDIR=tmp)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, preexec_fn=wire, pass_fds=(3, 4))
+                                     stderr=subprocess.STDOUT, preexec_fn=wire, pass_fds=(3, 4),
+                                     env=env)
         os.close(hi_r)
         os.close(hi_w)
         self.out = to_browser_w
