@@ -221,6 +221,7 @@ class Browser:
         self.session = self.call("Target.attachToTarget",
                                  {"targetId": target, "flatten": True})["sessionId"]
         self.call("Runtime.enable")
+        self.call("Log.enable")  # CSP violations, failed loads
         self.call("Page.enable")
         self.call("Emulation.setDeviceMetricsOverride",
                   {"width": 1400, "height": 1500, "deviceScaleFactor": 1, "mobile": False})
@@ -249,6 +250,9 @@ class Browser:
             if m.get("method") == "Runtime.exceptionThrown":
                 d = m["params"]["exceptionDetails"]
                 self.errors.append(d.get("exception", {}).get("description") or d.get("text"))
+            elif m.get("method") == "Log.entryAdded" and m["params"]["entry"]["level"] == "error":
+                entry = m["params"]["entry"]
+                self.errors.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}")
             elif m.get("method") == "Runtime.consoleAPICalled" and m["params"]["type"] == "error":
                 self.errors.append(" ".join(str(a.get("value", a.get("description")))
                                             for a in m["params"]["args"]))
@@ -364,7 +368,17 @@ def run(args, tmp):
 
         ports = {"broker": broker_m, "inventory": inventory_m, "payment": payment_m,
                  "order": order_m, "console": console_m}
-        before = {name: scrape(port) for name, port in ports.items()}
+
+        # Quiet: no order pending, every group caught up and every outbox
+        # empty (the catalog's product.updated events handled and acked).
+        def settled():
+            s = {name: scrape(port) for name, port in ports.items()}
+            lag = total(s["broker"], "relay_broker_group_lag") + total(
+                s["broker"], "relay_broker_group_in_flight")
+            rows = sum(total(s[n], "relay_outbox_rows") for n in ("order", "inventory", "payment"))
+            return s if lag == 0 and rows == 0 and total(
+                s["order"], "relay_order_pending_orders") == 0 else None
+        before = wait_for("the stack settles before the test's orders", settled)
         check("every process serves /metrics with its build info",
               all(total(s, "relay_build_info") == 1 for s in before.values()))
 
@@ -377,6 +391,13 @@ def run(args, tmp):
             document.querySelector('#items .sku').options.length > 0 &&
             document.querySelectorAll('#stock tbody tr').length > 0)()""")
         check("the page loads: four peers reachable, accounts and stock shown", True)
+        # The error channels work: a console.error and a failed load are
+        # seen (and then forgotten), so "no script error" below can fail.
+        browser.js("console.error('console_test self-check'); fetch('/no-such-file').then(() => 1)")
+        wait_for("the self-check errors to be seen", lambda: browser.js("1") and any(
+            "self-check" in str(e) for e in browser.errors) and any(
+            "404" in str(e) for e in browser.errors), timeout=10)
+        browser.errors.clear()
 
         confirmed = place_and_follow(browser, "c-alice", "KB-1", 1, "CONFIRMED",
                                      "order.confirmed", "none yet")
@@ -410,14 +431,6 @@ def run(args, tmp):
                    !t.includes({json.dumps(confirmed['id'])}); }})()""")
         check("the status filter keeps the cancelled order only", True)
 
-        # Quiet: both orders ended, every group caught up and every outbox empty.
-        def settled():
-            s = {name: scrape(port) for name, port in ports.items()}
-            lag = total(s["broker"], "relay_broker_group_lag") + total(
-                s["broker"], "relay_broker_group_in_flight")
-            rows = sum(total(s[n], "relay_outbox_rows") for n in ("order", "inventory", "payment"))
-            return s if lag == 0 and rows == 0 and total(
-                s["order"], "relay_order_pending_orders") == 0 else None
         after = wait_for("the pipeline settles (no lag, no outbox rows)", settled)
 
         # The events the test caused: every event of both orders' timelines.

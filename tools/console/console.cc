@@ -16,7 +16,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/http_listen.h"
@@ -54,8 +56,10 @@ constexpr uint32_t kDeadLetters = 20;
 // The largest request body: an order of 100 items is about 6 KiB of JSON.
 constexpr size_t kMaxBody = 64 << 10;
 constexpr absl::Duration kOrderPoll = absl::Milliseconds(200);
-// A comment line on an idle stream, so proxies and the browser keep it.
-constexpr absl::Duration kHeartbeat = absl::Seconds(15);
+// A comment line on an idle stream: proxies and the browser keep it, and a
+// write to a client that left fails, which frees its stream slot.
+constexpr absl::Duration kHeartbeat = absl::Seconds(5);
+constexpr char kHeartbeatLine[] = ": keep-alive\n\n";
 
 Value BoolValue(bool b) {
   Value v;
@@ -117,6 +121,17 @@ int HttpStatusFor(const grpc::Status& s) {
   }
 }
 
+// The host of a Host header: "127.0.0.1:8080" → "127.0.0.1",
+// "[::1]:8080" → "::1", in lower case.
+std::string HostOf(absl::string_view header) {
+  if (absl::ConsumePrefix(&header, "[")) {
+    header = header.substr(0, header.find(']'));
+  } else if (size_t colon = header.find(':'); colon != absl::string_view::npos) {
+    header = header.substr(0, colon);
+  }
+  return absl::AsciiStrToLower(header);
+}
+
 bool IsTerminal(ov1::OrderStatus s) {
   return s == ov1::ORDER_STATUS_CONFIRMED || s == ov1::ORDER_STATUS_CANCELLED;
 }
@@ -147,6 +162,10 @@ class Console::Impl {
     if (options_.refresh < absl::Milliseconds(100)) {
       return absl::InvalidArgumentError("console refresh must be at least 100ms");
     }
+    if (options_.allowed_hosts.empty()) {
+      return absl::InvalidArgumentError("console allowed_hosts is empty: no request would pass");
+    }
+    for (std::string& h : options_.allowed_hosts) h = absl::AsciiStrToLower(h);
     if (options_.max_streams < 1) {
       return absl::InvalidArgumentError("console max_streams must be at least 1");
     }
@@ -262,8 +281,9 @@ class Console::Impl {
         auto it = previous_->topic_end.find(t.name());
         if (it != previous_->topic_end.end()) before = it->second;
       }
-      if (t.end_offset() != tail_seen_[t.name()]) {
-        TailRead(*stub, t, is_dlq ? kDeadLetters : kTailEvents, now);
+      // Read again next time when the read failed.
+      if (t.end_offset() != tail_seen_[t.name()] &&
+          TailRead(*stub, t, is_dlq ? kDeadLetters : kTailEvents, now)) {
         tail_seen_[t.name()] = t.end_offset();
       }
       if (is_dlq) {
@@ -314,9 +334,10 @@ class Console::Impl {
   }
 
   // Reads the last `count` events of `t`: their sources are the topic's
-  // producers; a dead-letter topic's are its newest dead letters.
-  void TailRead(bv1::Broker::Stub& stub, const bv1::TopicInfo& t, uint32_t count, absl::Time now) {
-    if (t.end_offset() == t.first_offset()) return;
+  // producers; a dead-letter topic's are its newest dead letters. False
+  // when the read failed.
+  bool TailRead(bv1::Broker::Stub& stub, const bv1::TopicInfo& t, uint32_t count, absl::Time now) {
+    if (t.end_offset() == t.first_offset()) return true;
     bv1::ReadRequest request;
     request.set_topic(t.name());
     request.set_offset(t.end_offset() -
@@ -325,13 +346,14 @@ class Console::Impl {
     grpc::ClientContext call;
     ctx_.SetDeadline(&call);
     bv1::ReadResponse response;
-    if (!stub.Read(&call, request, &response).ok()) return;
+    if (!stub.Read(&call, request, &response).ok()) return false;
     for (const Event& e : response.events()) {
       if (!e.source().empty()) producers_[t.name()][e.source()] = now;
     }
     if (absl::EndsWith(t.name(), ".dlq")) {
       dead_letters_[t.name()].assign(response.events().begin(), response.events().end());
     }
+    return true;
   }
 
   void InventorySection(google::protobuf::Map<std::string, Value>& fields,
@@ -387,6 +409,27 @@ class Console::Impl {
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http_.set_payload_max_length(kMaxBody);
     http_.set_keep_alive_timeout(2);
+    // A page of another site that makes its own name resolve to 127.0.0.1
+    // (DNS rebinding) is same-origin with the console, but its requests
+    // carry its own name as Host: only the names the console is reached by
+    // get an answer.
+    http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      const std::string host = HostOf(req.get_header_value("Host"));
+      for (const std::string& allowed : options_.allowed_hosts) {
+        if (host == allowed) return httplib::Server::HandlerResponse::Unhandled;
+      }
+      SetError(res, 403,
+               absl::StrCat("host ", Excerpt(host), " is not one this console answers to (",
+                            absl::StrJoin(options_.allowed_hosts, ", "), "; --allowed_hosts)"));
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    // No framing (a click on a framed page would place an order), no
+    // content sniffing, nothing loaded from anywhere else.
+    http_.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+      res.set_header("X-Frame-Options", "DENY");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
+    });
 
     for (const Asset& asset : Assets()) {
       const std::string path = asset.path == "index.html" ? "/" : "/" + asset.path;
@@ -452,7 +495,7 @@ class Console::Impl {
               return stopping_ || version_ != *sent;
             };
             if (!mu_.AwaitWithTimeout(absl::Condition(&changed), kHeartbeat)) {
-              data = ": keep-alive\n\n";
+              data = kHeartbeatLine;
             } else if (stopping_) {
               return false;
             } else {
@@ -499,7 +542,7 @@ class Console::Impl {
   void PlaceOrder(const httplib::Request& req, httplib::Response& res) {
     // A form from another site cannot send this content type without the
     // browser asking first (CORS), and the console never says yes.
-    if (!absl::StartsWith(req.get_header_value("Content-Type"), kJson)) {
+    if (!absl::StartsWithIgnoreCase(req.get_header_value("Content-Type"), kJson)) {
       return SetError(res, 415, "send the order as application/json");
     }
     ov1::PlaceOrderRequest request;
@@ -549,6 +592,7 @@ class Console::Impl {
                              doc);
       }
     }
+    if (Stopping()) return ErrorDocument(503, "relay-console is stopping", doc);
     std::vector<Event> events;
     std::string failed;
     std::string trace_error;
@@ -594,6 +638,11 @@ class Console::Impl {
     return 200;
   }
 
+  bool Stopping() {
+    absl::MutexLock lock(&mu_);
+    return stopping_;
+  }
+
   static int ErrorDocument(int status, const std::string& message, std::string* doc) {
     Value v;
     (*v.mutable_struct_value()->mutable_fields())["error"] = ctl::StringValue(message);
@@ -616,9 +665,10 @@ class Console::Impl {
       bool complete;
       bool ended = false;
       absl::Time deadline;
+      absl::Time last_write;
     };
-    auto state = std::make_shared<State>(
-        State{std::string(), complete, false, absl::Now() + options_.order_stream_limit});
+    auto state = std::make_shared<State>(State{
+        std::string(), complete, false, absl::Now() + options_.order_stream_limit, absl::Now()});
     state->last = first;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -648,14 +698,18 @@ class Console::Impl {
               data = Sse("order", doc);
             }
             state->complete = complete;
+            if (data.empty() && absl::Now() - state->last_write >= kHeartbeat) {
+              data = kHeartbeatLine;
+            }
             if (data.empty()) return sink.is_writable();
           }
+          state->last_write = absl::Now();
           return sink.is_writable() && sink.write(data.data(), data.size());
         },
         [this](bool) { streams_.fetch_sub(1); });
   }
 
-  const Options options_;
+  Options options_;  // allowed_hosts lower-cased by Start()
   ctl::Context ctx_;
   httplib::Server http_;
   std::thread http_thread_;

@@ -20,6 +20,10 @@
 //                                  terminal and its last event is on the
 //                                  timeline (or after two minutes)
 //
+// Every answer forbids framing and sniffing (X-Frame-Options,
+// X-Content-Type-Options, a Content-Security-Policy of 'self'); a request
+// whose Host is not in `allowed_hosts` gets 403.
+//
 // A snapshot, refreshed every `refresh` by one thread: each peer's
 // reachability; topics with events/s and the producers seen on their tail;
 // consumer groups with members, lag, in flight, redeliveries and acks/s;
@@ -38,6 +42,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -58,6 +63,11 @@ struct Options {
   // The most event streams served at once (each holds one HTTP thread);
   // one more is refused with 503.
   int max_streams = 16;
+  // The host names (the Host header without its port) the console answers
+  // to; any other gets 403. Guards against DNS rebinding: a page of another
+  // site whose name resolves to 127.0.0.1 reaches the console with its own
+  // name. Add the names you open the page by when it listens elsewhere.
+  std::vector<std::string> allowed_hosts = {"localhost", "127.0.0.1", "::1"};
   // How long an order's stream lasts at most.
   absl::Duration order_stream_limit = absl::Minutes(2);
 };

@@ -3,6 +3,7 @@
 // the page and its API until SIGTERM/SIGINT.
 
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,10 @@ ABSL_FLAG(std::string, payment, "localhost:7073", "payment-service's host:port")
 ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1),
           "how often the page's numbers are refreshed (at least 100ms)");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(2), "deadline of each call to a peer");
+ABSL_FLAG(std::vector<std::string>, allowed_hosts,
+          std::vector<std::string>({"localhost", "127.0.0.1", "::1"}),
+          "host names the page may be opened by (the Host header; others get 403: guards "
+          "against DNS rebinding)");
 ABSL_FLAG(int, max_streams, 16, "the most live streams (open pages and order views) at once");
 ABSL_FLAG(std::string, log_format, "text", "text or json");
 
@@ -38,6 +43,7 @@ int main(int argc, char** argv) {
   options.refresh = absl::GetFlag(FLAGS_refresh);
   options.rpc_timeout = absl::GetFlag(FLAGS_rpc_timeout);
   options.max_streams = absl::GetFlag(FLAGS_max_streams);
+  options.allowed_hosts = absl::GetFlag(FLAGS_allowed_hosts);
   auto console = relay::console::Console::Start(options);
   if (!console.ok()) return process.Fail(console.status());
   return process.ServeUntilSignal({{"listen", options.listen},

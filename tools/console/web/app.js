@@ -196,8 +196,13 @@ function connectOverview() {
     renderChoices();
     refreshOrders();
   });
-  // The browser reconnects by itself; say so meanwhile.
-  source.onerror = () => { $('#updated').textContent = 'console unreachable, reconnecting'; };
+  // The browser reconnects by itself after a dropped connection, but not
+  // after an answer other than 200 (a 503 when every stream slot is taken):
+  // then this does, a few seconds later.
+  source.onerror = () => {
+    $('#updated').textContent = 'console unreachable, reconnecting';
+    if (source.readyState === EventSource.CLOSED) setTimeout(connectOverview, 3000);
+  };
 }
 
 // ---- Orders.
@@ -258,6 +263,7 @@ function follow(orderId) {
     try {
       const response = await fetch(`/api/orders/${encodeURIComponent(orderId)}`);
       const doc = await response.json();
+      if (orderStream !== source) return;  // another order was picked meanwhile
       if (response.ok) renderOrder(doc); else $('#trace-error').textContent = doc.error;
     } catch (error) {
       $('#trace-error').textContent = String(error.message || error);
