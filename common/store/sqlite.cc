@@ -122,8 +122,8 @@ absl::Status Statement::BindDouble(int index, double value) {
 absl::Status Statement::BindText(int index, absl::string_view value) {
   // A null pointer would bind NULL: an empty string must stay a string.
   const char* data = value.data() != nullptr ? value.data() : "";
-  return BindResult(index, sqlite3_bind_text64(stmt_, index, data, value.size(), SQLITE_TRANSIENT,
-                                               SQLITE_UTF8));
+  return BindResult(
+      index, sqlite3_bind_text64(stmt_, index, data, value.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
 }
 
 absl::Status Statement::BindBlob(int index, absl::string_view value) {
@@ -146,8 +146,8 @@ absl::Status Statement::Run() {
   absl::StatusOr<bool> row = Step();
   if (!row.ok()) return row.status();
   if (*row) {
-    return absl::InternalError(absl::StrCat(db_->path(), ": `", Abbrev(sql_),
-                                            "` returned rows where none were expected"));
+    return absl::InternalError(
+        absl::StrCat(db_->path(), ": `", Abbrev(sql_), "` returned rows where none were expected"));
   }
   return absl::OkStatus();
 }
@@ -190,50 +190,28 @@ absl::Status Tx::Exec(absl::string_view sql) {
 
 absl::StatusOr<Statement> Tx::Prepare(absl::string_view sql) {
   db_->mu_.AssertHeld();
-  std::string key(sql);
-  auto it = db_->cache_.find(key);
-  if (it != db_->cache_.end()) {
-    sqlite3_stmt* stmt = it->second;
-    db_->cache_.erase(it);
-    return Statement(db_, std::move(key), stmt);
-  }
-  sqlite3_stmt* stmt = nullptr;
-  const char* tail = nullptr;
-  int rc = sqlite3_prepare_v3(db_->db_, key.data(), static_cast<int>(key.size()),
-                              SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
-  if (rc != SQLITE_OK) {
-    sqlite3_finalize(stmt);
-    return db_->Error(rc, absl::StrCat("prepare `", Abbrev(sql), "`"));
-  }
-  if (stmt == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(db_->path(), ": prepare: no SQL statement in `", Abbrev(sql), "`"));
-  }
-  if (tail != nullptr &&
-      !absl::StripAsciiWhitespace(absl::string_view(tail, key.data() + key.size() - tail)).empty()) {
-    sqlite3_finalize(stmt);
-    return absl::InvalidArgumentError(absl::StrCat(
-        db_->path(), ": prepare: more than one statement in `", Abbrev(sql), "` (use Exec)"));
-  }
-  return Statement(db_, std::move(key), stmt);
+  return db_->PrepareLocked(sql);
 }
 
 absl::Status Tx::Savepoint(const std::function<absl::Status(Tx&)>& fn) {
+  db_->mu_.AssertHeld();
   const std::string name = absl::StrCat("relay_sp", savepoint_depth_);
-  if (absl::Status s = Exec(absl::StrCat("SAVEPOINT ", name)); !s.ok()) return s;
+  if (absl::Status s = db_->RunLocked(absl::StrCat("SAVEPOINT ", name)); !s.ok()) return s;
   ++savepoint_depth_;
   absl::Status result = fn(*this);
   --savepoint_depth_;
   if (result.ok()) {
-    absl::Status s = Exec(absl::StrCat("RELEASE ", name));
+    absl::Status s = db_->RunLocked(absl::StrCat("RELEASE ", name));
     if (!s.ok()) broken_ = s;
     return s;
   }
   if (!in_transaction()) return result;  // SQLite rolled everything back already
-  absl::Status s = Exec(absl::StrCat("ROLLBACK TO ", name, "; RELEASE ", name));
+  absl::Status s = db_->RunLocked(absl::StrCat("ROLLBACK TO ", name));
+  if (s.ok()) s = db_->RunLocked(absl::StrCat("RELEASE ", name));
   if (!s.ok()) {
     // What `fn` did may be half there: the whole transaction must not commit.
-    broken_ = Annotate(s, absl::StrCat("rolling back a savepoint after \"", result.message(), "\""));
+    broken_ =
+        Annotate(s, absl::StrCat("rolling back a savepoint after \"", result.message(), "\""));
   }
   return result;
 }
@@ -246,8 +224,7 @@ bool Tx::in_transaction() const { return sqlite3_get_autocommit(db_->db_) == 0; 
 
 // ----------------------------------------------------------------- Database
 
-absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
-                                                         Options options) {
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, Options options) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   if (options.create_if_missing) flags |= SQLITE_OPEN_CREATE;
   sqlite3* raw = nullptr;
@@ -283,8 +260,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
     });
   }
   if (s.ok() && journal_mode != "wal" && journal_mode != "memory") {
-    s = absl::FailedPreconditionError(absl::StrCat(
-        path, ": cannot switch to WAL mode (journal_mode is '", journal_mode, "')"));
+    s = absl::FailedPreconditionError(
+        absl::StrCat(path, ": cannot switch to WAL mode (journal_mode is '", journal_mode, "')"));
   }
   if (s.ok()) {
     s = db->ExecLocked(absl::StrCat(
@@ -312,28 +289,64 @@ absl::Status Database::Error(int rc, absl::string_view what) const {
                       absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(db_)));
 }
 
+absl::StatusOr<Statement> Database::PrepareLocked(absl::string_view sql) {
+  std::string key(sql);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) {
+    sqlite3_stmt* stmt = it->second;
+    cache_.erase(it);
+    return Statement(this, std::move(key), stmt);
+  }
+  sqlite3_stmt* stmt = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v3(db_, key.data(), static_cast<int>(key.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return Error(rc, absl::StrCat("prepare `", Abbrev(sql), "`"));
+  }
+  if (stmt == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": prepare: no SQL statement in `", Abbrev(sql), "`"));
+  }
+  if (tail != nullptr &&
+      !absl::StripAsciiWhitespace(absl::string_view(tail, key.data() + key.size() - tail))
+           .empty()) {
+    sqlite3_finalize(stmt);
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": prepare: more than one statement in `",
+                                                   Abbrev(sql), "` (use Exec)"));
+  }
+  return Statement(this, std::move(key), stmt);
+}
+
+absl::Status Database::RunLocked(absl::string_view sql) {
+  absl::StatusOr<Statement> statement = PrepareLocked(sql);
+  if (!statement.ok()) return statement.status();
+  return statement->Run();
+}
+
 absl::Status Database::ExecLocked(absl::string_view sql) {
   std::string text(sql);
   char* message = nullptr;
   int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message);
   if (rc == SQLITE_OK) return absl::OkStatus();
   absl::Status s(CodeFor(rc, sqlite3_system_errno(db_)),
-                 absl::StrCat(path_, ": `", Abbrev(sql), "`: ",
-                              message != nullptr ? message : sqlite3_errstr(rc)));
+                 absl::StrCat(path_, ": `", Abbrev(sql),
+                              "`: ", message != nullptr ? message : sqlite3_errstr(rc)));
   sqlite3_free(message);
   return s;
 }
 
 void Database::RollbackLocked() {
   if (sqlite3_get_autocommit(db_) != 0) return;  // SQLite ended it already
-  absl::Status s = ExecLocked("ROLLBACK");
+  absl::Status s = RunLocked("ROLLBACK");
   if (!s.ok()) RELAY_LOG(Error, "rollback failed", {{"path", path_}, {"error", s.ToString()}});
 }
 
 absl::Status Database::RunInTransaction(absl::string_view begin,
                                         const std::function<absl::Status(Tx&)>& fn) {
   if (!begin.empty()) {
-    if (absl::Status s = ExecLocked(begin); !s.ok()) return s;
+    if (absl::Status s = RunLocked(begin); !s.ok()) return s;
   }
   // Rolls back however `fn` leaves (an error, or an exception unwinding).
   struct Guard {
@@ -351,7 +364,7 @@ absl::Status Database::RunInTransaction(absl::string_view begin,
     guard.armed = false;
     return absl::OkStatus();
   }
-  s = ExecLocked("COMMIT");
+  s = RunLocked("COMMIT");
   if (!s.ok()) return s;
   guard.armed = false;
   return absl::OkStatus();
@@ -399,9 +412,9 @@ absl::Status Database::Migrate(const std::vector<std::string>& steps) {
     }
     const int64_t target = static_cast<int64_t>(steps.size());
     if (version > target) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path_, ": schema version ", version, " is newer than this binary's ", target,
-                       " migration steps"));
+      return absl::FailedPreconditionError(absl::StrCat(path_, ": schema version ", version,
+                                                        " is newer than this binary's ", target,
+                                                        " migration steps"));
     }
     if (version == target) return absl::OkStatus();
     for (int64_t i = version; i < target; ++i) {

@@ -78,6 +78,7 @@ class Statement {
   std::string ColumnBlob(int col) const;
 
  private:
+  friend class Database;
   friend class Tx;
   Statement(Database* db, std::string sql, sqlite3_stmt* stmt);
   absl::Status BindResult(int index, int rc);
@@ -189,6 +190,12 @@ class Database {
   // The status for SQLite result `rc` of `what` (the message says both).
   absl::Status Error(int rc, absl::string_view what) const;
   absl::Status ExecLocked(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `sql` (one statement) from the statement cache, prepared on first use.
+  absl::StatusOr<Statement> PrepareLocked(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `sql` (one statement that returns no rows) as a cached prepared
+  // statement: BEGIN, COMMIT, ROLLBACK and the savepoints run for every
+  // transaction, and sqlite3_exec would parse them each time.
+  absl::Status RunLocked(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RunInTransaction(absl::string_view begin, const std::function<absl::Status(Tx&)>& fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a failed transaction unless SQLite already did.

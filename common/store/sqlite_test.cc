@@ -157,6 +157,52 @@ TEST(Database, SavepointRollsBackOnlyItself) {
   EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t WHERE id = 2"), IsOkAndHolds(0));
 }
 
+// BEGIN, COMMIT and the savepoints are cached prepared statements: a commit
+// that fails (a deferred foreign key, checked at COMMIT) rolls back, and the
+// same statements serve the next transactions.
+TEST(Database, AFailedCommitRollsBackAndTheNextTransactionsCommit) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE p (id INTEGER PRIMARY KEY);"
+                       "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id))"),
+              IsOk());
+  EXPECT_THAT(db->Transaction([](Tx& tx) -> absl::Status {
+    if (absl::Status s = tx.Exec("PRAGMA defer_foreign_keys = ON"); !s.ok()) return s;
+    return tx.Exec("INSERT INTO c VALUES (1, 42)");  // accepted until COMMIT
+  }),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("`COMMIT`")));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM c"), IsOkAndHolds(0));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_THAT(db->Transaction([i](Tx& tx) -> absl::Status {
+      return tx.Savepoint(
+          [i](Tx& sp) { return sp.Exec(absl::StrCat("INSERT INTO p VALUES (", i, ")")); });
+    }),
+                IsOk());
+  }
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM p"), IsOkAndHolds(3));
+}
+
+// A savepoint that fails inside another: only the inner one's work goes.
+TEST(Database, NestedSavepointsRollBackOnlyTheFailedOne) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  ASSERT_THAT(db->Transaction([](Tx& tx) -> absl::Status {
+    return tx.Savepoint([](Tx& outer) -> absl::Status {
+      if (absl::Status s = Insert(outer, 1, "outer"); !s.ok()) return s;
+      absl::Status inner = outer.Savepoint([](Tx& sp) -> absl::Status {
+        if (absl::Status s = Insert(sp, 2, "inner"); !s.ok()) return s;
+        return absl::AbortedError("inner failure");
+      });
+      EXPECT_THAT(inner, StatusIs(absl::StatusCode::kAborted, HasSubstr("inner failure")));
+      return Insert(outer, 3, "outer again");
+    });
+  }),
+              IsOk());
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(2));
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t WHERE id = 2"), IsOkAndHolds(0));
+}
+
 TEST(Database, StatementBindsAndReadsEveryType) {
   TempDir dir;
   auto db = OpenOrDie(dir.Join("a.db"));
@@ -172,8 +218,8 @@ TEST(Database, StatementBindsAndReadsEveryType) {
     EXPECT_THAT(insert->BindBlob(4, blob), IsOk());
     EXPECT_THAT(insert->BindNull(5), IsOk());
     EXPECT_THAT(insert->BindText(6, absl::string_view()), IsOk());
-    EXPECT_THAT(insert->BindInt64(7, 0), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                  HasSubstr("parameter 7")));
+    EXPECT_THAT(insert->BindInt64(7, 0),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("parameter 7")));
     return insert->Run();
   }),
               IsOk());
@@ -198,7 +244,8 @@ TEST(Database, StatementBindsAndReadsEveryType) {
 TEST(Database, PrepareRejectsMoreThanOneStatement) {
   TempDir dir;
   auto db = OpenOrDie(dir.Join("a.db"));
-  absl::Status s = db->Transaction([](Tx& tx) { return tx.Prepare("SELECT 1; SELECT 2").status(); });
+  absl::Status s =
+      db->Transaction([](Tx& tx) { return tx.Prepare("SELECT 1; SELECT 2").status(); });
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than one")));
 }
 
