@@ -97,12 +97,26 @@ std::string Sse(absl::string_view event, absl::string_view data) {
                       "\n\n");
 }
 
-void SetError(httplib::Response& res, int status, absl::string_view message) {
-  Value doc;
-  (*doc.mutable_struct_value()->mutable_fields())["error"] = ctl::StringValue(std::string(message));
-  res.status = status;
-  res.set_content(ctl::ToJson(doc, false), kJson);
+// {"error": message} into `*doc`; returns `status`.
+int ErrorDocument(int status, absl::string_view message, std::string* doc) {
+  Value v;
+  (*v.mutable_struct_value()->mutable_fields())["error"] = ctl::StringValue(std::string(message));
+  *doc = ctl::ToJson(v, false);
+  return status;
 }
+
+void SetError(httplib::Response& res, int status, absl::string_view message) {
+  std::string doc;
+  res.status = ErrorDocument(status, message, &doc);
+  res.set_content(doc, kJson);
+}
+
+// What an order's stream has read of its timeline so far: each poll reads
+// only the events after it.
+struct Timeline {
+  std::map<std::string, uint64_t> resume;  // per topic, where the next read starts
+  std::vector<Event> events;
+};
 
 // The HTTP status for a failed call to a peer.
 int HttpStatusFor(const grpc::Status& s) {
@@ -571,8 +585,10 @@ class Console::Impl {
   // The order and its timeline as {"order":...,"trace":...,"terminal":bool,
   // "complete":bool} (complete: terminal and its last event is on the
   // timeline) into `*doc`; returns the HTTP status. A failed timeline read
-  // leaves the order and says why in "trace_error".
-  int OrderDocument(const std::string& order_id, std::string* doc, bool* complete = nullptr) {
+  // leaves the order and says why in "trace_error". With `timeline`, only
+  // the events after what it holds are read, and added to it.
+  int OrderDocument(const std::string& order_id, std::string* doc, bool* complete = nullptr,
+                    Timeline* timeline = nullptr) {
     if (order_id.empty() || order_id.size() > 128) {
       return ErrorDocument(400, "order id must be 1 to 128 bytes", doc);
     }
@@ -593,7 +609,8 @@ class Console::Impl {
       }
     }
     if (Stopping()) return ErrorDocument(503, "relay-console is stopping", doc);
-    std::vector<Event> events;
+    Timeline once;
+    Timeline& t = timeline != nullptr ? *timeline : once;
     std::string failed;
     std::string trace_error;
     const std::string& broker = options_.endpoints.broker;
@@ -601,8 +618,17 @@ class Console::Impl {
     // From a little before the order was made: the broker's clock may be
     // behind order-service's.
     const absl::Time since = ctl::ToTime(order.created_at()) - absl::Seconds(5);
+    std::vector<Event> fresh;
+    const std::map<std::string, uint64_t> resumed = t.resume;
     grpc::Status s = ctl::ReadCorrelated(ctx_, *broker_stub, ctl::DefaultTraceTopics(), order_id,
-                                         since, &events, &failed);
+                                         since, &fresh, &failed, &t.resume);
+    if (s.ok()) {
+      for (Event& e : fresh) t.events.push_back(std::move(e));
+    } else {
+      t.resume = resumed;  // what was read is dropped: read it again next time
+    }
+    ctl::SortByPublishTime(&t.events);
+    const std::vector<Event>& events = t.events;
     bv1::DescribeGroupsResponse groups;
     if (s.ok()) {
       grpc::ClientContext call;
@@ -610,7 +636,6 @@ class Console::Impl {
       s = broker_stub->DescribeGroups(&call, bv1::DescribeGroupsRequest(), &groups);
     }
     if (!s.ok()) trace_error = PeerError("relay-broker", broker, s);
-    ctl::SortByPublishTime(&events);
 
     std::ostringstream trace;
     if (events.empty()) {
@@ -643,32 +668,26 @@ class Console::Impl {
     return stopping_;
   }
 
-  static int ErrorDocument(int status, const std::string& message, std::string* doc) {
-    Value v;
-    (*v.mutable_struct_value()->mutable_fields())["error"] = ctl::StringValue(message);
-    *doc = ctl::ToJson(v, false);
-    return status;
-  }
-
   void OrderStream(const std::string& order_id, httplib::Response& res) {
+    struct State {
+      std::string last;
+      bool complete = false;
+      bool ended = false;
+      absl::Time deadline;
+      absl::Time last_write;
+      Timeline timeline;
+    };
+    auto state = std::make_shared<State>();
     std::string first;
-    bool complete = false;
-    const int status = OrderDocument(order_id, &first, &complete);
+    const int status = OrderDocument(order_id, &first, &state->complete, &state->timeline);
     if (status != 200) {
       res.status = status;
       res.set_content(first, kJson);
       return;
     }
     if (!AcquireStream(res)) return;
-    struct State {
-      std::string last;
-      bool complete;
-      bool ended = false;
-      absl::Time deadline;
-      absl::Time last_write;
-    };
-    auto state = std::make_shared<State>(State{
-        std::string(), complete, false, absl::Now() + options_.order_stream_limit, absl::Now()});
+    state->deadline = absl::Now() + options_.order_stream_limit;
+    state->last_write = absl::Now();
     state->last = first;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -693,7 +712,8 @@ class Console::Impl {
             }
             std::string doc;
             bool complete = false;
-            if (OrderDocument(order_id, &doc, &complete) == 200 && doc != state->last) {
+            if (OrderDocument(order_id, &doc, &complete, &state->timeline) == 200 &&
+                doc != state->last) {
               state->last = doc;
               data = Sse("order", doc);
             }

@@ -40,10 +40,12 @@ grpc::Status ReadCorrelated(Context& ctx, bv1::Broker::Stub& stub,
                             const std::vector<std::string>& topics, const std::string& id,
                             std::optional<absl::Time> since,
                             std::vector<relay::events::v1::Event>* events,
-                            std::string* failed_topic) {
+                            std::string* failed_topic, std::map<std::string, uint64_t>* resume) {
   for (const std::string& topic : topics) {
     uint64_t from = 0;
-    if (since.has_value()) {
+    if (resume != nullptr && resume->count(topic) > 0) {
+      from = resume->at(topic);
+    } else if (since.has_value()) {
       bv1::ReadRequest first;
       first.set_topic(topic);
       const int64_t ns = absl::ToUnixNanos(*since);
@@ -62,11 +64,12 @@ grpc::Status ReadCorrelated(Context& ctx, bv1::Broker::Stub& stub,
     bv1::ReadRequest request;
     request.set_topic(topic);
     request.set_correlation_id(id);
-    uint64_t unused;
-    if (grpc::Status s = ReadToEnd(ctx, stub, request, from, 0, events, &unused); !s.ok()) {
+    uint64_t next;
+    if (grpc::Status s = ReadToEnd(ctx, stub, request, from, 0, events, &next); !s.ok()) {
       *failed_topic = topic;
       return s;
     }
+    if (resume != nullptr) (*resume)[topic] = next;
   }
   return grpc::Status::OK;
 }

@@ -7,6 +7,7 @@
 #include <grpcpp/support/status.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,13 +30,16 @@ grpc::Status ReadToEnd(Context& ctx, relay::broker::v1::Broker::Stub& stub,
 // Every event of `topics` whose correlation_id header is `id`, appended to
 // `events` in no particular order. With `since`, each topic is read from its
 // first event published at or after `since` (found by a Read by time), so a
-// long topic is not scanned from its start. On failure `*failed_topic` names
-// the topic whose read failed.
+// long topic is not scanned from its start. With `resume`, a topic it has an
+// entry for is read from there instead, and each topic's entry is set to
+// where a later call goes on: a caller that polls reads only what is new.
+// On failure `*failed_topic` names the topic whose read failed.
 grpc::Status ReadCorrelated(Context& ctx, relay::broker::v1::Broker::Stub& stub,
                             const std::vector<std::string>& topics, const std::string& id,
                             std::optional<absl::Time> since,
                             std::vector<relay::events::v1::Event>* events,
-                            std::string* failed_topic);
+                            std::string* failed_topic,
+                            std::map<std::string, uint64_t>* resume = nullptr);
 
 // Sorts events into one timeline: by publish time, then topic, then offset.
 void SortByPublishTime(std::vector<relay::events::v1::Event>* events);
