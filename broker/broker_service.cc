@@ -87,7 +87,7 @@ grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>* BrokerService:
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerService::Subscribe(
     grpc::CallbackServerContext* context) {
   // Owned by gRPC and `streams_` (see EndableStream); deletes itself.
   auto* reactor =

@@ -21,7 +21,14 @@ namespace relay::broker {
 //
 // Thread-safe. `log`, `groups` and `auth` must outlive the server it is
 // registered with.
-class BrokerService final : public v1::Broker::CallbackService {
+// The Broker service with Subscribe raw (ByteBuffer both ways; see
+// SubscribeReactor) and every other method typed.
+using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
+    v1::Broker::WithCallbackMethod_PublishStream<v1::Broker::WithRawCallbackMethod_Subscribe<
+        v1::Broker::WithCallbackMethod_ListTopics<v1::Broker::WithCallbackMethod_DescribeGroups<
+            v1::Broker::WithCallbackMethod_Read<v1::Broker::Service>>>>>>;
+
+class BrokerService final : public BrokerCallbackBase {
  public:
   BrokerService(EventLog* log, GroupManager* groups, Limits limits, const Authorizer* auth)
       : log_(log), groups_(groups), limits_(limits), auth_(auth) {}
@@ -31,7 +38,7 @@ class BrokerService final : public v1::Broker::CallbackService {
                                     v1::PublishResponse* response) override;
   grpc::ServerBidiReactor<v1::PublishRequest, v1::PublishResponse>* PublishStream(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ListTopics(grpc::CallbackServerContext* context,
                                        const v1::ListTopicsRequest* request,

@@ -100,7 +100,7 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
     absl::MutexLock sinks(&sinks_mu_);
     sinks_.emplace(id, sink);
   }
-  std::vector<Event> freed;
+  std::vector<StoredEvent> freed;
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
@@ -164,7 +164,7 @@ void ConsumerGroup::Leave(Scheduler::MemberId member) {
 absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
                                    const v1::SubscribeRequest& request) {
   absl::Time now = clock_();
-  std::vector<Event> done;
+  std::vector<StoredEvent> done;
   done.reserve(static_cast<size_t>(request.acks_size()));
   {
     absl::MutexLock lock(&mu_);
@@ -218,12 +218,12 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
   return absl::OkStatus();
 }
 
-bool ConsumerGroup::Wanted(const Event& e) const {
+bool ConsumerGroup::Wanted(const StoredEvent& e) const {
   return types_.empty() || std::binary_search(types_.begin(), types_.end(), e.type());
 }
 
 void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it,
-                             std::vector<Event>* freed) {
+                             std::vector<StoredEvent>* freed) {
   // The size Buffer() counted, kept beside the event: a protobuf's own
   // cached size does not survive a move (it read 0 here once, and the
   // count only grew until every group held one event at a time).
@@ -248,8 +248,8 @@ void ConsumerGroup::SkipGap(uint64_t to, absl::string_view why) {
              {"skipped_total", absl::StrCat(skipped_)}});
 }
 
-void ConsumerGroup::Buffer(std::vector<Event>* events) {
-  for (Event& e : *events) {
+void ConsumerGroup::Buffer(std::vector<StoredEvent>* events) {
+  for (StoredEvent& e : *events) {
     const uint64_t next = scheduler_.NextOffsetToBuffer();
     if (e.offset() < next) continue;  // already buffered
     if (e.offset() > next) SkipGap(e.offset(), "not in the log (damaged or deleted)");
@@ -260,7 +260,7 @@ void ConsumerGroup::Buffer(std::vector<Event>* events) {
     if (!wanted) counters_.filtered->Add();
     if (wanted) {
       const uint64_t offset = e.offset();  // before the move empties `e`
-      const size_t bytes = e.ByteSizeLong();
+      const size_t bytes = e.size();
       buffer_bytes_ += bytes;
       buffer_.emplace(offset, Buffered{std::move(e), bytes});
     }
@@ -290,12 +290,12 @@ absl::Time ConsumerGroup::Fill() {
   // Read outside the lock: only this (dispatcher) thread adds to the window,
   // so `next` stays valid while acks go on.
   while (room > 0 && bytes_room > 0 && next < end) {
-    absl::StatusOr<std::vector<Event>> events = log_->Read(
+    absl::StatusOr<std::vector<StoredEvent>> events = log_->ReadStored(
         topic_, next, std::min(room, kReadBatchEvents), std::min(bytes_room, kReadBatchBytes));
     if (!events.ok()) {
       // Narrow it down: the batch may fail on one bad record further on,
       // and only the event at `next` may be blamed (and skipped) here.
-      events = log_->Read(topic_, next, 1, kReadBatchBytes);
+      events = log_->ReadStored(topic_, next, 1, kReadBatchBytes);
     }
     if (!events.ok()) {
       if (read_error_offset_ != next) read_errors_ = 0;
@@ -336,7 +336,7 @@ absl::Time ConsumerGroup::Fill() {
 absl::Time ConsumerGroup::Pump() {
   const absl::Time read_retry = Fill();
 
-  absl::flat_hash_map<Scheduler::MemberId, std::vector<v1::Delivery>> batches;
+  absl::flat_hash_map<Scheduler::MemberId, std::vector<OutgoingDelivery>> batches;
   absl::Time next_wakeup;
   {
     absl::MutexLock lock(&mu_);
@@ -360,11 +360,7 @@ absl::Time ConsumerGroup::Pump() {
     for (const Scheduler::Assignment& a : assigned) {
       auto it = buffer_.find(a.offset);
       if (it == buffer_.end()) continue;  // cannot happen: assigned events are buffered
-      v1::Delivery d;
-      *d.mutable_event() = it->second.event;
-      d.mutable_event()->set_topic(topic_);
-      d.set_attempt(a.attempt);
-      batches[a.member].push_back(std::move(d));
+      batches[a.member].push_back(OutgoingDelivery{it->second.event, a.attempt});
       counters_.delivered->Add();
     }
     next_wakeup = std::min(scheduler_.NextWakeup(), read_retry);
@@ -378,7 +374,7 @@ absl::Time ConsumerGroup::Pump() {
     absl::MutexLock sinks(&sinks_mu_);
     for (auto& [member, deliveries] : batches) {
       auto s = sinks_.find(member);
-      if (s != sinks_.end()) s->second->Deliver(std::move(deliveries));
+      if (s != sinks_.end()) s->second->Deliver(topic_, std::move(deliveries));
     }
   }
   return next_wakeup;
@@ -388,11 +384,10 @@ void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
   for (Scheduler::DeadLetter& d : dead) {
     auto it = buffer_.find(d.offset);
     if (it == buffer_.end()) continue;
-    const Event& original = it->second.event;
+    const Event original = it->second.event.ToEvent(topic_);
     v1::DeadLetter letter;
     letter.set_group(group_);
     *letter.mutable_event() = original;
-    letter.mutable_event()->set_topic(topic_);
     letter.set_last_error(d.last_error);
     for (const Scheduler::Attempt& a : d.attempts) {
       v1::DeadLetter::Attempt* pa = letter.add_attempts();
@@ -437,7 +432,7 @@ void ConsumerGroup::SendDeadLetters() {
     log_->Append(DeadLetterTopic(topic_), std::move(batch),
                  [this, letter = std::move(p.letter)](
                      absl::StatusOr<std::vector<AppendResult>> result) mutable {
-                   std::vector<Event> freed;  // destroyed outside mu_
+                   std::vector<StoredEvent> freed;  // destroyed outside mu_
                    {
                      absl::MutexLock lock(&mu_);
                      if (!result.ok()) {

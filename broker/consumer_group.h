@@ -22,14 +22,21 @@ namespace relay::broker {
 
 using Clock = std::function<absl::Time()>;
 
+// An event handed to a member: its stored bytes (shared with the log's
+// cache and the group's window, not copied) and which attempt this is.
+struct OutgoingDelivery {
+  StoredEvent event;
+  uint32_t attempt = 0;
+};
+
 // The outbound side of one member's Subscribe stream.
 class MemberSink {
  public:
   virtual ~MemberSink() = default;
-  // Hands deliveries to the member's stream, from the dispatcher thread, in
-  // order. Must not block and must not call back into the group (it runs
-  // under the group's sink lock, which Leave() waits for).
-  virtual void Deliver(std::vector<v1::Delivery> deliveries) = 0;
+  // Hands deliveries of `topic` to the member's stream, from the dispatcher
+  // thread, in order. Must not block and must not call back into the group
+  // (it runs under the group's sink lock, which Leave() waits for).
+  virtual void Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) = 0;
 };
 
 // One consumer group of one topic: the Scheduler's rules applied to the
@@ -104,7 +111,7 @@ class ConsumerGroup {
 
   // A buffered event and the bytes it counts for in buffer_bytes_.
   struct Buffered {
-    Event event;
+    StoredEvent event;
     size_t bytes = 0;
   };
 
@@ -126,14 +133,14 @@ class ConsumerGroup {
   void SendDeadLetters() ABSL_LOCKS_EXCLUDED(mu_);
   void DropBelowCommitted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds read events to the window. REQUIRES: ascending offsets.
-  void Buffer(std::vector<Event>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Buffer(std::vector<StoredEvent>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the window past offsets the log does not have, [next, to).
   void SkipGap(uint64_t to, absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads events into the window; returns when to try again after a read
   // error (InfiniteFuture when none). Dispatcher thread only.
   absl::Time Fill();
-  bool Wanted(const Event& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it, std::vector<Event>* freed)
+  bool Wanted(const StoredEvent& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it, std::vector<StoredEvent>* freed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string topic_;

@@ -37,7 +37,7 @@ ABSL_FLAG(std::string, storage, "file",
           "where topics live: file (segment files under --data_dir) or jetstream (a NATS "
           "JetStream stream per topic, at --nats). With jetstream, group checkpoints go to the "
           "key-value bucket relay_groups there, and --data_dir, --fsync, --segment_bytes, "
-          "--dedupe_max_bytes are ignored");
+          "--dedupe_max_bytes, --tail_cache_bytes are ignored");
 ABSL_FLAG(std::string, nats, "nats://127.0.0.1:4222",
           "--storage=jetstream: the NATS servers, URL[,URL...] (ignored with --storage=file)");
 ABSL_FLAG(int32_t, replicas, 1,
@@ -62,6 +62,9 @@ ABSL_FLAG(
     uint64_t, dedupe_max_bytes, uint64_t{128} << 20,
     "--storage=file: memory for the dedupe windows of all topics (~24 bytes an id); above it the "
     "largest windows forget their oldest ids first (logged and counted)");
+ABSL_FLAG(uint64_t, tail_cache_bytes, uint64_t{32} << 20,
+          "--storage=file: memory for the events written last to any topic, from which "
+          "consumers that keep up are served without reading the files back (0: none)");
 ABSL_FLAG(uint64_t, group_window_bytes, uint64_t{64} << 20,
           "bytes of unacknowledged events each consumer group holds in memory");
 ABSL_FLAG(uint64_t, group_window_events, 20000,
@@ -126,6 +129,7 @@ absl::Status StorageFromFlags(const std::string& data_dir, relay::broker::Storag
     o->file.segment_bytes = absl::GetFlag(FLAGS_segment_bytes);
     o->file.dedupe_window = absl::GetFlag(FLAGS_dedupe_window);
     o->file.dedupe_max_bytes = absl::GetFlag(FLAGS_dedupe_max_bytes);
+    o->file.tail_cache_bytes = absl::GetFlag(FLAGS_tail_cache_bytes);
     o->file.retention_age = absl::GetFlag(FLAGS_retention_age);
     o->file.retention_bytes = absl::GetFlag(FLAGS_retention_bytes);
     o->file.hard_max_bytes = absl::GetFlag(FLAGS_retention_hard_max_bytes);

@@ -1,8 +1,11 @@
 #include "broker/stream_reactors.h"
 
+#include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "broker/delivery_wire.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 
@@ -65,7 +68,7 @@ SubscribeReactor::SubscribeReactor(GroupManager* groups, StreamRegistry* streams
       peer_(std::move(peer)),
       auth_(auth),
       identity_(std::move(identity)) {
-  StartRead(&request_);
+  StartRead(&raw_request_);
 }
 
 void SubscribeReactor::EndForShutdown() { Close(ShuttingDown()); }
@@ -87,12 +90,18 @@ void SubscribeReactor::Reauthorize() {
 
 void SubscribeReactor::ReadNext() {
   absl::MutexLock lock(&mu_);
-  if (!closing_) StartRead(&request_);
+  if (!closing_) StartRead(&raw_request_);
 }
 
 void SubscribeReactor::OnReadDone(bool ok) {
   if (!ok) {  // the client half-closed, went away, or the server shuts down
     Close(grpc::Status::OK);
+    return;
+  }
+  if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&raw_request_, &request_)
+           .ok()) {
+    Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       "the request does not parse as a SubscribeRequest"));
     return;
   }
   ConsumerGroup* group;
@@ -176,36 +185,36 @@ void SubscribeReactor::HandleOpen() {
     // Lock order: group, then reactor (the group calls Deliver with its sink
     // lock held), so never call into the group while holding mu_.
     absl::MutexLock lock(&mu_);
-    queue_.push_front(std::move(opened));
-    if (queue_.size() == 1) back_bytes_ = 0;
+    queue_.push_front(Outgoing{opened.SerializeAsString(), /*opened=*/true});
     opened_sent_ = true;
     MaybeWriteLocked();
-    if (!closing_) StartRead(&request_);
+    if (!closing_) StartRead(&raw_request_);
   }
 }
 
-void SubscribeReactor::Deliver(std::vector<v1::Delivery> deliveries) {
+void SubscribeReactor::Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) {
   absl::MutexLock lock(&mu_);
   if (closing_) return;
-  for (v1::Delivery& d : deliveries) {
-    size_t size = d.event().ByteSizeLong();
-    // The front message may be in the queue but not the back one being
-    // filled when only `opened` is there: always fill a delivery message.
-    if (queue_.empty() || queue_.back().has_opened() || back_bytes_ + size > kMaxResponseBytes) {
-      queue_.emplace_back();
-      back_bytes_ = 0;
+  for (const OutgoingDelivery& d : deliveries) {
+    const size_t size = DeliveryWireSize(topic, d.event, d.attempt);
+    // Only `opened` may be queued: deliveries go in a message of their own.
+    if (queue_.empty() || queue_.back().opened ||
+        (!queue_.back().bytes.empty() && queue_.back().bytes.size() + size > kMaxResponseBytes)) {
+      queue_.emplace_back().bytes.reserve(std::min(kMaxResponseBytes, size * deliveries.size()));
     }
-    *queue_.back().add_deliveries() = std::move(d);
-    back_bytes_ += size;
+    AppendDelivery(topic, d.event, d.attempt, &queue_.back().bytes);
   }
   MaybeWriteLocked();
 }
 
 void SubscribeReactor::MaybeWriteLocked() {
   if (writing_ || finished_ || !opened_sent_ || queue_.empty()) return;
-  writing_msg_ = std::move(queue_.front());
+  // The message's bytes go to gRPC as they are: the slice owns them.
+  auto* bytes = new std::string(std::move(queue_.front().bytes));
   queue_.pop_front();
-  if (queue_.empty()) back_bytes_ = 0;
+  grpc::Slice slice(
+      bytes->data(), bytes->size(), [](void* p) { delete static_cast<std::string*>(p); }, bytes);
+  writing_msg_ = grpc::ByteBuffer(&slice, 1);
   writing_ = true;
   StartWrite(&writing_msg_);
 }

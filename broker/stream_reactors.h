@@ -8,11 +8,13 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/consumer_group.h"
 #include "broker/group_manager.h"
 #include "broker/policy.h"
 #include "broker/validation.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 
 namespace relay::broker {
@@ -71,14 +73,17 @@ class StreamRegistry {
 // over through MemberSink::Deliver (several pending batches are merged into
 // one message while a write is in flight).
 //
+// The stream is raw (grpc::ByteBuffer both ways): requests are parsed here,
+// and delivery messages are written straight from the events' stored bytes
+// (delivery_wire.h) rather than built as protobuf messages.
+//
 // Lifetime: created by BrokerService::Subscribe, registered in `streams`,
 // owned by gRPC until OnDone(), which unregisters it and drops gRPC's
 // reference (EndableStream). It leaves its group before it calls Finish(),
 // so the group never touches it after that.
-class SubscribeReactor final
-    : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>,
-      public MemberSink,
-      public EndableStream {
+class SubscribeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                               public MemberSink,
+                               public EndableStream {
  public:
   // `identity`: the caller's (common/tls.h), checked against `auth` at the open.
   SubscribeReactor(GroupManager* groups, StreamRegistry* streams, std::string peer,
@@ -92,7 +97,7 @@ class SubscribeReactor final
   void OnWriteDone(bool ok) override;
   void OnDone() override;
 
-  void Deliver(std::vector<v1::Delivery> deliveries) override;
+  void Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) override;
 
  private:
   void HandleOpen();
@@ -108,13 +113,20 @@ class SubscribeReactor final
   const std::string peer_;
   const Authorizer* const auth_;
   const std::string identity_;
-  v1::SubscribeRequest request_;  // only touched by the read path
+  // Only touched by the read path.
+  grpc::ByteBuffer raw_request_;
+  v1::SubscribeRequest request_;
+
+  // A serialized SubscribeResponse waiting to be written.
+  struct Outgoing {
+    std::string bytes;
+    bool opened = false;  // the `opened` message (no deliveries are added to it)
+  };
 
   absl::Mutex mu_;
   // Responses waiting to be written; the back one is still being filled.
-  std::deque<v1::SubscribeResponse> queue_ ABSL_GUARDED_BY(mu_);
-  size_t back_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::SubscribeResponse writing_msg_ ABSL_GUARDED_BY(mu_);
+  std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer writing_msg_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool opened_sent_ ABSL_GUARDED_BY(mu_) = false;  // deliveries wait for `opened`
   // Set when the member joined (read path); Close() leaves with them.

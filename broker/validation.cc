@@ -19,44 +19,55 @@ bool ValidNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
-// OK when `value` is at most `max` bytes; else names the field and the bound.
-absl::Status CheckLength(absl::string_view what, absl::string_view value, size_t max) {
+// OK when `value` is at most `max` bytes; else names the field (`what()`,
+// only built then: this runs for every string of every published event) and
+// the bound.
+template <typename What>
+absl::Status CheckLengthOf(const What& what, absl::string_view value, size_t max) {
   if (value.size() <= max) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(what, " is ", value.size(),
-                                                 " bytes; the limit is ", max, ": ",
-                                                 Excerpt(value)));
+  return absl::InvalidArgumentError(absl::StrCat(
+      what(), " is ", value.size(), " bytes; the limit is ", max, ": ", Excerpt(value)));
+}
+
+absl::Status CheckLength(absl::string_view what, absl::string_view value, size_t max) {
+  return CheckLengthOf([what] { return what; }, value, max);
 }
 
 // The envelope's strings of event #i.
 absl::Status CheckEnvelope(int i, const events::v1::Event& e) {
-  const std::string at = absl::StrCat("event #", i);
-  if (absl::Status s = CheckLength(absl::StrCat(at, " id"), e.id(), kMaxIdBytes); !s.ok()) {
-    return s;
-  }
-  const std::string named = absl::StrCat(at, " (id ", Excerpt(e.id()), ")");
-  if (absl::Status s = CheckLength(absl::StrCat(named, " type"), e.type(), kMaxTypeBytes);
+  auto named = [&](absl::string_view field) {
+    return absl::StrCat("event #", i, " (id ", Excerpt(e.id()), ") ", field);
+  };
+  if (absl::Status s =
+          CheckLengthOf([&] { return absl::StrCat("event #", i, " id"); }, e.id(), kMaxIdBytes);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckLength(absl::StrCat(named, " key"), e.key(), kMaxKeyBytes); !s.ok()) {
+  if (absl::Status s = CheckLengthOf([&] { return named("type"); }, e.type(), kMaxTypeBytes);
+      !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckLength(absl::StrCat(named, " source"), e.source(), kMaxSourceBytes);
+  if (absl::Status s = CheckLengthOf([&] { return named("key"); }, e.key(), kMaxKeyBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckLengthOf([&] { return named("source"); }, e.source(), kMaxSourceBytes);
       !s.ok()) {
     return s;
   }
   if (static_cast<size_t>(e.headers_size()) > kMaxHeaders) {
-    return absl::InvalidArgumentError(absl::StrCat(named, " has ", e.headers_size(),
-                                                   " headers; the limit is ", kMaxHeaders));
+    return absl::InvalidArgumentError(
+        absl::StrCat(named("has "), e.headers_size(), " headers; the limit is ", kMaxHeaders));
   }
   for (const auto& [name, value] : e.headers()) {
     if (absl::Status s =
-            CheckLength(absl::StrCat(named, " header name"), name, kMaxHeaderNameBytes);
+            CheckLengthOf([&] { return named("header name"); }, name, kMaxHeaderNameBytes);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckLength(absl::StrCat(named, " header ", Excerpt(name)), value,
-                                     kMaxHeaderValueBytes);
+    if (absl::Status s = CheckLengthOf(
+            [&, &name = name] { return named(absl::StrCat("header ", Excerpt(name))); }, value,
+            kMaxHeaderValueBytes);
         !s.ok()) {
       return s;
     }
@@ -69,9 +80,8 @@ absl::Status ValidateName(absl::string_view what, absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
   const size_t limit = absl::EndsWith(name, ".dlq") ? kMaxNameLengthWithDlq : kMaxNameLength;
   if (name.size() > limit) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is ", name.size(),
-                                                   " characters long; the limit is ", limit, ": ",
-                                                   Excerpt(name)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " is ", name.size(), " characters long; the limit is ", limit, ": ", Excerpt(name)));
   }
   for (char c : name) {
     if (!ValidNameChar(c)) {
@@ -107,9 +117,8 @@ absl::Status ValidatePublish(const v1::PublishRequest& request, const Limits& li
     }
     if (!e.topic().empty() && e.topic() != request.topic()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("event #", i, " (id ", Excerpt(e.id()), ") names topic ",
-                       Excerpt(e.topic()), " but the request publishes to '", request.topic(),
-                       "'"));
+          absl::StrCat("event #", i, " (id ", Excerpt(e.id()), ") names topic ", Excerpt(e.topic()),
+                       " but the request publishes to '", request.topic(), "'"));
     }
     size_t size = e.ByteSizeLong();
     if (size > limits.max_event_bytes) {

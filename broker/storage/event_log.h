@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "broker/storage/stored_event.h"
 #include "relay/events/v1/event.pb.h"
 
 namespace relay::broker {
@@ -77,6 +78,13 @@ class EventLog {
   // as empty.
   virtual absl::StatusOr<std::vector<Event>> Read(absl::string_view topic, uint64_t from,
                                                   size_t max_events, size_t max_bytes) const = 0;
+
+  // Read(), as the stored bytes (stored_event.h): what delivery needs,
+  // without building an Event per event and group. The default converts
+  // Read()'s events; FileEventLog serves its recent tail from memory.
+  virtual absl::StatusOr<std::vector<StoredEvent>> ReadStored(absl::string_view topic,
+                                                              uint64_t from, size_t max_events,
+                                                              size_t max_bytes) const;
 
   // The first retained offset whose publish_time is >= `t`, or DurableEnd.
   virtual uint64_t OffsetForTime(absl::string_view topic, absl::Time t) const = 0;

@@ -50,6 +50,8 @@ struct FileEventLog::Topic {
   // Writer-thread state.
   DedupeIndex dedupe;
   std::vector<EventBytes> pending;  // events of the current commit
+  // Their bytes, to stamp and cache once written.
+  std::vector<std::pair<std::shared_ptr<std::string>, StoredEvent::Layout>> pending_bytes;
   bool in_commit = false;
   bool unsynced = false;
   uint64_t next_offset = 0;
@@ -58,6 +60,10 @@ struct FileEventLog::Topic {
   absl::Time dedupe_logged = absl::InfinitePast();  // last "dedupe window shrunk" line
   metrics::Counter* appended_bytes = nullptr;
   metrics::Counter* duplicates = nullptr;
+
+  // Guarded by FileEventLog::cache_mu_: the tail cache's events of this
+  // topic, consecutive offsets, oldest first.
+  std::deque<StoredEvent> cache;
 };
 
 absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options) {
@@ -168,7 +174,7 @@ const FileEventLog::Topic* FileEventLog::FindTopic(absl::string_view name) const
 }
 
 void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
-  size_t total = 0;
+  batch->events.reserve(events.size());
   for (Event& event : events) {
     // The log assigns these; offset and publish_time follow in the record.
     event.clear_topic();
@@ -178,21 +184,22 @@ void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
     if (size > kMaxEventBytes) {
       batch->error = absl::InvalidArgumentError(absl::StrCat(
           "event ", Excerpt(event.id()), " is ", size, " bytes, larger than ", kMaxEventBytes));
+      batch->events.clear();
       return;
     }
-    total += size;
-  }
-  batch->bytes.resize(total);
-  batch->events.reserve(events.size());
-  size_t start = 0;
-  for (const Event& event : events) {
-    auto* out = reinterpret_cast<uint8_t*>(batch->bytes.data() + start);
-    const auto size = static_cast<uint32_t>(event.GetCachedSize());
-    event.SerializeWithCachedSizesToArray(out);
-    batch->events.push_back(PreparedEvent{start, size,
-                                          crc32c::Value(batch->bytes.data() + start, size),
-                                          DedupeIndex::KeyOf(event.id()), !event.id().empty()});
-    start += size;
+    // Room for the assigned fields: the writer appends them in place.
+    auto bytes = std::make_shared<std::string>();
+    bytes->reserve(size + kAssignedFieldsMaxBytes);
+    bytes->resize(size);
+    event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes->data()));
+    PreparedEvent& prepared = batch->events.emplace_back();
+    uint64_t unused_offset;
+    // What protobuf just serialized always scans.
+    StoredEvent::Scan(*bytes, &prepared.layout, &unused_offset);
+    prepared.crc = crc32c::Value(bytes->data(), size);
+    prepared.key = DedupeIndex::KeyOf(event.id());
+    prepared.has_id = !event.id().empty();
+    prepared.bytes = std::move(bytes);
   }
 }
 
@@ -229,6 +236,16 @@ absl::StatusOr<std::vector<Event>> FileEventLog::Read(absl::string_view topic, u
   const Topic* t = FindTopic(topic);
   if (t == nullptr || max_events == 0) return std::vector<Event>();
   return t->log->Read(from, max_events, max_bytes);
+}
+
+absl::StatusOr<std::vector<StoredEvent>> FileEventLog::ReadStored(absl::string_view topic,
+                                                                  uint64_t from, size_t max_events,
+                                                                  size_t max_bytes) const {
+  const Topic* t = FindTopic(topic);
+  std::vector<StoredEvent> out;
+  if (t == nullptr || max_events == 0) return out;
+  if (ReadCached(*t, from, max_events, max_bytes, &out)) return out;
+  return t->log->ReadStored(from, max_events, max_bytes);
 }
 
 uint64_t FileEventLog::OffsetForTime(absl::string_view topic, absl::Time t) const {
@@ -366,8 +383,8 @@ absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic
       continue;
     }
     results[i].offset = topic->next_offset++;
-    topic->pending.push_back(
-        EventBytes{absl::string_view(batch.bytes.data() + event.start, event.size), event.crc});
+    topic->pending.push_back(EventBytes{*event.bytes, event.crc});
+    topic->pending_bytes.emplace_back(event.bytes, event.layout);
   }
   return results;
 }
@@ -394,6 +411,7 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
     topic->in_commit = false;
     UpdateDedupeStats(topic);
     if (!topic->pending.empty() && failed_.ok()) {
+      const uint64_t first = topic->log->written_end();
       absl::Status status = topic->log->Append(topic->pending, topic->commit_time);
       if (!status.ok()) {
         Fail(absl::Status(status.code(),
@@ -402,6 +420,8 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
         uint64_t bytes = 0;
         for (const EventBytes& e : topic->pending) bytes += e.bytes.size();
         topic->appended_bytes->Add(bytes);
+        topic->pending.clear();  // views of the bytes CacheWritten() appends to
+        CacheWritten(topic, first);
         if (!topic->unsynced) {
           topic->unsynced = true;
           unsynced_.push_back(topic);
@@ -409,9 +429,68 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
       }
     }
     topic->pending.clear();
+    topic->pending_bytes.clear();
   }
   touched_.clear();
   FitDedupeBudget();
+}
+
+void FileEventLog::CacheWritten(Topic* topic, uint64_t first) {
+  // The records hold the events' bytes followed by offset and publish_time:
+  // the same appended here (in the room Prepare() reserved) make each string
+  // the record's payload.
+  AssignedFields fields(topic->commit_time);
+  std::vector<StoredEvent> written;
+  written.reserve(topic->pending_bytes.size());
+  size_t bytes = 0;
+  uint64_t offset = first;
+  for (auto& [event, layout] : topic->pending_bytes) {
+    fields.set_offset(offset);
+    event->append(fields.offset_field().data(), fields.offset_field().size());
+    event->append(fields.time_field().data(), fields.time_field().size());
+    bytes += event->size();
+    written.emplace_back(std::move(event), offset, layout);
+    ++offset;
+  }
+  topic->pending_bytes.clear();
+  if (options_.tail_cache_bytes == 0) return;
+  absl::MutexLock lock(&cache_mu_);
+  if (!topic->cache.empty() && topic->cache.back().offset() + 1 != first) {
+    // Not the continuation (cannot happen: offsets are dense): start over.
+    for (const StoredEvent& e : topic->cache) cache_bytes_ -= e.size();
+    topic->cache.clear();
+  }
+  for (StoredEvent& e : written) topic->cache.push_back(std::move(e));
+  cache_bytes_ += bytes;
+  cache_order_.emplace_back(topic, written.size());
+  // The oldest commits, of whichever topics, make room.
+  while (cache_bytes_ > options_.tail_cache_bytes && !cache_order_.empty()) {
+    auto [victim, count] = cache_order_.front();
+    cache_order_.pop_front();
+    for (size_t i = 0; i < count && !victim->cache.empty(); ++i) {
+      cache_bytes_ -= victim->cache.front().size();
+      victim->cache.pop_front();
+    }
+  }
+}
+
+bool FileEventLog::ReadCached(const Topic& topic, uint64_t from, size_t max_events,
+                              size_t max_bytes, std::vector<StoredEvent>* out) const {
+  // Read before the cache: what the cache holds beyond it is not durable.
+  const uint64_t end = topic.log->DurableEnd();
+  absl::ReaderMutexLock lock(&cache_mu_);
+  const std::deque<StoredEvent>& cache = topic.cache;
+  if (cache.empty() || from < cache.front().offset() || from > cache.back().offset()) {
+    return false;
+  }
+  size_t bytes = 0;
+  for (size_t i = from - cache.front().offset();
+       i < cache.size() && out->size() < max_events && cache[i].offset() < end; ++i) {
+    if (!out->empty() && bytes + cache[i].size() > max_bytes) break;
+    bytes += cache[i].size();
+    out->push_back(cache[i]);
+  }
+  return true;
 }
 
 void FileEventLog::UpdateDedupeStats(Topic* topic) {

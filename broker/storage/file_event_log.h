@@ -2,10 +2,12 @@
 #define RELAY_BROKER_STORAGE_FILE_EVENT_LOG_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -17,6 +19,7 @@
 #include "broker/storage/dedupe_index.h"
 #include "broker/storage/env.h"
 #include "broker/storage/event_log.h"
+#include "broker/storage/stored_event.h"
 #include "broker/storage/topic_log.h"
 #include "common/worker.h"
 
@@ -39,6 +42,11 @@ enum class FsyncPolicy {
 // `done`, then the durability listener once per topic. Appends arriving
 // meanwhile form the next commit. `<data_dir>/topics/LOCK` keeps a second
 // log (or process) out of the directory.
+//
+// Tail cache: the events written last (Options::tail_cache_bytes over all
+// topics) stay in memory as the records' payloads, shared with the readers
+// (StoredEvent), so that consumers keeping up never read a file back nor
+// parse an event. ReadStored() serves from it what is durable.
 //
 // Dedupe: per topic, the ids of the events published within dedupe_window
 // (rebuilt on Open from the records themselves). Retention: a background pass
@@ -86,6 +94,10 @@ class FileEventLog final : public EventLog {
     uint64_t hard_max_bytes = uint64_t{4} << 30;
     // Period of the background retention pass; zero or infinite: none.
     absl::Duration retention_check_interval = absl::Seconds(10);
+    // Memory for the events last written to any topic, kept (as the
+    // records' bytes) so that consumers read the tail without reading the
+    // files back or parsing (ReadStored). The oldest go first.
+    size_t tail_cache_bytes = size_t{32} << 20;
     // Publish times, dedupe window and retention age read this clock
     // (absl::Now when empty). Tests inject a fake one.
     std::function<absl::Time()> clock;
@@ -108,6 +120,10 @@ class FileEventLog final : public EventLog {
   uint64_t FirstOffset(absl::string_view topic) const override;
   absl::StatusOr<std::vector<Event>> Read(absl::string_view topic, uint64_t from, size_t max_events,
                                           size_t max_bytes) const override;
+  // From the tail cache when `from` is in it, else from the files.
+  absl::StatusOr<std::vector<StoredEvent>> ReadStored(absl::string_view topic, uint64_t from,
+                                                      size_t max_events,
+                                                      size_t max_bytes) const override;
   uint64_t OffsetForTime(absl::string_view topic, absl::Time t) const override;
   std::vector<TopicStats> ListTopics() const override;
   void SetDurabilityListener(DurabilityListener listener) override;
@@ -124,15 +140,17 @@ class FileEventLog final : public EventLog {
   // An event of a batch, serialized by Append() on the caller's thread so
   // that the writer thread only copies bytes.
   struct PreparedEvent {
-    size_t start;  // in Batch::bytes
-    uint32_t size;
+    // The event serialized, with room reserved for the fields the writer
+    // appends (kAssignedFieldsMaxBytes): then a record's payload as is, and
+    // what the tail cache holds.
+    std::shared_ptr<std::string> bytes;
+    StoredEvent::Layout layout;
     uint32_t crc;
     DedupeIndex::Key key;
     bool has_id;
   };
   struct Batch {
     std::string topic;
-    std::string bytes;  // the events serialized back to back
     std::vector<PreparedEvent> events;
     absl::Status error;  // a refused batch, answered by the writer thread
     AppendDone done;
@@ -164,6 +182,13 @@ class FileEventLog final : public EventLog {
   void MakeDurable(bool sync);
   void Fail(const absl::Status& cause);
 
+  // Stamps the events of `topic`'s commit just written (offsets from
+  // `first`) and adds them to the tail cache (writer thread).
+  void CacheWritten(Topic* topic, uint64_t first);
+  // Serves ReadStored from the tail cache: false when `from` is not cached.
+  bool ReadCached(const Topic& topic, uint64_t from, size_t max_events, size_t max_bytes,
+                  std::vector<StoredEvent>* out) const;
+
   // Keeps the dedupe windows within dedupe_max_bytes (writer thread).
   void FitDedupeBudget();
   void UpdateDedupeStats(Topic* topic);
@@ -182,6 +207,13 @@ class FileEventLog final : public EventLog {
   // Topics are added by the writer thread and never removed.
   mutable absl::Mutex topics_mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Topic>> topics_ ABSL_GUARDED_BY(topics_mu_);
+
+  // The tail cache: each topic's cached events (Topic::cache, consecutive
+  // offsets, possibly not durable yet: reads stop at DurableEnd), and the
+  // order they came in across topics, oldest first, for eviction.
+  mutable absl::Mutex cache_mu_;
+  std::deque<std::pair<Topic*, size_t>> cache_order_ ABSL_GUARDED_BY(cache_mu_);
+  size_t cache_bytes_ ABSL_GUARDED_BY(cache_mu_) = 0;
 
   mutable absl::Mutex floors_mu_;
   absl::flat_hash_map<std::string, uint64_t> floors_ ABSL_GUARDED_BY(floors_mu_);

@@ -281,6 +281,10 @@ TEST_F(PowerCutTest, FsyncErrorFailsTheBatchAndStopsTheLog) {
   // Nothing unsynced became visible.
   EXPECT_EQ(log->DurableEnd("orders"), 3u);
   EXPECT_THAT(log->Read("orders", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(3)));
+  // Not from the tail cache either, which took the two events when they
+  // were written, before the fsync failed.
+  EXPECT_THAT(log->ReadStored("orders", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(3)));
+  EXPECT_THAT(log->ReadStored("orders", 3, 100, 1 << 20), IsOkAndHolds(SizeIs(0)));
   {
     absl::MutexLock lock(&mu);
     EXPECT_THAT(heard, ElementsAre("orders:3"));  // never the failed end

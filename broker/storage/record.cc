@@ -35,6 +35,8 @@ inline void EncodeHeader(const char* payload, size_t size, char* header) {
 
 // Field numbers of relay.events.v1.Event and google.protobuf.Timestamp.
 constexpr int kIdField = 1;
+constexpr int kTypeField = 3;
+constexpr int kKeyField = 4;
 constexpr int kOffsetField = 9;
 constexpr int kPublishTimeField = 10;
 constexpr int kSecondsField = 1;
@@ -243,19 +245,27 @@ bool ParseRecordMeta(absl::string_view payload, RecordMeta* meta) {
                       static_cast<int>(payload.size()));
   TimestampFields publish_time;
   bool has_publish_time = false;
-  while (true) {
+  while (in.CurrentPosition() < static_cast<int>(payload.size())) {
+    // 0 here is a malformed (e.g. truncated) tag, not the end.
     uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
+    if (tag == 0) return false;
     int field = WireFormatLite::GetTagFieldNumber(tag);
     auto wire_type = WireFormatLite::GetTagWireType(tag);
     if (field == 0) return false;
-    if (field == kIdField && wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+    absl::string_view* text = nullptr;  // the string field this tag carries, if kept
+    if (wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      if (field == kIdField) text = &meta->id;
+      if (field == kTypeField) text = &meta->type;
+      if (field == kKeyField) text = &meta->key;
+    }
+    if (text != nullptr) {
       uint32_t length;
       if (!in.ReadVarint32(&length)) return false;
       if (static_cast<int>(length) < 0 || static_cast<int>(length) > in.BytesUntilLimit()) {
         return false;
       }
-      meta->id = payload.substr(static_cast<size_t>(in.CurrentPosition()), length);
+      // A repeated field: the last value wins, as in protobuf's parser.
+      *text = payload.substr(static_cast<size_t>(in.CurrentPosition()), length);
       if (!in.Skip(static_cast<int>(length))) return false;
     } else if (field == kOffsetField && wire_type == WireFormatLite::WIRETYPE_VARINT) {
       if (!in.ReadVarint64(&meta->offset)) return false;
@@ -267,8 +277,6 @@ bool ParseRecordMeta(absl::string_view payload, RecordMeta* meta) {
       return false;
     }
   }
-  // ReadTag() also returns 0 on a malformed tag: only a clean end is valid.
-  if (in.CurrentPosition() != static_cast<int>(payload.size())) return false;
   return !has_publish_time || ToTime(publish_time, &meta->publish_time);
 }
 

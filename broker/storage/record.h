@@ -127,7 +127,9 @@ void ToTimestamp(absl::Time t, ::google::protobuf::Timestamp* ts);
 struct RecordMeta {
   uint64_t offset = 0;
   absl::Time publish_time = absl::UnixEpoch();
-  absl::string_view id;  // a view into the payload
+  absl::string_view id;    // a view into the payload
+  absl::string_view type;  // a view into the payload
+  absl::string_view key;   // a view into the payload
 };
 
 // Parses `payload` as a serialized Event, keeping only the fields of

@@ -62,6 +62,8 @@ TEST(Record, RoundTripsEvents) {
     ASSERT_TRUE(ParseRecordMeta(payloads[i], &meta));
     EXPECT_EQ(meta.offset, i);
     EXPECT_EQ(meta.id, events[i].id());
+    EXPECT_EQ(meta.type, "order.created");
+    EXPECT_EQ(meta.key, events[i].key());
     EXPECT_EQ(meta.publish_time, PublishTime(events[i]));
   }
 }

@@ -194,4 +194,28 @@ absl::Status Segment::ReadEvents(uint64_t first_offset, size_t count, uint64_t s
   return absl::OkStatus();
 }
 
+absl::Status Segment::ReadStored(uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
+                                 std::vector<StoredEvent>* out) const {
+  std::string buffer(end - start, '\0');
+  absl::StatusOr<absl::string_view> data = reader_->Read(start, buffer.size(), buffer.data());
+  if (!data.ok()) return data.status();
+  RecordReader records(*data);
+  absl::string_view payload;
+  for (size_t k = 0; k < count; ++k) {
+    uint64_t offset = first_offset + k;
+    if (!records.Next(&payload)) {
+      return absl::DataLossError(absl::StrCat(path_, ": offset ", offset, " unreadable (",
+                                              RecordReader::StopName(records.stop()), ")"));
+    }
+    absl::StatusOr<StoredEvent> event =
+        StoredEvent::Parse(std::make_shared<const std::string>(payload));
+    if (!event.ok() || event->offset() != offset) {
+      return absl::DataLossError(
+          absl::StrCat(path_, ": offset ", offset, " does not parse as the expected event"));
+    }
+    out->push_back(*std::move(event));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace relay::broker

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "broker/storage/env.h"
 #include "broker/storage/record.h"
+#include "broker/storage/stored_event.h"
 #include "relay/events/v1/event.pb.h"
 
 namespace relay::broker {
@@ -22,9 +23,10 @@ namespace relay::broker {
 // after its base offset. Holds the in-memory index of its records (file
 // position of each, publish time runs) and the files to read and append.
 //
-// Thread safety: the index (every non-static method except ReadEvents and
-// writer()) is NOT synchronized; the owning TopicLog guards it with its
-// mutex. ReadEvents is thread-safe. writer() belongs to the one writer thread.
+// Thread safety: the index (every non-static method except ReadEvents,
+// ReadStored and writer()) is NOT synchronized; the owning TopicLog guards it
+// with its mutex. ReadEvents and ReadStored are thread-safe. writer() belongs
+// to the one writer thread.
 class Segment {
  public:
   // Called for each record indexed during recovery, in offset order.
@@ -107,6 +109,10 @@ class Segment {
   absl::Status ReadEvents(uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
                           const std::string& topic,
                           std::vector<::relay::events::v1::Event>* out) const;
+
+  // ReadEvents(), keeping each record's payload as it is (StoredEvent).
+  absl::Status ReadStored(uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
+                          std::vector<StoredEvent>* out) const;
 
  private:
   // From `offset` on, up to the next run, records were published at `time`.

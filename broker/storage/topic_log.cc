@@ -206,12 +206,12 @@ size_t TopicLog::FindSegment(uint64_t offset) const {
   return i;
 }
 
-absl::StatusOr<std::vector<Event>> TopicLog::Read(uint64_t from, size_t max_events,
-                                                  size_t max_bytes) const {
-  std::vector<Event> events;
+absl::Status TopicLog::ReadRanges(uint64_t from, size_t max_events, size_t max_bytes,
+                                  const RangeReader& read) const {
+  size_t got = 0;
   uint64_t next = from;
   size_t bytes = 0;
-  while (events.size() < max_events) {
+  while (got < max_events) {
     std::shared_ptr<Segment> segment;
     uint64_t first;
     size_t count = 0;
@@ -225,7 +225,7 @@ absl::StatusOr<std::vector<Event>> TopicLog::Read(uint64_t from, size_t max_even
       first = std::max(next, segment->base_offset());
       uint64_t limit = std::min(segment->end_offset(), durable_end_);
       if (first >= limit) {
-        if (events.empty() && i + 1 < segments_.size() &&
+        if (got == 0 && i + 1 < segments_.size() &&
             segments_[i + 1]->base_offset() < durable_end_) {
           next = segments_[i + 1]->base_offset();
           continue;
@@ -234,10 +234,10 @@ absl::StatusOr<std::vector<Event>> TopicLog::Read(uint64_t from, size_t max_even
       }
       // One answer holds consecutive offsets only: stop at a hole (damage,
       // or retention deleting what this read was about to reach).
-      if (!events.empty() && first != next) break;
+      if (got > 0 && first != next) break;
       start = segment->RecordStart(first);
       end = start;
-      while (first + count < limit && events.size() + count < max_events) {
+      while (first + count < limit && got + count < max_events) {
         uint64_t record_end = segment->RecordEnd(first + count);
         if (bytes + (record_end - start) > max_bytes && (bytes > 0 || count > 0)) {
           bytes_full = true;
@@ -249,13 +249,38 @@ absl::StatusOr<std::vector<Event>> TopicLog::Read(uint64_t from, size_t max_even
     }
     if (count > 0) {
       // The records below the durable end never change: read them unlocked.
-      absl::Status status = segment->ReadEvents(first, count, start, end, options_.name, &events);
+      absl::Status status = read(*segment, first, count, start, end);
       if (!status.ok()) return status;
+      got += count;
       bytes += end - start;
       next = first + count;
     }
     if (bytes_full) break;
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Event>> TopicLog::Read(uint64_t from, size_t max_events,
+                                                  size_t max_bytes) const {
+  std::vector<Event> events;
+  absl::Status status = ReadRanges(
+      from, max_events, max_bytes,
+      [&](const Segment& segment, uint64_t first, size_t count, uint64_t start, uint64_t end) {
+        return segment.ReadEvents(first, count, start, end, options_.name, &events);
+      });
+  if (!status.ok()) return status;
+  return events;
+}
+
+absl::StatusOr<std::vector<StoredEvent>> TopicLog::ReadStored(uint64_t from, size_t max_events,
+                                                              size_t max_bytes) const {
+  std::vector<StoredEvent> events;
+  absl::Status status = ReadRanges(
+      from, max_events, max_bytes,
+      [&](const Segment& segment, uint64_t first, size_t count, uint64_t start, uint64_t end) {
+        return segment.ReadStored(first, count, start, end, &events);
+      });
+  if (!status.ok()) return status;
   return events;
 }
 

@@ -2,6 +2,7 @@
 #define RELAY_BROKER_STORAGE_TOPIC_LOG_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "broker/storage/event_log.h"
 #include "broker/storage/record.h"
 #include "broker/storage/segment.h"
+#include "broker/storage/stored_event.h"
 
 namespace relay::broker {
 
@@ -104,6 +106,10 @@ class TopicLog {
   // one event if any), with consecutive offsets.
   absl::StatusOr<std::vector<Event>> Read(uint64_t from, size_t max_events, size_t max_bytes) const;
 
+  // Read(), as the records' payloads (no Event built).
+  absl::StatusOr<std::vector<StoredEvent>> ReadStored(uint64_t from, size_t max_events,
+                                                      size_t max_bytes) const;
+
   // The first retained offset published at or after `t`, or DurableEnd().
   uint64_t OffsetForTime(absl::Time t) const;
 
@@ -137,6 +143,12 @@ class TopicLog {
   // Writes buffer_[0, n) to the active segment and indexes positions_[first, last).
   absl::Status WriteBuffered(size_t n, size_t first, size_t last, absl::Time publish_time);
   absl::Status Roll(uint64_t base_offset);
+  // Reads what Read() would return, as ranges of records of one segment:
+  // read(segment, first offset, count, first record's start, end).
+  using RangeReader =
+      std::function<absl::Status(const Segment&, uint64_t, size_t, uint64_t, uint64_t)>;
+  absl::Status ReadRanges(uint64_t from, size_t max_events, size_t max_bytes,
+                          const RangeReader& read) const;
   // Index of the segment holding `offset`, or of the first one after it.
   size_t FindSegment(uint64_t offset) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 

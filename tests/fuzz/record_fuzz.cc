@@ -5,7 +5,8 @@
 // fuzzer gets past the CRC into the event parsers). Properties:
 //  - RecordReader never reads outside its data and stops with a reason;
 //  - ParseRecordMeta (recovery's fast parser) agrees with the full Event
-//    parser on offset, id and publish time whenever both accept a payload;
+//    parser on offset, id, type, key and publish time whenever both accept
+//    a payload;
 //  - a decoded event round-trips through both writers (AppendEventRecord of
 //    an Event, and the log writer's EventBytes + AssignedFields path).
 
@@ -50,6 +51,8 @@ void CheckPayload(absl::string_view payload) {
   if (meta_ok && event_ok) {
     FUZZ_CHECK(meta.offset == event.offset());
     FUZZ_CHECK(meta.id == event.id());
+    FUZZ_CHECK(meta.type == event.type());
+    FUZZ_CHECK(meta.key == event.key());
     FUZZ_CHECK(meta.publish_time == PublishTime(event));
   }
   if (!event_ok) return;

@@ -11,6 +11,7 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   storage.backend = options.storage;
   storage.file.data_dir = data_dir;
   if (options.segment_bytes != 0) storage.file.segment_bytes = options.segment_bytes;
+  storage.file.tail_cache_bytes = options.tail_cache_bytes;
   storage.jetstream.servers = options.nats_urls;
   server_options.listen_address = options.listen_address;
   server_options.groups_dir = data_dir + "/groups";
