@@ -74,18 +74,15 @@ TEST(DeliveryWire, StoredEventScansTheLastValueOfARepeatedField) {
   Event second;
   second.set_key("new");
   std::string bytes = first.SerializeAsString() + second.SerializeAsString();
-  absl::StatusOr<StoredEvent> stored =
-      StoredEvent::Parse(std::make_shared<const std::string>(bytes));
+  absl::StatusOr<StoredEvent> stored = StoredEvent::Parse(SharedBytes::Copy(bytes));
   ASSERT_TRUE(stored.ok());
   Event parsed;
   ASSERT_TRUE(parsed.ParseFromString(bytes));
   EXPECT_EQ(stored->key(), parsed.key());
   EXPECT_EQ(stored->type(), parsed.type());
   // An id whose length runs past the end; a tag cut short.
-  EXPECT_FALSE(
-      StoredEvent::Parse(std::make_shared<const std::string>(std::string("\x0a\x05", 2) + "ab"))
-          .ok());
-  EXPECT_FALSE(StoredEvent::Parse(std::make_shared<const std::string>("\xff\xff")).ok());
+  EXPECT_FALSE(StoredEvent::Parse(SharedBytes::Copy(std::string("\x0a\x05", 2) + "ab")).ok());
+  EXPECT_FALSE(StoredEvent::Parse(SharedBytes::Copy("\xff\xff")).ok());
 }
 
 }  // namespace

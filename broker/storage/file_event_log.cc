@@ -51,7 +51,7 @@ struct FileEventLog::Topic {
   DedupeIndex dedupe;
   std::vector<EventBytes> pending;  // events of the current commit
   // Their bytes, to stamp and cache once written.
-  std::vector<std::pair<std::shared_ptr<std::string>, StoredEvent::Layout>> pending_bytes;
+  std::vector<std::pair<SharedBytes, StoredEvent::Layout>> pending_bytes;
   bool in_commit = false;
   bool unsynced = false;
   uint64_t next_offset = 0;
@@ -188,15 +188,13 @@ void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
       return;
     }
     // Room for the assigned fields: the writer appends them in place.
-    auto bytes = std::make_shared<std::string>();
-    bytes->reserve(size + kAssignedFieldsMaxBytes);
-    bytes->resize(size);
-    event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes->data()));
+    SharedBytes bytes = SharedBytes::Allocate(size, size + kAssignedFieldsMaxBytes);
+    event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes.mutable_data()));
     PreparedEvent& prepared = batch->events.emplace_back();
     uint64_t unused_offset;
     // What protobuf just serialized always scans.
-    StoredEvent::Scan(*bytes, &prepared.layout, &unused_offset);
-    prepared.crc = crc32c::Value(bytes->data(), size);
+    StoredEvent::Scan(bytes.view(), &prepared.layout, &unused_offset);
+    prepared.crc = crc32c::Value(bytes.view().data(), size);
     prepared.key = DedupeIndex::KeyOf(event.id());
     prepared.has_id = !event.id().empty();
     prepared.bytes = std::move(bytes);
@@ -366,12 +364,11 @@ void FileEventLog::StartTopicCommit(Topic* topic) {
                topic->log->OffsetForTime(topic->commit_time - options_.dedupe_window)));
 }
 
-absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic,
-                                                                    const Batch& batch) {
+absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic, Batch& batch) {
   if (!batch.error.ok()) return batch.error;
   std::vector<AppendResult> results(batch.events.size());
   for (size_t i = 0; i < batch.events.size(); ++i) {
-    const PreparedEvent& event = batch.events[i];
+    PreparedEvent& event = batch.events[i];
     // The index also holds the ids of this commit, so a repeat within a
     // batch or a commit finds the first copy.
     std::optional<uint64_t> original;
@@ -383,8 +380,8 @@ absl::StatusOr<std::vector<AppendResult>> FileEventLog::AssignBatch(Topic* topic
       continue;
     }
     results[i].offset = topic->next_offset++;
-    topic->pending.push_back(EventBytes{*event.bytes, event.crc});
-    topic->pending_bytes.emplace_back(event.bytes, event.layout);
+    topic->pending.push_back(EventBytes{event.bytes.view(), event.crc});
+    topic->pending_bytes.emplace_back(std::move(event.bytes), event.layout);
   }
   return results;
 }
@@ -446,9 +443,9 @@ void FileEventLog::CacheWritten(Topic* topic, uint64_t first) {
   uint64_t offset = first;
   for (auto& [event, layout] : topic->pending_bytes) {
     fields.set_offset(offset);
-    event->append(fields.offset_field().data(), fields.offset_field().size());
-    event->append(fields.time_field().data(), fields.time_field().size());
-    bytes += event->size();
+    event.Append(fields.offset_field());
+    event.Append(fields.time_field());
+    bytes += event.size();
     written.emplace_back(std::move(event), offset, layout);
     ++offset;
   }

@@ -143,7 +143,7 @@ class FileEventLog final : public EventLog {
     // The event serialized, with room reserved for the fields the writer
     // appends (kAssignedFieldsMaxBytes): then a record's payload as is, and
     // what the tail cache holds.
-    std::shared_ptr<std::string> bytes;
+    SharedBytes bytes;
     StoredEvent::Layout layout;
     uint32_t crc;
     DedupeIndex::Key key;
@@ -175,7 +175,8 @@ class FileEventLog final : public EventLog {
   absl::StatusOr<Topic*> GetOrCreateTopic(const std::string& name);
   void StartTopicCommit(Topic* topic);
   static void Prepare(std::vector<Event>& events, Batch* batch);
-  absl::StatusOr<std::vector<AppendResult>> AssignBatch(Topic* topic, const Batch& batch);
+  // Takes the batch's event bytes.
+  absl::StatusOr<std::vector<AppendResult>> AssignBatch(Topic* topic, Batch& batch);
   void WriteCommit(std::vector<Batch>* commit);
   // Syncs (or, if !sync, only publishes) what was written, then answers the
   // waiting batches and calls the listener.

@@ -207,8 +207,7 @@ absl::Status Segment::ReadStored(uint64_t first_offset, size_t count, uint64_t s
       return absl::DataLossError(absl::StrCat(path_, ": offset ", offset, " unreadable (",
                                               RecordReader::StopName(records.stop()), ")"));
     }
-    absl::StatusOr<StoredEvent> event =
-        StoredEvent::Parse(std::make_shared<const std::string>(payload));
+    absl::StatusOr<StoredEvent> event = StoredEvent::Parse(SharedBytes::Copy(payload));
     if (!event.ok() || event->offset() != offset) {
       return absl::DataLossError(
           absl::StrCat(path_, ": offset ", offset, " does not parse as the expected event"));

@@ -25,10 +25,10 @@ bool StoredEvent::Scan(absl::string_view bytes, Layout* layout, uint64_t* offset
   return true;
 }
 
-absl::StatusOr<StoredEvent> StoredEvent::Parse(std::shared_ptr<const std::string> bytes) {
+absl::StatusOr<StoredEvent> StoredEvent::Parse(SharedBytes bytes) {
   Layout layout;
   uint64_t offset = 0;
-  if (bytes == nullptr || !Scan(*bytes, &layout, &offset)) {
+  if (!Scan(bytes.view(), &layout, &offset)) {
     return absl::DataLossError("stored event does not parse as an Event");
   }
   return StoredEvent(std::move(bytes), offset, layout);
@@ -37,9 +37,11 @@ absl::StatusOr<StoredEvent> StoredEvent::Parse(std::shared_ptr<const std::string
 StoredEvent StoredEvent::FromEvent(const Event& event) {
   Event bare = event;
   bare.clear_topic();
-  absl::StatusOr<StoredEvent> e =
-      Parse(std::make_shared<const std::string>(bare.SerializeAsString()));
-  // What protobuf serialized, its wire format scan reads.
+  const size_t size = bare.ByteSizeLong();
+  SharedBytes bytes = SharedBytes::Allocate(size, size);
+  bare.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes.mutable_data()));
+  absl::StatusOr<StoredEvent> e = Parse(std::move(bytes));
+  // What protobuf just serialized, its wire format scan reads.
   return e.ok() ? *std::move(e) : StoredEvent();
 }
 

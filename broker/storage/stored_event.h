@@ -2,12 +2,12 @@
 #define RELAY_BROKER_STORAGE_STORED_EVENT_H_
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "broker/storage/shared_bytes.h"
 #include "relay/events/v1/event.pb.h"
 
 namespace relay::broker {
@@ -22,7 +22,7 @@ using Event = ::relay::events::v1::Event;
 // decides on (offset, type, key) are picked out, by a scan of the wire format
 // instead of a parse. Immutable; copying one copies a reference.
 //
-//   absl::StatusOr<StoredEvent> e = StoredEvent::Parse(std::move(bytes));
+//   absl::StatusOr<StoredEvent> e = StoredEvent::Parse(SharedBytes::Copy(payload));
 //   if (e.ok() && e->type() == "order.created") Send(e->bytes());
 class StoredEvent {
  public:
@@ -37,7 +37,7 @@ class StoredEvent {
   StoredEvent() = default;
   // From bytes already scanned: `layout` from Scan() of a prefix of `bytes`
   // (fields appended since do not move it), `offset` the event's.
-  StoredEvent(std::shared_ptr<const std::string> bytes, uint64_t offset, Layout layout)
+  StoredEvent(SharedBytes bytes, uint64_t offset, Layout layout)
       : bytes_(std::move(bytes)), offset_(offset), layout_(layout) {}
 
   // Reads the layout and the offset field of a serialized Event; false if
@@ -45,7 +45,7 @@ class StoredEvent {
   static bool Scan(absl::string_view bytes, Layout* layout, uint64_t* offset);
 
   // `bytes` must be a serialized Event; DATA_LOSS otherwise.
-  static absl::StatusOr<StoredEvent> Parse(std::shared_ptr<const std::string> bytes);
+  static absl::StatusOr<StoredEvent> Parse(SharedBytes bytes);
 
   // `event` serialized without its topic (for backends that hand out Event
   // messages: one copy, where the file log's cache makes none).
@@ -55,15 +55,15 @@ class StoredEvent {
   absl::string_view type() const { return bytes().substr(layout_.type_pos, layout_.type_len); }
   absl::string_view key() const { return bytes().substr(layout_.key_pos, layout_.key_len); }
   // The serialized Event (no topic); empty for a default-constructed one.
-  absl::string_view bytes() const { return bytes_ == nullptr ? absl::string_view() : *bytes_; }
-  size_t size() const { return bytes_ == nullptr ? 0 : bytes_->size(); }
+  absl::string_view bytes() const { return bytes_.view(); }
+  size_t size() const { return bytes_.size(); }
 
   // The event parsed, with `topic` set (for the rare paths that need every
   // field, e.g. a dead letter).
   Event ToEvent(absl::string_view topic) const;
 
  private:
-  std::shared_ptr<const std::string> bytes_;
+  SharedBytes bytes_;
   uint64_t offset_ = 0;
   Layout layout_;
 };
