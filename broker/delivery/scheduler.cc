@@ -72,9 +72,9 @@ void Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
     Release(offset, e);
     return;
   }
-  absl::btree_set<uint64_t>& queue = keys_[key];
-  queue.insert(queue.end(), offset);
-  if (queue.size() == 1) Release(offset, e);
+  KeyQueue& queue = keys_[key];
+  queue.offsets.push_back(offset);
+  if (queue.front() == offset) Release(offset, e);
 }
 
 void Scheduler::SkipTo(uint64_t offset) {
@@ -370,22 +370,39 @@ void Scheduler::Remove(absl::btree_map<uint64_t, Event>::iterator it) {
     case State::kDeadLettering:
       break;
   }
-  history_.erase(offset);
+  if (!history_.empty()) history_.erase(offset);
   const std::string key = std::move(e.key);
   events_.erase(it);
   if (key.empty()) return;
 
   auto kit = keys_.find(key);
-  absl::btree_set<uint64_t>& queue = kit->second;
-  const bool was_head = *queue.begin() == offset;
-  queue.erase(offset);
+  KeyQueue& queue = kit->second;
+  const bool was_head = queue.Remove(offset);
   if (queue.empty()) {
     keys_.erase(kit);
   } else if (was_head) {
-    const uint64_t next = *queue.begin();
+    const uint64_t next = queue.front();
     Event& n = events_.find(next)->second;
     if (n.state == State::kPending) Release(next, n);
   }
+}
+
+bool Scheduler::KeyQueue::Remove(uint64_t offset) {
+  if (offsets[head] == offset) {
+    ++head;
+    // Compacts once the removed front is half the vector: amortized O(1).
+    if (head == offsets.size()) {
+      offsets.clear();
+      head = 0;
+    } else if (head * 2 >= offsets.size()) {
+      offsets.erase(offsets.begin(), offsets.begin() + static_cast<ptrdiff_t>(head));
+      head = 0;
+    }
+    return true;
+  }
+  auto it = std::lower_bound(offsets.begin() + static_cast<ptrdiff_t>(head), offsets.end(), offset);
+  if (it != offsets.end() && *it == offset) offsets.erase(it);
+  return false;
 }
 
 }  // namespace relay::broker

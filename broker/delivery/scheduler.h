@@ -10,6 +10,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -246,9 +247,20 @@ class Scheduler {
   uint64_t redelivered_ = 0;
 
   absl::btree_map<uint64_t, Event> events_;  // buffered, unacked
-  // Non-empty key -> its buffered, unacked offsets; the first is the one
-  // that may be delivered.
-  absl::flat_hash_map<std::string, absl::btree_set<uint64_t>> keys_;
+  // The buffered, unacked offsets of one key, ascending: offsets[head] is
+  // the one that may be delivered. Most keys hold one or two (no heap), and
+  // the head leaves first (acked, dead-lettered), in O(1) amortized; only a
+  // type filter change drops one from the middle.
+  struct KeyQueue {
+    absl::InlinedVector<uint64_t, 2> offsets;
+    size_t head = 0;
+    bool empty() const { return head == offsets.size(); }
+    uint64_t front() const { return offsets[head]; }
+    // Removes `offset`; returns whether it was the front.
+    bool Remove(uint64_t offset);
+  };
+  // Non-empty key -> its queue.
+  absl::flat_hash_map<std::string, KeyQueue> keys_;
   absl::btree_set<uint64_t> ready_;
   absl::btree_set<Timer> deadlines_;  // kInFlight
   absl::btree_set<Timer> retries_;    // kRetryWait

@@ -661,6 +661,38 @@ TEST(Scheduler, DropRemovesAnEventAndReleasesItsKey) {
   EXPECT_EQ(s.committed(), 1u);
 }
 
+// A key's queue keeps its order however long it grows and whatever leaves
+// it from the middle (a filter change) or from the front as events are
+// interleaved with another key's.
+TEST(Scheduler, AHotKeyGoesOutInOrderOneAtATime) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  for (int i = 0; i < 40; ++i) AddKeys(s, {i % 4 == 3 ? "b" : "a"});
+  s.Drop(5);   // "a", in the middle of its queue
+  s.Drop(31);  // "b"
+  std::vector<uint64_t> a_order, b_order;
+  for (int round = 0; round < 60; ++round) {
+    std::vector<Assignment> out = s.Assign(kT0, 10);
+    // One of each key at a time at most.
+    ASSERT_LE(out.size(), 2u);
+    for (const Assignment& x : out) {
+      (x.offset % 4 == 3 ? b_order : a_order).push_back(x.offset);
+      ASSERT_EQ(s.Ack(1, x.offset, x.attempt), AckOutcome::kAcked);
+    }
+  }
+  std::vector<uint64_t> want_a, want_b;
+  for (uint64_t o = 0; o < 40; ++o) {
+    if (o == 5 || o == 31) continue;
+    (o % 4 == 3 ? want_b : want_a).push_back(o);
+  }
+  EXPECT_EQ(a_order, want_a);
+  EXPECT_EQ(b_order, want_b);
+  EXPECT_EQ(s.committed(), 40u);
+  // The key is free again afterwards.
+  AddKeys(s, {"a"});
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 40, 1)));
+}
+
 // Random operations against a model of what is outstanding; checks the
 // delivery rules after every step, then drains the window.
 class RandomRun {
