@@ -116,10 +116,27 @@ void DedupeIndex::Insert(absl::string_view id, uint64_t offset) {
 }
 
 std::optional<uint64_t> DedupeIndex::FindOrInsert(const Key& key, uint64_t offset) {
-  if (auto it = set_.find(key); it != set_.end()) {
-    return base_ + static_cast<Position>(*it - static_cast<Position>(base_));
+  // One probe of the set for both (a find, then Push()'s insert, took two).
+  // A resize inside lazy_emplace hashes only the positions already in the
+  // ring; the new one's key goes in the ring right after.
+  if (!ring_.empty() && offset - base_ >= UINT32_MAX - 1) {
+    // The ring would span 2^32 slots and positions wrap: Push() makes room
+    // first.
+    if (auto it = set_.find(key); it != set_.end()) {
+      return base_ + static_cast<Position>(*it - static_cast<Position>(base_));
+    }
+    Push(key, offset);
+    return std::nullopt;
   }
-  Push(key, offset);
+  bool inserted = false;
+  auto it = set_.lazy_emplace(key, [&](const auto& construct) {
+    inserted = true;
+    construct(static_cast<Position>(offset));
+  });
+  if (!inserted) return base_ + static_cast<Position>(*it - static_cast<Position>(base_));
+  if (ring_.empty()) base_ = offset;
+  while (base_ + ring_.size() < offset) ring_.push_back(kNoKey);
+  ring_.push_back(key);  // at most 2^32 - 2 slots (above)
   return std::nullopt;
 }
 
