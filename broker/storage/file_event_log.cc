@@ -242,6 +242,9 @@ absl::StatusOr<std::vector<StoredEvent>> FileEventLog::ReadStored(absl::string_v
   const Topic* t = FindTopic(topic);
   std::vector<StoredEvent> out;
   if (t == nullptr || max_events == 0) return out;
+  // As Read(): from below the oldest retained offset starts there (the
+  // cache may still hold events retention deleted).
+  from = std::max(from, t->log->FirstOffset());
   if (ReadCached(*t, from, max_events, max_bytes, &out)) return out;
   return t->log->ReadStored(from, max_events, max_bytes);
 }

@@ -732,6 +732,14 @@ TEST_F(RetentionTest, DeletesBySizeWhileAboveRetentionBytes) {
   EXPECT_GT(stats.bytes, 12u * 1024u - 4096u);  // only as much as needed went
   EXPECT_EQ(stats.end_offset, 300u);
   EXPECT_EQ(stats.first_offset + stats.events, 300u);
+  // The tail cache (32 MiB) still holds the deleted events: reads start at
+  // the first retained offset all the same.
+  ASSERT_GT(stats.first_offset, 0u);
+  EXPECT_THAT(log->Read("orders", 0, 1, 1 << 20),
+              IsOkAndHolds(ElementsAre(::testing::Property(&Event::offset, stats.first_offset))));
+  absl::StatusOr<std::vector<StoredEvent>> stored = log->ReadStored("orders", 0, 1, 1 << 20);
+  ASSERT_THAT(stored, IsOkAndHolds(SizeIs(1)));
+  EXPECT_EQ((*stored)[0].offset(), stats.first_offset);
 }
 
 TEST_F(RetentionTest, HardCapDeletesAboveTheFloorLogsAndCounts) {
