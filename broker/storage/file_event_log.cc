@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -31,6 +32,9 @@ bool IsValidTopicName(absl::string_view name) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
   });
 }
+
+// A topic's commits are cached while ReadStored() read it this recently.
+constexpr absl::Duration kCacheWhileRead = absl::Seconds(5);
 
 bool IsPeriod(absl::Duration d) { return d > absl::ZeroDuration() && d < absl::InfiniteDuration(); }
 
@@ -64,6 +68,9 @@ struct FileEventLog::Topic {
   // Guarded by FileEventLog::cache_mu_: the tail cache's events of this
   // topic, consecutive offsets, oldest first.
   std::deque<StoredEvent> cache;
+  // When ReadStored() last read the topic (absl::GetCurrentTimeNanos): the
+  // writer caches a topic's commits only while it is being read.
+  mutable std::atomic<int64_t> read_at_nanos{std::numeric_limits<int64_t>::min() / 2};
 };
 
 absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options) {
@@ -242,6 +249,7 @@ absl::StatusOr<std::vector<StoredEvent>> FileEventLog::ReadStored(absl::string_v
   const Topic* t = FindTopic(topic);
   std::vector<StoredEvent> out;
   if (t == nullptr || max_events == 0) return out;
+  t->read_at_nanos.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
   // As Read(): from below the oldest retained offset starts there (the
   // cache may still hold events retention deleted).
   from = std::max(from, t->log->FirstOffset());
@@ -436,8 +444,22 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
 }
 
 void FileEventLog::CacheWritten(Topic* topic, uint64_t first) {
+  std::vector<StoredEvent> evicted;  // freed after cache_mu_ is released
+  if (options_.tail_cache_bytes == 0 ||
+      absl::GetCurrentTimeNanos() - topic->read_at_nanos.load(std::memory_order_relaxed) >
+          absl::ToInt64Nanoseconds(kCacheWhileRead)) {
+    // Nobody reads the topic's tail: caching it would only cost the writer.
+    topic->pending_bytes.clear();
+    absl::MutexLock lock(&cache_mu_);
+    for (StoredEvent& e : topic->cache) {
+      cache_bytes_ -= e.size();
+      evicted.push_back(std::move(e));
+    }
+    topic->cache.clear();
+    return;
+  }
   // The records hold the events' bytes followed by offset and publish_time:
-  // the same appended here (in the room Prepare() reserved) make each string
+  // the same appended here (in the room Prepare() reserved) make each buffer
   // the record's payload.
   AssignedFields fields(topic->commit_time);
   std::vector<StoredEvent> written;
@@ -453,22 +475,26 @@ void FileEventLog::CacheWritten(Topic* topic, uint64_t first) {
     ++offset;
   }
   topic->pending_bytes.clear();
-  if (options_.tail_cache_bytes == 0) return;
   absl::MutexLock lock(&cache_mu_);
   if (!topic->cache.empty() && topic->cache.back().offset() + 1 != first) {
-    // Not the continuation (cannot happen: offsets are dense): start over.
-    for (const StoredEvent& e : topic->cache) cache_bytes_ -= e.size();
+    // Not the continuation (after a pause in caching): start over.
+    for (StoredEvent& e : topic->cache) {
+      cache_bytes_ -= e.size();
+      evicted.push_back(std::move(e));
+    }
     topic->cache.clear();
   }
   for (StoredEvent& e : written) topic->cache.push_back(std::move(e));
   cache_bytes_ += bytes;
-  cache_order_.emplace_back(topic, written.size());
-  // The oldest commits, of whichever topics, make room.
+  cache_order_.emplace_back(topic, offset);
+  // The oldest commits, of whichever topics, make room. An entry whose
+  // events already went (the topic's cache started over) evicts nothing.
   while (cache_bytes_ > options_.tail_cache_bytes && !cache_order_.empty()) {
-    auto [victim, count] = cache_order_.front();
+    auto [victim, end] = cache_order_.front();
     cache_order_.pop_front();
-    for (size_t i = 0; i < count && !victim->cache.empty(); ++i) {
+    while (!victim->cache.empty() && victim->cache.front().offset() < end) {
       cache_bytes_ -= victim->cache.front().size();
+      evicted.push_back(std::move(victim->cache.front()));
       victim->cache.pop_front();
     }
   }

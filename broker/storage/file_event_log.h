@@ -46,7 +46,9 @@ enum class FsyncPolicy {
 // Tail cache: the events written last (Options::tail_cache_bytes over all
 // topics) stay in memory as the records' payloads, shared with the readers
 // (StoredEvent), so that consumers keeping up never read a file back nor
-// parse an event. ReadStored() serves from it what is durable.
+// parse an event. ReadStored() serves from it what is durable. Only topics
+// ReadStored() read in the last 5 s are cached: a topic nobody consumes
+// costs the writer nothing more.
 //
 // Dedupe: per topic, the ids of the events published within dedupe_window
 // (rebuilt on Open from the records themselves). Retention: a background pass
@@ -213,7 +215,8 @@ class FileEventLog final : public EventLog {
   // offsets, possibly not durable yet: reads stop at DurableEnd), and the
   // order they came in across topics, oldest first, for eviction.
   mutable absl::Mutex cache_mu_;
-  std::deque<std::pair<Topic*, size_t>> cache_order_ ABSL_GUARDED_BY(cache_mu_);
+  // (topic, one past the last offset of a commit).
+  std::deque<std::pair<Topic*, uint64_t>> cache_order_ ABSL_GUARDED_BY(cache_mu_);
   size_t cache_bytes_ ABSL_GUARDED_BY(cache_mu_) = 0;
 
   mutable absl::Mutex floors_mu_;

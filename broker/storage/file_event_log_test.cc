@@ -179,16 +179,18 @@ TEST_F(FileEventLogTest, ReadReturnsWhatWasAppendedWithTopicOffsetAndPublishTime
 }
 
 // ReadStored() gives what Read() gives, as stored bytes: the events
-// written last from the tail cache (the same bytes to every reader), older
-// ones from the files once the cache let them go.
+// written last to a topic being read from the tail cache (the same bytes to
+// every reader), the rest from the files: what came before its first read,
+// what the cache let go, and every topic nobody reads.
 TEST_F(FileEventLogTest, ReadStoredServesTheTailFromMemoryAndTheRestFromTheFiles) {
   FileEventLog::Options options = LogOptions();
   std::vector<Event> first = MakeEvents("a", 10);
-  // Room for about two commits of ten.
-  options.tail_cache_bytes = 20 * (first[0].ByteSizeLong() + 20);
+  // Room for about a commit and a half of ten.
+  options.tail_cache_bytes = 15 * (first[0].ByteSizeLong() + 20);
   auto log = Open(options);
   ASSERT_NE(log, nullptr);
   ASSERT_THAT(AppendAndWait(log.get(), "orders", first), IsOk());
+  ASSERT_THAT(log->ReadStored("orders", 0, 1, 1 << 20), IsOkAndHolds(SizeIs(1)));
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 10)), IsOk());
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("c", 10)), IsOk());
   ASSERT_THAT(AppendAndWait(log.get(), "payments", MakeEvents("d", 3)), IsOk());
@@ -207,15 +209,20 @@ TEST_F(FileEventLogTest, ReadStoredServesTheTailFromMemoryAndTheRestFromTheFiles
           << from + i;
     }
   }
-  // The newest are shared from memory; the first commit was evicted (by the
-  // later ones of both topics) and is read back into fresh bytes.
-  auto read_twice = [&](uint64_t offset) {
-    std::vector<StoredEvent> a = *log->ReadStored("orders", offset, 1, 1 << 20);
-    std::vector<StoredEvent> b = *log->ReadStored("orders", offset, 1, 1 << 20);
+  // The newest are shared from memory; the first commit was written before
+  // anyone read the topic, the second was evicted by the third: both are
+  // read back into fresh bytes, as is the topic nobody read.
+  auto read_twice = [&](const std::string& topic, uint64_t offset) {
+    std::vector<StoredEvent> a = *log->ReadStored(topic, offset, 1, 1 << 20);
+    std::vector<StoredEvent> b = *log->ReadStored(topic, offset, 1, 1 << 20);
     return a.front().bytes().data() == b.front().bytes().data();
   };
-  EXPECT_TRUE(read_twice(29));
-  EXPECT_FALSE(read_twice(0));
+  EXPECT_TRUE(read_twice("orders", 29));
+  EXPECT_TRUE(read_twice("orders", 20));
+  EXPECT_FALSE(read_twice("orders", 19));
+  EXPECT_FALSE(read_twice("orders", 10));
+  EXPECT_FALSE(read_twice("orders", 0));
+  EXPECT_FALSE(read_twice("payments", 0));
   // Limits hold on both paths.
   EXPECT_THAT(log->ReadStored("orders", 25, 3, 1 << 20), IsOkAndHolds(SizeIs(3)));
   EXPECT_THAT(log->ReadStored("orders", 25, 100, 1), IsOkAndHolds(SizeIs(1)));

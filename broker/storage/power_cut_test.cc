@@ -268,6 +268,8 @@ TEST_F(PowerCutTest, FsyncErrorFailsTheBatchAndStopsTheLog) {
     heard.push_back(absl::StrCat(topic, ":", end));
   });
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeBatch("ok", 3)), IsOk());
+  // A reader of the topic: its next commits go to the tail cache.
+  ASSERT_THAT(log->ReadStored("orders", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(3)));
   env_.SetSyncError(absl::InternalError("EIO on fsync"));
   ::testing::internal::CaptureStdout();
   EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeBatch("lost", 2)),
