@@ -168,9 +168,9 @@ void Segment::AddRecords(const std::vector<uint64_t>& positions, size_t begin, s
   bytes_ = new_bytes;
 }
 
-absl::Status Segment::ReadEvents(uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
-                                 const std::string& topic,
-                                 std::vector<::relay::events::v1::Event>* out) const {
+absl::Status Segment::ForEachRecord(
+    uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
+    const std::function<bool(uint64_t, absl::string_view)>& take) const {
   std::string buffer(end - start, '\0');
   absl::StatusOr<absl::string_view> data = reader_->Read(start, buffer.size(), buffer.data());
   if (!data.ok()) return data.status();
@@ -182,39 +182,39 @@ absl::Status Segment::ReadEvents(uint64_t first_offset, size_t count, uint64_t s
       return absl::DataLossError(absl::StrCat(path_, ": offset ", offset, " unreadable (",
                                               RecordReader::StopName(records.stop()), ")"));
     }
-    ::relay::events::v1::Event& event = out->emplace_back();
-    if (!event.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
-        event.offset() != offset) {
-      out->pop_back();
+    if (!take(offset, payload)) {
       return absl::DataLossError(
           absl::StrCat(path_, ": offset ", offset, " does not parse as the expected event"));
     }
-    event.set_topic(topic);
   }
   return absl::OkStatus();
 }
 
+absl::Status Segment::ReadEvents(uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
+                                 const std::string& topic,
+                                 std::vector<::relay::events::v1::Event>* out) const {
+  return ForEachRecord(
+      first_offset, count, start, end, [&](uint64_t offset, absl::string_view payload) {
+        ::relay::events::v1::Event& event = out->emplace_back();
+        if (!event.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+            event.offset() != offset) {
+          out->pop_back();
+          return false;
+        }
+        event.set_topic(topic);
+        return true;
+      });
+}
+
 absl::Status Segment::ReadStored(uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
                                  std::vector<StoredEvent>* out) const {
-  std::string buffer(end - start, '\0');
-  absl::StatusOr<absl::string_view> data = reader_->Read(start, buffer.size(), buffer.data());
-  if (!data.ok()) return data.status();
-  RecordReader records(*data);
-  absl::string_view payload;
-  for (size_t k = 0; k < count; ++k) {
-    uint64_t offset = first_offset + k;
-    if (!records.Next(&payload)) {
-      return absl::DataLossError(absl::StrCat(path_, ": offset ", offset, " unreadable (",
-                                              RecordReader::StopName(records.stop()), ")"));
-    }
-    absl::StatusOr<StoredEvent> event = StoredEvent::Parse(SharedBytes::Copy(payload));
-    if (!event.ok() || event->offset() != offset) {
-      return absl::DataLossError(
-          absl::StrCat(path_, ": offset ", offset, " does not parse as the expected event"));
-    }
-    out->push_back(*std::move(event));
-  }
-  return absl::OkStatus();
+  return ForEachRecord(
+      first_offset, count, start, end, [&](uint64_t offset, absl::string_view payload) {
+        absl::StatusOr<StoredEvent> event = StoredEvent::Parse(SharedBytes::Copy(payload));
+        if (!event.ok() || event->offset() != offset) return false;
+        out->push_back(*std::move(event));
+        return true;
+      });
 }
 
 }  // namespace relay::broker

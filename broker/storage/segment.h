@@ -115,6 +115,12 @@ class Segment {
                           std::vector<StoredEvent>* out) const;
 
  private:
+  // Reads the `count` records of ReadEvents() and hands each payload to
+  // `take`, which returns false when it does not parse as the event of that
+  // offset (DATA_LOSS then).
+  absl::Status ForEachRecord(uint64_t first_offset, size_t count, uint64_t start, uint64_t end,
+                             const std::function<bool(uint64_t, absl::string_view)>& take) const;
+
   // From `offset` on, up to the next run, records were published at `time`.
   struct TimeRun {
     uint64_t offset;
