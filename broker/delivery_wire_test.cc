@@ -47,7 +47,9 @@ TEST(DeliveryWire, ParsesAsTheSubscribeResponseProtobufBuilds) {
   for (size_t i = 0; i < cases.size(); ++i) {
     const Case& c = cases[i];
     const Event event = MakeEvent(i, c.data_bytes, c.key);
-    const StoredEvent stored = StoredEvent::FromEvent(event);
+    absl::StatusOr<StoredEvent> from_event = StoredEvent::FromEvent(event);
+    ASSERT_TRUE(from_event.ok());
+    const StoredEvent& stored = *from_event;
     EXPECT_EQ(stored.offset(), i);
     EXPECT_EQ(stored.key(), c.key);
     EXPECT_EQ(stored.type(), "order.created");

@@ -195,12 +195,15 @@ void SubscribeReactor::HandleOpen() {
 void SubscribeReactor::Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) {
   absl::MutexLock lock(&mu_);
   if (closing_) return;
-  for (const OutgoingDelivery& d : deliveries) {
+  for (size_t i = 0; i < deliveries.size(); ++i) {
+    const OutgoingDelivery& d = deliveries[i];
     const size_t size = DeliveryWireSize(topic, d.event, d.attempt);
     // Only `opened` may be queued: deliveries go in a message of their own.
     if (queue_.empty() || queue_.back().opened ||
         (!queue_.back().bytes.empty() && queue_.back().bytes.size() + size > kMaxResponseBytes)) {
-      queue_.emplace_back().bytes.reserve(std::min(kMaxResponseBytes, size * deliveries.size()));
+      // Room for what is left of the batch at about this size.
+      queue_.emplace_back().bytes.reserve(
+          std::min(kMaxResponseBytes, size * (deliveries.size() - i)));
     }
     AppendDelivery(topic, d.event, d.attempt, &queue_.back().bytes);
   }

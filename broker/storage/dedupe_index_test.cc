@@ -109,5 +109,24 @@ TEST(DedupeIndex, SurvivesPositionsWrappingPast32Bits) {
   EXPECT_THAT(index.Find("id-7"), Optional(Eq(base + 7)));
 }
 
+// The writer's path (one probe), across the same boundary, with gaps.
+TEST(DedupeIndex, FindOrInsertSurvivesPositionsWrappingPast32Bits) {
+  DedupeIndex index;
+  const uint64_t base = (uint64_t{1} << 32) - 3;
+  for (uint64_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(index.FindOrInsert(DedupeIndex::KeyOf(absl::StrCat("id-", i)), base + 2 * i),
+              std::nullopt);
+  }
+  for (uint64_t i = 0; i < 8; ++i) {
+    EXPECT_THAT(index.FindOrInsert(DedupeIndex::KeyOf(absl::StrCat("id-", i)), base + 100),
+                Optional(Eq(base + 2 * i)))
+        << i;
+  }
+  EXPECT_EQ(index.size(), 8u);
+  index.EvictBelow(base + 8);
+  EXPECT_EQ(index.Find("id-3"), std::nullopt);
+  EXPECT_THAT(index.Find("id-4"), Optional(Eq(base + 8)));
+}
+
 }  // namespace
 }  // namespace relay::broker

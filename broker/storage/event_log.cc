@@ -9,7 +9,11 @@ absl::StatusOr<std::vector<StoredEvent>> EventLog::ReadStored(absl::string_view 
   if (!events.ok()) return events.status();
   std::vector<StoredEvent> out;
   out.reserve(events->size());
-  for (const Event& e : *events) out.push_back(StoredEvent::FromEvent(e));
+  for (const Event& e : *events) {
+    absl::StatusOr<StoredEvent> stored = StoredEvent::FromEvent(e);
+    if (!stored.ok()) return stored.status();
+    out.push_back(*std::move(stored));
+  }
   return out;
 }
 

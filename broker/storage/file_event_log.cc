@@ -68,9 +68,11 @@ struct FileEventLog::Topic {
   // Guarded by FileEventLog::cache_mu_: the tail cache's events of this
   // topic, consecutive offsets, oldest first.
   std::deque<StoredEvent> cache;
-  // When ReadStored() last read the topic (absl::GetCurrentTimeNanos): the
+  // When ReadStored() last read the topic (Now(), Unix nanoseconds): the
   // writer caches a topic's commits only while it is being read.
   mutable std::atomic<int64_t> read_at_nanos{std::numeric_limits<int64_t>::min() / 2};
+  // Writer thread: whether the topic may have events in the tail cache.
+  bool cached = false;
 };
 
 absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options) {
@@ -199,8 +201,13 @@ void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
     event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes.mutable_data()));
     PreparedEvent& prepared = batch->events.emplace_back();
     uint64_t unused_offset;
-    // What protobuf just serialized always scans.
-    StoredEvent::Scan(bytes.view(), &prepared.layout, &unused_offset);
+    if (!StoredEvent::Scan(bytes.view(), &prepared.layout, &unused_offset)) {
+      // Never expected: protobuf just serialized it.
+      batch->error = absl::InternalError(
+          absl::StrCat("event ", Excerpt(event.id()), " does not scan after serializing"));
+      batch->events.clear();
+      return;
+    }
     prepared.crc = crc32c::Value(bytes.view().data(), size);
     prepared.key = DedupeIndex::KeyOf(event.id());
     prepared.has_id = !event.id().empty();
@@ -249,7 +256,7 @@ absl::StatusOr<std::vector<StoredEvent>> FileEventLog::ReadStored(absl::string_v
   const Topic* t = FindTopic(topic);
   std::vector<StoredEvent> out;
   if (t == nullptr || max_events == 0) return out;
-  t->read_at_nanos.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
+  t->read_at_nanos.store(absl::ToUnixNanos(Now()), std::memory_order_relaxed);
   // As Read(): from below the oldest retained offset starts there (the
   // cache may still hold events retention deleted).
   from = std::max(from, t->log->FirstOffset());
@@ -446,16 +453,15 @@ void FileEventLog::WriteCommit(std::vector<Batch>* commit) {
 void FileEventLog::CacheWritten(Topic* topic, uint64_t first) {
   std::vector<StoredEvent> evicted;  // freed after cache_mu_ is released
   if (options_.tail_cache_bytes == 0 ||
-      absl::GetCurrentTimeNanos() - topic->read_at_nanos.load(std::memory_order_relaxed) >
+      absl::ToUnixNanos(Now()) - topic->read_at_nanos.load(std::memory_order_relaxed) >
           absl::ToInt64Nanoseconds(kCacheWhileRead)) {
     // Nobody reads the topic's tail: caching it would only cost the writer.
     topic->pending_bytes.clear();
-    absl::MutexLock lock(&cache_mu_);
-    for (StoredEvent& e : topic->cache) {
-      cache_bytes_ -= e.size();
-      evicted.push_back(std::move(e));
+    if (topic->cached) {
+      topic->cached = false;
+      absl::MutexLock lock(&cache_mu_);
+      DropCached(topic, &evicted);
     }
-    topic->cache.clear();
     return;
   }
   // The records hold the events' bytes followed by offset and publish_time:
@@ -475,20 +481,15 @@ void FileEventLog::CacheWritten(Topic* topic, uint64_t first) {
     ++offset;
   }
   topic->pending_bytes.clear();
+  topic->cached = true;
   absl::MutexLock lock(&cache_mu_);
   if (!topic->cache.empty() && topic->cache.back().offset() + 1 != first) {
-    // Not the continuation (after a pause in caching): start over.
-    for (StoredEvent& e : topic->cache) {
-      cache_bytes_ -= e.size();
-      evicted.push_back(std::move(e));
-    }
-    topic->cache.clear();
+    DropCached(topic, &evicted);  // not the continuation (cannot happen): start over
   }
   for (StoredEvent& e : written) topic->cache.push_back(std::move(e));
   cache_bytes_ += bytes;
   cache_order_.emplace_back(topic, offset);
-  // The oldest commits, of whichever topics, make room. An entry whose
-  // events already went (the topic's cache started over) evicts nothing.
+  // The oldest commits, of whichever topics, make room.
   while (cache_bytes_ > options_.tail_cache_bytes && !cache_order_.empty()) {
     auto [victim, end] = cache_order_.front();
     cache_order_.pop_front();
@@ -498,6 +499,24 @@ void FileEventLog::CacheWritten(Topic* topic, uint64_t first) {
       victim->cache.pop_front();
     }
   }
+}
+
+void FileEventLog::DropCached(Topic* topic, std::vector<StoredEvent>* evicted) {
+  for (StoredEvent& e : topic->cache) {
+    cache_bytes_ -= e.size();
+    evicted->push_back(std::move(e));
+  }
+  topic->cache.clear();
+  // Its commits leave the eviction order too, or the order would grow with
+  // every pause of the topic's readers.
+  cache_order_.erase(std::remove_if(cache_order_.begin(), cache_order_.end(),
+                                    [topic](const auto& entry) { return entry.first == topic; }),
+                     cache_order_.end());
+}
+
+FileEventLog::TailCacheStats FileEventLog::tail_cache_stats() const {
+  absl::ReaderMutexLock lock(&cache_mu_);
+  return TailCacheStats{cache_bytes_, cache_order_.size()};
 }
 
 bool FileEventLog::ReadCached(const Topic& topic, uint64_t from, size_t max_events,

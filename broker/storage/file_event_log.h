@@ -47,8 +47,9 @@ enum class FsyncPolicy {
 // topics) stay in memory as the records' payloads, shared with the readers
 // (StoredEvent), so that consumers keeping up never read a file back nor
 // parse an event. ReadStored() serves from it what is durable. Only topics
-// ReadStored() read in the last 5 s are cached: a topic nobody consumes
-// costs the writer nothing more.
+// ReadStored() read in the last 5 s (Options::clock) are cached: a topic
+// nobody consumes costs the writer nothing more, and its cached events go
+// when its readers pause.
 //
 // Dedupe: per topic, the ids of the events published within dedupe_window
 // (rebuilt on Open from the records themselves). Retention: a background pass
@@ -137,6 +138,13 @@ class FileEventLog final : public EventLog {
   // (a segment that could not be removed).
   absl::Status RunRetentionOnce();
 
+  // What the tail cache holds now: event bytes and commits.
+  struct TailCacheStats {
+    size_t bytes = 0;
+    size_t commits = 0;
+  };
+  TailCacheStats tail_cache_stats() const;
+
  private:
   struct Topic;
   // An event of a batch, serialized by Append() on the caller's thread so
@@ -188,6 +196,9 @@ class FileEventLog final : public EventLog {
   // Stamps the events of `topic`'s commit just written (offsets from
   // `first`) and adds them to the tail cache (writer thread).
   void CacheWritten(Topic* topic, uint64_t first);
+  // Empties `topic`'s part of the tail cache into `evicted`.
+  void DropCached(Topic* topic, std::vector<StoredEvent>* evicted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_mu_);
   // Serves ReadStored from the tail cache: false when `from` is not cached.
   bool ReadCached(const Topic& topic, uint64_t from, size_t max_events, size_t max_bytes,
                   std::vector<StoredEvent>* out) const;

@@ -234,6 +234,39 @@ TEST_F(FileEventLogTest, ReadStoredServesTheTailFromMemoryAndTheRestFromTheFiles
   EXPECT_THAT(log->Close(), IsOk());
 }
 
+// The cache follows the readers: a topic's commits are cached while
+// ReadStored() read it in the last 5 s; when its readers pause, its cached
+// events and its place in the eviction order go (the order does not grow
+// with every pause), and caching resumes with the next read.
+TEST_F(FileEventLogTest, TailCacheFollowsTheTopicsReaders) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  auto shared = [&](uint64_t offset) {
+    std::vector<StoredEvent> a = *log->ReadStored("orders", offset, 1, 1 << 20);
+    std::vector<StoredEvent> b = *log->ReadStored("orders", offset, 1, 1 << 20);
+    return a.front().bytes().data() == b.front().bytes().data();
+  };
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 1)), IsOk());
+  EXPECT_EQ(log->tail_cache_stats().commits, 0u);  // nobody read it yet
+  uint64_t next = 1;
+  for (int pause = 0; pause < 3; ++pause) {
+    ASSERT_THAT(log->ReadStored("orders", 0, 1, 1 << 20), IsOkAndHolds(SizeIs(1)));
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents(absl::StrCat(pause, "-", i), 2)),
+                  IsOk());
+    }
+    EXPECT_EQ(log->tail_cache_stats().commits, 5u) << pause;
+    EXPECT_TRUE(shared(next + 9)) << pause;
+    clock_.Advance(absl::Seconds(6));  // the readers pause
+    ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents(absl::StrCat("p", pause), 1)),
+                IsOk());
+    EXPECT_EQ(log->tail_cache_stats().commits, 0u) << pause;
+    EXPECT_EQ(log->tail_cache_stats().bytes, 0u) << pause;
+    next += 11;
+    EXPECT_FALSE(shared(next - 1)) << pause;  // read from the files
+  }
+}
+
 TEST_F(FileEventLogTest, ReadStoredWithoutATailCacheReadsTheFiles) {
   FileEventLog::Options options = LogOptions();
   options.tail_cache_bytes = 0;

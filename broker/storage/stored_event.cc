@@ -34,15 +34,13 @@ absl::StatusOr<StoredEvent> StoredEvent::Parse(SharedBytes bytes) {
   return StoredEvent(std::move(bytes), offset, layout);
 }
 
-StoredEvent StoredEvent::FromEvent(const Event& event) {
+absl::StatusOr<StoredEvent> StoredEvent::FromEvent(const Event& event) {
   Event bare = event;
   bare.clear_topic();
   const size_t size = bare.ByteSizeLong();
   SharedBytes bytes = SharedBytes::Allocate(size, size);
   bare.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes.mutable_data()));
-  absl::StatusOr<StoredEvent> e = Parse(std::move(bytes));
-  // What protobuf just serialized, its wire format scan reads.
-  return e.ok() ? *std::move(e) : StoredEvent();
+  return Parse(std::move(bytes));
 }
 
 Event StoredEvent::ToEvent(absl::string_view topic) const {

@@ -48,8 +48,9 @@ class StoredEvent {
   static absl::StatusOr<StoredEvent> Parse(SharedBytes bytes);
 
   // `event` serialized without its topic (for backends that hand out Event
-  // messages: one copy, where the file log's cache makes none).
-  static StoredEvent FromEvent(const Event& event);
+  // messages: one copy, where the file log's cache makes none). DATA_LOSS if
+  // what protobuf serialized does not scan (never expected).
+  static absl::StatusOr<StoredEvent> FromEvent(const Event& event);
 
   uint64_t offset() const { return offset_; }
   absl::string_view type() const { return bytes().substr(layout_.type_pos, layout_.type_len); }

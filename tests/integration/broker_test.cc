@@ -368,6 +368,30 @@ TEST_P(BrokerTest, FirstRequestWithoutOpenIsInvalid) {
   EXPECT_THAT(s.error_message(), HasSubstr("must carry open"));
 }
 
+// The stream is raw on the server: a request that does not parse (here a
+// string field that is not UTF-8, which protobuf's parser refuses) ends it
+// with a short INVALID_ARGUMENT, and nothing is created.
+TEST_P(BrokerTest, SubscribeRequestThatDoesNotParseIsInvalid) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->Subscribe(&ctx);
+  SubscribeRequest open;
+  open.mutable_open()->set_topic("orders");
+  open.mutable_open()->set_group("g");
+  open.mutable_open()->set_member_name("\xff\xfe not utf-8");
+  ASSERT_TRUE(stream->Write(open));
+  SubscribeResponse resp;
+  while (stream->Read(&resp)) {
+  }
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "the request does not parse as a SubscribeRequest");
+  broker::v1::DescribeGroupsRequest req;
+  broker::v1::DescribeGroupsResponse groups;
+  grpc::ClientContext dctx;
+  ASSERT_TRUE(stub_->DescribeGroups(&dctx, req, &groups).ok());
+  EXPECT_EQ(groups.groups_size(), 0);
+}
+
 TEST_P(BrokerTest, RestartLosesNoAckedEventNorGroupProgress) {
   PublishMany(*stub_, "orders", 0, 100, 10);
   {
