@@ -224,9 +224,8 @@ bool ConsumerGroup::Wanted(const StoredEvent& e) const {
 
 void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it,
                              std::vector<StoredEvent>* freed) {
-  // The size Buffer() counted, kept beside the event: a protobuf's own
-  // cached size does not survive a move (it read 0 here once, and the
-  // count only grew until every group held one event at a time).
+  // The size Buffer() counted, kept beside the event so that the window's
+  // count comes down by exactly what went up.
   buffer_bytes_ -= std::min(buffer_bytes_, it->second.bytes);
   if (freed != nullptr) freed->push_back(std::move(it->second.event));
   buffer_.erase(it);
