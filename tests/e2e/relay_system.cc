@@ -140,21 +140,27 @@ RelayClients::RelayClients(RelaySystem& system)
 bool SeedForLoad(RelayClients& clients, int64_t deposit_minor, int64_t on_hand, SeededState* out) {
   inventory::v1::ListProductsResponse products;
   payment::v1::ListAccountsResponse accounts;
+  grpc::Status products_status, accounts_status;
   auto list = [&] {
     products.Clear();
     accounts.Clear();
-    return Call([&](grpc::ClientContext* c) {
-             return clients.inventory->ListProducts(c, {}, &products);
-           }).ok() &&
-           Call([&](grpc::ClientContext* c) {
-             return clients.payments->ListAccounts(c, {}, &accounts);
-           }).ok();
+    products_status = Call(
+        [&](grpc::ClientContext* c) { return clients.inventory->ListProducts(c, {}, &products); });
+    accounts_status = Call(
+        [&](grpc::ClientContext* c) { return clients.payments->ListAccounts(c, {}, &accounts); });
+    return products_status.ok() && accounts_status.ok();
   };
-  // The initial state, once seeded and the catalog reached order-service.
+  // The initial state, once seeded. As long as the start may take on a
+  // loaded machine (WaitReady's 60 s): once, a CI run's first 20 s were not
+  // enough.
   if (!WaitFor(
           [&] { return list() && products.products_size() > 0 && accounts.accounts_size() > 0; },
-          absl::Seconds(20))) {
-    ADD_FAILURE() << "no seeded catalog and accounts";
+          absl::Seconds(60))) {
+    ADD_FAILURE() << "no seeded catalog and accounts: ListProducts "
+                  << (products_status.ok() ? "OK" : products_status.error_message()) << ", "
+                  << products.products_size() << " products; ListAccounts "
+                  << (accounts_status.ok() ? "OK" : accounts_status.error_message()) << ", "
+                  << accounts.accounts_size() << " accounts";
     return false;
   }
   for (const auto& a : accounts.accounts()) {
