@@ -123,7 +123,7 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
         // No member is connected, so none is in flight.
         for (auto it = buffer_.begin(); it != buffer_.end();) {
           auto here = it++;
-          if (!Wanted(here->second.event)) {
+          if (!Wanted(here->second)) {
             scheduler_.Drop(here->first);
             Unbuffer(here, &freed);
           }
@@ -222,12 +222,12 @@ bool ConsumerGroup::Wanted(const StoredEvent& e) const {
   return types_.empty() || std::binary_search(types_.begin(), types_.end(), e.type());
 }
 
-void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it,
+void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, StoredEvent>::iterator it,
                              std::vector<StoredEvent>* freed) {
-  // The size Buffer() counted, kept beside the event so that the window's
-  // count comes down by exactly what went up.
-  buffer_bytes_ -= std::min(buffer_bytes_, it->second.bytes);
-  if (freed != nullptr) freed->push_back(std::move(it->second.event));
+  // A stored event's size never changes: the count comes down by what
+  // Buffer() added.
+  buffer_bytes_ -= std::min(buffer_bytes_, it->second.size());
+  if (freed != nullptr) freed->push_back(std::move(it->second));
   buffer_.erase(it);
 }
 
@@ -258,10 +258,8 @@ void ConsumerGroup::Buffer(std::vector<StoredEvent>* events) {
     scheduler_.Add(e.offset(), e.key(), !wanted);
     if (!wanted) counters_.filtered->Add();
     if (wanted) {
-      const uint64_t offset = e.offset();  // before the move empties `e`
-      const size_t bytes = e.size();
-      buffer_bytes_ += bytes;
-      buffer_.emplace(offset, Buffered{std::move(e), bytes});
+      buffer_bytes_ += e.size();
+      buffer_.emplace(e.offset(), std::move(e));
     }
   }
   DropBelowCommitted();
@@ -359,7 +357,7 @@ absl::Time ConsumerGroup::Pump() {
     for (const Scheduler::Assignment& a : assigned) {
       auto it = buffer_.find(a.offset);
       if (it == buffer_.end()) continue;  // cannot happen: assigned events are buffered
-      batches[a.member].push_back(OutgoingDelivery{it->second.event, a.attempt});
+      batches[a.member].push_back(OutgoingDelivery{it->second, a.attempt});
       counters_.delivered->Add();
     }
     next_wakeup = std::min(scheduler_.NextWakeup(), read_retry);
@@ -383,7 +381,7 @@ void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
   for (Scheduler::DeadLetter& d : dead) {
     auto it = buffer_.find(d.offset);
     if (it == buffer_.end()) continue;
-    const Event original = it->second.event.ToEvent(topic_);
+    const Event original = it->second.ToEvent(topic_);
     v1::DeadLetter letter;
     letter.set_group(group_);
     *letter.mutable_event() = original;

@@ -109,12 +109,6 @@ class ConsumerGroup {
     uint32_t max_in_flight = 0;
   };
 
-  // A buffered event and the bytes it counts for in buffer_bytes_.
-  struct Buffered {
-    StoredEvent event;
-    size_t bytes = 0;
-  };
-
   // A dead letter whose append failed, to try again at `due`.
   struct DeadLetterRetry {
     absl::Time due;
@@ -140,8 +134,8 @@ class ConsumerGroup {
   // error (InfiniteFuture when none). Dispatcher thread only.
   absl::Time Fill();
   bool Wanted(const StoredEvent& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Unbuffer(absl::btree_map<uint64_t, Buffered>::iterator it, std::vector<StoredEvent>* freed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Unbuffer(absl::btree_map<uint64_t, StoredEvent>::iterator it,
+                std::vector<StoredEvent>* freed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string topic_;
   const std::string group_;
@@ -160,8 +154,8 @@ class ConsumerGroup {
   mutable absl::Mutex mu_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   // Buffered events not yet acknowledged, by offset.
-  absl::btree_map<uint64_t, Buffered> buffer_ ABSL_GUARDED_BY(mu_);
-  size_t buffer_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the sum of buffer_'s `bytes`
+  absl::btree_map<uint64_t, StoredEvent> buffer_ ABSL_GUARDED_BY(mu_);
+  size_t buffer_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the sum of buffer_'s sizes
   absl::flat_hash_map<Scheduler::MemberId, Member> members_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> types_ ABSL_GUARDED_BY(mu_);  // sorted; empty: all
   uint64_t dead_lettered_ ABSL_GUARDED_BY(mu_) = 0;
