@@ -164,10 +164,11 @@ std::string RunLine(const RunResult& r, int runs) {
     absl::StrAppend(&line, absl::StrFormat("  (publish acks %.0f/s)", r.publish_events_per_second));
   }
   if (r.has_latency) {
-    absl::StrAppend(&line, absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  "
-                                           "(sender: lag max %.3f ms, Send() max %.3f ms)",
-                                           r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms,
-                                           r.max_send_lag_ms, r.max_send_call_ms));
+    absl::StrAppend(&line,
+                    absl::StrFormat("  p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms  "
+                                    "(sender: lag p50 %.3f max %.3f ms, Send() max %.3f ms)",
+                                    r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.send_lag_p50_ms,
+                                    r.max_send_lag_ms, r.max_send_call_ms));
     absl::StrAppend(
         &line, absl::StrFormat("\n         split at broker publish_time: sched->append p50 %.3f "
                                "p99 %.3f ms, append->recv p50 %.3f p99 %.3f ms",
@@ -320,6 +321,7 @@ std::string ToJson(const BenchConfig& c, const std::string& tls_mode,
     if (r.has_latency) {
       absl::StrAppend(&j, ", \"p50_ms\": ", Num(r.p50_ms), ", \"p99_ms\": ", Num(r.p99_ms),
                       ", \"p999_ms\": ", Num(r.p999_ms), ", \"max_ms\": ", Num(r.max_ms),
+                      ", \"send_lag_p50_ms\": ", Num(r.send_lag_p50_ms),
                       ", \"max_send_lag_ms\": ", Num(r.max_send_lag_ms),
                       ", \"max_send_call_ms\": ", Num(r.max_send_call_ms),
                       ", \"to_append_p50_ms\": ", Num(r.to_append_p50_ms),

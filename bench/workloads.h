@@ -65,6 +65,7 @@ struct RunResult {
   double to_append_p50_ms = 0, to_append_p99_ms = 0;
   double append_to_receive_p50_ms = 0, append_to_receive_p99_ms = 0;
   double max_send_lag_ms = 0;   // W3: how late the sender ran behind its schedule
+  double send_lag_p50_ms = 0;   // W3: the median of the same (part of sched->append)
   double max_send_call_ms = 0;  // W3: the longest publish Send() call
   size_t event_bytes = 0;       // serialized size of one event
   // CPU used over the measured window (user + system, all threads), by the
