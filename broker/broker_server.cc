@@ -64,7 +64,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
   } else {
     return store.status();
   }
-  s->groups_ = std::make_unique<GroupManager>(options.groups, s->log_.get(), s->store_.get());
+  GroupManager::Options groups = options.groups;
+  // The file log serves new events from memory: delivering them on its
+  // completer thread is cheap. JetStream's reads are round trips to NATS,
+  // which would hold back the publishers' answers on that thread.
+  groups.deliver_on_log_thread = options.storage.backend == Storage::kFile;
+  s->groups_ = std::make_unique<GroupManager>(groups, s->log_.get(), s->store_.get());
   if (absl::Status st = s->groups_->Load(); !st.ok()) return st;
   s->service_ = std::make_unique<BrokerService>(s->log_.get(), s->groups_.get(), options.limits,
                                                 s->auth_.get());

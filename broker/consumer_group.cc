@@ -166,6 +166,8 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
   absl::Time now = clock_();
   std::vector<StoredEvent> done;
   done.reserve(static_cast<size_t>(request.acks_size()));
+  bool wake;
+  uint64_t buffered_to;
   {
     absl::MutexLock lock(&mu_);
     uint64_t limit = scheduler_.NextOffsetToBuffer();
@@ -212,9 +214,16 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
     }
     StartDeadLetters(std::move(dead));
     DropBelowCommitted();
+    // A pump can only do more now if events wait for a member with room
+    // (an ack makes room, and releases its key's next event), a nack
+    // scheduled a retry or a dead letter, or the window can take events it
+    // had no room for. Otherwise a wake-up per ack message would cost the
+    // dispatcher a pass (and a thread switch) for nothing.
+    wake = !request.nacks().empty() || scheduler_.HasWaiting() || !dead_out_.empty();
+    buffered_to = scheduler_.NextOffsetToBuffer();
   }
   SendDeadLetters();
-  wake_();
+  if (wake || buffered_to < log_->DurableEnd(topic_)) wake_();
   return absl::OkStatus();
 }
 

@@ -19,8 +19,10 @@ GroupManager::GroupManager(Options options, EventLog* log, GroupStore* store)
                   [this] {
                     // Until the earliest due time of any group (a redelivery,
                     // an ack deadline), or the next Wake().
+                    absl::MutexLock lock(&pump_mu_);
                     absl::Time next_due = absl::InfiniteFuture();
                     for (ConsumerGroup* g : Snapshot()) next_due = std::min(next_due, g->Pump());
+                    planned_due_ = next_due;
                     return next_due - absl::Now();
                   }),
       checkpointer_("checkpointer", [this] {
@@ -53,7 +55,7 @@ absl::Status GroupManager::Load() {
 }
 
 void GroupManager::Start() {
-  log_->SetDurabilityListener([this](const std::string&, uint64_t) { Wake(); });
+  log_->SetDurabilityListener([this](const std::string& topic, uint64_t) { Durable(topic); });
   dispatcher_.Start();
   checkpointer_.Start(options_.checkpoint_interval);
 }
@@ -63,11 +65,40 @@ void GroupManager::Stop() {
   if (stopped_) return;
   stopped_ = true;
   dispatcher_.Stop();
+  {
+    absl::MutexLock lock(&pump_mu_);
+    pumps_stopped_ = true;  // Durable() pumps nothing more
+  }
   checkpointer_.Stop();
   CheckpointOnce();
 }
 
 void GroupManager::Wake() { dispatcher_.Wake(); }
+
+void GroupManager::Durable(const std::string& topic) {
+  // Deliver on this thread (the log's) when the dispatcher is idle: one
+  // thread hop less between the fsync and the consumers. A dispatcher pass
+  // under way may have read the topic before these events: wake it for
+  // another.
+  if (!options_.deliver_on_log_thread) {
+    Wake();
+    return;
+  }
+  if (!pump_mu_.TryLock()) {
+    Wake();
+    return;
+  }
+  bool wake = false;  // after Stop(), nothing pumps
+  if (!pumps_stopped_) {
+    absl::Time next_due = absl::InfiniteFuture();
+    for (ConsumerGroup* g : Snapshot(topic)) next_due = std::min(next_due, g->Pump());
+    // The dispatcher sleeps until planned_due_: a sooner due time (the
+    // first ack deadline of these deliveries, say) needs a new plan.
+    wake = next_due < planned_due_;
+  }
+  pump_mu_.Unlock();
+  if (wake) Wake();
+}
 
 absl::StatusOr<std::pair<ConsumerGroup*, bool>> GroupManager::GetOrCreate(
     const v1::SubscribeRequest::Open& open) {
@@ -128,6 +159,17 @@ std::vector<ConsumerGroup*> GroupManager::Snapshot() const {
   std::vector<ConsumerGroup*> out;
   out.reserve(groups_.size());
   for (const auto& [key, g] : groups_) out.push_back(g.get());
+  return out;
+}
+
+std::vector<ConsumerGroup*> GroupManager::Snapshot(const std::string& topic) const {
+  absl::MutexLock lock(&groups_mu_);
+  std::vector<ConsumerGroup*> out;
+  // The map is sorted by topic first: the topic's groups are one run.
+  for (auto it = groups_.lower_bound({topic, std::string()});
+       it != groups_.end() && it->first.first == topic; ++it) {
+    out.push_back(it->second.get());
+  }
   return out;
 }
 

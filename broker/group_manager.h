@@ -38,6 +38,11 @@ class GroupManager {
     // Bytes of events each group's window holds at most.
     size_t max_window_bytes = size_t{64} << 20;
     absl::Duration checkpoint_interval = absl::Milliseconds(200);
+    // Whether the log's durability listener pumps the topic's groups on the
+    // log's thread when the dispatcher is idle (one thread switch less
+    // before delivery), rather than only waking the dispatcher. For logs
+    // whose ReadStored() of the tail does not wait on the network.
+    bool deliver_on_log_thread = false;
     Clock clock = [] { return absl::Now(); };
   };
 
@@ -79,6 +84,10 @@ class GroupManager {
   // still need.
   void CheckpointOnce();
   std::vector<ConsumerGroup*> Snapshot() const;
+  // The groups of `topic`.
+  std::vector<ConsumerGroup*> Snapshot(const std::string& topic) const;
+  // The log's durability listener: `topic` has new durable events.
+  void Durable(const std::string& topic);
 
   const Options options_;
   EventLog* const log_;
@@ -95,6 +104,14 @@ class GroupManager {
   // Held for the whole of Stop(): a second call waits for the first.
   absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(checkpoint_mu_);
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
+
+  // Held by whoever pumps groups: the dispatcher's pass, or Durable() on
+  // the log's thread when the dispatcher is idle. ConsumerGroup::Pump() runs
+  // on one thread at a time.
+  absl::Mutex pump_mu_ ABSL_ACQUIRED_BEFORE(groups_mu_);
+  // When the dispatcher's last pass planned its next one.
+  absl::Time planned_due_ ABSL_GUARDED_BY(pump_mu_) = absl::InfiniteFuture();
+  bool pumps_stopped_ ABSL_GUARDED_BY(pump_mu_) = false;
 
   // Pumps every group whenever woken (new durable events, acks, members)
   // and at the earliest due time of any of them.

@@ -40,6 +40,8 @@ Scheduler::Scheduler(Options options, uint64_t committed, const std::vector<Rang
 
 uint64_t Scheduler::NextOffsetToBuffer() const { return next_; }
 
+bool Scheduler::HasWaiting() const { return !ready_.empty() || !exhausted_.empty(); }
+
 size_t Scheduler::BufferRoom() const {
   return events_.size() >= options_.max_buffered ? 0 : options_.max_buffered - events_.size();
 }

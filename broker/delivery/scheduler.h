@@ -158,6 +158,11 @@ class Scheduler {
   // its key moves on.
   void CompleteDeadLetter(uint64_t offset);
 
+  // Whether events wait to be handed out now: ready ones (waiting for a
+  // member with room) or due dead letters. Acks can only make progress
+  // possible for these.
+  bool HasWaiting() const;
+
   // Earliest time a deadline or a delayed retry falls due (InfiniteFuture
   // when none; InfinitePast when an event restored with its attempts used
   // up waits to be handed out as a DeadLetter by ExpireDeadlines()).

@@ -92,9 +92,10 @@ class EventLog {
   // Every topic, sorted by name.
   virtual std::vector<TopicStats> ListTopics() const = 0;
 
-  // Registers the function called (from a log thread, after the append
-  // callbacks of that commit) each time events of a topic become durable.
-  // Must not block. Set once, before the first Append.
+  // Registers the function called (from a log thread, before or after the
+  // append callbacks of that commit: FileEventLog calls it first, so that
+  // delivery starts first) each time events of a topic become durable.
+  // Must not block for long. Set once, before the first Append.
   virtual void SetDurabilityListener(DurabilityListener listener) = 0;
 
   // Retention never deletes events at or after `offset` of `topic` (the

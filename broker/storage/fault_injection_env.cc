@@ -30,6 +30,13 @@ class FaultInjectionEnv::File final : public WritableFile {
   }
 
   absl::Status Sync() override {
+    {
+      absl::MutexLock lock(&env_->mu_);
+      ++env_->held_syncs_;
+      env_->mu_.Await(absl::Condition(
+          +[](bool* hold) { return !*hold; }, &env_->hold_syncs_));
+      --env_->held_syncs_;
+    }
     absl::ReaderMutexLock io(&env_->io_mu_);
     absl::Status status = env_->CheckActive();
     if (!status.ok()) return status;
@@ -58,6 +65,16 @@ class FaultInjectionEnv::File final : public WritableFile {
 };
 
 FaultInjectionEnv::FaultInjectionEnv(Env* base) : base_(base) {}
+
+void FaultInjectionEnv::HoldSyncs(bool hold) {
+  absl::MutexLock lock(&mu_);
+  hold_syncs_ = hold;
+}
+
+int64_t FaultInjectionEnv::held_syncs() const {
+  absl::MutexLock lock(&mu_);
+  return held_syncs_;
+}
 
 absl::Status FaultInjectionEnv::CheckActive() const {
   if (active_) return absl::OkStatus();

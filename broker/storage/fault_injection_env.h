@@ -57,6 +57,11 @@ class FaultInjectionEnv final : public Env {
   void SetWriteError(absl::Status error);
   void SetSyncError(absl::Status error);
 
+  // While held, every sync waits (before doing anything) until released:
+  // a test holds a writer inside its fsync. held_syncs(): how many wait now.
+  void HoldSyncs(bool hold);
+  int64_t held_syncs() const;
+
   // Successful appends and syncs so far.
   int64_t writes() const { return writes_.load(); }
   int64_t syncs() const { return syncs_.load(); }
@@ -100,6 +105,8 @@ class FaultInjectionEnv final : public Env {
   absl::flat_hash_map<std::string, FileState> files_ ABSL_GUARDED_BY(mu_);
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
   absl::Status sync_error_ ABSL_GUARDED_BY(mu_);
+  bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t held_syncs_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::atomic<int64_t> writes_{0};
   std::atomic<int64_t> syncs_{0};

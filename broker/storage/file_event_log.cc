@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<FileEventLog>> FileEventLog::Open(Options options
 
   log->last_sync_ = absl::Now();
   FileEventLog* self = log.get();
+  log->completer_ = std::thread([self] { self->CompleterLoop(); });
   log->writer_ = std::thread([self] { self->WriterLoop(); });
   if (IsPeriod(log->options_.retention_check_interval)) {
     log->retention_ = std::make_unique<relay::Worker>("retention", [self] {
@@ -305,6 +306,7 @@ absl::Status FileEventLog::Close() {
       closing_ = true;
     }
     if (writer_.joinable()) writer_.join();
+    if (completer_.joinable()) completer_.join();
     if (retention_ != nullptr) retention_->Stop();
     closed_ = true;
   }
@@ -350,6 +352,8 @@ void FileEventLog::WriterLoop() {
     if (closing) break;
   }
   final_status_ = failed_;
+  absl::MutexLock lock(&completions_mu_);
+  writer_done_ = true;
 }
 
 absl::StatusOr<FileEventLog::Topic*> FileEventLog::GetOrCreateTopic(const std::string& name) {
@@ -604,21 +608,51 @@ void FileEventLog::MakeDurable(bool sync) {
   }
   if (!failed_.ok()) advanced.clear();  // nothing is acknowledged after a failure
 
-  const absl::Time now = absl::Now();
-  for (Ack& ack : waiting_) {
-    GetStorageMetrics().publish_durable_seconds->Observe(absl::ToDoubleSeconds(now - ack.received));
-    ack.done(std::move(ack.result));
-  }
-  waiting_.clear();
-
-  std::shared_ptr<const DurabilityListener> listener;
-  {
-    absl::MutexLock lock(&mu_);
-    listener = listener_;
-  }
+  Completion completion;
   for (Topic* topic : advanced) {
     topic->notified_end = topic->log->DurableEnd();
-    if (listener != nullptr && *listener) (*listener)(topic->name, topic->notified_end);
+    completion.advanced.emplace_back(topic, topic->notified_end);
+  }
+  completion.acks.swap(waiting_);
+  if (completion.acks.empty() && completion.advanced.empty()) return;
+  absl::MutexLock lock(&completions_mu_);
+  completions_.push_back(std::move(completion));
+}
+
+bool FileEventLog::HasCompletions() const { return !completions_.empty() || writer_done_; }
+
+void FileEventLog::CompleterLoop() {
+  std::vector<Completion> batch;
+  while (true) {
+    bool done;
+    {
+      absl::MutexLock lock(&completions_mu_);
+      completions_mu_.Await(absl::Condition(this, &FileEventLog::HasCompletions));
+      batch.swap(completions_);
+      done = writer_done_;
+    }
+    std::shared_ptr<const DurabilityListener> listener;
+    {
+      absl::MutexLock lock(&mu_);
+      listener = listener_;
+    }
+    const absl::Time now = absl::Now();
+    for (Completion& completion : batch) {
+      // The listener first: it starts delivery (waking the dispatcher, which
+      // runs meanwhile), while the answers below write to the publishers'
+      // sockets on this thread.
+      if (listener != nullptr && *listener) {
+        for (const auto& [topic, end] : completion.advanced) (*listener)(topic->name, end);
+      }
+      for (Ack& ack : completion.acks) {
+        GetStorageMetrics().publish_durable_seconds->Observe(
+            absl::ToDoubleSeconds(now - ack.received));
+        ack.done(std::move(ack.result));
+      }
+    }
+    batch.clear();
+    // The writer queues nothing after it is done: what was queued is answered.
+    if (done) break;
   }
 }
 

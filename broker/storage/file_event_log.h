@@ -38,9 +38,11 @@ enum class FsyncPolicy {
 // Group commit: Append() serializes the batch on the caller's thread and
 // queues it. One writer thread takes everything queued, assigns offsets,
 // drops duplicates, writes each touched topic's records with one write(2),
-// then, per FsyncPolicy, fsyncs each touched topic once, calls every batch's
-// `done`, then the durability listener once per topic. Appends arriving
-// meanwhile form the next commit. `<data_dir>/topics/LOCK` keeps a second
+// then, per FsyncPolicy, fsyncs each touched topic once and hands the commit
+// to the completer thread, which calls the durability listener once per
+// topic, then every batch's `done`, in commit order. Appends arriving
+// meanwhile form the next commit; the writer does not wait for the
+// completer. `<data_dir>/topics/LOCK` keeps a second
 // log (or process) out of the directory.
 //
 // Tail cache: the events written last (Options::tail_cache_bytes over all
@@ -172,6 +174,12 @@ class FileEventLog final : public EventLog {
     absl::StatusOr<std::vector<AppendResult>> result;
     absl::Time received;
   };
+  // What one MakeDurable() hands the completer thread: the topics whose
+  // durable end advanced (for the listener), then the batches answered.
+  struct Completion {
+    std::vector<std::pair<const Topic*, uint64_t>> advanced;
+    std::vector<Ack> acks;
+  };
 
   explicit FileEventLog(Options options);
   absl::StatusOr<std::unique_ptr<Topic>> OpenTopic(const std::string& name);
@@ -188,9 +196,15 @@ class FileEventLog final : public EventLog {
   // Takes the batch's event bytes.
   absl::StatusOr<std::vector<AppendResult>> AssignBatch(Topic* topic, Batch& batch);
   void WriteCommit(std::vector<Batch>* commit);
-  // Syncs (or, if !sync, only publishes) what was written, then answers the
-  // waiting batches and calls the listener.
+  // Syncs (or, if !sync, only publishes) what was written, then hands the
+  // waiting batches' answers and the listener's calls to the completer.
   void MakeDurable(bool sync);
+
+  // Completer thread: calls the listener and the batches' `done`, in commit
+  // order, so that the writer starts the next commit as soon as its fsync
+  // returns instead of first writing every answer to its socket.
+  void CompleterLoop();
+  bool HasCompletions() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(completions_mu_);
   void Fail(const absl::Status& cause);
 
   // Stamps the events of `topic`'s commit just written (offsets from
@@ -244,6 +258,13 @@ class FileEventLog final : public EventLog {
   // Written by the writer thread before it exits, read by Close().
   absl::Status final_status_;
 
+  // From the writer to the completer, oldest first.
+  absl::Mutex completions_mu_;
+  std::vector<Completion> completions_ ABSL_GUARDED_BY(completions_mu_);
+  // The writer has exited: the completer drains completions_ and exits.
+  bool writer_done_ ABSL_GUARDED_BY(completions_mu_) = false;
+
+  std::thread completer_;
   std::thread writer_;
   // Runs RunRetentionOnce() every retention_check_interval; null when that
   // is not a period. Last, so it stops before the state it reads goes.

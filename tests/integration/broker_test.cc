@@ -271,6 +271,21 @@ TEST_P(BrokerTest, MembersShareLoadAndNeverHoldOneKeyAtOnce) {
   EXPECT_GT(per_member[1], 0);
 }
 
+// An ack that frees room in a full window must get the group reading the
+// log again at once: the ack deadline (5 s) is the only other wake-up, and
+// 100 events through a window of 4 would take minutes on it.
+TEST_P(BrokerTest, AFullWindowMovesOnAsItsEventsAreAcked) {
+  options_.group_window_events = 4;
+  Restart();
+  PublishMany(*stub_, "orders", 0, 100, 100);
+  Recorder rec;
+  auto sub = Subscribe(server_->target(), "orders", "windowed", &rec);
+  ASSERT_TRUE(WaitFor([&] { return rec.distinct() == 100; })) << rec.distinct();
+  // One key: each ack releases the next event, which waits in the window.
+  PublishMany(*stub_, "orders", 100, 50, 1);
+  ASSERT_TRUE(WaitFor([&] { return rec.distinct() == 150; })) << rec.distinct();
+}
+
 TEST_P(BrokerTest, NewGroupReplaysFromEarliestAndLatestSkipsThePast) {
   PublishMany(*stub_, "orders", 0, 50, 5);
   Recorder early, late;

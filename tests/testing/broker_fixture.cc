@@ -19,6 +19,9 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   if (options.group_window_bytes != 0) {
     server_options.groups.max_window_bytes = options.group_window_bytes;
   }
+  if (options.group_window_events != 0) {
+    server_options.groups.scheduler.max_buffered = options.group_window_events;
+  }
   server_options.groups.scheduler.max_deliveries = options.max_deliveries;
   server_options.groups.checkpoint_interval = absl::Milliseconds(50);
   server_options.keepalive = options.keepalive;

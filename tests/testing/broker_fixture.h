@@ -31,6 +31,8 @@ struct BrokerTestOptions {
   uint64_t segment_bytes = 0;
   // Bytes of events each group's window holds (0: the default).
   size_t group_window_bytes = 0;
+  // Events each group's window holds (0: the default).
+  size_t group_window_events = 0;
   // The file log's tail cache (FileEventLog::Options; 0 turns it off).
   size_t tail_cache_bytes = size_t{32} << 20;
   // The file system of the file storage's group checkpoints (null: the
