@@ -65,10 +65,11 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
     return store.status();
   }
   GroupManager::Options groups = options.groups;
-  // The file log serves new events from memory: delivering them on its
-  // completer thread is cheap. JetStream's reads are round trips to NATS,
-  // which would hold back the publishers' answers on that thread.
-  groups.deliver_on_log_thread = options.storage.backend == Storage::kFile;
+  // A log that serves new events from memory (the file log's tail cache)
+  // can have them delivered on its completer thread cheaply; JetStream's
+  // reads are round trips to NATS, which would hold back the publishers'
+  // answers on that thread.
+  groups.deliver_on_log_thread = s->log_->ServesTailFromMemory();
   s->groups_ = std::make_unique<GroupManager>(groups, s->log_.get(), s->store_.get());
   if (absl::Status st = s->groups_->Load(); !st.ok()) return st;
   s->service_ = std::make_unique<BrokerService>(s->log_.get(), s->groups_.get(), options.limits,
@@ -133,8 +134,9 @@ void BrokerServer::Shutdown(absl::Duration grace) {
                       std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   }
   // The server's RPCs have all ended; GroupManager::Stop joins the
-  // dispatcher (the other reader of the log) and writes the last
-  // checkpoints, which read no event. Only then the log closes.
+  // dispatcher (the other reader of the log), stops the log's completer
+  // from pumping groups, and writes the last checkpoints, which read no
+  // event. Only then the log closes.
   if (groups_ != nullptr) groups_->Stop();
   if (log_ != nullptr) {
     if (absl::Status st = log_->Close(); !st.ok()) {

@@ -293,8 +293,8 @@ absl::Time ConsumerGroup::Fill() {
                                  : max_window_bytes_ - std::min(max_window_bytes_, buffer_bytes_);
   }
   const uint64_t end = log_->DurableEnd(topic_);
-  // Read outside the lock: only this (dispatcher) thread adds to the window,
-  // so `next` stays valid while acks go on.
+  // Read outside the lock: only Pump() (one thread at a time) adds to the
+  // window, so `next` stays valid while acks go on.
   while (room > 0 && bytes_room > 0 && next < end) {
     absl::StatusOr<std::vector<StoredEvent>> events = log_->ReadStored(
         topic_, next, std::min(room, kReadBatchEvents), std::min(bytes_room, kReadBatchBytes));
@@ -506,6 +506,11 @@ void ConsumerGroup::CheckpointFailed() {
 uint64_t ConsumerGroup::committed() const {
   absl::MutexLock lock(&mu_);
   return scheduler_.committed();
+}
+
+uint64_t ConsumerGroup::next_to_buffer() const {
+  absl::MutexLock lock(&mu_);
+  return scheduler_.NextOffsetToBuffer();
 }
 
 v1::GroupInfo ConsumerGroup::Describe() const {

@@ -43,8 +43,9 @@ class MemberSink {
 // events of an EventLog and to the members' streams, plus the dead-letter
 // topic and the group's checkpoint.
 //
-// Thread-safe. Pump() is called by one dispatcher thread at a time; the
-// other methods from any thread (the members' reactors).
+// Thread-safe. Pump() is called by one thread at a time (GroupManager holds
+// its pump_mu_: the dispatcher, or the log's completer delivering new
+// events); the other methods from any thread (the members' reactors).
 class ConsumerGroup {
  public:
   struct Options {
@@ -98,6 +99,8 @@ class ConsumerGroup {
 
   // Every offset below is acknowledged.
   uint64_t committed() const;
+  // The next offset the window reads from the log.
+  uint64_t next_to_buffer() const;
 
   v1::GroupInfo Describe() const;
 
@@ -169,7 +172,7 @@ class ConsumerGroup {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
 
   // Read errors at one offset, retried before that event is skipped.
-  // Dispatcher thread only (Pump()).
+  // Pump() only (one thread at a time, see the class comment).
   uint64_t read_error_offset_ = 0;
   int read_errors_ = 0;
   absl::Time read_retry_at_ = absl::InfinitePast();

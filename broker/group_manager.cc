@@ -55,7 +55,8 @@ absl::Status GroupManager::Load() {
 }
 
 void GroupManager::Start() {
-  log_->SetDurabilityListener([this](const std::string& topic, uint64_t) { Durable(topic); });
+  log_->SetDurabilityListener(
+      [this](const std::string& topic, uint64_t end) { Durable(topic, end); });
   dispatcher_.Start();
   checkpointer_.Start(options_.checkpoint_interval);
 }
@@ -75,11 +76,13 @@ void GroupManager::Stop() {
 
 void GroupManager::Wake() { dispatcher_.Wake(); }
 
-void GroupManager::Durable(const std::string& topic) {
+void GroupManager::Durable(const std::string& topic, uint64_t end) {
   // Deliver on this thread (the log's) when the dispatcher is idle: one
   // thread hop less between the fsync and the consumers. A dispatcher pass
   // under way may have read the topic before these events: wake it for
-  // another.
+  // another. Only groups close behind `end` are pumped here, so that this
+  // thread reads about one commit per group (from the tail cache) before it
+  // answers the commit's publishers; the others are the dispatcher's.
   if (!options_.deliver_on_log_thread) {
     Wake();
     return;
@@ -91,10 +94,16 @@ void GroupManager::Durable(const std::string& topic) {
   bool wake = false;  // after Stop(), nothing pumps
   if (!pumps_stopped_) {
     absl::Time next_due = absl::InfiniteFuture();
-    for (ConsumerGroup* g : Snapshot(topic)) next_due = std::min(next_due, g->Pump());
+    for (ConsumerGroup* g : Snapshot(topic)) {
+      if (end - std::min(end, g->next_to_buffer()) > kMaxInlineLag) {
+        wake = true;
+        continue;
+      }
+      next_due = std::min(next_due, g->Pump());
+    }
     // The dispatcher sleeps until planned_due_: a sooner due time (the
     // first ack deadline of these deliveries, say) needs a new plan.
-    wake = next_due < planned_due_;
+    wake = wake || next_due < planned_due_;
   }
   pump_mu_.Unlock();
   if (wake) Wake();

@@ -41,7 +41,7 @@ class GroupManager {
     // Whether the log's durability listener pumps the topic's groups on the
     // log's thread when the dispatcher is idle (one thread switch less
     // before delivery), rather than only waking the dispatcher. For logs
-    // whose ReadStored() of the tail does not wait on the network.
+    // that serve the tail from memory (EventLog::ServesTailFromMemory).
     bool deliver_on_log_thread = false;
     Clock clock = [] { return absl::Now(); };
   };
@@ -86,8 +86,11 @@ class GroupManager {
   std::vector<ConsumerGroup*> Snapshot() const;
   // The groups of `topic`.
   std::vector<ConsumerGroup*> Snapshot(const std::string& topic) const;
-  // The log's durability listener: `topic` has new durable events.
-  void Durable(const std::string& topic);
+  // The log's durability listener: `topic` has durable events up to `end`.
+  void Durable(const std::string& topic, uint64_t end);
+  // Durable() pumps a group itself only when it lags `end` by at most this
+  // many events (one read's worth).
+  static constexpr uint64_t kMaxInlineLag = 2048;
 
   const Options options_;
   EventLog* const log_;

@@ -144,7 +144,7 @@ class SubscribeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
 //
 // Lifetime: reference counted (EndableStream). gRPC holds one reference
 // from creation until OnDone(); every append in progress holds one from
-// Append() until its callback (on the log's writer thread) has returned. The last Unref()
+// Append() until its callback (on the log's completer thread) has returned. The last Unref()
 // deletes. The callback may call Finish() -- it does when it completes the
 // last append of a half-closed stream -- and gRPC may then run OnDone() on
 // another thread at once; the append's reference keeps the reactor (and the

@@ -86,6 +86,10 @@ class EventLog {
                                                               uint64_t from, size_t max_events,
                                                               size_t max_bytes) const;
 
+  // Whether ReadStored() of events just made durable is served from memory,
+  // never waiting on a disk or a network (FileEventLog with a tail cache).
+  virtual bool ServesTailFromMemory() const { return false; }
+
   // The first retained offset whose publish_time is >= `t`, or DurableEnd.
   virtual uint64_t OffsetForTime(absl::string_view topic, absl::Time t) const = 0;
 

@@ -636,14 +636,13 @@ void FileEventLog::CompleterLoop() {
       absl::MutexLock lock(&mu_);
       listener = listener_;
     }
-    const absl::Time now = absl::Now();
     for (Completion& completion : batch) {
-      // The listener first: it starts delivery (waking the dispatcher, which
-      // runs meanwhile), while the answers below write to the publishers'
-      // sockets on this thread.
+      // The listener first: it starts delivery, then the answers below write
+      // to the publishers' sockets.
       if (listener != nullptr && *listener) {
         for (const auto& [topic, end] : completion.advanced) (*listener)(topic->name, end);
       }
+      const absl::Time now = absl::Now();
       for (Ack& ack : completion.acks) {
         GetStorageMetrics().publish_durable_seconds->Observe(
             absl::ToDoubleSeconds(now - ack.received));

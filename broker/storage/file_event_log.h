@@ -129,6 +129,7 @@ class FileEventLog final : public EventLog {
   absl::StatusOr<std::vector<StoredEvent>> ReadStored(absl::string_view topic, uint64_t from,
                                                       size_t max_events,
                                                       size_t max_bytes) const override;
+  bool ServesTailFromMemory() const override { return options_.tail_cache_bytes > 0; }
   uint64_t OffsetForTime(absl::string_view topic, absl::Time t) const override;
   std::vector<TopicStats> ListTopics() const override;
   void SetDurabilityListener(DurabilityListener listener) override;

@@ -469,7 +469,7 @@ TEST_P(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
 }  // namespace
 
 // Issue 7, item 6: a PublishStream whose client half-closed is finished by
-// the append callback on the log's writer thread; gRPC may then run OnDone()
+// the append callback on the log's completer thread; gRPC may then run OnDone()
 // (which used to delete the reactor) while that callback still held the
 // reactor's mutex. Many short streams, half-closed or cancelled while their
 // appends complete, drive that race; under ASan a use after free fails here.
