@@ -214,12 +214,13 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
     }
     StartDeadLetters(std::move(dead));
     DropBelowCommitted();
-    // A pump can only do more now if events wait for a member with room
-    // (an ack makes room, and releases its key's next event), a nack
-    // scheduled a retry or a dead letter, or the window can take events it
-    // had no room for. Otherwise a wake-up per ack message would cost the
-    // dispatcher a pass (and a thread switch) for nothing.
-    wake = !request.nacks().empty() || scheduler_.HasWaiting() || !dead_out_.empty();
+    // A pump can only do more now if events wait to be handed out (an ack
+    // makes room, and releases its key's next event), a nack scheduled a
+    // retry or a dead letter, or the window can take events it had no room
+    // for. Otherwise a wake-up per ack message would cost the dispatcher a
+    // pass (and a thread switch) for nothing. (A dead letter's append wakes
+    // it when it completes.)
+    wake = !request.nacks().empty() || scheduler_.HasWaiting();
     buffered_to = scheduler_.NextOffsetToBuffer();
   }
   SendDeadLetters();

@@ -86,8 +86,10 @@ class EventLog {
                                                               uint64_t from, size_t max_events,
                                                               size_t max_bytes) const;
 
-  // Whether ReadStored() of events just made durable is served from memory,
-  // never waiting on a disk or a network (FileEventLog with a tail cache).
+  // Whether ReadStored() of events just made durable is served from memory
+  // rather than a network (FileEventLog with a tail cache: a topic nobody
+  // read in the last 5 s is read back once from the file, most likely from
+  // the page cache).
   virtual bool ServesTailFromMemory() const { return false; }
 
   // The first retained offset whose publish_time is >= `t`, or DurableEnd.

@@ -280,10 +280,7 @@ TEST_P(BrokerFaultsTest, GroupTakesANewTypeFilterWhenTheOldMembersAreGone) {
     open.mutable_open()->add_types("t.0");
     open.mutable_open()->add_types("t.1");
     ASSERT_TRUE(stream->Write(open));
-    SubscribeResponse resp;
-    while (stream->Read(&resp)) {
-    }
-    grpc::Status s = stream->Finish();
+    grpc::Status s = testing::DrainAndFinish(*stream);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_THAT(s.error_message(), HasSubstr("connected with that filter"));
   }
@@ -538,9 +535,7 @@ TEST_P(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
   n->set_attempt(resp.deliveries(0).attempt());
   n->mutable_retry_delay()->set_seconds(int64_t{1} << 54);
   ASSERT_TRUE(stream->Write(nack));
-  while (stream->Read(&resp)) {
-  }
-  grpc::Status s = stream->Finish();
+  grpc::Status s = testing::DrainAndFinish(*stream);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("retry_delay"));
   EXPECT_EQ(Group("orders", "g").redelivered(), 0u);

@@ -95,9 +95,7 @@ std::vector<std::string> ConsumeAndAck(Stub& stub, const std::string& topic,
     EXPECT_TRUE(WaitFor([&] { return Committed(stub, topic, group) == last + 1; }));
   }
   ctx.TryCancel();
-  while (stream->Read(&resp)) {
-  }
-  stream->Finish().IgnoreError();
+  testing::DrainAndFinish(*stream).IgnoreError();
   return ids;
 }
 
@@ -219,10 +217,7 @@ TEST_F(SharedJetStreamTest, CreatingAGroupAnotherBrokerCreatedMeanwhileIsRefused
   open.mutable_open()->set_topic("orders");
   open.mutable_open()->set_group("g");
   ASSERT_TRUE(stream->Write(open));
-  SubscribeResponse resp;
-  while (stream->Read(&resp)) {
-  }
-  grpc::Status s = stream->Finish();
+  grpc::Status s = testing::DrainAndFinish(*stream);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
   EXPECT_THAT(s.error_message(), HasSubstr("group orders/g was written by another broker"));
   EXPECT_TRUE(WaitFor([&] { return CommittedInBucket("orders", "g") == 1u; }));

@@ -361,9 +361,7 @@ TEST_P(BrokerTest, AckForNeverDeliveredOffsetEndsTheStream) {
   SubscribeRequest ack;
   ack.add_acks()->set_offset(42);
   ASSERT_TRUE(stream->Write(ack));
-  while (stream->Read(&resp)) {
-  }
-  grpc::Status s = stream->Finish();
+  grpc::Status s = testing::DrainAndFinish(*stream);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("never delivered"));
   EXPECT_EQ(Group("orders", "g").committed_offset(), 0u);
@@ -375,10 +373,7 @@ TEST_P(BrokerTest, FirstRequestWithoutOpenIsInvalid) {
   SubscribeRequest ack;
   ack.add_acks()->set_offset(0);
   ASSERT_TRUE(stream->Write(ack));
-  SubscribeResponse resp;
-  while (stream->Read(&resp)) {
-  }
-  grpc::Status s = stream->Finish();
+  grpc::Status s = testing::DrainAndFinish(*stream);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("must carry open"));
 }
@@ -394,10 +389,7 @@ TEST_P(BrokerTest, SubscribeRequestThatDoesNotParseIsInvalid) {
   open.mutable_open()->set_group("g");
   open.mutable_open()->set_member_name("\xff\xfe not utf-8");
   ASSERT_TRUE(stream->Write(open));
-  SubscribeResponse resp;
-  while (stream->Read(&resp)) {
-  }
-  grpc::Status s = stream->Finish();
+  grpc::Status s = testing::DrainAndFinish(*stream);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message(), "the request does not parse as a SubscribeRequest");
   broker::v1::DescribeGroupsRequest req;

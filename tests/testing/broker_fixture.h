@@ -2,6 +2,7 @@
 #define RELAY_TESTS_TESTING_BROKER_FIXTURE_H_
 
 #include <grpcpp/channel.h>
+#include <grpcpp/support/sync_stream.h>
 
 #include <memory>
 #include <ostream>
@@ -20,6 +21,16 @@ inline void PrintTo(Storage storage, std::ostream* os) { *os << StorageName(stor
 }  // namespace relay::broker
 
 namespace relay::testing {
+
+// Reads what is left of `stream`, discarding it, and returns how the
+// server ended it: for tests of a stream the broker refuses.
+template <typename Request, typename Response>
+grpc::Status DrainAndFinish(grpc::ClientReaderWriter<Request, Response>& stream) {
+  Response ignored;
+  while (stream.Read(&ignored)) {
+  }
+  return stream.Finish();
+}
 
 struct BrokerTestOptions {
   std::string listen_address = "127.0.0.1:0";
