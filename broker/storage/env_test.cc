@@ -53,6 +53,33 @@ TEST(PosixEnv, AppendsReadsAndReopensAtTheEnd) {
   EXPECT_THAT((*reader)->Read(100, 4, scratch), IsOkAndHolds(""));
 }
 
+TEST(PosixEnv, ReservesSpaceAheadAndCloseCutsIt) {
+  TempDir dir;
+  Env* env = Env::Default();
+  const std::string path = dir.Join("f");
+  auto file = env->NewAppendableFile(path);
+  ASSERT_THAT(file, IsOk());
+  (*file)->SetReserveStep(4096);
+  ASSERT_THAT((*file)->Append("hello"), IsOk());
+  absl::StatusOr<uint64_t> length = env->GetFileSize(path);
+  ASSERT_THAT(length, IsOk());
+  if (*length == 5) GTEST_SKIP() << "no fallocate on " << dir.path();
+  // Reserved: the step past the appended bytes, zeros, not in Size().
+  EXPECT_EQ(*length, 5u + 4096u);
+  EXPECT_EQ((*file)->Size(), 5u);
+  EXPECT_EQ(ReadAll(env, path), "hello" + std::string(4096, '\0'));
+  // Appends inside the reserved space leave the length alone; one past it
+  // reserves the next step.
+  ASSERT_THAT((*file)->Append(std::string(4000, 'a')), IsOk());
+  EXPECT_THAT(env->GetFileSize(path), IsOkAndHolds(5u + 4096u));
+  ASSERT_THAT((*file)->Append(std::string(200, 'b')), IsOk());
+  EXPECT_THAT(env->GetFileSize(path), IsOkAndHolds(4205u + 4096u));
+  EXPECT_EQ((*file)->Size(), 4205u);
+  ASSERT_THAT((*file)->Sync(), IsOk());
+  ASSERT_THAT((*file)->Close(), IsOk());
+  EXPECT_EQ(ReadAll(env, path), "hello" + std::string(4000, 'a') + std::string(200, 'b'));
+}
+
 TEST(PosixEnv, ManagesDirectoriesAndFiles) {
   TempDir dir;
   Env* env = Env::Default();
@@ -127,6 +154,28 @@ TEST(FaultInjectionEnv, DropKeepingLeavesATornTail) {
   ASSERT_THAT((*file)->Append("defgh"), IsOk());
   ASSERT_THAT(env.DropUnsyncedDataKeeping(2), IsOk());
   EXPECT_EQ(ReadAll(&env, path), "abcde");
+}
+
+TEST(FaultInjectionEnv, ACutKeepsReservedSpaceAsZeros) {
+  TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  const std::string path = dir.Join("f");
+  auto file = env.NewAppendableFile(path);
+  ASSERT_THAT(file, IsOk());
+  (*file)->SetReserveStep(4096);
+  ASSERT_THAT((*file)->Append("synced"), IsOk());
+  ASSERT_THAT((*file)->Sync(), IsOk());
+  ASSERT_THAT((*file)->Append("lost"), IsOk());
+  absl::StatusOr<uint64_t> length = env.GetFileSize(path);
+  ASSERT_THAT(length, IsOk());
+  if (*length == 10) GTEST_SKIP() << "no fallocate on " << dir.path();
+  env.SetFilesystemActive(false);
+  // A dead disk cuts nothing: closing fails and the reserved space stays.
+  EXPECT_THAT((*file)->Close(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("power cut")));
+  file->reset();
+  ASSERT_THAT(env.DropUnsyncedData(), IsOk());
+  env.SetFilesystemActive(true);
+  EXPECT_EQ(ReadAll(&env, path), "synced" + std::string(*length - 6, '\0'));
 }
 
 TEST(FaultInjectionEnv, PreexistingFilesCountAsSynced) {

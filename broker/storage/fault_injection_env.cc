@@ -54,9 +54,16 @@ class FaultInjectionEnv::File final : public WritableFile {
     return absl::OkStatus();
   }
 
-  absl::Status Close() override { return base_->Close(); }
+  absl::Status Close() override {
+    // Closing cuts reserved space: a write, which a dead disk does not do.
+    absl::ReaderMutexLock io(&env_->io_mu_);
+    absl::Status status = env_->CheckActive();
+    return status.ok() ? base_->Close() : status;
+  }
 
   uint64_t Size() const override { return base_->Size(); }
+
+  void SetReserveStep(uint64_t step) override { base_->SetReserveStep(step); }
 
  private:
   FaultInjectionEnv* const env_;
@@ -111,7 +118,12 @@ absl::Status FaultInjectionEnv::Drop(Keep keep) {
     if (state.size <= state.synced) continue;
     uint64_t unsynced = state.size - state.synced;
     uint64_t target = state.synced + std::min<uint64_t>(keep(unsynced), unsynced);
+    // Space the file reserved past its appends (WritableFile::SetReserveStep)
+    // survives the cut as zeros, after the kept bytes, as on a real disk.
+    absl::StatusOr<uint64_t> length = base_->GetFileSize(path);
+    if (!length.ok()) return length.status();
     absl::Status status = base_->TruncateFile(path, target);
+    if (status.ok() && *length > state.size) status = base_->TruncateFile(path, *length);
     if (!status.ok()) return status;
     state.size = target;
     state.synced = target;

@@ -43,6 +43,9 @@ class FaultInjectionEnv final : public Env {
   void SetFilesystemActive(bool active);
 
   // Truncates every tracked file to its size at its last successful sync.
+  // A file that reserved space past its appends keeps its length: what was
+  // cut off and the reserved space read as zeros, as after a real power cut
+  // (WritableFile::SetReserveStep).
   absl::Status DropUnsyncedData();
 
   // Same, but keeps the first `bytes` of each file's unsynced tail: a write

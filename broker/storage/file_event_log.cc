@@ -351,6 +351,17 @@ void FileEventLog::WriterLoop() {
     }
     if (closing) break;
   }
+  if (failed_.ok()) {
+    // A clean stop leaves no reserved space in the files.
+    absl::ReaderMutexLock lock(&topics_mu_);
+    for (auto& [name, topic] : topics_) {
+      absl::Status status = topic->log->Seal();
+      if (!status.ok()) {
+        RELAY_LOG(Warn, "storage: closing a topic's segment failed",
+                  {{"topic", name}, {"error", std::string(status.message())}});
+      }
+    }
+  }
   final_status_ = failed_;
   absl::MutexLock lock(&completions_mu_);
   writer_done_ = true;

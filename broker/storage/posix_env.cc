@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -43,13 +44,15 @@ absl::Status SyncDirPath(const std::string& path) {
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd, uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
+      : path_(std::move(path)), fd_(fd), size_(size), length_(size) {}
   ~PosixWritableFile() override {
+    // Like a crash, leaves reserved space in place; recovery skips it.
     if (fd_ >= 0) ::close(fd_);
   }
 
   absl::Status Append(absl::string_view data) override {
     if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("closed file ", path_));
+    Reserve(size_ + data.size());
     const char* p = data.data();
     size_t left = data.size();
     while (left > 0) {
@@ -62,6 +65,7 @@ class PosixWritableFile final : public WritableFile {
       left -= static_cast<size_t>(n);
       size_ += static_cast<uint64_t>(n);
     }
+    length_ = std::max(length_, size_);
     return absl::OkStatus();
   }
 
@@ -72,18 +76,46 @@ class PosixWritableFile final : public WritableFile {
 
   absl::Status Close() override {
     if (fd_ < 0) return absl::OkStatus();
+    absl::Status status;
+    if (length_ > size_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      status = PosixError("ftruncate reserved space of", path_, errno);
+    }
     int rc = ::close(fd_);
     fd_ = -1;
-    if (rc != 0) return PosixError("close", path_, errno);
-    return absl::OkStatus();
+    if (rc != 0 && status.ok()) status = PosixError("close", path_, errno);
+    return status;
   }
 
   uint64_t Size() const override { return size_; }
 
+  void SetReserveStep(uint64_t step) override { reserve_step_ = step; }
+
  private:
+  // Makes the file at least `end` bytes long by reserving the next step when
+  // `end` passes what is reserved. A failure (no fallocate on this file
+  // system, no space for a whole step) stops reserving; the append decides.
+  void Reserve(uint64_t end) {
+    if (reserve_step_ == 0 || end <= length_) return;
+    const uint64_t target = end + reserve_step_;
+    int rc;
+    do {
+      // Mode 0: allocate and extend the length; the new bytes read as zeros.
+      rc = ::fallocate(fd_, 0, static_cast<off_t>(length_), static_cast<off_t>(target - length_));
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) {
+      length_ = target;
+      return;
+    }
+    reserve_step_ = 0;
+    struct stat st;  // a failed fallocate may still have reserved a part
+    if (::fstat(fd_, &st) == 0) length_ = std::max(size_, static_cast<uint64_t>(st.st_size));
+  }
+
   const std::string path_;
   int fd_;
-  uint64_t size_;
+  uint64_t size_;    // bytes appended (and there when opened)
+  uint64_t length_;  // the file's length: size_ plus reserved space
+  uint64_t reserve_step_ = 0;
 };
 
 class PosixRandomAccessFile final : public RandomAccessFile {

@@ -182,6 +182,10 @@ bool RecordReader::Next(absl::string_view* payload) {
     stop_ = Stop::kEnd;
     return false;
   }
+  if (data_[pos_] == '\0' && data_.find_first_not_of('\0', pos_) == absl::string_view::npos) {
+    stop_ = Stop::kZeroTail;
+    return false;
+  }
   if (left < kRecordHeaderBytes) {
     stop_ = Stop::kTornHeader;
     return false;
@@ -214,6 +218,8 @@ absl::string_view RecordReader::StopName(Stop stop) {
       return "not stopped";
     case Stop::kEnd:
       return "clean end";
+    case Stop::kZeroTail:
+      return "clean end, then reserved space";
     case Stop::kTornHeader:
       return "torn record header";
     case Stop::kTornPayload:

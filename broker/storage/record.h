@@ -9,6 +9,9 @@
 //
 // There is no padding and no file header: a segment is valid up to the first
 // record that is short (a torn write), too long, or whose CRC does not match.
+// Zeros from a record boundary to the end are space the writer reserved
+// (WritableFile::SetReserveStep): a clean end. No record is all zeros (an
+// empty payload's masked CRC is not 0).
 //
 //   std::string buf;
 //   absl::Status s = AppendEventRecord(event, &buf);
@@ -84,6 +87,7 @@ class RecordReader {
   enum class Stop {
     kNotYet,       // Next() has not returned false yet
     kEnd,          // clean end: the data ends exactly after a record
+    kZeroTail,     // clean end: only zero bytes follow the last record
     kTornHeader,   // fewer than kRecordHeaderBytes left
     kTornPayload,  // the payload runs past the end of the data
     kBadLength,    // length above kMaxRecordPayloadBytes
@@ -105,6 +109,9 @@ class RecordReader {
   size_t valid_end() const { return pos_; }
 
   Stop stop() const { return stop_; }
+
+  // Whether reading stopped at kEnd or kZeroTail.
+  bool clean_end() const { return stop_ == Stop::kEnd || stop_ == Stop::kZeroTail; }
 
   // "clean end", "torn header", ... for log lines.
   static absl::string_view StopName(Stop stop);

@@ -179,15 +179,31 @@ TEST(Record, TornTailAtEveryByteOfTheLastRecordEndsAtTheValidPrefix) {
   }
 }
 
-TEST(Record, ZeroFilledTailIsDetected) {
-  // A file system may extend a file with zeros when the power goes.
+TEST(Record, ZerosToTheEndAreACleanEnd) {
+  // Space reserved ahead of the writer (WritableFile::SetReserveStep), or a
+  // file system that grew the file with zeros when the power went.
+  for (size_t zeros : {1, 7, 8, 64, 4096}) {
+    std::string data = Frame({MakeEvent(0)});
+    size_t good = data.size();
+    data.append(zeros, '\0');
+    RecordReader reader(data);
+    EXPECT_EQ(ReadAll(&reader).size(), 1u) << zeros;
+    EXPECT_EQ(reader.valid_end(), good) << zeros;
+    EXPECT_EQ(reader.stop(), RecordReader::Stop::kZeroTail) << zeros;
+    EXPECT_TRUE(reader.clean_end()) << zeros;
+  }
+}
+
+TEST(Record, ZerosWithAnythingAfterThemAreDamage) {
   std::string data = Frame({MakeEvent(0)});
   size_t good = data.size();
   data.append(64, '\0');
+  data.push_back('x');
   RecordReader reader(data);
   EXPECT_EQ(ReadAll(&reader).size(), 1u);
   EXPECT_EQ(reader.valid_end(), good);
   EXPECT_EQ(reader.stop(), RecordReader::Stop::kBadCrc);
+  EXPECT_FALSE(reader.clean_end());
 }
 
 TEST(Record, EveryFlippedBitIsDetected) {
@@ -203,7 +219,7 @@ TEST(Record, EveryFlippedBitIsDetected) {
       // catches every other flip. Either way only the first record is valid.
       ASSERT_EQ(payloads.size(), 1u) << "byte " << byte << " bit " << bit;
       EXPECT_EQ(reader.valid_end(), first);
-      EXPECT_NE(reader.stop(), RecordReader::Stop::kEnd);
+      EXPECT_FALSE(reader.clean_end());
     }
   }
 }

@@ -95,11 +95,14 @@ absl::StatusOr<std::unique_ptr<Segment>> Segment::Recover(Env* env, const std::s
     segment->bytes_ = records.valid_end();
     if (visit) visit(meta);
   }
-  if (recovery->problem.empty() && records.stop() != RecordReader::Stop::kEnd) {
+  if (recovery->problem.empty() && !records.clean_end()) {
     recovery->problem =
         absl::StrCat(RecordReader::StopName(records.stop()), " at byte ", records.valid_end());
   }
   recovery->valid_bytes = segment->bytes_;
+  const size_t last_nonzero = absl::string_view(contents).find_last_not_of('\0');
+  const uint64_t data_end = last_nonzero == absl::string_view::npos ? 0 : last_nonzero + 1;
+  recovery->zero_tail_bytes = contents.size() - std::max(data_end, recovery->valid_bytes);
   return segment;
 }
 

@@ -36,7 +36,13 @@ class Segment {
   struct Recovery {
     uint64_t file_bytes = 0;
     uint64_t valid_bytes = 0;  // the indexed prefix
-    std::string problem;       // why the prefix ends early; empty if it does not
+    // Why the prefix ends early; empty if it does not. Zeros after the
+    // prefix are reserved space (WritableFile::SetReserveStep), no problem.
+    std::string problem;
+    // The zeros that end the file, after the valid prefix: reserved space
+    // (file_bytes - valid_bytes - zero_tail_bytes bytes of a torn write or
+    // damage come before them).
+    uint64_t zero_tail_bytes = 0;
   };
 
   // "%020llu.log" of `base_offset`.

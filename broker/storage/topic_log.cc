@@ -52,8 +52,15 @@ absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
     absl::StatusOr<std::unique_ptr<Segment>> segment = Segment::Recover(
         env, options_.dir, bases[i], last ? UINT64_MAX : bases[i + 1], visit, &found);
     if (!segment.ok()) return segment.status();
-    if (!found.problem.empty()) {
-      uint64_t bad = found.file_bytes - found.valid_bytes;
+    if (found.problem.empty() && found.file_bytes > found.valid_bytes) {
+      // Space reserved ahead of the writer and not cut, by a crash or a
+      // stop without Close(): zeros, nothing lost. The active segment
+      // reserves anew.
+      status = (*segment)->TruncateToIndexed(env);
+      if (!status.ok()) return status;
+    } else if (!found.problem.empty()) {
+      // The reserved zeros after a torn write are no loss: not counted.
+      uint64_t bad = found.file_bytes - found.valid_bytes - found.zero_tail_bytes;
       if (last) {
         // A torn write at the tail (or garbage after it): only bytes that
         // were never acknowledged can be there, so cut them off.
@@ -95,6 +102,7 @@ absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
   }
 
   active_ = segments.back();
+  ReserveAhead();
   written_end_ = active_->end_offset();
   for (const auto& segment : segments) {
     if (segment->records() > 0) last_publish_time_ = segment->last_time();
@@ -163,9 +171,14 @@ absl::Status TopicLog::Roll(uint64_t base_offset) {
       Segment::Create(options_.env, options_.dir, base_offset);
   if (!segment.ok()) return segment.status();
   active_ = *std::move(segment);
+  ReserveAhead();
   absl::MutexLock lock(&mu_);
   segments_.push_back(active_);
   return absl::OkStatus();
+}
+
+void TopicLog::ReserveAhead() {
+  active_->writer()->SetReserveStep(std::min(options_.reserve_bytes, options_.segment_bytes));
 }
 
 absl::Status TopicLog::Sync() {
@@ -178,6 +191,8 @@ absl::Status TopicLog::Sync() {
   durable_end_ = written_end_;
   return absl::OkStatus();
 }
+
+absl::Status TopicLog::Seal() { return active_->Seal(); }
 
 void TopicLog::MarkDurable() {
   absl::MutexLock lock(&mu_);

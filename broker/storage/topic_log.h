@@ -51,6 +51,10 @@ class TopicLog {
     // A segment rolls before a record would take it past this size (a single
     // larger record gets a segment of its own). At most 1 GiB.
     uint64_t segment_bytes = uint64_t{64} << 20;
+    // The active segment keeps this much disk space reserved past its last
+    // record (WritableFile::SetReserveStep; at most segment_bytes), so that
+    // a small commit's fdatasync writes no inode. 0: plain appends.
+    uint64_t reserve_bytes = uint64_t{1} << 20;
   };
 
   // What Open() found and repaired.
@@ -93,6 +97,10 @@ class TopicLog {
 
   // Makes the written records readable without syncing them (FsyncPolicy::kNone).
   void MarkDurable();
+
+  // Syncs and closes the active segment, cutting its reserved space: the
+  // log's clean stop. Appends fail from then on; reads go on.
+  absl::Status Seal();
 
   // ---- Any thread.
 
@@ -143,6 +151,8 @@ class TopicLog {
   // Writes buffer_[0, n) to the active segment and indexes positions_[first, last).
   absl::Status WriteBuffered(size_t n, size_t first, size_t last, absl::Time publish_time);
   absl::Status Roll(uint64_t base_offset);
+  // Has the active segment's writer reserve space ahead (Options::reserve_bytes).
+  void ReserveAhead();
   // Reads what Read() would return, as ranges of records of one segment:
   // read(segment, first offset, count, first record's start, end).
   using RangeReader =

@@ -1,5 +1,6 @@
 #include "broker/storage/topic_log.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ using ::relay::testing::IsOk;
 using ::relay::testing::IsOkAndHolds;
 using ::relay::testing::TempDir;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1800000000);
@@ -65,6 +67,30 @@ class TopicLogTest : public ::testing::Test {
     absl::StatusOr<std::vector<Event>> events = log.Read(from, 1 << 20, 1 << 30);
     EXPECT_THAT(events, IsOk());
     return events.ok() ? *std::move(events) : std::vector<Event>();
+  }
+
+  // Bytes of the records of segment `path`, without the reserved space
+  // after them.
+  static uint64_t RecordBytes(const std::string& path) {
+    std::string contents;
+    EXPECT_THAT(ReadFileToString(Env::Default(), path, &contents), IsOk());
+    RecordReader reader(contents);
+    absl::string_view payload;
+    while (reader.Next(&payload)) {
+    }
+    EXPECT_TRUE(reader.clean_end()) << path;
+    return reader.valid_end();
+  }
+
+  // Whether the test directory's file system reserves space (fallocate).
+  bool FileSystemReserves() {
+    auto file = Env::Default()->NewAppendableFile(dir_.Join("probe"));
+    EXPECT_THAT(file, IsOk());
+    if (!file.ok()) return false;
+    (*file)->SetReserveStep(4096);
+    EXPECT_THAT((*file)->Append("x"), IsOk());
+    absl::StatusOr<uint64_t> size = Env::Default()->GetFileSize(dir_.Join("probe"));
+    return size.ok() && *size > 1;
   }
 
   std::string SegmentPath(uint64_t base) {
@@ -115,16 +141,60 @@ TEST_F(TopicLogTest, AppendsAndReadsAcrossSegmentRolls) {
     EXPECT_EQ(events[i].topic(), "orders");
     EXPECT_EQ(PublishTime(events[i]), kT0);
   }
-  // Every segment file is named by its first offset and stays under the roll size.
+  // Every segment file is named by its first offset and its records stay
+  // under the roll size; only the active one keeps reserved space (zeros).
   absl::StatusOr<std::vector<std::string>> names = Env::Default()->ListDir(dir_.Join("orders"));
   ASSERT_THAT(names, IsOk());
   ASSERT_THAT(*names, SizeIs(stats.segments));
+  uint64_t last_base = 0;
   for (const std::string& name : *names) {
     uint64_t base;
     ASSERT_TRUE(Segment::ParseFileName(name, &base)) << name;
-    EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(base)), IsOkAndHolds(::testing::Le(1024u)));
+    last_base = std::max(last_base, base);
+    EXPECT_LE(RecordBytes(SegmentPath(base)), 1024u) << name;
     EXPECT_EQ(ReadAll(*log, base).at(0).offset(), base);
   }
+  for (const std::string& name : *names) {
+    uint64_t base;
+    ASSERT_TRUE(Segment::ParseFileName(name, &base));
+    absl::StatusOr<uint64_t> size = Env::Default()->GetFileSize(SegmentPath(base));
+    ASSERT_THAT(size, IsOk());
+    if (base != last_base) {
+      EXPECT_EQ(*size, RecordBytes(SegmentPath(base))) << name;
+    }
+  }
+  EXPECT_THAT(log->Seal(), IsOk());
+  EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(last_base)),
+              IsOkAndHolds(RecordBytes(SegmentPath(last_base))));
+}
+
+TEST_F(TopicLogTest, ReservedSpaceIsZerosThatReopeningCutsQuietly) {
+  uint64_t good_size = 0;
+  {
+    auto log = OpenLog(/*segment_bytes=*/1 << 20);
+    ASSERT_NE(log, nullptr);
+    AppendSynced(log.get(), 5);
+    good_size = log->Stats().bytes;
+    if (!FileSystemReserves()) GTEST_SKIP() << "no fallocate on " << dir_.path();
+    // The writer reserved space past its records: the file is longer.
+    absl::StatusOr<uint64_t> size = Env::Default()->GetFileSize(SegmentPath(0));
+    ASSERT_THAT(size, IsOk());
+    EXPECT_GT(*size, good_size);
+    EXPECT_EQ(RecordBytes(SegmentPath(0)), good_size);
+    // Dropped without Seal(), as by a crash: the zeros stay.
+  }
+  ::testing::internal::CaptureStdout();
+  auto log = OpenLog(/*segment_bytes=*/1 << 20);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(out, Not(HasSubstr("torn")));
+  EXPECT_EQ(log->recovery().truncated_bytes, 0u);
+  EXPECT_EQ(log->DurableEnd(), 5u);
+  AppendSynced(log.get(), 3);
+  std::vector<Event> events = ReadAll(*log);
+  ASSERT_THAT(events, SizeIs(8));
+  EXPECT_EQ(events[7].offset(), 7u);
+  EXPECT_EQ(events[7].id(), "id-7");
 }
 
 TEST_F(TopicLogTest, ReadHonoursMaxEventsAndMaxBytes) {
@@ -222,34 +292,72 @@ TEST_F(TopicLogTest, OffsetForTimeFindsTheFirstEventAtOrAfter) {
   EXPECT_EQ(stats.last_time, kT0 + absl::Seconds(9));
 }
 
-TEST_F(TopicLogTest, TornTailOfTheLastSegmentIsCutOnReopen) {
-  uint64_t good_size = 0;
+TEST_F(TopicLogTest, ReservedSpaceLeftOnAnOlderSegmentIsNoDamage) {
+  // A crash between sealing a full segment (synced) and cutting its
+  // reserved space leaves zeros after its last record.
   {
-    auto log = OpenLog(/*segment_bytes=*/1 << 20);
+    auto log = OpenLog(/*segment_bytes=*/1024);
     ASSERT_NE(log, nullptr);
-    AppendSynced(log.get(), 5);
-    good_size = log->Stats().bytes;
+    for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
+    ASSERT_GE(log->Stats().segments, 3u);
   }
-  // Half a record: a header that promises more than the file holds.
-  std::string torn;
-  AppendRecord(std::string(100, 'x'), &torn);
-  torn.resize(30);
-  {
-    auto file = Env::Default()->NewAppendableFile(SegmentPath(0));
-    ASSERT_THAT(file, IsOk());
-    ASSERT_THAT((*file)->Append(torn), IsOk());
-  }
+  const uint64_t first_size = RecordBytes(SegmentPath(0));
+  ASSERT_THAT(Env::Default()->TruncateFile(SegmentPath(0), first_size + 1024), IsOk());
   ::testing::internal::CaptureStdout();
-  auto log = OpenLog(/*segment_bytes=*/1 << 20);
-  std::string err = ::testing::internal::GetCapturedStdout();
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  std::string out = ::testing::internal::GetCapturedStdout();
   ASSERT_NE(log, nullptr);
-  EXPECT_THAT(err, HasSubstr("cut_bytes=30"));
-  EXPECT_THAT(err, HasSubstr("torn record payload"));
-  EXPECT_EQ(log->recovery().truncated_bytes, 30u);
-  EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(0)), IsOkAndHolds(good_size));
-  EXPECT_EQ(log->DurableEnd(), 5u);
-  AppendSynced(log.get(), 1);
-  EXPECT_THAT(ReadAll(*log), SizeIs(6));
+  EXPECT_THAT(out, Not(HasSubstr("damaged")));
+  EXPECT_EQ(log->recovery().damaged_segments, 0u);
+  EXPECT_EQ(log->recovery().unreadable_bytes, 0u);
+  EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(0)), IsOkAndHolds(first_size));
+  std::vector<Event> events = ReadAll(*log);
+  ASSERT_THAT(events, SizeIs(30));
+  for (uint64_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].offset(), i);
+}
+
+TEST_F(TopicLogTest, TornTailOfTheLastSegmentIsCutOnReopen) {
+  // Half a record: a header that promises more than the file holds, at the
+  // end of the file or inside the space reserved after the records.
+  for (bool reserved : {false, true}) {
+    SCOPED_TRACE(reserved ? "inside reserved space" : "at the end of the file");
+    TempDir dir;
+    TopicLog::Options options = LogOptions(/*segment_bytes=*/1 << 20);
+    options.dir = dir.Join("orders");
+    const std::string segment = absl::StrCat(options.dir, "/", Segment::FileName(0));
+    uint64_t good_size = 0;
+    {
+      absl::StatusOr<std::unique_ptr<TopicLog>> log = TopicLog::Open(options);
+      ASSERT_THAT(log, IsOk());
+      AppendSynced(log->get(), 5);
+      good_size = (*log)->Stats().bytes;
+    }
+    ASSERT_THAT(Env::Default()->TruncateFile(segment, good_size), IsOk());
+    std::string torn;
+    AppendRecord(std::string(100, 'x'), &torn);
+    torn.resize(30);
+    {
+      auto file = Env::Default()->NewAppendableFile(segment);
+      ASSERT_THAT(file, IsOk());
+      ASSERT_THAT((*file)->Append(torn), IsOk());
+    }
+    if (reserved) {
+      ASSERT_THAT(Env::Default()->TruncateFile(segment, good_size + 4096), IsOk());
+    }
+
+    ::testing::internal::CaptureStdout();
+    absl::StatusOr<std::unique_ptr<TopicLog>> log = TopicLog::Open(options);
+    std::string err = ::testing::internal::GetCapturedStdout();
+    ASSERT_THAT(log, IsOk());
+    // The reserved zeros are not counted as cut.
+    EXPECT_THAT(err, HasSubstr("cut_bytes=30"));
+    EXPECT_THAT(err, HasSubstr(reserved ? "record CRC mismatch" : "torn record payload"));
+    EXPECT_EQ((*log)->recovery().truncated_bytes, 30u);
+    EXPECT_THAT(Env::Default()->GetFileSize(segment), IsOkAndHolds(good_size));
+    EXPECT_EQ((*log)->DurableEnd(), 5u);
+    AppendSynced(log->get(), 1);
+    EXPECT_THAT(ReadAll(**log), SizeIs(6));
+  }
 }
 
 TEST_F(TopicLogTest, CorruptionInsideAnOlderSegmentKeepsItsValidPrefix) {

@@ -109,6 +109,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(reader.stop() != RecordReader::Stop::kNotYet);
   FUZZ_CHECK(reader.valid_end() <= input.size());
   FUZZ_CHECK((reader.stop() == RecordReader::Stop::kEnd) == (reader.valid_end() == input.size()));
+  // A zero tail is zeros only, and at least one.
+  FUZZ_CHECK(reader.stop() != RecordReader::Stop::kZeroTail ||
+             (reader.valid_end() < input.size() &&
+              input.find_first_not_of('\0', reader.valid_end()) == absl::string_view::npos));
 
   if (records == 0 && input.size() <= ::relay::broker::kMaxRecordPayloadBytes) {
     std::string framed;
