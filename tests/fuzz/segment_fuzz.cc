@@ -119,7 +119,12 @@ void Run(absl::string_view input) {
   FUZZ_CHECK(recovery.file_bytes == file_size);
   FUZZ_CHECK(recovery.valid_bytes == segment.bytes());
   FUZZ_CHECK(recovery.valid_bytes <= recovery.file_bytes);
-  FUZZ_CHECK(recovery.problem.empty() == (recovery.valid_bytes == recovery.file_bytes));
+  FUZZ_CHECK(recovery.valid_bytes + recovery.zero_tail_bytes <= recovery.file_bytes);
+  // Clean: the records, then only reserved space (zeros).
+  FUZZ_CHECK(recovery.problem.empty() ==
+             (recovery.valid_bytes + recovery.zero_tail_bytes == recovery.file_bytes));
+  FUZZ_CHECK(contents.find_first_not_of('\0', file_size - recovery.zero_tail_bytes) ==
+             std::string::npos);
   FUZZ_CHECK(segment.base_offset() == base);
   FUZZ_CHECK(visited.size() == segment.records());
   for (size_t i = 0; i < visited.size(); ++i) FUZZ_CHECK(visited[i] == base + i);
