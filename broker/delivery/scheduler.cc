@@ -122,12 +122,18 @@ std::vector<Scheduler::DeadLetter> Scheduler::RemoveMember(MemberId member, absl
   std::vector<DeadLetter> dead;
   auto mit = members_.find(member);
   if (mit == members_.end()) return dead;
-  available_.erase(LoadOf(member, mit->second));
-  const absl::btree_set<uint64_t> held = std::move(mit->second.in_flight);
+  Member& m = mit->second;
+  available_.erase(LoadOf(member, m));
+  std::vector<uint64_t> held;
+  held.reserve(m.in_flight);
+  for (const Deadline& d : m.deadlines) {
+    if (!m.ended.contains({d.offset, d.attempt})) held.push_back(d.offset);
+  }
+  std::sort(held.begin(), held.end());
   members_.erase(mit);
+  in_flight_ -= held.size();
   for (uint64_t offset : held) {
     Event& e = events_.find(offset)->second;
-    deadlines_.erase(Timer(e.due, offset));
     e.state = State::kPending;  // Unassigned; Fail() decides what follows.
     Fail(offset, e, "member left", absl::ZeroDuration(), now, &dead);
   }
@@ -155,8 +161,10 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
     e.attempts++;
     e.delivered_at = now;
     e.due = now + m.ack_deadline;
-    deadlines_.insert(Timer(e.due, offset));
-    m.in_flight.insert(offset);
+    if (!m.deadlines.empty()) e.due = std::max(e.due, m.deadlines.back().due);
+    m.deadlines.push_back(Deadline{e.due, offset, e.attempts});
+    ++m.in_flight;
+    ++in_flight_;
     m.last_assigned = ++assign_seq_;
     OfferIfAvailable(id, m);
     if (e.attempts > 1) redelivered_++;
@@ -214,15 +222,26 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
         absl::StrCat("delivery attempts (", e.attempts, ") exhausted before a broker restart"),
         {}});
   }
-  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-    const uint64_t offset = deadlines_.begin()->second;
-    Event& e = events_.find(offset)->second;
-    if (auto mit = members_.find(e.member); mit != members_.end() && !mit->second.stalled) {
-      available_.erase(LoadOf(e.member, mit->second));
-      mit->second.stalled = true;
+  // Member by member, in ascending id order (members_ is unordered) so
+  // that dead letters come out in the same order on every run.
+  std::vector<MemberId> due;
+  for (const auto& [id, m] : members_) {
+    if (!m.deadlines.empty() && m.deadlines.front().due <= now) due.push_back(id);
+  }
+  std::sort(due.begin(), due.end());
+  for (MemberId id : due) {
+    Member& m = members_.find(id)->second;
+    if (!m.stalled) {
+      available_.erase(LoadOf(id, m));
+      m.stalled = true;
     }
-    Unassign(offset, e);
-    Fail(offset, e, "ack deadline exceeded", Backoff(e.attempts), now, &dead);
+    // Unassign() pops the front (it is live: trimmed), so this ends.
+    while (!m.deadlines.empty() && m.deadlines.front().due <= now) {
+      const uint64_t offset = m.deadlines.front().offset;
+      Event& e = events_.find(offset)->second;
+      Unassign(offset, e);
+      Fail(offset, e, "ack deadline exceeded", Backoff(e.attempts), now, &dead);
+    }
   }
   return dead;
 }
@@ -235,7 +254,9 @@ void Scheduler::CompleteDeadLetter(uint64_t offset) {
 absl::Time Scheduler::NextWakeup() const {
   if (!exhausted_.empty()) return absl::InfinitePast();
   absl::Time t = absl::InfiniteFuture();
-  if (!deadlines_.empty()) t = std::min(t, deadlines_.begin()->first);
+  for (const auto& [id, m] : members_) {
+    if (!m.deadlines.empty()) t = std::min(t, m.deadlines.front().due);
+  }
   if (!retries_.empty()) t = std::min(t, retries_.begin()->first);
   return t;
 }
@@ -283,12 +304,12 @@ bool Scheduler::Stalled(MemberId member) const {
 
 uint32_t Scheduler::InFlight(MemberId member) const {
   auto it = members_.find(member);
-  return it == members_.end() ? 0 : static_cast<uint32_t>(it->second.in_flight.size());
+  return it == members_.end() ? 0 : it->second.in_flight;
 }
 
 Scheduler::Stats Scheduler::stats() const {
   Stats s;
-  s.in_flight = deadlines_.size();
+  s.in_flight = in_flight_;
   s.waiting_retry = retries_.size();
   s.buffered = events_.size();
   s.redelivered = redelivered_;
@@ -300,7 +321,7 @@ absl::Duration Scheduler::Backoff(uint32_t attempt) const {
 }
 
 void Scheduler::OfferIfAvailable(MemberId id, const Member& m) {
-  if (!m.stalled && m.in_flight.size() < m.max_in_flight) available_.insert(LoadOf(id, m));
+  if (!m.stalled && m.in_flight < m.max_in_flight) available_.insert(LoadOf(id, m));
 }
 
 void Scheduler::HeardFrom(MemberId member) {
@@ -323,14 +344,41 @@ void Scheduler::Release(uint64_t offset, Event& e) {
 }
 
 void Scheduler::Unassign(uint64_t offset, Event& e) {
-  deadlines_.erase(Timer(e.due, offset));
   e.state = State::kPending;
+  --in_flight_;
+  // RemoveMember() takes a leaving member's deliveries back itself.
   auto mit = members_.find(e.member);
   if (mit == members_.end()) return;
   Member& m = mit->second;
   available_.erase(LoadOf(e.member, m));
-  m.in_flight.erase(offset);
+  --m.in_flight;
+  const Deadline& front = m.deadlines.front();
+  if (front.offset == offset && front.attempt == e.attempts) {
+    m.deadlines.pop_front();
+    TrimDeadlines(m);
+  } else {
+    m.ended.insert({offset, e.attempts});
+    // Behind a delivery that is not acked, the ended ones would pile up
+    // until its deadline: drop them once they outnumber the live ones.
+    if (m.ended.size() > m.in_flight + 64) {
+      std::deque<Deadline> live;
+      for (const Deadline& d : m.deadlines) {
+        if (!m.ended.contains({d.offset, d.attempt})) live.push_back(d);
+      }
+      m.deadlines.swap(live);
+      m.ended.clear();
+    }
+  }
   OfferIfAvailable(e.member, m);
+}
+
+void Scheduler::TrimDeadlines(Member& m) {
+  while (!m.ended.empty() && !m.deadlines.empty()) {
+    auto it = m.ended.find({m.deadlines.front().offset, m.deadlines.front().attempt});
+    if (it == m.ended.end()) return;
+    m.ended.erase(it);
+    m.deadlines.pop_front();
+  }
 }
 
 void Scheduler::Fail(uint64_t offset, Event& e, std::string outcome, absl::Duration delay,

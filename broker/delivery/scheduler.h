@@ -2,6 +2,7 @@
 #define RELAY_BROKER_DELIVERY_SCHEDULER_H_
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -208,23 +210,40 @@ class Scheduler {
     State state = State::kPending;
   };
 
+  // One delivery in a member's deadline queue.
+  struct Deadline {
+    absl::Time due;
+    uint64_t offset;
+    uint32_t attempt;
+  };
+
   struct Member {
     uint32_t max_in_flight = 0;
     absl::Duration ack_deadline;
     uint64_t last_assigned = 0;  // assign_seq_ of its latest assignment
     bool stalled = false;        // see Stalled()
-    absl::btree_set<uint64_t> in_flight;
+    uint32_t in_flight = 0;      // deliveries held
+    // Its deliveries in assignment order, which is deadline order: every
+    // delivery gets now + ack_deadline, clamped to be no earlier than the
+    // one before (a wall clock stepping back delays a deadline, never
+    // reorders them). A delivery that ends (ack, nack) leaves at once when
+    // it is the front, the common case; otherwise it stays, listed in
+    // `ended`, until it reaches the front. No ordered map per delivery.
+    std::deque<Deadline> deadlines;
+    absl::flat_hash_set<std::pair<uint64_t, uint32_t>> ended;  // (offset, attempt)
   };
 
-  // (deadline or retry time, offset).
+  // (retry time, offset).
   using Timer = std::pair<absl::Time, uint64_t>;
   // (in flight, last_assigned, id): the least loaded first, ties to the
   // member served least recently, then the lowest id.
   using Load = std::tuple<uint32_t, uint64_t, MemberId>;
 
   static Load LoadOf(MemberId id, const Member& m) {
-    return Load(static_cast<uint32_t>(m.in_flight.size()), m.last_assigned, id);
+    return Load(m.in_flight, m.last_assigned, id);
   }
+  // Drops ended deliveries from the front of `m.deadlines`.
+  static void TrimDeadlines(Member& m);
 
   absl::Duration Backoff(uint32_t attempt) const;
   // Puts `m` in available_ when it has room and is not stalled.
@@ -267,8 +286,8 @@ class Scheduler {
   // Non-empty key -> its queue.
   absl::flat_hash_map<std::string, KeyQueue> keys_;
   absl::btree_set<uint64_t> ready_;
-  absl::btree_set<Timer> deadlines_;  // kInFlight
-  absl::btree_set<Timer> retries_;    // kRetryWait
+  uint64_t in_flight_ = 0;          // kInFlight events (their deadlines: in members_)
+  absl::btree_set<Timer> retries_;  // kRetryWait
   absl::btree_set<uint64_t> exhausted_;
   absl::flat_hash_map<uint64_t, std::vector<Attempt>> history_;  // failed attempts
   absl::flat_hash_map<MemberId, Member> members_;

@@ -176,6 +176,47 @@ TEST(Scheduler, ExpiredDeadlineRedeliversWithIncreasingAttempt) {
   EXPECT_THAT(s.Assign(now, 10), ElementsAre(Assigned(1, 1, 1)));
 }
 
+TEST(Scheduler, AcksOutOfOrderLeaveOnlyTheUnackedDeadline) {
+  Scheduler::Options options = TestOptions();
+  options.max_buffered = 1000;
+  Scheduler s = NewScheduler(options);
+  s.AddMember(1, 500, absl::Seconds(5));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 300; ++i) keys.push_back(absl::StrCat("k", i));
+  AddKeys(s, keys);
+  ASSERT_THAT(s.Assign(kT0, 500), ::testing::SizeIs(300));
+  // Everything but the first, newest first: the deliveries behind an unacked
+  // one pile up (and are compacted) in its member's deadline queue.
+  for (uint64_t o = 299; o >= 1; --o) ASSERT_EQ(s.Ack(1, o, 1), AckOutcome::kAcked) << o;
+  EXPECT_EQ(s.InFlight(1), 1u);
+  EXPECT_EQ(s.stats().in_flight, 1u);
+  EXPECT_EQ(s.NextWakeup(), kT0 + absl::Seconds(5));
+  // Only the unacked one expires and comes back.
+  EXPECT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(5)), IsEmpty());
+  EXPECT_EQ(s.InFlight(1), 0u);
+  SignOfLife(s, 1);
+  EXPECT_THAT(s.Assign(kT0 + absl::Seconds(6), 500), ElementsAre(Assigned(1, 0, 2)));
+  EXPECT_EQ(s.NextWakeup(), kT0 + absl::Seconds(11));
+  EXPECT_EQ(s.Ack(1, 0, 2), AckOutcome::kAcked);
+  EXPECT_EQ(s.NextWakeup(), absl::InfiniteFuture());
+  EXPECT_EQ(s.committed(), 300u);
+}
+
+TEST(Scheduler, AClockSteppingBackDelaysADeadlineButNeverReordersThem) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, absl::Seconds(5));
+  AddKeys(s, {"a", "b"});
+  EXPECT_THAT(s.Assign(kT0, 1), ElementsAre(Assigned(1, 0, 1)));
+  // The wall clock steps back 10 s: the next deadline would be kT0 - 5 s,
+  // before the first one; it is held at the first one's.
+  EXPECT_THAT(s.Assign(kT0 - absl::Seconds(10), 1), ElementsAre(Assigned(1, 1, 1)));
+  EXPECT_EQ(s.NextWakeup(), kT0 + absl::Seconds(5));
+  EXPECT_THAT(s.ExpireDeadlines(kT0), IsEmpty());
+  EXPECT_EQ(s.InFlight(1), 2u);
+  EXPECT_THAT(s.ExpireDeadlines(kT0 + absl::Seconds(5)), IsEmpty());
+  EXPECT_EQ(s.InFlight(1), 0u);
+}
+
 TEST(Scheduler, NackDelayIsRespected) {
   Scheduler s = NewScheduler();
   s.AddMember(1, 10, kDeadline);
@@ -919,6 +960,8 @@ class RandomRun {
       total += held;
     }
     ASSERT_EQ(s_.stats().in_flight, total);
+    // The earliest deadline of a delivery out is never missed.
+    for (const auto& [o, out] : outstanding_) ASSERT_LE(s_.NextWakeup(), out.deadline) << o;
     for (Scheduler::MemberId id : members_) ASSERT_EQ(s_.Stalled(id), stalled_.contains(id)) << id;
     // No key has two events out at once.
     absl::flat_hash_set<std::string> busy;
