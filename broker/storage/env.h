@@ -41,7 +41,9 @@ class WritableFile {
   virtual uint64_t Size() const = 0;
 
   // From now on, keeps disk space reserved past the appended bytes, `step`
-  // bytes at a time (0 stops reserving more). An append into reserved space
+  // bytes at a time (0 stops reserving more; the first steps are smaller,
+  // 64 KiB doubling up to `step`, so that a file written little holds
+  // little). An append into reserved space
   // leaves the file's length as it is, so its Sync() has no inode to write:
   // on ext4 that makes an fdatasync of a small append about a third cheaper
   // (docs/STORAGE.md#reserved-space). The reserved bytes read as zeros and

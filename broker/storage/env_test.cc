@@ -80,6 +80,29 @@ TEST(PosixEnv, ReservesSpaceAheadAndCloseCutsIt) {
   EXPECT_EQ(ReadAll(env, path), "hello" + std::string(4000, 'a') + std::string(200, 'b'));
 }
 
+TEST(PosixEnv, ReservesSmallStepsFirst) {
+  TempDir dir;
+  Env* env = Env::Default();
+  const std::string path = dir.Join("f");
+  auto file = env->NewAppendableFile(path);
+  ASSERT_THAT(file, IsOk());
+  (*file)->SetReserveStep(uint64_t{1} << 20);
+  ASSERT_THAT((*file)->Append("x"), IsOk());
+  absl::StatusOr<uint64_t> length = env->GetFileSize(path);
+  ASSERT_THAT(length, IsOk());
+  if (*length == 1) GTEST_SKIP() << "no fallocate on " << dir.path();
+  constexpr uint64_t kKiB = 1024;
+  EXPECT_EQ(*length, 1 + 64 * kKiB);
+  // Each step doubles, up to the one asked for.
+  uint64_t expected = 1 + 64 * kKiB;
+  for (uint64_t step : {128 * kKiB, 256 * kKiB, 512 * kKiB, 1024 * kKiB, 1024 * kKiB}) {
+    const uint64_t fill = expected - (*file)->Size() + 1;  // one byte past the reserved end
+    ASSERT_THAT((*file)->Append(std::string(fill, 'y')), IsOk());
+    expected = (*file)->Size() + step;
+    EXPECT_THAT(env->GetFileSize(path), IsOkAndHolds(expected)) << step;
+  }
+}
+
 TEST(PosixEnv, ManagesDirectoriesAndFiles) {
   TempDir dir;
   Env* env = Env::Default();

@@ -96,7 +96,10 @@ class PosixWritableFile final : public WritableFile {
   // system, no space for a whole step) stops reserving; the append decides.
   void Reserve(uint64_t end) {
     if (reserve_step_ == 0 || end <= length_) return;
-    const uint64_t target = end + reserve_step_;
+    // Small steps first, doubling: a quiet file (one of a thousand quiet
+    // topics) holds 64 KiB, not a whole step.
+    next_step_ = next_step_ == 0 ? kFirstStep : std::min(next_step_ * 2, reserve_step_);
+    const uint64_t target = end + std::min(next_step_, reserve_step_);
     int rc;
     do {
       // Mode 0: allocate and extend the length; the new bytes read as zeros.
@@ -115,7 +118,10 @@ class PosixWritableFile final : public WritableFile {
   int fd_;
   uint64_t size_;    // bytes appended (and there when opened)
   uint64_t length_;  // the file's length: size_ plus reserved space
+  static constexpr uint64_t kFirstStep = uint64_t{64} << 10;
+
   uint64_t reserve_step_ = 0;
+  uint64_t next_step_ = 0;  // the last step reserved; 0 before the first
 };
 
 class PosixRandomAccessFile final : public RandomAccessFile {
