@@ -235,12 +235,19 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
       available_.erase(LoadOf(id, m));
       m.stalled = true;
     }
-    // Unassign() pops the front (it is live: trimmed), so this ends.
+    // The front is live (trimmed), so Unassign() pops it and this ends.
     while (!m.deadlines.empty() && m.deadlines.front().due <= now) {
-      const uint64_t offset = m.deadlines.front().offset;
-      Event& e = events_.find(offset)->second;
-      Unassign(offset, e);
-      Fail(offset, e, "ack deadline exceeded", Backoff(e.attempts), now, &dead);
+      const Deadline front = m.deadlines.front();
+      auto it = events_.find(front.offset);
+      if (it == events_.end() || it->second.state != State::kInFlight || it->second.member != id ||
+          it->second.attempts != front.attempt) {
+        assert(false && "a deadline queue's front is not in flight");
+        m.deadlines.pop_front();  // never loop on a broken invariant
+        continue;
+      }
+      Unassign(front.offset, it->second);
+      Fail(front.offset, it->second, "ack deadline exceeded", Backoff(it->second.attempts), now,
+           &dead);
     }
   }
   return dead;
