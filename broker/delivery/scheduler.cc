@@ -359,24 +359,29 @@ void Scheduler::Unassign(uint64_t offset, Event& e) {
   Member& m = mit->second;
   available_.erase(LoadOf(e.member, m));
   --m.in_flight;
+  EndDeadline(m, offset, e.attempts);
+  OfferIfAvailable(e.member, m);
+}
+
+void Scheduler::EndDeadline(Member& m, uint64_t offset, uint32_t attempt) {
+  if (m.deadlines.empty()) return;  // only after a broken invariant (ExpireDeadlines)
   const Deadline& front = m.deadlines.front();
-  if (front.offset == offset && front.attempt == e.attempts) {
+  if (front.offset == offset && front.attempt == attempt) {
     m.deadlines.pop_front();
     TrimDeadlines(m);
-  } else {
-    m.ended.insert({offset, e.attempts});
-    // Behind a delivery that is not acked, the ended ones would pile up
-    // until its deadline: drop them once they outnumber the live ones.
-    if (m.ended.size() > m.in_flight + 64) {
-      std::deque<Deadline> live;
-      for (const Deadline& d : m.deadlines) {
-        if (!m.ended.contains({d.offset, d.attempt})) live.push_back(d);
-      }
-      m.deadlines.swap(live);
-      m.ended.clear();
-    }
+    return;
   }
-  OfferIfAvailable(e.member, m);
+  m.ended.insert({offset, attempt});
+  // Behind a delivery that is not acked, the ended ones would pile up until
+  // its deadline: drop them once they outnumber the live ones.
+  if (m.ended.size() > m.in_flight + 64) {
+    std::deque<Deadline> live;
+    for (const Deadline& d : m.deadlines) {
+      if (!m.ended.contains({d.offset, d.attempt})) live.push_back(d);
+    }
+    m.deadlines.swap(live);
+    m.ended.clear();
+  }
 }
 
 void Scheduler::TrimDeadlines(Member& m) {

@@ -225,8 +225,9 @@ class Scheduler {
     uint32_t in_flight = 0;      // deliveries held
     // Its deliveries in assignment order, which is deadline order: every
     // delivery gets now + ack_deadline, clamped to be no earlier than the
-    // one before (a wall clock stepping back delays a deadline, never
-    // reorders them). A delivery that ends (ack, nack) leaves at once when
+    // one before (a wall clock stepping back, or AddMember() shortening the
+    // deadline of a member still holding deliveries, delays a deadline,
+    // never reorders them). A delivery that ends (ack, nack) leaves at once when
     // it is the front, the common case; otherwise it stays, listed in
     // `ended`, until it reaches the front. No ordered map per delivery.
     std::deque<Deadline> deadlines;
@@ -244,6 +245,9 @@ class Scheduler {
   }
   // Drops ended deliveries from the front of `m.deadlines`.
   static void TrimDeadlines(Member& m);
+  // Takes the delivery (offset, attempt) out of `m.deadlines`: pops it when
+  // it is the front, else marks it ended (compacting when marks pile up).
+  static void EndDeadline(Member& m, uint64_t offset, uint32_t attempt);
 
   absl::Duration Backoff(uint32_t attempt) const;
   // Puts `m` in available_ when it has room and is not stalled.

@@ -32,7 +32,8 @@ class WritableFile {
   // Makes every byte appended so far durable (fdatasync).
   virtual absl::Status Sync() = 0;
 
-  // Closes the file, cutting any reserved space (below); later calls fail.
+  // Closes the file, cutting any reserved space (below; best effort: zeros
+  // a failed cut leaves are a clean end to readers); later calls fail.
   // Does not sync.
   virtual absl::Status Close() = 0;
 
@@ -43,14 +44,15 @@ class WritableFile {
   // From now on, keeps disk space reserved past the appended bytes, `step`
   // bytes at a time (0 stops reserving more; the first steps are smaller,
   // 64 KiB doubling up to `step`, so that a file written little holds
-  // little). An append into reserved space
-  // leaves the file's length as it is, so its Sync() has no inode to write:
-  // on ext4 that makes an fdatasync of a small append about a third cheaper
+  // little). An append into reserved space leaves the file's length as it
+  // is, so its Sync() has no new length to commit (the first write into
+  // each reserved block still marks it written): on ext4 that makes an
+  // fdatasync of a small append about a third cheaper
   // (docs/STORAGE.md#reserved-space). The reserved bytes read as zeros and
-  // stay in the file until Close() cuts them, or for good after a crash: a
-  // reader of such a file must take a run of zeros to its end as its end.
-  // Best effort: a file system that cannot reserve space just gets appends.
-  // The default does nothing.
+  // stay in the file until Close() cuts them, or until the next recovery
+  // after a crash: a reader of such a file must take a run of zeros to its
+  // end as its end. Best effort: a file system that cannot reserve space
+  // just gets appends. The default does nothing.
   virtual void SetReserveStep(uint64_t step) { (void)step; }
 };
 

@@ -672,6 +672,27 @@ TEST_F(FileEventLogTest, TopicsAreDiscoveredOnReopen) {
               IsOkAndHolds(ElementsAre(Field(&AppendResult::offset, 3u))));
 }
 
+TEST_F(FileEventLogTest, ACleanCloseLeavesNoReservedSpace) {
+  const std::string segment = dir_.Join("data/topics/orders/") + Segment::FileName(0);
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("o", 3)), IsOk());
+  // The records end before the file does: the writer reserved space.
+  std::string contents;
+  ASSERT_THAT(ReadFileToString(Env::Default(), segment, &contents), IsOk());
+  RecordReader reader(contents);
+  absl::string_view payload;
+  int records = 0;
+  while (reader.Next(&payload)) ++records;
+  EXPECT_EQ(records, 3);
+  EXPECT_TRUE(reader.clean_end());
+  const uint64_t record_bytes = reader.valid_end();
+  if (contents.size() == record_bytes) GTEST_SKIP() << "no fallocate on " << dir_.path();
+  ASSERT_THAT(log->Close(), IsOk());
+  // Sealed: the file is its records and nothing else.
+  EXPECT_THAT(Env::Default()->GetFileSize(segment), IsOkAndHolds(record_bytes));
+}
+
 TEST_F(FileEventLogTest, SecondOpenOfTheSameDirectoryIsRefused) {
   auto log = Open();
   ASSERT_NE(log, nullptr);

@@ -76,14 +76,18 @@ class PosixWritableFile final : public WritableFile {
 
   absl::Status Close() override {
     if (fd_ < 0) return absl::OkStatus();
-    absl::Status status;
-    if (length_ > size_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
-      status = PosixError("ftruncate reserved space of", path_, errno);
+    if (length_ > size_) {
+      // Best effort: zeros left behind are cut by the next recovery, and a
+      // segment that cannot shed them must not stop the log.
+      int rc;
+      do {
+        rc = ::ftruncate(fd_, static_cast<off_t>(size_));
+      } while (rc != 0 && errno == EINTR);
     }
     int rc = ::close(fd_);
     fd_ = -1;
-    if (rc != 0 && status.ok()) status = PosixError("close", path_, errno);
-    return status;
+    if (rc != 0) return PosixError("close", path_, errno);
+    return absl::OkStatus();
   }
 
   uint64_t Size() const override { return size_; }

@@ -219,7 +219,7 @@ absl::string_view RecordReader::StopName(Stop stop) {
     case Stop::kEnd:
       return "clean end";
     case Stop::kZeroTail:
-      return "clean end, then reserved space";
+      return "zeros to the end";
     case Stop::kTornHeader:
       return "torn record header";
     case Stop::kTornPayload:

@@ -18,7 +18,7 @@
 //   RecordReader reader(buf);
 //   absl::string_view payload;
 //   while (reader.Next(&payload)) { ... }
-//   if (reader.stop() != RecordReader::Stop::kEnd) { cut at reader.valid_end() }
+//   if (!reader.clean_end()) { cut at reader.valid_end() }
 
 #include <cstddef>
 #include <cstdint>

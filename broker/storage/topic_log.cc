@@ -52,6 +52,15 @@ absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
     absl::StatusOr<std::unique_ptr<Segment>> segment = Segment::Recover(
         env, options_.dir, bases[i], last ? UINT64_MAX : bases[i + 1], visit, &found);
     if (!segment.ok()) return segment.status();
+    // The reserved zeros after a torn write are no loss: not counted.
+    uint64_t bad = found.file_bytes - found.valid_bytes - found.zero_tail_bytes;
+    if (found.problem.empty() && !last && (*segment)->end_offset() != bases[i + 1]) {
+      // An older segment was synced whole before the next one began: zeros
+      // in place of its last records are damage, not reserved space.
+      found.problem = absl::StrCat("zeros from byte ", found.valid_bytes, " where offsets ",
+                                   (*segment)->end_offset(), "..", bases[i + 1], " should be");
+      bad = found.zero_tail_bytes;
+    }
     if (found.problem.empty() && found.file_bytes > found.valid_bytes) {
       // Space reserved ahead of the writer and not cut, by a crash or a
       // stop without Close(): zeros, nothing lost. The active segment
@@ -59,8 +68,6 @@ absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
       status = (*segment)->TruncateToIndexed(env);
       if (!status.ok()) return status;
     } else if (!found.problem.empty()) {
-      // The reserved zeros after a torn write are no loss: not counted.
-      uint64_t bad = found.file_bytes - found.valid_bytes - found.zero_tail_bytes;
       if (last) {
         // A torn write at the tail (or garbage after it): only bytes that
         // were never acknowledged can be there, so cut them off.

@@ -1,6 +1,7 @@
 #include "broker/storage/topic_log.h"
 
 #include <algorithm>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -314,6 +315,49 @@ TEST_F(TopicLogTest, ReservedSpaceLeftOnAnOlderSegmentIsNoDamage) {
   std::vector<Event> events = ReadAll(*log);
   ASSERT_THAT(events, SizeIs(30));
   for (uint64_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].offset(), i);
+}
+
+TEST_F(TopicLogTest, ZerosInPlaceOfAnOlderSegmentsLastRecordsAreDamage) {
+  // An older segment was synced whole before the next began: zeros where
+  // its last records should be are lost data, not reserved space.
+  {
+    auto log = OpenLog(/*segment_bytes=*/1024);
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
+    ASSERT_GE(log->Stats().segments, 3u);
+  }
+  std::string contents;
+  ASSERT_THAT(ReadFileToString(Env::Default(), SegmentPath(0), &contents), IsOk());
+  RecordReader reader(contents);
+  absl::string_view payload;
+  uint64_t records = 0;
+  while (reader.Next(&payload)) ++records;
+  ASSERT_GE(records, 2u);
+  const size_t last_start = reader.record_start();
+  {
+    std::fstream file(SegmentPath(0), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(last_start));
+    const std::string zeros(contents.size() - last_start, '\0');
+    file.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    ASSERT_TRUE(file.good());
+  }
+  ::testing::internal::CaptureStdout();
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(out, HasSubstr("damaged segment"));
+  EXPECT_THAT(out, HasSubstr("zeros from byte"));
+  EXPECT_EQ(log->recovery().damaged_segments, 1u);
+  EXPECT_EQ(log->recovery().unreadable_bytes, contents.size() - last_start);
+  // The file is kept as it is, and the records before the zeros are read.
+  EXPECT_THAT(Env::Default()->GetFileSize(SegmentPath(0)), IsOkAndHolds(contents.size()));
+  std::vector<Event> events = ReadAll(*log);
+  ASSERT_THAT(events, SizeIs(records - 1));
+  EXPECT_EQ(events.back().offset(), records - 2);
+  // Offset records - 1 is lost; the next segment reads from its base.
+  std::vector<Event> after = ReadAll(*log, records);
+  ASSERT_FALSE(after.empty());
+  EXPECT_EQ(after.front().offset(), records);
 }
 
 TEST_F(TopicLogTest, TornTailOfTheLastSegmentIsCutOnReopen) {
