@@ -56,8 +56,10 @@ absl::Status TopicLog::Recover(const Segment::RecordVisitor& visit) {
     uint64_t bad = found.file_bytes - found.valid_bytes - found.zero_tail_bytes;
     if (found.problem.empty() && !last && (*segment)->end_offset() != bases[i + 1]) {
       // An older segment was synced whole before the next one began: zeros
-      // in place of its last records are damage, not reserved space.
-      found.problem = absl::StrCat("zeros from byte ", found.valid_bytes, " where offsets ",
+      // (or the end of the file) in place of its last records are damage,
+      // not reserved space.
+      found.problem = absl::StrCat(found.zero_tail_bytes > 0 ? "zeros" : "end of file",
+                                   " from byte ", found.valid_bytes, " where offsets ",
                                    (*segment)->end_offset(), "..", bases[i + 1], " should be");
       bad = found.zero_tail_bytes;
     }

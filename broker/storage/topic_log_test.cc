@@ -360,6 +360,29 @@ TEST_F(TopicLogTest, ZerosInPlaceOfAnOlderSegmentsLastRecordsAreDamage) {
   EXPECT_EQ(after.front().offset(), records);
 }
 
+TEST_F(TopicLogTest, AnOlderSegmentCutAtARecordBoundaryIsDamage) {
+  {
+    auto log = OpenLog(/*segment_bytes=*/1024);
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
+  }
+  std::string contents;
+  ASSERT_THAT(ReadFileToString(Env::Default(), SegmentPath(0), &contents), IsOk());
+  RecordReader reader(contents);
+  absl::string_view payload;
+  uint64_t records = 0;
+  while (reader.Next(&payload)) ++records;
+  ASSERT_THAT(Env::Default()->TruncateFile(SegmentPath(0), reader.record_start()), IsOk());
+  ::testing::internal::CaptureStdout();
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("end of file from byte ", reader.record_start(),
+                                          " where offsets ", records - 1, "..", records)));
+  EXPECT_EQ(log->recovery().damaged_segments, 1u);
+  EXPECT_THAT(ReadAll(*log), SizeIs(records - 1));
+}
+
 TEST_F(TopicLogTest, TornTailOfTheLastSegmentIsCutOnReopen) {
   // Half a record: a header that promises more than the file holds, at the
   // end of the file or inside the space reserved after the records.
