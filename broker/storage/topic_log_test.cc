@@ -70,6 +70,31 @@ class TopicLogTest : public ::testing::Test {
     return events.ok() ? *std::move(events) : std::vector<Event>();
   }
 
+  // The first segment of a log written with 1 KiB segments, 30 events in
+  // three appends (at least three segments): its bytes, its records and
+  // where its last record starts.
+  struct FirstSegment {
+    std::string contents;
+    uint64_t records = 0;
+    size_t last_start = 0;
+  };
+  FirstSegment WriteThreeSegments() {
+    {
+      auto log = OpenLog(/*segment_bytes=*/1024);
+      EXPECT_NE(log, nullptr);
+      if (log == nullptr) return {};
+      for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
+      EXPECT_GE(log->Stats().segments, 3u);
+    }
+    FirstSegment first;
+    EXPECT_THAT(ReadFileToString(Env::Default(), SegmentPath(0), &first.contents), IsOk());
+    RecordReader reader(first.contents);
+    absl::string_view payload;
+    while (reader.Next(&payload)) ++first.records;
+    first.last_start = reader.record_start();
+    return first;
+  }
+
   // Bytes of the records of segment `path`, without the reserved space
   // after them.
   static uint64_t RecordBytes(const std::string& path) {
@@ -320,20 +345,11 @@ TEST_F(TopicLogTest, ReservedSpaceLeftOnAnOlderSegmentIsNoDamage) {
 TEST_F(TopicLogTest, ZerosInPlaceOfAnOlderSegmentsLastRecordsAreDamage) {
   // An older segment was synced whole before the next began: zeros where
   // its last records should be are lost data, not reserved space.
-  {
-    auto log = OpenLog(/*segment_bytes=*/1024);
-    ASSERT_NE(log, nullptr);
-    for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
-    ASSERT_GE(log->Stats().segments, 3u);
-  }
-  std::string contents;
-  ASSERT_THAT(ReadFileToString(Env::Default(), SegmentPath(0), &contents), IsOk());
-  RecordReader reader(contents);
-  absl::string_view payload;
-  uint64_t records = 0;
-  while (reader.Next(&payload)) ++records;
-  ASSERT_GE(records, 2u);
-  const size_t last_start = reader.record_start();
+  const FirstSegment first = WriteThreeSegments();
+  ASSERT_GE(first.records, 2u);
+  const std::string& contents = first.contents;
+  const uint64_t records = first.records;
+  const size_t last_start = first.last_start;
   {
     std::fstream file(SegmentPath(0), std::ios::in | std::ios::out | std::ios::binary);
     file.seekp(static_cast<std::streamoff>(last_start));
@@ -361,26 +377,18 @@ TEST_F(TopicLogTest, ZerosInPlaceOfAnOlderSegmentsLastRecordsAreDamage) {
 }
 
 TEST_F(TopicLogTest, AnOlderSegmentCutAtARecordBoundaryIsDamage) {
-  {
-    auto log = OpenLog(/*segment_bytes=*/1024);
-    ASSERT_NE(log, nullptr);
-    for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
-  }
-  std::string contents;
-  ASSERT_THAT(ReadFileToString(Env::Default(), SegmentPath(0), &contents), IsOk());
-  RecordReader reader(contents);
-  absl::string_view payload;
-  uint64_t records = 0;
-  while (reader.Next(&payload)) ++records;
-  ASSERT_THAT(Env::Default()->TruncateFile(SegmentPath(0), reader.record_start()), IsOk());
+  const FirstSegment first = WriteThreeSegments();
+  ASSERT_GE(first.records, 2u);
+  ASSERT_THAT(Env::Default()->TruncateFile(SegmentPath(0), first.last_start), IsOk());
   ::testing::internal::CaptureStdout();
   auto log = OpenLog(/*segment_bytes=*/1024);
   std::string out = ::testing::internal::GetCapturedStdout();
   ASSERT_NE(log, nullptr);
-  EXPECT_THAT(out, HasSubstr(absl::StrCat("end of file from byte ", reader.record_start(),
-                                          " where offsets ", records - 1, "..", records)));
+  EXPECT_THAT(out,
+              HasSubstr(absl::StrCat("end of file from byte ", first.last_start, " where offsets ",
+                                     first.records - 1, "..", first.records)));
   EXPECT_EQ(log->recovery().damaged_segments, 1u);
-  EXPECT_THAT(ReadAll(*log), SizeIs(records - 1));
+  EXPECT_THAT(ReadAll(*log), SizeIs(first.records - 1));
 }
 
 TEST_F(TopicLogTest, TornTailOfTheLastSegmentIsCutOnReopen) {
