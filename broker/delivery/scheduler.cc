@@ -125,13 +125,12 @@ std::vector<Scheduler::DeadLetter> Scheduler::RemoveMember(MemberId member, absl
   Member& m = mit->second;
   available_.erase(LoadOf(member, m));
   std::vector<uint64_t> held;
-  held.reserve(m.in_flight);
+  held.reserve(m.in_flight());
   for (const Deadline& d : m.deadlines) {
     if (!m.ended.contains({d.offset, d.attempt})) held.push_back(d.offset);
   }
   std::sort(held.begin(), held.end());
   members_.erase(mit);
-  in_flight_ -= held.size();
   for (uint64_t offset : held) {
     Event& e = events_.find(offset)->second;
     e.state = State::kPending;  // Unassigned; Fail() decides what follows.
@@ -163,8 +162,6 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
     e.due = now + m.ack_deadline;
     if (!m.deadlines.empty()) e.due = std::max(e.due, m.deadlines.back().due);
     m.deadlines.push_back(Deadline{e.due, offset, e.attempts});
-    ++m.in_flight;
-    ++in_flight_;
     m.last_assigned = ++assign_seq_;
     OfferIfAvailable(id, m);
     if (e.attempts > 1) redelivered_++;
@@ -311,12 +308,12 @@ bool Scheduler::Stalled(MemberId member) const {
 
 uint32_t Scheduler::InFlight(MemberId member) const {
   auto it = members_.find(member);
-  return it == members_.end() ? 0 : it->second.in_flight;
+  return it == members_.end() ? 0 : it->second.in_flight();
 }
 
 Scheduler::Stats Scheduler::stats() const {
   Stats s;
-  s.in_flight = in_flight_;
+  for (const auto& [id, m] : members_) s.in_flight += m.in_flight();
   s.waiting_retry = retries_.size();
   s.buffered = events_.size();
   s.redelivered = redelivered_;
@@ -328,7 +325,7 @@ absl::Duration Scheduler::Backoff(uint32_t attempt) const {
 }
 
 void Scheduler::OfferIfAvailable(MemberId id, const Member& m) {
-  if (!m.stalled && m.in_flight < m.max_in_flight) available_.insert(LoadOf(id, m));
+  if (!m.stalled && m.in_flight() < m.max_in_flight) available_.insert(LoadOf(id, m));
 }
 
 void Scheduler::HeardFrom(MemberId member) {
@@ -352,13 +349,11 @@ void Scheduler::Release(uint64_t offset, Event& e) {
 
 void Scheduler::Unassign(uint64_t offset, Event& e) {
   e.state = State::kPending;
-  --in_flight_;
   // RemoveMember() takes a leaving member's deliveries back itself.
   auto mit = members_.find(e.member);
   if (mit == members_.end()) return;
   Member& m = mit->second;
   available_.erase(LoadOf(e.member, m));
-  --m.in_flight;
   EndDeadline(m, offset, e.attempts);
   OfferIfAvailable(e.member, m);
 }
@@ -374,7 +369,7 @@ void Scheduler::EndDeadline(Member& m, uint64_t offset, uint32_t attempt) {
   m.ended.insert({offset, attempt});
   // Behind a delivery that is not acked, the ended ones would pile up until
   // its deadline: drop them once they outnumber the live ones.
-  if (m.ended.size() > m.in_flight + 64) {
+  if (m.ended.size() > m.in_flight() + 64) {
     std::deque<Deadline> live;
     for (const Deadline& d : m.deadlines) {
       if (!m.ended.contains({d.offset, d.attempt})) live.push_back(d);

@@ -222,7 +222,6 @@ class Scheduler {
     absl::Duration ack_deadline;
     uint64_t last_assigned = 0;  // assign_seq_ of its latest assignment
     bool stalled = false;        // see Stalled()
-    uint32_t in_flight = 0;      // deliveries held
     // Its deliveries in assignment order, which is deadline order: every
     // delivery gets now + ack_deadline, clamped to be no earlier than the
     // one before (a wall clock stepping back, or AddMember() shortening the
@@ -232,6 +231,9 @@ class Scheduler {
     // `ended`, until it reaches the front. No ordered map per delivery.
     std::deque<Deadline> deadlines;
     absl::flat_hash_set<std::pair<uint64_t, uint32_t>> ended;  // (offset, attempt)
+
+    // Deliveries held: the entries of `deadlines` not marked ended.
+    uint32_t in_flight() const { return static_cast<uint32_t>(deadlines.size() - ended.size()); }
   };
 
   // (retry time, offset).
@@ -241,7 +243,7 @@ class Scheduler {
   using Load = std::tuple<uint32_t, uint64_t, MemberId>;
 
   static Load LoadOf(MemberId id, const Member& m) {
-    return Load(m.in_flight, m.last_assigned, id);
+    return Load(m.in_flight(), m.last_assigned, id);
   }
   // Drops ended deliveries from the front of `m.deadlines`.
   static void TrimDeadlines(Member& m);
@@ -290,7 +292,6 @@ class Scheduler {
   // Non-empty key -> its queue.
   absl::flat_hash_map<std::string, KeyQueue> keys_;
   absl::btree_set<uint64_t> ready_;
-  uint64_t in_flight_ = 0;          // kInFlight events (their deadlines: in members_)
   absl::btree_set<Timer> retries_;  // kRetryWait
   absl::btree_set<uint64_t> exhausted_;
   absl::flat_hash_map<uint64_t, std::vector<Attempt>> history_;  // failed attempts

@@ -102,8 +102,8 @@ class PosixWritableFile final : public WritableFile {
     if (reserve_step_ == 0 || end <= length_) return;
     // Small steps first, doubling: a quiet file (one of a thousand quiet
     // topics) holds 64 KiB, not a whole step.
-    next_step_ = next_step_ == 0 ? kFirstStep : std::min(next_step_ * 2, reserve_step_);
-    const uint64_t target = end + std::min(next_step_, reserve_step_);
+    next_step_ = std::min(next_step_ == 0 ? kFirstStep : next_step_ * 2, reserve_step_);
+    const uint64_t target = end + next_step_;
     int rc;
     do {
       // Mode 0: allocate and extend the length; the new bytes read as zeros.
