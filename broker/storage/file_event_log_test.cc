@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "broker/storage/record.h"
 #include "broker/storage/segment.h"
+#include "broker/storage/segment_scan.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -678,16 +679,11 @@ TEST_F(FileEventLogTest, ACleanCloseLeavesNoReservedSpace) {
   ASSERT_NE(log, nullptr);
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("o", 3)), IsOk());
   // The records end before the file does: the writer reserved space.
-  std::string contents;
-  ASSERT_THAT(ReadFileToString(Env::Default(), segment, &contents), IsOk());
-  RecordReader reader(contents);
-  absl::string_view payload;
-  int records = 0;
-  while (reader.Next(&payload)) ++records;
-  EXPECT_EQ(records, 3);
-  EXPECT_TRUE(reader.clean_end());
-  const uint64_t record_bytes = reader.valid_end();
-  if (contents.size() == record_bytes) GTEST_SKIP() << "no fallocate on " << dir_.path();
+  const SegmentScan scan = ScanSegmentFile(segment);
+  EXPECT_EQ(scan.records, 3u);
+  EXPECT_TRUE(scan.clean_end);
+  const uint64_t record_bytes = scan.records_end;
+  if (scan.contents.size() == record_bytes) GTEST_SKIP() << "no fallocate on " << dir_.path();
   ASSERT_THAT(log->Close(), IsOk());
   // Sealed: the file is its records and nothing else.
   EXPECT_THAT(Env::Default()->GetFileSize(segment), IsOkAndHolds(record_bytes));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/storage/crc32c.h"
 #include "broker/storage/record.h"
+#include "broker/storage/segment_scan.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -70,15 +71,9 @@ class TopicLogTest : public ::testing::Test {
     return events.ok() ? *std::move(events) : std::vector<Event>();
   }
 
-  // The first segment of a log written with 1 KiB segments, 30 events in
-  // three appends (at least three segments): its bytes, its records and
-  // where its last record starts.
-  struct FirstSegment {
-    std::string contents;
-    uint64_t records = 0;
-    size_t last_start = 0;
-  };
-  FirstSegment WriteThreeSegments() {
+  // Writes 30 events in three appends with 1 KiB segments (at least three
+  // segments), then scans the first, which a roll sealed.
+  SegmentScan WriteThreeSegments() {
     {
       auto log = OpenLog(/*segment_bytes=*/1024);
       EXPECT_NE(log, nullptr);
@@ -86,26 +81,15 @@ class TopicLogTest : public ::testing::Test {
       for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
       EXPECT_GE(log->Stats().segments, 3u);
     }
-    FirstSegment first;
-    EXPECT_THAT(ReadFileToString(Env::Default(), SegmentPath(0), &first.contents), IsOk());
-    RecordReader reader(first.contents);
-    absl::string_view payload;
-    while (reader.Next(&payload)) ++first.records;
-    first.last_start = reader.record_start();
-    return first;
+    return ScanSegmentFile(SegmentPath(0));
   }
 
   // Bytes of the records of segment `path`, without the reserved space
   // after them.
   static uint64_t RecordBytes(const std::string& path) {
-    std::string contents;
-    EXPECT_THAT(ReadFileToString(Env::Default(), path, &contents), IsOk());
-    RecordReader reader(contents);
-    absl::string_view payload;
-    while (reader.Next(&payload)) {
-    }
-    EXPECT_TRUE(reader.clean_end()) << path;
-    return reader.valid_end();
+    const SegmentScan scan = ScanSegmentFile(path);
+    EXPECT_TRUE(scan.clean_end) << path;
+    return scan.records_end;
   }
 
   // Whether the test directory's file system reserves space (fallocate).
@@ -321,13 +305,10 @@ TEST_F(TopicLogTest, OffsetForTimeFindsTheFirstEventAtOrAfter) {
 TEST_F(TopicLogTest, ReservedSpaceLeftOnAnOlderSegmentIsNoDamage) {
   // A crash between sealing a full segment (synced) and cutting its
   // reserved space leaves zeros after its last record.
-  {
-    auto log = OpenLog(/*segment_bytes=*/1024);
-    ASSERT_NE(log, nullptr);
-    for (int i = 0; i < 3; ++i) AppendSynced(log.get(), 10);
-    ASSERT_GE(log->Stats().segments, 3u);
-  }
-  const uint64_t first_size = RecordBytes(SegmentPath(0));
+  const SegmentScan first = WriteThreeSegments();
+  ASSERT_TRUE(first.clean_end);
+  const uint64_t first_size = first.records_end;
+  ASSERT_EQ(first.contents.size(), first_size);  // sealed: no reserved space
   ASSERT_THAT(Env::Default()->TruncateFile(SegmentPath(0), first_size + 1024), IsOk());
   ::testing::internal::CaptureStdout();
   auto log = OpenLog(/*segment_bytes=*/1024);
@@ -345,7 +326,7 @@ TEST_F(TopicLogTest, ReservedSpaceLeftOnAnOlderSegmentIsNoDamage) {
 TEST_F(TopicLogTest, ZerosInPlaceOfAnOlderSegmentsLastRecordsAreDamage) {
   // An older segment was synced whole before the next began: zeros where
   // its last records should be are lost data, not reserved space.
-  const FirstSegment first = WriteThreeSegments();
+  const SegmentScan first = WriteThreeSegments();
   ASSERT_GE(first.records, 2u);
   const std::string& contents = first.contents;
   const uint64_t records = first.records;
@@ -377,7 +358,7 @@ TEST_F(TopicLogTest, ZerosInPlaceOfAnOlderSegmentsLastRecordsAreDamage) {
 }
 
 TEST_F(TopicLogTest, AnOlderSegmentCutAtARecordBoundaryIsDamage) {
-  const FirstSegment first = WriteThreeSegments();
+  const SegmentScan first = WriteThreeSegments();
   ASSERT_GE(first.records, 2u);
   ASSERT_THAT(Env::Default()->TruncateFile(SegmentPath(0), first.last_start), IsOk());
   ::testing::internal::CaptureStdout();
