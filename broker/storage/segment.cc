@@ -166,7 +166,8 @@ absl::Status Segment::Seal() {
 
 void Segment::AddRecords(const std::vector<uint64_t>& positions, size_t begin, size_t end,
                          absl::Time publish_time, uint64_t new_bytes) {
-  positions_.reserve(positions_.size() + (end - begin));
+  // No reserve(size + n) here: reserving exactly per batch defeats the
+  // vector's doubling and copies the whole index on every commit.
   for (size_t i = begin; i < end; ++i) Index(positions[i], publish_time);
   bytes_ = new_bytes;
 }
