@@ -51,9 +51,11 @@ function(relay_add_executable name)
 endfunction()
 
 # relay_use_jemalloc(<target>): the target's process allocates with jemalloc
-# (Debian's libjemalloc2), which takes the broker's many small, short-lived
-# allocations with less CPU than glibc's malloc (bench/README.md#allocator).
-# Not with sanitizers or libFuzzer, which bring allocators of their own.
+# (Debian's libjemalloc2), which takes the broker's and the services' many
+# small, short-lived allocations with less CPU than glibc's malloc
+# (bench/README.md#allocator). Not with sanitizers or libFuzzer, which bring
+# allocators of their own. With tests, <target>.AllocatesWithJemalloc checks
+# that the linker kept it.
 function(relay_use_jemalloc target)
   if(NOT RELAY_JEMALLOC OR RELAY_SANITIZE OR RELAY_FUZZ)
     return()
@@ -64,8 +66,13 @@ function(relay_use_jemalloc target)
                         "or configure with -DRELAY_JEMALLOC=OFF")
   endif()
   # Nothing calls into it by name: Debian's linker keeps it all the same
-  # (no --as-needed by default); BrokerBinary.AllocatesWithJemalloc checks.
+  # (no --as-needed by default), as <target>.AllocatesWithJemalloc checks.
   target_link_libraries(${target} PRIVATE ${RELAY_JEMALLOC_LIBRARY})
+  if(RELAY_BUILD_TESTS)
+    add_test(NAME ${target}.AllocatesWithJemalloc
+             COMMAND sh -c "ldd \"$1\" | grep -q libjemalloc" sh $<TARGET_FILE:${target}>)
+    set_tests_properties(${target}.AllocatesWithJemalloc PROPERTIES LABELS unit)
+  endif()
 endfunction()
 
 # relay_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])

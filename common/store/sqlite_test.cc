@@ -1,5 +1,10 @@
 #include "common/store/sqlite.h"
 
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -73,6 +78,54 @@ TEST(Database, OpensInWalModeWithForeignKeysAndFullSync) {
   EXPECT_EQ(QueryText(*db, "PRAGMA journal_mode"), "wal");
   EXPECT_THAT(QueryInt(*db, "PRAGMA foreign_keys"), IsOkAndHolds(1));
   EXPECT_THAT(QueryInt(*db, "PRAGMA synchronous"), IsOkAndHolds(2));  // FULL
+}
+
+// Files SQLite has open under `dir`, deleted or not (its temp files are
+// unlinked as soon as they are opened).
+int OpenFilesUnder(const std::string& dir) {
+  int n = 0;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::filesystem::path target = std::filesystem::read_symlink(fd.path(), ec);
+    if (!ec && target.string().rfind(dir + "/", 0) == 0) ++n;
+  }
+  return n;
+}
+
+// Every order and event runs in a savepoint inside a batch transaction;
+// SQLite journals each page a savepoint changes. The journal stays in
+// memory: with a temp file past 64 KiB it cost a write(2) per page.
+TEST(Database, SavepointJournalStaysInMemory) {
+  TempDir dir;
+  const std::string tmp = dir.Join("sqlite-tmp");
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  // Where SQLite would put the statement journal's file.
+  char* saved = sqlite3_temp_directory;
+  sqlite3_temp_directory = sqlite3_mprintf("%s", tmp.c_str());
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_NE(db, nullptr);
+  EXPECT_THAT(QueryInt(*db, "PRAGMA temp_store"), IsOkAndHolds(2));  // MEMORY
+  // About 100 pages of rows, so that rewriting them all in one savepoint
+  // journals far more than 64 KiB.
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)"), IsOk());
+  ASSERT_THAT(db->Transaction([](Tx& tx) {
+    return tx.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+                   "INSERT INTO t SELECT i, randomblob(1000) FROM n");
+  }),
+              IsOk());
+  int files_in_savepoint = -1;
+  EXPECT_THAT(db->Transaction([&](Tx& tx) {
+    return tx.Savepoint([&](Tx& sp) {
+      absl::Status s = sp.Exec("UPDATE t SET data = randomblob(1000)");
+      files_in_savepoint = OpenFilesUnder(tmp);
+      return s;
+    });
+  }),
+              IsOk());
+  EXPECT_EQ(files_in_savepoint, 0);
+  db.reset();
+  sqlite3_free(sqlite3_temp_directory);
+  sqlite3_temp_directory = saved;
 }
 
 TEST(Database, SynchronousNormalWhenAskedFor) {
