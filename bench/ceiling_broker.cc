@@ -5,7 +5,10 @@
 // each delivery goes once (no ack deadline, no redelivery; an ack only
 // frees its member's credit). Per topic, one consumer group (the bench's
 // shape; a second is refused), events handed out in offset order to the
-// member with the most credit, as relay-broker's scheduler does.
+// member with the most credit, as relay-broker's scheduler does. Events
+// published before the topic's first member joined are dropped (W1 has no
+// consumer; W2 and W3 subscribe first), and Open's start position is
+// ignored.
 //
 // It takes relay-broker's flags that broker_bench passes (--listen,
 // --port_file, --tls_cert/--tls_key/--tls_ca through relay::Process, and
@@ -19,8 +22,9 @@
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -125,9 +129,14 @@ class Hub {
         google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::GetCurrentTimeNanos());
     for (Event& event : *request.mutable_events()) {
       const uint64_t offset = topic.base + topic.events.size();
+      answer.add_results()->set_offset(offset);
+      if (topic.group.empty()) {
+        // Nobody to read it (W1): not kept.
+        ++topic.base;
+        continue;
+      }
       event.set_offset(offset);
       *event.mutable_publish_time() = now;
-      answer.add_results()->set_offset(offset);
       topic.events.push_back(std::move(event));
     }
     Pump(topic);
@@ -150,6 +159,7 @@ class Hub {
     member->outgoing_.mutable_opened()->set_member_id(absl::StrCat("m-", ++topic.members_joined));
     topic.members.push_back(member);
     member->MaybeWrite();
+    Pump(topic);  // what waits goes to the new member too
     return grpc::Status::OK;
   }
 

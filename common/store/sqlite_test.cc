@@ -80,8 +80,8 @@ TEST(Database, OpensInWalModeWithForeignKeysAndFullSync) {
   EXPECT_THAT(QueryInt(*db, "PRAGMA synchronous"), IsOkAndHolds(2));  // FULL
 }
 
-// Files SQLite has open under `dir`, deleted or not (its temp files are
-// unlinked as soon as they are opened).
+// Files this process has open under `dir` (a canonical path), deleted or
+// not: SQLite unlinks its temp files as soon as it opens them.
 int OpenFilesUnder(const std::string& dir) {
   int n = 0;
   for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
@@ -97,11 +97,21 @@ int OpenFilesUnder(const std::string& dir) {
 // memory: with a temp file past 64 KiB it cost a write(2) per page.
 TEST(Database, SavepointJournalStaysInMemory) {
   TempDir dir;
-  const std::string tmp = dir.Join("sqlite-tmp");
-  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
-  // Where SQLite would put the statement journal's file.
-  char* saved = sqlite3_temp_directory;
-  sqlite3_temp_directory = sqlite3_mprintf("%s", tmp.c_str());
+  const std::string made = dir.Join("sqlite-tmp");
+  ASSERT_EQ(mkdir(made.c_str(), 0700), 0);
+  // /proc shows resolved paths.
+  const std::string tmp = std::filesystem::canonical(made).string();
+  // Where SQLite puts the statement journal's file, for this test only.
+  struct TempDirectory {
+    char* saved = sqlite3_temp_directory;
+    explicit TempDirectory(const std::string& path) {
+      sqlite3_temp_directory = sqlite3_mprintf("%s", path.c_str());
+    }
+    ~TempDirectory() {
+      sqlite3_free(sqlite3_temp_directory);
+      sqlite3_temp_directory = saved;
+    }
+  } temp_directory(tmp);
   auto db = OpenOrDie(dir.Join("a.db"));
   ASSERT_NE(db, nullptr);
   EXPECT_THAT(QueryInt(*db, "PRAGMA temp_store"), IsOkAndHolds(2));  // MEMORY
@@ -109,23 +119,28 @@ TEST(Database, SavepointJournalStaysInMemory) {
   // journals far more than 64 KiB.
   ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)"), IsOk());
   ASSERT_THAT(db->Transaction([](Tx& tx) {
-    return tx.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
-                   "INSERT INTO t SELECT i, randomblob(1000) FROM n");
+    return tx.Exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+        "INSERT INTO t SELECT i, randomblob(1000) FROM n");
   }),
               IsOk());
-  int files_in_savepoint = -1;
-  EXPECT_THAT(db->Transaction([&](Tx& tx) {
-    return tx.Savepoint([&](Tx& sp) {
-      absl::Status s = sp.Exec("UPDATE t SET data = randomblob(1000)");
-      files_in_savepoint = OpenFilesUnder(tmp);
-      return s;
-    });
-  }),
-              IsOk());
-  EXPECT_EQ(files_in_savepoint, 0);
-  db.reset();
-  sqlite3_free(sqlite3_temp_directory);
-  sqlite3_temp_directory = saved;
+  // Files open under `tmp` while one savepoint rewrites every row.
+  auto files_in_savepoint = [&]() -> int {
+    int files = -1;
+    EXPECT_THAT(db->Transaction([&](Tx& tx) {
+      return tx.Savepoint([&](Tx& sp) {
+        absl::Status s = sp.Exec("UPDATE t SET data = randomblob(1000)");
+        files = OpenFilesUnder(tmp);
+        return s;
+      });
+    }),
+                IsOk());
+    return files;
+  };
+  EXPECT_EQ(files_in_savepoint(), 0);
+  // The check sees the file when there is one: SQLite's default spills.
+  ASSERT_THAT(db->Exec("PRAGMA temp_store=FILE"), IsOk());
+  EXPECT_GE(files_in_savepoint(), 1);
 }
 
 TEST(Database, SynchronousNormalWhenAskedFor) {
