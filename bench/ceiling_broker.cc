@@ -61,6 +61,9 @@ using relay::events::v1::Event;
 
 class Hub;
 
+// The process's one lock: the hub's state and every stream's.
+ABSL_CONST_INIT absl::Mutex mu(absl::kConstInit);
+
 // One member of a group.
 class Member : public grpc::ServerBidiReactor<SubscribeRequest, SubscribeResponse> {
  public:
@@ -71,25 +74,25 @@ class Member : public grpc::ServerBidiReactor<SubscribeRequest, SubscribeRespons
 
  private:
   friend class Hub;
-  // Starts writing `outgoing_` unless a write is under way. Under the hub's lock.
-  void MaybeWrite();
+  // Starts writing `outgoing_` unless a write is under way.
+  void MaybeWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Leaves the group; finishes the call with `status` once no write is
-  // under way. Under the hub's lock.
-  void Close(const grpc::Status& status);
+  // under way.
+  void Close(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   Hub* const hub_;
   SubscribeRequest request_;
-  // Guarded by the hub's lock:
-  std::string topic_;
-  bool joined_ = false;
-  bool closing_ = false;
-  bool finished_ = false;
-  bool writing_ = false;
-  grpc::Status status_;
-  uint32_t max_in_flight_ = 0;
-  uint32_t in_flight_ = 0;
-  SubscribeResponse outgoing_;  // deliveries gathered while a write is under way
-  SubscribeResponse writing_msg_;
+  std::string topic_ ABSL_GUARDED_BY(mu);
+  bool joined_ ABSL_GUARDED_BY(mu) = false;
+  bool closing_ ABSL_GUARDED_BY(mu) = false;
+  bool finished_ ABSL_GUARDED_BY(mu) = false;
+  bool writing_ ABSL_GUARDED_BY(mu) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu);
+  uint32_t max_in_flight_ ABSL_GUARDED_BY(mu) = 0;
+  uint32_t in_flight_ ABSL_GUARDED_BY(mu) = 0;
+  // Deliveries gathered while a write is under way.
+  SubscribeResponse outgoing_ ABSL_GUARDED_BY(mu);
+  SubscribeResponse writing_msg_ ABSL_GUARDED_BY(mu);
 };
 
 // One publishing stream: answers each request at once, in order.
@@ -101,25 +104,22 @@ class Publisher : public grpc::ServerBidiReactor<PublishRequest, PublishResponse
   void OnDone() override { delete this; }
 
  private:
-  // Under the hub's lock:
-  void MaybeWrite();
+  void MaybeWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Ends the call when nothing is left to answer (or a write failed).
-  void MaybeFinish();
+  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   Hub* const hub_;
   PublishRequest request_;
-  bool reading_done_ = false;
-  bool broken_ = false;
-  bool finished_ = false;
-  bool writing_ = false;
-  std::deque<PublishResponse> answers_;
-  PublishResponse writing_msg_;
+  bool reading_done_ ABSL_GUARDED_BY(mu) = false;
+  bool broken_ ABSL_GUARDED_BY(mu) = false;
+  bool finished_ ABSL_GUARDED_BY(mu) = false;
+  bool writing_ ABSL_GUARDED_BY(mu) = false;
+  std::deque<PublishResponse> answers_ ABSL_GUARDED_BY(mu);
+  PublishResponse writing_msg_ ABSL_GUARDED_BY(mu);
 };
 
 class Hub {
  public:
-  absl::Mutex mu;
-
   // Appends the events, returns the answer, hands them out.
   PublishResponse Append(PublishRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     Topic& topic = topics_[request.topic()];
@@ -255,7 +255,7 @@ void Member::Close(const grpc::Status& status) {
 }
 
 void Member::OnReadDone(bool ok) {
-  absl::MutexLock lock(&hub_->mu);
+  absl::MutexLock lock(&mu);
   if (!ok || closing_) return Close(grpc::Status::OK);
   if (request_.has_open()) {
     grpc::Status joined = joined_
@@ -271,7 +271,7 @@ void Member::OnReadDone(bool ok) {
 }
 
 void Member::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&hub_->mu);
+  absl::MutexLock lock(&mu);
   writing_ = false;
   if (!ok || closing_) return Close(grpc::Status::OK);
   MaybeWrite();
@@ -292,7 +292,7 @@ void Publisher::MaybeFinish() {
 }
 
 void Publisher::OnReadDone(bool ok) {
-  absl::MutexLock lock(&hub_->mu);
+  absl::MutexLock lock(&mu);
   if (!ok || broken_) {
     reading_done_ = true;
     return MaybeFinish();
@@ -304,7 +304,7 @@ void Publisher::OnReadDone(bool ok) {
 }
 
 void Publisher::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&hub_->mu);
+  absl::MutexLock lock(&mu);
   writing_ = false;
   if (!ok) broken_ = true;  // the pending read fails too once Finish ends the call
   MaybeWrite();
