@@ -85,6 +85,16 @@ absl::StatusOr<std::unique_ptr<NatsServer>> NatsServer::Start(int nodes, absl::D
         absl::StrCat(kBinary, " is missing: run scripts/setup (Debian package nats-server)"));
   }
   std::unique_ptr<NatsServer> server(new NatsServer());
+  // Without a limit of its own JetStream allows 75% of the disk's free
+  // space, and each stream reserves its max_bytes (4 GiB by default in
+  // Relay): five streams then failed to create on a disk with 26 GB free
+  // ("insufficient storage resources"). The tests write kilobytes.
+  {
+    const std::string conf = server->dir_.Join("jetstream.conf");
+    std::ofstream out(conf, std::ios::trunc);
+    out << "jetstream {\n  max_file_store: 1TB\n  max_memory_store: 1GB\n}\n";
+    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", conf));
+  }
   for (int i = 0; i < nodes; ++i) {
     Node node;
     node.name = absl::StrCat("n", i);
@@ -130,9 +140,18 @@ std::string NatsServer::urls() const {
 
 std::vector<std::string> NatsServer::Argv(int i) const {
   const Node& node = nodes_[i];
-  std::vector<std::string> argv = {
-      kBinary, "-a",           "127.0.0.1",     "-p",     absl::StrCat(node.client_port), "-js",
-      "-sd",   node.store_dir, "--server_name", node.name};
+  std::vector<std::string> argv = {kBinary,
+                                   "-c",
+                                   dir_.Join("jetstream.conf"),
+                                   "-a",
+                                   "127.0.0.1",
+                                   "-p",
+                                   absl::StrCat(node.client_port),
+                                   "-js",
+                                   "-sd",
+                                   node.store_dir,
+                                   "--server_name",
+                                   node.name};
   if (size() > 1) {
     std::vector<std::string> routes;
     for (int j = 0; j < size(); ++j) {
