@@ -23,7 +23,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -158,20 +157,14 @@ class Hub {
     member->joined_ = true;
     member->outgoing_.mutable_opened()->set_member_id(absl::StrCat("m-", ++topic.members_joined));
     topic.members.push_back(member);
-    member->MaybeWrite();
-    Pump(topic);  // what waits goes to the new member too
+    Pump(topic);  // writes `opened`, with what waits for the new member
     return grpc::Status::OK;
   }
 
   void Leave(Member* member) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (!member->joined_) return;
-    Topic& topic = topics_[member->topic_];
-    for (size_t i = 0; i < topic.members.size(); ++i) {
-      if (topic.members[i] == member) {
-        topic.members.erase(topic.members.begin() + static_cast<std::ptrdiff_t>(i));
-        break;
-      }
-    }
+    std::vector<Member*>& members = topics_[member->topic_].members;
+    members.erase(std::find(members.begin(), members.end(), member));
     member->joined_ = false;
   }
 
@@ -188,16 +181,18 @@ class Hub {
     auto* group = response.add_groups();
     group->set_topic(topic_name);
     group->set_group(it->second.group);
-    group->set_committed_offset(it->second.next);
+    // Handed out counts as done: deliveries are never taken back.
+    group->set_committed_offset(it->second.base);
     group->set_end_offset(it->second.base + it->second.events.size());
     return response;
   }
 
  private:
   struct Topic {
-    uint64_t base = 0;         // offset of events.front()
-    std::deque<Event> events;  // from base; handed-out ones are popped
-    uint64_t next = 0;         // the group's next offset to hand out
+    // Offset of events.front(): the next to hand out (handed-out and
+    // unread events are not kept).
+    uint64_t base = 0;
+    std::deque<Event> events;  // from base
     std::string group;         // empty until a member joins
     std::vector<Member*> members;
     uint64_t members_joined = 0;
@@ -206,7 +201,6 @@ class Hub {
   // Hands out events in offset order, each to the member with the most
   // credit, then starts the writes. Events leave memory as they go out.
   void Pump(Topic& topic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (topic.members.empty()) return;
     while (!topic.events.empty()) {
       Member* best = nullptr;
       for (Member* m : topic.members) {
@@ -222,7 +216,6 @@ class Hub {
       delivery->set_attempt(1);
       topic.events.pop_front();
       ++topic.base;
-      topic.next = topic.base;
       ++best->in_flight_;
     }
     for (Member* m : topic.members) m->MaybeWrite();
