@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -383,8 +385,83 @@ absl::Status Database::Exec(absl::string_view sql) {
 }
 
 absl::Status Database::Transaction(const std::function<absl::Status(Tx&)>& fn) {
-  absl::MutexLock lock(&mu_);
-  return RunInTransaction("BEGIN IMMEDIATE", fn);
+  Queued me;
+  me.fn = &fn;
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(&me);
+  auto my_turn = [this, &me] {
+    queue_mu_.AssertHeld();
+    return me.done || !leading_;
+  };
+  while (true) {
+    queue_mu_.Await(absl::Condition(&my_turn));
+    if (me.done) return me.status;
+    // Nobody runs a group: lead the next one (this call is in it unless
+    // more than kMaxGroup came before it; then it leads again after).
+    leading_ = true;
+    const size_t n = std::min(queue_.size(), kMaxGroup);
+    std::vector<Queued*> group(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+    queue_mu_.Unlock();
+    uint64_t commits = 0;
+    {
+      absl::MutexLock connection(&mu_);
+      const uint64_t before = commits_;
+      RunGroupLocked(group);
+      commits = commits_ - before;
+    }
+    queue_mu_.Lock();
+    stats_.transactions += group.size();
+    stats_.commits += commits;
+    for (Queued* q : group) q->done = true;
+    leading_ = false;
+  }
+}
+
+void Database::RunGroupLocked(std::vector<Queued*> group) {
+  if (group.size() == 1) {
+    // Alone: no savepoint (and no statement journal) needed.
+    group[0]->status = RunInTransaction("BEGIN IMMEDIATE", *group[0]->fn);
+    if (group[0]->status.ok()) ++commits_;
+    return;
+  }
+  size_t next = 0;
+  while (next < group.size()) {
+    const size_t first = next;
+    absl::Status s = RunInTransaction("BEGIN IMMEDIATE", [&](Tx& tx) -> absl::Status {
+      while (next < group.size()) {
+        Queued* q = group[next++];
+        q->status = tx.Savepoint(*q->fn);
+        if (!tx.broken_.ok()) return tx.broken_;
+        if (!tx.in_transaction()) {
+          // SQLite rolled the whole transaction back (disk full, I/O
+          // error): what ran in it so far is undone.
+          return q->status.ok() ? absl::InternalError("the transaction ended unexpectedly")
+                                : q->status;
+        }
+      }
+      return absl::OkStatus();
+    });
+    if (s.ok()) {
+      ++commits_;
+      continue;
+    }
+    // Nothing of [first, next) committed: an `fn` that succeeded gets the
+    // reason; one that failed keeps its own error. [next, end) runs in a
+    // new transaction, or fails alike when not even BEGIN worked.
+    const bool begun = next > first;
+    for (size_t i = first; i < (begun ? next : group.size()); ++i) {
+      if (group[i]->status.ok()) group[i]->status = s;
+    }
+    if (!begun) return;
+  }
+}
+
+Database::Stats Database::stats() const {
+  absl::MutexLock lock(&queue_mu_);
+  Stats stats = stats_;
+  stats.queued = queue_.size();
+  return stats;
 }
 
 absl::Status Database::Read(const std::function<absl::Status(Tx&)>& fn) {

@@ -19,6 +19,7 @@
 //   });
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -132,8 +133,12 @@ class Tx {
 //
 // Thread-safe: every operation locks the connection for its duration, so
 // transactions from several threads run one after another (SQLite has one
-// writer anyway). REQUIRES: no call on the same Database from inside a
-// Transaction()/Read() callback (it would deadlock); use the Tx instead.
+// writer anyway). Transaction() commits in groups: the calls that arrive
+// while a commit is under way wait for it, and the first of them then runs
+// all their callbacks in one transaction, each in its own savepoint, with
+// one COMMIT (one fsync) for all. REQUIRES: no call on the same Database
+// from inside a Transaction()/Read() callback (it would deadlock); use the
+// Tx instead.
 class Database {
  public:
   struct Options {
@@ -161,9 +166,30 @@ class Database {
   // Runs `sql` (one or more statements) outside any explicit transaction.
   absl::Status Exec(absl::string_view sql);
 
-  // Runs `fn` in BEGIN IMMEDIATE ... COMMIT. When `fn` returns an error, or
-  // the commit fails, everything is rolled back and that error is returned.
+  // Runs `fn` in BEGIN IMMEDIATE ... COMMIT and returns once that commit is
+  // durable. When `fn` returns an error, what it did is rolled back and that
+  // error is returned; when the commit fails, that error.
+  //
+  // Group commit: calls that queue up while the connection is busy share
+  // one transaction (at most kMaxGroup of them, in arrival order), each
+  // `fn` in its own SAVEPOINT, so a failing `fn` rolls back alone and the
+  // others commit. `fn` may then run on another caller's thread; the caller
+  // waits until it has run and committed. When an `fn` leaves the shared
+  // transaction unusable (SQLite rolled it back, e.g. disk full), the calls
+  // whose `fn` already ran in it fail with that error and the rest run in
+  // a new transaction. A failed COMMIT fails the whole group. REQUIRES:
+  // `fn` does not throw.
   absl::Status Transaction(const std::function<absl::Status(Tx&)>& fn);
+
+  // Transaction() calls in one group at most.
+  static constexpr size_t kMaxGroup = 64;
+
+  struct Stats {
+    uint64_t transactions = 0;  // Transaction() calls run
+    uint64_t commits = 0;       // COMMITs they took (transactions / commits: the group size)
+    size_t queued = 0;          // calls waiting for a group to take them, now
+  };
+  Stats stats() const;
 
   // Runs `fn` in a read transaction (BEGIN DEFERRED): a consistent snapshot
   // that does not take the write lock. REQUIRES: `fn` only reads.
@@ -201,11 +227,28 @@ class Database {
   // Ends a failed transaction unless SQLite already did.
   void RollbackLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // A Transaction() call waiting for its group's commit.
+  struct Queued {
+    const std::function<absl::Status(Tx&)>* fn = nullptr;
+    absl::Status status;
+    bool done = false;
+  };
+  // Runs `group` (in arrival order) in as few transactions as it takes and
+  // sets each one's status; marks none done.
+  void RunGroupLocked(std::vector<Queued*> group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const std::string path_;
   absl::Mutex mu_;
   sqlite3* const db_;  // guarded by mu_ (every use holds it)
   // Prepared statements not in use, by SQL text.
   absl::flat_hash_map<std::string, sqlite3_stmt*> cache_ ABSL_GUARDED_BY(mu_);
+  uint64_t commits_ ABSL_GUARDED_BY(mu_) = 0;  // Transaction() COMMITs that succeeded
+
+  // Group commit. Lock order: queue_mu_ is never held while taking mu_.
+  mutable absl::Mutex queue_mu_;
+  std::deque<Queued*> queue_ ABSL_GUARDED_BY(queue_mu_);  // not yet taken by a leader
+  bool leading_ ABSL_GUARDED_BY(queue_mu_) = false;       // a caller is running a group
+  Stats stats_ ABSL_GUARDED_BY(queue_mu_);
 };
 
 }  // namespace relay::store

@@ -5,12 +5,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -25,6 +28,7 @@ using ::relay::testing::StatusIs;
 using ::relay::testing::TempDir;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::unique_ptr<Database> OpenOrDie(const std::string& path, Database::Options options = {}) {
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(path, options);
@@ -350,6 +354,157 @@ TEST(Database, TransactionsFromManyThreadsRunOneAfterAnother) {
   }
   for (auto& t : threads) t.join();
   EXPECT_THAT(QueryInt(*db, "SELECT n FROM c"), IsOkAndHolds(200));
+}
+
+// Queues a Transaction() of `fn` on a thread of its own and returns once it
+// waits in the queue (stats().queued counts it).
+std::thread QueueTransaction(Database& db, std::function<absl::Status(Tx&)> fn,
+                             absl::Status* result) {
+  const size_t before = db.stats().queued;
+  std::thread t([&db, fn = std::move(fn), result] { *result = db.Transaction(fn); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (db.stats().queued == before && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_GT(db.stats().queued, before) << "the transaction never queued";
+  return t;
+}
+
+// A transaction whose callback holds the connection until `release`: the
+// calls that come meanwhile queue behind it.
+struct Holder {
+  absl::Notification entered, release;
+  absl::Status result;
+  std::thread thread;
+
+  explicit Holder(Database& db) {
+    thread = std::thread([this, &db] {
+      result = db.Transaction([this](Tx& tx) -> absl::Status {
+        entered.Notify();
+        release.WaitForNotification();
+        return Insert(tx, 100, "holder");
+      });
+    });
+    entered.WaitForNotification();
+  }
+  void Finish() {
+    release.Notify();
+    thread.join();
+  }
+};
+
+TEST(Database, TransactionsThatQueueTogetherShareOneCommit) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  const Database::Stats start = db->stats();
+  Holder holder(*db);
+  std::vector<absl::Status> results(5);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 5; ++i) {
+    threads.push_back(QueueTransaction(
+        *db, [i](Tx& tx) { return Insert(tx, i, absl::StrCat("n", i)); }, &results[i]));
+  }
+  EXPECT_EQ(db->stats().queued, 5u);
+  holder.Finish();
+  for (auto& t : threads) t.join();
+  EXPECT_THAT(holder.result, IsOk());
+  for (const absl::Status& r : results) EXPECT_THAT(r, IsOk());
+  // In arrival order, in one transaction after the holder's.
+  EXPECT_EQ(QueryText(*db, "SELECT group_concat(name, ',') FROM t WHERE id < 100"),
+            "n0,n1,n2,n3,n4");
+  const Database::Stats end = db->stats();
+  EXPECT_EQ(end.transactions - start.transactions, 6u);
+  EXPECT_EQ(end.commits - start.commits, 2u);
+  EXPECT_EQ(end.queued, 0u);
+}
+
+// In a group, a callback that fails rolls back alone; the rest commit.
+TEST(Database, AFailingTransactionInAGroupRollsBackAlone) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  Holder holder(*db);
+  absl::Status before, failing, after;
+  std::thread t1 = QueueTransaction(
+      *db, [](Tx& tx) { return Insert(tx, 1, "before"); }, &before);
+  std::thread t2 = QueueTransaction(
+      *db,
+      [](Tx& tx) -> absl::Status {
+        if (absl::Status s = Insert(tx, 2, "failing"); !s.ok()) return s;
+        return absl::AbortedError("changed its mind");
+      },
+      &failing);
+  std::thread t3 = QueueTransaction(
+      *db, [](Tx& tx) { return Insert(tx, 3, "after"); }, &after);
+  holder.Finish();
+  t1.join();
+  t2.join();
+  t3.join();
+  EXPECT_THAT(before, IsOk());
+  EXPECT_THAT(failing, StatusIs(absl::StatusCode::kAborted, HasSubstr("changed its mind")));
+  EXPECT_THAT(after, IsOk());
+  EXPECT_EQ(QueryText(*db, "SELECT group_concat(name, ',') FROM t WHERE id < 100"),
+            "before,after");
+}
+
+// A callback that ends the shared transaction (here by hand; in life SQLite
+// does it on disk full or an I/O error): the calls that ran in it with it
+// fail with the reason, nothing of theirs stays, and the calls after it run
+// in a new transaction and commit.
+TEST(Database, ACallbackThatEndsTheGroupFailsOnlyWhatRanWithIt) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  Holder holder(*db);
+  absl::Status before, ender, after;
+  std::thread t1 = QueueTransaction(
+      *db, [](Tx& tx) { return Insert(tx, 1, "before"); }, &before);
+  std::thread t2 = QueueTransaction(
+      *db,
+      [](Tx& tx) -> absl::Status {
+        if (absl::Status s = Insert(tx, 2, "ender"); !s.ok()) return s;
+        return tx.Exec("ROLLBACK");
+      },
+      &ender);
+  std::thread t3 = QueueTransaction(
+      *db, [](Tx& tx) { return Insert(tx, 3, "after"); }, &after);
+  const Database::Stats start = db->stats();
+  holder.Finish();
+  t1.join();
+  t2.join();
+  t3.join();
+  EXPECT_THAT(before, Not(IsOk()));
+  EXPECT_THAT(ender, Not(IsOk()));
+  EXPECT_EQ(before, ender);  // the one reason, for both
+  EXPECT_THAT(after, IsOk());
+  EXPECT_EQ(QueryText(*db, "SELECT group_concat(name, ',') FROM t WHERE id < 100"), "after");
+  // The holder's commit and the one of `after`.
+  EXPECT_EQ(db->stats().commits - start.commits, 2u);
+  // The connection is fine for what comes next.
+  EXPECT_THAT(db->Transaction([](Tx& tx) { return Insert(tx, 4, "next"); }), IsOk());
+}
+
+// More callers than one group takes: the ones left over form the next group,
+// and every call returns.
+TEST(Database, MoreCallersThanAGroupTakesAllCommit) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  const Database::Stats start = db->stats();
+  Holder holder(*db);
+  const int n = static_cast<int>(Database::kMaxGroup) + 3;
+  std::vector<absl::Status> results(static_cast<size_t>(n));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.push_back(QueueTransaction(
+        *db, [i](Tx& tx) { return Insert(tx, i, "x"); }, &results[static_cast<size_t>(i)]));
+  }
+  holder.Finish();
+  for (auto& t : threads) t.join();
+  for (const absl::Status& r : results) EXPECT_THAT(r, IsOk());
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t WHERE id < 100"), IsOkAndHolds(n));
+  const Database::Stats end = db->stats();
+  EXPECT_EQ(end.transactions - start.transactions, static_cast<uint64_t>(n) + 1);
+  EXPECT_EQ(end.commits - start.commits, 3u);  // the holder, a full group, the rest
 }
 
 const std::vector<std::string> kSteps = {
