@@ -255,6 +255,32 @@ TEST_F(OutboxRelayTest, WakePublishesWithoutWaitingForThePoll) {
   EXPECT_EQ(Pending(*db_), 0);
 }
 
+// The publisher refuses what is beyond its max_pending_events at once
+// (RESOURCE_EXHAUSTED): those rows stay, and a later pass reads them again
+// from the top of the table, after the rows acknowledged meanwhile are gone.
+TEST_F(OutboxRelayTest, RowsThePublisherGaveUpOnArePublishedOnALaterPass) {
+  TempDir broker_dir;
+  auto broker = ::relay::testing::StartBroker(broker_dir.path());
+  ASSERT_THAT(broker, IsOk());
+  std::vector<std::string> expected;
+  for (int i = 0; i < 30; ++i) {
+    expected.push_back(AddOne(*db_, "orders", MakeEvent("order.created", "ord-1")));
+  }
+  Publisher::Options publisher_options;
+  publisher_options.max_pending_events = 4;
+  Publisher publisher(::relay::testing::Channel((*broker)->target()), publisher_options);
+  OutboxRelay::Options options;
+  options.min_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(10);
+  OutboxRelay relay(db_.get(), &publisher, options);
+  relay.Start();
+  ASSERT_THAT(relay.Flush(absl::Seconds(30)), IsOk());
+  EXPECT_EQ(Pending(*db_), 0);
+  EXPECT_EQ(relay.stats().published, 30u);
+  EXPECT_GE(relay.stats().failures, 1u);
+  EXPECT_THAT(Ids(ReadTopic((*broker)->target(), "orders")), ElementsAreArray(expected));
+}
+
 TEST_F(OutboxRelayTest, StopPublishesWhatIsLeft) {
   TempDir broker_dir;
   auto broker = ::relay::testing::StartBroker(broker_dir.path());
