@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_channel.h"
 #include "common/grpc_server.h"
+#include "common/metrics.h"
 #include "common/tls.h"
 #include "services/shared/consumer_hooks.h"
 
@@ -70,6 +71,17 @@ absl::Status ServiceRuntime::Init() {
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   if (absl::Status s = db_->Migrate(options_.migrations); !s.ok()) return s;
+  store::Database* database = db_.get();
+  db_collector_ = metrics::Registry::Default().AddCollector([database](metrics::Collection& c) {
+    const store::Database::Stats stats = database->stats();
+    c.Counter("relay_db_transactions_total",
+              "Write transactions run (committed or rolled back) on the service's database", {},
+              static_cast<double>(stats.transactions));
+    c.Counter("relay_db_commits_total",
+              "COMMITs (one fsync each) those transactions took in groups: "
+              "transactions / commits is the mean group size",
+              {}, static_cast<double>(stats.commits));
+  });
 
   faults_ =
       std::make_unique<Faults>(options_.handler_delay, options_.crash_after, options_.debug_delay);
@@ -182,6 +194,10 @@ void ServiceRuntime::Shutdown() {
   publisher_.reset();
   brokers_.reset();
   faults_.reset();
+  if (db_collector_ >= 0) {
+    metrics::Registry::Default().RemoveCollector(db_collector_);
+    db_collector_ = -1;
+  }
   db_.reset();
 }
 

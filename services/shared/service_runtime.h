@@ -239,6 +239,8 @@ class ServiceRuntime {
   // NOT_SERVING while the broker refuses any subscription, and from step 1.
   ConsumerHealth health_;
   int port_ = 0;
+  // The database's relay_db_* metrics (RemoveCollector before db_ goes).
+  int db_collector_ = -1;
 
   // Held for the whole of Shutdown(), so a second call waits for the first.
   absl::Mutex shutdown_mu_;

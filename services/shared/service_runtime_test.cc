@@ -17,11 +17,13 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/grpc_channel.h"
+#include "common/metrics.h"
 #include "common/store/inbox.h"
 #include "common/store/outbox.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -29,8 +31,10 @@ namespace relay::services {
 namespace {
 
 using ::relay::testing::IsOk;
+using ::relay::testing::MetricNow;
 using ::relay::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Health = grpc::health::v1::Health;
 using HealthResponse = grpc::health::v1::HealthCheckResponse;
 
@@ -109,6 +113,24 @@ TEST_F(ServiceRuntimeTest, ShutdownIsIdempotentAndConcurrentCallsAreSafe) {
   EXPECT_TRUE(rt->stopping());
   EXPECT_EQ(rt->consumer_stats().handled, 0u);
   rt.reset();  // the destructor's Shutdown() finds it done
+}
+
+// relay_db_transactions_total and relay_db_commits_total count the service
+// database's transactions and the commits they took; they go with the runtime.
+// (Opened, not started: the inbox pruner would commit too.)
+TEST_F(ServiceRuntimeTest, ExportsTheDatabasesTransactionsAndCommits) {
+  absl::StatusOr<std::unique_ptr<ServiceRuntime>> opened = ServiceRuntime::Open(RuntimeOptions());
+  ASSERT_THAT(opened, IsOk());
+  std::unique_ptr<ServiceRuntime> rt = std::move(*opened);
+  const double transactions = MetricNow("relay_db_transactions_total");
+  const double commits = MetricNow("relay_db_commits_total");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_THAT(rt->db()->Transaction([](store::Tx& tx) { return tx.Exec("SELECT 1"); }), IsOk());
+  }
+  EXPECT_EQ(MetricNow("relay_db_transactions_total") - transactions, 3);
+  EXPECT_EQ(MetricNow("relay_db_commits_total") - commits, 3);  // one after another: alone
+  rt->Shutdown();
+  EXPECT_THAT(metrics::Registry::Default().Expose(), Not(HasSubstr("relay_db_commits_total")));
 }
 
 TEST_F(ServiceRuntimeTest, BadOptionsAreInvalidArgumentsWithShortMessages) {
