@@ -507,6 +507,53 @@ TEST(Database, MoreCallersThanAGroupTakesAllCommit) {
   EXPECT_EQ(end.commits - start.commits, 3u);  // the holder, a full group, the rest
 }
 
+// Many threads, transactions of two rows each, a quarter of them failing
+// after their first row: whatever groups they end up in, each one is all or
+// nothing, and its caller hears which.
+TEST(Database, ConcurrentGroupsKeepEveryTransactionAllOrNothing) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (txn INTEGER, part INTEGER, PRIMARY KEY (txn, part))"),
+              IsOk());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 150;
+  std::vector<std::vector<bool>> committed(kThreads, std::vector<bool>(kPerThread));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int txn = t * kPerThread + i;
+        const bool fail = (txn * 7919) % 4 == 0;
+        absl::Status s = db->Transaction([&](Tx& tx) -> absl::Status {
+          if (absl::Status r = tx.Exec(absl::StrCat("INSERT INTO t VALUES (", txn, ", 1)"));
+              !r.ok()) {
+            return r;
+          }
+          if (fail) return absl::AbortedError("fails after its first row");
+          return tx.Exec(absl::StrCat("INSERT INTO t VALUES (", txn, ", 2)"));
+        });
+        EXPECT_EQ(s.ok(), !fail) << s;
+        committed[t][i] = s.ok();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int expected = 0;
+  for (const auto& per_thread : committed) {
+    for (bool c : per_thread) expected += c ? 1 : 0;
+  }
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(2 * expected));
+  // No transaction has one row without the other.
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM (SELECT txn FROM t GROUP BY txn HAVING "
+                            "count(*) != 2)"),
+              IsOkAndHolds(0));
+  // Nor a row of a transaction its caller was told failed.
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t WHERE (txn * 7919) % 4 = 0"), IsOkAndHolds(0));
+  const Database::Stats stats = db->stats();
+  EXPECT_EQ(stats.transactions, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_LE(stats.commits, stats.transactions);
+}
+
 const std::vector<std::string> kSteps = {
     "CREATE TABLE a (id INTEGER PRIMARY KEY)",  // fails if run twice
     "CREATE TABLE b (id INTEGER PRIMARY KEY); INSERT INTO b VALUES (1)",
