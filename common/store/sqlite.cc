@@ -274,7 +274,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
         // its own savepoint, and a file journal cost a write(2) of every
         // page a savepoint touched (6x the WAL's bytes in order-service).
         // In memory it is emptied at each outermost RELEASE, so it holds
-        // one savepoint's pages (docs/ARCHITECTURE.md#group-commit-twice).
+        // one Transaction() call's pages at most (a group's callbacks each
+        // run in a savepoint of their own directly under BEGIN;
+        // docs/ARCHITECTURE.md#group-commit-twice).
         "; PRAGMA temp_store=MEMORY"));
   }
   if (!s.ok()) {
@@ -385,6 +387,7 @@ absl::Status Database::Exec(absl::string_view sql) {
 }
 
 absl::Status Database::Transaction(const std::function<absl::Status(Tx&)>& fn) {
+  mu_.AssertNotHeld();  // from inside a callback it would wait for itself
   Queued me;
   me.fn = &fn;
   absl::MutexLock lock(&queue_mu_);
@@ -396,16 +399,22 @@ absl::Status Database::Transaction(const std::function<absl::Status(Tx&)>& fn) {
   while (true) {
     queue_mu_.Await(absl::Condition(&my_turn));
     if (me.done) return me.status;
-    // Nobody runs a group: lead the next one (this call is in it unless
-    // more than kMaxGroup came before it; then it leads again after).
+    // Nobody runs a group: lead the next one. It is taken once the
+    // connection is ours, so what queued while a Read() or Exec() held it
+    // comes along; this call is in it unless more than kMaxGroup came
+    // before it (then it leads again after).
     leading_ = true;
-    const size_t n = std::min(queue_.size(), kMaxGroup);
-    std::vector<Queued*> group(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
     queue_mu_.Unlock();
     uint64_t commits = 0;
+    std::vector<Queued*> group;
     {
       absl::MutexLock connection(&mu_);
+      {
+        absl::MutexLock queue(&queue_mu_);
+        const size_t n = std::min(queue_.size(), kMaxGroup);
+        group.assign(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+      }
       const uint64_t before = commits_;
       RunGroupLocked(group);
       commits = commits_ - before;

@@ -170,10 +170,10 @@ class Database {
   // durable. When `fn` returns an error, what it did is rolled back and that
   // error is returned; when the commit fails, that error.
   //
-  // Group commit: calls that queue up while the connection is busy share
-  // one transaction (at most kMaxGroup of them, in arrival order), each
-  // `fn` in its own SAVEPOINT, so a failing `fn` rolls back alone and the
-  // others commit. `fn` may then run on another caller's thread; the caller
+  // Group commit: calls that queue up while a group runs (or waits for the
+  // connection) share the next transaction (at most kMaxGroup of them, in
+  // arrival order), each `fn` in its own SAVEPOINT (none for a group of
+  // one), so a failing `fn` rolls back alone and the others commit. `fn` may then run on another caller's thread; the caller
   // waits until it has run and committed. When an `fn` leaves the shared
   // transaction unusable (SQLite rolled it back, e.g. disk full), the calls
   // whose `fn` already ran in it fail with that error and the rest run in
@@ -186,7 +186,9 @@ class Database {
 
   struct Stats {
     uint64_t transactions = 0;  // Transaction() calls run
-    uint64_t commits = 0;       // COMMITs they took (transactions / commits: the group size)
+    // COMMITs that succeeded. transactions / commits is about the mean group
+    // size (a call whose `fn` fails alone takes no COMMIT).
+    uint64_t commits = 0;
     size_t queued = 0;          // calls waiting for a group to take them, now
   };
   Stats stats() const;
@@ -244,8 +246,10 @@ class Database {
   absl::flat_hash_map<std::string, sqlite3_stmt*> cache_ ABSL_GUARDED_BY(mu_);
   uint64_t commits_ ABSL_GUARDED_BY(mu_) = 0;  // Transaction() COMMITs that succeeded
 
-  // Group commit. Lock order: queue_mu_ is never held while taking mu_.
-  mutable absl::Mutex queue_mu_;
+  // Group commit. Lock order: mu_ -> queue_mu_ (the leader takes its group
+  // with the connection held); queue_mu_ is never held while taking mu_ or
+  // running a callback.
+  mutable absl::Mutex queue_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::deque<Queued*> queue_ ABSL_GUARDED_BY(queue_mu_);  // not yet taken by a leader
   bool leading_ ABSL_GUARDED_BY(queue_mu_) = false;       // a caller is running a group
   Stats stats_ ABSL_GUARDED_BY(queue_mu_);

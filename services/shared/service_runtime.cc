@@ -78,8 +78,8 @@ absl::Status ServiceRuntime::Init() {
               "Write transactions run (committed or rolled back) on the service's database", {},
               static_cast<double>(stats.transactions));
     c.Counter("relay_db_commits_total",
-              "COMMITs (one fsync each) those transactions took in groups: "
-              "transactions / commits is the mean group size",
+              "COMMITs those transactions took in groups (an fsync each with synchronous=FULL): "
+              "transactions / commits is about the mean group size",
               {}, static_cast<double>(stats.commits));
   });
 
