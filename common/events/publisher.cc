@@ -47,8 +47,30 @@ std::future<absl::StatusOr<uint64_t>> Publisher::Publish(const std::string& topi
   p.event = std::move(event);
   std::future<absl::StatusOr<uint64_t>> future = p.promise.get_future();
   const size_t event_bytes = p.event.ByteSizeLong();
-  const size_t request_bytes = RequestHeaderBytes(topic) + FramedBytes(event_bytes);
   absl::MutexLock lock(&mu_);
+  EnqueueLocked(std::move(p), event_bytes);
+  return future;
+}
+
+std::vector<std::future<absl::StatusOr<uint64_t>>> Publisher::PublishAll(
+    std::vector<std::pair<std::string, relay::events::v1::Event>> events) {
+  std::vector<Pending> pending(events.size());
+  std::vector<size_t> event_bytes(events.size());
+  std::vector<std::future<absl::StatusOr<uint64_t>>> futures;
+  futures.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    pending[i].topic = std::move(events[i].first);
+    pending[i].event = std::move(events[i].second);
+    event_bytes[i] = pending[i].event.ByteSizeLong();
+    futures.push_back(pending[i].promise.get_future());
+  }
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < pending.size(); ++i) EnqueueLocked(std::move(pending[i]), event_bytes[i]);
+  return futures;
+}
+
+void Publisher::EnqueueLocked(Pending p, size_t event_bytes) {
+  const size_t request_bytes = RequestHeaderBytes(p.topic) + FramedBytes(event_bytes);
   if (request_bytes > options_.max_message_bytes) {
     // Never sendable: the broker's gRPC limit would reject every resend.
     p.promise.set_value(absl::InvalidArgumentError(
@@ -64,7 +86,6 @@ std::future<absl::StatusOr<uint64_t>> Publisher::Publish(const std::string& topi
     ++pending_;
     queue_.push_back(std::move(p));
   }
-  return future;
 }
 
 absl::Status Publisher::Flush(absl::Duration timeout) {

@@ -6,6 +6,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -20,6 +22,7 @@ namespace relay::events {
 namespace {
 
 using relay::testing::IsOk;
+using relay::testing::MetricNow;
 using relay::testing::StatusIs;
 using ::testing::HasSubstr;
 
@@ -79,6 +82,26 @@ TEST_F(PublisherLimitsTest, AnEventThatCanNeverFitFailsAtOnceWithAClearError) {
   // The publisher goes on with the rest.
   ASSERT_EQ(fine.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_THAT(fine.get(), IsOk());
+}
+
+// PublishAll queues every event before the sender looks: one request
+// carries them all (the broker counts one publish batch), in order.
+TEST_F(PublisherLimitsTest, PublishAllSendsTheEventsInOneRequest) {
+  Publisher publisher(relay::testing::Channel(broker_->target()), Options());
+  // A first event, so that the stream is open and idle before the count.
+  ASSERT_THAT(publisher.Publish("t", Event("first", 10)).get(), IsOk());
+  const double batches = MetricNow("relay_broker_publish_durable_seconds_count");
+  std::vector<std::pair<std::string, v1::Event>> events;
+  for (int i = 0; i < 50; ++i) events.emplace_back("t", Event(absl::StrCat("e", i), 100));
+  std::vector<std::future<absl::StatusOr<uint64_t>>> offsets =
+      publisher.PublishAll(std::move(events));
+  ASSERT_EQ(offsets.size(), 50u);
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    absl::StatusOr<uint64_t> offset = offsets[i].get();
+    ASSERT_THAT(offset, IsOk());
+    EXPECT_EQ(*offset, i + 1);  // after "first"
+  }
+  EXPECT_EQ(MetricNow("relay_broker_publish_durable_seconds_count") - batches, 1);
 }
 
 TEST(BrokerLimits, StartRefusesAMaxEventBytesThatNoRequestCouldCarry) {

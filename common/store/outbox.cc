@@ -364,6 +364,8 @@ absl::Status OutboxRelay::Drain() {
 
 absl::Status OutboxRelay::Send(std::vector<Row>& rows) {
   std::vector<int64_t> unreadable;
+  std::vector<std::pair<std::string, Event>> events;
+  const size_t first = sent_.size();
   for (Row& row : rows) {
     Event event;
     if (!event.ParseFromString(row.event)) {
@@ -373,10 +375,13 @@ absl::Status OutboxRelay::Send(std::vector<Row>& rows) {
       unreadable.push_back(row.seq);
       continue;
     }
-    Sent sent{row.seq, row.topic, event.id(), event.type(), {}};
-    sent.offset = publisher_->Publish(row.topic, std::move(event));
-    sent_.push_back(std::move(sent));
+    sent_.push_back(Sent{row.seq, row.topic, event.id(), event.type(), {}});
+    events.emplace_back(row.topic, std::move(event));
   }
+  // All at once: one request for the batch, not its first row alone.
+  std::vector<std::future<absl::StatusOr<uint64_t>>> offsets =
+      publisher_->PublishAll(std::move(events));
+  for (size_t i = 0; i < offsets.size(); ++i) sent_[first + i].offset = std::move(offsets[i]);
   if (unreadable.empty()) return absl::OkStatus();
   return Delete(unreadable);
 }
