@@ -415,9 +415,7 @@ absl::Status Database::Transaction(const std::function<absl::Status(Tx&)>& fn) {
         group.assign(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
         queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
       }
-      const uint64_t before = commits_;
-      RunGroupLocked(group);
-      commits = commits_ - before;
+      commits = RunGroupLocked(group);
     }
     queue_mu_.Lock();
     stats_.transactions += group.size();
@@ -427,13 +425,13 @@ absl::Status Database::Transaction(const std::function<absl::Status(Tx&)>& fn) {
   }
 }
 
-void Database::RunGroupLocked(std::vector<Queued*> group) {
+uint64_t Database::RunGroupLocked(const std::vector<Queued*>& group) {
   if (group.size() == 1) {
     // Alone: no savepoint (and no statement journal) needed.
     group[0]->status = RunInTransaction("BEGIN IMMEDIATE", *group[0]->fn);
-    if (group[0]->status.ok()) ++commits_;
-    return;
+    return group[0]->status.ok() ? 1 : 0;
   }
+  uint64_t commits = 0;
   size_t next = 0;
   while (next < group.size()) {
     const size_t first = next;
@@ -452,7 +450,7 @@ void Database::RunGroupLocked(std::vector<Queued*> group) {
       return absl::OkStatus();
     });
     if (s.ok()) {
-      ++commits_;
+      ++commits;
       continue;
     }
     // Nothing of [first, next) committed: an `fn` that succeeded gets the
@@ -462,8 +460,9 @@ void Database::RunGroupLocked(std::vector<Queued*> group) {
     for (size_t i = first; i < (begun ? next : group.size()); ++i) {
       if (group[i]->status.ok()) group[i]->status = s;
     }
-    if (!begun) return;
+    if (!begun) break;
   }
+  return commits;
 }
 
 Database::Stats Database::stats() const {

@@ -173,12 +173,12 @@ class Database {
   // Group commit: calls that queue up while a group runs (or waits for the
   // connection) share the next transaction (at most kMaxGroup of them, in
   // arrival order), each `fn` in its own SAVEPOINT (none for a group of
-  // one), so a failing `fn` rolls back alone and the others commit. `fn` may then run on another caller's thread; the caller
-  // waits until it has run and committed. When an `fn` leaves the shared
-  // transaction unusable (SQLite rolled it back, e.g. disk full), the calls
-  // whose `fn` already ran in it fail with that error and the rest run in
-  // a new transaction. A failed COMMIT fails the whole group. REQUIRES:
-  // `fn` does not throw.
+  // one), so a failing `fn` rolls back alone and the others commit. `fn`
+  // may then run on another caller's thread; the caller waits until it has
+  // run and committed. When an `fn` leaves the shared transaction unusable
+  // (SQLite rolled it back, e.g. disk full), the calls whose `fn` already
+  // ran in it fail with that error and the rest run in a new transaction. A
+  // failed COMMIT fails the whole group. REQUIRES: `fn` does not throw.
   absl::Status Transaction(const std::function<absl::Status(Tx&)>& fn);
 
   // Transaction() calls in one group at most.
@@ -236,15 +236,15 @@ class Database {
     bool done = false;
   };
   // Runs `group` (in arrival order) in as few transactions as it takes and
-  // sets each one's status; marks none done.
-  void RunGroupLocked(std::vector<Queued*> group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // sets each one's status; marks none done. Returns the COMMITs that
+  // succeeded.
+  uint64_t RunGroupLocked(const std::vector<Queued*>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
   absl::Mutex mu_;
   sqlite3* const db_;  // guarded by mu_ (every use holds it)
   // Prepared statements not in use, by SQL text.
   absl::flat_hash_map<std::string, sqlite3_stmt*> cache_ ABSL_GUARDED_BY(mu_);
-  uint64_t commits_ ABSL_GUARDED_BY(mu_) = 0;  // Transaction() COMMITs that succeeded
 
   // Group commit. Lock order: mu_ -> queue_mu_ (the leader takes its group
   // with the connection held); queue_mu_ is never held while taking mu_ or

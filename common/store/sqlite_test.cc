@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace relay::store {
 namespace {
@@ -27,6 +28,7 @@ using ::relay::testing::IsOk;
 using ::relay::testing::IsOkAndHolds;
 using ::relay::testing::StatusIs;
 using ::relay::testing::TempDir;
+using ::relay::testing::WaitFor;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -378,9 +380,8 @@ std::thread QueueTransaction(Database& db, std::function<absl::Status(Tx&)> fn,
                              absl::Status* result) {
   const size_t before = db.stats().queued;
   std::thread t([&db, fn = std::move(fn), result] { *result = db.Transaction(fn); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (db.stats().queued == before && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  EXPECT_GT(db.stats().queued, before) << "the transaction never queued";
+  EXPECT_TRUE(WaitFor([&] { return db.stats().queued > before; }, absl::Seconds(30)))
+      << "the transaction never queued";
   return t;
 }
 
@@ -406,6 +407,31 @@ struct Holder {
     thread.join();
   }
 };
+
+// Three calls queued together behind a Holder: one inserting "before",
+// `middle`, one inserting "after". Their statuses, and the COMMITs from the
+// holder's release on (the holder's own among them).
+struct AroundMiddle {
+  absl::Status before, middle, after;
+  uint64_t commits = 0;
+};
+AroundMiddle RunAroundMiddle(Database& db, std::function<absl::Status(Tx&)> middle) {
+  AroundMiddle r;
+  Holder holder(db);
+  std::thread t1 = QueueTransaction(
+      db, [](Tx& tx) { return InsertNext(tx, "before"); }, &r.before);
+  std::thread t2 = QueueTransaction(db, std::move(middle), &r.middle);
+  std::thread t3 = QueueTransaction(
+      db, [](Tx& tx) { return InsertNext(tx, "after"); }, &r.after);
+  const uint64_t commits = db.stats().commits;
+  holder.Finish();
+  t1.join();
+  t2.join();
+  t3.join();
+  EXPECT_THAT(holder.result, IsOk());
+  r.commits = db.stats().commits - commits;
+  return r;
+}
 
 TEST(Database, TransactionsThatQueueTogetherShareOneCommit) {
   TempDir dir;
@@ -437,28 +463,15 @@ TEST(Database, AFailingTransactionInAGroupRollsBackAlone) {
   TempDir dir;
   auto db = OpenOrDie(dir.Join("a.db"));
   ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
-  Holder holder(*db);
-  absl::Status before, failing, after;
-  std::thread t1 = QueueTransaction(
-      *db, [](Tx& tx) { return InsertNext(tx, "before"); }, &before);
-  std::thread t2 = QueueTransaction(
-      *db,
-      [](Tx& tx) -> absl::Status {
-        if (absl::Status s = InsertNext(tx, "failing"); !s.ok()) return s;
-        return absl::AbortedError("changed its mind");
-      },
-      &failing);
-  std::thread t3 = QueueTransaction(
-      *db, [](Tx& tx) { return InsertNext(tx, "after"); }, &after);
-  holder.Finish();
-  t1.join();
-  t2.join();
-  t3.join();
-  EXPECT_THAT(before, IsOk());
-  EXPECT_THAT(failing, StatusIs(absl::StatusCode::kAborted, HasSubstr("changed its mind")));
-  EXPECT_THAT(after, IsOk());
-  EXPECT_EQ(NamesInRunOrder(*db),
-            "before,after");
+  AroundMiddle r = RunAroundMiddle(*db, [](Tx& tx) -> absl::Status {
+    if (absl::Status s = InsertNext(tx, "failing"); !s.ok()) return s;
+    return absl::AbortedError("changed its mind");
+  });
+  EXPECT_THAT(r.before, IsOk());
+  EXPECT_THAT(r.middle, StatusIs(absl::StatusCode::kAborted, HasSubstr("changed its mind")));
+  EXPECT_THAT(r.after, IsOk());
+  EXPECT_EQ(NamesInRunOrder(*db), "before,after");
+  EXPECT_EQ(r.commits, 2u);  // the holder's, and one for the three
 }
 
 // A callback that ends the shared transaction (here by hand; in life SQLite
@@ -469,31 +482,15 @@ TEST(Database, ACallbackThatEndsTheGroupFailsOnlyWhatRanWithIt) {
   TempDir dir;
   auto db = OpenOrDie(dir.Join("a.db"));
   ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
-  Holder holder(*db);
-  absl::Status before, ender, after;
-  std::thread t1 = QueueTransaction(
-      *db, [](Tx& tx) { return InsertNext(tx, "before"); }, &before);
-  std::thread t2 = QueueTransaction(
-      *db,
-      [](Tx& tx) -> absl::Status {
-        if (absl::Status s = InsertNext(tx, "ender"); !s.ok()) return s;
-        return tx.Exec("ROLLBACK");
-      },
-      &ender);
-  std::thread t3 = QueueTransaction(
-      *db, [](Tx& tx) { return InsertNext(tx, "after"); }, &after);
-  const Database::Stats start = db->stats();
-  holder.Finish();
-  t1.join();
-  t2.join();
-  t3.join();
-  EXPECT_THAT(before, Not(IsOk()));
-  EXPECT_THAT(ender, Not(IsOk()));
-  EXPECT_EQ(before, ender);  // the one reason, for both
-  EXPECT_THAT(after, IsOk());
+  AroundMiddle r = RunAroundMiddle(*db, [](Tx& tx) -> absl::Status {
+    if (absl::Status s = InsertNext(tx, "ender"); !s.ok()) return s;
+    return tx.Exec("ROLLBACK");
+  });
+  EXPECT_THAT(r.before, Not(IsOk()));
+  EXPECT_EQ(r.before, r.middle);  // the one reason, for both
+  EXPECT_THAT(r.after, IsOk());
   EXPECT_EQ(NamesInRunOrder(*db), "after");
-  // The holder's commit and the one of `after`.
-  EXPECT_EQ(db->stats().commits - start.commits, 2u);
+  EXPECT_EQ(r.commits, 2u);  // the holder's and the one of `after`
   // The connection is fine for what comes next.
   EXPECT_THAT(db->Transaction([](Tx& tx) { return InsertNext(tx, "next"); }), IsOk());
 }
@@ -505,33 +502,16 @@ TEST(Database, ACallbackThatRollsBackAndFailsLeavesTheRestToANewTransaction) {
   TempDir dir;
   auto db = OpenOrDie(dir.Join("a.db"));
   ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
-  Holder holder(*db);
-  absl::Status before, ender, after1, after2;
-  std::vector<std::thread> threads;
-  threads.push_back(QueueTransaction(
-      *db, [](Tx& tx) { return InsertNext(tx, "before"); }, &before));
-  threads.push_back(QueueTransaction(
-      *db,
-      [](Tx& tx) -> absl::Status {
-        if (absl::Status s = InsertNext(tx, "ender"); !s.ok()) return s;
-        if (absl::Status s = tx.Exec("ROLLBACK"); !s.ok()) return s;
-        return absl::DataLossError("gave up");
-      },
-      &ender));
-  threads.push_back(QueueTransaction(
-      *db, [](Tx& tx) { return InsertNext(tx, "after1"); }, &after1));
-  threads.push_back(QueueTransaction(
-      *db, [](Tx& tx) { return InsertNext(tx, "after2"); }, &after2));
-  const Database::Stats start = db->stats();
-  holder.Finish();
-  for (auto& t : threads) t.join();
-  EXPECT_THAT(before, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("gave up")));
-  EXPECT_THAT(ender, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("gave up")));
-  EXPECT_THAT(after1, IsOk());
-  EXPECT_THAT(after2, IsOk());
-  EXPECT_EQ(NamesInRunOrder(*db), "after1,after2");
-  // The holder's commit and one for both of the rest.
-  EXPECT_EQ(db->stats().commits - start.commits, 2u);
+  AroundMiddle r = RunAroundMiddle(*db, [](Tx& tx) -> absl::Status {
+    if (absl::Status s = InsertNext(tx, "ender"); !s.ok()) return s;
+    if (absl::Status s = tx.Exec("ROLLBACK"); !s.ok()) return s;
+    return absl::DataLossError("gave up");
+  });
+  EXPECT_THAT(r.before, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("gave up")));
+  EXPECT_THAT(r.middle, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("gave up")));
+  EXPECT_THAT(r.after, IsOk());
+  EXPECT_EQ(NamesInRunOrder(*db), "after");
+  EXPECT_EQ(r.commits, 2u);  // the holder's and the one of `after`
 }
 
 // When the group cannot even begin (another connection holds the write
