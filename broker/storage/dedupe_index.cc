@@ -151,14 +151,22 @@ void DedupeIndex::PopFront() {
   ++base_;
 }
 
+void DedupeIndex::ShrinkIfSparse() {
+  // Rehashing reads the ring for every id: only when the table can at
+  // least halve, so its cost stays proportional to the ids evicted.
+  if (set_.capacity() > 64 && set_.size() * 4 < set_.capacity()) set_.rehash(0);
+}
+
 void DedupeIndex::EvictBelow(uint64_t offset) {
   while (!ring_.empty() && base_ < offset) PopFront();
   if (ring_.empty()) base_ = std::max(base_, offset);
+  ShrinkIfSparse();
 }
 
 size_t DedupeIndex::EvictOldest(size_t ids) {
   const size_t before = set_.size();
   while (!ring_.empty() && set_.size() > ids) PopFront();
+  ShrinkIfSparse();
   return before - set_.size();
 }
 

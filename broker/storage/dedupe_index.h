@@ -69,8 +69,12 @@ class DedupeIndex {
   uint64_t first_offset() const { return base_; }
   // Bytes the index holds on the heap, approximately: the ring and the
   // set's table at its usual load. A budget enforced with EvictOldest()
-  // against this bounds the real size too (the table grows with the ids).
+  // against this bounds the real size too: the table grows with the ids,
+  // and evicting shrinks it once it is under 1/4 full.
   size_t MemoryBytes() const;
+  // Slots in the set's table (its real size, where MemoryBytes() counts
+  // ids).
+  size_t table_slots() const { return set_.capacity(); }
   // What one more id costs, approximately, at the current load.
   static constexpr size_t kBytesPerId = 24;
 
@@ -98,6 +102,9 @@ class DedupeIndex {
   // Appends `key` at `offset` (empty slots fill any gap) and indexes it.
   void Push(const Key& key, uint64_t offset);
   void PopFront();
+  // After evicting: shrinks the table to fit when it is under 1/4 full, so
+  // memory follows the window down (the set never shrinks on erase).
+  void ShrinkIfSparse();
 
   std::deque<Key> ring_;  // ring_[i] is the key of offset base_ + i
   uint64_t base_ = 0;

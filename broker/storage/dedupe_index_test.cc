@@ -1,5 +1,9 @@
 #include "broker/storage/dedupe_index.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <random>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -97,6 +101,18 @@ TEST(DedupeIndex, CostsAboutTwentyFourBytesAnId) {
   EXPECT_EQ(index.MemoryBytes(), 50000u * DedupeIndex::kBytesPerId);
 }
 
+TEST(DedupeIndex, ItsTableShrinksWhenTheWindowDoes) {
+  DedupeIndex index;
+  for (uint64_t i = 0; i < 100000; ++i) index.Insert(absl::StrCat("order-", i), i);
+  const size_t full = index.table_slots();
+  EXPECT_GE(full, 100000u);
+  index.EvictBelow(99900);
+  EXPECT_LE(index.table_slots(), 1024u) << "of " << full;
+  EXPECT_THAT(index.Find("order-99950"), Optional(Eq(99950u)));
+  EXPECT_EQ(index.EvictOldest(0), 100u);
+  EXPECT_EQ(index.table_slots(), 0u);
+}
+
 TEST(DedupeIndex, SurvivesPositionsWrappingPast32Bits) {
   DedupeIndex index;
   const uint64_t base = (uint64_t{1} << 32) - 3;
@@ -126,6 +142,67 @@ TEST(DedupeIndex, FindOrInsertSurvivesPositionsWrappingPast32Bits) {
   index.EvictBelow(base + 8);
   EXPECT_EQ(index.Find("id-3"), std::nullopt);
   EXPECT_THAT(index.Find("id-4"), Optional(Eq(base + 8)));
+}
+
+// Every operation, checked against a plain map of id -> offset after each
+// step, on a window of a few dozen to a few hundred ids that grows and
+// shrinks (to nothing, now and then) many times over.
+TEST(DedupeIndex, AgreesWithAMapThroughGrowingShrinkingAndEvicting) {
+  std::mt19937_64 random(20261130);
+  auto below = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(random); };
+  DedupeIndex index;
+  std::map<std::string, uint64_t> model;  // id -> offset
+  auto evict_model_below = [&](uint64_t offset) {
+    for (auto it = model.begin(); it != model.end();) {
+      it = it->second < offset ? model.erase(it) : std::next(it);
+    }
+  };
+  uint64_t next = 0;
+  for (int step = 0; step < 60000; ++step) {
+    const std::string id = absl::StrCat("id-", below(step % 5000 < 2500 ? 60 : 400));
+    const uint64_t op = below(100);
+    if (op < 70) {  // the writer's path
+      next += 1 + below(3);  // offsets without ids between some
+      const std::optional<uint64_t> found = index.FindOrInsert(DedupeIndex::KeyOf(id), next);
+      auto it = model.find(id);
+      if (it != model.end()) {
+        ASSERT_THAT(found, Optional(Eq(it->second))) << "step " << step;
+      } else {
+        ASSERT_EQ(found, std::nullopt) << "step " << step;
+        model[id] = next;
+      }
+    } else if (op < 85) {  // recovery's path: a later copy replaces the entry
+      index.Insert(id, ++next);
+      model[id] = next;
+    } else if (op < 97) {
+      // Keep a window of the last 20-200 offsets, shrinking it now and then
+      // to nothing.
+      const uint64_t keep = below(10) == 0 ? 0 : 20 + below(180);
+      const uint64_t from = next + 1 > keep ? next + 1 - keep : 0;
+      index.EvictBelow(from);
+      evict_model_below(from);
+    } else {
+      const size_t keep = below(40);
+      std::vector<uint64_t> offsets;
+      for (const auto& [unused, offset] : model) offsets.push_back(offset);
+      std::sort(offsets.begin(), offsets.end());
+      const size_t forget = offsets.size() > keep ? offsets.size() - keep : 0;
+      ASSERT_EQ(index.EvictOldest(keep), forget) << "step " << step;
+      if (forget > 0) evict_model_below(offsets[forget - 1] + 1);
+    }
+    ASSERT_EQ(index.size(), model.size()) << "step " << step;
+    if (step % 16 == 0) {
+      for (uint64_t i = 0; i < 400; ++i) {
+        const std::string probe = absl::StrCat("id-", i);
+        auto it = model.find(probe);
+        if (it == model.end()) {
+          ASSERT_EQ(index.Find(probe), std::nullopt) << probe << " step " << step;
+        } else {
+          ASSERT_THAT(index.Find(probe), Optional(Eq(it->second))) << probe << " step " << step;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
