@@ -194,7 +194,10 @@ class Database {
   Stats stats() const;
 
   // Runs `fn` in a read transaction (BEGIN DEFERRED): a consistent snapshot
-  // that does not take the write lock. REQUIRES: `fn` only reads.
+  // that does not take the write lock. It runs on the one connection, so it
+  // waits for a Transaction() in progress: a reader told of a change from
+  // inside the transaction that makes it (the watch hub) reads it back
+  // committed, or not at all. REQUIRES: `fn` only reads.
   absl::Status Read(const std::function<absl::Status(Tx&)>& fn);
 
   // Brings the schema up to date: step i (0-based) runs when the stored

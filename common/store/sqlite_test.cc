@@ -671,6 +671,29 @@ const std::vector<std::string> kSteps = {
     "CREATE TABLE b (id INTEGER PRIMARY KEY); INSERT INTO b VALUES (1)",
 };
 
+// Read() waits for the Transaction() in progress and then sees its rows:
+// the watch hub relies on it (it is told of a change from inside the
+// transaction that makes it, and reads the order back).
+TEST(Database, AReadWaitsForTheTransactionInProgress) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"), IsOk());
+  Holder holder(*db);  // its row is not committed until Finish()
+  std::atomic<bool> read{false};
+  absl::StatusOr<int64_t> rows;
+  std::thread reader([&] {
+    rows = QueryInt(*db, "SELECT count(*) FROM t");
+    read = true;
+  });
+  // A read that did not wait would be done well within this (it can only
+  // pass wrongly on a machine too slow to start the thread by then).
+  EXPECT_FALSE(WaitFor([&] { return read.load(); }, absl::Milliseconds(200)));
+  holder.Finish();
+  reader.join();
+  EXPECT_THAT(holder.result, IsOk());
+  EXPECT_THAT(rows, IsOkAndHolds(1));
+}
+
 TEST(Migrate, AppliesEachStepOnceAcrossReopen) {
   TempDir dir;
   {
