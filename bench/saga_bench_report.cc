@@ -55,17 +55,31 @@ std::string CpuLine(const std::vector<double>& cpu, double seconds) {
                          total, 2 * seconds);
 }
 
-// CPU ms per order that ended within the window, per process and in all
-// (the last entry).
-std::vector<double> CpuMsPerOrder(const SagaRun& r) {
+// `per_process` (one per kCpuNames) per order that ended within the
+// window, times `scale`, per process and in all (the last entry).
+std::vector<double> PerOrder(const std::vector<double>& per_process, const SagaRun& r,
+                             double scale) {
   std::vector<double> out;
   double total = 0;
-  for (double c : r.cpu) {
+  for (double c : per_process) {
     total += c;
-    out.push_back(r.terminal_in_window == 0 ? 0 : c * 1e3 / r.terminal_in_window);
+    out.push_back(r.terminal_in_window == 0 ? 0 : c * scale / r.terminal_in_window);
   }
-  out.push_back(r.terminal_in_window == 0 ? 0 : total * 1e3 / r.terminal_in_window);
+  out.push_back(r.terminal_in_window == 0 ? 0 : total * scale / r.terminal_in_window);
   return out;
+}
+
+std::vector<double> CpuMsPerOrder(const SagaRun& r) { return PerOrder(r.cpu, r, 1e3); }
+
+// "switches/order: broker 9.1, order 15.0, … = 40.2".
+std::string SwitchesLine(const std::vector<double>& per_order) {
+  if (per_order.empty()) return "";
+  std::vector<std::string> parts;
+  for (size_t i = 0; i + 1 < per_order.size() && i < 5; ++i) {
+    parts.push_back(absl::StrFormat("%s %.1f", kCpuNames[i], per_order[i]));
+  }
+  return absl::StrFormat("context switches per order: %s = %.1f", absl::StrJoin(parts, ", "),
+                         per_order.back());
 }
 
 }  // namespace
@@ -95,7 +109,7 @@ std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
     const bool any_ok = s.failed < s.runs;
     std::vector<double> pps, tps, psmin, backlog, drain, p50, p90, p99, mx, pub50, pub99, pl50,
         pl99, secs;
-    std::vector<std::vector<double>> cpu(5), cpu_per_order(6);
+    std::vector<std::vector<double>> cpu(5), cpu_per_order(6), switches_per_order(6);
     int p99_lb = 0;
     for (const SagaRun* r : by[key]) {
       if (any_ok && !r->ok) continue;
@@ -119,6 +133,10 @@ std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
           per_order.size() == cpu_per_order.size()) {
         for (size_t i = 0; i < per_order.size(); ++i) cpu_per_order[i].push_back(per_order[i]);
       }
+      if (const std::vector<double> per_order = PerOrder(r->switches, *r, 1);
+          per_order.size() == switches_per_order.size()) {
+        for (size_t i = 0; i < per_order.size(); ++i) switches_per_order[i].push_back(per_order[i]);
+      }
     }
     s.placed_per_second = Median(pps);
     s.terminal_per_second = Median(tps);
@@ -139,6 +157,11 @@ std::vector<SagaSummary> SummarizeSaga(const std::vector<SagaRun>& runs) {
     for (size_t i = 0; i + 1 < cpu_per_order.size(); ++i)
       s.cpu_ms_per_order.push_back(Median(cpu_per_order[i]));
     s.total_cpu_ms_per_order = Median(cpu_per_order.back());
+    if (!switches_per_order.back().empty()) {
+      for (size_t i = 0; i + 1 < switches_per_order.size(); ++i)
+        s.switches_per_order.push_back(Median(switches_per_order[i]));
+      s.total_switches_per_order = Median(switches_per_order.back());
+    }
     if (name == "S1") {
       s.target = absl::StrFormat("terminal orders/s >= %.0f", kTargetOrdersPerSecond);
       s.target_met = s.terminal_per_second >= kTargetOrdersPerSecond;
@@ -193,6 +216,9 @@ std::string SagaRunLines(const SagaRun& r, int runs) {
                                   Ms(r.to_publish.p50, r.to_publish.p50_lb),
                                   Ms(r.to_publish.p99, r.to_publish.p99_lb)));
   absl::StrAppend(&out, "\n    ", CpuLine(r.cpu, r.seconds));
+  if (r.switches.size() == 5) {
+    absl::StrAppend(&out, "\n    ", SwitchesLine(PerOrder(r.switches, r, 1)));
+  }
   for (const auto& [what, n] : r.failures)
     absl::StrAppend(&out, absl::StrFormat("\n    PlaceOrder %ux %s", n, what));
   if (!r.ok) absl::StrAppend(&out, "\n    FAILED: ", r.error);
@@ -215,6 +241,11 @@ std::string SagaSummaryLines(const SagaSummary& s) {
                 s.max, s.place_p50, s.place_p99, s.publish_p50, s.publish_p99));
   absl::StrAppend(&out, "\n    ", CpuLine(s.cpu, s.seconds));
   absl::StrAppend(&out, absl::StrFormat("; per order %.3f ms", s.total_cpu_ms_per_order));
+  if (!s.switches_per_order.empty()) {
+    std::vector<double> line = s.switches_per_order;
+    line.push_back(s.total_switches_per_order);
+    absl::StrAppend(&out, "\n    ", SwitchesLine(line));
+  }
   absl::StrAppend(
       &out, absl::StrFormat("\n    worst run: %u not ended, %u PlaceOrder errors, %u cancelled",
                             s.not_terminal, s.place_failed, s.cancelled));
@@ -288,6 +319,9 @@ std::string SagaJson(const SagaConfig& c, const std::vector<SagaRun>& runs,
       ", \"temp_root\": ", JsonString(c.system.temp_root), "},\n  \"runs\": [");
   std::vector<std::string> rs;
   for (const SagaRun& r : runs) {
+    std::vector<std::string> switches;
+    for (size_t i = 0; i < r.switches.size() && i < 5; ++i)
+      switches.push_back(absl::StrCat("\"", kCpuNames[i], "\": ", Num(r.switches[i])));
     std::vector<std::string> cpu, failures;
     for (size_t i = 0; i < r.cpu.size() && i < 5; ++i)
       cpu.push_back(absl::StrCat("\"", kCpuNames[i], "\": ", Num(r.cpu[i])));
@@ -311,7 +345,8 @@ std::string SagaJson(const SagaConfig& c, const std::vector<SagaRun>& runs,
         ", \"events_per_delivery_message\": ", Num(r.events_per_delivery_message),
         ", \"latency\": ", LatencyJson(r.latency), ", \"to_publish\": ", LatencyJson(r.to_publish),
         ", \"place_rpc\": ", LatencyJson(r.place_rpc), ", \"cpu_seconds\": {",
-        absl::StrJoin(cpu, ", "), "}, \"failures\": {", absl::StrJoin(failures, ", "), "}}"));
+        absl::StrJoin(cpu, ", "), "}, \"context_switches\": {", absl::StrJoin(switches, ", "),
+        "}, \"failures\": {", absl::StrJoin(failures, ", "), "}}"));
   }
   absl::StrAppend(&out, "\n    ", absl::StrJoin(rs, ",\n    "), "\n  ],\n  \"medians\": [");
   std::vector<std::string> ms;
@@ -322,6 +357,7 @@ std::string SagaJson(const SagaConfig& c, const std::vector<SagaRun>& runs,
     ms.push_back(absl::StrCat(
         "{\"scenario\": ", JsonString(s.scenario), ", \"tls\": ", s.tls ? "true" : "false",
         ", \"runs\": ", s.runs, ", \"cpu_ms_per_order\": ", Num(s.total_cpu_ms_per_order),
+        ", \"context_switches_per_order\": ", Num(s.total_switches_per_order),
         ", \"failed\": ", s.failed, ", \"placed_per_second\": ", Num(s.placed_per_second),
         ", \"terminal_per_second\": ", Num(s.terminal_per_second), ", \"per_second_min\": ",
         Num(s.per_second_min), ", \"backlog_at_end\": ", Num(s.backlog_at_end),

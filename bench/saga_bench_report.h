@@ -26,6 +26,10 @@ struct SagaSummary {
   // (kCpuNames) and in all.
   std::vector<double> cpu_ms_per_order;
   double total_cpu_ms_per_order = 0;
+  // Median context switches per order terminal in the window, per process
+  // (kCpuNames) and in all.
+  std::vector<double> switches_per_order;
+  double total_switches_per_order = 0;
   double seconds = 0;
   std::string target;
   bool target_met = false;

@@ -29,6 +29,12 @@ std::vector<double> CpuNow(const SagaSystem& system) {
   return cpu;
 }
 
+std::vector<double> SwitchesNow(const SagaSystem& system) {
+  std::vector<double> n = system.ContextSwitches();
+  n.push_back(static_cast<double>(ProcessContextSwitches(0)));
+  return n;
+}
+
 std::vector<double> CpuDelta(const std::vector<double>& before, const std::vector<double>& after) {
   std::vector<double> d(after.size());
   for (size_t i = 0; i < after.size(); ++i) d[i] = after[i] - (i < before.size() ? before[i] : 0);
@@ -208,6 +214,7 @@ SagaRun RunThroughput(const SagaConfig& config, int run) {
         OrderPlacer placer(system.order_channel(), &tracker, system.customers(), system.skus(),
                            absl::StrCat("saga-bench-s1-r", run, "-"), run, config.rpc_timeout);
         const std::vector<double> cpu_before = CpuNow(system);
+        const std::vector<double> switches_before = SwitchesNow(system);
         const absl::Time start = absl::Now();
         const absl::Time end = start + config.duration;
         while (r.scheduled < static_cast<uint64_t>(config.max_orders)) {
@@ -229,6 +236,7 @@ SagaRun RunThroughput(const SagaConfig& config, int run) {
         const absl::Time stopped = absl::Now();
         const OrderTracker::Counts at_end = tracker.counts(Phase::kMeasured);
         r.cpu = CpuDelta(cpu_before, CpuNow(system));
+        r.switches = CpuDelta(switches_before, SwitchesNow(system));
         r.seconds = absl::ToDoubleSeconds(stopped - start);
         r.terminal_in_window = at_end.terminal;
         r.placed_in_window = at_end.placed;
@@ -275,6 +283,7 @@ SagaRun RunLatency(const SagaConfig& config, int run) {
         const int64_t max_outstanding =
             std::max<int64_t>(20000, static_cast<int64_t>(config.rate) * 20);
         const std::vector<double> cpu_before = CpuNow(system);
+        const std::vector<double> switches_before = SwitchesNow(system);
         const absl::Time start = absl::Now();
         absl::Duration max_lag;
         for (int64_t i = 0; i < total; ++i) {
@@ -297,6 +306,7 @@ SagaRun RunLatency(const SagaConfig& config, int run) {
         }
         const absl::Time stopped = std::max(absl::Now(), start + config.duration);
         r.cpu = CpuDelta(cpu_before, CpuNow(system));
+        r.switches = CpuDelta(switches_before, SwitchesNow(system));
         r.seconds = absl::ToDoubleSeconds(stopped - start);
         r.max_send_lag_ms = Ms(max_lag);
         const OrderTracker::Counts at_end = tracker.counts(Phase::kMeasured);

@@ -70,6 +70,9 @@ struct SagaRun {
 
   // CPU seconds over the window: broker, order, inventory, payment, bench.
   std::vector<double> cpu;
+  // Context switches over the window, of the same five (the threads alive
+  // at its end).
+  std::vector<double> switches;
 };
 
 inline constexpr const char* kCpuNames[5] = {"broker", "order", "inventory", "payment", "bench"};

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "bench/spawn.h"
 #include "common/grpc_channel.h"
@@ -78,6 +79,26 @@ double ProcessCpuSeconds(pid_t pid) {
   uint64_t utime = 0, stime = 0;
   if (!absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime)) return 0;
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+uint64_t ProcessContextSwitches(pid_t pid) {
+  const std::string tasks =
+      pid == 0 ? std::string("/proc/self/task") : absl::StrCat("/proc/", pid, "/task");
+  std::error_code ec;
+  uint64_t total = 0;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(task.path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      // "voluntary_ctxt_switches:\t12" and "nonvoluntary_ctxt_switches:\t3"
+      if (line.find("ctxt_switches:") == std::string::npos) continue;
+      uint64_t n = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(line.find(':') + 1)), &n)) {
+        total += n;
+      }
+    }
+  }
+  return total;
 }
 
 // ---------------------------------------------------------------------------
@@ -323,6 +344,16 @@ absl::Status SagaSystem::RestartPayment() {
 std::vector<double> SagaSystem::CpuSeconds() const {
   return {broker_ ? broker_->CpuSeconds() : 0, order_ ? order_->CpuSeconds() : 0,
           inventory_ ? inventory_->CpuSeconds() : 0, payment_ ? payment_->CpuSeconds() : 0};
+}
+
+std::vector<double> SagaSystem::ContextSwitches() const {
+  auto of = [](pid_t pid, bool running) {
+    return running ? static_cast<double>(ProcessContextSwitches(pid)) : 0.0;
+  };
+  return {of(broker_ ? broker_->pid() : 0, broker_ != nullptr),
+          of(order_ ? order_->pid() : 0, order_ != nullptr),
+          of(inventory_ ? inventory_->pid() : 0, inventory_ != nullptr),
+          of(payment_ ? payment_->pid() : 0, payment_ != nullptr)};
 }
 
 absl::Status SagaSystem::Stop(absl::Duration timeout) {

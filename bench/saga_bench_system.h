@@ -21,6 +21,12 @@ namespace relay::bench {
 // /proc/<pid>/stat; 0 when it cannot be read. `pid` 0 means this process.
 double ProcessCpuSeconds(pid_t pid);
 
+// Context switches (voluntary and not) that the threads process `pid` has
+// now have made so far, from /proc/<pid>/task/*/status; 0 when it cannot be
+// read. Threads that already exited are not counted. `pid` 0 means this
+// process.
+uint64_t ProcessContextSwitches(pid_t pid);
+
 // One service binary (order-, inventory- or payment-service) as a child
 // process on 127.0.0.1 with a port the kernel picks. The services have no
 // --port_file, so the port is read back from their "serving ... port=N" log
@@ -114,6 +120,8 @@ class SagaSystem {
 
   // CPU seconds so far of broker, order, inventory, payment (in that order).
   std::vector<double> CpuSeconds() const;
+  // Context switches so far of the same four (ProcessContextSwitches).
+  std::vector<double> ContextSwitches() const;
 
   // SIGKILLs payment-service (as a crash would) and reaps it.
   void KillPayment();
