@@ -71,7 +71,7 @@ std::vector<double> PerOrder(const std::vector<double>& per_process, const SagaR
 
 std::vector<double> CpuMsPerOrder(const SagaRun& r) { return PerOrder(r.cpu, r, 1e3); }
 
-// "switches/order: broker 9.1, order 15.0, … = 40.2".
+// "context switches per order: broker 9.1, order 15.0, … = 40.2".
 std::string SwitchesLine(const std::vector<double>& per_order) {
   if (per_order.empty()) return "";
   std::vector<std::string> parts;

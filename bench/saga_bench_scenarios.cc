@@ -35,7 +35,8 @@ std::vector<double> SwitchesNow(const SagaSystem& system) {
   return n;
 }
 
-std::vector<double> CpuDelta(const std::vector<double>& before, const std::vector<double>& after) {
+// after - before, entry by entry (CPU seconds, context switches).
+std::vector<double> Delta(const std::vector<double>& before, const std::vector<double>& after) {
   std::vector<double> d(after.size());
   for (size_t i = 0; i < after.size(); ++i) d[i] = after[i] - (i < before.size() ? before[i] : 0);
   return d;
@@ -235,8 +236,8 @@ SagaRun RunThroughput(const SagaConfig& config, int run) {
         }
         const absl::Time stopped = absl::Now();
         const OrderTracker::Counts at_end = tracker.counts(Phase::kMeasured);
-        r.cpu = CpuDelta(cpu_before, CpuNow(system));
-        r.switches = CpuDelta(switches_before, SwitchesNow(system));
+        r.cpu = Delta(cpu_before, CpuNow(system));
+        r.switches = Delta(switches_before, SwitchesNow(system));
         r.seconds = absl::ToDoubleSeconds(stopped - start);
         r.terminal_in_window = at_end.terminal;
         r.placed_in_window = at_end.placed;
@@ -305,8 +306,8 @@ SagaRun RunLatency(const SagaConfig& config, int run) {
           if (i % 1024 == 0) placer.Reap();
         }
         const absl::Time stopped = std::max(absl::Now(), start + config.duration);
-        r.cpu = CpuDelta(cpu_before, CpuNow(system));
-        r.switches = CpuDelta(switches_before, SwitchesNow(system));
+        r.cpu = Delta(cpu_before, CpuNow(system));
+        r.switches = Delta(switches_before, SwitchesNow(system));
         r.seconds = absl::ToDoubleSeconds(stopped - start);
         r.max_send_lag_ms = Ms(max_lag);
         const OrderTracker::Counts at_end = tracker.counts(Phase::kMeasured);
