@@ -52,6 +52,7 @@ class ServiceProcess {
   const std::string& address() const { return address_; }
   pid_t pid() const { return pid_; }
   double CpuSeconds() const { return exited_ ? 0 : ProcessCpuSeconds(pid_); }
+  uint64_t ContextSwitches() const { return exited_ ? 0 : ProcessContextSwitches(pid_); }
 
   // Sends SIGTERM (when still running) and returns at once.
   void Terminate();
