@@ -89,8 +89,12 @@ class GroupManager {
   // The log's durability listener: `topic` has durable events up to `end`.
   void Durable(const std::string& topic, uint64_t end);
   // Durable() pumps a group itself only when it lags `end` by at most this
-  // many events (one read's worth).
-  static constexpr uint64_t kMaxInlineLag = 2048;
+  // many events: a small commit's worth, where the thread switch saved is a
+  // visible part of the latency. A larger catch goes to the dispatcher,
+  // which delivers it while the log's thread answers the commit's
+  // publishers: under load that wins back more than the switch costs
+  // (bench/README.md, "Large catches to the dispatcher").
+  static constexpr uint64_t kMaxInlineLag = 256;
 
   const Options options_;
   EventLog* const log_;
