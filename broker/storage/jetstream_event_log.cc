@@ -912,9 +912,15 @@ void JetStreamEventLog::FailAwaiting(absl::string_view why) {
 void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::string& stream,
                                      const std::string& subject) {
   const std::string& payload = batch.payloads[index];
+  const size_t payload_bytes = payload.size();
+  // Everything this needs from the batch, taken before the event is
+  // registered below: from then on an answer (its ack, or FailAwaiting() on
+  // the completer thread) may settle the batch's last event and the
+  // completer free the batch.
+  const std::string msg_id = std::move(batch.ids[index]);  // read nowhere else
   natsMsg* msg = nullptr;
   natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(),
-                                static_cast<int>(payload.size()));
+                                static_cast<int>(payload_bytes));
   if (s != NATS_OK) {
     absl::MutexLock lock(&acks_mu_);
     Answer(batch, index, NatsUnavailable("cannot make a NATS message", s));
@@ -925,14 +931,14 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     // Registered before the publish: its ack may come before the call returns.
     absl::MutexLock lock(&acks_mu_);
     acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::RoomInFlight));
-    awaiting_.emplace(key, Awaiting{&batch, index, payload.size()});
-    awaiting_bytes_ += payload.size();
+    awaiting_.emplace(key, Awaiting{&batch, index, payload_bytes});
+    awaiting_bytes_ += payload_bytes;
   }
   jsPubOptions pub;
   jsPubOptions_Init(&pub);
   pub.MaxWait = Millis(options_.request_timeout);
   pub.ExpectStream = stream.c_str();
-  if (!batch.ids[index].empty()) pub.MsgId = batch.ids[index].c_str();
+  if (!msg_id.empty()) pub.MsgId = msg_id.c_str();
   s = js_PublishMsgAsync(publish_js_, &msg, &pub);
   if (s != NATS_OK) {
     // Not sent, or sent and taken back: the message is still ours and no
