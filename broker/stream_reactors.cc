@@ -349,7 +349,7 @@ void PublishStreamReactor::OnReadDone(bool ok) {
   absl::MutexLock lock(&mu_);
   if (ending_) {
     MaybeFinishLocked();
-  } else if (outstanding_ < kMaxOutstanding) {
+  } else if (slots_.size() < kMaxOutstanding) {
     StartRead(&request_);
   } else {
     read_paused_ = true;
@@ -362,12 +362,16 @@ void PublishStreamReactor::Complete(uint64_t seq, v1::PublishResponse response) 
   slot.ready = true;
   slot.response = std::move(response);
   --outstanding_;
-  if (read_paused_ && !ending_ && outstanding_ < kMaxOutstanding) {
+  MaybeWriteLocked();
+  MaybeResumeReadingLocked();
+  MaybeFinishLocked();
+}
+
+void PublishStreamReactor::MaybeResumeReadingLocked() {
+  if (read_paused_ && !ending_ && slots_.size() < kMaxOutstanding) {
     read_paused_ = false;
     StartRead(&request_);
   }
-  MaybeWriteLocked();
-  MaybeFinishLocked();
 }
 
 void PublishStreamReactor::MaybeWriteLocked() {
@@ -391,6 +395,7 @@ void PublishStreamReactor::OnWriteDone(bool ok) {
   writing_ = false;
   if (!ok) write_failed_ = true;
   MaybeWriteLocked();
+  MaybeResumeReadingLocked();
   MaybeFinishLocked();
 }
 

@@ -138,9 +138,12 @@ class SubscribeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
 };
 
-// One PublishStream: reads batches, appends each to the log as it arrives
-// (at most kMaxOutstanding not yet durable; reading pauses beyond), and
-// answers them in request order as they become durable.
+// One PublishStream: reads batches, appends each to the log as it arrives,
+// and answers them in request order as they become durable. At most
+// kMaxOutstanding requests are held, from read until their answer is
+// written (appending, or answered but waiting for the client to take the
+// answers before it): reading pauses beyond, so a client that writes and
+// never reads is held back by flow control instead of growing the queue.
 //
 // Lifetime: reference counted (EndableStream). gRPC holds one reference
 // from creation until OnDone(); every append in progress holds one from
@@ -164,13 +167,15 @@ class PublishStreamReactor final
   void OnDone() override;
 
  private:
-  static constexpr int kMaxOutstanding = 64;
+  static constexpr size_t kMaxOutstanding = 64;
   struct Slot {
     bool ready = false;
     v1::PublishResponse response;
   };
 
   void Complete(uint64_t seq, v1::PublishResponse response);
+  // Reads again once a paused stream holds fewer than kMaxOutstanding.
+  void MaybeResumeReadingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -3,6 +3,10 @@
 // test). One suite, instantiated for both (BrokerTest/<Test>/file,
 // BrokerTest/<Test>/jetstream).
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -499,6 +503,66 @@ TEST_P(BrokerTest, ShortPublishStreamsCancelledWhileAppendsCompleteLeaveTheBroke
   broker::v1::ListTopicsResponse topics = Topics();
   ASSERT_EQ(topics.topics_size(), 1);
   EXPECT_GE(topics.topics(0).end_offset(), static_cast<uint64_t>(answered.load()) + 1);
+}
+
+TEST_P(BrokerTest, APublisherThatNeverReadsItsAnswersIsHeldBack) {
+  if (GetParam() != broker::Storage::kFile) {
+    GTEST_SKIP() << "the stream's bound is the same for every backend; JetStream would take "
+                    "minutes to store these events one message each";
+  }
+  // Each answer carries 1,000 offsets (~6 KB), so a few fill this client's
+  // small, fixed flow-control window; then the broker holds the answers. It
+  // must stop reading instead of taking every request and queueing their
+  // answers.
+  constexpr int kRequests = 400;
+  constexpr int kEvents = 1000;
+  constexpr uint64_t kTotal = static_cast<uint64_t>(kRequests) * kEvents;
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 10);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub = broker::v1::Broker::NewStub(
+      grpc::CreateCustomChannel(server_->target(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  auto stream = stub->PublishStream(&ctx);
+  std::thread writer([&] {
+    for (int r = 0; r < kRequests; ++r) {
+      PublishRequest req;
+      req.set_topic("orders");
+      req.set_request_id(static_cast<uint64_t>(r) + 1);
+      for (int i = 0; i < kEvents; ++i) {
+        Event* e = req.add_events();
+        e->set_id(absl::StrCat(r, "-", i));
+        e->set_type("t.x");
+      }
+      if (!stream->Write(req)) return;
+    }
+    stream->WritesDone();
+  });
+  auto end_offset = [&]() -> uint64_t {
+    broker::v1::ListTopicsResponse topics = Topics();
+    return topics.topics_size() == 1 ? topics.topics(0).end_offset() : 0;
+  };
+  // Something must not happen here, so the wait is bounded: without the
+  // bound every request was stored within a second or two.
+  EXPECT_TRUE(WaitFor([&] { return end_offset() >= kEvents; }));
+  EXPECT_FALSE(WaitFor([&] { return end_offset() == kTotal; }, absl::Seconds(5)))
+      << "the broker read all " << kRequests << " requests while no answer was taken";
+  EXPECT_LT(end_offset(), kTotal / 2);
+
+  // Taking the answers lets the rest through, in order.
+  PublishResponse resp;
+  uint64_t next_id = 1;
+  while (next_id <= static_cast<uint64_t>(kRequests) && stream->Read(&resp)) {
+    ASSERT_EQ(resp.request_id(), next_id) << resp.error().message();
+    ASSERT_EQ(resp.results_size(), kEvents);
+    ++next_id;
+  }
+  writer.join();
+  EXPECT_EQ(next_id, static_cast<uint64_t>(kRequests) + 1);
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(end_offset(), kTotal);
 }
 
 INSTANTIATE_TEST_SUITE_P(
