@@ -161,6 +161,15 @@ void ConsumerGroup::Leave(Scheduler::MemberId member) {
   wake_();
 }
 
+void ConsumerGroup::Drained(Scheduler::MemberId member) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!scheduler_.Backlogged(member)) return;
+    scheduler_.SetBacklogged(member, false);
+  }
+  wake_();
+}
+
 absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
                                    const v1::SubscribeRequest& request) {
   absl::Time now = clock_();
@@ -381,7 +390,14 @@ absl::Time ConsumerGroup::Pump() {
     absl::MutexLock sinks(&sinks_mu_);
     for (auto& [member, deliveries] : batches) {
       auto s = sinks_.find(member);
-      if (s != sinks_.end()) s->second->Deliver(topic_, std::move(deliveries));
+      if (s == sinks_.end()) continue;
+      s->second->Deliver(topic_, std::move(deliveries));
+      if (s->second->Backlogged()) {
+        // Asked again under mu_, which Drained() takes: a sink that drains
+        // after this answers false here, or its Drained() comes after.
+        absl::MutexLock lock(&mu_);
+        if (s->second->Backlogged()) scheduler_.SetBacklogged(member, true);
+      }
     }
   }
   return next_wakeup;
@@ -528,6 +544,7 @@ v1::GroupInfo ConsumerGroup::Describe() const {
     mi->set_in_flight(scheduler_.InFlight(id));
     mi->set_max_in_flight(m.max_in_flight);
     mi->set_stalled(scheduler_.Stalled(id));
+    mi->set_backlogged(scheduler_.Backlogged(id));
     *mi->mutable_connected_at() = ToProto(m.connected_at);
   }
   std::sort(info.mutable_members()->begin(), info.mutable_members()->end(),

@@ -37,6 +37,12 @@ class MemberSink {
   // thread, in order. Must not block and must not call back into the group
   // (it runs under the group's sink lock, which Leave() waits for).
   virtual void Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) = 0;
+  // Whether the stream holds more deliveries not yet written than the
+  // group's window (the member takes them in slower than they expire and
+  // go out again): the group then gives the member nothing new until the
+  // sink calls ConsumerGroup::Drained(). Called with the group's locks held:
+  // must only read the sink's own state.
+  virtual bool Backlogged() const = 0;
 };
 
 // One consumer group of one topic: the Scheduler's rules applied to the
@@ -76,6 +82,13 @@ class ConsumerGroup {
   // Removes the member; its deliveries go back to the group at once. After
   // it returns the group never touches the member's sink again.
   void Leave(Scheduler::MemberId member);
+
+  // The member's sink is no longer Backlogged(): it gets deliveries again.
+  // From the sink's thread, without its own lock held.
+  void Drained(Scheduler::MemberId member);
+
+  // The most bytes of events the window holds (Options::max_window_bytes).
+  size_t max_window_bytes() const { return max_window_bytes_; }
 
   // Applies the acks and nacks of `request` from `member`. An ack or nack of
   // an offset the group never delivered is FAILED_PRECONDITION and nothing

@@ -163,6 +163,7 @@ void SubscribeReactor::HandleOpen() {
     if (!closing_) {
       group_ = group->first;
       member_ = *member;
+      max_queued_bytes_ = group->first->max_window_bytes();
       joined = true;
     }
   }
@@ -186,6 +187,7 @@ void SubscribeReactor::HandleOpen() {
     // lock held), so never call into the group while holding mu_.
     absl::MutexLock lock(&mu_);
     queue_.push_front(Outgoing{opened.SerializeAsString(), /*opened=*/true});
+    queued_bytes_ += queue_.front().bytes.size();
     opened_sent_ = true;
     MaybeWriteLocked();
     if (!closing_) StartRead(&raw_request_);
@@ -205,9 +207,26 @@ void SubscribeReactor::Deliver(absl::string_view topic, std::vector<OutgoingDeli
       queue_.emplace_back().bytes.reserve(
           std::min(kMaxResponseBytes, size * (deliveries.size() - i)));
     }
+    const size_t before = queue_.back().bytes.size();
     AppendDelivery(topic, d.event, d.attempt, &queue_.back().bytes);
+    queued_bytes_ += queue_.back().bytes.size() - before;
+  }
+  // Deliveries joined before max_queued_bytes_ was set are few: the window.
+  if (!backlogged_ && max_queued_bytes_ > 0 && queued_bytes_ > max_queued_bytes_) {
+    backlogged_ = true;
+    RELAY_LOG(Warn, "member backlogged: it reads its stream slower than its deliveries expire",
+              {{"topic", std::string(topic)},
+               {"member", absl::StrCat("m-", member_)},
+               {"peer", peer_},
+               {"unwritten_bytes", absl::StrCat(queued_bytes_)},
+               {"limit_bytes", absl::StrCat(max_queued_bytes_)}});
   }
   MaybeWriteLocked();
+}
+
+bool SubscribeReactor::Backlogged() const {
+  absl::MutexLock lock(&mu_);
+  return backlogged_;
 }
 
 void SubscribeReactor::MaybeWriteLocked() {
@@ -215,6 +234,7 @@ void SubscribeReactor::MaybeWriteLocked() {
   // The message's bytes go to gRPC as they are: the slice owns them.
   auto* bytes = new std::string(std::move(queue_.front().bytes));
   queue_.pop_front();
+  queued_bytes_ -= bytes->size();
   grpc::Slice slice(
       bytes->data(), bytes->size(), [](void* p) { delete static_cast<std::string*>(p); }, bytes);
   writing_msg_ = grpc::ByteBuffer(&slice, 1);
@@ -223,17 +243,31 @@ void SubscribeReactor::MaybeWriteLocked() {
 }
 
 void SubscribeReactor::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
-  writing_ = false;
-  if (!ok) queue_.clear();  // the stream is broken; the read side will close it
-  if (closing_) {
-    if (left_ && !finished_) {
-      finished_ = true;
-      Finish(finish_status_);
+  ConsumerGroup* drained = nullptr;
+  Scheduler::MemberId member = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {  // the stream is broken; the read side will close it
+      queue_.clear();
+      queued_bytes_ = 0;
     }
-    return;
+    if (closing_) {
+      if (left_ && !finished_) {
+        finished_ = true;
+        Finish(finish_status_);
+      }
+      return;
+    }
+    MaybeWriteLocked();
+    if (backlogged_ && queued_bytes_ <= max_queued_bytes_ / 2) {
+      backlogged_ = false;
+      drained = group_;
+      member = member_;
+    }
   }
-  MaybeWriteLocked();
+  // Outside mu_: the group takes its own lock, then ours (Backlogged()).
+  if (drained != nullptr) drained->Drained(member);
 }
 
 void SubscribeReactor::Close(const grpc::Status& status) {
@@ -245,6 +279,7 @@ void SubscribeReactor::Close(const grpc::Status& status) {
     closing_ = true;
     finish_status_ = status;
     queue_.clear();
+    queued_bytes_ = 0;
     group = group_;
     member = member_;
   }

@@ -306,6 +306,24 @@ bool Scheduler::Stalled(MemberId member) const {
   return it != members_.end() && it->second.stalled;
 }
 
+void Scheduler::SetBacklogged(MemberId member, bool backlogged) {
+  auto it = members_.find(member);
+  if (it == members_.end() || it->second.backlogged == backlogged) return;
+  Member& m = it->second;
+  if (backlogged) {
+    available_.erase(LoadOf(member, m));
+    m.backlogged = true;
+  } else {
+    m.backlogged = false;
+    OfferIfAvailable(member, m);
+  }
+}
+
+bool Scheduler::Backlogged(MemberId member) const {
+  auto it = members_.find(member);
+  return it != members_.end() && it->second.backlogged;
+}
+
 uint32_t Scheduler::InFlight(MemberId member) const {
   auto it = members_.find(member);
   return it == members_.end() ? 0 : it->second.in_flight();
@@ -325,7 +343,9 @@ absl::Duration Scheduler::Backoff(uint32_t attempt) const {
 }
 
 void Scheduler::OfferIfAvailable(MemberId id, const Member& m) {
-  if (!m.stalled && m.in_flight() < m.max_in_flight) available_.insert(LoadOf(id, m));
+  if (!m.stalled && !m.backlogged && m.in_flight() < m.max_in_flight) {
+    available_.insert(LoadOf(id, m));
+  }
 }
 
 void Scheduler::HeardFrom(MemberId member) {

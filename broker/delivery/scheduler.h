@@ -132,6 +132,10 @@ class Scheduler {
   // Releases the member's deliveries (each a failed attempt, "member left").
   // Returns the events that thereby exhausted their deliveries.
   std::vector<DeadLetter> RemoveMember(MemberId member, absl::Time now);
+  // With `backlogged`, `member` gets no new deliveries whatever its room
+  // (its stream has more waiting to be written than it should hold); the
+  // deliveries it holds are unaffected. Without, it gets them again.
+  void SetBacklogged(MemberId member, bool backlogged);
 
   // Hands out what can go now: due retries become ready, then ready events
   // in offset order go to members with room (least loaded first), at most
@@ -187,6 +191,7 @@ class Scheduler {
   // Whether `member` is stalled: a delivery of its passed its ack deadline
   // and it has not acked or nacked anything since.
   bool Stalled(MemberId member) const;
+  bool Backlogged(MemberId member) const;
   Stats stats() const;
 
  private:
@@ -222,6 +227,7 @@ class Scheduler {
     absl::Duration ack_deadline;
     uint64_t last_assigned = 0;  // assign_seq_ of its latest assignment
     bool stalled = false;        // see Stalled()
+    bool backlogged = false;     // see SetBacklogged()
     // Its deliveries in assignment order, which is deadline order: every
     // delivery gets now + ack_deadline, clamped to be no earlier than the
     // one before (a wall clock stepping back, or AddMember() shortening the
@@ -252,7 +258,8 @@ class Scheduler {
   static void EndDeadline(Member& m, uint64_t offset, uint32_t attempt);
 
   absl::Duration Backoff(uint32_t attempt) const;
-  // Puts `m` in available_ when it has room and is not stalled.
+  // Puts `m` in available_ when it has room and is neither stalled nor
+  // backlogged.
   // REQUIRES: its entry (under its current load) is not in available_.
   void OfferIfAvailable(MemberId id, const Member& m);
   // An ack or nack arrived from `member`: it is alive, so it is no longer

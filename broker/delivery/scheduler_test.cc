@@ -620,6 +620,31 @@ TEST(Scheduler, StalledMemberGetsWorkAgainAfterALateAck) {
   EXPECT_THAT(s.Assign(kT0 + absl::Seconds(5), 10), ElementsAre(Assigned(1, 1, 1)));
 }
 
+TEST(Scheduler, ABackloggedMemberGetsNothingNewUntilItIsNot) {
+  Scheduler s = NewScheduler();
+  s.AddMember(1, 10, kDeadline);
+  s.AddMember(2, 10, kDeadline);
+  AddKeys(s, {"a", "b", "c", "d"});
+  ASSERT_THAT(s.Assign(kT0, 1), ElementsAre(Assigned(1, 0, 1)));
+  s.SetBacklogged(1, true);
+  EXPECT_TRUE(s.Backlogged(1));
+  // Member 1 is the least loaded with room but gets nothing; 2 gets it all.
+  EXPECT_THAT(s.Assign(kT0, 2), ElementsAre(Assigned(2, 1, 1), Assigned(2, 2, 1)));
+  s.SetBacklogged(2, true);
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+  // What it holds is still its own to ack, and an ack (which un-stalls a
+  // stalled member) does not lift the backlog.
+  EXPECT_EQ(s.Ack(1, 0, 1), AckOutcome::kAcked);
+  EXPECT_THAT(s.Assign(kT0, 10), IsEmpty());
+  s.SetBacklogged(1, false);
+  s.SetBacklogged(1, false);  // twice: still offered once
+  EXPECT_FALSE(s.Backlogged(1));
+  EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 3, 1)));
+  // Not a member: ignored.
+  s.SetBacklogged(7, true);
+  EXPECT_FALSE(s.Backlogged(7));
+}
+
 TEST(Scheduler, StalledMemberLeavingReleasesNothingTwice) {
   Scheduler s = NewScheduler();
   s.AddMember(1, 10, absl::Seconds(1));
