@@ -102,6 +102,9 @@ absl::Status Publisher::Flush(absl::Duration timeout) {
 }
 
 void Publisher::Close() {
+  // A second, concurrent Close() waits here for the first to join and
+  // resolve everything, instead of joining the thread as well.
+  absl::MutexLock close_lock(&close_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (closed_) {

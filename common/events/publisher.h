@@ -113,6 +113,7 @@ class Publisher {
   const std::shared_ptr<ChannelSet> brokers_;
   const Options options_;
 
+  absl::Mutex close_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one Close() at a time
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   // Batches are shared with the writer while it writes them.

@@ -6,6 +6,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -102,6 +103,22 @@ TEST_F(PublisherLimitsTest, PublishAllSendsTheEventsInOneRequest) {
     EXPECT_EQ(*offset, i + 1);  // after "first"
   }
   EXPECT_EQ(MetricNow("relay_broker_publish_durable_seconds_count") - batches, 1);
+}
+
+// Close() is idempotent and the class thread-safe: two at once used to join
+// the same thread twice (std::terminate, or a race TSan reports). What was
+// pending resolves once, acked or UNAVAILABLE.
+TEST_F(PublisherLimitsTest, ConcurrentClosesEndThePublisherOnce) {
+  for (int round = 0; round < 5; ++round) {
+    Publisher publisher(relay::testing::Channel(broker_->target()), Options());
+    std::future<absl::StatusOr<uint64_t>> offset =
+        publisher.Publish("t", Event(absl::StrCat("c", round), 10));
+    std::thread other([&] { publisher.Close(); });
+    publisher.Close();
+    other.join();
+    absl::StatusOr<uint64_t> result = offset.get();
+    EXPECT_TRUE(result.ok() || absl::IsUnavailable(result.status())) << result.status();
+  }
 }
 
 TEST(BrokerLimits, StartRefusesAMaxEventBytesThatNoRequestCouldCarry) {

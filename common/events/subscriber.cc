@@ -35,6 +35,9 @@ void Subscriber::Start() {
 }
 
 void Subscriber::Stop() {
+  // A second, concurrent Stop() waits here for the first to end the thread,
+  // instead of joining it as well.
+  absl::MutexLock stop_lock(&stop_mu_);
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;

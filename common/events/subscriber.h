@@ -170,6 +170,7 @@ class Subscriber {
   std::map<std::string, Handler> handlers_;
   BatchHandler batch_handler_;  // when set, replaces handlers_ for delivery
 
+  absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one Stop() at a time
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Run() is going (from Start() until its thread is about to end).

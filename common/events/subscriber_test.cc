@@ -256,5 +256,19 @@ TEST_F(SubscriberTest, StopOfAnIdleSubscriberIsQuickAndLeavesTheGroup) {
   EXPECT_EQ(sub.last_error(), "");
 }
 
+// Stop() is idempotent and the class thread-safe: two at once used to join
+// the same thread twice (std::terminate, or a race TSan reports).
+TEST_F(SubscriberTest, ConcurrentStopsEndTheSubscriberOnce) {
+  for (int round = 0; round < 5; ++round) {
+    Subscriber sub(MakeChannel(broker_->target()), Options("stops"));
+    sub.On("thing.happened", [](const v1::Event&, const DeliveryInfo&) { return absl::OkStatus(); });
+    sub.Start();
+    std::thread other([&] { sub.Stop(); });
+    sub.Stop();
+    other.join();
+    EXPECT_TRUE(sub.stopping());
+  }
+}
+
 }  // namespace
 }  // namespace relay::events
