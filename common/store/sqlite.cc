@@ -138,6 +138,7 @@ absl::Status Statement::BindNull(int index) {
 }
 
 absl::StatusOr<bool> Statement::Step() {
+  if (absl::Status s = db_->CheckCallbackTxOpen(); !s.ok()) return s;
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
@@ -187,16 +188,19 @@ std::string Statement::ColumnBlob(int col) const {
 
 absl::Status Tx::Exec(absl::string_view sql) {
   db_->mu_.AssertHeld();  // a Tx exists only inside Transaction()/Read(), which hold it
+  if (absl::Status s = db_->CheckCallbackTxOpen(); !s.ok()) return s;
   return db_->ExecLocked(sql);
 }
 
 absl::StatusOr<Statement> Tx::Prepare(absl::string_view sql) {
   db_->mu_.AssertHeld();
+  if (absl::Status s = db_->CheckCallbackTxOpen(); !s.ok()) return s;
   return db_->PrepareLocked(sql);
 }
 
 absl::Status Tx::Savepoint(const std::function<absl::Status(Tx&)>& fn) {
   db_->mu_.AssertHeld();
+  if (absl::Status s = db_->CheckCallbackTxOpen(); !s.ok()) return s;
   const std::string name = absl::StrCat("relay_sp", savepoint_depth_);
   if (absl::Status s = db_->RunLocked(absl::StrCat("SAVEPOINT ", name)); !s.ok()) return s;
   ++savepoint_depth_;
@@ -348,6 +352,13 @@ absl::Status Database::ExecLocked(absl::string_view sql) {
   return s;
 }
 
+absl::Status Database::CheckCallbackTxOpen() const {
+  if (!callback_in_tx_ || sqlite3_get_autocommit(db_) == 0) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(
+      path_, ": SQLite rolled the transaction back after an earlier error; nothing more runs in "
+             "it (outside it, each statement would commit on its own)"));
+}
+
 void Database::RollbackLocked() {
   if (sqlite3_get_autocommit(db_) != 0) return;  // SQLite ended it already
   absl::Status s = RunLocked("ROLLBACK");
@@ -364,11 +375,14 @@ absl::Status Database::RunInTransaction(absl::string_view begin,
     Database* db;
     bool armed = true;
     ~Guard() {
+      db->callback_in_tx_ = false;
       if (armed) db->RollbackLocked();
     }
   } guard{this};
   Tx tx(this);
+  callback_in_tx_ = !begin.empty();
   absl::Status s = fn(tx);
+  callback_in_tx_ = false;
   if (!s.ok()) return s;
   if (!tx.broken_.ok()) return tx.broken_;
   if (begin.empty()) {

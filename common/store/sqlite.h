@@ -218,6 +218,11 @@ class Database {
   friend class Tx;
 
   Database(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+  // ABORTED while a Transaction() or Read() callback runs and SQLite has
+  // rolled its transaction back (disk full, an I/O error): a statement run
+  // then would commit on its own, outside the transaction. Called by the
+  // thread holding the connection.
+  absl::Status CheckCallbackTxOpen() const;
   // The status for SQLite result `rc` of `what` (the message says both).
   absl::Status Error(int rc, absl::string_view what) const;
   absl::Status ExecLocked(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -244,6 +249,9 @@ class Database {
   uint64_t RunGroupLocked(const std::vector<Queued*>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
+  // A Transaction() or Read() callback runs inside BEGIN ... (see
+  // CheckCallbackTxOpen()). Touched only by the thread holding mu_.
+  bool callback_in_tx_ = false;
   absl::Mutex mu_;
   sqlite3* const db_;  // guarded by mu_ (every use holds it)
   // Prepared statements not in use, by SQL text.

@@ -671,6 +671,36 @@ const std::vector<std::string> kSteps = {
     "CREATE TABLE b (id INTEGER PRIMARY KEY); INSERT INTO b VALUES (1)",
 };
 
+// When SQLite rolls a transaction back by itself (disk full, an I/O error;
+// here the callback's own ROLLBACK stands in), a callback that went on
+// would run its statements outside any transaction, each committing on its
+// own (a savepoint even opens a new transaction, which RELEASE commits).
+// Nothing runs any more: every statement fails ABORTED, and nothing commits.
+TEST(Database, NothingRunsAfterSQLiteRolledTheTransactionBack) {
+  TempDir dir;
+  auto db = OpenOrDie(dir.Join("a.db"));
+  ASSERT_NE(db, nullptr);
+  ASSERT_THAT(db->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY)"), IsOk());
+  absl::Status savepoint, exec, prepared;
+  absl::Status result = db->Transaction([&](Tx& tx) {
+    if (absl::Status s = tx.Exec("INSERT INTO t VALUES (1); ROLLBACK"); !s.ok()) return s;
+    EXPECT_FALSE(tx.in_transaction());
+    savepoint = tx.Savepoint([](Tx& sp) { return sp.Exec("INSERT INTO t VALUES (2)"); });
+    exec = tx.Exec("INSERT INTO t VALUES (3)");
+    absl::StatusOr<Statement> insert = tx.Prepare("INSERT INTO t VALUES (4)");
+    prepared = insert.ok() ? insert->Run() : insert.status();
+    return absl::OkStatus();  // a callback that ignored every error
+  });
+  EXPECT_THAT(savepoint, StatusIs(absl::StatusCode::kAborted, HasSubstr("rolled the transaction back")));
+  EXPECT_THAT(exec, StatusIs(absl::StatusCode::kAborted, HasSubstr("rolled")));
+  EXPECT_THAT(prepared, StatusIs(absl::StatusCode::kAborted, HasSubstr("rolled")));
+  EXPECT_FALSE(result.ok());  // COMMIT finds no transaction
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(0));
+  // The connection is fine for the next transaction.
+  ASSERT_THAT(db->Transaction([](Tx& tx) { return tx.Exec("INSERT INTO t VALUES (5)"); }), IsOk());
+  EXPECT_THAT(QueryInt(*db, "SELECT count(*) FROM t"), IsOkAndHolds(1));
+}
+
 // Read() waits for the Transaction() in progress and then sees its rows:
 // the watch hub relies on it (it is told of a change from inside the
 // transaction that makes it, and reads the order back).
