@@ -199,7 +199,10 @@ std::vector<absl::Status> TransactionalConsumer::HandleBatch(
     return absl::OkStatus();
   });
   if (!committed.ok()) {
-    for (absl::Status& s : statuses) s = committed;
+    // Events without a handler had no part in the transaction: still acked.
+    for (size_t i = 0; i < deliveries.size(); ++i) {
+      if (handlers_.count(deliveries[i].event->type()) > 0) statuses[i] = committed;
+    }
     changed = false;
   }
   for (size_t i = 0; i < deliveries.size(); ++i) {
