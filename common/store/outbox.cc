@@ -462,14 +462,21 @@ absl::StatusOr<std::vector<OutboxRelay::Row>> OutboxRelay::ReadBatch() {
     if (absl::Status s = select->BindInt64(1, static_cast<int64_t>(options_.batch_size)); !s.ok()) {
       return s;
     }
-    while (true) {
+    size_t bytes = 0;
+    while (bytes < options_.batch_bytes) {
       absl::StatusOr<bool> row = select->Step();
       if (!row.ok()) return row.status();
       if (!*row) return absl::OkStatus();
       rows.push_back(Row{select->ColumnInt64(0), select->ColumnText(1), select->ColumnBlob(2)});
+      bytes += rows.back().event.size();
     }
+    return absl::OkStatus();
   });
   if (!s.ok()) return s;
+  if (!rows.empty()) {
+    absl::MutexLock lock(&mu_);
+    ++stats_.batches;
+  }
   return rows;
 }
 

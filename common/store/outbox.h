@@ -107,8 +107,12 @@ class Outbox {
 class OutboxRelay {
  public:
   struct Options {
-    // Rows read, published and deleted together.
+    // Rows read, published and deleted together: at most batch_size rows,
+    // and no more once their events reach batch_bytes (a first row larger
+    // than that still goes, alone), so that a table of large events does
+    // not take the service's memory in one read.
     size_t batch_size = 500;
+    size_t batch_bytes = 4 << 20;
     // Fallback scan of the table when nobody calls Wake().
     absl::Duration poll_interval = absl::Seconds(1);
     // How long a batch may wait for the broker before the relay reports it
@@ -125,6 +129,7 @@ class OutboxRelay {
     uint64_t published = 0;  // rows the broker acknowledged (and deleted)
     uint64_t failures = 0;   // passes that ended in an error or a timeout
     uint64_t parked = 0;     // rows the broker refused alone, moved to outbox_parked
+    uint64_t batches = 0;    // batches read from the table and handed to the publisher
     std::string last_error;  // empty once a pass succeeds again
   };
 

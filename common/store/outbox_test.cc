@@ -237,6 +237,33 @@ TEST_F(OutboxRelayTest, PublishesInOrderAndEmptiesTheTable) {
   }
 }
 
+// 500 rows of events up to 1 MiB each would be read into memory at once:
+// a batch stops at batch_bytes (4 MiB), so twelve rows of 900 KiB take
+// three batches instead of one.
+TEST_F(OutboxRelayTest, ABatchOfLargeEventsStopsAtBatchBytes) {
+  TempDir broker_dir;
+  auto broker = ::relay::testing::StartBroker(broker_dir.path());
+  ASSERT_THAT(broker, IsOk());
+  std::vector<std::string> expected;
+  for (int n = 0; n < 12; ++n) {
+    ASSERT_THAT(db_->Transaction([&](Tx& tx) -> absl::Status {
+      absl::StatusOr<std::string> id = Outbox::Add(
+          tx, "orders", MakeEvent("thing.happened", "k", std::string(900 << 10, 'a' + n)));
+      if (!id.ok()) return id.status();
+      expected.push_back(*id);
+      return absl::OkStatus();
+    }),
+                IsOk());
+  }
+  Publisher publisher(::relay::testing::Channel((*broker)->target()), {});
+  OutboxRelay relay(db_.get(), &publisher, OutboxRelay::Options());
+  relay.Start();
+  ASSERT_THAT(relay.Flush(absl::Seconds(30)), IsOk());
+  EXPECT_EQ(relay.stats().published, 12u);
+  EXPECT_EQ(relay.stats().batches, 3u);  // 5 + 5 + 2 rows
+  EXPECT_THAT(Ids(ReadTopic((*broker)->target(), "orders")), ElementsAreArray(expected));
+}
+
 TEST_F(OutboxRelayTest, WakePublishesWithoutWaitingForThePoll) {
   TempDir broker_dir;
   auto broker = ::relay::testing::StartBroker(broker_dir.path());
