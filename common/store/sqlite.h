@@ -115,7 +115,8 @@ class Tx {
   int64_t changes() const;
   int64_t last_insert_rowid() const;
   // False when SQLite itself rolled the transaction back (e.g. disk full,
-  // I/O error); nothing more can be done in it.
+  // I/O error); nothing more can be done in it: Exec, Prepare, Savepoint
+  // and every statement's Step then fail with ABORTED.
   bool in_transaction() const;
 
  private:
