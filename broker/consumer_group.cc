@@ -391,8 +391,7 @@ absl::Time ConsumerGroup::Pump() {
     for (auto& [member, deliveries] : batches) {
       auto s = sinks_.find(member);
       if (s == sinks_.end()) continue;
-      s->second->Deliver(topic_, std::move(deliveries));
-      if (s->second->Backlogged()) {
+      if (s->second->Deliver(topic_, std::move(deliveries))) {
         // Asked again under mu_, which Drained() takes: a sink that drains
         // after this answers false here, or its Drained() comes after.
         absl::MutexLock lock(&mu_);

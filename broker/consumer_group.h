@@ -34,9 +34,10 @@ class MemberSink {
  public:
   virtual ~MemberSink() = default;
   // Hands deliveries of `topic` to the member's stream, from the dispatcher
-  // thread, in order. Must not block and must not call back into the group
-  // (it runs under the group's sink lock, which Leave() waits for).
-  virtual void Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) = 0;
+  // thread, in order, and returns Backlogged() after it. Must not block and
+  // must not call back into the group (it runs under the group's sink lock,
+  // which Leave() waits for).
+  virtual bool Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) = 0;
   // Whether the stream holds more deliveries not yet written than the
   // group's window (the member takes them in slower than they expire and
   // go out again): the group then gives the member nothing new until the

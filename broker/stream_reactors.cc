@@ -163,7 +163,6 @@ void SubscribeReactor::HandleOpen() {
     if (!closing_) {
       group_ = group->first;
       member_ = *member;
-      max_queued_bytes_ = group->first->max_window_bytes();
       joined = true;
     }
   }
@@ -194,9 +193,9 @@ void SubscribeReactor::HandleOpen() {
   }
 }
 
-void SubscribeReactor::Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) {
+bool SubscribeReactor::Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) {
   absl::MutexLock lock(&mu_);
-  if (closing_) return;
+  if (closing_) return false;
   for (size_t i = 0; i < deliveries.size(); ++i) {
     const OutgoingDelivery& d = deliveries[i];
     const size_t size = DeliveryWireSize(topic, d.event, d.attempt);
@@ -211,17 +210,20 @@ void SubscribeReactor::Deliver(absl::string_view topic, std::vector<OutgoingDeli
     AppendDelivery(topic, d.event, d.attempt, &queue_.back().bytes);
     queued_bytes_ += queue_.back().bytes.size() - before;
   }
-  // Deliveries joined before max_queued_bytes_ was set are few: the window.
-  if (!backlogged_ && max_queued_bytes_ > 0 && queued_bytes_ > max_queued_bytes_) {
+  // Deliveries that come before group_ is set (Join() returned) are at
+  // most the window.
+  const size_t limit = group_ != nullptr ? group_->max_window_bytes() : 0;
+  if (!backlogged_ && limit > 0 && queued_bytes_ > limit) {
     backlogged_ = true;
     RELAY_LOG(Warn, "member backlogged: it reads its stream slower than its deliveries expire",
               {{"topic", std::string(topic)},
                {"member", absl::StrCat("m-", member_)},
                {"peer", peer_},
                {"unwritten_bytes", absl::StrCat(queued_bytes_)},
-               {"limit_bytes", absl::StrCat(max_queued_bytes_)}});
+               {"limit_bytes", absl::StrCat(limit)}});
   }
   MaybeWriteLocked();
+  return backlogged_;
 }
 
 bool SubscribeReactor::Backlogged() const {
@@ -260,7 +262,7 @@ void SubscribeReactor::OnWriteDone(bool ok) {
       return;
     }
     MaybeWriteLocked();
-    if (backlogged_ && queued_bytes_ <= max_queued_bytes_ / 2) {
+    if (backlogged_ && queued_bytes_ <= group_->max_window_bytes() / 2) {
       backlogged_ = false;
       drained = group_;
       member = member_;

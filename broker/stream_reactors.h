@@ -97,7 +97,7 @@ class SubscribeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   void OnWriteDone(bool ok) override;
   void OnDone() override;
 
-  void Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) override;
+  bool Deliver(absl::string_view topic, std::vector<OutgoingDelivery> deliveries) override;
   // More than the group's window of bytes waits to be written; false again
   // once half of it is written (then the group hears Drained()).
   bool Backlogged() const override;
@@ -130,8 +130,6 @@ class SubscribeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   // Responses waiting to be written; the back one is still being filled.
   std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // in queue_
-  // The group's window bytes (set at the join): see Backlogged().
-  size_t max_queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool backlogged_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ByteBuffer writing_msg_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

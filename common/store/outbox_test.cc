@@ -246,14 +246,8 @@ TEST_F(OutboxRelayTest, ABatchOfLargeEventsStopsAtBatchBytes) {
   ASSERT_THAT(broker, IsOk());
   std::vector<std::string> expected;
   for (int n = 0; n < 12; ++n) {
-    ASSERT_THAT(db_->Transaction([&](Tx& tx) -> absl::Status {
-      absl::StatusOr<std::string> id = Outbox::Add(
-          tx, "orders", MakeEvent("thing.happened", "k", std::string(900 << 10, 'a' + n)));
-      if (!id.ok()) return id.status();
-      expected.push_back(*id);
-      return absl::OkStatus();
-    }),
-                IsOk());
+    expected.push_back(
+        AddOne(*db_, "orders", MakeEvent("thing.happened", "k", std::string(900 << 10, 'a' + n))));
   }
   Publisher publisher(::relay::testing::Channel((*broker)->target()), {});
   OutboxRelay relay(db_.get(), &publisher, OutboxRelay::Options());

@@ -194,13 +194,11 @@ absl::Status Tx::Exec(absl::string_view sql) {
 
 absl::StatusOr<Statement> Tx::Prepare(absl::string_view sql) {
   db_->mu_.AssertHeld();
-  if (absl::Status s = db_->CheckCallbackTxOpen(); !s.ok()) return s;
-  return db_->PrepareLocked(sql);
+  return db_->PrepareLocked(sql);  // Step() refuses to run it once the transaction is gone
 }
 
 absl::Status Tx::Savepoint(const std::function<absl::Status(Tx&)>& fn) {
   db_->mu_.AssertHeld();
-  if (absl::Status s = db_->CheckCallbackTxOpen(); !s.ok()) return s;
   const std::string name = absl::StrCat("relay_sp", savepoint_depth_);
   if (absl::Status s = db_->RunLocked(absl::StrCat("SAVEPOINT ", name)); !s.ok()) return s;
   ++savepoint_depth_;
@@ -380,9 +378,8 @@ absl::Status Database::RunInTransaction(absl::string_view begin,
     }
   } guard{this};
   Tx tx(this);
-  callback_in_tx_ = !begin.empty();
+  callback_in_tx_ = !begin.empty();  // until the guard goes, COMMIT included
   absl::Status s = fn(tx);
-  callback_in_tx_ = false;
   if (!s.ok()) return s;
   if (!tx.broken_.ok()) return tx.broken_;
   if (begin.empty()) {

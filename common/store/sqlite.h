@@ -115,8 +115,8 @@ class Tx {
   int64_t changes() const;
   int64_t last_insert_rowid() const;
   // False when SQLite itself rolled the transaction back (e.g. disk full,
-  // I/O error); nothing more can be done in it: Exec, Prepare, Savepoint
-  // and every statement's Step then fail with ABORTED.
+  // I/O error); nothing more can be done in it: Exec, Savepoint and every
+  // statement then fail with ABORTED.
   bool in_transaction() const;
 
  private:
@@ -219,10 +219,10 @@ class Database {
   friend class Tx;
 
   Database(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
-  // ABORTED while a Transaction() or Read() callback runs and SQLite has
-  // rolled its transaction back (disk full, an I/O error): a statement run
-  // then would commit on its own, outside the transaction. Called by the
-  // thread holding the connection.
+  // ABORTED while a Transaction() or Read() transaction is under way and
+  // SQLite has rolled it back (disk full, an I/O error): a statement run
+  // then would commit on its own, outside it. Called by the thread holding
+  // the connection (Tx::Exec, Statement::Step).
   absl::Status CheckCallbackTxOpen() const;
   // The status for SQLite result `rc` of `what` (the message says both).
   absl::Status Error(int rc, absl::string_view what) const;
@@ -250,7 +250,7 @@ class Database {
   uint64_t RunGroupLocked(const std::vector<Queued*>& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
-  // A Transaction() or Read() callback runs inside BEGIN ... (see
+  // From a Transaction()'s or Read()'s BEGIN to its end (see
   // CheckCallbackTxOpen()). Touched only by the thread holding mu_.
   bool callback_in_tx_ = false;
   absl::Mutex mu_;
