@@ -52,20 +52,40 @@ std::future<absl::StatusOr<uint64_t>> Publisher::Publish(const std::string& topi
   return future;
 }
 
-std::vector<std::future<absl::StatusOr<uint64_t>>> Publisher::PublishAll(
-    std::vector<std::pair<std::string, relay::events::v1::Event>> events) {
+std::vector<std::future<absl::StatusOr<uint64_t>>> Publisher::PublishBatch(
+    const std::string& topic, std::vector<relay::events::v1::Event> events) {
   std::vector<Pending> pending(events.size());
-  std::vector<size_t> event_bytes(events.size());
   std::vector<std::future<absl::StatusOr<uint64_t>>> futures;
   futures.reserve(events.size());
+  size_t request_bytes = RequestHeaderBytes(topic);
   for (size_t i = 0; i < events.size(); ++i) {
-    pending[i].topic = std::move(events[i].first);
-    pending[i].event = std::move(events[i].second);
-    event_bytes[i] = pending[i].event.ByteSizeLong();
+    pending[i].topic = topic;
+    pending[i].event = std::move(events[i]);
+    request_bytes += FramedBytes(pending[i].event.ByteSizeLong());
     futures.push_back(pending[i].promise.get_future());
   }
+  if (pending.empty()) return futures;
+  absl::Status refused;
   absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < pending.size(); ++i) EnqueueLocked(std::move(pending[i]), event_bytes[i]);
+  if (request_bytes > options_.max_message_bytes) {
+    refused = absl::InvalidArgumentError(absl::StrCat(
+        "a request of these ", pending.size(), " events (", request_bytes,
+        " bytes) exceeds the largest message the broker receives (", options_.max_message_bytes,
+        " bytes)"));
+  } else if (closed_) {
+    refused = absl::UnavailableError("publisher is closed");
+  } else if (pending_ + pending.size() > options_.max_pending_events) {
+    refused = absl::ResourceExhaustedError(absl::StrCat("publisher holds ", pending_,
+                                                        " unacknowledged events; ", pending.size(),
+                                                        " more would pass the limit"));
+  }
+  if (!refused.ok()) {
+    for (Pending& p : pending) p.promise.set_value(refused);
+    return futures;
+  }
+  pending.front().request_events = pending.size();
+  pending_ += pending.size();
+  for (Pending& p : pending) queue_.push_back(std::move(p));
   return futures;
 }
 
@@ -154,10 +174,21 @@ std::shared_ptr<Publisher::Batch> Publisher::TakeBatchLocked() {
   auto b = std::make_shared<Batch>();
   b->request.set_topic(queue_.front().topic);
   b->request.set_request_id(next_request_id_++);
+  auto take_front = [this, &b] {
+    mu_.AssertHeld();
+    *b->request.add_events() = std::move(queue_.front().event);
+    b->promises.push_back(std::move(queue_.front().promise));
+    queue_.pop_front();
+  };
+  if (const size_t n = queue_.front().request_events; n > 0) {
+    // A PublishBatch(): exactly its events, alone (they fit, it checked).
+    for (size_t i = 0; i < n; ++i) take_front();
+    return b;
+  }
   size_t bytes = 0;  // the events'
   size_t message_bytes = RequestHeaderBytes(b->request.topic());
   while (!queue_.empty() && queue_.front().topic == b->request.topic() &&
-         b->promises.size() < options_.max_batch_events) {
+         queue_.front().request_events == 0 && b->promises.size() < options_.max_batch_events) {
     size_t size = queue_.front().event.ByteSizeLong();
     // Publish() let in only events that fit a request alone.
     if (!b->promises.empty() && (bytes + size > options_.max_batch_bytes ||
@@ -166,9 +197,7 @@ std::shared_ptr<Publisher::Batch> Publisher::TakeBatchLocked() {
     }
     bytes += size;
     message_bytes += FramedBytes(size);
-    *b->request.add_events() = std::move(queue_.front().event);
-    b->promises.push_back(std::move(queue_.front().promise));
-    queue_.pop_front();
+    take_front();
   }
   return b;
 }

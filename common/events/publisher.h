@@ -68,12 +68,16 @@ class Publisher {
   std::future<absl::StatusOr<uint64_t>> Publish(const std::string& topic,
                                                 relay::events::v1::Event event);
 
-  // Publish() of each (topic, event) in order, queued together: the sender
-  // wakes once and finds them all, so they go in as few requests as the
-  // batch limits allow instead of the first alone. The futures are in the
-  // same order.
-  std::vector<std::future<absl::StatusOr<uint64_t>>> PublishAll(
-      std::vector<std::pair<std::string, relay::events::v1::Event>> events);
+  // Publishes `events` to `topic` in one request of their own, in order:
+  // the broker stores all of them or none (it refuses a request with one
+  // invalid event whole), so no later event of them can be stored while an
+  // earlier one was refused. For a caller whose order must hold (the outbox
+  // relay). max_batch_events and max_batch_bytes do not apply; when the
+  // request would exceed max_message_bytes, or the events max_pending_events,
+  // every future fails at once (INVALID_ARGUMENT, RESOURCE_EXHAUSTED) and
+  // none is sent. The futures are in the events' order.
+  std::vector<std::future<absl::StatusOr<uint64_t>>> PublishBatch(
+      const std::string& topic, std::vector<relay::events::v1::Event> events);
 
   // Waits until everything published so far is resolved, or `timeout`.
   // Returns DEADLINE_EXCEEDED when it was not.
@@ -90,6 +94,9 @@ class Publisher {
     std::string topic;
     relay::events::v1::Event event;
     std::promise<absl::StatusOr<uint64_t>> promise;
+    // Set on the first of a PublishBatch(): it and the next request_events - 1
+    // go in one request of their own.
+    size_t request_events = 0;
   };
   // A request on the wire, kept until answered so it can be resent.
   struct Batch {

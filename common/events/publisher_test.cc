@@ -23,6 +23,7 @@ namespace relay::events {
 namespace {
 
 using relay::testing::IsOk;
+using relay::testing::IsOkAndHolds;
 using relay::testing::MetricNow;
 using relay::testing::StatusIs;
 using ::testing::HasSubstr;
@@ -85,17 +86,19 @@ TEST_F(PublisherLimitsTest, AnEventThatCanNeverFitFailsAtOnceWithAClearError) {
   EXPECT_THAT(fine.get(), IsOk());
 }
 
-// PublishAll queues every event before the sender looks: one request
-// carries them all (the broker counts one publish batch), in order.
-TEST_F(PublisherLimitsTest, PublishAllSendsTheEventsInOneRequest) {
-  Publisher publisher(relay::testing::Channel(broker_->target()), Options());
+// PublishBatch sends its events in one request of their own, whatever
+// max_batch_events says (the broker counts one publish batch), in order.
+TEST_F(PublisherLimitsTest, PublishBatchSendsItsEventsInOneRequest) {
+  Publisher::Options options = Options();
+  options.max_batch_events = 10;  // would cut 50 events into five requests
+  Publisher publisher(relay::testing::Channel(broker_->target()), options);
   // A first event, so that the stream is open and idle before the count.
   ASSERT_THAT(publisher.Publish("t", Event("first", 10)).get(), IsOk());
   const double batches = MetricNow("relay_broker_publish_durable_seconds_count");
-  std::vector<std::pair<std::string, v1::Event>> events;
-  for (int i = 0; i < 50; ++i) events.emplace_back("t", Event(absl::StrCat("e", i), 100));
+  std::vector<v1::Event> events;
+  for (int i = 0; i < 50; ++i) events.push_back(Event(absl::StrCat("e", i), 100));
   std::vector<std::future<absl::StatusOr<uint64_t>>> offsets =
-      publisher.PublishAll(std::move(events));
+      publisher.PublishBatch("t", std::move(events));
   ASSERT_EQ(offsets.size(), 50u);
   for (size_t i = 0; i < offsets.size(); ++i) {
     absl::StatusOr<uint64_t> offset = offsets[i].get();
@@ -103,6 +106,23 @@ TEST_F(PublisherLimitsTest, PublishAllSendsTheEventsInOneRequest) {
     EXPECT_EQ(*offset, i + 1);  // after "first"
   }
   EXPECT_EQ(MetricNow("relay_broker_publish_durable_seconds_count") - batches, 1);
+}
+
+// A batch that cannot go in one request is refused whole, at once; none of
+// it is sent, and the publisher goes on.
+TEST_F(PublisherLimitsTest, APublishBatchTooLargeForOneRequestFailsWholeAtOnce) {
+  Publisher publisher(relay::testing::Channel(broker_->target()), Options());
+  std::vector<v1::Event> events;
+  for (int i = 0; i < 4; ++i) events.push_back(Event(absl::StrCat("big", i), 20 << 10));
+  std::vector<std::future<absl::StatusOr<uint64_t>>> offsets =
+      publisher.PublishBatch("t", std::move(events));
+  ASSERT_EQ(offsets.size(), 4u);
+  for (auto& f : offsets) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    EXPECT_THAT(f.get(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                  HasSubstr("exceeds the largest message the broker receives")));
+  }
+  EXPECT_THAT(publisher.Publish("t", Event("after", 10)).get(), IsOkAndHolds(0u));
 }
 
 // Close() is idempotent and the class thread-safe: two at once used to join

@@ -364,7 +364,7 @@ absl::Status OutboxRelay::Drain() {
 
 absl::Status OutboxRelay::Send(std::vector<Row>& rows) {
   std::vector<int64_t> unreadable;
-  std::vector<std::pair<std::string, Event>> events;
+  std::vector<Event> events;
   const size_t first = sent_.size();
   for (Row& row : rows) {
     Event event;
@@ -376,12 +376,16 @@ absl::Status OutboxRelay::Send(std::vector<Row>& rows) {
       continue;
     }
     sent_.push_back(Sent{row.seq, row.topic, event.id(), event.type(), {}});
-    events.emplace_back(row.topic, std::move(event));
+    events.push_back(std::move(event));
   }
-  // All at once: one request for the batch, not its first row alone.
-  std::vector<std::future<absl::StatusOr<uint64_t>>> offsets =
-      publisher_->PublishAll(std::move(events));
-  for (size_t i = 0; i < offsets.size(); ++i) sent_[first + i].offset = std::move(offsets[i]);
+  // One request for the batch (ReadBatch() gave one topic), stored whole or
+  // refused whole: were it split, a later request could be stored while an
+  // earlier one was refused, and its rows published again after them.
+  if (!events.empty()) {
+    std::vector<std::future<absl::StatusOr<uint64_t>>> offsets =
+        publisher_->PublishBatch(sent_[first].topic, std::move(events));
+    for (size_t i = 0; i < offsets.size(); ++i) sent_[first + i].offset = std::move(offsets[i]);
+  }
   if (unreadable.empty()) return absl::OkStatus();
   return Delete(unreadable);
 }
@@ -467,6 +471,8 @@ absl::StatusOr<std::vector<OutboxRelay::Row>> OutboxRelay::ReadBatch() {
       absl::StatusOr<bool> row = select->Step();
       if (!row.ok()) return row.status();
       if (!*row) return absl::OkStatus();
+      // One topic per batch: it goes out as one publish request.
+      if (!rows.empty() && select->ColumnText(1) != rows.front().topic) return absl::OkStatus();
       rows.push_back(Row{select->ColumnInt64(0), select->ColumnText(1), select->ColumnBlob(2)});
       bytes += rows.back().event.size();
     }

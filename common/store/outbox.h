@@ -74,20 +74,20 @@ class Outbox {
 };
 
 // Publishes the outbox of one Database: a thread reads the rows in seq order
-// in batches, publishes a batch with the Publisher, waits until the broker
-// acknowledged every event of it, then deletes those rows in one
-// transaction. So rows leave in the order they were added (the order of
-// each topic, and of each key's events, is kept) and a row is deleted only
-// once the broker has it. A crash between publish and delete publishes the
-// rows again: the broker drops them as duplicates by event id.
+// in batches (rows of one topic), publishes a batch with the Publisher as one
+// request, waits until the broker acknowledged it, then deletes those rows
+// in one transaction. One batch is in flight at a time, and the broker
+// stores a request whole or refuses it whole, so rows leave in the order
+// they were added (the order of each topic, and of each key's events, is
+// kept) and a row is deleted only once the broker has it. A crash between
+// publish and delete publishes the rows again: the broker drops them as
+// duplicates by event id.
 //
 // While the broker is away the rows stay; the Publisher retries the batch
 // it holds (the relay goes on waiting for it, reporting a failure every
-// publish_timeout), and events the Publisher gives up on (closed, full, or
-// rejected by the broker) are read and published again with exponential
-// backoff. Those retried events may then land after later rows of the same
-// batch that did get through: order holds for everything published on the
-// first try. One batch is in flight at a time.
+// publish_timeout), and a batch the Publisher gives up on (closed, full, or
+// rejected by the broker) is read and published again with exponential
+// backoff, before any row behind it.
 //
 // The broker refuses a whole publish batch when one event of it is invalid
 // (INVALID_ARGUMENT), and no retry can change that, so such rows must not
@@ -107,10 +107,10 @@ class Outbox {
 class OutboxRelay {
  public:
   struct Options {
-    // Rows read, published and deleted together: at most batch_size rows,
-    // and no more once their events reach batch_bytes (a first row larger
-    // than that still goes, alone), so that a table of large events does
-    // not take the service's memory in one read.
+    // Rows read, published and deleted together: at most batch_size rows of
+    // one topic, and no more once their events reach batch_bytes (a first
+    // row larger than that still goes, alone), so that a table of large
+    // events does not take the service's memory in one read.
     size_t batch_size = 500;
     size_t batch_bytes = 4 << 20;
     // Fallback scan of the table when nobody calls Wake().
