@@ -18,10 +18,16 @@ using google::protobuf::util::TimeUtil;
 constexpr size_t kReadBatchEvents = 2048;
 constexpr size_t kReadBatchBytes = 4 << 20;
 constexpr uint32_t kDefaultMaxInFlight = 1000;
-// A read error is retried this many times, this far apart, before the event
-// at that offset is skipped as unreadable.
+// A read that finds the event damaged (DATA_LOSS) is retried this many
+// times, this far apart, before the event at that offset is skipped as
+// unreadable. Any other read error (the log's store unreachable, a JetStream
+// stream without a leader) is retried this far apart for as long as it lasts:
+// the event is there, and skipping it would lose it.
 constexpr int kMaxReadErrors = 3;
 constexpr absl::Duration kReadRetryDelay = absl::Seconds(1);
+// A read error that lasts is logged at its first attempts, then every this
+// many.
+constexpr int kReadErrorLogEvery = 60;
 // The longest retry delay a nack may ask for (a day).
 constexpr int64_t kMaxRetryDelaySeconds = 24 * 3600;
 // A dead letter whose append failed is tried again this much later.
@@ -317,18 +323,19 @@ absl::Time ConsumerGroup::Fill() {
       if (read_error_offset_ != next) read_errors_ = 0;
       read_error_offset_ = next;
       ++read_errors_;
-      RELAY_LOG(Error, "read failed",
-                {{"topic", topic_},
-                 {"group", group_},
-                 {"offset", absl::StrCat(next)},
-                 {"attempt", absl::StrCat(read_errors_)},
-                 {"error", events.status().ToString()}});
-      if (read_errors_ < kMaxReadErrors) {
+      if (read_errors_ <= kMaxReadErrors || read_errors_ % kReadErrorLogEvery == 0) {
+        RELAY_LOG(Error, "read failed",
+                  {{"topic", topic_},
+                   {"group", group_},
+                   {"offset", absl::StrCat(next)},
+                   {"attempt", absl::StrCat(read_errors_)},
+                   {"error", events.status().ToString()}});
+      }
+      if (read_errors_ < kMaxReadErrors || !absl::IsDataLoss(events.status())) {
         read_retry_at_ = now + kReadRetryDelay;
         return read_retry_at_;
       }
-      // A persistent error: skip the one unreadable event rather than stop
-      // the group for good.
+      // A damaged event: skip it alone rather than stop the group for good.
       absl::MutexLock lock(&mu_);
       SkipGap(next + 1, "unreadable");
       read_errors_ = 0;

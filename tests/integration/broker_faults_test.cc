@@ -541,11 +541,59 @@ TEST_P(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
   EXPECT_EQ(Group("orders", "g").redelivered(), 0u);
 }
 
+// Only JetStream has a store that can be away while the broker runs.
+class JetStreamBrokerFaultsTest : public BrokerFaultsTest {};
+
+// A read that fails because JetStream does not answer is no damage: the
+// group waits for the event instead of skipping it after three tries (it
+// skipped one acknowledged event each ~3 s of the outage).
+TEST_P(JetStreamBrokerFaultsTest, ReadsThatFailWhileJetStreamIsAwayAreRetriedNotSkipped) {
+  options_.jetstream_request_timeout = absl::Milliseconds(200);
+  options_.group_window_events = 10;  // most events are still to be read
+  Start();
+  Publish("orders", 0, 100);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = OpenRaw(&ctx, "orders", /*max_in_flight=*/5);
+  ASSERT_NE(stream, nullptr);
+  std::set<uint64_t> delivered;
+  // Reads one message of deliveries and acks them.
+  auto ack_next = [&] {
+    SubscribeResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    SubscribeRequest acks;
+    for (const broker::v1::Delivery& d : resp.deliveries()) {
+      delivered.insert(d.event().offset());
+      auto* a = acks.add_acks();
+      a->set_offset(d.event().offset());
+      a->set_attempt(d.attempt());
+    }
+    ASSERT_TRUE(stream->Write(acks));
+  };
+  ASSERT_NO_FATAL_FAILURE(ack_next());
+  // The acks free the window while JetStream answers nothing: the group's
+  // reads for the next events fail, again and again, for several seconds.
+  backend_->nats()->Pause(0);
+  absl::SleepFor(absl::Seconds(5));  // the outage's length, not a wait for a result
+  backend_->nats()->Resume(0);
+  // Every event is delivered, or skipped.
+  while (delivered.size() + Group("orders", "g").skipped_offsets() < 100) {
+    ASSERT_NO_FATAL_FAILURE(ack_next());
+  }
+  ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 100; },
+                      absl::Seconds(20)));
+  EXPECT_EQ(Group("orders", "g").skipped_offsets(), 0u);
+  ctx.TryCancel();
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, BrokerFaultsTest, ::testing::ValuesIn(testing::TestBackend::All()),
     testing::TestBackend::ParamName<::testing::TestParamInfo<broker::Storage>>);
 INSTANTIATE_TEST_SUITE_P(
     File, FileBrokerFaultsTest, ::testing::Values(broker::Storage::kFile),
+    testing::TestBackend::ParamName<::testing::TestParamInfo<broker::Storage>>);
+INSTANTIATE_TEST_SUITE_P(
+    JetStream, JetStreamBrokerFaultsTest, ::testing::Values(broker::Storage::kJetStream),
     testing::TestBackend::ParamName<::testing::TestParamInfo<broker::Storage>>);
 
 }  // namespace

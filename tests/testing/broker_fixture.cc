@@ -13,6 +13,9 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   if (options.segment_bytes != 0) storage.file.segment_bytes = options.segment_bytes;
   storage.file.tail_cache_bytes = options.tail_cache_bytes;
   storage.jetstream.servers = options.nats_urls;
+  if (options.jetstream_request_timeout > absl::ZeroDuration()) {
+    storage.jetstream.request_timeout = options.jetstream_request_timeout;
+  }
   server_options.listen_address = options.listen_address;
   server_options.groups_dir = data_dir + "/groups";
   if (options.groups_env != nullptr) server_options.env = options.groups_env;

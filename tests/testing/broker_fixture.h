@@ -37,6 +37,8 @@ struct BrokerTestOptions {
   // The topics' backend. kJetStream needs `nats_urls` (see TestBackend).
   broker::Storage storage = broker::Storage::kFile;
   std::string nats_urls;
+  // JetStream's request timeout (0: the log's default).
+  absl::Duration jetstream_request_timeout = absl::ZeroDuration();
   uint32_t max_deliveries = 5;
   // Segment size of the log (0: the log's default).
   uint64_t segment_bytes = 0;
