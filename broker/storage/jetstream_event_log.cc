@@ -326,6 +326,12 @@ void JetStreamEventLog::Remember(absl::string_view topic, const StreamState& sta
   cached.exists = cached.exists || state.exists;
 }
 
+void JetStreamEventLog::Doubt(absl::string_view topic) {
+  absl::MutexLock lock(&streams_mu_);
+  auto it = streams_.find(topic);
+  if (it != streams_.end()) it->second.exists = false;
+}
+
 JetStreamEventLog::StreamState JetStreamEventLog::Cached(absl::string_view topic) const {
   absl::MutexLock lock(&streams_mu_);
   auto it = streams_.find(topic);
@@ -847,10 +853,30 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
     state.msgs = si->State.Msgs;
     state.direct = DirectGetsAreCurrent(si);
     jsStreamInfo_Destroy(si);
-    Remember(topic, state);
-    RELAY_LOG(
-        Info, "storage: stream created",
-        {{"topic", topic}, {"stream", stream}, {"replicas", absl::StrCat(options_.replicas)}});
+    bool recreated = false;
+    bool doubted = false;
+    {
+      absl::MutexLock lock(&streams_mu_);
+      auto it = streams_.find(topic);
+      doubted = it != streams_.end();
+      // An existing stream answers AddStream with its state too (the check
+      // after a publish no stream answered). Only a stream that never held
+      // an event is a new one: then its offsets are the truth, even below
+      // the cached ones (Remember() never moves backwards).
+      recreated = doubted && state.last_seq == 0 && it->second.last_seq > 0;
+      if (recreated) it->second = state;
+    }
+    if (recreated) {
+      RELAY_LOG(Warn, "storage: the topic's stream was gone and is created anew; offsets restart",
+                {{"topic", topic}, {"stream", stream}});
+    } else {
+      Remember(topic, state);
+      RELAY_LOG(Info, doubted ? "storage: stream checked" : "storage: stream created",
+                {{"topic", topic},
+                 {"stream", stream},
+                 {"replicas", absl::StrCat(options_.replicas)},
+                 {"last_offset", absl::StrCat(state.last_seq)}});
+    }
     return absl::OkStatus();
   }
   if (code == JSStreamNameExistErr) {
@@ -1026,9 +1052,14 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batc
   }
   if (batch.failed_at == SIZE_MAX) return std::move(batch.results);
   if (batch.stream_missing) {
-    // The stream went away (deleted by hand): create it on the next try.
-    absl::MutexLock lock(&streams_mu_);
-    streams_.erase(batch.topic);
+    // No stream answered: it has no leader for the moment (an election), or
+    // it went away (deleted by hand). The next try checks, and creates it if
+    // it is gone. The offsets cached stay meanwhile: forgetting them let the
+    // acks of batches still in flight rebuild the state from their own
+    // offsets, so that FirstOffset() jumped past events the groups had not
+    // read (they skipped them as deleted by retention), and DurableEnd()
+    // fell to 0.
+    Doubt(batch.topic);
   }
   return absl::UnavailableError(
       absl::StrCat("publish to topic ", batch.topic, " failed at event ", batch.failed_at, " of ",

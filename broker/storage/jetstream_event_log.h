@@ -281,6 +281,9 @@ class JetStreamEventLog final : public EventLog {
                                              absl::Time t) const;
   void Remember(absl::string_view topic, const StreamState& state) const;
   StreamState Cached(absl::string_view topic) const;
+  // The next append of `topic` checks its stream (EnsureStream) again; what
+  // is cached of its offsets stays until the server says otherwise.
+  void Doubt(absl::string_view topic);
 
   // Retention of one stream; `first_seq`, `last_seq`, `msgs`, `bytes` are
   // its state from the pass's listing.

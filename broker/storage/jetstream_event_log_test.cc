@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -313,6 +314,38 @@ TEST_F(JetStreamEventLogTest, ReadHonoursMaxEventsAndMaxBytes) {
   absl::StatusOr<std::vector<Event>> one = log->Read("orders", 7, 100, 1);
   ASSERT_THAT(one, IsOkAndHolds(SizeIs(1)));
   EXPECT_EQ((*one)[0].offset(), 7u);
+}
+
+// A publish that no stream answers (no leader for a moment, or the stream
+// deleted by hand) does not make the log forget where the topic's events
+// are; the next append checks the stream, and a stream that is really gone
+// is created anew, its offsets starting over (loudly).
+TEST_F(JetStreamEventLogTest, APublishNoStreamAnswersKeepsTheOffsetsUntilTheStreamIsChecked) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 3)), IsOk());
+  EXPECT_EQ(log->DurableEnd("orders"), 3u);
+
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->urls().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  jsErrCode code = static_cast<jsErrCode>(0);
+  ASSERT_EQ(js_DeleteStream(js, StreamNameForTopic("orders").c_str(), nullptr, &code), NATS_OK)
+      << code;
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 1)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("publish to topic orders")));
+  // It forgot them before: groups then saw the end fall to 0.
+  EXPECT_EQ(log->DurableEnd("orders"), 3u);
+  EXPECT_EQ(log->FirstOffset("orders"), 0u);
+
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("c", 1)),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::offset, 0))));
+  EXPECT_EQ(log->DurableEnd("orders"), 1u);
+  EXPECT_EQ(log->FirstOffset("orders"), 0u);
 }
 
 // A stream made without allow_direct (as brokers before direct gets made
@@ -688,6 +721,69 @@ TEST(JetStreamClusterTest, EveryAcknowledgedEventSurvivesAKilledNode) {
     ::testing::Test::RecordProperty("failed_batches", failed_batches);
     ::testing::Test::RecordProperty("acked_events", static_cast<int>(acked.size()));
   }
+}
+
+// The stream's leader killed while many batches are in flight: publishes
+// answered "no responders" during the election must not make the log forget
+// where the topic's events are. It did: an ack arriving after that rebuilt
+// the state from its own offsets, FirstOffset() jumped past events nobody
+// had deleted (groups skip those as deleted by retention) and DurableEnd()
+// fell to 0 for a moment.
+TEST(JetStreamClusterTest, ALeaderElectionNeverMovesTheFirstOffsetNorTheEndBack) {
+  absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start(3);
+  ASSERT_THAT(nats, IsOk());
+  JetStreamEventLog::Options options;
+  options.servers = (*nats)->urls();
+  options.replicas = 3;
+  options.request_timeout = absl::Seconds(2);
+  options.reconnect_wait = absl::Milliseconds(100);
+  options.retention_check_interval = absl::ZeroDuration();  // nothing is deleted
+  absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(options);
+  ASSERT_THAT(log, IsOk());
+  JetStreamEventLog* const l = log->get();
+
+  absl::Mutex mu;
+  uint64_t highest_end = 0;
+  uint64_t highest_first = 0;
+  uint64_t end_went_back_to = UINT64_MAX;
+  l->SetDurabilityListener([&](const std::string& topic, uint64_t end) {
+    const uint64_t first = l->FirstOffset(topic);
+    const uint64_t now_end = l->DurableEnd(topic);
+    absl::MutexLock lock(&mu);
+    highest_first = std::max(highest_first, first);
+    if (now_end < highest_end) end_went_back_to = std::min(end_went_back_to, now_end);
+    highest_end = std::max({highest_end, end, now_end});
+  });
+
+  // 64 batches in flight at all times, each answered on its own.
+  std::atomic<bool> stop{false};
+  std::atomic<int> acked_batches{0};
+  std::atomic<int> outstanding{0};
+  std::thread appender([&] {
+    for (int b = 0; !stop.load(); ++b) {
+      if (!WaitFor([&] { return outstanding.load() < 64 || stop.load(); }, kWait)) break;
+      ++outstanding;
+      l->Append("orders", MakeEvents(absl::StrCat("p", b), 1),
+                [&](absl::StatusOr<std::vector<AppendResult>> r) {
+                  if (r.ok()) ++acked_batches;
+                  --outstanding;
+                });
+    }
+  });
+  ASSERT_TRUE(WaitFor([&] { return acked_batches.load() >= 20; }, kWait));
+  absl::StatusOr<int> leader = (*nats)->StreamLeader(StreamNameForTopic("orders"));
+  ASSERT_THAT(leader, IsOk());
+  (*nats)->Kill(*leader);
+  const int at_kill = acked_batches.load();
+  EXPECT_TRUE(WaitFor([&] { return acked_batches.load() >= at_kill + 40; }, kWait));
+  stop = true;
+  appender.join();
+  ASSERT_TRUE(WaitFor([&] { return outstanding.load() == 0; }, kWait));
+
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(highest_first, 0u) << "the first offset jumped; nothing was deleted";
+  EXPECT_EQ(end_went_back_to, UINT64_MAX) << "the durable end fell back to " << end_went_back_to;
+  EXPECT_GT(highest_end, 0u);
 }
 
 }  // namespace
