@@ -34,6 +34,14 @@ absl::StatusOr<std::unique_ptr<OrderApp>> OrderApp::Start(Options options) {
   sync_options.payment_target = options.payment_target;
   sync_options.call_timeout = options.call_timeout;
   sync_options.workers = options.sync_workers;
+  // Negative would turn the sweeper off, as zero does: a typo must not
+  // leave a PENDING order holding stock and money for good.
+  if (options.saga_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("saga_timeout must not be negative (0: off)");
+  }
+  if (options.saga_sweep_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("saga_sweep_interval must not be negative (0: automatic)");
+  }
   if (sync) {
     if (absl::Status s = SyncSaga::Validate(sync_options); !s.ok()) return s;
     // The saga timeout is sync mode's only way back for an order a crash or a

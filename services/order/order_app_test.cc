@@ -135,6 +135,15 @@ TEST_F(OrderAppTest, BadOptionsAreRefused) {
   o.handler_delay = absl::Seconds(-1);
   EXPECT_THAT(OrderApp::Start(o), relay::testing::StatusIs(absl::StatusCode::kInvalidArgument,
                                                            ::testing::HasSubstr("handler_delay")));
+  o = AppOptions();
+  o.saga_timeout = absl::Minutes(-5);
+  EXPECT_THAT(OrderApp::Start(o), relay::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                                           ::testing::HasSubstr("saga_timeout")));
+  o = AppOptions();
+  o.saga_sweep_interval = absl::Seconds(-1);
+  EXPECT_THAT(OrderApp::Start(o),
+              relay::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                       ::testing::HasSubstr("saga_sweep_interval")));
 }
 
 }  // namespace

@@ -35,6 +35,9 @@ absl::Status ValidateOptions(const ServiceRuntime::Options& o) {
   if (o.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("shutdown_grace must not be negative");
   }
+  if (o.inbox_retention < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("inbox_retention must not be negative");
+  }
   return absl::OkStatus();
 }
 

@@ -144,6 +144,8 @@ TEST_F(ServiceRuntimeTest, BadOptionsAreInvalidArgumentsWithShortMessages) {
       {[](ServiceRuntime::Options& o) { o.handler_delay = absl::Seconds(-1); }, "handler_delay"},
       {[](ServiceRuntime::Options& o) { o.crash_after = -1; }, "crash_after"},
       {[](ServiceRuntime::Options& o) { o.shutdown_grace = absl::Seconds(-1); }, "shutdown_grace"},
+      // A typo must not keep the inbox forever, as zero does.
+      {[](ServiceRuntime::Options& o) { o.inbox_retention = absl::Hours(-1); }, "inbox_retention"},
   };
   for (const Case& c : cases) {
     ServiceRuntime::Options o = RuntimeOptions();
