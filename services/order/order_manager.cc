@@ -173,17 +173,29 @@ void OrderManager::ReportPlaced(const PlaceResult& result) {
              {"corr", o.order_id()}});
 }
 
-void OrderManager::PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone done) {
+void OrderManager::PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone done,
+                              absl::Time deadline) {
   if (absl::Status s = ValidatePlaceOrder(request); !s.ok()) {
     done(s);
     return;
   }
-  absl::MutexLock lock(&place_mu_);
-  if (place_stopping_) {
-    done(absl::UnavailableError("order-service is shutting down"));
-    return;
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&place_mu_);
+    if (place_stopping_) {
+      refused = absl::UnavailableError("order-service is shutting down");
+    } else if (place_queue_.size() >= kMaxQueuedPlaces) {
+      // The database is stalled or the load past what it commits: say so
+      // rather than hold requests without end.
+      refused = absl::ResourceExhaustedError(
+          absl::StrCat("order-service has ", place_queue_.size(),
+                       " orders waiting to be stored (the limit); try again later"));
+    } else {
+      place_queue_.push_back(PendingPlace{request, std::move(done), deadline});
+      return;
+    }
   }
-  place_queue_.push_back(PendingPlace{request, std::move(done)});
+  done(refused);
 }
 
 absl::StatusOr<OrderManager::PlaceResult> OrderManager::Place(
@@ -215,12 +227,22 @@ void OrderManager::PlaceLoop() {
         place_queue_.pop_front();
       }
     }
+    // Callers gone (their deadline passed while the orders waited) get no
+    // order: nobody would learn of it but the customer's account.
+    std::vector<absl::Status> statuses(batch.size());
+    const absl::Time now = absl::Now();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (now >= batch[i].deadline) {
+        statuses[i] = absl::DeadlineExceededError(
+            "the order waited past its deadline to be stored; nothing was placed");
+      }
+    }
     // Group commit: one transaction (one fsync) for every order waiting,
     // each in its own savepoint so a failing one rolls back alone.
-    std::vector<absl::Status> statuses(batch.size());
     std::vector<PlaceResult> results(batch.size());
     absl::Status committed = db_->Transaction([&](Tx& tx) -> absl::Status {
       for (size_t i = 0; i < batch.size(); ++i) {
+        if (!statuses[i].ok()) continue;
         statuses[i] =
             tx.Savepoint([&](Tx& sp) { return PlaceInTx(sp, batch[i].request, &results[i]); });
         if (!tx.in_transaction()) {
@@ -231,7 +253,7 @@ void OrderManager::PlaceLoop() {
       return absl::OkStatus();
     });
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (!committed.ok()) {
+      if (!committed.ok() && statuses[i].ok()) {
         batch[i].done(committed);
       } else if (!statuses[i].ok()) {
         batch[i].done(statuses[i]);

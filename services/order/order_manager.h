@@ -60,8 +60,14 @@ class OrderManager {
   // time commit together (group commit: one transaction and one fsync for
   // all, each order in its own savepoint); `done` is called once the order
   // is durable, or with the error, from the committing thread or, for a bad
-  // request, at once. `done` must not block.
-  void PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone done);
+  // request, at once. `done` must not block. At most kMaxQueuedPlaces calls
+  // wait for their commit; beyond, RESOURCE_EXHAUSTED at once. A call still
+  // waiting at `deadline` (its caller gone) is answered DEADLINE_EXCEEDED
+  // and stores nothing.
+  void PlaceAsync(const v1::PlaceOrderRequest& request, PlaceDone done,
+                  absl::Time deadline = absl::InfiniteFuture());
+  // PlaceAsync calls waiting for a commit, at most (tens of MB of requests).
+  static constexpr size_t kMaxQueuedPlaces = 10000;
   // PlaceAsync, waiting for the answer.
   absl::StatusOr<PlaceResult> Place(const v1::PlaceOrderRequest& request);
   // Answers what is queued, then ends the committing thread; later
@@ -127,6 +133,7 @@ class OrderManager {
   struct PendingPlace {
     v1::PlaceOrderRequest request;
     PlaceDone done;
+    absl::Time deadline;
   };
   // One order inside the group-commit transaction.
   absl::Status PlaceInTx(store::Tx& tx, const v1::PlaceOrderRequest& request, PlaceResult* result);

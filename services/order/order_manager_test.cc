@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/grpc_server.h"
 #include "common/ids.h"
 #include "common/metrics.h"
@@ -17,6 +19,7 @@
 #include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace relay::order {
 namespace {
@@ -28,6 +31,7 @@ using ::testing::HasSubstr;
 using testing::IsOk;
 using testing::IsOkAndHolds;
 using testing::StatusIs;
+using testing::WaitFor;
 
 class OrderManagerTest : public ::testing::Test {
  protected:
@@ -316,6 +320,67 @@ TEST_F(OrderManagerTest, ConcurrentPlacesCommitTogetherAndKeepIdempotency) {
   ASSERT_THAT(list, IsOk());
   EXPECT_EQ(list->orders_size(), kOrders);
   EXPECT_EQ(Outbox().size(), static_cast<size_t>(kOrders));
+}
+
+// While the database is held (a stalled disk, another connection's lock),
+// PlaceOrder calls wait in a bounded queue: past kMaxQueuedPlaces they are
+// refused at once instead of held without end; and a call whose caller gave
+// up (deadline past) while it waited stores no order.
+TEST_F(OrderManagerTest, WaitingPlacesAreBoundedAndThoseWhoseCallerLeftStoreNothing) {
+  absl::Notification holding, release;
+  std::thread holder([&] {
+    EXPECT_THAT(db_->Transaction([&](store::Tx&) {
+      holding.Notify();
+      release.WaitForNotification();
+      return absl::OkStatus();
+    }),
+                IsOk());
+  });
+  holding.WaitForNotification();
+
+  absl::Mutex mu;
+  int ok = 0, exhausted = 0, late = 0, other = 0;
+  auto count = [&](absl::StatusOr<OrderManager::PlaceResult> r) {
+    absl::MutexLock lock(&mu);
+    if (r.ok()) {
+      ++ok;
+    } else if (absl::IsResourceExhausted(r.status())) {
+      ++exhausted;
+      EXPECT_THAT(r.status().message(), HasSubstr("waiting to be stored (the limit)"));
+    } else if (absl::IsDeadlineExceeded(r.status())) {
+      ++late;
+    } else {
+      ++other;
+      ADD_FAILURE() << r.status();
+    }
+  };
+  // One caller that leaves at once, first in line; then more than fit.
+  manager_->PlaceAsync(Request("left"), count, absl::Now());
+  // The committing thread holds at most one batch (256) besides the queue.
+  const int calls = static_cast<int>(OrderManager::kMaxQueuedPlaces) + 256 + 50;
+  for (int i = 0; i < calls; ++i) manager_->PlaceAsync(Request(), count);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_GE(exhausted, 50);  // answered at once, while the database is held
+    EXPECT_EQ(ok, 0);
+  }
+  release.Notify();
+  holder.join();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return ok + exhausted + late + other == calls + 1;
+      },
+      absl::Seconds(60)));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(late, 1);
+  EXPECT_EQ(other, 0);
+  // Every order answered OK is stored, and only those: the one whose caller
+  // left is not (its key was never used).
+  EXPECT_EQ(Outbox().size(), static_cast<size_t>(ok));
+  absl::StatusOr<OrderManager::PlaceResult> again = manager_->Place(Request("left"));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_FALSE(again->replayed);
 }
 
 TEST(OrderManagerEmptyCatalog, PlaceIsUnavailableUntilTheCatalogArrives) {

@@ -136,31 +136,34 @@ grpc::ServerUnaryReactor* OrderServiceImpl::PlaceOrder(grpc::CallbackServerConte
   // The reactor and response stay valid until Finish(), called once by the
   // answer (from the group-commit thread). PlaceAsync validates the request
   // (ValidatePlaceOrder) before anything else.
-  manager_->PlaceAsync(*request, [reactor, response, customer = std::move(customer),
-                                  sync = sync_](absl::StatusOr<OrderManager::PlaceResult> placed) {
-    if (!placed.ok()) {
-      RELAY_LOG(Info, "order rejected",
-                {{"customer", customer}, {"error", placed.status().ToString()}});
-      reactor->Finish(ToGrpcStatus(placed.status()));
-      return;
-    }
-    if (sync != nullptr && !placed->replayed) {
-      // --flow=sync: the answer waits for the direct calls (sync_saga.h).
-      sync->RunAsync(std::move(placed->order),
-                     [reactor, response](absl::StatusOr<v1::Order> ended) {
-                       if (!ended.ok()) {
-                         reactor->Finish(ToGrpcStatus(ended.status()));
-                         return;
-                       }
-                       *response->mutable_order() = *std::move(ended);
-                       reactor->Finish(grpc::Status::OK);
-                     });
-      return;
-    }
-    *response->mutable_order() = std::move(placed->order);
-    response->set_replayed(placed->replayed);
-    reactor->Finish(grpc::Status::OK);
-  });
+  manager_->PlaceAsync(
+      *request,
+      [reactor, response, customer = std::move(customer),
+       sync = sync_](absl::StatusOr<OrderManager::PlaceResult> placed) {
+        if (!placed.ok()) {
+          RELAY_LOG(Info, "order rejected",
+                    {{"customer", customer}, {"error", placed.status().ToString()}});
+          reactor->Finish(ToGrpcStatus(placed.status()));
+          return;
+        }
+        if (sync != nullptr && !placed->replayed) {
+          // --flow=sync: the answer waits for the direct calls (sync_saga.h).
+          sync->RunAsync(std::move(placed->order),
+                         [reactor, response](absl::StatusOr<v1::Order> ended) {
+                           if (!ended.ok()) {
+                             reactor->Finish(ToGrpcStatus(ended.status()));
+                             return;
+                           }
+                           *response->mutable_order() = *std::move(ended);
+                           reactor->Finish(grpc::Status::OK);
+                         });
+          return;
+        }
+        *response->mutable_order() = std::move(placed->order);
+        response->set_replayed(placed->replayed);
+        reactor->Finish(grpc::Status::OK);
+      },
+      absl::FromChrono(context->deadline()));
   return reactor;
 }
 
