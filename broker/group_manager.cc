@@ -43,14 +43,23 @@ std::unique_ptr<ConsumerGroup> GroupManager::MakeGroup(const GroupCheckpoint& ch
 absl::Status GroupManager::Load() {
   absl::StatusOr<std::vector<GroupCheckpoint>> all = store_->LoadAll();
   if (!all.ok()) return all.status();
-  absl::MutexLock lock(&groups_mu_);
-  for (const GroupCheckpoint& c : *all) {
-    RELAY_LOG(Info, "group loaded",
-              {{"topic", c.topic()},
-               {"group", c.group()},
-               {"committed", absl::StrCat(c.committed_offset())}});
-    groups_[{c.topic(), c.group()}] = MakeGroup(c);
+  std::map<std::string, uint64_t> floors;
+  {
+    absl::MutexLock lock(&groups_mu_);
+    for (const GroupCheckpoint& c : *all) {
+      RELAY_LOG(Info, "group loaded",
+                {{"topic", c.topic()},
+                 {"group", c.group()},
+                 {"committed", absl::StrCat(c.committed_offset())}});
+      groups_[{c.topic(), c.group()}] = MakeGroup(c);
+      auto [it, inserted] = floors.emplace(c.topic(), c.committed_offset());
+      if (!inserted) it->second = std::min(it->second, c.committed_offset());
+    }
   }
+  // At once, not at the first checkpoint pass: a retention pass before it
+  // would take the topic for one without groups and delete what they have
+  // not read.
+  for (const auto& [topic, floor] : floors) log_->SetRetentionFloor(topic, floor);
   return absl::OkStatus();
 }
 
