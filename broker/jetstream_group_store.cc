@@ -108,6 +108,11 @@ absl::StatusOr<std::vector<GroupCheckpoint>> JetStreamGroupStore::LoadAll() {
   return out;
 }
 
+namespace {
+// Failed writes remembered per key (see unanswered_).
+constexpr size_t kMaxUnansweredPerKey = 4;
+}  // namespace
+
 absl::Status JetStreamGroupStore::Save(const GroupCheckpoint& checkpoint) {
   const std::string key = GroupKey(checkpoint.topic(), checkpoint.group());
   const std::string bytes = checkpoint.SerializeAsString();
@@ -125,7 +130,15 @@ absl::Status JetStreamGroupStore::Save(const GroupCheckpoint& checkpoint) {
   if (s == NATS_OK) {
     absl::MutexLock lock(&mu_);
     revisions_[key] = revision;
+    unanswered_.erase(key);
     return absl::OkStatus();
+  }
+  {
+    // It may still land (an answer lost in a timeout): remember its bytes.
+    absl::MutexLock lock(&mu_);
+    std::deque<std::string>& mine = unanswered_[key];
+    mine.push_back(bytes);
+    if (mine.size() > kMaxUnansweredPerKey) mine.pop_front();
   }
   // Refused for another revision, or unanswered: the key tells which.
   const absl::Status write_error = NatsUnavailable(
@@ -136,12 +149,28 @@ absl::Status JetStreamGroupStore::Save(const GroupCheckpoint& checkpoint) {
   if (read == NATS_OK) {
     KvEntry entry(raw);
     current = kvEntry_Revision(entry.get());
-    if (KvValue(entry.get()) == bytes) {
+    const absl::string_view value = KvValue(entry.get());
+    if (value == bytes) {
       // This write landed; only its answer was lost.
       absl::MutexLock lock(&mu_);
       revisions_[key] = *current;
+      unanswered_.erase(key);
       return absl::OkStatus();
     }
+    bool own = false;
+    {
+      // An earlier write of ours whose answer was lost landed since (after
+      // its timeout): not another broker. Take its revision and write again.
+      absl::MutexLock lock(&mu_);
+      auto mine = unanswered_.find(key);
+      own = current != expected && mine != unanswered_.end() &&
+            std::find(mine->second.begin(), mine->second.end(), value) != mine->second.end();
+      if (own) {
+        revisions_[key] = *current;
+        unanswered_.erase(key);  // at most once per call: no loop
+      }
+    }
+    if (own) return Save(checkpoint);
   } else if (read != NATS_NOT_FOUND) {
     return write_error;
   }

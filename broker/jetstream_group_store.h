@@ -2,6 +2,7 @@
 #define RELAY_BROKER_JETSTREAM_GROUP_STORE_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -103,6 +104,10 @@ class JetStreamGroupStore final : public GroupStore {
   // held across a request.
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, uint64_t> revisions_ ABSL_GUARDED_BY(mu_);
+  // Per key, the values of the last writes that failed (their answer may
+  // have been lost while the write still lands later): finding one of them
+  // under a newer revision is this store's own write, not another broker's.
+  absl::flat_hash_map<std::string, std::deque<std::string>> unanswered_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace relay::broker

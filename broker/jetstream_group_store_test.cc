@@ -186,6 +186,43 @@ TEST_F(JetStreamGroupStoreTest, SecondWriterIsRefusedAndTheFirstWriteStays) {
               StatusIs(absl::StatusCode::kAborted, HasSubstr("(revision 4, expected 3)")));
 }
 
+// A write that timed out (here: the server paused) may still land once the
+// server goes on. Its revision is then this store's own write, not another
+// broker's: the next save goes on from it. It was refused as ABORTED, and
+// the broker fenced the group, saving its checkpoints no more.
+TEST_F(JetStreamGroupStoreTest, AWriteThatLandedAfterItsTimeoutIsNotAnotherBrokers) {
+  JetStreamGroupStore::Options options;
+  options.servers = nats_->urls();
+  options.request_timeout = absl::Milliseconds(300);
+  absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> store = JetStreamGroupStore::Open(options);
+  ASSERT_THAT(store, IsOk());
+  ASSERT_THAT((*store)->Save(Checkpoint("orders", "svc", 10)), IsOk());  // revision 1
+
+  nats_->Pause(0);
+  EXPECT_THAT((*store)->Save(Checkpoint("orders", "svc", 20)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot save group orders/svc")));
+  nats_->Resume(0);
+  // The server handles the write it held: revision 2 holds offset 20.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        absl::StatusOr<std::vector<GroupCheckpoint>> all = Open()->LoadAll();
+        return all.ok() && all->size() == 1 && (*all)[0].committed_offset() == 20;
+      },
+      kWait));
+
+  EXPECT_THAT((*store)->Save(Checkpoint("orders", "svc", 30)), IsOk());
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = Open()->LoadAll();
+  ASSERT_THAT(all, IsOk());
+  ASSERT_THAT(*all, SizeIs(1));
+  EXPECT_EQ((*all)[0].committed_offset(), 30u);
+  // Another broker's write is still told apart.
+  std::unique_ptr<JetStreamGroupStore> other = Open();
+  ASSERT_THAT(other->LoadAll(), IsOk());
+  ASSERT_THAT(other->Save(Checkpoint("orders", "svc", 40)), IsOk());
+  EXPECT_THAT((*store)->Save(Checkpoint("orders", "svc", 31)),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("another broker")));
+}
+
 TEST_F(JetStreamGroupStoreTest, UndecodableValueIsDataLossNamingTheKey) {
   std::unique_ptr<JetStreamGroupStore> store = Open();
   ASSERT_NE(store, nullptr);
