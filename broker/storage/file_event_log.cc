@@ -672,6 +672,14 @@ void FileEventLog::Fail(const absl::Status& cause) {
         "storage failure, unacknowledged events may or may not be stored: ", cause.ToString()));
     RELAY_LOG(Error, "storage: failure, the event log accepts no more appends",
               {{"error", std::string(failed_.message())}});
+    // Nothing written and not synced may be found again by a restart.
+    absl::ReaderMutexLock lock(&topics_mu_);
+    for (auto& [name, topic] : topics_) {
+      if (absl::Status s = topic->log->DropUnsynced(); !s.ok()) {
+        RELAY_LOG(Error, "storage: cutting the unsynced tail off a failed topic failed",
+                  {{"topic", name}, {"error", s.ToString()}});
+      }
+    }
   }
   for (Ack& ack : waiting_) {
     if (ack.result.ok()) ack.result = failed_;

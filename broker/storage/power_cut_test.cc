@@ -35,6 +35,7 @@ using ::relay::testing::IsOkAndHolds;
 using ::relay::testing::StatusIs;
 using ::relay::testing::TempDir;
 using ::relay::testing::WaitFor;
+using ::testing::AllOf;
 using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::Field;
@@ -240,14 +241,24 @@ TEST_F(PowerCutTest, TornRecordIsCutOnReopen) {
     ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeBatch("synced", 5)), IsOk());
     const std::string segment = dir.Join("data/topics/orders/") + Segment::FileName(0);
     const uint64_t good = ScanSegmentFile(segment).records_end;  // without the reserved space
-    // The next write reaches the page cache but its fsync fails: not acked.
-    env_.SetSyncError(absl::InternalError("EIO"));
-    ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeBatch("torn", 1)),
-                StatusIs(absl::StatusCode::kInternal, HasSubstr("EIO")));
-    env_.SetSyncError(absl::OkStatus());
+    // The next write reaches the page cache, and the power goes during its
+    // fsync: not acked.
+    env_.HoldSyncs(true);
+    absl::Notification answered;
+    log->Append("orders", MakeBatch("torn", 1),
+                [&](absl::StatusOr<std::vector<AppendResult>> r) {
+                  EXPECT_FALSE(r.ok());
+                  answered.Notify();
+                });
+    ASSERT_TRUE(WaitFor([&] { return env_.held_syncs() == 1; }, kWait));
     const uint64_t unsynced = env_.UnsyncedBytes(segment);
     ASSERT_GT(unsynced, 60u);
-    PowerCut(&log, [&] { return env_.DropUnsyncedDataKeeping(keep); });
+    env_.SetFilesystemActive(false);
+    env_.HoldSyncs(false);  // the fsync fails on the dead disk
+    ASSERT_TRUE(answered.WaitForNotificationWithTimeout(kWait));
+    log.reset();
+    ASSERT_THAT(env_.DropUnsyncedDataKeeping(keep), IsOk());
+    env_.SetFilesystemActive(true);
     // The file keeps its reserved space (zeros) after the kept bytes, so a
     // kept byte that is 0 is indistinguishable from it: the cut counts the
     // torn bytes up to the last non-zero one.
@@ -306,6 +317,39 @@ TEST_F(PowerCutTest, FsyncErrorFailsTheBatchAndStopsTheLog) {
     EXPECT_THAT(heard, ElementsAre("orders:3"));  // never the failed end
   }
   EXPECT_THAT(log->Close(), StatusIs(absl::StatusCode::kInternal, HasSubstr("EIO")));
+}
+
+// After a failed fsync the kernel may keep the unsynced pages in its cache,
+// no longer dirty (here: the env still holds the bytes), and a later fsync
+// of a new descriptor succeeds without writing them. A broker restarted
+// without a reboot then recovered them, served them as durable and answered
+// the publisher's retry as a duplicate: an ack for events a power cut
+// would lose. The failed log cuts them off at once.
+TEST_F(PowerCutTest, AfterAFailedFsyncARestartDoesNotTakeTheUnsyncedTailForDurable) {
+  auto log = Open(LogOptions());
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeBatch("ok", 3)), IsOk());
+  env_.SetSyncError(absl::InternalError("EIO on fsync"));
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeBatch("lost", 2)),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("EIO on fsync")));
+  env_.SetSyncError(absl::OkStatus());
+  EXPECT_THAT(log->Close(), StatusIs(absl::StatusCode::kInternal, HasSubstr("EIO")));
+  log.reset();
+
+  log = Open(LogOptions());  // the process restarts; the machine did not
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->DurableEnd("orders"), 3u);
+  // The publisher's retry is stored anew, not answered as a duplicate.
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeBatch("lost", 2)),
+              IsOkAndHolds(ElementsAre(
+                  AllOf(Field(&AppendResult::offset, 3u), Field(&AppendResult::duplicate, false)),
+                  AllOf(Field(&AppendResult::offset, 4u),
+                        Field(&AppendResult::duplicate, false)))));
+  // And it is durable: a power cut now keeps all five.
+  PowerCut(&log, [&] { return env_.DropUnsyncedData(); });
+  log = Open(LogOptions());
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(ReadTopic(*log, "orders").size(), 5u);
 }
 
 TEST_F(PowerCutTest, WriteErrorFailsTheBatchAndStopsTheLog) {

@@ -145,6 +145,17 @@ uint64_t Segment::RecordEnd(uint64_t offset) const {
 
 absl::Status Segment::TruncateToIndexed(Env* env) { return env->TruncateFile(path_, bytes_); }
 
+absl::Status Segment::CutAt(Env* env, uint64_t offset) {
+  const uint64_t bytes = offset <= base_offset_   ? 0
+                         : offset >= end_offset() ? bytes_
+                                                  : RecordStart(offset);
+  if (writer_ != nullptr) {
+    writer_->Close().IgnoreError();  // the cut below is what counts
+    writer_.reset();
+  }
+  return env->TruncateFile(path_, bytes);
+}
+
 absl::Status Segment::OpenForAppend(Env* env) {
   absl::StatusOr<std::unique_ptr<WritableFile>> writer = env->NewAppendableFile(path_);
   if (!writer.ok()) return writer.status();

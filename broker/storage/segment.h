@@ -93,6 +93,12 @@ class Segment {
   // Cuts the file to the indexed prefix (recovery of a torn tail).
   absl::Status TruncateToIndexed(Env* env);
 
+  // Closes the file for appending and cuts it before the record at `offset`
+  // (at the indexed end when offset >= end_offset()), reserved space
+  // included: for a log that failed, whose records from `offset` on were
+  // never durable. The index stays (readers stop at the durable end).
+  absl::Status CutAt(Env* env, uint64_t offset);
+
   // Opens the file for appending after the indexed prefix.
   // REQUIRES: the file holds exactly the indexed prefix.
   absl::Status OpenForAppend(Env* env);

@@ -203,6 +203,12 @@ absl::Status TopicLog::Sync() {
 
 absl::Status TopicLog::Seal() { return active_->Seal(); }
 
+absl::Status TopicLog::DropUnsynced() {
+  const uint64_t durable = DurableEnd();
+  if (written_end_ <= durable) return absl::OkStatus();
+  return active_->CutAt(options_.env, durable);
+}
+
 void TopicLog::MarkDurable() {
   absl::MutexLock lock(&mu_);
   durable_end_ = indexed_end_;

@@ -102,6 +102,14 @@ class TopicLog {
   // log's clean stop. Appends fail from then on; reads go on.
   absl::Status Seal();
 
+  // After a failed write or sync: cuts what was written past the durable
+  // end off the active segment's file. Those bytes may sit in the page
+  // cache, no longer dirty, after a failed fsync, and a broker restarted
+  // without a reboot would recover them and serve them as durable (and
+  // answer a retry of their events as a duplicate). Appends fail from then
+  // on; reads go on.
+  absl::Status DropUnsynced();
+
   // ---- Any thread.
 
   // One past the last durable record.
