@@ -636,16 +636,22 @@ TEST(JetStreamEventLogOpen, UnreachableServerFailsQuicklyWithAClearMessage) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
+// A log on every node of `nats`, its streams with three replicas.
+JetStreamEventLog::Options ClusterOptions(const NatsServer& nats) {
+  JetStreamEventLog::Options options;
+  options.servers = nats.urls();
+  options.replicas = 3;
+  options.request_timeout = absl::Seconds(2);
+  options.reconnect_wait = absl::Milliseconds(100);
+  return options;
+}
+
 // A 3-node cluster, replicas=3: a node killed with SIGKILL while appends
 // run loses no acknowledged event.
 TEST(JetStreamClusterTest, EveryAcknowledgedEventSurvivesAKilledNode) {
   absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start(3);
   ASSERT_THAT(nats, IsOk());
-  JetStreamEventLog::Options options;
-  options.servers = (*nats)->urls();
-  options.replicas = 3;
-  options.request_timeout = absl::Seconds(2);
-  options.reconnect_wait = absl::Milliseconds(100);
+  JetStreamEventLog::Options options = ClusterOptions(**nats);
   absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(options);
   ASSERT_THAT(log, IsOk());
 
@@ -732,11 +738,7 @@ TEST(JetStreamClusterTest, EveryAcknowledgedEventSurvivesAKilledNode) {
 TEST(JetStreamClusterTest, ALeaderElectionNeverMovesTheFirstOffsetNorTheEndBack) {
   absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start(3);
   ASSERT_THAT(nats, IsOk());
-  JetStreamEventLog::Options options;
-  options.servers = (*nats)->urls();
-  options.replicas = 3;
-  options.request_timeout = absl::Seconds(2);
-  options.reconnect_wait = absl::Milliseconds(100);
+  JetStreamEventLog::Options options = ClusterOptions(**nats);
   options.retention_check_interval = absl::ZeroDuration();  // nothing is deleted
   absl::StatusOr<std::unique_ptr<JetStreamEventLog>> log = JetStreamEventLog::Open(options);
   ASSERT_THAT(log, IsOk());

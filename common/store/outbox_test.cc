@@ -72,6 +72,20 @@ std::string AddOne(Database& db, const std::string& topic, const Event& e) {
   return id;
 }
 
+// Adds a row of topic "orders" that the broker refuses (no type; Outbox::Add
+// would not let it in), with event id "evt-bad".
+void AddUntyped(Database& db, const std::string& key) {
+  EXPECT_THAT(db.Transaction([&](Tx& tx) -> absl::Status {
+    Event bad = MakeEvent("", key);
+    bad.set_id("evt-bad");
+    auto st = tx.Prepare("INSERT INTO outbox (topic, event, created_us) VALUES ('orders', ?, 0)");
+    if (!st.ok()) return st.status();
+    if (auto s = st->BindBlob(1, bad.SerializeAsString()); !s.ok()) return s;
+    return st->Run();
+  }),
+              IsOk());
+}
+
 int64_t Pending(Database& db) {
   int64_t n = -1;
   EXPECT_THAT(db.Read([&](Tx& tx) -> absl::Status {
@@ -429,15 +443,7 @@ TEST_F(OutboxRelayTest, ARefusedEventNeverLetsALaterEventOfItsKeyGoFirst) {
   auto broker = ::relay::testing::StartBroker(broker_dir.path());
   ASSERT_THAT(broker, IsOk());
   std::string created = AddOne(*db_, "orders", MakeEvent("order.created", "ord-9"));
-  ASSERT_THAT(db_->Transaction([&](Tx& tx) -> absl::Status {
-    Event bad = MakeEvent("", "ord-8");  // no type: the broker refuses it
-    bad.set_id("evt-bad");
-    auto st = tx.Prepare("INSERT INTO outbox (topic, event, created_us) VALUES ('orders', ?, 0)");
-    if (!st.ok()) return st.status();
-    if (auto s = st->BindBlob(1, bad.SerializeAsString()); !s.ok()) return s;
-    return st->Run();
-  }),
-              IsOk());
+  AddUntyped(*db_, "ord-8");
   std::string captured = AddOne(*db_, "payments", MakeEvent("payment.captured", "ord-7"));
   std::string cancelled = AddOne(*db_, "orders", MakeEvent("order.cancelled", "ord-9"));
 
@@ -464,15 +470,7 @@ TEST_F(OutboxRelayTest, AnEventTheBrokerRefusesIsParkedAndTheRowsBehindItGoOn) {
   auto broker = ::relay::testing::StartBroker(broker_dir.path());
   ASSERT_THAT(broker, IsOk());
   std::string first = AddOne(*db_, "orders", MakeEvent("order.created", "ord-1"));
-  ASSERT_THAT(db_->Transaction([&](Tx& tx) -> absl::Status {
-    Event bad = MakeEvent("", "ord-1");
-    bad.set_id("evt-bad");
-    auto st = tx.Prepare("INSERT INTO outbox (topic, event, created_us) VALUES ('orders', ?, 0)");
-    if (!st.ok()) return st.status();
-    if (auto s = st->BindBlob(1, bad.SerializeAsString()); !s.ok()) return s;
-    return st->Run();
-  }),
-              IsOk());
+  AddUntyped(*db_, "ord-1");
   std::string behind = AddOne(*db_, "orders", MakeEvent("order.confirmed", "ord-1"));
   std::string other = AddOne(*db_, "payments", MakeEvent("payment.captured", "ord-2"));
 
