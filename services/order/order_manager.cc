@@ -227,22 +227,22 @@ void OrderManager::PlaceLoop() {
         place_queue_.pop_front();
       }
     }
-    // Callers gone (their deadline passed while the orders waited) get no
-    // order: nobody would learn of it but the customer's account.
-    std::vector<absl::Status> statuses(batch.size());
-    const absl::Time now = absl::Now();
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (now >= batch[i].deadline) {
-        statuses[i] = absl::DeadlineExceededError(
-            "the order waited past its deadline to be stored; nothing was placed");
-      }
-    }
     // Group commit: one transaction (one fsync) for every order waiting,
     // each in its own savepoint so a failing one rolls back alone.
+    std::vector<absl::Status> statuses(batch.size());
     std::vector<PlaceResult> results(batch.size());
     absl::Status committed = db_->Transaction([&](Tx& tx) -> absl::Status {
+      // Looked at here, once the database is ours: waiting for it is where
+      // a stall holds the orders.
+      const absl::Time now = absl::Now();
       for (size_t i = 0; i < batch.size(); ++i) {
-        if (!statuses[i].ok()) continue;
+        if (now >= batch[i].deadline) {
+          // The caller is gone: nobody would learn of the order but the
+          // customer's account.
+          statuses[i] = absl::DeadlineExceededError(
+              "the order waited past its deadline to be stored; nothing was placed");
+          continue;
+        }
         statuses[i] =
             tx.Savepoint([&](Tx& sp) { return PlaceInTx(sp, batch[i].request, &results[i]); });
         if (!tx.in_transaction()) {

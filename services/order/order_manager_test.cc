@@ -325,7 +325,8 @@ TEST_F(OrderManagerTest, ConcurrentPlacesCommitTogetherAndKeepIdempotency) {
 // While the database is held (a stalled disk, another connection's lock),
 // PlaceOrder calls wait in a bounded queue: past kMaxQueuedPlaces they are
 // refused at once instead of held without end; and a call whose caller gave
-// up (deadline past) while it waited stores no order.
+// up (deadline past) while it waited stores no order, even when the
+// committing thread had already taken it and was waiting for the database.
 TEST_F(OrderManagerTest, WaitingPlacesAreBoundedAndThoseWhoseCallerLeftStoreNothing) {
   absl::Notification holding, release;
   std::thread holder([&] {
@@ -354,8 +355,10 @@ TEST_F(OrderManagerTest, WaitingPlacesAreBoundedAndThoseWhoseCallerLeftStoreNoth
       ADD_FAILURE() << r.status();
     }
   };
-  // One caller that leaves at once, first in line; then more than fit.
-  manager_->PlaceAsync(Request("left"), count, absl::Now());
+  // One caller whose deadline passes while the committing thread, its order
+  // in hand, waits for the database; then more than fit.
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(100);
+  manager_->PlaceAsync(Request("left"), count, deadline);
   // The committing thread holds at most one batch (256) besides the queue.
   const int calls = static_cast<int>(OrderManager::kMaxQueuedPlaces) + 256 + 50;
   for (int i = 0; i < calls; ++i) manager_->PlaceAsync(Request(), count);
@@ -364,6 +367,8 @@ TEST_F(OrderManagerTest, WaitingPlacesAreBoundedAndThoseWhoseCallerLeftStoreNoth
     EXPECT_GE(exhausted, 50);  // answered at once, while the database is held
     EXPECT_EQ(ok, 0);
   }
+  // The deadline passes while the database is still held.
+  ASSERT_TRUE(WaitFor([&] { return absl::Now() > deadline; }, absl::Seconds(10)));
   release.Notify();
   holder.join();
   ASSERT_TRUE(WaitFor(
