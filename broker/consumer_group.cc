@@ -320,9 +320,10 @@ absl::Time ConsumerGroup::Fill() {
       events = log_->ReadStored(topic_, next, 1, kReadBatchBytes);
     }
     if (!events.ok()) {
-      if (read_error_offset_ != next) read_errors_ = 0;
+      if (read_error_offset_ != next) read_errors_ = damaged_reads_ = 0;
       read_error_offset_ = next;
       ++read_errors_;
+      if (absl::IsDataLoss(events.status())) ++damaged_reads_;
       if (read_errors_ <= kMaxReadErrors || read_errors_ % kReadErrorLogEvery == 0) {
         RELAY_LOG(Error, "read failed",
                   {{"topic", topic_},
@@ -331,18 +332,18 @@ absl::Time ConsumerGroup::Fill() {
                    {"attempt", absl::StrCat(read_errors_)},
                    {"error", events.status().ToString()}});
       }
-      if (read_errors_ < kMaxReadErrors || !absl::IsDataLoss(events.status())) {
+      if (damaged_reads_ < kMaxReadErrors) {
         read_retry_at_ = now + kReadRetryDelay;
         return read_retry_at_;
       }
       // A damaged event: skip it alone rather than stop the group for good.
       absl::MutexLock lock(&mu_);
       SkipGap(next + 1, "unreadable");
-      read_errors_ = 0;
+      read_errors_ = damaged_reads_ = 0;
       next = scheduler_.NextOffsetToBuffer();
       continue;
     }
-    read_errors_ = 0;
+    read_errors_ = damaged_reads_ = 0;
     if (events->empty()) break;
     absl::MutexLock lock(&mu_);
     Buffer(&*events);

@@ -189,6 +189,7 @@ class ConsumerGroup {
   // Pump() only (one thread at a time, see the class comment).
   uint64_t read_error_offset_ = 0;
   int read_errors_ = 0;
+  int damaged_reads_ = 0;  // of read_errors_, those that found the event damaged
   absl::Time read_retry_at_ = absl::InfinitePast();
 };
 

@@ -557,8 +557,8 @@ TEST_P(JetStreamBrokerFaultsTest, ReadsThatFailWhileJetStreamIsAwayAreRetriedNot
   auto stream = OpenRaw(&ctx, "orders", /*max_in_flight=*/5);
   ASSERT_NE(stream, nullptr);
   std::set<uint64_t> delivered;
-  // Reads one message of deliveries and acks them.
-  auto ack_next = [&] {
+  // Reads one message of deliveries; then `before_acking`; then acks them.
+  auto ack_next = [&](const std::function<void()>& before_acking) {
     SubscribeResponse resp;
     ASSERT_TRUE(stream->Read(&resp));
     SubscribeRequest acks;
@@ -568,17 +568,18 @@ TEST_P(JetStreamBrokerFaultsTest, ReadsThatFailWhileJetStreamIsAwayAreRetriedNot
       a->set_offset(d.event().offset());
       a->set_attempt(d.attempt());
     }
+    before_acking();
     ASSERT_TRUE(stream->Write(acks));
   };
-  ASSERT_NO_FATAL_FAILURE(ack_next());
-  // The acks free the window while JetStream answers nothing: the group's
-  // reads for the next events fail, again and again, for several seconds.
-  backend_->nats()->Pause(0);
+  // The acks free the window only once JetStream answers nothing (acks need
+  // no NATS): the group's reads for the next events fail, again and again,
+  // for several seconds.
+  ASSERT_NO_FATAL_FAILURE(ack_next([&] { backend_->nats()->Pause(0); }));
   absl::SleepFor(absl::Seconds(5));  // the outage's length, not a wait for a result
   backend_->nats()->Resume(0);
   // Every event is delivered, or skipped.
   while (delivered.size() + Group("orders", "g").skipped_offsets() < 100) {
-    ASSERT_NO_FATAL_FAILURE(ack_next());
+    ASSERT_NO_FATAL_FAILURE(ack_next([] {}));
   }
   ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 100; },
                       absl::Seconds(20)));
