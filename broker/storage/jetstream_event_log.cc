@@ -688,7 +688,7 @@ std::vector<TopicStats> JetStreamEventLog::ListTopics() const {
               {{"error", std::string(streams.status().message())}});
     absl::MutexLock lock(&streams_mu_);
     for (const auto& [name, state] : streams_) {
-      if (!state.exists) continue;
+      if (!state.exists && state.last_seq == 0) continue;  // never held an event here
       TopicStats stats;
       stats.name = name;
       stats.events = state.msgs;
@@ -851,6 +851,7 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
     state.first_seq = si->State.FirstSeq;
     state.last_seq = si->State.LastSeq;
     state.msgs = si->State.Msgs;
+    state.bytes = si->State.Bytes;
     state.direct = DirectGetsAreCurrent(si);
     jsStreamInfo_Destroy(si);
     bool recreated = false;

@@ -182,7 +182,9 @@ class JetStreamEventLog final : public EventLog {
   };
   // What the log knows of a topic's stream.
   struct StreamState {
-    bool exists = false;     // created, or seen on the server
+    // Created, or seen on the server; false again after a publish no
+    // stream answered (Doubt: the next append checks), offsets kept.
+    bool exists = false;
     uint64_t first_seq = 0;  // JetStream's FirstSeq (0 or last_seq+1 when empty)
     uint64_t last_seq = 0;
     uint64_t msgs = 0;
