@@ -50,9 +50,11 @@ class GroupManager {
   GroupManager(Options options, EventLog* log, GroupStore* store);
   ~GroupManager();
 
-  // Loads the groups of the checkpoints in the store. Call once, before
-  // Start(). An unreadable checkpoint file is an error (DATA_LOSS, naming
-  // the file and what to do): the broker does not start rather than guess.
+  // Loads the groups of the checkpoints in the store and sets each topic's
+  // retention floor from them (the log's retention may already run). Call
+  // once, before Start(). An unreadable checkpoint file is an error
+  // (DATA_LOSS, naming the file and what to do): the broker does not start
+  // rather than guess.
   absl::Status Load();
   // Starts the threads and listens to the log's durability notices.
   void Start();

@@ -77,9 +77,12 @@ class Outbox {
 // in batches (rows of one topic), publishes a batch with the Publisher as one
 // request, waits until the broker acknowledged it, then deletes those rows
 // in one transaction. One batch is in flight at a time, and the broker
-// stores a request whole or refuses it whole, so rows leave in the order
-// they were added (the order of each topic, and of each key's events, is
-// kept) and a row is deleted only once the broker has it. A crash between
+// refuses a request whole (an invalid event in it) or not at all, so rows
+// leave in the order they were added (the order of each topic, and of each
+// key's events, is kept) and a row is deleted only once the broker has it.
+// (On JetStream a request that fails midway, UNAVAILABLE, may be stored in
+// part, and its retry then stores the rest after that part:
+// docs/INVARIANTS.md#what-is-not-proven-yet.) A crash between
 // publish and delete publishes the rows again: the broker drops them as
 // duplicates by event id.
 //
