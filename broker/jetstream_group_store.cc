@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/ids.h"
 #include "broker/storage/jetstream_connection.h"
 #include "broker/storage/jetstream_names.h"
 #include "common/log.h"
@@ -101,6 +102,7 @@ absl::StatusOr<std::vector<GroupCheckpoint>> JetStreamGroupStore::LoadAll() {
           "it next subscribes (which redelivers what the topic retains)"));
     }
     revisions[key] = kvEntry_Revision(entry.get());
+    c->clear_write_id();  // the store's own business
     out.push_back(*std::move(c));
   }
   absl::MutexLock lock(&mu_);
@@ -113,9 +115,19 @@ namespace {
 constexpr size_t kMaxUnansweredPerKey = 4;
 }  // namespace
 
+JetStreamGroupStore::JetStreamGroupStore(Options options)
+    : options_(std::move(options)), writer_(NewEventId()) {}
+
 absl::Status JetStreamGroupStore::Save(const GroupCheckpoint& checkpoint) {
   const std::string key = GroupKey(checkpoint.topic(), checkpoint.group());
-  const std::string bytes = checkpoint.SerializeAsString();
+  // Each write's value is this store's alone (write_id): finding it again
+  // under a newer revision means this write landed, never another broker's.
+  GroupCheckpoint stamped = checkpoint;
+  {
+    absl::MutexLock lock(&mu_);
+    stamped.set_write_id(absl::StrCat(writer_, "/", ++writes_));
+  }
+  const std::string bytes = stamped.SerializeAsString();
   std::optional<uint64_t> expected;
   {
     absl::MutexLock lock(&mu_);

@@ -92,7 +92,7 @@ class JetStreamGroupStore final : public GroupStore {
   absl::Status Save(const GroupCheckpoint& checkpoint) override;
 
  private:
-  explicit JetStreamGroupStore(Options options) : options_(std::move(options)) {}
+  explicit JetStreamGroupStore(Options options);
   absl::Status Bind();
 
   const Options options_;
@@ -108,6 +108,9 @@ class JetStreamGroupStore final : public GroupStore {
   // have been lost while the write still lands later): finding one of them
   // under a newer revision is this store's own write, not another broker's.
   absl::flat_hash_map<std::string, std::deque<std::string>> unanswered_ ABSL_GUARDED_BY(mu_);
+  // GroupCheckpoint.write_id: this store's random id, and its writes so far.
+  const std::string writer_;
+  uint64_t writes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace relay::broker

@@ -215,11 +215,22 @@ TEST_F(JetStreamGroupStoreTest, AWriteThatLandedAfterItsTimeoutIsNotAnotherBroke
   ASSERT_THAT(all, IsOk());
   ASSERT_THAT(*all, SizeIs(1));
   EXPECT_EQ((*all)[0].committed_offset(), 30u);
-  // Another broker's write is still told apart.
+  // Another broker's write is still told apart, even one of the very
+  // checkpoint this store failed to write last.
+  nats_->Pause(0);
+  EXPECT_THAT((*store)->Save(Checkpoint("orders", "svc", 40)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot save group orders/svc")));
+  nats_->Resume(0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        absl::StatusOr<std::vector<GroupCheckpoint>> all = Open()->LoadAll();
+        return all.ok() && all->size() == 1 && (*all)[0].committed_offset() == 40;
+      },
+      kWait));
   std::unique_ptr<JetStreamGroupStore> other = Open();
   ASSERT_THAT(other->LoadAll(), IsOk());
   ASSERT_THAT(other->Save(Checkpoint("orders", "svc", 40)), IsOk());
-  EXPECT_THAT((*store)->Save(Checkpoint("orders", "svc", 31)),
+  EXPECT_THAT((*store)->Save(Checkpoint("orders", "svc", 41)),
               StatusIs(absl::StatusCode::kAborted, HasSubstr("another broker")));
 }
 
