@@ -89,6 +89,8 @@ class Publisher {
   // Events resolved with an offset so far.
   uint64_t acked() const;
 
+  const Options& options() const { return options_; }
+
  private:
   struct Pending {
     std::string topic;

@@ -168,10 +168,22 @@ void CollectOutbox(Database* db, metrics::Collection& c) {
 
 }  // namespace
 
+namespace {
+// A batch goes in one request (Publisher::PublishBatch), which the publisher
+// refuses whole beyond its max_pending_events: never read more rows than it
+// takes, or every batch would be refused forever.
+OutboxRelay::Options FitToPublisher(OutboxRelay::Options options,
+                                    const relay::events::Publisher& publisher) {
+  options.batch_size = std::clamp<size_t>(
+      options.batch_size, 1, std::max<size_t>(1, publisher.options().max_pending_events));
+  return options;
+}
+}  // namespace
+
 OutboxRelay::OutboxRelay(Database* db, relay::events::Publisher* publisher, Options options)
     : db_(db),
       publisher_(publisher),
-      options_(options),
+      options_(FitToPublisher(options, *publisher)),
       backoff_(options_.min_backoff, options_.max_backoff),
       worker_("outbox-relay", [this] { return Pass(); }) {}
 

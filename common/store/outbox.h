@@ -111,9 +111,11 @@ class OutboxRelay {
  public:
   struct Options {
     // Rows read, published and deleted together: at most batch_size rows of
-    // one topic, and no more once their events reach batch_bytes (a first
-    // row larger than that still goes, alone), so that a table of large
-    // events does not take the service's memory in one read.
+    // one topic (at least 1, at most the publisher's max_pending_events: a
+    // batch goes in one request), and no more once their events reach
+    // batch_bytes (a first row larger than that still goes, alone), so that
+    // a table of large events does not take the service's memory in one
+    // read.
     size_t batch_size = 500;
     size_t batch_bytes = 4 << 20;
     // Fallback scan of the table when nobody calls Wake().

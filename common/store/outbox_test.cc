@@ -337,6 +337,28 @@ TEST_F(OutboxRelayTest, RowsThePublisherGaveUpOnArePublishedOnALaterPass) {
   EXPECT_THAT(Ids(ReadTopic(address, "orders")), ElementsAreArray(expected));
 }
 
+// A batch goes in one request, which the publisher refuses whole beyond its
+// max_pending_events: the relay reads no more rows than that at a time,
+// else every batch of a larger table would be refused forever.
+TEST_F(OutboxRelayTest, BatchesFitThePublishersPendingLimit) {
+  TempDir broker_dir;
+  auto broker = ::relay::testing::StartBroker(broker_dir.path());
+  ASSERT_THAT(broker, IsOk());
+  std::vector<std::string> expected;
+  for (int i = 0; i < 10; ++i) {
+    expected.push_back(AddOne(*db_, "orders", MakeEvent("order.created", "ord-1")));
+  }
+  Publisher::Options publisher_options;
+  publisher_options.max_pending_events = 4;  // below the relay's batch_size (500)
+  Publisher publisher(::relay::testing::Channel((*broker)->target()), publisher_options);
+  OutboxRelay relay(db_.get(), &publisher, {});
+  relay.Start();
+  ASSERT_THAT(relay.Flush(absl::Seconds(20)), IsOk());
+  EXPECT_EQ(relay.stats().published, 10u);
+  EXPECT_EQ(relay.stats().batches, 3u);  // 4 + 4 + 2
+  EXPECT_THAT(Ids(ReadTopic((*broker)->target(), "orders")), ElementsAreArray(expected));
+}
+
 TEST_F(OutboxRelayTest, StopPublishesWhatIsLeft) {
   TempDir broker_dir;
   auto broker = ::relay::testing::StartBroker(broker_dir.path());
