@@ -2,6 +2,7 @@
 
 #include <grpcpp/client_context.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <optional>
@@ -55,6 +56,8 @@ constexpr uint32_t kTailEvents = 16;
 constexpr uint32_t kDeadLetters = 20;
 // The largest request body: an order of 100 items is about 6 KiB of JSON.
 constexpr size_t kMaxBody = 64 << 10;
+// Open streams at most (--max_streams): each holds a thread.
+constexpr int kMaxStreams = 1024;
 constexpr absl::Duration kOrderPoll = absl::Milliseconds(200);
 // A comment line on an idle stream: proxies and the browser keep it, and a
 // write to a client that left fails, which frees its stream slot.
@@ -179,9 +182,19 @@ class Console::Impl {
     if (options_.allowed_hosts.empty()) {
       return absl::InvalidArgumentError("console allowed_hosts is empty: no request would pass");
     }
-    for (std::string& h : options_.allowed_hosts) h = absl::AsciiStrToLower(h);
-    if (options_.max_streams < 1) {
-      return absl::InvalidArgumentError("console max_streams must be at least 1");
+    // As a Host header is compared: lower case, without a port or brackets
+    // (an IPv6 address without brackets stays whole).
+    for (std::string& h : options_.allowed_hosts) {
+      const bool port_or_brackets =
+          absl::StartsWith(h, "[") || std::count(h.begin(), h.end(), ':') == 1;
+      h = port_or_brackets ? HostOf(h) : absl::AsciiStrToLower(h);
+    }
+    if (options_.max_streams < 1 || options_.max_streams > kMaxStreams) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("console max_streams must be 1 to ", kMaxStreams, " (a thread each)"));
+    }
+    if (options_.rpc_timeout < absl::Milliseconds(1) || options_.rpc_timeout > absl::Hours(1)) {
+      return absl::InvalidArgumentError("console rpc_timeout must be 1ms to 1h");
     }
     // The first snapshot before the first page asks.
     Refresh();
@@ -429,13 +442,28 @@ class Console::Impl {
     // get an answer.
     http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       const std::string host = HostOf(req.get_header_value("Host"));
-      for (const std::string& allowed : options_.allowed_hosts) {
-        if (host == allowed) return httplib::Server::HandlerResponse::Unhandled;
+      if (std::find(options_.allowed_hosts.begin(), options_.allowed_hosts.end(), host) ==
+          options_.allowed_hosts.end()) {
+        SetError(res, 403,
+                 absl::StrCat("host ", Excerpt(host), " is not one this console answers to (",
+                              absl::StrJoin(options_.allowed_hosts, ", "), "; --allowed_hosts)"));
+        return httplib::Server::HandlerResponse::Handled;
       }
-      SetError(res, 403,
-               absl::StrCat("host ", Excerpt(host), " is not one this console answers to (",
-                            absl::StrJoin(options_.allowed_hosts, ", "), "; --allowed_hosts)"));
-      return httplib::Server::HandlerResponse::Handled;
+      // Before the body is read: the payload limit holds only against a
+      // Content-Length, so a chunked or compressed body (which the library
+      // would read, and inflate, whole) or one without a length is refused.
+      if (req.method != "GET" && req.method != "HEAD") {
+        if (req.has_header("Transfer-Encoding") || !req.has_header("Content-Length")) {
+          SetError(res, 411, "a request body needs a Content-Length (no chunked encoding)");
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        const std::string encoding = req.get_header_value("Content-Encoding");
+        if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "identity")) {
+          SetError(res, 415, "a request body must not be compressed");
+          return httplib::Server::HandlerResponse::Handled;
+        }
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
     });
     // No framing (a click on a framed page would place an order), no
     // content sniffing, nothing loaded from anywhere else.

@@ -58,13 +58,13 @@ struct Options {
   ctl::Endpoints endpoints;
   // How often the snapshot is rebuilt and pushed to the open pages.
   absl::Duration refresh = absl::Seconds(1);
-  // The deadline of each RPC to a peer.
+  // The deadline of each RPC to a peer (1ms to 1h).
   absl::Duration rpc_timeout = absl::Seconds(2);
-  // The most event streams served at once (each holds one HTTP thread);
-  // one more is refused with 503.
+  // The most event streams served at once (each holds one HTTP thread; 1 to
+  // 1,024); one more is refused with 503.
   int max_streams = 16;
-  // The host names (the Host header without its port) the console answers
-  // to; any other gets 403. Guards against DNS rebinding: a page of another
+  // The host names (the Host header without its port; an entry's port or
+  // brackets are ignored) the console answers to; any other gets 403. Guards against DNS rebinding: a page of another
   // site whose name resolves to 127.0.0.1 reaches the console with its own
   // name. Add the names you open the page by when it listens elsewhere.
   std::vector<std::string> allowed_hosts = {"localhost", "127.0.0.1", "::1"};

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +36,7 @@ namespace {
 
 using google::protobuf::Value;
 using ::relay::testing::IsOk;
+using ::relay::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -250,6 +252,57 @@ TEST_F(ConsoleTest, RefusesBadRequestsBriefly) {
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
   EXPECT_THAT(missing->body, HasSubstr("not found: '/no/such/page'"));
+
+  // The body limit holds against a Content-Length only: a chunked body (no
+  // length) was read whole first, however large. Refused before it is read,
+  // whatever its size (a small one here, so the answer arrives whole).
+  auto chunked = Client().Post(
+      "/api/orders",
+      [](size_t, httplib::DataSink& sink) {
+        sink.write("{}", 2);
+        sink.done();
+        return true;
+      },
+      "application/json");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 411);
+  EXPECT_THAT(chunked->body, HasSubstr("needs a Content-Length"));
+  // A compressed body would be inflated whole, past the limit.
+  auto gzip = Client().Post("/api/orders", {{"Content-Encoding", "gzip"}}, "{}",
+                            "application/json");
+  ASSERT_TRUE(gzip);
+  EXPECT_EQ(gzip->status, 415);
+  EXPECT_THAT(gzip->body, HasSubstr("must not be compressed"));
+}
+
+TEST_F(ConsoleTest, BadOptionsAreRefusedAtStart) {
+  auto start = [&](const std::function<void(Options&)>& change) {
+    Options o;
+    o.listen = "127.0.0.1:0";
+    o.endpoints.broker = broker_->target();
+    change(o);
+    return Console::Start(o).status();
+  };
+  EXPECT_THAT(start([](Options& o) { o.rpc_timeout = absl::InfiniteDuration(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rpc_timeout")));
+  EXPECT_THAT(start([](Options& o) { o.rpc_timeout = absl::ZeroDuration(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rpc_timeout")));
+  // A thread each, made at start: a million aborted the process.
+  EXPECT_THAT(start([](Options& o) { o.max_streams = 1 << 30; }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_streams")));
+}
+
+// An --allowed_hosts entry written with its port (or brackets) matches the
+// Host header it names; it never matched before, and every request got 403.
+TEST_F(ConsoleTest, AnAllowedHostWithAPortMatches) {
+  Options options;
+  options.allowed_hosts = {"Console.LAN:8080", "[fe80::1]"};
+  StartConsole(options);
+  for (const char* host : {"console.lan:8080", "console.lan", "[fe80::1]:8080"}) {
+    auto ok = Client().Get("/", {{"Host", host}});
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200) << host;
+  }
 }
 
 TEST_F(ConsoleTest, StreamsSnapshotsAndBoundsTheStreams) {
