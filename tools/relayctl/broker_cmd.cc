@@ -70,12 +70,14 @@ int Groups(Context& ctx, const Args& args) {
   bv1::DescribeGroupsResponse response;
   grpc::Status status = stub->DescribeGroups(&call, request, &response);
   if (!status.ok()) return ctx.RpcFailed("describe groups", ctx.endpoints().broker, status);
+  // Before the output, whatever its form: --json does not change the exit
+  // code.
+  if (response.groups().empty() && (args.Has("topic") || args.Has("group"))) {
+    return ctx.Fail(kExitNotFound, "describe groups", "no group matches");
+  }
   if (ctx.json()) {
     ctx.out() << ToJson(response, true) << "\n";
     return kExitOk;
-  }
-  if (response.groups().empty() && (args.Has("topic") || args.Has("group"))) {
-    return ctx.Fail(kExitNotFound, "describe groups", "no group matches");
   }
   Table table({{"TOPIC"},
                {"GROUP"},

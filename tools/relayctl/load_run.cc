@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -236,8 +237,15 @@ LoadResult LoadRun::Run() {
   return {tally_, absl::Now() - start, ctx_.Interrupted()};
 }
 
+// "a, b,,c " -> {"a", "b", "c"}: blanks around an item are not part of it
+// (" c-bob" is no customer, and its orders would all be declined).
 std::vector<std::string> SplitList(const std::string& text) {
-  return absl::StrSplit(text, ',', absl::SkipWhitespace());
+  std::vector<std::string> items;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (!item.empty()) items.emplace_back(item);
+  }
+  return items;
 }
 
 }  // namespace

@@ -348,6 +348,9 @@ TEST_F(RelayctlBrokerTest, BrokerGroupsShowsCommittedOffsetAndLag) {
   o = Relayctl({"broker", "groups", "--group", "nobody"});
   EXPECT_EQ(o.code, 3);
   EXPECT_EQ(o.err, "relayctl: describe groups: no group matches\n");
+  o = Relayctl({"broker", "groups", "--group", "nobody", "--json"});  // exited 0 before
+  EXPECT_EQ(o.code, 3);
+  EXPECT_EQ(o.err, "relayctl: describe groups: no group matches\n");
 }
 
 TEST_F(RelayctlBrokerTest, HealthOfTheBrokerIsServing) {

@@ -309,6 +309,14 @@ TEST_F(RelayctlSagaTest, LoadPlacesOrdersAtTheRateAndFollowsEachToItsEnd) {
   EXPECT_THAT(o.out, HasSubstr("\"payment_declined\": "));  // c-dave cannot pay 9.50.
   EXPECT_THAT(o.out, HasSubstr("\"count\": 20"));
 
+  // Blanks around list items are no part of them: " c-alice" was taken as
+  // an unknown account, and every order of it declined.
+  o = Relayctl({"load", "--rate", "20", "--duration", "500ms", "--customers", "c-alice, c-alice ",
+                "--skus", " CB-USB", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err << o.out;
+  EXPECT_THAT(o.out, HasSubstr("\"not_terminal\": 0"));
+  EXPECT_THAT(o.out, Not(HasSubstr("payment_declined")));
+
   // Without --customers/--skus it orders what the services have.
   o = Relayctl({"load", "--rate", "10", "--duration", "500ms", "--max-orders", "3"});
   ASSERT_EQ(o.code, 0) << o.err << o.out;
