@@ -166,9 +166,6 @@ void CollectOutbox(Database* db, metrics::Collection& c) {
           "How long the oldest outbox row has waited for the broker (0: empty)", {}, age);
 }
 
-}  // namespace
-
-namespace {
 // A batch goes in one request (Publisher::PublishBatch), which the publisher
 // refuses whole beyond its max_pending_events: never read more rows than it
 // takes, or every batch would be refused forever.
@@ -178,6 +175,7 @@ OutboxRelay::Options FitToPublisher(OutboxRelay::Options options,
       options.batch_size, 1, std::max<size_t>(1, publisher.options().max_pending_events));
   return options;
 }
+
 }  // namespace
 
 OutboxRelay::OutboxRelay(Database* db, relay::events::Publisher* publisher, Options options)
