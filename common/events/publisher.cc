@@ -65,20 +65,10 @@ std::vector<std::future<absl::StatusOr<uint64_t>>> Publisher::PublishBatch(
     futures.push_back(pending[i].promise.get_future());
   }
   if (pending.empty()) return futures;
-  absl::Status refused;
   absl::MutexLock lock(&mu_);
-  if (request_bytes > options_.max_message_bytes) {
-    refused = absl::InvalidArgumentError(absl::StrCat(
-        "a request of these ", pending.size(), " events (", request_bytes,
-        " bytes) exceeds the largest message the broker receives (", options_.max_message_bytes,
-        " bytes)"));
-  } else if (closed_) {
-    refused = absl::UnavailableError("publisher is closed");
-  } else if (pending_ + pending.size() > options_.max_pending_events) {
-    refused = absl::ResourceExhaustedError(absl::StrCat("publisher holds ", pending_,
-                                                        " unacknowledged events; ", pending.size(),
-                                                        " more would pass the limit"));
-  }
+  const absl::Status refused =
+      RefusalLocked(request_bytes, pending.size(),
+                    absl::StrCat("a request of these ", pending.size(), " events"));
   if (!refused.ok()) {
     for (Pending& p : pending) p.promise.set_value(refused);
     return futures;
@@ -89,23 +79,35 @@ std::vector<std::future<absl::StatusOr<uint64_t>>> Publisher::PublishBatch(
   return futures;
 }
 
-void Publisher::EnqueueLocked(Pending p, size_t event_bytes) {
-  const size_t request_bytes = RequestHeaderBytes(p.topic) + FramedBytes(event_bytes);
+absl::Status Publisher::RefusalLocked(size_t request_bytes, size_t events,
+                                      absl::string_view request) const {
   if (request_bytes > options_.max_message_bytes) {
     // Never sendable: the broker's gRPC limit would reject every resend.
-    p.promise.set_value(absl::InvalidArgumentError(
-        absl::StrCat("event ", p.event.id(), " is ", event_bytes, " bytes: a request of it alone (",
-                     request_bytes, " bytes) exceeds the largest message the broker receives (",
-                     options_.max_message_bytes, " bytes)")));
-  } else if (closed_) {
-    p.promise.set_value(absl::UnavailableError("publisher is closed"));
-  } else if (pending_ >= options_.max_pending_events) {
-    p.promise.set_value(absl::ResourceExhaustedError(
-        absl::StrCat("publisher holds ", pending_, " unacknowledged events (the limit)")));
-  } else {
-    ++pending_;
-    queue_.push_back(std::move(p));
+    return absl::InvalidArgumentError(absl::StrCat(
+        request, " (", request_bytes, " bytes) exceeds the largest message the broker receives (",
+        options_.max_message_bytes, " bytes)"));
   }
+  if (closed_) return absl::UnavailableError("publisher is closed");
+  if (pending_ + events > options_.max_pending_events) {
+    return absl::ResourceExhaustedError(
+        events == 1
+            ? absl::StrCat("publisher holds ", pending_, " unacknowledged events (the limit)")
+            : absl::StrCat("publisher holds ", pending_, " unacknowledged events; ", events,
+                           " more would pass the limit"));
+  }
+  return absl::OkStatus();
+}
+
+void Publisher::EnqueueLocked(Pending p, size_t event_bytes) {
+  const absl::Status refused = RefusalLocked(
+      RequestHeaderBytes(p.topic) + FramedBytes(event_bytes), 1,
+      absl::StrCat("event ", p.event.id(), " is ", event_bytes, " bytes: a request of it alone"));
+  if (!refused.ok()) {
+    p.promise.set_value(refused);
+    return;
+  }
+  ++pending_;
+  queue_.push_back(std::move(p));
 }
 
 absl::Status Publisher::Flush(absl::Duration timeout) {

@@ -109,6 +109,10 @@ class Publisher {
   // Queues `p` (its event serializes to `event_bytes`), or resolves its
   // promise with why it cannot be.
   void EnqueueLocked(Pending p, size_t event_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why `events` making a request of `request_bytes` cannot be queued (OK
+  // when they can); `request` names them in the message.
+  absl::Status RefusalLocked(size_t request_bytes, size_t events, absl::string_view request) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Run();
   // One stream's life: send and receive until it breaks or Close().
   // Returns true when anything was acked (the backoff resets).
