@@ -380,7 +380,8 @@ void PublishStreamReactor::OnReadDone(bool ok) {
                    }
                    Complete(seq, std::move(response));  // may Finish()
                    Unref();
-                 });
+                 },
+                 origin_);
   }
   // Done with request_: read the next one now, or once appends drain.
   absl::MutexLock lock(&mu_);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,9 @@ class PublishStreamReactor final
   const std::string identity_;
   v1::PublishRequest request_;
   bool denial_logged_ = false;  // only touched by the read path
+  // This stream's batches, in order: once one fails with UNAVAILABLE the
+  // log refuses the later ones (EventLog::Append, AppendOrigin).
+  const std::shared_ptr<AppendOrigin> origin_ = std::make_shared<AppendOrigin>();
 
   absl::Mutex mu_;
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);  // slots_[0] has sequence number base_seq_

@@ -1,9 +1,12 @@
 #ifndef RELAY_BROKER_STORAGE_EVENT_LOG_H_
 #define RELAY_BROKER_STORAGE_EVENT_LOG_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -40,6 +43,23 @@ struct TopicStats {
   uint64_t dedupe_evicted = 0;         // ids forgotten early to fit the memory budget
 };
 
+// Where appended batches come from, when their order matters beyond one
+// batch: one PublishStream, whose client sends batch N+1 before N is
+// answered and, when N fails with UNAVAILABLE, sends N and everything after
+// it again, in order, on a new stream. A log that can store a later batch
+// after an earlier one failed (JetStreamEventLog: its publishes are
+// pipelined and each may fail alone) marks the origin failed at the first
+// such failure and refuses the origin's later batches, so that none of them
+// is stored before the failed one is sent again. Thread-safe.
+class AppendOrigin {
+ public:
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  void MarkFailed() { failed_.store(true, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> failed_{false};
+};
+
 // EventLog is the broker's storage of topics: an append-only, durable,
 // offset-addressed log per topic. The gRPC face only talks to this
 // interface, so a backend on another engine (NATS JetStream) can replace the
@@ -63,6 +83,17 @@ class EventLog {
   // block.
   // REQUIRES: `topic` and `events` already validated by the caller.
   virtual void Append(const std::string& topic, std::vector<Event> events, AppendDone done) = 0;
+
+  // Append() of a batch from `origin` (may be null: no order beyond the
+  // batch). A log that fails a batch of the origin with UNAVAILABLE fails
+  // its later batches too (AppendOrigin). The default ignores the origin:
+  // FileEventLog stores each batch whole in one commit, and a failed commit
+  // fails the log and every later batch with it.
+  virtual void Append(const std::string& topic, std::vector<Event> events, AppendDone done,
+                      const std::shared_ptr<AppendOrigin>& origin) {
+    (void)origin;
+    Append(topic, std::move(events), std::move(done));
+  }
 
   // Offset one past the last durable event of `topic` (0 for an unknown
   // topic). Events below it are readable and never lost.

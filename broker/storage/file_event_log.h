@@ -120,6 +120,7 @@ class FileEventLog final : public EventLog {
   // Close()s.
   ~FileEventLog() override;
 
+  using EventLog::Append;  // with an origin: ignored (see EventLog)
   void Append(const std::string& topic, std::vector<Event> events, AppendDone done) override;
   uint64_t DurableEnd(absl::string_view topic) const override;
   uint64_t FirstOffset(absl::string_view topic) const override;

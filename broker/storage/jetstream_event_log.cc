@@ -9,8 +9,10 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -25,8 +27,18 @@ namespace relay::broker {
 namespace {
 
 // Room left in the server's max_payload for the headers of a publish
-// (Nats-Msg-Id up to 513 bytes, Nats-Expected-Stream up to 255, names).
+// (Nats-Msg-Id up to 513 bytes, Nats-Expected-Stream up to 255,
+// Nats-Expected-Last-Sequence up to 20, names: under 900).
 constexpr int64_t kHeaderAllowance = 1024;
+
+// The header that makes a publish conditional on the stream's last
+// sequence (docs/JETSTREAM.md#order). Set by hand: the C client's
+// jsPubOptions.ExpectLastSeq leaves out 0, which an empty stream needs.
+constexpr char kExpectedLastSequence[] = "Nats-Expected-Last-Sequence";
+
+constexpr char kOriginFailed[] =
+    "an earlier batch of this publish stream was not stored: this one is not stored either, so "
+    "that it cannot overtake it; send both again, in order, on a new stream";
 
 bool IsValidTopicName(absl::string_view name) {
   if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
@@ -373,9 +385,15 @@ absl::StatusOr<JetStreamEventLog::StreamState> JetStreamEventLog::FetchStreamSta
 
 void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> events,
                                AppendDone done) {
+  Append(topic, std::move(events), std::move(done), nullptr);
+}
+
+void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> events,
+                               AppendDone done, const std::shared_ptr<AppendOrigin>& origin) {
   // Serialize here, on the caller's thread, as the file log does.
   Batch batch;
   batch.topic = topic;
+  batch.origin = origin;
   if (!IsValidTopicName(topic)) {
     batch.error = absl::InvalidArgumentError(
         absl::StrCat("topic name ", Excerpt(topic), " is not [a-z0-9._-]{1,255}"));
@@ -395,6 +413,19 @@ void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> even
     }
     batch.payloads.push_back(std::move(payload));
     batch.ids.push_back(event.id().empty() ? std::string() : MsgIdForEventId(event.id()));
+  }
+  if (batch.error.ok() && batch.ids.size() > 1) {
+    absl::flat_hash_map<absl::string_view, size_t> first;
+    for (size_t i = 0; i < batch.ids.size(); ++i) {
+      if (batch.ids[i].empty()) continue;
+      auto [it, inserted] = first.emplace(batch.ids[i], i);
+      if (inserted) continue;
+      if (batch.repeat_of.empty()) batch.repeat_of.assign(batch.ids.size(), kNotARepeat);
+      batch.repeat_of[i] = it->second;
+    }
+  }
+  if (batch.error.ok() && origin != nullptr && origin->failed()) {
+    batch.error = absl::UnavailableError(kOriginFailed);
   }
   batch.done = std::move(done);
   {
@@ -868,6 +899,7 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
       if (recreated) it->second = state;
     }
     if (recreated) {
+      ForgetChain(topic);
       RELAY_LOG(Warn, "storage: the topic's stream was gone and is created anew; offsets restart",
                 {{"topic", topic}, {"stream", stream}});
     } else {
@@ -900,13 +932,23 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
     const size_t events = batch->payloads.size();
     batch->results.resize(events);
     batch->acked.assign(events, false);
+    Chain* chain = nullptr;
     if (batch->error.ok() && events > 0) {
       if (auto it = unready.find(batch->topic); it != unready.end()) {
         batch->error = it->second;
       } else if (absl::Status s = EnsureStream(batch->topic); !s.ok()) {
         unready.emplace(batch->topic, s);
         batch->error = std::move(s);
+      } else if (batch->origin != nullptr && batch->origin->failed()) {
+        batch->error = absl::UnavailableError(kOriginFailed);
+      } else if (absl::StatusOr<Chain*> ready = ReadyChain(batch->topic); !ready.ok()) {
+        batch->error = ready.status();
+      } else {
+        chain = *ready;
       }
+    }
+    if (batch->error.code() == absl::StatusCode::kUnavailable && batch->origin != nullptr) {
+      batch->origin->MarkFailed();
     }
     const bool publish = batch->error.ok() && events > 0;
     const std::string stream = publish ? StreamNameForTopic(batch->topic) : "";
@@ -918,7 +960,59 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
     }
     // Once its last event is answered the completer may free the batch:
     // nothing here reads it after the last PublishEvent.
-    for (size_t i = 0; publish && i < events; ++i) PublishEvent(*batch, i, stream, subject);
+    for (size_t i = 0; publish && i < events; ++i) PublishEvent(*batch, i, stream, subject, chain);
+  }
+}
+
+absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const std::string& topic) {
+  Chain* chain;
+  {
+    absl::MutexLock lock(&acks_mu_);
+    chain = &chains_[topic];
+    if (chain->known && !chain->broken) return chain;
+    if (chain->awaiting > 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "an earlier publish to topic ", topic, " failed and ", chain->awaiting,
+          " of its publishes are not answered yet: this batch is not sent, so that it cannot be "
+          "stored before them"));
+    }
+  }
+  // Nothing of the topic is in flight and only this thread sends: no answer
+  // changes the chain meanwhile.
+  absl::StatusOr<StreamState> state = FetchStreamState(topic);
+  if (!state.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot read where the stream of topic ", topic,
+                                               " ends: ", state.status().message()));
+  }
+  absl::MutexLock lock(&acks_mu_);
+  chain->known = true;
+  chain->broken = false;
+  chain->last_seq = state->last_seq;
+  return chain;
+}
+
+void JetStreamEventLog::ForgetChain(const std::string& topic) {
+  const std::string prefix = absl::StrCat(topic, "\n");
+  absl::MutexLock lock(&acks_mu_);
+  if (auto it = chains_.find(topic); it != chains_.end()) it->second.known = false;
+  absl::erase_if(remembered_, [&](const auto& entry) {
+    return absl::StartsWith(entry.first, prefix);
+  });
+}
+
+void JetStreamEventLog::RememberStored(const Batch& batch) {
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < batch.results.size(); ++i) {
+    if (!batch.acked[i] || batch.ids[i].empty()) continue;
+    if (!batch.repeat_of.empty() && batch.repeat_of[i] != kNotARepeat) continue;
+    std::string key = absl::StrCat(batch.topic, "\n", batch.ids[i]);
+    auto [it, inserted] =
+        remembered_.insert_or_assign(key, Remembered{batch.results[i].offset + 1, now});
+    if (inserted) remembered_order_.push_back(std::move(key));
+  }
+  while (remembered_order_.size() > kMaxRemembered) {
+    remembered_.erase(remembered_order_.front());
+    remembered_order_.pop_front();
   }
 }
 
@@ -930,6 +1024,8 @@ bool JetStreamEventLog::RoomInFlight() const {
 void JetStreamEventLog::FailAwaiting(absl::string_view why) {
   absl::MutexLock lock(&acks_mu_);
   for (auto& [msg, awaiting] : awaiting_) {
+    awaiting.chain->awaiting--;
+    awaiting.chain->broken = true;
     Answer(*awaiting.batch, awaiting.index, absl::UnavailableError(why));
   }
   awaiting_.clear();
@@ -937,36 +1033,77 @@ void JetStreamEventLog::FailAwaiting(absl::string_view why) {
 }
 
 void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::string& stream,
-                                     const std::string& subject) {
+                                     const std::string& subject, Chain* chain) {
+  if (!batch.repeat_of.empty() && batch.repeat_of[index] != kNotARepeat) {
+    // Outcome() gives it the earlier event's offset.
+    absl::MutexLock lock(&acks_mu_);
+    Answer(batch, index, absl::OkStatus());
+    return;
+  }
   const std::string& payload = batch.payloads[index];
   const size_t payload_bytes = payload.size();
   // Everything this needs from the batch, taken before the event is
   // registered below: from then on an answer (its ack, or FailAwaiting() on
   // the completer thread) may settle the batch's last event and the
   // completer free the batch.
-  const std::string msg_id = std::move(batch.ids[index]);  // read nowhere else
+  const std::string msg_id = batch.ids[index];  // Outcome() reads it too
   natsMsg* msg = nullptr;
   natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(),
                                 static_cast<int>(payload_bytes));
   if (s != NATS_OK) {
     absl::MutexLock lock(&acks_mu_);
+    chain->broken = true;  // the events after it must not be stored before it
     Answer(batch, index, NatsUnavailable("cannot make a NATS message", s));
     return;
   }
   const natsMsg* key = msg;
+  uint64_t expected_last_seq = 0;
+  bool send = false;
   {
     // Registered before the publish: its ack may come before the call returns.
     absl::MutexLock lock(&acks_mu_);
     acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::RoomInFlight));
-    awaiting_.emplace(key, Awaiting{&batch, index, payload_bytes});
-    awaiting_bytes_ += payload_bytes;
+    auto remembered = msg_id.empty() ? remembered_.end()
+                                     : remembered_.find(absl::StrCat(batch.topic, "\n", msg_id));
+    if (batch.origin != nullptr && batch.origin->failed()) {
+      Answer(batch, index, absl::UnavailableError(kOriginFailed));
+    } else if (remembered != remembered_.end() &&
+               absl::Now() - remembered->second.at < options_.dedupe_window) {
+      // Stored lately (by an earlier try of this batch, say): a duplicate,
+      // as JetStream would answer, without the publish whose duplicate ack
+      // would break the chain.
+      batch.results[index].offset = remembered->second.seq - 1;
+      batch.results[index].duplicate = true;
+      batch.acked[index] = true;
+      Answer(batch, index, absl::OkStatus());
+    } else if (chain->broken) {
+      // An earlier publish failed: this one would expect a sequence the
+      // stream may never reach, or land after a gap.
+      Answer(batch, index,
+             absl::UnavailableError(absl::StrCat("an earlier publish to topic ", batch.topic,
+                                                 " failed, so this one was not sent")));
+    } else {
+      expected_last_seq = chain->last_seq++;
+      chain->awaiting++;
+      awaiting_.emplace(key, Awaiting{&batch, index, payload_bytes, chain, expected_last_seq});
+      awaiting_bytes_ += payload_bytes;
+      send = true;
+    }
   }
-  jsPubOptions pub;
-  jsPubOptions_Init(&pub);
-  pub.MaxWait = Millis(options_.request_timeout);
-  pub.ExpectStream = stream.c_str();
-  if (!msg_id.empty()) pub.MsgId = msg_id.c_str();
-  s = js_PublishMsgAsync(publish_js_, &msg, &pub);
+  if (!send) {
+    natsMsg_Destroy(msg);
+    return;
+  }
+  const std::string expected = absl::StrCat(expected_last_seq);
+  s = natsMsgHeader_Set(msg, kExpectedLastSequence, expected.c_str());
+  if (s == NATS_OK) {
+    jsPubOptions pub;
+    jsPubOptions_Init(&pub);
+    pub.MaxWait = Millis(options_.request_timeout);
+    pub.ExpectStream = stream.c_str();
+    if (!msg_id.empty()) pub.MsgId = msg_id.c_str();
+    s = js_PublishMsgAsync(publish_js_, &msg, &pub);
+  }
   if (s != NATS_OK) {
     // Not sent, or sent and taken back: the message is still ours and no
     // ack will come for it.
@@ -975,6 +1112,8 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     absl::MutexLock lock(&acks_mu_);
     if (auto it = awaiting_.find(key); it != awaiting_.end()) {
       awaiting_bytes_ -= it->second.bytes;
+      it->second.chain->awaiting--;
+      it->second.chain->broken = true;
       awaiting_.erase(it);
       Answer(batch, index, std::move(error));
     }
@@ -982,9 +1121,14 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
 }
 
 void JetStreamEventLog::Answer(Batch& batch, size_t index, absl::Status error) {
-  if (!error.ok() && index < batch.failed_at) {
-    batch.failed_at = index;
-    batch.failure = std::move(error);
+  if (!error.ok()) {
+    // Before any later batch of the origin is sent (the writer checks under
+    // acks_mu_ too).
+    if (batch.origin != nullptr) batch.origin->MarkFailed();
+    if (index < batch.failed_at) {
+      batch.failed_at = index;
+      batch.failure = std::move(error);
+    }
   }
   batch.pending--;
 }
@@ -997,6 +1141,14 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
   if (it != self->awaiting_.end()) {
     Batch* const batch = it->second.batch;
     const size_t index = it->second.index;
+    Chain* const chain = it->second.chain;
+    chain->awaiting--;
+    // A duplicate does not move the stream's last sequence, which the
+    // publishes after it expected; any other answer but the stored next
+    // sequence means the chain no longer holds.
+    if (ack == nullptr || ack->Duplicate || ack->Sequence != it->second.expected_last_seq + 1) {
+      chain->broken = true;
+    }
     self->awaiting_bytes_ -= it->second.bytes;
     self->awaiting_.erase(it);
     if (ack != nullptr) {
@@ -1023,6 +1175,16 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
 absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batch) {
   if (!batch.error.ok()) return batch.error;
   // Every event is answered: no callback touches the batch any more.
+  for (size_t i = 0; i < batch.repeat_of.size(); ++i) {
+    if (batch.repeat_of[i] == kNotARepeat) continue;
+    const size_t first = batch.repeat_of[i];
+    batch.results[i] = {batch.results[first].offset, true};
+    batch.acked[i] = batch.acked[first];
+  }
+  {
+    absl::MutexLock lock(&acks_mu_);
+    RememberStored(batch);
+  }
   bool added = false;
   StreamState stored;
   uint64_t highest_duplicate = 0;

@@ -13,6 +13,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -74,9 +75,15 @@ namespace relay::broker {
 //
 // A publish that fails (no ack within request_timeout, no JetStream leader)
 // fails its batch with UNAVAILABLE naming the first failed event: events
-// of the batch may or may not be stored, before it and after it alike (a
-// retry with the same ids is deduplicated). The log stays usable: the
-// connections reconnect forever, waiting reconnect_wait between attempts.
+// before it may or may not be stored, none after it is (a retry with the
+// same ids is deduplicated). Each publish expects the stream's last
+// sequence to be the one its predecessor gets (Nats-Expected-Last-Sequence),
+// so nothing is stored past an event that was not; after a failure the log
+// refuses the topic's batches until its publishes in flight are answered,
+// then reads the stream's last sequence again; and a batch of an
+// AppendOrigin that had a batch fail is refused (docs/JETSTREAM.md#order).
+// The log stays usable: the connections reconnect forever, waiting
+// reconnect_wait between attempts.
 //
 // Thread-safe. `done` and the durability listener run on the completer
 // thread with no lock of the log held; they must not block or call Close(). After
@@ -143,6 +150,8 @@ class JetStreamEventLog final : public EventLog {
   ~JetStreamEventLog() override;
 
   void Append(const std::string& topic, std::vector<Event> events, AppendDone done) override;
+  void Append(const std::string& topic, std::vector<Event> events, AppendDone done,
+              const std::shared_ptr<AppendOrigin>& origin) override;
   uint64_t DurableEnd(absl::string_view topic) const override;
   uint64_t FirstOffset(absl::string_view topic) const override;
   // UNAVAILABLE when JetStream does not answer.
@@ -170,8 +179,13 @@ class JetStreamEventLog final : public EventLog {
     std::string topic;
     std::vector<std::string> payloads;  // serialized events
     std::vector<std::string> ids;
+    // Per event: the index of an earlier event of the batch with the same
+    // id (it is not sent, and gets that one's offset as a duplicate), or
+    // kNotARepeat. Empty when no id repeats.
+    std::vector<size_t> repeat_of;
     absl::Status error;  // a refused batch, answered by the writer thread
     AppendDone done;
+    std::shared_ptr<AppendOrigin> origin;  // may be null
     // Filled while it is published; guarded by acks_mu_ once in in_flight_.
     std::vector<AppendResult> results;
     std::vector<bool> acked;
@@ -192,6 +206,28 @@ class JetStreamEventLog final : public EventLog {
     bool direct = false;  // direct gets are as current as the leader (one replica)
   };
 
+  static constexpr size_t kNotARepeat = SIZE_MAX;
+  // The writer's order of a topic's publishes (docs/JETSTREAM.md#order).
+  struct Chain {
+    // last_seq is the stream's last sequence once every publish sent so
+    // far is stored: the next publish expects it.
+    bool known = false;
+    // An answer did not fit (an error, a duplicate, another sequence): the
+    // publishes still in flight fail, and once none is, the writer reads
+    // the stream's last sequence again before it sends more.
+    bool broken = false;
+    uint64_t last_seq = 0;
+    size_t awaiting = 0;  // publishes of the topic without an answer
+  };
+  // An event the log saw stored (acked, or answered as a duplicate): a
+  // repeat of its id within dedupe_window is answered as a duplicate
+  // without a publish, since the publishes sent behind a duplicate would
+  // expect a sequence it does not make, and fail.
+  struct Remembered {
+    uint64_t seq;
+    absl::Time at;
+  };
+  static constexpr size_t kMaxRemembered = 16384;
   // One Relay topic's stream as the server describes it.
   struct RelayStream {
     std::string topic;
@@ -221,7 +257,16 @@ class JetStreamEventLog final : public EventLog {
   void CompleterLoop();
   bool HeadAnsweredOrDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   void PublishEvent(Batch& batch, size_t index, const std::string& stream,
-                    const std::string& subject);
+                    const std::string& subject, Chain* chain);
+  // The chain of `topic`, read again from the stream when it is not known
+  // or broken; UNAVAILABLE while a broken chain has publishes in flight, or
+  // when the stream does not answer. Writer thread.
+  absl::StatusOr<Chain*> ReadyChain(const std::string& topic) ABSL_LOCKS_EXCLUDED(acks_mu_);
+  // Remembers what `batch` stored or found stored (the last
+  // kMaxRemembered such ids).
+  void RememberStored(const Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
+  // A stream created anew: its chain and what was remembered of it go.
+  void ForgetChain(const std::string& topic) ABSL_LOCKS_EXCLUDED(acks_mu_);
   // Event `index` of `batch` is answered (`error` OK: acked, its result
   // set); the batch's first failure is kept.
   void Answer(Batch& batch, size_t index, absl::Status error)
@@ -323,9 +368,16 @@ class JetStreamEventLog final : public EventLog {
     Batch* batch;
     size_t index;
     size_t bytes;
+    Chain* chain;
+    uint64_t expected_last_seq;
   };
   absl::flat_hash_map<const natsMsg*, Awaiting> awaiting_ ABSL_GUARDED_BY(acks_mu_);
   size_t awaiting_bytes_ ABSL_GUARDED_BY(acks_mu_) = 0;
+  // Per topic; node map: Awaiting holds pointers.
+  absl::node_hash_map<std::string, Chain> chains_ ABSL_GUARDED_BY(acks_mu_);
+  // Key: topic '\n' message id; oldest first in remembered_order_.
+  absl::flat_hash_map<std::string, Remembered> remembered_ ABSL_GUARDED_BY(acks_mu_);
+  std::deque<std::string> remembered_order_ ABSL_GUARDED_BY(acks_mu_);
 
   mutable absl::Mutex streams_mu_;
   mutable absl::flat_hash_map<std::string, StreamState> streams_ ABSL_GUARDED_BY(streams_mu_);

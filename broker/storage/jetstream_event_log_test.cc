@@ -55,16 +55,33 @@ std::vector<Event> MakeEvents(absl::string_view prefix, int n, size_t data_bytes
   return events;
 }
 
-absl::StatusOr<std::vector<AppendResult>> AppendAndWait(EventLog* log, const std::string& topic,
-                                                        std::vector<Event> events) {
-  absl::Notification done;
-  absl::StatusOr<std::vector<AppendResult>> out = absl::UnknownError("done never called");
-  log->Append(topic, std::move(events), [&](absl::StatusOr<std::vector<AppendResult>> r) {
-    out = std::move(r);
-    done.Notify();
-  });
-  if (!done.WaitForNotificationWithTimeout(kWait)) return absl::DeadlineExceededError("no done");
-  return out;
+// An Append whose answer can be waited for.
+class PendingAppend {
+ public:
+  PendingAppend(EventLog* log, const std::string& topic, std::vector<Event> events,
+                const std::shared_ptr<AppendOrigin>& origin = nullptr) {
+    log->Append(
+        topic, std::move(events),
+        [this](absl::StatusOr<std::vector<AppendResult>> r) {
+          out_ = std::move(r);
+          done_.Notify();
+        },
+        origin);
+  }
+  absl::StatusOr<std::vector<AppendResult>> Wait() {
+    if (!done_.WaitForNotificationWithTimeout(kWait)) return absl::DeadlineExceededError("no done");
+    return out_;
+  }
+
+ private:
+  absl::Notification done_;
+  absl::StatusOr<std::vector<AppendResult>> out_ = absl::UnknownError("done never called");
+};
+
+absl::StatusOr<std::vector<AppendResult>> AppendAndWait(
+    EventLog* log, const std::string& topic, std::vector<Event> events,
+    const std::shared_ptr<AppendOrigin>& origin = nullptr) {
+  return PendingAppend(log, topic, std::move(events), origin).Wait();
 }
 
 std::vector<uint64_t> Offsets(const std::vector<AppendResult>& results) {
@@ -77,6 +94,14 @@ std::vector<std::string> Ids(const std::vector<Event>& events) {
   std::vector<std::string> ids;
   for (const Event& e : events) ids.push_back(e.id());
   return ids;
+}
+
+// The stream of `topic`, made by hand before a log does (StreamByHand).
+void MakeStreamByHand(const std::string& urls, const std::string& topic,
+                      int32_t max_msg_size = -1) {
+  ASSERT_THAT(testing::AddStream(urls, {StreamNameForTopic(topic), SubjectForTopic(topic),
+                                        StreamDescriptionForTopic(topic), max_msg_size}),
+              IsOk());
 }
 
 class JetStreamEventLogTest : public ::testing::Test {
@@ -208,13 +233,14 @@ TEST_F(JetStreamEventLogTest, ASilentServerFailsTheBatchInTimeAndTheLogRecovers)
 TEST_F(JetStreamEventLogTest, DuplicateIdsGetTheOriginalOffsetAndStoreNothing) {
   auto log = Open();
   ASSERT_NE(log, nullptr);
-  std::vector<Event> first = MakeEvents("d", 3);
-  first.push_back(first[1]);  // a repeat within the batch
+  std::vector<Event> first = MakeEvents("d", 4);
+  first.insert(first.begin() + 3, first[1]);  // a repeat within the batch, then a new event
   absl::StatusOr<std::vector<AppendResult>> r = AppendAndWait(log.get(), "orders", first);
   ASSERT_THAT(r, IsOk());
-  EXPECT_THAT(Offsets(*r), ElementsAre(0, 1, 2, 1));
+  EXPECT_THAT(Offsets(*r), ElementsAre(0, 1, 2, 1, 3));
   EXPECT_FALSE((*r)[0].duplicate);
   EXPECT_TRUE((*r)[3].duplicate);
+  EXPECT_FALSE((*r)[4].duplicate);
 
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("other", 2)), IsOk());
   // A later batch repeating old ids: JetStream answers with the original
@@ -227,11 +253,11 @@ TEST_F(JetStreamEventLogTest, DuplicateIdsGetTheOriginalOffsetAndStoreNothing) {
   EXPECT_TRUE((*r)[0].duplicate);
   EXPECT_TRUE((*r)[1].duplicate);
 
-  EXPECT_EQ(log->DurableEnd("orders"), 5u);
-  EXPECT_THAT(log->Read("orders", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(5)));
+  EXPECT_EQ(log->DurableEnd("orders"), 6u);
+  EXPECT_THAT(log->Read("orders", 0, 100, 1 << 20), IsOkAndHolds(SizeIs(6)));
   std::vector<TopicStats> topics = log->ListTopics();
   ASSERT_THAT(topics, SizeIs(1));
-  EXPECT_EQ(topics[0].events, 5u);
+  EXPECT_EQ(topics[0].events, 6u);
 }
 
 // A retry of events the stream already holds, which this log never saw
@@ -267,6 +293,98 @@ TEST_F(JetStreamEventLogTest, DuplicatesPastTheKnownEndMoveTheDurableEnd) {
   }));
   absl::MutexLock lock(&mu);
   EXPECT_THAT(ends, ElementsAre(4u));
+}
+
+// A retry whose first events the stream already holds (stored by another
+// broker, or by a try whose answers were lost): their duplicate acks do not
+// move the stream's last sequence, which the new event sent behind them
+// expected, so the first try fails; the second answers the duplicates from
+// what the first learned and stores the new event after them.
+TEST_F(JetStreamEventLogTest, ARetryBehindDuplicatesTheLogNeverSawGoesInAtTheSecondTry) {
+  auto other = Open();
+  auto log = Open();
+  ASSERT_NE(other, nullptr);
+  ASSERT_NE(log, nullptr);
+  std::vector<Event> events = MakeEvents("x", 3);
+  ASSERT_THAT(AppendAndWait(other.get(), "orders", {events[0], events[1]}), IsOk());
+
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", events),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("failed at event 2 of 3")));
+  absl::StatusOr<std::vector<AppendResult>> r = AppendAndWait(log.get(), "orders", events);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(Offsets(*r), ElementsAre(0, 1, 2));
+  EXPECT_TRUE((*r)[0].duplicate);
+  EXPECT_TRUE((*r)[1].duplicate);
+  EXPECT_FALSE((*r)[2].duplicate);
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_THAT(Ids(*read), ElementsAre("x-0", "x-1", "x-2"));
+}
+
+// An event the stream refuses while the later events of its batch are
+// already on their way (here: over the stream's max_msg_size, set by hand;
+// a leader election can fail any event alone): nothing after it is stored,
+// so that no retry can store it after an event that followed it
+// (docs/JETSTREAM.md#order).
+TEST_F(JetStreamEventLogTest, NothingAfterAnEventTheStreamRefusedIsStored) {
+  MakeStreamByHand(nats_->urls(), "orders", /*max_msg_size=*/1024);
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  std::vector<Event> events = MakeEvents("e", 4);
+  events[1].set_data(std::string(2000, 'x'));
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", events),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("failed at event 1 of 4")));
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_THAT(Ids(*read), ElementsAre("e-0"));  // e-2 and e-3 were stored too before
+  EXPECT_EQ(log->DurableEnd("orders"), 1u);
+
+  // Again without the event the stream cannot take: what got in is a
+  // duplicate, and the rest follows it.
+  events.erase(events.begin() + 1);
+  absl::StatusOr<std::vector<AppendResult>> r = AppendAndWait(log.get(), "orders", events);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(Offsets(*r), ElementsAre(0, 1, 2));
+  EXPECT_TRUE((*r)[0].duplicate);
+  EXPECT_FALSE((*r)[1].duplicate);
+  read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_THAT(Ids(*read), ElementsAre("e-0", "e-2", "e-3"));
+}
+
+// The batches of one publish stream (an AppendOrigin) after one that
+// failed are not stored, whether they were sent before the failure was
+// known or appended after it: the client sends them again after it, in
+// order, on a new stream.
+TEST_F(JetStreamEventLogTest, AfterABatchOfAnOriginFailsItsLaterBatchesAreNotStored) {
+  MakeStreamByHand(nats_->urls(), "orders", /*max_msg_size=*/1024);
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  auto origin = std::make_shared<AppendOrigin>();
+  std::vector<Event> first = MakeEvents("f", 2);
+  first[1].set_data(std::string(2000, 'x'));
+  std::vector<Event> second = MakeEvents("g", 2);
+  PendingAppend a(log.get(), "orders", first, origin);
+  PendingAppend b(log.get(), "orders", second, origin);
+  EXPECT_THAT(a.Wait(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("failed at event 1")));
+  EXPECT_THAT(b.Wait(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("not")));
+  EXPECT_TRUE(origin->failed());
+  // Appended after the failure: refused, though the topic takes batches
+  // again.
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", second, origin),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("an earlier batch of this publish stream was not stored")));
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_THAT(Ids(*read), ElementsAre("f-0"));
+
+  auto again = std::make_shared<AppendOrigin>();
+  first.pop_back();  // the event the stream cannot take
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", first, again), IsOk());
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", second, again), IsOk());
+  read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_THAT(Ids(*read), ElementsAre("f-0", "g-0", "g-1"));
 }
 
 TEST_F(JetStreamEventLogTest, EventsWithoutIdAreNeverDuplicates) {
@@ -351,27 +469,7 @@ TEST_F(JetStreamEventLogTest, APublishNoStreamAnswersKeepsTheOffsetsUntilTheStre
 // A stream made without allow_direct (as brokers before direct gets made
 // them) is read from its leader, event by event, with the same answers.
 TEST_F(JetStreamEventLogTest, StreamsWithoutDirectGetsReadTheSame) {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->urls().c_str()), NATS_OK);
-  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-  const std::string stream = StreamNameForTopic("orders");
-  const std::string subject = SubjectForTopic("orders");
-  const std::string description = StreamDescriptionForTopic("orders");
-  const char* subjects[] = {subject.c_str()};
-  jsStreamConfig config;
-  jsStreamConfig_Init(&config);
-  config.Name = stream.c_str();
-  config.Description = description.c_str();
-  config.Subjects = subjects;
-  config.SubjectsLen = 1;
-  config.Storage = js_FileStorage;
-  config.Duplicates = absl::ToInt64Nanoseconds(absl::Hours(1));
-  jsErrCode code = static_cast<jsErrCode>(0);
-  ASSERT_EQ(js_AddStream(nullptr, js, &config, nullptr, &code), NATS_OK) << code;
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
-
+  MakeStreamByHand(nats_->urls(), "orders");
   auto log = Open();
   ASSERT_NE(log, nullptr);
   std::vector<Event> events = MakeEvents("o", 30);

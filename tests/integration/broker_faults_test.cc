@@ -20,11 +20,13 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/group_store.h"
 #include "broker/storage/fault_injection_env.h"
+#include "broker/storage/jetstream_names.h"
 #include "common/events/subscriber.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/nats_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -585,6 +587,84 @@ TEST_P(JetStreamBrokerFaultsTest, ReadsThatFailWhileJetStreamIsAwayAreRetriedNot
                       absl::Seconds(20)));
   EXPECT_EQ(Group("orders", "g").skipped_offsets(), 0u);
   ctx.TryCancel();
+}
+
+// A request of a publish stream that fails midway (here: an event over the
+// stream's max_msg_size, set by hand; a leader election can fail any event
+// alone) gets the stream's later requests refused too, those read before
+// its failure was known and those after: the Publisher sends them all
+// again, in order, on a new stream, so that none is stored before the
+// failed one (docs/JETSTREAM.md#order).
+TEST_P(JetStreamBrokerFaultsTest, APublishStreamStoresNothingAfterARequestThatFailed) {
+  ASSERT_THAT(testing::AddStream(backend_->nats()->urls(),
+                                 {broker::StreamNameForTopic("orders"),
+                                  broker::SubjectForTopic("orders"),
+                                  broker::StreamDescriptionForTopic("orders"), 1024}),
+              testing::IsOk());
+  Start();
+  auto request = [](uint64_t id, std::vector<std::pair<std::string, size_t>> events) {
+    PublishRequest req;
+    req.set_topic("orders");
+    req.set_request_id(id);
+    for (const auto& [event_id, bytes] : events) {
+      Event* e = req.add_events();
+      e->set_id(event_id);
+      e->set_type("t.0");
+      e->set_key(event_id);
+      e->set_data(std::string(bytes, 'd'));
+    }
+    return req;
+  };
+  auto stored = [&] {
+    grpc::ClientContext ctx;
+    broker::v1::ReadRequest read;
+    read.set_topic("orders");
+    read.set_max_events(100);
+    broker::v1::ReadResponse resp;
+    grpc::Status s = stub_->Read(&ctx, read, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::vector<std::string> ids;
+    for (const Event& e : resp.events()) ids.push_back(e.id());
+    return ids;
+  };
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto stream = stub_->PublishStream(&ctx);
+    ASSERT_TRUE(stream->Write(request(1, {{"p-0", 10}, {"p-1", 2000}})));
+    ASSERT_TRUE(stream->Write(request(2, {{"p-2", 10}})));
+    PublishResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.request_id(), 1u);
+    EXPECT_EQ(resp.error().code(), grpc::StatusCode::UNAVAILABLE) << resp.error().message();
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.request_id(), 2u);
+    EXPECT_EQ(resp.error().code(), grpc::StatusCode::UNAVAILABLE) << resp.error().message();
+    ASSERT_TRUE(stream->Write(request(3, {{"p-2", 10}})));
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.request_id(), 3u);
+    EXPECT_EQ(resp.error().code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_THAT(resp.error().message(),
+                HasSubstr("an earlier batch of this publish stream was not stored"));
+    stream->WritesDone();
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  EXPECT_THAT(stored(), ::testing::ElementsAre("p-0"));
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto again = stub_->PublishStream(&ctx);
+  ASSERT_TRUE(again->Write(request(1, {{"p-0", 10}})));
+  ASSERT_TRUE(again->Write(request(2, {{"p-2", 10}})));
+  for (uint64_t id : {1u, 2u}) {
+    PublishResponse resp;
+    ASSERT_TRUE(again->Read(&resp));
+    EXPECT_EQ(resp.request_id(), id);
+    EXPECT_FALSE(resp.has_error()) << resp.error().message();
+  }
+  again->WritesDone();
+  EXPECT_TRUE(again->Finish().ok());
+  EXPECT_THAT(stored(), ::testing::ElementsAre("p-0", "p-2"));
 }
 
 INSTANTIATE_TEST_SUITE_P(

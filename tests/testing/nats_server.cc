@@ -267,6 +267,35 @@ absl::Status KvPut(const std::string& servers, const std::string& bucket, const 
   });
 }
 
+absl::Status AddStream(const std::string& servers, const StreamByHand& stream) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  absl::Status status;
+  if (natsConnection_ConnectTo(&nc, servers.c_str()) != NATS_OK ||
+      natsConnection_JetStream(&js, nc, nullptr) != NATS_OK) {
+    status = absl::UnavailableError(absl::StrCat("cannot reach NATS at ", servers));
+  } else {
+    const char* subjects[] = {stream.subject.c_str()};
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    config.Name = stream.name.c_str();
+    config.Description = stream.description.c_str();
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    config.Storage = js_FileStorage;
+    config.Duplicates = absl::ToInt64Nanoseconds(absl::Hours(1));
+    config.MaxMsgSize = stream.max_msg_size;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (js_AddStream(nullptr, js, &config, nullptr, &code) != NATS_OK) {
+      status = absl::UnavailableError(
+          absl::StrCat("cannot make stream ", stream.name, " (JetStream error ", code, ")"));
+    }
+  }
+  if (js != nullptr) jsCtx_Destroy(js);
+  if (nc != nullptr) natsConnection_Destroy(nc);
+  return status;
+}
+
 namespace {
 
 // Whether every thread of `pid` is stopped (state T or t in

@@ -90,6 +90,18 @@ absl::StatusOr<std::string> KvGet(const std::string& servers, const std::string&
 absl::Status KvPut(const std::string& servers, const std::string& bucket, const std::string& key,
                    const std::string& bytes);
 
+// A stream made with the plain NATS client, as an operator could make one
+// before any broker does: file storage, one subject, no direct gets, a
+// dedupe window of an hour, and `max_msg_size` bytes per message (headers
+// included; -1: no limit). UNAVAILABLE when NATS does not make it.
+struct StreamByHand {
+  std::string name;
+  std::string subject;
+  std::string description;
+  int32_t max_msg_size = -1;
+};
+absl::Status AddStream(const std::string& servers, const StreamByHand& stream);
+
 }  // namespace relay::testing
 
 #endif  // RELAY_TESTS_TESTING_NATS_SERVER_H_
