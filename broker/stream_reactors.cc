@@ -364,24 +364,25 @@ void PublishStreamReactor::OnReadDone(bool ok) {
   } else {
     uint64_t request_id = request_.request_id();
     Ref();  // released when the callback is done with `this` (see the class comment)
-    log_->Append(request_.topic(), std::move(events),
-                 [this, seq, request_id](absl::StatusOr<std::vector<AppendResult>> result) {
-                   v1::PublishResponse response;
-                   response.set_request_id(request_id);
-                   if (!result.ok()) {
-                     response.mutable_error()->set_code(static_cast<int>(result.status().code()));
-                     response.mutable_error()->set_message(std::string(result.status().message()));
-                   } else {
-                     for (const AppendResult& r : *result) {
-                       v1::PublishResult* pr = response.add_results();
-                       pr->set_offset(r.offset);
-                       pr->set_duplicate(r.duplicate);
-                     }
-                   }
-                   Complete(seq, std::move(response));  // may Finish()
-                   Unref();
-                 },
-                 origin_);
+    log_->Append(
+        request_.topic(), std::move(events),
+        [this, seq, request_id](absl::StatusOr<std::vector<AppendResult>> result) {
+          v1::PublishResponse response;
+          response.set_request_id(request_id);
+          if (!result.ok()) {
+            response.mutable_error()->set_code(static_cast<int>(result.status().code()));
+            response.mutable_error()->set_message(std::string(result.status().message()));
+          } else {
+            for (const AppendResult& r : *result) {
+              v1::PublishResult* pr = response.add_results();
+              pr->set_offset(r.offset);
+              pr->set_duplicate(r.duplicate);
+            }
+          }
+          Complete(seq, std::move(response));  // may Finish()
+          Unref();
+        },
+        origin_);
   }
   // Done with request_: read the next one now, or once appends drain.
   absl::MutexLock lock(&mu_);

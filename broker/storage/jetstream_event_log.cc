@@ -27,14 +27,16 @@ namespace relay::broker {
 namespace {
 
 // Room left in the server's max_payload for the headers of a publish
-// (Nats-Msg-Id up to 513 bytes, Nats-Expected-Stream up to 255,
-// Nats-Expected-Last-Sequence up to 20, names: under 900).
-constexpr int64_t kHeaderAllowance = 1024;
+// (Nats-Msg-Id and Nats-Expected-Last-Msg-Id up to 513 bytes each,
+// Nats-Expected-Stream up to 255, names: under 1,400).
+constexpr int64_t kHeaderAllowance = 2048;
 
-// The header that makes a publish conditional on the stream's last
-// sequence (docs/JETSTREAM.md#order). Set by hand: the C client's
-// jsPubOptions.ExpectLastSeq leaves out 0, which an empty stream needs.
+// The headers that make a publish conditional on the stream's last
+// sequence or last message id (docs/JETSTREAM.md#order). Set by hand: the
+// C client's jsPubOptions.ExpectLastSeq leaves out 0, which an empty
+// stream needs.
 constexpr char kExpectedLastSequence[] = "Nats-Expected-Last-Sequence";
+constexpr char kExpectedLastMsgId[] = "Nats-Expected-Last-Msg-Id";
 
 constexpr char kOriginFailed[] =
     "an earlier batch of this publish stream was not stored: this one is not stored either, so "
@@ -388,8 +390,8 @@ void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> even
   Append(topic, std::move(events), std::move(done), nullptr);
 }
 
-void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> events,
-                               AppendDone done, const std::shared_ptr<AppendOrigin>& origin) {
+void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> events, AppendDone done,
+                               const std::shared_ptr<AppendOrigin>& origin) {
   // Serialize here, on the caller's thread, as the file log does.
   Batch batch;
   batch.topic = topic;
@@ -935,13 +937,16 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
     Chain* chain = nullptr;
     if (batch->error.ok() && events > 0) {
       if (auto it = unready.find(batch->topic); it != unready.end()) {
-        batch->error = it->second;
+        batch->error = absl::Status(it->second.code(), it->second.message());  // its own (Outcome)
       } else if (absl::Status s = EnsureStream(batch->topic); !s.ok()) {
         unready.emplace(batch->topic, s);
         batch->error = std::move(s);
       } else if (batch->origin != nullptr && batch->origin->failed()) {
         batch->error = absl::UnavailableError(kOriginFailed);
       } else if (absl::StatusOr<Chain*> ready = ReadyChain(batch->topic); !ready.ok()) {
+        // Not asked again for each batch behind it (each could wait out a
+        // request_timeout).
+        unready.emplace(batch->topic, ready.status());
         batch->error = ready.status();
       } else {
         chain = *ready;
@@ -972,15 +977,26 @@ absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const st
     if (chain->known && !chain->broken) return chain;
     if (chain->awaiting > 0) {
       return absl::UnavailableError(absl::StrCat(
-          "an earlier publish to topic ", topic, " failed and ", chain->awaiting,
-          " of its publishes are not answered yet: this batch is not sent, so that it cannot be "
+          chain->awaiting, " publishes to topic ", topic,
+          " are not answered yet after one failed: this batch is not sent, so that it cannot be "
           "stored before them"));
     }
+  }
+  // While the publishing connection is away its publishes wait in the
+  // client's reconnect buffer and would reach the stream after the read
+  // below. Safe even so (the first publish expects the sequence read, and
+  // fails when they went in first), but each would wait out its timeout.
+  if (natsConnection_Status(publish_nc_) != NATS_CONN_STATUS_CONNECTED) {
+    return absl::UnavailableError(
+        absl::StrCat("the NATS publishing connection is not connected: topic ", topic,
+                     " takes no batch until it is"));
   }
   // Nothing of the topic is in flight and only this thread sends: no answer
   // changes the chain meanwhile.
   absl::StatusOr<StreamState> state = FetchStreamState(topic);
   if (!state.ok()) {
+    // Gone (deleted by hand): the next append creates it again.
+    if (absl::IsNotFound(state.status())) Doubt(topic);
     return absl::UnavailableError(absl::StrCat("cannot read where the stream of topic ", topic,
                                                " ends: ", state.status().message()));
   }
@@ -988,32 +1004,52 @@ absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const st
   chain->known = true;
   chain->broken = false;
   chain->last_seq = state->last_seq;
+  chain->last_msg_id.clear();
   return chain;
 }
 
 void JetStreamEventLog::ForgetChain(const std::string& topic) {
-  const std::string prefix = absl::StrCat(topic, "\n");
   absl::MutexLock lock(&acks_mu_);
   if (auto it = chains_.find(topic); it != chains_.end()) it->second.known = false;
-  absl::erase_if(remembered_, [&](const auto& entry) {
-    return absl::StartsWith(entry.first, prefix);
-  });
+  recent_ids_.ForgetTopic(topic);
+  failed_batch_ids_.ForgetTopic(topic);
 }
 
 void JetStreamEventLog::RememberStored(const Batch& batch) {
   const absl::Time now = absl::Now();
+  const bool failed = batch.failed_at != SIZE_MAX;
   for (size_t i = 0; i < batch.results.size(); ++i) {
     if (!batch.acked[i] || batch.ids[i].empty()) continue;
     if (!batch.repeat_of.empty() && batch.repeat_of[i] != kNotARepeat) continue;
     std::string key = absl::StrCat(batch.topic, "\n", batch.ids[i]);
-    auto [it, inserted] =
-        remembered_.insert_or_assign(key, Remembered{batch.results[i].offset + 1, now});
-    if (inserted) remembered_order_.push_back(std::move(key));
+    const uint64_t seq = batch.results[i].offset + 1;
+    if (failed) failed_batch_ids_.Put(key, seq, now);
+    recent_ids_.Put(std::move(key), seq, now);
   }
-  while (remembered_order_.size() > kMaxRemembered) {
-    remembered_.erase(remembered_order_.front());
-    remembered_order_.pop_front();
+}
+
+void JetStreamEventLog::IdMemory::Put(std::string key, uint64_t seq, absl::Time at) {
+  const uint64_t generation = ++generation_;
+  entries_.insert_or_assign(key, Entry{seq, at, generation});
+  order_.emplace_back(std::move(key), generation);
+  while (order_.size() > capacity_) {
+    auto it = entries_.find(order_.front().first);
+    // Put again since, or forgotten: not this place's to erase.
+    if (it != entries_.end() && it->second.generation == order_.front().second) entries_.erase(it);
+    order_.pop_front();
   }
+}
+
+const JetStreamEventLog::IdMemory::Entry* JetStreamEventLog::IdMemory::Find(
+    const std::string& key) const {
+  auto it = entries_.find(key);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+void JetStreamEventLog::IdMemory::ForgetTopic(absl::string_view topic) {
+  const std::string prefix = absl::StrCat(topic, "\n");
+  absl::erase_if(entries_,
+                 [&](const auto& entry) { return absl::StartsWith(entry.first, prefix); });
 }
 
 bool JetStreamEventLog::RoomInFlight() const {
@@ -1058,21 +1094,28 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
   }
   const natsMsg* key = msg;
   uint64_t expected_last_seq = 0;
+  std::string expected_last_msg_id;
   bool send = false;
   {
     // Registered before the publish: its ack may come before the call returns.
     absl::MutexLock lock(&acks_mu_);
     acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::RoomInFlight));
-    auto remembered = msg_id.empty() ? remembered_.end()
-                                     : remembered_.find(absl::StrCat(batch.topic, "\n", msg_id));
+    const IdMemory::Entry* remembered = nullptr;
+    if (!msg_id.empty()) {
+      const std::string memory_key = absl::StrCat(batch.topic, "\n", msg_id);
+      remembered = failed_batch_ids_.Find(memory_key);
+      if (remembered == nullptr) remembered = recent_ids_.Find(memory_key);
+      if (remembered != nullptr && absl::Now() - remembered->at >= options_.dedupe_window) {
+        remembered = nullptr;  // JetStream forgot it too
+      }
+    }
     if (batch.origin != nullptr && batch.origin->failed()) {
       Answer(batch, index, absl::UnavailableError(kOriginFailed));
-    } else if (remembered != remembered_.end() &&
-               absl::Now() - remembered->second.at < options_.dedupe_window) {
+    } else if (remembered != nullptr) {
       // Stored lately (by an earlier try of this batch, say): a duplicate,
       // as JetStream would answer, without the publish whose duplicate ack
       // would break the chain.
-      batch.results[index].offset = remembered->second.seq - 1;
+      batch.results[index].offset = remembered->seq - 1;
       batch.results[index].duplicate = true;
       batch.acked[index] = true;
       Answer(batch, index, absl::OkStatus());
@@ -1084,6 +1127,8 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
                                                  " failed, so this one was not sent")));
     } else {
       expected_last_seq = chain->last_seq++;
+      expected_last_msg_id = std::move(chain->last_msg_id);
+      chain->last_msg_id = msg_id;
       chain->awaiting++;
       awaiting_.emplace(key, Awaiting{&batch, index, payload_bytes, chain, expected_last_seq});
       awaiting_bytes_ += payload_bytes;
@@ -1094,8 +1139,14 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     natsMsg_Destroy(msg);
     return;
   }
-  const std::string expected = absl::StrCat(expected_last_seq);
-  s = natsMsgHeader_Set(msg, kExpectedLastSequence, expected.c_str());
+  // Its predecessor by id: a count would let another writer's event, or one
+  // that reached the stream late, stand in for it. The first after the
+  // chain was read (or after an event without id) by the sequence read.
+  if (expected_last_msg_id.empty()) {
+    s = natsMsgHeader_Set(msg, kExpectedLastSequence, absl::StrCat(expected_last_seq).c_str());
+  } else {
+    s = natsMsgHeader_Set(msg, kExpectedLastMsgId, expected_last_msg_id.c_str());
+  }
   if (s == NATS_OK) {
     jsPubOptions pub;
     jsPubOptions_Init(&pub);
@@ -1173,7 +1224,10 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
 }
 
 absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batch) {
-  if (!batch.error.ok()) return batch.error;
+  // Moved, not copied: a Status shared between the completer (which frees
+  // the batch) and the thread of `done` would be counted by both, inside
+  // libabsl_status, where ThreadSanitizer sees no synchronization.
+  if (!batch.error.ok()) return std::move(batch.error);
   // Every event is answered: no callback touches the batch any more.
   for (size_t i = 0; i < batch.repeat_of.size(); ++i) {
     if (batch.repeat_of[i] == kNotARepeat) continue;
@@ -1223,6 +1277,9 @@ absl::StatusOr<std::vector<AppendResult>> JetStreamEventLog::Outcome(Batch& batc
     // read (they skipped them as deleted by retention), and DurableEnd()
     // fell to 0.
     Doubt(batch.topic);
+    // Nor are the ids seen stored in it trusted until then: a stream made
+    // anew holds none of them.
+    ForgetChain(batch.topic);
   }
   return absl::UnavailableError(
       absl::StrCat("publish to topic ", batch.topic, " failed at event ", batch.failed_at, " of ",

@@ -76,9 +76,10 @@ namespace relay::broker {
 // A publish that fails (no ack within request_timeout, no JetStream leader)
 // fails its batch with UNAVAILABLE naming the first failed event: events
 // before it may or may not be stored, none after it is (a retry with the
-// same ids is deduplicated). Each publish expects the stream's last
-// sequence to be the one its predecessor gets (Nats-Expected-Last-Sequence),
-// so nothing is stored past an event that was not; after a failure the log
+// same ids is deduplicated). Each publish expects its predecessor as the
+// stream's last message (Nats-Expected-Last-Msg-Id; the first after the
+// chain was read, the last sequence read), so nothing is stored past an
+// event that was not; after a failure the log
 // refuses the topic's batches until its publishes in flight are answered,
 // then reads the stream's last sequence again; and a batch of an
 // AppendOrigin that had a batch fail is refused (docs/JETSTREAM.md#order).
@@ -210,24 +211,42 @@ class JetStreamEventLog final : public EventLog {
   // The writer's order of a topic's publishes (docs/JETSTREAM.md#order).
   struct Chain {
     // last_seq is the stream's last sequence once every publish sent so
-    // far is stored: the next publish expects it.
+    // far is stored.
     bool known = false;
     // An answer did not fit (an error, a duplicate, another sequence): the
     // publishes still in flight fail, and once none is, the writer reads
     // the stream's last sequence again before it sends more.
     bool broken = false;
     uint64_t last_seq = 0;
+    // The message id of the last publish sent since the chain was read:
+    // the next publish expects it as the stream's last. Empty (nothing sent
+    // since, or it had no id): the next expects last_seq.
+    std::string last_msg_id;
     size_t awaiting = 0;  // publishes of the topic without an answer
   };
-  // An event the log saw stored (acked, or answered as a duplicate): a
-  // repeat of its id within dedupe_window is answered as a duplicate
-  // without a publish, since the publishes sent behind a duplicate would
-  // expect a sequence it does not make, and fail.
-  struct Remembered {
-    uint64_t seq;
-    absl::Time at;
+  // Ids the log saw stored (acked, or answered as duplicates) with their
+  // sequence, the oldest forgotten beyond `capacity`. Keys: topic '\n' id.
+  // A repeat of a remembered id within dedupe_window is answered as a
+  // duplicate without a publish: the publishes sent behind a duplicate
+  // would expect it as the stream's last, which it is not, and fail.
+  class IdMemory {
+   public:
+    struct Entry {
+      uint64_t seq;
+      absl::Time at;
+      uint64_t generation;  // matches its place in order_
+    };
+    explicit IdMemory(size_t capacity) : capacity_(capacity) {}
+    void Put(std::string key, uint64_t seq, absl::Time at);
+    const Entry* Find(const std::string& key) const;
+    void ForgetTopic(absl::string_view topic);
+
+   private:
+    const size_t capacity_;
+    uint64_t generation_ = 0;
+    absl::flat_hash_map<std::string, Entry> entries_;
+    std::deque<std::pair<std::string, uint64_t>> order_;
   };
-  static constexpr size_t kMaxRemembered = 16384;
   // One Relay topic's stream as the server describes it.
   struct RelayStream {
     std::string topic;
@@ -262,8 +281,8 @@ class JetStreamEventLog final : public EventLog {
   // or broken; UNAVAILABLE while a broken chain has publishes in flight, or
   // when the stream does not answer. Writer thread.
   absl::StatusOr<Chain*> ReadyChain(const std::string& topic) ABSL_LOCKS_EXCLUDED(acks_mu_);
-  // Remembers what `batch` stored or found stored (the last
-  // kMaxRemembered such ids).
+  // Remembers what `batch` stored or found stored: in recent_ids_, and
+  // when the batch failed (it will be retried) in failed_batch_ids_.
   void RememberStored(const Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   // A stream created anew: its chain and what was remembered of it go.
   void ForgetChain(const std::string& topic) ABSL_LOCKS_EXCLUDED(acks_mu_);
@@ -375,9 +394,10 @@ class JetStreamEventLog final : public EventLog {
   size_t awaiting_bytes_ ABSL_GUARDED_BY(acks_mu_) = 0;
   // Per topic; node map: Awaiting holds pointers.
   absl::node_hash_map<std::string, Chain> chains_ ABSL_GUARDED_BY(acks_mu_);
-  // Key: topic '\n' message id; oldest first in remembered_order_.
-  absl::flat_hash_map<std::string, Remembered> remembered_ ABSL_GUARDED_BY(acks_mu_);
-  std::deque<std::string> remembered_order_ ABSL_GUARDED_BY(acks_mu_);
+  // What every batch stored lately, and apart (so that a busy topic does
+  // not push them out before the retry comes) what failed batches stored.
+  IdMemory recent_ids_ ABSL_GUARDED_BY(acks_mu_){16384};
+  IdMemory failed_batch_ids_ ABSL_GUARDED_BY(acks_mu_){65536};
 
   mutable absl::Mutex streams_mu_;
   mutable absl::flat_hash_map<std::string, StreamState> streams_ ABSL_GUARDED_BY(streams_mu_);

@@ -295,30 +295,90 @@ TEST_F(JetStreamEventLogTest, DuplicatesPastTheKnownEndMoveTheDurableEnd) {
   EXPECT_THAT(ends, ElementsAre(4u));
 }
 
-// A retry whose first events the stream already holds (stored by another
-// broker, or by a try whose answers were lost): their duplicate acks do not
-// move the stream's last sequence, which the new event sent behind them
-// expected, so the first try fails; the second answers the duplicates from
-// what the first learned and stores the new event after them.
-TEST_F(JetStreamEventLogTest, ARetryBehindDuplicatesTheLogNeverSawGoesInAtTheSecondTry) {
+// A retry whose first events the stream already holds, which this log
+// never saw stored (another broker stored them, or a try whose answers were
+// lost). Duplicates do not move the stream's end: when they are its last
+// events, the new event sent behind them, which expects the last of them,
+// goes in at once; when something was stored after them, it fails the first
+// try, and the second answers the duplicates from what the first learned
+// and stores the new event.
+TEST_F(JetStreamEventLogTest, ARetryBehindDuplicatesTheLogNeverSawGoesInAtTheSecondTryAtMost) {
   auto other = Open();
   auto log = Open();
   ASSERT_NE(other, nullptr);
   ASSERT_NE(log, nullptr);
   std::vector<Event> events = MakeEvents("x", 3);
   ASSERT_THAT(AppendAndWait(other.get(), "orders", {events[0], events[1]}), IsOk());
-
-  EXPECT_THAT(AppendAndWait(log.get(), "orders", events),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("failed at event 2 of 3")));
   absl::StatusOr<std::vector<AppendResult>> r = AppendAndWait(log.get(), "orders", events);
   ASSERT_THAT(r, IsOk());
   EXPECT_THAT(Offsets(*r), ElementsAre(0, 1, 2));
   EXPECT_TRUE((*r)[0].duplicate);
   EXPECT_TRUE((*r)[1].duplicate);
   EXPECT_FALSE((*r)[2].duplicate);
+
+  // A third broker: `other` would first fail on the end it knows.
+  auto third = Open();
+  ASSERT_NE(third, nullptr);
+  events = MakeEvents("y", 3);
+  ASSERT_THAT(AppendAndWait(third.get(), "orders", {events[0], events[1]}), IsOk());
+  ASSERT_THAT(AppendAndWait(third.get(), "orders", MakeEvents("z", 1)), IsOk());
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", events),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("failed at event 2 of 3")));
+  r = AppendAndWait(log.get(), "orders", events);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(Offsets(*r), ElementsAre(3, 4, 6));
+  EXPECT_TRUE((*r)[0].duplicate);
+  EXPECT_TRUE((*r)[1].duplicate);
+  EXPECT_FALSE((*r)[2].duplicate);
   absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
   ASSERT_THAT(read, IsOk());
-  EXPECT_THAT(Ids(*read), ElementsAre("x-0", "x-1", "x-2"));
+  EXPECT_THAT(Ids(*read), ElementsAre("x-0", "x-1", "x-2", "y-0", "y-1", "z-0", "y-2"));
+}
+
+// Another writer's event lands between what this log last stored and its
+// next batch (a paused broker that woke up, say): the batch's first publish
+// expected the stream's end by sequence and is refused, the others expected
+// their predecessor by id and are refused with it. Counted sequences would
+// have let the second event stand on the other writer's and go in first.
+TEST_F(JetStreamEventLogTest, AnotherWritersEventBeforeABatchLetsNoneOfItInOutOfOrder) {
+  auto log = Open();
+  auto other = Open();
+  ASSERT_NE(log, nullptr);
+  ASSERT_NE(other, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 1)), IsOk());
+  ASSERT_THAT(AppendAndWait(other.get(), "orders", MakeEvents("o", 1)), IsOk());
+  std::vector<Event> events = MakeEvents("x", 3);
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", events),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("failed at event 0 of 3")));
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", events), IsOk());
+  absl::StatusOr<std::vector<Event>> read = log->Read("orders", 0, 100, 1 << 20);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_THAT(Ids(*read), ElementsAre("a-0", "o-0", "x-0", "x-1", "x-2"));
+}
+
+// A stream deleted by hand before the log first publishes to it (the log
+// loaded it when it opened): the read of where it ends finds none, and the
+// next append makes it anew.
+TEST_F(JetStreamEventLogTest, AStreamDeletedBeforeTheFirstPublishIsMadeAgain) {
+  {
+    auto first = Open();
+    ASSERT_NE(first, nullptr);
+    ASSERT_THAT(AppendAndWait(first.get(), "orders", MakeEvents("a", 2)), IsOk());
+  }
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->urls().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  ASSERT_EQ(js_DeleteStream(js, StreamNameForTopic("orders").c_str(), nullptr, nullptr), NATS_OK);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 1)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot read where the stream")));
+  EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 1)),
+              IsOkAndHolds(ElementsAre(Field(&AppendResult::offset, 0))));
 }
 
 // An event the stream refuses while the later events of its batch are

@@ -583,8 +583,8 @@ TEST_P(JetStreamBrokerFaultsTest, ReadsThatFailWhileJetStreamIsAwayAreRetriedNot
   while (delivered.size() + Group("orders", "g").skipped_offsets() < 100) {
     ASSERT_NO_FATAL_FAILURE(ack_next([] {}));
   }
-  ASSERT_TRUE(WaitFor([&] { return Group("orders", "g").committed_offset() == 100; },
-                      absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Group("orders", "g").committed_offset() == 100; }, absl::Seconds(20)));
   EXPECT_EQ(Group("orders", "g").skipped_offsets(), 0u);
   ctx.TryCancel();
 }
@@ -596,11 +596,11 @@ TEST_P(JetStreamBrokerFaultsTest, ReadsThatFailWhileJetStreamIsAwayAreRetriedNot
 // again, in order, on a new stream, so that none is stored before the
 // failed one (docs/JETSTREAM.md#order).
 TEST_P(JetStreamBrokerFaultsTest, APublishStreamStoresNothingAfterARequestThatFailed) {
-  ASSERT_THAT(testing::AddStream(backend_->nats()->urls(),
-                                 {broker::StreamNameForTopic("orders"),
-                                  broker::SubjectForTopic("orders"),
-                                  broker::StreamDescriptionForTopic("orders"), 1024}),
-              testing::IsOk());
+  ASSERT_THAT(
+      testing::AddStream(backend_->nats()->urls(),
+                         {broker::StreamNameForTopic("orders"), broker::SubjectForTopic("orders"),
+                          broker::StreamDescriptionForTopic("orders"), 1024}),
+      testing::IsOk());
   Start();
   auto request = [](uint64_t id, std::vector<std::pair<std::string, size_t>> events) {
     PublishRequest req;
