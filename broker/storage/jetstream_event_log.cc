@@ -27,16 +27,14 @@ namespace relay::broker {
 namespace {
 
 // Room left in the server's max_payload for the headers of a publish
-// (Nats-Msg-Id and Nats-Expected-Last-Msg-Id up to 513 bytes each,
-// Nats-Expected-Stream up to 255, names: under 1,400).
-constexpr int64_t kHeaderAllowance = 2048;
+// (Nats-Msg-Id up to 513 bytes, Nats-Expected-Stream up to 255,
+// Nats-Expected-Last-Sequence up to 20, names: under 900).
+constexpr int64_t kHeaderAllowance = 1024;
 
-// The headers that make a publish conditional on the stream's last
-// sequence or last message id (docs/JETSTREAM.md#order). Set by hand: the
-// C client's jsPubOptions.ExpectLastSeq leaves out 0, which an empty
-// stream needs.
+// The header that makes a publish conditional on the stream's last
+// sequence (docs/JETSTREAM.md#order). Set by hand: the C client's
+// jsPubOptions.ExpectLastSeq leaves out 0, which an empty stream needs.
 constexpr char kExpectedLastSequence[] = "Nats-Expected-Last-Sequence";
-constexpr char kExpectedLastMsgId[] = "Nats-Expected-Last-Msg-Id";
 
 constexpr char kOriginFailed[] =
     "an earlier batch of this publish stream was not stored: this one is not stored either, so "
@@ -901,9 +899,7 @@ absl::Status JetStreamEventLog::EnsureStream(const std::string& topic) {
       if (recreated) it->second = state;
     }
     if (recreated) {
-      ForgetChain(topic);
-      RELAY_LOG(Warn, "storage: the topic's stream was gone and is created anew; offsets restart",
-                {{"topic", topic}, {"stream", stream}});
+      MadeAnew(topic);
     } else {
       Remember(topic, state);
       RELAY_LOG(Info, doubted ? "storage: stream checked" : "storage: stream created",
@@ -993,6 +989,7 @@ absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const st
   }
   // Nothing of the topic is in flight and only this thread sends: no answer
   // changes the chain meanwhile.
+  const uint64_t known_end = Cached(topic).last_seq;
   absl::StatusOr<StreamState> state = FetchStreamState(topic);
   if (!state.ok()) {
     // Gone (deleted by hand): the next append creates it again.
@@ -1000,12 +997,27 @@ absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const st
     return absl::UnavailableError(absl::StrCat("cannot read where the stream of topic ", topic,
                                                " ends: ", state.status().message()));
   }
+  if (state->last_seq < known_end) {
+    // Ends before events it acknowledged (a purge keeps the last sequence):
+    // deleted and made again by someone else since.
+    {
+      absl::MutexLock lock(&streams_mu_);
+      streams_[topic] = *state;
+    }
+    MadeAnew(topic);
+  }
   absl::MutexLock lock(&acks_mu_);
   chain->known = true;
   chain->broken = false;
   chain->last_seq = state->last_seq;
-  chain->last_msg_id.clear();
+  chain->anchored = false;
   return chain;
+}
+
+void JetStreamEventLog::MadeAnew(const std::string& topic) {
+  ForgetChain(topic);
+  RELAY_LOG(Warn, "storage: the topic's stream was gone and is created anew; offsets restart",
+            {{"topic", topic}, {"stream", StreamNameForTopic(topic)}});
 }
 
 void JetStreamEventLog::ForgetChain(const std::string& topic) {
@@ -1029,6 +1041,9 @@ void JetStreamEventLog::RememberStored(const Batch& batch) {
 }
 
 void JetStreamEventLog::IdMemory::Put(std::string key, uint64_t seq, absl::Time at) {
+  // A repeat answered as a duplicate does not restart JetStream's window:
+  // keep when it was first seen stored.
+  if (auto it = entries_.find(key); it != entries_.end() && it->second.seq == seq) return;
   const uint64_t generation = ++generation_;
   entries_.insert_or_assign(key, Entry{seq, at, generation});
   order_.emplace_back(std::move(key), generation);
@@ -1094,8 +1109,8 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
   }
   const natsMsg* key = msg;
   uint64_t expected_last_seq = 0;
-  std::string expected_last_msg_id;
   bool send = false;
+  bool probe = false;
   {
     // Registered before the publish: its ack may come before the call returns.
     absl::MutexLock lock(&acks_mu_);
@@ -1127,10 +1142,10 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
                                                  " failed, so this one was not sent")));
     } else {
       expected_last_seq = chain->last_seq++;
-      expected_last_msg_id = std::move(chain->last_msg_id);
-      chain->last_msg_id = msg_id;
+      probe = !chain->anchored;
       chain->awaiting++;
-      awaiting_.emplace(key, Awaiting{&batch, index, payload_bytes, chain, expected_last_seq});
+      awaiting_.emplace(key,
+                        Awaiting{&batch, index, payload_bytes, chain, expected_last_seq, probe});
       awaiting_bytes_ += payload_bytes;
       send = true;
     }
@@ -1139,14 +1154,7 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     natsMsg_Destroy(msg);
     return;
   }
-  // Its predecessor by id: a count would let another writer's event, or one
-  // that reached the stream late, stand in for it. The first after the
-  // chain was read (or after an event without id) by the sequence read.
-  if (expected_last_msg_id.empty()) {
-    s = natsMsgHeader_Set(msg, kExpectedLastSequence, absl::StrCat(expected_last_seq).c_str());
-  } else {
-    s = natsMsgHeader_Set(msg, kExpectedLastMsgId, expected_last_msg_id.c_str());
-  }
+  s = natsMsgHeader_Set(msg, kExpectedLastSequence, absl::StrCat(expected_last_seq).c_str());
   if (s == NATS_OK) {
     jsPubOptions pub;
     jsPubOptions_Init(&pub);
@@ -1168,8 +1176,25 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
       awaiting_.erase(it);
       Answer(batch, index, std::move(error));
     }
+    return;
+  }
+  if (probe) {
+    // The first publish since the chain was read goes alone: once it is
+    // stored where it expected, a publish of this log that timed out before
+    // and still reaches the stream cannot go in any more (it expects an
+    // earlier end), so the count the next ones expect holds. Until then one
+    // such late publish could take the place of this one, and the next
+    // publish, expecting one more, would go in before this one's retry.
+    // MaxWait answers it within request_timeout.
+    absl::MutexLock lock(&acks_mu_);
+    if (!acks_mu_.AwaitWithTimeout(absl::Condition(&ChainIdle, chain),
+                                   options_.request_timeout + absl::Seconds(1))) {
+      chain->broken = true;
+    }
   }
 }
+
+bool JetStreamEventLog::ChainIdle(Chain* chain) { return chain->awaiting == 0; }
 
 void JetStreamEventLog::Answer(Batch& batch, size_t index, absl::Status error) {
   if (!error.ok()) {
@@ -1197,8 +1222,16 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
     // A duplicate does not move the stream's last sequence, which the
     // publishes after it expected; any other answer but the stored next
     // sequence means the chain no longer holds.
-    if (ack == nullptr || ack->Duplicate || ack->Sequence != it->second.expected_last_seq + 1) {
+    if (ack != nullptr && ack->Duplicate && it->second.probe) {
+      // Sent alone: nothing behind it expected the place it did not take,
+      // and the next publish (another probe) expects it instead. A retry
+      // so learns its duplicates one by one, in one try.
+      chain->last_seq--;
+    } else if (ack == nullptr || ack->Duplicate ||
+               ack->Sequence != it->second.expected_last_seq + 1) {
       chain->broken = true;
+    } else {
+      chain->anchored = true;
     }
     self->awaiting_bytes_ -= it->second.bytes;
     self->awaiting_.erase(it);

@@ -51,7 +51,9 @@ namespace relay::broker {
 //   are stored in the order appended (docs/JETSTREAM.md#append).
 // - Dedupe: JetStream's own duplicate window (the stream's `duplicates` =
 //   dedupe_window). A duplicate's PubAck carries the original sequence and
-//   duplicate=true; nothing is stored.
+//   duplicate=true; nothing is stored. Repeats within a batch, and of ids
+//   the log saw stored lately, are answered so by the log itself, unsent
+//   (docs/JETSTREAM.md#order).
 // - Read: gets by sequence, up to kReadWindow in flight, replies in any
 //   order: direct gets (any replica answers, no JSON) on single-replica
 //   streams, the leader's message get (JSON, base64 payload) on replicated
@@ -76,10 +78,11 @@ namespace relay::broker {
 // A publish that fails (no ack within request_timeout, no JetStream leader)
 // fails its batch with UNAVAILABLE naming the first failed event: events
 // before it may or may not be stored, none after it is (a retry with the
-// same ids is deduplicated). Each publish expects its predecessor as the
-// stream's last message (Nats-Expected-Last-Msg-Id; the first after the
-// chain was read, the last sequence read), so nothing is stored past an
-// event that was not; after a failure the log
+// same ids is deduplicated). Each publish expects the stream's last
+// sequence to be the one its predecessor gets (Nats-Expected-Last-Sequence),
+// so nothing is stored past an event that was not (the first publish after
+// the chain was read goes alone, so that none of the log's older publishes
+// can still take its place); after a failure the log
 // refuses the topic's batches until its publishes in flight are answered,
 // then reads the stream's last sequence again; and a batch of an
 // AppendOrigin that had a batch fail is refused (docs/JETSTREAM.md#order).
@@ -218,10 +221,10 @@ class JetStreamEventLog final : public EventLog {
     // the stream's last sequence again before it sends more.
     bool broken = false;
     uint64_t last_seq = 0;
-    // The message id of the last publish sent since the chain was read:
-    // the next publish expects it as the stream's last. Empty (nothing sent
-    // since, or it had no id): the next expects last_seq.
-    std::string last_msg_id;
+    // A publish since the chain was read is stored where it expected: the
+    // log's publishes from before cannot go in any more. Until then the
+    // writer sends one publish of the topic at a time (PublishEvent).
+    bool anchored = false;
     size_t awaiting = 0;  // publishes of the topic without an answer
   };
   // Ids the log saw stored (acked, or answered as duplicates) with their
@@ -277,6 +280,8 @@ class JetStreamEventLog final : public EventLog {
   bool HeadAnsweredOrDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
   void PublishEvent(Batch& batch, size_t index, const std::string& stream,
                     const std::string& subject, Chain* chain);
+  // Condition of the probe's wait (PublishEvent), under acks_mu_.
+  static bool ChainIdle(Chain* chain);
   // The chain of `topic`, read again from the stream when it is not known
   // or broken; UNAVAILABLE while a broken chain has publishes in flight, or
   // when the stream does not answer. Writer thread.
@@ -284,8 +289,11 @@ class JetStreamEventLog final : public EventLog {
   // Remembers what `batch` stored or found stored: in recent_ids_, and
   // when the batch failed (it will be retried) in failed_batch_ids_.
   void RememberStored(const Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(acks_mu_);
-  // A stream created anew: its chain and what was remembered of it go.
+  // Its chain and the ids remembered of it go (its stream may be gone).
   void ForgetChain(const std::string& topic) ABSL_LOCKS_EXCLUDED(acks_mu_);
+  // The stream of `topic` was made anew (the cache holds its new state):
+  // ForgetChain, and a warning.
+  void MadeAnew(const std::string& topic) ABSL_LOCKS_EXCLUDED(acks_mu_);
   // Event `index` of `batch` is answered (`error` OK: acked, its result
   // set); the batch's first failure is kept.
   void Answer(Batch& batch, size_t index, absl::Status error)
@@ -389,6 +397,7 @@ class JetStreamEventLog final : public EventLog {
     size_t bytes;
     Chain* chain;
     uint64_t expected_last_seq;
+    bool probe;  // sent alone, the chain not anchored yet
   };
   absl::flat_hash_map<const natsMsg*, Awaiting> awaiting_ ABSL_GUARDED_BY(acks_mu_);
   size_t awaiting_bytes_ ABSL_GUARDED_BY(acks_mu_) = 0;
