@@ -12,7 +12,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -946,6 +945,7 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
         batch->error = ready.status();
       } else {
         chain = *ready;
+        batch->chain = chain;
       }
     }
     if (batch->error.code() == absl::StatusCode::kUnavailable && batch->origin != nullptr) {
@@ -1022,31 +1022,38 @@ void JetStreamEventLog::MadeAnew(const std::string& topic) {
 
 void JetStreamEventLog::ForgetChain(const std::string& topic) {
   absl::MutexLock lock(&acks_mu_);
-  if (auto it = chains_.find(topic); it != chains_.end()) it->second.known = false;
-  recent_ids_.ForgetTopic(topic);
-  failed_batch_ids_.ForgetTopic(topic);
+  auto it = chains_.find(topic);
+  if (it == chains_.end()) return;
+  it->second.known = false;
+  recent_ids_.Forget(&it->second);
+  failed_batch_ids_.Forget(&it->second);
 }
 
 void JetStreamEventLog::RememberStored(const Batch& batch) {
+  const Chain* chain = batch.chain;
+  if (chain == nullptr) return;  // never published
   const absl::Time now = absl::Now();
   const bool failed = batch.failed_at != SIZE_MAX;
   for (size_t i = 0; i < batch.results.size(); ++i) {
     if (!batch.acked[i] || batch.ids[i].empty()) continue;
     if (!batch.repeat_of.empty() && batch.repeat_of[i] != kNotARepeat) continue;
-    std::string key = absl::StrCat(batch.topic, "\n", batch.ids[i]);
     const uint64_t seq = batch.results[i].offset + 1;
-    if (failed) failed_batch_ids_.Put(key, seq, now);
-    recent_ids_.Put(std::move(key), seq, now);
+    if (failed) failed_batch_ids_.Put(chain, batch.ids[i], seq, now);
+    recent_ids_.Put(chain, batch.ids[i], seq, now);
   }
 }
 
-void JetStreamEventLog::IdMemory::Put(std::string key, uint64_t seq, absl::Time at) {
+void JetStreamEventLog::IdMemory::Put(const Chain* chain, const std::string& id, uint64_t seq,
+                                      absl::Time at) {
   // A repeat answered as a duplicate does not restart JetStream's window:
   // keep when it was first seen stored.
-  if (auto it = entries_.find(key); it != entries_.end() && it->second.seq == seq) return;
+  if (auto it = entries_.find(id);
+      it != entries_.end() && it->second.chain == chain && it->second.seq == seq) {
+    return;
+  }
   const uint64_t generation = ++generation_;
-  entries_.insert_or_assign(key, Entry{seq, at, generation});
-  order_.emplace_back(std::move(key), generation);
+  entries_.insert_or_assign(id, Entry{chain, seq, at, generation});
+  order_.emplace_back(id, generation);
   while (order_.size() > capacity_) {
     auto it = entries_.find(order_.front().first);
     // Put again since, or forgotten: not this place's to erase.
@@ -1056,15 +1063,13 @@ void JetStreamEventLog::IdMemory::Put(std::string key, uint64_t seq, absl::Time 
 }
 
 const JetStreamEventLog::IdMemory::Entry* JetStreamEventLog::IdMemory::Find(
-    const std::string& key) const {
-  auto it = entries_.find(key);
-  return it == entries_.end() ? nullptr : &it->second;
+    const Chain* chain, absl::string_view id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() || it->second.chain != chain ? nullptr : &it->second;
 }
 
-void JetStreamEventLog::IdMemory::ForgetTopic(absl::string_view topic) {
-  const std::string prefix = absl::StrCat(topic, "\n");
-  absl::erase_if(entries_,
-                 [&](const auto& entry) { return absl::StartsWith(entry.first, prefix); });
+void JetStreamEventLog::IdMemory::Forget(const Chain* chain) {
+  absl::erase_if(entries_, [&](const auto& entry) { return entry.second.chain == chain; });
 }
 
 bool JetStreamEventLog::RoomInFlight() const {
@@ -1117,9 +1122,8 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     acks_mu_.Await(absl::Condition(this, &JetStreamEventLog::RoomInFlight));
     const IdMemory::Entry* remembered = nullptr;
     if (!msg_id.empty()) {
-      const std::string memory_key = absl::StrCat(batch.topic, "\n", msg_id);
-      remembered = failed_batch_ids_.Find(memory_key);
-      if (remembered == nullptr) remembered = recent_ids_.Find(memory_key);
+      remembered = failed_batch_ids_.Find(chain, msg_id);
+      if (remembered == nullptr) remembered = recent_ids_.Find(chain, msg_id);
       if (remembered != nullptr && absl::Now() - remembered->at >= options_.dedupe_window) {
         remembered = nullptr;  // JetStream forgot it too
       }

@@ -179,6 +179,7 @@ class JetStreamEventLog final : public EventLog {
   absl::Status RunRetentionOnce();
 
  private:
+  struct Chain;
   struct Batch {
     std::string topic;
     std::vector<std::string> payloads;  // serialized events
@@ -190,6 +191,7 @@ class JetStreamEventLog final : public EventLog {
     absl::Status error;  // a refused batch, answered by the writer thread
     AppendDone done;
     std::shared_ptr<AppendOrigin> origin;  // may be null
+    const Chain* chain = nullptr;          // its topic's, once published
     // Filled while it is published; guarded by acks_mu_ once in in_flight_.
     std::vector<AppendResult> results;
     std::vector<bool> acked;
@@ -227,22 +229,25 @@ class JetStreamEventLog final : public EventLog {
     bool anchored = false;
     size_t awaiting = 0;  // publishes of the topic without an answer
   };
-  // Ids the log saw stored (acked, or answered as duplicates) with their
-  // sequence, the oldest forgotten beyond `capacity`. Keys: topic '\n' id.
-  // A repeat of a remembered id within dedupe_window is answered as a
-  // duplicate without a publish: the publishes sent behind a duplicate
-  // would expect it as the stream's last, which it is not, and fail.
+  // Message ids the log saw stored (acked, or answered as duplicates) with
+  // their topic's chain and sequence, the oldest forgotten beyond
+  // `capacity` (one entry per id: an id stored in two topics is
+  // remembered for the later). A repeat of a remembered id within
+  // dedupe_window is answered as a duplicate without a publish: the
+  // publishes sent behind a duplicate would expect it to move the stream's
+  // end, which it does not, and fail.
   class IdMemory {
    public:
     struct Entry {
+      const Chain* chain;  // its topic's
       uint64_t seq;
       absl::Time at;
       uint64_t generation;  // matches its place in order_
     };
     explicit IdMemory(size_t capacity) : capacity_(capacity) {}
-    void Put(std::string key, uint64_t seq, absl::Time at);
-    const Entry* Find(const std::string& key) const;
-    void ForgetTopic(absl::string_view topic);
+    void Put(const Chain* chain, const std::string& id, uint64_t seq, absl::Time at);
+    const Entry* Find(const Chain* chain, absl::string_view id) const;
+    void Forget(const Chain* chain);
 
    private:
     const size_t capacity_;
