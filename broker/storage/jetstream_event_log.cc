@@ -1228,9 +1228,12 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
     // sequence means the chain no longer holds.
     if (ack != nullptr && ack->Duplicate && it->second.probe) {
       // Sent alone: nothing behind it expected the place it did not take,
-      // and the next publish (another probe) expects it instead. A retry
-      // so learns its duplicates one by one, in one try.
-      chain->last_seq--;
+      // and the next publish (another probe) expects it instead, or, when
+      // the duplicate is stored beyond it (publishes of this log that went
+      // in late, after the chain was read), that one's place: the stream
+      // ends there at least. A retry so learns its duplicates one by one,
+      // in one try; the server still checks what the next one expects.
+      chain->last_seq = std::max(it->second.expected_last_seq, ack->Sequence);
     } else if (ack == nullptr || ack->Duplicate ||
                ack->Sequence != it->second.expected_last_seq + 1) {
       chain->broken = true;

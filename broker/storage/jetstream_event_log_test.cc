@@ -346,13 +346,7 @@ TEST_F(JetStreamEventLogTest, AStreamMadeAgainByAnotherHandForgetsTheOldOnesIds)
   ASSERT_NE(log, nullptr);
   std::vector<Event> events = MakeEvents("a", 2);
   ASSERT_THAT(AppendAndWait(log.get(), "orders", events), IsOk());
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->urls().c_str()), NATS_OK);
-  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-  ASSERT_EQ(js_DeleteStream(js, StreamNameForTopic("orders").c_str(), nullptr, nullptr), NATS_OK);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
+  ASSERT_THAT(testing::DeleteStream(nats_->urls(), StreamNameForTopic("orders")), IsOk());
   MakeStreamByHand(nats_->urls(), "orders");
 
   // It expected the old end.
@@ -380,13 +374,7 @@ TEST_F(JetStreamEventLogTest, AStreamDeletedBeforeTheFirstPublishIsMadeAgain) {
   }
   auto log = Open();
   ASSERT_NE(log, nullptr);
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->urls().c_str()), NATS_OK);
-  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-  ASSERT_EQ(js_DeleteStream(js, StreamNameForTopic("orders").c_str(), nullptr, nullptr), NATS_OK);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
+  ASSERT_THAT(testing::DeleteStream(nats_->urls(), StreamNameForTopic("orders")), IsOk());
 
   EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 1)),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot read where the stream")));
@@ -517,15 +505,7 @@ TEST_F(JetStreamEventLogTest, APublishNoStreamAnswersKeepsTheOffsetsUntilTheStre
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 3)), IsOk());
   EXPECT_EQ(log->DurableEnd("orders"), 3u);
 
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats_->urls().c_str()), NATS_OK);
-  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-  jsErrCode code = static_cast<jsErrCode>(0);
-  ASSERT_EQ(js_DeleteStream(js, StreamNameForTopic("orders").c_str(), nullptr, &code), NATS_OK)
-      << code;
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
+  ASSERT_THAT(testing::DeleteStream(nats_->urls(), StreamNameForTopic("orders")), IsOk());
 
   EXPECT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("b", 1)),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("publish to topic orders")));

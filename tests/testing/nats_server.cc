@@ -267,7 +267,11 @@ absl::Status KvPut(const std::string& servers, const std::string& bucket, const 
   });
 }
 
-absl::Status AddStream(const std::string& servers, const StreamByHand& stream) {
+namespace {
+
+// Runs `fn` on a JetStream context of its own connection to `servers`.
+absl::Status WithJetStream(const std::string& servers,
+                           const std::function<absl::Status(jsCtx*)>& fn) {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
   absl::Status status;
@@ -275,6 +279,17 @@ absl::Status AddStream(const std::string& servers, const StreamByHand& stream) {
       natsConnection_JetStream(&js, nc, nullptr) != NATS_OK) {
     status = absl::UnavailableError(absl::StrCat("cannot reach NATS at ", servers));
   } else {
+    status = fn(js);
+  }
+  if (js != nullptr) jsCtx_Destroy(js);
+  if (nc != nullptr) natsConnection_Destroy(nc);
+  return status;
+}
+
+}  // namespace
+
+absl::Status AddStream(const std::string& servers, const StreamByHand& stream) {
+  return WithJetStream(servers, [&](jsCtx* js) {
     const char* subjects[] = {stream.subject.c_str()};
     jsStreamConfig config;
     jsStreamConfig_Init(&config);
@@ -287,13 +302,22 @@ absl::Status AddStream(const std::string& servers, const StreamByHand& stream) {
     config.MaxMsgSize = stream.max_msg_size;
     jsErrCode code = static_cast<jsErrCode>(0);
     if (js_AddStream(nullptr, js, &config, nullptr, &code) != NATS_OK) {
-      status = absl::UnavailableError(
+      return absl::UnavailableError(
           absl::StrCat("cannot make stream ", stream.name, " (JetStream error ", code, ")"));
     }
-  }
-  if (js != nullptr) jsCtx_Destroy(js);
-  if (nc != nullptr) natsConnection_Destroy(nc);
-  return status;
+    return absl::OkStatus();
+  });
+}
+
+absl::Status DeleteStream(const std::string& servers, const std::string& name) {
+  return WithJetStream(servers, [&](jsCtx* js) {
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (js_DeleteStream(js, name.c_str(), nullptr, &code) != NATS_OK) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot delete stream ", name, " (JetStream error ", code, ")"));
+    }
+    return absl::OkStatus();
+  });
 }
 
 namespace {

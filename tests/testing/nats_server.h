@@ -101,6 +101,9 @@ struct StreamByHand {
   int32_t max_msg_size = -1;
 };
 absl::Status AddStream(const std::string& servers, const StreamByHand& stream);
+// Deletes stream `name`, as an operator could. UNAVAILABLE when NATS does
+// not.
+absl::Status DeleteStream(const std::string& servers, const std::string& name);
 
 }  // namespace relay::testing
 
