@@ -945,7 +945,9 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
         batch->error = ready.status();
       } else {
         chain = *ready;
+        absl::MutexLock lock(&acks_mu_);
         batch->chain = chain;
+        batch->chain_epoch = chain->epoch;
       }
     }
     if (batch->error.code() == absl::StatusCode::kUnavailable && batch->origin != nullptr) {
@@ -961,7 +963,18 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
     }
     // Once its last event is answered the completer may free the batch:
     // nothing here reads it after the last PublishEvent.
+    const std::string topic = publish ? batch->topic : std::string();
     for (size_t i = 0; publish && i < events; ++i) PublishEvent(*batch, i, stream, subject, chain);
+    if (publish) {
+      // Broken by this batch (a lone publish that timed out, say): the
+      // topic's other batches of this round fail at once instead of each
+      // reading the stream and waiting out a publish of its own.
+      absl::MutexLock lock(&acks_mu_);
+      if (chain->broken) {
+        unready.emplace(topic, absl::UnavailableError(absl::StrCat("a publish to topic ", topic,
+                                                                   " failed just before")));
+      }
+    }
   }
 }
 
@@ -1007,6 +1020,13 @@ absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const st
     MadeAnew(topic);
   }
   absl::MutexLock lock(&acks_mu_);
+  if (chain->known) {
+    // Read again after it broke: a publish that timed out may still be on
+    // its way (forwarded late by another server), expecting a place up to
+    // the count.
+    chain->sent_end = chain->last_seq;
+    chain->careful_until = absl::Now() + options_.request_timeout;
+  }
   chain->known = true;
   chain->broken = false;
   chain->last_seq = state->last_seq;
@@ -1024,14 +1044,17 @@ void JetStreamEventLog::ForgetChain(const std::string& topic) {
   absl::MutexLock lock(&acks_mu_);
   auto it = chains_.find(topic);
   if (it == chains_.end()) return;
-  it->second.known = false;
+  Chain fresh;
+  fresh.epoch = it->second.epoch + 1;
+  it->second = fresh;
   recent_ids_.Forget(&it->second);
   failed_batch_ids_.Forget(&it->second);
 }
 
 void JetStreamEventLog::RememberStored(const Batch& batch) {
   const Chain* chain = batch.chain;
-  if (chain == nullptr) return;  // never published
+  if (chain == nullptr) return;                   // never published
+  if (chain->epoch != batch.chain_epoch) return;  // the stream it went to is gone
   const absl::Time now = absl::Now();
   const bool failed = batch.failed_at != SIZE_MAX;
   for (size_t i = 0; i < batch.results.size(); ++i) {
@@ -1237,7 +1260,8 @@ void JetStreamEventLog::OnPublishAck(jsCtx* /*js*/, natsMsg* msg, jsPubAck* ack,
     } else if (ack == nullptr || ack->Duplicate ||
                ack->Sequence != it->second.expected_last_seq + 1) {
       chain->broken = true;
-    } else {
+    } else if (it->second.expected_last_seq + 1 >= chain->sent_end ||
+               absl::Now() >= chain->careful_until) {
       chain->anchored = true;
     }
     self->awaiting_bytes_ -= it->second.bytes;

@@ -41,7 +41,8 @@ namespace relay::broker {
 //   at 0, sequences at 1). Dense while nothing but limits deletes messages.
 // - Append: a writer thread publishes the queued batches' events in order,
 //   asynchronously (js_PublishMsgAsync, at most kMaxInFlight unanswered),
-//   without waiting for acks in between; a completer thread answers each
+//   without waiting for acks in between (but for a while after a topic's
+//   order chain was read, docs/JETSTREAM.md#order); a completer thread answers each
 //   batch, in order, once all its events have their PubAck (a quorum of
 //   the stream's replicas stored them) or an error. Payload: the
 //   serialized Event (topic, offset and publish_time cleared, as the file
@@ -80,9 +81,9 @@ namespace relay::broker {
 // before it may or may not be stored, none after it is (a retry with the
 // same ids is deduplicated). Each publish expects the stream's last
 // sequence to be the one its predecessor gets (Nats-Expected-Last-Sequence),
-// so nothing is stored past an event that was not (the first publish after
-// the chain was read goes alone, so that none of the log's older publishes
-// can still take its place); after a failure the log
+// so nothing is stored past an event that was not (after the chain was read
+// again, publishes go alone until none of the log's older publishes can
+// still take a place); after a failure the log
 // refuses the topic's batches until its publishes in flight are answered,
 // then reads the stream's last sequence again; and a batch of an
 // AppendOrigin that had a batch fail is refused (docs/JETSTREAM.md#order).
@@ -192,6 +193,7 @@ class JetStreamEventLog final : public EventLog {
     AppendDone done;
     std::shared_ptr<AppendOrigin> origin;  // may be null
     const Chain* chain = nullptr;          // its topic's, once published
+    uint64_t chain_epoch = 0;              // the chain's epoch then
     // Filled while it is published; guarded by acks_mu_ once in in_flight_.
     std::vector<AppendResult> results;
     std::vector<bool> acked;
@@ -223,10 +225,18 @@ class JetStreamEventLog final : public EventLog {
     // the stream's last sequence again before it sends more.
     bool broken = false;
     uint64_t last_seq = 0;
-    // A publish since the chain was read is stored where it expected: the
-    // log's publishes from before cannot go in any more. Until then the
-    // writer sends one publish of the topic at a time (PublishEvent).
+    // A publish since the chain was read is stored where it expected, at
+    // or past sent_end (or once careful_until passed): the log's
+    // publishes from before cannot go in any more. Until then the writer
+    // sends one publish of the topic at a time (PublishEvent).
     bool anchored = false;
+    // When the chain was read again after it broke: the count it had (the
+    // older publishes expected places below it), and a time after which
+    // none of them is taken to be still on its way.
+    uint64_t sent_end = 0;
+    absl::Time careful_until = absl::InfinitePast();
+    // Moved by ForgetChain: batches of an older epoch are not remembered.
+    uint64_t epoch = 0;
     size_t awaiting = 0;  // publishes of the topic without an answer
   };
   // Message ids the log saw stored (acked, or answered as duplicates) with
