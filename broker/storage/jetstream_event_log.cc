@@ -1206,13 +1206,14 @@ void JetStreamEventLog::PublishEvent(Batch& batch, size_t index, const std::stri
     return;
   }
   if (probe) {
-    // The first publish since the chain was read goes alone: once it is
-    // stored where it expected, a publish of this log that timed out before
-    // and still reaches the stream cannot go in any more (it expects an
-    // earlier end), so the count the next ones expect holds. Until then one
-    // such late publish could take the place of this one, and the next
-    // publish, expecting one more, would go in before this one's retry.
-    // MaxWait answers it within request_timeout.
+    // Publishes since the chain was read go alone until one is stored at or
+    // past the count the chain had before (Chain::anchored): from then on a
+    // publish of this log that timed out before and still reaches the
+    // stream cannot go in any more (it expects an earlier end), so the
+    // count the next ones expect holds. Until then one such late publish
+    // could take the place of this one, and the next publish, expecting one
+    // more, would go in before this one's retry. MaxWait answers it within
+    // request_timeout.
     absl::MutexLock lock(&acks_mu_);
     if (!acks_mu_.AwaitWithTimeout(absl::Condition(&ChainIdle, chain),
                                    options_.request_timeout + absl::Seconds(1))) {
