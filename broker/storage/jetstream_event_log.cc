@@ -945,8 +945,7 @@ void JetStreamEventLog::Publish(std::vector<Batch>& taken) {
         batch->error = ready.status();
       } else {
         chain = *ready;
-        absl::MutexLock lock(&acks_mu_);
-        batch->chain = chain;
+        batch->chain = chain;  // not shared yet: in_flight_ takes it below
         batch->chain_epoch = chain->epoch;
       }
     }
@@ -983,7 +982,7 @@ absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const st
   {
     absl::MutexLock lock(&acks_mu_);
     chain = &chains_[topic];
-    if (chain->known && !chain->broken) return chain;
+    if (!chain->broken) return chain;
     if (chain->awaiting > 0) {
       return absl::UnavailableError(absl::StrCat(
           chain->awaiting, " publishes to topic ", topic,
@@ -1020,14 +1019,11 @@ absl::StatusOr<JetStreamEventLog::Chain*> JetStreamEventLog::ReadyChain(const st
     MadeAnew(topic);
   }
   absl::MutexLock lock(&acks_mu_);
-  if (chain->known) {
-    // Read again after it broke: a publish that timed out may still be on
-    // its way (forwarded late by another server), expecting a place up to
-    // the count.
-    chain->sent_end = chain->last_seq;
-    chain->careful_until = absl::Now() + options_.request_timeout;
-  }
-  chain->known = true;
+  // A publish that timed out may still be on its way (forwarded late by
+  // another server), expecting a place up to the count (0 for a chain never
+  // read: nothing is on its way).
+  chain->sent_end = chain->last_seq;
+  chain->careful_until = absl::Now() + options_.request_timeout;
   chain->broken = false;
   chain->last_seq = state->last_seq;
   chain->anchored = false;

@@ -217,13 +217,11 @@ class JetStreamEventLog final : public EventLog {
   static constexpr size_t kNotARepeat = SIZE_MAX;
   // The writer's order of a topic's publishes (docs/JETSTREAM.md#order).
   struct Chain {
-    // last_seq is the stream's last sequence once every publish sent so
-    // far is stored.
-    bool known = false;
-    // An answer did not fit (an error, a duplicate, another sequence): the
-    // publishes still in flight fail, and once none is, the writer reads
-    // the stream's last sequence again before it sends more.
-    bool broken = false;
+    // Not read yet, or an answer did not fit (an error, a duplicate,
+    // another sequence): the publishes still in flight fail, and once none
+    // is, the writer reads the stream's last sequence before it sends more.
+    bool broken = true;
+    // The stream's last sequence once every publish sent so far is stored.
     uint64_t last_seq = 0;
     // A publish since the chain was read is stored where it expected, at
     // or past sent_end (or once careful_until passed): the log's
@@ -297,9 +295,8 @@ class JetStreamEventLog final : public EventLog {
                     const std::string& subject, Chain* chain);
   // Condition of the probe's wait (PublishEvent), under acks_mu_.
   static bool ChainIdle(Chain* chain);
-  // The chain of `topic`, read again from the stream when it is not known
-  // or broken; UNAVAILABLE while a broken chain has publishes in flight, or
-  // when the stream does not answer. Writer thread.
+  // The chain of `topic`, read from the stream when it is broken (or new); UNAVAILABLE while a
+  // broken chain has publishes in flight, or when the stream does not answer. Writer thread.
   absl::StatusOr<Chain*> ReadyChain(const std::string& topic) ABSL_LOCKS_EXCLUDED(acks_mu_);
   // Remembers what `batch` stored or found stored: in recent_ids_, and
   // when the batch failed (it will be retried) in failed_batch_ids_.

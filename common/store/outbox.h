@@ -81,8 +81,8 @@ class Outbox {
 // leave in the order they were added (the order of each topic, and of each
 // key's events, is kept) and a row is deleted only once the broker has it.
 // (On JetStream a request that fails midway, UNAVAILABLE, may be stored in
-// part, and its retry then stores the rest after that part:
-// docs/INVARIANTS.md#what-is-not-proven-yet.) A crash between
+// part, always a prefix of it, and its retry stores the rest after that
+// part: docs/JETSTREAM.md#order.) A crash between
 // publish and delete publishes the rows again: the broker drops them as
 // duplicates by event id.
 //
