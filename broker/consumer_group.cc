@@ -280,9 +280,13 @@ void ConsumerGroup::Buffer(std::vector<StoredEvent>* events) {
     if (scheduler_.BufferRoom() == 0) break;
     const bool wanted = Wanted(e);
     if (wanted && !buffer_.empty() && buffer_bytes_ >= max_window_bytes_) break;
-    scheduler_.Add(e.offset(), e.key(), !wanted);
+    const bool kept = scheduler_.Add(e.offset(), e.key(), !wanted);
     if (!wanted) counters_.filtered->Add();
-    if (wanted) {
+    // Only what the window keeps: an event acked before a restart (the
+    // checkpoint's acked runs) would never leave the buffer while an offset
+    // below it stays unacked, and its bytes would hold the window shut for
+    // every other key.
+    if (kept) {
       buffer_bytes_ += e.size();
       buffer_.emplace(e.offset(), std::move(e));
     }

@@ -46,7 +46,7 @@ size_t Scheduler::BufferRoom() const {
   return events_.size() >= options_.max_buffered ? 0 : options_.max_buffered - events_.size();
 }
 
-void Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
+bool Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
   assert(offset == next_);
   assert(BufferRoom() > 0);
   next_ = offset + 1;
@@ -63,7 +63,7 @@ void Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
     if (offset + 1 < end) acked_ahead_.emplace(offset + 1, end);
     skip = true;
   }
-  if (skip) return;  // Acked: not stored (see Event).
+  if (skip) return false;  // Acked: not stored (see Event).
 
   auto [it, inserted] = events_.try_emplace(offset);
   assert(inserted);
@@ -72,11 +72,12 @@ void Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
   e.attempts = attempts;
   if (key.empty()) {
     Release(offset, e);
-    return;
+    return true;
   }
   KeyQueue& queue = keys_[key];
   queue.offsets.push_back(offset);
   if (queue.front() == offset) Release(offset, e);
+  return true;
 }
 
 void Scheduler::SkipTo(uint64_t offset) {

@@ -109,9 +109,10 @@ class Scheduler {
 
   // Adds the event at NextOffsetToBuffer() to the window. `skip` (filtered
   // out by type) marks it acked at once, as are offsets the constructor was
-  // told are acked.
+  // told are acked. Returns whether the window keeps the event (false for
+  // those acked at once: the caller keeps nothing of them either).
   // REQUIRES: offset == NextOffsetToBuffer(), BufferRoom() > 0.
-  void Add(uint64_t offset, absl::string_view key, bool skip);
+  bool Add(uint64_t offset, absl::string_view key, bool skip);
 
   // Skips the window ahead to `offset` (events below it left retention or
   // the group started later), acking everything below.

@@ -409,8 +409,10 @@ TEST(Scheduler, HonoursAckedAboveAndAttemptsFromCheckpoint) {
   EXPECT_THAT(s.Attempts(), UnorderedElementsAre(Pair(10, 1), Pair(12, 2), Pair(30, 1)));
 
   s.AddMember(1, 10, kDeadline);
-  for (int i = 0; i < 5; ++i) s.Add(s.NextOffsetToBuffer(), "", false);
-  EXPECT_EQ(s.stats().buffered, 3u);  // 11 and 13 are acked
+  std::vector<bool> kept;
+  for (int i = 0; i < 5; ++i) kept.push_back(s.Add(s.NextOffsetToBuffer(), "", false));
+  EXPECT_THAT(kept, ElementsAre(true, false, true, false, true));  // the caller keeps no bytes
+  EXPECT_EQ(s.stats().buffered, 3u);                               // 11 and 13 are acked
   EXPECT_THAT(s.Assign(kT0, 10),
               ElementsAre(Assigned(1, 10, 2), Assigned(1, 12, 3), Assigned(1, 14, 1)));
   EXPECT_EQ(s.stats().redelivered, 2u);
@@ -516,8 +518,8 @@ TEST(Scheduler, BufferRoomBoundsTheWindow) {
   Scheduler s = NewScheduler(o);
   s.AddMember(1, 10, kDeadline);
   EXPECT_EQ(s.BufferRoom(), 3u);
-  s.Add(0, "a", false);
-  s.Add(1, "", /*skip=*/true);  // filtered out: acked, takes no room
+  EXPECT_TRUE(s.Add(0, "a", false));
+  EXPECT_FALSE(s.Add(1, "", /*skip=*/true));  // filtered out: acked, takes no room
   s.Add(2, "b", false);
   s.Add(3, "c", false);
   EXPECT_EQ(s.BufferRoom(), 0u);
