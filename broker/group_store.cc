@@ -51,17 +51,37 @@ uint64_t HeaderLength(const char* header) {
   return uint64_t{u[0]} | (uint64_t{u[1]} << 8) | (uint64_t{u[2]} << 16) | (uint64_t{u[3]} << 24);
 }
 
+// Whether a whole record (its CRC matching) starts anywhere in `data` after
+// `at`.
+bool AnyRecordAfter(absl::string_view data, size_t at) {
+  for (size_t p = at + 1; p + kRecordHeaderBytes <= data.size(); ++p) {
+    // No record's header is all zeros (record.h); skipping them keeps the
+    // reader's zero-tail scan short.
+    if (data.substr(p, kRecordHeaderBytes).find_first_not_of('\0') == absl::string_view::npos) {
+      continue;
+    }
+    if (HeaderLength(data.data() + p) > data.size() - p - kRecordHeaderBytes) continue;
+    RecordReader reader(data.substr(p));
+    absl::string_view payload;
+    if (reader.Next(&payload)) return true;
+  }
+  return false;
+}
+
 // Whether the bad record at `at`, where `reader` stopped, is a torn tail:
 // what a crash during the last append leaves, never bytes acknowledged.
 bool IsTornTail(absl::string_view data, size_t at, RecordReader::Stop stop) {
   if (stop == RecordReader::Stop::kTornHeader || stop == RecordReader::Stop::kTornPayload) {
     return true;
   }
-  // A file system may grow a file before the data reaches it (zeros).
-  if (data.find_first_not_of('\0', at) == absl::string_view::npos) return true;
-  // A last record whose bytes did not all reach the disk.
-  return stop == RecordReader::Stop::kBadCrc &&
-         at + kRecordHeaderBytes + HeaderLength(data.data() + at) == data.size();
+  // A crash during an append leaves of its records what reached the disk:
+  // a file system may grow a file before the data arrives, so any block of
+  // them may read as zeros, the end as well as one before it. Whatever it
+  // left, no whole record follows the torn one. One that does is damage
+  // amid acknowledged records (or a batch whose middle block alone went
+  // missing, which cannot be told apart from that), which is kept for the
+  // operator to judge.
+  return !AnyRecordAfter(data, at);
 }
 
 absl::Status LegacyFileError(const std::string& path, const absl::Status& status) {

@@ -174,6 +174,11 @@ TEST(FileGroupStore, TornTailIsIgnoredAndCutOff) {
       std::string(300, '\0'),               // file grown, data never written
       // The whole record's length, not all of its payload.
       record.substr(0, kRecordHeaderBytes) + std::string(record.size() - kRecordHeaderBytes, 'x'),
+      // The file grown past the record, whose first bytes alone landed.
+      record.substr(0, kRecordHeaderBytes + 3) + std::string(record.size() + 100, '\0'),
+      // A torn record, then the start of the batch's next one.
+      record.substr(0, kRecordHeaderBytes + 3) + std::string(record.size(), '\0') +
+          record.substr(0, kRecordHeaderBytes + 5),
   };
   for (size_t i = 0; i < tails.size(); ++i) {
     SCOPED_TRACE(absl::StrCat("tail #", i));
@@ -215,6 +220,26 @@ TEST(FileGroupStore, CorruptRecordInTheMiddleIsDataLossNamingFileAndOffset) {
   // Nor does a save write anything after it.
   EXPECT_THAT(reopened.Save(Checkpoint(10)), StatusIs(absl::StatusCode::kDataLoss, _));
   EXPECT_EQ(ReadFile(reopened.log_path()), bytes);
+}
+
+// A whole record after a bad one: not what a crash during the last append
+// leaves, but damage amid acknowledged records, left for the operator.
+TEST(FileGroupStore, ABadRecordFollowedByAWholeOneIsDataLoss) {
+  ::relay::testing::TempDir dir;
+  FileGroupStore store(dir.Join("groups"));
+  ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
+  const size_t at = ReadFile(store.log_path()).size();
+  std::string record;
+  AppendRecord(Checkpoint(8).SerializeAsString(), &record);
+  std::string tail = record.substr(0, kRecordHeaderBytes + 3) +
+                     std::string(record.size() - kRecordHeaderBytes - 3, '\0') + record;
+  WriteFile(store.log_path(), tail, /*append=*/true);
+
+  FileGroupStore reopened(dir.Join("groups"));
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = reopened.LoadAll();
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(all.status().message(), HasSubstr(absl::StrCat("at byte ", at)));
 }
 
 TEST(FileGroupStore, RecordThatIsNotACheckpointIsDataLoss) {
