@@ -59,6 +59,19 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
     s->auth_ = std::move(*auth);
   }
   s->log_ = std::move(log);
+  s->log_->SetFailureListener(
+      [server = s.get(), on_failure = options.on_storage_failure](const absl::Status& cause) {
+        {
+          absl::MutexLock lock(&server->health_mu_);
+          if (server->storage_failure_.ok()) server->storage_failure_ = cause;
+          // Not before Start() serves, nor after Shutdown() began.
+          if (server->serving_) {
+            server->server_->GetHealthCheckService()->SetServingStatus(false);
+            server->serving_ = false;
+          }
+        }
+        if (on_failure) on_failure(cause);
+      });
   if (absl::StatusOr<std::unique_ptr<GroupStore>> store = OpenGroupStore(options); store.ok()) {
     s->store_ = std::move(*store);
   } else {
@@ -97,7 +110,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(Options option
     s->collector_ =
         std::make_unique<BrokerCollector>(options.metrics, s->log_.get(), s->groups_.get());
   }
-  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  {
+    absl::MutexLock lock(&s->health_mu_);
+    // A log that failed while the server started stays NOT_SERVING.
+    s->serving_ = s->storage_failure_.ok();
+    s->server_->GetHealthCheckService()->SetServingStatus(s->serving_);
+  }
   return s;
 }
 
@@ -123,7 +141,11 @@ void BrokerServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   collector_.reset();  // waits for a scrape reading the groups and the log
   if (server_ != nullptr) {
-    server_->GetHealthCheckService()->SetServingStatus(false);
+    {
+      absl::MutexLock health_lock(&health_mu_);
+      serving_ = false;
+      server_->GetHealthCheckService()->SetServingStatus(false);
+    }
     // Idle streams (a subscriber waiting for events, a publisher between
     // batches) would hold Shutdown() for the whole grace: end them first.
     // Members leave their groups, so their deliveries stay unacked.
@@ -143,6 +165,11 @@ void BrokerServer::Shutdown(absl::Duration grace) {
       RELAY_LOG(Error, "closing the event log failed", {{"error", st.ToString()}});
     }
   }
+}
+
+absl::Status BrokerServer::storage_failure() const {
+  absl::MutexLock lock(&health_mu_);
+  return storage_failure_;
 }
 
 void BrokerServer::Wait() {

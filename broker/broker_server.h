@@ -3,6 +3,7 @@
 
 #include <grpcpp/server.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,12 @@ class BrokerServer {
     // (broker/broker_metrics.h); null: nowhere. Not owned; must outlive the
     // server. The hot-path counters always go to the process registry.
     metrics::Registry* metrics = &metrics::Registry::Default();
+    // Called once, from a log thread, when the event log stops taking
+    // appends for good (EventLog::SetFailureListener: a failed write or
+    // fsync of the file log). The server has then already answered
+    // grpc.health.v1 NOT_SERVING. relay-broker's main stops the process, so
+    // that a restart recovers the log from its files. Must not block.
+    std::function<void(const absl::Status& cause)> on_storage_failure;
   };
 
   // What a publish request carries besides its events' bytes, at most: the
@@ -88,6 +95,10 @@ class BrokerServer {
   // Blocks until Shutdown() finished.
   void Wait();
 
+  // OK, or why the event log stopped taking appends (see
+  // Options::on_storage_failure).
+  absl::Status storage_failure() const;
+
   EventLog* log() { return log_.get(); }
   GroupManager* groups() { return groups_.get(); }
   // The policy in force.
@@ -110,6 +121,11 @@ class BrokerServer {
   int port_ = 0;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Apart from mu_, which Shutdown() holds while it closes the log, whose
+  // thread reports a failure.
+  mutable absl::Mutex health_mu_;
+  bool serving_ ABSL_GUARDED_BY(health_mu_) = false;
+  absl::Status storage_failure_ ABSL_GUARDED_BY(health_mu_);
 };
 
 }  // namespace relay::broker

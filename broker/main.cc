@@ -3,7 +3,7 @@
 // NATS JetStream), groups and the gRPC server; SIGTERM/SIGINT drain and
 // exit 0. On JetStream it first waits, as a standby that does not listen,
 // for the broker lease (broker/broker_lease.h), and exits 3 if it ever loses
-// it.
+// it. On file storage it exits 4 once a write or fsync of the log failed.
 
 #include <unistd.h>
 
@@ -211,6 +211,41 @@ void StopReloading() {
 
 // The exit status of a broker that lost its lease (docs/JETSTREAM.md).
 constexpr int kLostLeaseExit = 3;
+// The exit status of a broker whose event log failed (docs/STORAGE.md).
+constexpr int kStorageFailedExit = 4;
+
+// Why the file-storage broker stops: a termination signal, or its log
+// failing. Leaked: the signal thread may outlive main().
+class StopCause {
+ public:
+  static StopCause& Get() {
+    static auto* const cause = new StopCause;
+    return *cause;
+  }
+  void Signalled(int signal_number) {
+    absl::MutexLock lock(&mu_);
+    if (!stopped_) signal_ = signal_number;
+    stopped_ = true;
+  }
+  void StorageFailed(const absl::Status& cause) {
+    absl::MutexLock lock(&mu_);
+    if (!stopped_) storage_ = cause;
+    stopped_ = true;
+  }
+  // Blocks until either; returns the storage failure, or OK for a signal.
+  absl::Status Wait(int* signal_number) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&stopped_));
+    *signal_number = signal_;
+    return storage_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  int signal_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status storage_ ABSL_GUARDED_BY(mu_);
+};
 
 // --advertise, or <hostname>:<port of --listen>.
 std::string AdvertisedAddress(const std::string& listen) {
@@ -319,29 +354,43 @@ int main(int argc, char** argv) {
   if (options.storage.backend == relay::broker::Storage::kJetStream) {
     return ServeWithLease(process, options);
   }
+  // A failed write or fsync stops the log for good: the process stops too,
+  // so that its supervisor starts it again and recovery, as after a crash,
+  // finds the log as it is on disk (docs/STORAGE.md#a-storage-failure).
+  options.on_storage_failure = [](const absl::Status& cause) {
+    StopCause::Get().StorageFailed(cause);
+  };
   absl::StatusOr<std::unique_ptr<relay::broker::BrokerServer>> server =
       relay::broker::BrokerServer::Start(options);
   if (!server.ok()) return process.Fail(server.status());
 
   WritePortFile((*server)->port());
   ReloadPolicyOnHangup(server->get());
-  auto shutdown = [&] {
-    StopReloading();
-    (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  };
-  const std::string port = absl::StrCat((*server)->port());
-  return process.ServeUntilSignal(
-      {{"listen", options.listen_address},
-       {"port", port},
-       {"storage", "file"},
-       {"data_dir", data_dir},
-       {"fsync", absl::GetFlag(FLAGS_fsync)},
-       {"tls", options.tls.mutual()    ? "mutual"
-               : options.tls.enabled() ? "server"
-                                       : "off"},
-       {"policy", options.policy_file.empty()
-                      ? std::string("(none: all allowed)")
-                      : absl::StrCat(options.policy_file, " (",
-                                     (*server)->authorizer()->rule_count(), " rules)")}},
-      shutdown);
+  std::thread([] { StopCause::Get().Signalled(relay::WaitForTerminationSignal()); }).detach();
+  RELAY_LOG(Info, "serving",
+            {{"listen", options.listen_address},
+             {"port", absl::StrCat((*server)->port())},
+             {"storage", "file"},
+             {"data_dir", data_dir},
+             {"fsync", absl::GetFlag(FLAGS_fsync)},
+             {"tls", options.tls.mutual()    ? "mutual"
+                     : options.tls.enabled() ? "server"
+                                             : "off"},
+             {"policy", options.policy_file.empty()
+                            ? std::string("(none: all allowed)")
+                            : absl::StrCat(options.policy_file, " (",
+                                           (*server)->authorizer()->rule_count(), " rules)")}});
+  int signal_number = 0;
+  const absl::Status failure = StopCause::Get().Wait(&signal_number);
+  if (failure.ok()) {
+    RELAY_LOG(Info, "shutting down", {{"signal", absl::StrCat(signal_number)}});
+  } else {
+    RELAY_LOG(Error, "exiting: the event log failed; a restart recovers it from its files",
+              {{"error", std::string(failure.message())},
+               {"exit_status", absl::StrCat(kStorageFailedExit)}});
+  }
+  StopReloading();
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  RELAY_LOG(Info, "stopped", {});
+  return failure.ok() ? 0 : kStorageFailedExit;
 }

@@ -2,6 +2,7 @@
 
 #include <grpc/support/log.h>
 
+#include <csignal>
 #include <cstdio>
 #include <vector>
 
@@ -66,6 +67,10 @@ Process::~Process() = default;
 
 absl::Status Process::Init(int argc, char** argv) {
   BlockTerminationSignals();
+  // Past a file size limit (ulimit -f) a write then fails with EFBIG, an
+  // I/O error the stores handle, instead of the signal killing the process
+  // with a core dump.
+  std::signal(SIGXFSZ, SIG_IGN);
 #ifdef NDEBUG
   // Debian's Abseil keeps absl::Mutex deadlock detection on: a lock-order
   // graph update on every lock, 7-10% of the services' CPU (saga_bench).

@@ -135,6 +135,15 @@ class EventLog {
   // Must not block for long. Set once, before the first Append.
   virtual void SetDurabilityListener(DurabilityListener listener) = 0;
 
+  using FailureListener = std::function<void(const absl::Status& cause)>;
+  // Registers the function called once, from a log thread, when the log
+  // stops taking appends for good: every later Append() fails until the
+  // process starts again and recovers the log from its files (FileEventLog
+  // after a failed write or fsync: docs/STORAGE.md#a-storage-failure). Must
+  // not block. Set once, before the first Append. The default never calls
+  // it: a log whose failures pass (JetStream's) has none such.
+  virtual void SetFailureListener(FailureListener listener) { (void)listener; }
+
   // Retention never deletes events at or after `offset` of `topic` (the
   // lowest committed offset of its groups) unless the hard size cap forces
   // it, which it then logs and counts in TopicStats::forced_deleted_events.

@@ -293,6 +293,11 @@ void FileEventLog::SetDurabilityListener(DurabilityListener listener) {
   listener_ = std::make_shared<const DurabilityListener>(std::move(listener));
 }
 
+void FileEventLog::SetFailureListener(FailureListener listener) {
+  absl::MutexLock lock(&mu_);
+  failure_listener_ = std::move(listener);
+}
+
 void FileEventLog::SetRetentionFloor(const std::string& topic, uint64_t offset) {
   absl::MutexLock lock(&floors_mu_);
   floors_[topic] = offset;
@@ -672,14 +677,22 @@ void FileEventLog::Fail(const absl::Status& cause) {
         "storage failure, unacknowledged events may or may not be stored: ", cause.ToString()));
     RELAY_LOG(Error, "storage: failure, the event log accepts no more appends",
               {{"error", std::string(failed_.message())}});
-    // Nothing written and not synced may be found again by a restart.
-    absl::ReaderMutexLock lock(&topics_mu_);
-    for (auto& [name, topic] : topics_) {
-      if (absl::Status s = topic->log->DropUnsynced(); !s.ok()) {
-        RELAY_LOG(Error, "storage: cutting the unsynced tail off a failed topic failed",
-                  {{"topic", name}, {"error", s.ToString()}});
+    {
+      // Nothing written and not synced may be found again by a restart.
+      absl::ReaderMutexLock lock(&topics_mu_);
+      for (auto& [name, topic] : topics_) {
+        if (absl::Status s = topic->log->DropUnsynced(); !s.ok()) {
+          RELAY_LOG(Error, "storage: cutting the unsynced tail off a failed topic failed",
+                    {{"topic", name}, {"error", s.ToString()}});
+        }
       }
     }
+    FailureListener listener;
+    {
+      absl::MutexLock lock(&mu_);
+      listener = failure_listener_;
+    }
+    if (listener) listener(failed_);
   }
   for (Ack& ack : waiting_) {
     if (ack.result.ok()) ack.result = failed_;

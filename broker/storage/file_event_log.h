@@ -134,6 +134,7 @@ class FileEventLog final : public EventLog {
   uint64_t OffsetForTime(absl::string_view topic, absl::Time t) const override;
   std::vector<TopicStats> ListTopics() const override;
   void SetDurabilityListener(DurabilityListener listener) override;
+  void SetFailureListener(FailureListener listener) override;
   void SetRetentionFloor(const std::string& topic, uint64_t offset) override;
   // Returns the first write or fsync error the log met, if any.
   absl::Status Close() override;
@@ -230,6 +231,7 @@ class FileEventLog final : public EventLog {
   std::vector<Batch> queue_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const DurabilityListener> listener_ ABSL_GUARDED_BY(mu_);
+  FailureListener failure_listener_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex close_mu_;
   bool closed_ ABSL_GUARDED_BY(close_mu_) = false;

@@ -16,6 +16,7 @@
 #include "common/events/publisher.h"
 #include "common/events/subscriber.h"
 #include "gtest/gtest.h"
+#include "relay/broker/v1/broker.grpc.pb.h"
 #include "tests/testing/broker_fixture.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -30,18 +31,25 @@ class BrokerProcess {
  public:
   explicit BrokerProcess(std::string dir) : dir_(std::move(dir)) {}
 
-  // Starts relay-broker; the first start picks a port, restarts reuse it.
-  void Start() {
+  // Starts relay-broker (after `wrapper`, a command that runs it); the first
+  // start picks a port, restarts reuse it.
+  void Start(std::vector<std::string> wrapper = {}) {
     std::string port_file = dir_ + "/port";
     std::filesystem::remove(port_file);
     std::string listen = port_ == 0 ? "127.0.0.1:0" : absl::StrCat("127.0.0.1:", port_);
-    ASSERT_TRUE(proc_.Start({RELAY_BROKER_BIN, "--listen=" + listen, "--data_dir=" + dir_ + "/data",
-                             "--port_file=" + port_file, "--checkpoint_interval=20ms"},
-                            dir_ + "/broker.log"));
+    std::vector<std::string> argv = std::move(wrapper);
+    for (std::string arg :
+         {std::string(RELAY_BROKER_BIN), "--listen=" + listen, "--data_dir=" + dir_ + "/data",
+          "--port_file=" + port_file, std::string("--checkpoint_interval=20ms")}) {
+      argv.push_back(std::move(arg));
+    }
+    ASSERT_TRUE(proc_.Start(argv, dir_ + "/broker.log"));
     port_ = testing::WaitForPortFile(port_file);
     ASSERT_GT(port_, 0) << "relay-broker did not start; see " << dir_ << "/broker.log";
   }
   void Kill() { proc_.Stop(SIGKILL); }
+  // The wait status once it exits by itself (-1: not within `timeout`).
+  int WaitForExit(absl::Duration timeout) { return proc_.Wait(timeout); }
   int Terminate() { return proc_.Stop(SIGTERM); }
   std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
 
@@ -119,6 +127,71 @@ TEST(BrokerCrash, KillNineWhilePublishingLosesNoAcknowledgedEvent) {
   sub.Stop();
   pub.Close();
   int status = broker.Terminate();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "SIGTERM exit status " << status;
+}
+
+// The relay-broker process on a disk that takes no more: under a file size
+// limit (prlimit --fsize: every write past 1 MiB fails with EFBIG, as on a
+// full disk) a write of the log fails, and the broker exits with status 4
+// rather than staying up refusing every publish. Started again without the
+// limit (as its supervisor would, once there is room), it has every event it
+// acknowledged, each once, and takes the ones it refused.
+TEST(BrokerCrash, AFailedWriteExitsFourAndARestartRecoversTheLog) {
+  testing::TempDir dir;
+  BrokerProcess broker(dir.path());
+  ASSERT_NO_FATAL_FAILURE(broker.Start({"/usr/bin/prlimit", "--fsize=1048576", "--"}));
+  constexpr int kBatch = 100;      // events of ~1 KiB: ten batches fill the limit
+  constexpr int kMaxBatches = 40;  // a bound, should the limit not bite
+  auto publish = [&](int batch) {
+    broker::v1::PublishRequest req;
+    req.set_topic("orders");
+    for (int i = batch * kBatch; i < (batch + 1) * kBatch; ++i) {
+      Event* e = req.add_events();
+      e->set_id(absl::StrCat("ev-", i));
+      e->set_type("t.x");
+      e->set_key(absl::StrCat("k", i % 100));
+      e->set_data(std::string(1000, 'x'));
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    broker::v1::PublishResponse resp;
+    return broker::v1::Broker::NewStub(testing::Channel(broker.target()))
+        ->Publish(&ctx, req, &resp);
+  };
+  int acked = 0;
+  grpc::Status refused;
+  while (acked < kMaxBatches) {
+    grpc::Status s = publish(acked);
+    if (!s.ok()) {
+      refused = s;
+      break;
+    }
+    ++acked;
+  }
+  ASSERT_FALSE(refused.ok()) << "no write failed under the file size limit";
+  ASSERT_GT(acked, 0);
+  int status = broker.WaitForExit(absl::Seconds(30));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 4)
+      << "exit status " << status << " (" << refused.error_message() << "); see " << dir.path()
+      << "/broker.log";
+
+  ASSERT_NO_FATAL_FAILURE(broker.Start());
+  // The refused batch and one more go in after the acknowledged ones.
+  for (int batch = acked; batch < acked + 2; ++batch) {
+    grpc::Status s = publish(batch);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // Every acknowledged batch again: each event a duplicate at its place.
+  for (int batch = 0; batch < acked; ++batch) ASSERT_TRUE(publish(batch).ok());
+  grpc::ClientContext ctx;
+  broker::v1::ListTopicsResponse topics;
+  ASSERT_TRUE(broker::v1::Broker::NewStub(testing::Channel(broker.target()))
+                  ->ListTopics(&ctx, {}, &topics)
+                  .ok());
+  ASSERT_EQ(topics.topics_size(), 1);
+  EXPECT_EQ(topics.topics(0).end_offset(), static_cast<uint64_t>((acked + 2) * kBatch));
+  EXPECT_EQ(topics.topics(0).events(), static_cast<uint64_t>((acked + 2) * kBatch));
+  status = broker.Terminate();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "SIGTERM exit status " << status;
 }
 

@@ -18,12 +18,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "broker/group_store.h"
 #include "broker/storage/fault_injection_env.h"
 #include "broker/storage/jetstream_names.h"
 #include "common/events/subscriber.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/broker_fixture.h"
 #include "tests/testing/nats_server.h"
@@ -352,6 +354,83 @@ TEST_P(FileBrokerFaultsTest, FailedCheckpointSaveIsRetried) {
   EXPECT_TRUE(WaitFor([&] { return on_disk() == 10; }));
   sub->Stop();
   Stop();  // before `env` goes
+}
+
+// A write the disk refuses (full, here) stops the file log for good: the
+// broker answers NOT_SERVING to health checks from then on and tells its
+// owner, and relay-broker exits so that a restart recovers the log from its
+// files (tests/e2e/broker_crash_test.cc runs that). Nothing acknowledged is
+// lost, nothing refused is stored, and a broker started again on the same
+// files takes appends.
+TEST_P(FileBrokerFaultsTest, AFailedWriteStopsTheLogAndTheBrokerSaysSo) {
+  broker::FaultInjectionEnv env(broker::Env::Default());
+  options_.log_env = &env;
+  absl::Notification failed;
+  absl::Mutex cause_mu;
+  absl::Status cause;
+  options_.on_storage_failure = [&](const absl::Status& status) {
+    {
+      absl::MutexLock lock(&cause_mu);
+      cause = status;
+    }
+    failed.Notify();
+  };
+  Start();
+  auto health = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status s = grpc::health::v1::Health::NewStub(testing::Channel(server_->target()))
+                         ->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response.status();
+  };
+  auto publish = [&](int first, int n) {
+    PublishRequest req;
+    req.set_topic("orders");
+    for (int i = first; i < first + n; ++i) {
+      Event* e = req.add_events();
+      e->set_id(absl::StrCat("orders-", i));
+      e->set_type("t.0");
+      e->set_key(absl::StrCat("k", i));
+      e->set_data(std::string(100, 'd'));
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    PublishResponse resp;
+    return stub_->Publish(&ctx, req, &resp);
+  };
+  EXPECT_EQ(health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  ASSERT_TRUE(publish(0, 10).ok());
+
+  env.SetWriteError(absl::ResourceExhaustedError("No space left on device"));
+  EXPECT_FALSE(publish(10, 10).ok());
+  ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  {
+    absl::MutexLock lock(&cause_mu);
+    EXPECT_THAT(cause.message(), HasSubstr("No space left on device"));
+  }
+  EXPECT_FALSE(server_->storage_failure().ok());
+  EXPECT_EQ(health(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  // Space again, but the log takes nothing until a restart recovers it.
+  env.SetWriteError(absl::OkStatus());
+  EXPECT_FALSE(publish(10, 10).ok());
+
+  Stop();
+  options_.log_env = nullptr;
+  options_.on_storage_failure = nullptr;
+  Start();
+  EXPECT_EQ(health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  ASSERT_TRUE(publish(10, 10).ok());  // the retry of the refused batch
+  grpc::ClientContext ctx;
+  broker::v1::ListTopicsResponse topics;
+  ASSERT_TRUE(stub_->ListTopics(&ctx, {}, &topics).ok());
+  ASSERT_EQ(topics.topics_size(), 1);
+  EXPECT_EQ(topics.topics(0).end_offset(), 20u);  // each event once, no hole
+  std::set<std::string> ids;
+  auto sub = Consume("orders", "g", {}, &ids);
+  EXPECT_TRUE(WaitFor([&] { return Count(ids) == 20; }));
+  sub->Stop();
 }
 
 TEST_P(BrokerFaultsTest, TopicAtTheNameLimitStillDeadLetters) {

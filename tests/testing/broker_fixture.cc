@@ -19,6 +19,8 @@ absl::StatusOr<std::unique_ptr<broker::BrokerServer>> StartBroker(
   server_options.listen_address = options.listen_address;
   server_options.groups_dir = data_dir + "/groups";
   if (options.groups_env != nullptr) server_options.env = options.groups_env;
+  if (options.log_env != nullptr) storage.file.env = options.log_env;
+  server_options.on_storage_failure = options.on_storage_failure;
   if (options.group_window_bytes != 0) {
     server_options.groups.max_window_bytes = options.group_window_bytes;
   }

@@ -4,6 +4,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -51,6 +52,10 @@ struct BrokerTestOptions {
   // The file system of the file storage's group checkpoints (null: the
   // default).
   broker::Env* groups_env = nullptr;
+  // The file system of the file storage's topic logs (null: the default).
+  broker::Env* log_env = nullptr;
+  // BrokerServer::Options::on_storage_failure.
+  std::function<void(const absl::Status&)> on_storage_failure;
   // The server's keepalive (tests of dead peers shorten it).
   Keepalive keepalive;
   // The largest request the server receives, and the largest event.

@@ -27,6 +27,8 @@ class Subprocess {
   // Sends `signal` and reaps the child; returns its wait status (-1 when
   // none runs or it did not end within `timeout`, then it is SIGKILLed).
   int Stop(int signal, absl::Duration timeout = absl::Seconds(10));
+  // Waits for the child to end by itself and reaps it; as Stop() otherwise.
+  int Wait(absl::Duration timeout) { return Stop(0, timeout); }
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
 
