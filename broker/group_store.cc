@@ -245,6 +245,10 @@ std::vector<absl::Status> FileGroupStore::SaveAll(const std::vector<GroupCheckpo
 absl::Status FileGroupStore::AppendLocked(absl::string_view records) {
   if (writer_ == nullptr) {
     if (absl::Status s = env_->CreateDir(dir_); !s.ok()) return s;
+    if (dir_unsynced_) {
+      if (absl::Status s = env_->SyncDir(dir_); !s.ok()) return s;
+      dir_unsynced_ = false;
+    }
     if (tail_dirty_) {
       // Bytes of a torn or failed append: gone before anything follows them.
       absl::Status s = env_->TruncateFile(log_path_, log_bytes_);
@@ -300,10 +304,13 @@ absl::Status FileGroupStore::CompactLocked(const std::map<Key, std::string>& bat
   writer_.reset();
   status = env_->RenameFile(tmp, log_path_);
   if (!status.ok()) {
-    // Either log may be in place now: read the directory again first.
+    // Either log may be in place now: read the directory again first, and
+    // sync it before the next save is acknowledged.
     loaded_ = false;
+    dir_unsynced_ = true;
     return status;
   }
+  dir_unsynced_ = false;
   log_bytes_ = data.size();
   tail_dirty_ = false;
   RELAY_LOG(Debug, "group checkpoint log compacted",

@@ -156,6 +156,10 @@ class FileGroupStore final : public GroupStore {
   // The file may hold bytes past log_bytes_ (a torn tail, or a failed
   // append that could not be cut off at once): cut before the next append.
   bool tail_dirty_ ABSL_GUARDED_BY(mu_) = false;
+  // A compaction's rename failed, maybe after renaming (the Env syncs the
+  // directory after it): the log's name may not be durable, and no save is
+  // acknowledged until the directory is synced. Not reset by a reload.
+  bool dir_unsynced_ ABSL_GUARDED_BY(mu_) = false;
   // The log open for appending; null until the first append and after a
   // failure.
   std::unique_ptr<WritableFile> writer_ ABSL_GUARDED_BY(mu_);

@@ -289,6 +289,84 @@ TEST(FileGroupStore, CompactionKeepsEachGroupsLatestCheckpoint) {
   EXPECT_FALSE(env.GetFileSize(store.log_path() + ".tmp").ok());
 }
 
+// An Env whose next rename renames and then fails, as one whose directory
+// sync failed after the rename does; it counts directory syncs.
+class RenameThenFailEnv final : public Env {
+ public:
+  explicit RenameThenFailEnv(Env* base) : base_(base) {}
+  bool fail_next_rename = false;
+  int dir_syncs = 0;
+
+  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+  bool IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) override {
+    return base_->NewAppendableFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    return base_->NewRandomAccessFile(path);
+  }
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
+    return base_->GetFileSize(path);
+  }
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    return base_->TruncateFile(path, size);
+  }
+  absl::Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
+  absl::Status RenameFile(const std::string& from, const std::string& to) override {
+    absl::Status s = base_->RenameFile(from, to);
+    if (s.ok() && fail_next_rename) {
+      fail_next_rename = false;
+      return absl::InternalError("directory sync failed");
+    }
+    return s;
+  }
+  absl::Status SyncDir(const std::string& path) override {
+    ++dir_syncs;
+    return base_->SyncDir(path);
+  }
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    return base_->LockFile(path);
+  }
+
+ private:
+  Env* const base_;
+};
+
+// A compaction whose rename went through but whose directory sync failed:
+// the new log's name may not survive a power cut, so the next save syncs
+// the directory before it is acknowledged (else a cut could bring the old
+// log back under saves acknowledged after it).
+TEST(FileGroupStore, ASaveAfterAFailedCompactionRenameSyncsTheDirectoryFirst) {
+  ::relay::testing::TempDir dir;
+  FileGroupStoreOptions options;
+  options.compact_min_bytes = 1;
+  options.compact_ratio = 2;  // the third save of one group compacts
+  RenameThenFailEnv env(Env::Default());
+  FileGroupStore store(dir.Join("groups"), &env, options);
+  env.fail_next_rename = true;
+  uint64_t failed_at = 0;
+  for (uint64_t i = 1; i <= 10 && failed_at == 0; ++i) {
+    if (!store.Save(Checkpoint(i)).ok()) failed_at = i;
+  }
+  ASSERT_EQ(failed_at, 3u) << "no compaction";
+  // Read again (the renamed log: one record), the store appends the next
+  // save, and syncs the directory before it acknowledges that.
+  const int syncs_before = env.dir_syncs;
+  ASSERT_THAT(store.Save(Checkpoint(9, "orders", "other")), IsOk());
+  EXPECT_EQ(env.dir_syncs, syncs_before + 1);
+  std::map<std::string, uint64_t> loaded = Committed(store);
+  EXPECT_EQ(loaded["orders/payment-service"], 3u);  // in the renamed log
+  EXPECT_EQ(loaded["orders/other"], 9u);
+  // Once synced, later appends do not sync it again.
+  ASSERT_THAT(store.Save(Checkpoint(10, "orders", "other")), IsOk());
+  EXPECT_EQ(env.dir_syncs, syncs_before + 1);
+}
+
 TEST(FileGroupStore, ReadsPerGroupFilesOfOlderBrokersAndMovesThemToTheLog) {
   ::relay::testing::TempDir dir;
   const std::string groups = dir.Join("groups");
