@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 
 namespace relay::broker {
 namespace {
@@ -44,7 +45,17 @@ absl::StatusOr<std::unique_ptr<Segment>> Segment::Create(Env* env, const std::st
     return absl::AlreadyExistsError(absl::StrCat("new segment ", path, " is not empty"));
   }
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> reader = env->NewRandomAccessFile(path);
-  if (!reader.ok()) return reader.status();
+  if (!reader.ok()) {
+    // Not left behind empty: a restart would take its base offset for the
+    // log's next one, and the records cut off before it (never acknowledged)
+    // for a damaged segment with a hole after it.
+    (*writer).reset();
+    if (absl::Status s = env->RemoveFile(path); !s.ok()) {
+      RELAY_LOG(Warn, "storage: removing a segment that could not be opened failed",
+                {{"file", path}, {"error", s.ToString()}});
+    }
+    return reader.status();
+  }
   std::unique_ptr<Segment> segment(new Segment(path, base_offset, *std::move(reader)));
   segment->writer_ = *std::move(writer);
   return segment;

@@ -302,6 +302,84 @@ TEST_F(TopicLogTest, OffsetForTimeFindsTheFirstEventAtOrAfter) {
   EXPECT_EQ(stats.last_time, kT0 + absl::Seconds(9));
 }
 
+// An Env whose files cannot be opened for reading while `fail_readers` is
+// set (as when the process is out of file descriptors).
+class ReaderFailingEnv final : public Env {
+ public:
+  explicit ReaderFailingEnv(Env* base) : base_(base) {}
+  bool fail_readers = false;
+
+  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+  bool IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) override {
+    return base_->NewAppendableFile(path);
+  }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    if (fail_readers) return absl::ResourceExhaustedError("Too many open files");
+    return base_->NewRandomAccessFile(path);
+  }
+  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
+    return base_->GetFileSize(path);
+  }
+  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
+    return base_->TruncateFile(path, size);
+  }
+  absl::Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
+  absl::Status RenameFile(const std::string& from, const std::string& to) override {
+    return base_->RenameFile(from, to);
+  }
+  absl::Status SyncDir(const std::string& path) override { return base_->SyncDir(path); }
+  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    return base_->LockFile(path);
+  }
+
+ private:
+  Env* const base_;
+};
+
+// A roll whose new segment is created but cannot be opened fails the
+// append; the log's owner then cuts what was not synced. The new, empty
+// file is not left behind: a restart took its base offset for the log's
+// next one and the records cut off before it for a damaged segment, with a
+// hole of offsets the groups would skip.
+TEST_F(TopicLogTest, ASegmentThatCouldNotBeOpenedIsNotLeftBehind) {
+  ReaderFailingEnv env(Env::Default());
+  TopicLog::Options options = LogOptions(/*segment_bytes=*/1024);
+  options.env = &env;
+  {
+    absl::StatusOr<std::unique_ptr<TopicLog>> log = TopicLog::Open(options, {});
+    ASSERT_THAT(log, IsOk());
+    AppendSynced(log->get(), 5);
+    env.fail_readers = true;
+    std::vector<std::string> serialized;
+    std::vector<EventBytes> events;
+    for (int i = 0; i < 10; ++i) {
+      Event event;
+      event.set_id(absl::StrCat("more-", i));
+      event.set_data(std::string(60, 'z'));
+      serialized.push_back(event.SerializeAsString());
+    }
+    for (const std::string& bytes : serialized) {
+      events.push_back(EventBytes{bytes, crc32c::Value(bytes.data(), bytes.size())});
+    }
+    EXPECT_THAT((*log)->Append(events, kT0), Not(IsOk()));  // the roll failed
+    EXPECT_THAT((*log)->DropUnsynced(), IsOk());
+  }
+  ::testing::internal::CaptureStdout();
+  auto log = OpenLog(/*segment_bytes=*/1024);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_NE(log, nullptr);
+  EXPECT_THAT(out, Not(HasSubstr("damaged")));
+  EXPECT_EQ(log->recovery().damaged_segments, 0u);
+  EXPECT_EQ(log->written_end(), 5u);
+  EXPECT_THAT(ReadAll(*log), SizeIs(5));
+}
+
 TEST_F(TopicLogTest, ReservedSpaceLeftOnAnOlderSegmentIsNoDamage) {
   // A crash between sealing a full segment (synced) and cutting its
   // reserved space leaves zeros after its last record.
