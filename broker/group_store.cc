@@ -71,9 +71,11 @@ bool AnyRecordAfter(absl::string_view data, size_t at) {
 // Whether the bad record at `at`, where `reader` stopped, is a torn tail:
 // what a crash during the last append leaves, never bytes acknowledged.
 bool IsTornTail(absl::string_view data, size_t at, RecordReader::Stop stop) {
-  if (stop == RecordReader::Stop::kTornHeader || stop == RecordReader::Stop::kTornPayload) {
-    return true;
-  }
+  if (stop == RecordReader::Stop::kTornHeader) return true;  // under 8 bytes left
+  // No record is written longer than the limit, and a torn append only
+  // leaves zeros in place of bytes, which cannot make a length longer: a
+  // flipped bit of an acknowledged record.
+  if (stop == RecordReader::Stop::kBadLength) return false;
   // A crash during an append leaves of its records what reached the disk:
   // a file system may grow a file before the data arrives, so any block of
   // them may read as zeros, the end as well as one before it. Whatever it

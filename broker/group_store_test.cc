@@ -242,6 +242,29 @@ TEST(FileGroupStore, ABadRecordFollowedByAWholeOneIsDataLoss) {
   EXPECT_THAT(all.status().message(), HasSubstr(absl::StrCat("at byte ", at)));
 }
 
+// A length damaged so that the record seems to run past the end of the
+// file, or past the largest a record may be: never what a torn append
+// leaves when whole records follow, or at all.
+TEST(FileGroupStore, ADamagedLengthAmidRecordsIsDataLoss) {
+  for (const uint32_t length : {uint32_t{1} << 20, uint32_t{1} << 30}) {
+    SCOPED_TRACE(absl::StrCat("length ", length));
+    ::relay::testing::TempDir dir;
+    FileGroupStore store(dir.Join("groups"));
+    ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
+    const size_t second = ReadFile(store.log_path()).size();
+    ASSERT_THAT(store.Save(Checkpoint(8)), IsOk());
+    ASSERT_THAT(store.Save(Checkpoint(9)), IsOk());
+    std::string bytes = ReadFile(store.log_path());
+    for (int i = 0; i < 4; ++i) bytes[second + i] = static_cast<char>((length >> (8 * i)) & 0xff);
+    WriteFile(store.log_path(), bytes);
+
+    FileGroupStore reopened(dir.Join("groups"));
+    EXPECT_THAT(reopened.LoadAll().status(),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr(absl::StrCat("at byte ", second))));
+    EXPECT_EQ(ReadFile(reopened.log_path()), bytes);
+  }
+}
+
 TEST(FileGroupStore, RecordThatIsNotACheckpointIsDataLoss) {
   ::relay::testing::TempDir dir;
   FileGroupStore store(dir.Join("groups"));
