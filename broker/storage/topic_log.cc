@@ -204,9 +204,10 @@ absl::Status TopicLog::Sync() {
 absl::Status TopicLog::Seal() { return active_->Seal(); }
 
 absl::Status TopicLog::DropUnsynced() {
-  const uint64_t durable = DurableEnd();
-  if (written_end_ <= durable) return absl::OkStatus();
-  return active_->CutAt(options_.env, durable);
+  // Also when nothing was written since the last sync: a write that failed
+  // may have left part of its records in the file (a short write, then
+  // EFBIG or ENOSPC), which a restart would read back.
+  return active_->CutAt(options_.env, DurableEnd());
 }
 
 void TopicLog::MarkDurable() {

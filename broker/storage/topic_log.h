@@ -103,7 +103,8 @@ class TopicLog {
   absl::Status Seal();
 
   // After a failed write or sync: cuts what was written past the durable
-  // end off the active segment's file. Those bytes may sit in the page
+  // end off the active segment's file, a failed write's partial records
+  // too (a short write, then ENOSPC or EFBIG). Those bytes may sit in the page
   // cache, no longer dirty, after a failed fsync, and a broker restarted
   // without a reboot would recover them and serve them as durable (and
   // answer a retry of their events as a duplicate). Appends fail from then

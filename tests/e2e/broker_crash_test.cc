@@ -142,6 +142,7 @@ TEST(BrokerCrash, AFailedWriteExitsFourAndARestartRecoversTheLog) {
   ASSERT_NO_FATAL_FAILURE(broker.Start({"/usr/bin/prlimit", "--fsize=1048576", "--"}));
   constexpr int kBatch = 100;      // events of ~1 KiB: ten batches fill the limit
   constexpr int kMaxBatches = 40;  // a bound, should the limit not bite
+  broker::v1::PublishResponse resp;
   auto publish = [&](int batch) {
     broker::v1::PublishRequest req;
     req.set_topic("orders");
@@ -154,9 +155,17 @@ TEST(BrokerCrash, AFailedWriteExitsFourAndARestartRecoversTheLog) {
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    broker::v1::PublishResponse resp;
+    resp.Clear();
     return broker::v1::Broker::NewStub(testing::Channel(broker.target()))
         ->Publish(&ctx, req, &resp);
+  };
+  auto stored = [&] {
+    grpc::ClientContext ctx;
+    broker::v1::ListTopicsResponse topics;
+    EXPECT_TRUE(broker::v1::Broker::NewStub(testing::Channel(broker.target()))
+                    ->ListTopics(&ctx, {}, &topics)
+                    .ok());
+    return topics.topics_size() == 1 ? topics.topics(0).end_offset() : 0;
   };
   int acked = 0;
   grpc::Status refused;
@@ -176,21 +185,25 @@ TEST(BrokerCrash, AFailedWriteExitsFourAndARestartRecoversTheLog) {
       << "/broker.log";
 
   ASSERT_NO_FATAL_FAILURE(broker.Start());
+  // The acknowledged events, and nothing of the refused batch (a part of it
+  // was written when the limit bit).
+  EXPECT_EQ(stored(), static_cast<uint64_t>(acked * kBatch));
   // The refused batch and one more go in after the acknowledged ones.
   for (int batch = acked; batch < acked + 2; ++batch) {
     grpc::Status s = publish(batch);
     ASSERT_TRUE(s.ok()) << s.error_message();
+    for (const auto& r : resp.results()) EXPECT_FALSE(r.duplicate()) << r.offset();
   }
   // Every acknowledged batch again: each event a duplicate at its place.
-  for (int batch = 0; batch < acked; ++batch) ASSERT_TRUE(publish(batch).ok());
-  grpc::ClientContext ctx;
-  broker::v1::ListTopicsResponse topics;
-  ASSERT_TRUE(broker::v1::Broker::NewStub(testing::Channel(broker.target()))
-                  ->ListTopics(&ctx, {}, &topics)
-                  .ok());
-  ASSERT_EQ(topics.topics_size(), 1);
-  EXPECT_EQ(topics.topics(0).end_offset(), static_cast<uint64_t>((acked + 2) * kBatch));
-  EXPECT_EQ(topics.topics(0).events(), static_cast<uint64_t>((acked + 2) * kBatch));
+  for (int batch = 0; batch < acked; ++batch) {
+    ASSERT_TRUE(publish(batch).ok());
+    ASSERT_EQ(resp.results_size(), kBatch);
+    for (int i = 0; i < kBatch; ++i) {
+      EXPECT_TRUE(resp.results(i).duplicate());
+      EXPECT_EQ(resp.results(i).offset(), static_cast<uint64_t>(batch * kBatch + i));
+    }
+  }
+  EXPECT_EQ(stored(), static_cast<uint64_t>((acked + 2) * kBatch));
   status = broker.Terminate();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "SIGTERM exit status " << status;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -165,7 +166,12 @@ class BrokerFaultsTest : public ::testing::TestWithParam<broker::Storage> {
 
 // Tests that damage the file backend's segment or checkpoint files: nothing
 // of the kind exists with JetStream, which keeps its own store and checksums.
-class FileBrokerFaultsTest : public BrokerFaultsTest {};
+class FileBrokerFaultsTest : public BrokerFaultsTest {
+ protected:
+  // Fails the log's writes (or syncs) with `set_fault`; see the tests.
+  void CheckAStorageFailureStopsTheLog(
+      const std::function<void(broker::FaultInjectionEnv*, absl::Status)>& set_fault);
+};
 
 // Flips one byte in the middle of the file.
 void Corrupt(const std::string& path) {
@@ -356,13 +362,15 @@ TEST_P(FileBrokerFaultsTest, FailedCheckpointSaveIsRetried) {
   Stop();  // before `env` goes
 }
 
-// A write the disk refuses (full, here) stops the file log for good: the
-// broker answers NOT_SERVING to health checks from then on and tells its
-// owner, and relay-broker exits so that a restart recovers the log from its
-// files (tests/e2e/broker_crash_test.cc runs that). Nothing acknowledged is
-// lost, nothing refused is stored, and a broker started again on the same
+// A write or fsync the disk refuses (full, here) stops the file log for
+// good: the broker answers NOT_SERVING to health checks from then on and
+// tells its owner, and relay-broker exits so that a restart recovers the
+// log from its files (tests/e2e/broker_crash_test.cc runs that). Nothing
+// acknowledged is lost, nothing refused is stored (a failed fsync's batch
+// was written: it is cut off), and a broker started again on the same
 // files takes appends.
-TEST_P(FileBrokerFaultsTest, AFailedWriteStopsTheLogAndTheBrokerSaysSo) {
+void FileBrokerFaultsTest::CheckAStorageFailureStopsTheLog(
+    const std::function<void(broker::FaultInjectionEnv*, absl::Status)>& set_fault) {
   broker::FaultInjectionEnv env(broker::Env::Default());
   options_.log_env = &env;
   absl::Notification failed;
@@ -376,6 +384,10 @@ TEST_P(FileBrokerFaultsTest, AFailedWriteStopsTheLogAndTheBrokerSaysSo) {
     failed.Notify();
   };
   Start();
+  // The broker goes before what its log and listener use, whatever fails.
+  absl::Cleanup stop = [this] {
+    if (server_ != nullptr) Stop();
+  };
   auto health = [&] {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -385,7 +397,7 @@ TEST_P(FileBrokerFaultsTest, AFailedWriteStopsTheLogAndTheBrokerSaysSo) {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return response.status();
   };
-  auto publish = [&](int first, int n) {
+  auto publish = [&](int first, int n, PublishResponse* resp) {
     PublishRequest req;
     req.set_topic("orders");
     for (int i = first; i < first + n; ++i) {
@@ -397,14 +409,20 @@ TEST_P(FileBrokerFaultsTest, AFailedWriteStopsTheLogAndTheBrokerSaysSo) {
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    PublishResponse resp;
-    return stub_->Publish(&ctx, req, &resp);
+    return stub_->Publish(&ctx, req, resp);
   };
+  auto end_offset = [&] {
+    grpc::ClientContext ctx;
+    broker::v1::ListTopicsResponse topics;
+    EXPECT_TRUE(stub_->ListTopics(&ctx, {}, &topics).ok());
+    return topics.topics_size() == 1 ? topics.topics(0).end_offset() : 0;
+  };
+  PublishResponse resp;
   EXPECT_EQ(health(), grpc::health::v1::HealthCheckResponse::SERVING);
-  ASSERT_TRUE(publish(0, 10).ok());
+  ASSERT_TRUE(publish(0, 10, &resp).ok());
 
-  env.SetWriteError(absl::ResourceExhaustedError("No space left on device"));
-  EXPECT_FALSE(publish(10, 10).ok());
+  set_fault(&env, absl::ResourceExhaustedError("No space left on device"));
+  EXPECT_FALSE(publish(10, 10, &resp).ok());
   ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(10)));
   {
     absl::MutexLock lock(&cause_mu);
@@ -413,24 +431,33 @@ TEST_P(FileBrokerFaultsTest, AFailedWriteStopsTheLogAndTheBrokerSaysSo) {
   EXPECT_FALSE(server_->storage_failure().ok());
   EXPECT_EQ(health(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   // Space again, but the log takes nothing until a restart recovers it.
-  env.SetWriteError(absl::OkStatus());
-  EXPECT_FALSE(publish(10, 10).ok());
+  set_fault(&env, absl::OkStatus());
+  EXPECT_FALSE(publish(10, 10, &resp).ok());
 
   Stop();
   options_.log_env = nullptr;
   options_.on_storage_failure = nullptr;
   Start();
   EXPECT_EQ(health(), grpc::health::v1::HealthCheckResponse::SERVING);
-  ASSERT_TRUE(publish(10, 10).ok());  // the retry of the refused batch
-  grpc::ClientContext ctx;
-  broker::v1::ListTopicsResponse topics;
-  ASSERT_TRUE(stub_->ListTopics(&ctx, {}, &topics).ok());
-  ASSERT_EQ(topics.topics_size(), 1);
-  EXPECT_EQ(topics.topics(0).end_offset(), 20u);  // each event once, no hole
+  EXPECT_EQ(end_offset(), 10u);              // nothing of the refused batch
+  ASSERT_TRUE(publish(10, 10, &resp).ok());  // its retry
+  ASSERT_EQ(resp.results_size(), 10);
+  for (const auto& r : resp.results()) EXPECT_FALSE(r.duplicate()) << r.offset();
+  EXPECT_EQ(end_offset(), 20u);
   std::set<std::string> ids;
   auto sub = Consume("orders", "g", {}, &ids);
   EXPECT_TRUE(WaitFor([&] { return Count(ids) == 20; }));
   sub->Stop();
+}
+
+TEST_P(FileBrokerFaultsTest, AFailedWriteStopsTheLogAndTheBrokerSaysSo) {
+  CheckAStorageFailureStopsTheLog(
+      [](broker::FaultInjectionEnv* env, absl::Status error) { env->SetWriteError(error); });
+}
+
+TEST_P(FileBrokerFaultsTest, AFailedFsyncStopsTheLogAndCutsWhatItWrote) {
+  CheckAStorageFailureStopsTheLog(
+      [](broker::FaultInjectionEnv* env, absl::Status error) { env->SetSyncError(error); });
 }
 
 TEST_P(BrokerFaultsTest, TopicAtTheNameLimitStillDeadLetters) {
