@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/storage/fault_injection_env.h"
+#include "broker/storage/forwarding_env.h"
 #include "broker/storage/record.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -314,34 +315,14 @@ TEST(FileGroupStore, CompactionKeepsEachGroupsLatestCheckpoint) {
 
 // An Env whose next rename renames and then fails, as one whose directory
 // sync failed after the rename does; it counts directory syncs.
-class RenameThenFailEnv final : public Env {
+class RenameThenFailEnv final : public ForwardingEnv {
  public:
-  explicit RenameThenFailEnv(Env* base) : base_(base) {}
+  using ForwardingEnv::ForwardingEnv;
   bool fail_next_rename = false;
   int dir_syncs = 0;
 
-  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
-    return base_->ListDir(path);
-  }
-  bool IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
-      const std::string& path) override {
-    return base_->NewAppendableFile(path);
-  }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override {
-    return base_->NewRandomAccessFile(path);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
-    return base_->GetFileSize(path);
-  }
-  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
-    return base_->TruncateFile(path, size);
-  }
-  absl::Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
   absl::Status RenameFile(const std::string& from, const std::string& to) override {
-    absl::Status s = base_->RenameFile(from, to);
+    absl::Status s = ForwardingEnv::RenameFile(from, to);
     if (s.ok() && fail_next_rename) {
       fail_next_rename = false;
       return absl::InternalError("directory sync failed");
@@ -350,14 +331,8 @@ class RenameThenFailEnv final : public Env {
   }
   absl::Status SyncDir(const std::string& path) override {
     ++dir_syncs;
-    return base_->SyncDir(path);
+    return ForwardingEnv::SyncDir(path);
   }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    return base_->LockFile(path);
-  }
-
- private:
-  Env* const base_;
 };
 
 // A compaction whose rename went through but whose directory sync failed:

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/storage/crc32c.h"
+#include "broker/storage/forwarding_env.h"
 #include "broker/storage/record.h"
 #include "broker/storage/segment_scan.h"
 #include "gmock/gmock.h"
@@ -304,42 +305,16 @@ TEST_F(TopicLogTest, OffsetForTimeFindsTheFirstEventAtOrAfter) {
 
 // An Env whose files cannot be opened for reading while `fail_readers` is
 // set (as when the process is out of file descriptors).
-class ReaderFailingEnv final : public Env {
+class ReaderFailingEnv final : public ForwardingEnv {
  public:
-  explicit ReaderFailingEnv(Env* base) : base_(base) {}
+  using ForwardingEnv::ForwardingEnv;
   bool fail_readers = false;
 
-  absl::Status CreateDir(const std::string& path) override { return base_->CreateDir(path); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
-    return base_->ListDir(path);
-  }
-  bool IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
-  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
-      const std::string& path) override {
-    return base_->NewAppendableFile(path);
-  }
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) override {
     if (fail_readers) return absl::ResourceExhaustedError("Too many open files");
-    return base_->NewRandomAccessFile(path);
+    return ForwardingEnv::NewRandomAccessFile(path);
   }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
-    return base_->GetFileSize(path);
-  }
-  absl::Status TruncateFile(const std::string& path, uint64_t size) override {
-    return base_->TruncateFile(path, size);
-  }
-  absl::Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
-  absl::Status RenameFile(const std::string& from, const std::string& to) override {
-    return base_->RenameFile(from, to);
-  }
-  absl::Status SyncDir(const std::string& path) override { return base_->SyncDir(path); }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    return base_->LockFile(path);
-  }
-
- private:
-  Env* const base_;
 };
 
 // A roll whose new segment is created but cannot be opened fails the
