@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/group_store.h"
 #include "broker/storage/fault_injection_env.h"
+#include "broker/storage/forwarding_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -25,53 +26,40 @@ using ::testing::Each;
 // Cuts the power (FaultInjectionEnv::SetFilesystemActive(false)) just
 // before the `crash_at`-th operation that changes the file system (0: the
 // first), so that operation and all later ones fail.
-class CrashingEnv final : public Env {
+class CrashingEnv final : public ForwardingEnv {
  public:
-  CrashingEnv(FaultInjectionEnv* base, int crash_at) : base_(base), crash_at_(crash_at) {}
+  CrashingEnv(FaultInjectionEnv* base, int crash_at)
+      : ForwardingEnv(base), faults_(base), crash_at_(crash_at) {}
 
   // Operations seen so far.
   int steps() const { return steps_; }
 
   absl::Status CreateDir(const std::string& path) override {
     Step();
-    return base_->CreateDir(path);
+    return ForwardingEnv::CreateDir(path);
   }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
-    return base_->ListDir(path);
-  }
-  bool IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
   absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
       const std::string& path) override {
     Step();
-    absl::StatusOr<std::unique_ptr<WritableFile>> file = base_->NewAppendableFile(path);
+    absl::StatusOr<std::unique_ptr<WritableFile>> file = ForwardingEnv::NewAppendableFile(path);
     if (!file.ok()) return file.status();
     return std::unique_ptr<WritableFile>(std::make_unique<File>(this, *std::move(file)));
   }
-  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override {
-    return base_->NewRandomAccessFile(path);
-  }
-  absl::StatusOr<uint64_t> GetFileSize(const std::string& path) override {
-    return base_->GetFileSize(path);
-  }
   absl::Status TruncateFile(const std::string& path, uint64_t size) override {
     Step();
-    return base_->TruncateFile(path, size);
+    return ForwardingEnv::TruncateFile(path, size);
   }
   absl::Status RemoveFile(const std::string& path) override {
     Step();
-    return base_->RemoveFile(path);
+    return ForwardingEnv::RemoveFile(path);
   }
   absl::Status RenameFile(const std::string& from, const std::string& to) override {
     Step();
-    return base_->RenameFile(from, to);
+    return ForwardingEnv::RenameFile(from, to);
   }
   absl::Status SyncDir(const std::string& path) override {
     Step();
-    return base_->SyncDir(path);
-  }
-  absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    return base_->LockFile(path);
+    return ForwardingEnv::SyncDir(path);
   }
 
  private:
@@ -96,10 +84,10 @@ class CrashingEnv final : public Env {
   };
 
   void Step() {
-    if (steps_++ == crash_at_) base_->SetFilesystemActive(false);
+    if (steps_++ == crash_at_) faults_->SetFilesystemActive(false);
   }
 
-  FaultInjectionEnv* const base_;
+  FaultInjectionEnv* const faults_;
   const int crash_at_;
   int steps_ = 0;
 };
