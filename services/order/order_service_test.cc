@@ -61,8 +61,8 @@ class OrderServiceTest : public ::testing::Test {
     ASSERT_THAT(server, IsOk());
     server_ = std::move(server->server);
     // A default client: no raised metadata or message limits.
-    stub_ = v1::OrderService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server->port), grpc::InsecureChannelCredentials()));
+    stub_ = v1::OrderService::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port),
+                                                          grpc::InsecureChannelCredentials()));
   }
 
   void StopServing() {
@@ -153,9 +153,8 @@ TEST_F(OrderServiceTest, SameKeyWithADifferentRequestIsFailedPrecondition) {
   changed.mutable_items(0)->set_quantity(3);
   grpc::Status s = Place(changed, &b);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
-  EXPECT_THAT(s.error_message(),
-              AllOf(HasSubstr("idempotency_key"), HasSubstr("different request"),
-                    HasSubstr(a.order().order_id())));
+  EXPECT_THAT(s.error_message(), AllOf(HasSubstr("idempotency_key"), HasSubstr("different request"),
+                                       HasSubstr(a.order().order_id())));
   EXPECT_EQ(CountOrders("c-alice"), 1);
 }
 
@@ -300,6 +299,19 @@ TEST_F(OrderServiceTest, ErrorsEchoOnlyAShortPrefixOfTheInput) {
   EXPECT_THAT(s.error_message(),
               AllOf(HasSubstr("'" + std::string(32, 'y') + "'\xE2\x80\xA6(200 bytes)"),
                     Not(HasSubstr(std::string(33, 'y')))));
+}
+
+// An id with ESC or CR would rewrite the terminal of whoever lists it
+// (relayctl order list): refused, and nothing stored.
+TEST_F(OrderServiceTest, IdsWithControlCharactersAreInvalidArgument) {
+  v1::PlaceOrderResponse placed;
+  grpc::Status s = Place(Request("c\x1b[2J\x1b]0;x\x07", ""), &placed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(),
+              AllOf(HasSubstr("customer_id holds a control character"), Not(HasSubstr("\x1b"))));
+  s = Place(Request("c-alice", "key\r1"), &placed);
+  EXPECT_THAT(s.error_message(), HasSubstr("idempotency_key holds a control character"));
+  EXPECT_EQ(CountOrders(""), 0);
 }
 
 TEST_F(OrderServiceTest, UnknownOrderStatusFilterIsInvalidArgument) {

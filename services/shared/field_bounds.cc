@@ -14,9 +14,16 @@ absl::Status CheckString(absl::string_view field, absl::string_view value, size_
     return absl::OkStatus();
   }
   if (value.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(),
-                                                   " bytes, the limit is ", max_bytes, ": ",
-                                                   Excerpt(value)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " is ", value.size(), " bytes, the limit is ", max_bytes, ": ", Excerpt(value)));
+  }
+  for (size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(field, " holds a control character (byte ", i,
+                                                     " is 0x", absl::Hex(c, absl::kZeroPad2),
+                                                     "): ", Excerpt(value)));
+    }
   }
   return absl::OkStatus();
 }

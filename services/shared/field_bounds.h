@@ -32,9 +32,12 @@ inline constexpr size_t kMaxPageTokenBytes = 256;  // opaque paging tokens
 
 enum class Presence { kOptional, kRequired };
 
-// OK when `value` has at most `max_bytes` bytes and, when `presence` is
-// kRequired, is not empty. Else INVALID_ARGUMENT: "<field> is required" or
-// "<field> is N bytes, the limit is M: 'abc…'…(N bytes)".
+// OK when `value` has at most `max_bytes` bytes, no control character
+// (bytes 0x00-0x1F and 0x7F: an id or a reason with ESC or CR in it would
+// rewrite an operator's terminal wherever it is printed) and, when
+// `presence` is kRequired, is not empty. Else INVALID_ARGUMENT: "<field> is
+// required", "<field> is N bytes, the limit is M: 'abc…'…(N bytes)" or
+// "<field> holds a control character (byte I is 0x1b): 'a?c'".
 absl::Status CheckString(absl::string_view field, absl::string_view value, size_t max_bytes,
                          Presence presence);
 

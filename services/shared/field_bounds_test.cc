@@ -27,6 +27,21 @@ TEST(FieldBounds, CheckStringNamesTheFieldAndTheBound) {
                              Not(HasSubstr(std::string(33, 's'))))));
 }
 
+// An id with ESC or CR in it would rewrite the terminal of every operator
+// who lists it; non-ASCII text (UTF-8) is fine.
+TEST(FieldBounds, CheckStringRefusesControlCharacters) {
+  EXPECT_THAT(CheckString("customer_id", "c-caf\xc3\xa9", 128, Presence::kRequired), IsOk());
+  for (const std::string& bad :
+       {std::string("c\x1b[2J"), std::string("a\rb"), std::string("a\nb"), std::string("a\tb"),
+        std::string("a\x7f"), std::string("a\0b", 3)}) {
+    EXPECT_THAT(CheckString("customer_id", bad, 128, Presence::kRequired),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("customer_id holds a control character (byte 1 is 0x"),
+                               Not(HasSubstr("\x1b")), Not(HasSubstr("\r")))))
+        << bad;
+  }
+}
+
 bool OnlyOneAndTwo(int v) { return v == 1 || v == 2; }
 
 TEST(FieldBounds, CheckEnumRefusesUnknownValues) {
