@@ -1,5 +1,6 @@
 #include "tools/relayctl/event_format.h"
 
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -26,11 +27,47 @@ namespace {
 namespace ev = relay::events::v1;
 using google::protobuf::Message;
 
-// A value for a `name=value` word: quoted when empty or holding spaces.
+bool IsControl(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u < 0x20 || u == 0x7f;
+}
+
+// A value for a `name=value` word: quoted when empty or holding spaces,
+// quotes or control characters, which are escaped (\n, \r, \t, \xNN), so
+// that no event's bytes can move the cursor or recolour the terminal.
 std::string Quote(const std::string& text) {
-  if (!text.empty() && text.find_first_of(" \"\t\n") == std::string::npos) return text;
-  return absl::StrCat(
-      "\"", absl::StrReplaceAll(text, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}}), "\"");
+  if (!text.empty() && text.find_first_of(" \"") == std::string::npos &&
+      std::none_of(text.begin(), text.end(), IsControl)) {
+    return text;
+  }
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (IsControl(c)) {
+          absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
 }
 
 template <typename Line>
@@ -159,10 +196,13 @@ std::string SummarizePayload(const ev::Event& event) {
 
 std::string FormatEventLine(const ev::Event& event) {
   std::string corr = CorrelationId(event);
+  // The broker bounds an event's type, key and headers only by length:
+  // quoted as payload fields are, so that their bytes cannot drive the
+  // terminal.
   return absl::StrFormat("%s  %-10s %6d  %-17s  key=%s  corr=%s  %s",
                          FormatUtcTime(event.publish_time()), event.topic(), event.offset(),
-                         event.type(), event.key().empty() ? "-" : event.key(),
-                         corr.empty() ? "-" : corr, SummarizePayload(event));
+                         Quote(event.type()), event.key().empty() ? "-" : Quote(event.key()),
+                         corr.empty() ? "-" : Quote(corr), SummarizePayload(event));
 }
 
 std::string CorrelationId(const ev::Event& event) {

@@ -128,6 +128,20 @@ TEST(FormatEventLine, ShowsWhereWhatAndWho) {
             "customer=c-1 total=1.00 USD");
 }
 
+// An event's key, type and payload strings are the publisher's bytes:
+// control characters are escaped, never sent to the terminal.
+TEST(FormatEventLine, EscapesControlCharacters) {
+  ev::OrderConfirmed confirmed;
+  confirmed.set_customer_id("c\x1b]0;x\x07");
+  *confirmed.mutable_total() = Usd(100);
+  ev::Event e = EventOf("order.confirmed", confirmed);
+  e.set_key("o\r1");
+  const std::string line = FormatEventLine(e);
+  EXPECT_THAT(line, HasSubstr("key=\"o\\r1\""));
+  EXPECT_THAT(line, HasSubstr("customer=\"c\\x1b]0;x\\x07\""));
+  EXPECT_EQ(line.find_first_of("\x1b\r\x07"), std::string::npos) << line;
+}
+
 TEST(FormatDelta, ScalesItsUnit) {
   EXPECT_EQ(FormatDelta(absl::Microseconds(420)), "0.4ms");
   EXPECT_EQ(FormatDelta(absl::Microseconds(12345)), "12.3ms");
