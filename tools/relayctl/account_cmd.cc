@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/text.h"
 #include "relay/payment/v1/payment.grpc.pb.h"
 #include "tools/relayctl/commands.h"
 #include "tools/relayctl/event_format.h"
@@ -63,7 +64,7 @@ int Deposit(Context& ctx, const Args& args) {
   pv1::Account account;
   grpc::Status status = stub->Deposit(&call, request, &account);
   if (!status.ok()) {
-    return ctx.RpcFailed(absl::StrCat("deposit to ", request.customer_id()),
+    return ctx.RpcFailed(absl::StrCat("deposit to ", Excerpt(request.customer_id())),
                          ctx.endpoints().payment, status);
   }
   if (ctx.json()) {

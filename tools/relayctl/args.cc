@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/text.h"
 
 namespace relay::ctl {
 namespace {
@@ -87,7 +88,7 @@ absl::StatusOr<Args> ParseArgs(const CommandSpec& spec, const std::vector<std::s
         args.positionals_.push_back(word);
         continue;
       }
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", word));
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", Excerpt(word)));
     }
     std::vector<std::string>& values = args.values_[flag->name];
     if (flag->kind == Flag::kBool) {
@@ -117,7 +118,7 @@ absl::StatusOr<Args> ParseArgs(const CommandSpec& spec, const std::vector<std::s
   }
   if (args.positionals_.size() > spec.positionals.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument \"", args.positionals_[spec.positionals.size()], "\""));
+        absl::StrCat("unexpected argument ", Excerpt(args.positionals_[spec.positionals.size()])));
   }
   return args;
 }
@@ -143,10 +144,12 @@ std::string HelpText(const CommandSpec& spec) {
 absl::StatusOr<absl::Duration> ParsePositiveDuration(absl::string_view what,
                                                      absl::string_view text) {
   absl::Duration d;
-  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration() ||
-      d == absl::InfiniteDuration()) {
+  // Deadlines are the clock plus this in nanoseconds: a bound keeps them
+  // from wrapping (past ~292 years) into the past.
+  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration() || d > kMaxDuration) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " \"", text, "\": expected a positive duration such as 5s or 250ms"));
+        absl::StrCat(what, " ", Excerpt(text),
+                     ": expected a positive duration up to 30 days, such as 5s or 250ms"));
   }
   return d;
 }
@@ -156,7 +159,7 @@ absl::StatusOr<int64_t> ParseInt(absl::string_view what, absl::string_view text,
   int64_t value = 0;
   if (!absl::SimpleAtoi(text, &value) || value < min || value > max) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " \"", text, "\": expected an integer from ", min, " to ", max));
+        absl::StrCat(what, " ", Excerpt(text), ": expected an integer from ", min, " to ", max));
   }
   return value;
 }
@@ -181,7 +184,7 @@ absl::StatusOr<double> PositiveNumberFlag(const Args& args, absl::string_view na
   // SimpleAtod accepts "inf" and "nan"; a rate must be a finite number.
   if (!absl::SimpleAtod(text, &value) || !(value > 0) || value > 1e9) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " \"", text, "\": expected a positive number"));
+        absl::StrCat("--", name, " ", Excerpt(text), ": expected a positive number"));
   }
   return value;
 }

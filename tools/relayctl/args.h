@@ -82,7 +82,11 @@ absl::StatusOr<int64_t> IntFlag(const Args& args, absl::string_view name, int64_
 absl::StatusOr<double> PositiveNumberFlag(const Args& args, absl::string_view name,
                                           double fallback);
 
-// Parses a positive duration; `what` names it in the error.
+// The longest duration a flag takes (a timeout, a load run).
+inline constexpr absl::Duration kMaxDuration = absl::Hours(24 * 30);
+
+// Parses a positive duration up to kMaxDuration; `what` names it in the
+// error.
 absl::StatusOr<absl::Duration> ParsePositiveDuration(absl::string_view what,
                                                      absl::string_view text);
 // Parses an integer within [min, max]; `what` names it in the error.

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_channel.h"
+#include "common/text.h"
 #include "common/tls.h"
 #include "tools/relayctl/commands.h"
 
@@ -164,11 +165,11 @@ int Run(const std::vector<std::string>& argv, const Io& io) {
     }
     if (is_group) {
       err << "relayctl: " << first << ": "
-          << (word_index.size() > 1 ? absl::StrCat("unknown verb \"", argv[word_index[1]], "\"")
+          << (word_index.size() > 1 ? absl::StrCat("unknown verb ", Excerpt(argv[word_index[1]]))
                                     : std::string("missing verb"))
           << " (see relayctl " << first << " --help)\n";
     } else {
-      err << "relayctl: unknown command \"" << first << "\" (see relayctl --help)\n";
+      err << "relayctl: unknown command " << Excerpt(first) << " (see relayctl --help)\n";
     }
     return kExitUsage;
   }

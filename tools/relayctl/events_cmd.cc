@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/text.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tools/relayctl/broker_read.h"
 #include "tools/relayctl/commands.h"
@@ -70,7 +71,7 @@ int Tail(Context& ctx, const Args& args) {
   if (!only_topic.empty()) {
     auto it = topics.find(only_topic);
     if (it == topics.end() && !follow) {
-      return ctx.Fail(kExitNotFound, kPath, absl::StrCat("no topic \"", only_topic, "\""));
+      return ctx.Fail(kExitNotFound, kPath, absl::StrCat("no topic ", Excerpt(only_topic)));
     }
     TopicRange range = it == topics.end() ? TopicRange{} : it->second;
     topics = {{only_topic, range}};

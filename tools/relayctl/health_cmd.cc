@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/text.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tools/relayctl/commands.h"
 #include "tools/relayctl/event_format.h"
@@ -58,9 +59,9 @@ int HealthCmd(Context& ctx, const Args& args) {
       if (t.name == only) chosen.push_back(t);
     }
     if (chosen.empty()) {
-      return ctx.UsageError(
-          "health",
-          absl::StrCat("--service \"", only, "\": expected broker, order, inventory or payment"));
+      return ctx.UsageError("health",
+                            absl::StrCat("--service ", Excerpt(only),
+                                         ": expected broker, order, inventory or payment"));
     }
     targets = chosen;
   }

@@ -4,12 +4,13 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/text.h"
 
 namespace relay::ctl {
 namespace {
 
 absl::Status BadAmount(absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("amount \"", text, "\": ", why));
+  return absl::InvalidArgumentError(absl::StrCat("amount ", Excerpt(text), ": ", why));
 }
 
 bool AllDigits(absl::string_view s) {

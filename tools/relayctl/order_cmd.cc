@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/text.h"
 #include "relay/order/v1/order.grpc.pb.h"
 #include "tools/relayctl/commands.h"
 #include "tools/relayctl/event_format.h"
@@ -89,12 +90,12 @@ int FinishWatch(Context& ctx, const std::string& order_id, absl::Duration wait,
 absl::StatusOr<ov1::PlaceOrderRequest::Item> ParseItem(const std::string& text) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--item \"", text, "\": expected SKU:QTY"));
+    return absl::InvalidArgumentError(absl::StrCat("--item ", Excerpt(text), ": expected SKU:QTY"));
   }
   ov1::PlaceOrderRequest::Item item;
   item.set_sku(text.substr(0, colon));
-  absl::StatusOr<int64_t> qty =
-      ParseInt(absl::StrCat("--item ", text, ": quantity"), text.substr(colon + 1), 1, 1000000);
+  absl::StatusOr<int64_t> qty = ParseInt(absl::StrCat("--item ", Excerpt(text), ": quantity"),
+                                         text.substr(colon + 1), 1, 1000000);
   if (!qty.ok()) return qty.status();
   item.set_quantity(static_cast<int32_t>(*qty));
   return item;
@@ -167,7 +168,7 @@ int Get(Context& ctx, const Args& args) {
   request.set_order_id(id);
   ov1::Order order;
   grpc::Status status = stub->GetOrder(&call, request, &order);
-  if (!status.ok()) return RpcFailed(ctx, absl::StrCat("get order ", id), status);
+  if (!status.ok()) return RpcFailed(ctx, absl::StrCat("get order ", Excerpt(id)), status);
   if (ctx.json()) {
     ctx.out() << ToJson(order, true) << "\n";
   } else {
@@ -256,7 +257,7 @@ int Cancel(Context& ctx, const Args& args) {
   request.set_reason(args.Get("reason"));
   ov1::Order order;
   grpc::Status status = stub->CancelOrder(&call, request, &order);
-  if (!status.ok()) return RpcFailed(ctx, absl::StrCat("cancel order ", id), status);
+  if (!status.ok()) return RpcFailed(ctx, absl::StrCat("cancel order ", Excerpt(id)), status);
   if (ctx.json()) {
     ctx.out() << ToJson(order, true) << "\n";
   } else {

@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/text.h"
 #include "tools/relayctl/event_format.h"
 #include "tools/relayctl/money.h"
 #include "tools/relayctl/table.h"
@@ -29,7 +30,7 @@ absl::StatusOr<ov1::OrderStatus> ParseStatus(absl::string_view text) {
   if (lower == "confirmed") return ov1::ORDER_STATUS_CONFIRMED;
   if (lower == "cancelled") return ov1::ORDER_STATUS_CANCELLED;
   return absl::InvalidArgumentError(
-      absl::StrCat("status \"", text, "\": expected pending, confirmed or cancelled"));
+      absl::StrCat("status ", Excerpt(text), ": expected pending, confirmed or cancelled"));
 }
 
 std::string ItemsText(const ov1::Order& order) {

@@ -214,7 +214,7 @@ TEST_F(RelayctlBrokerTest, EventsTailPrintsTheLatestEventsDecoded) {
 TEST_F(RelayctlBrokerTest, EventsTailOfAMissingTopicIsNotFound) {
   Outcome o = Relayctl({"events", "tail", "--topic", "nope"});
   EXPECT_EQ(o.code, 3);
-  EXPECT_EQ(o.err, "relayctl: events tail: no topic \"nope\"\n");
+  EXPECT_EQ(o.err, "relayctl: events tail: no topic 'nope'\n");
 }
 
 TEST_F(RelayctlBrokerTest, EventsTailFollowPrintsNewEventsUntilInterrupted) {
@@ -326,7 +326,7 @@ TEST_F(RelayctlBrokerTest, TraceOfAnUnknownOrderIsNotFound) {
   Outcome o = Relayctl({"trace", "o-404"});
   EXPECT_EQ(o.code, 3);
   EXPECT_EQ(o.err,
-            "relayctl: trace o-404: no events with correlation_id o-404 in orders, inventory, "
+            "relayctl: trace 'o-404': no events with correlation_id 'o-404' in orders, inventory, "
             "payments, orders.dlq, inventory.dlq, payments.dlq\n");
 }
 

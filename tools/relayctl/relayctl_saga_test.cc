@@ -210,7 +210,7 @@ TEST_F(RelayctlSagaTest, CancelWhilePendingThenWatchExitsFive) {
 TEST_F(RelayctlSagaTest, ErrorsMapToExitCodes) {
   Outcome o = Relayctl({"order", "get", "ord-missing"});
   EXPECT_EQ(o.code, 3);
-  EXPECT_THAT(o.err, StartsWith("relayctl: get order ord-missing: "));
+  EXPECT_THAT(o.err, StartsWith("relayctl: get order 'ord-missing': "));
   EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1);
 
   o = Relayctl({"order", "place", "--customer", "c-alice", "--item", "NO-SUCH:1"});
@@ -270,7 +270,7 @@ TEST_F(RelayctlSagaTest, StockListAndSet) {
   EXPECT_THAT(o.out, ContainsRegex("\nNEW-1 +New thing +9.99 USD +4 +0 +4\n"));
   o = Relayctl({"stock", "set", "NOPE-1", "4"});
   EXPECT_EQ(o.code, 3) << o.err;
-  EXPECT_THAT(o.err, StartsWith("relayctl: set stock of NOPE-1: "));
+  EXPECT_THAT(o.err, StartsWith("relayctl: set stock of 'NOPE-1': "));
 }
 
 TEST_F(RelayctlSagaTest, AccountListAndExactDeposit) {

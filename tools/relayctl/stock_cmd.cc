@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/text.h"
 #include "relay/inventory/v1/inventory.grpc.pb.h"
 #include "tools/relayctl/commands.h"
 #include "tools/relayctl/event_format.h"
@@ -76,8 +77,8 @@ int Set(Context& ctx, const Args& args) {
   iv1::Product product;
   grpc::Status status = stub->SetStock(&call, request, &product);
   if (!status.ok()) {
-    return ctx.RpcFailed(absl::StrCat("set stock of ", request.sku()), ctx.endpoints().inventory,
-                         status);
+    return ctx.RpcFailed(absl::StrCat("set stock of ", Excerpt(request.sku())),
+                         ctx.endpoints().inventory, status);
   }
   if (ctx.json()) {
     ctx.out() << ToJson(product, true) << "\n";

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/ids.h"
+#include "common/text.h"
 #include "common/trace.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tools/relayctl/broker_read.h"
@@ -57,12 +58,12 @@ int Trace(Context& ctx, const Args& args) {
   std::string failed;
   if (grpc::Status s = ReadCorrelated(ctx, *stub, topics, order_id, std::nullopt, &events, &failed);
       !s.ok()) {
-    return ctx.RpcFailed(absl::StrCat("trace ", order_id, ": read ", failed),
+    return ctx.RpcFailed(absl::StrCat("trace ", Excerpt(order_id), ": read ", failed),
                          ctx.endpoints().broker, s);
   }
   if (events.empty()) {
-    return ctx.Fail(kExitNotFound, absl::StrCat("trace ", order_id),
-                    absl::StrCat("no events with correlation_id ", order_id, " in ",
+    return ctx.Fail(kExitNotFound, absl::StrCat("trace ", Excerpt(order_id)),
+                    absl::StrCat("no events with correlation_id ", Excerpt(order_id), " in ",
                                  absl::StrJoin(topics, ", ")));
   }
   SortByPublishTime(&events);
