@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/text.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace relay::broker {
 namespace {
@@ -165,6 +166,15 @@ absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open) {
 
 absl::Status ValidateReadFilter(const v1::ReadRequest& request) {
   if (absl::Status s = ValidateName("topic", request.topic()); !s.ok()) return s;
+  using google::protobuf::util::TimeUtil;
+  if (request.has_time() && (request.time().seconds() < TimeUtil::kTimestampMinSeconds ||
+                             request.time().seconds() > TimeUtil::kTimestampMaxSeconds ||
+                             request.time().nanos() < 0 || request.time().nanos() > 999'999'999)) {
+    // Its microseconds would overflow, reading the topic from a wrong place.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "time has seconds ", request.time().seconds(), " and nanos ", request.time().nanos(),
+        ": expected a time in the years 1 to 9999 with nanos in [0, 1e9)"));
+  }
   if (absl::Status s = CheckLength("key", request.key(), kMaxKeyBytes); !s.ok()) return s;
   return CheckLength("correlation_id", request.correlation_id(), kMaxHeaderValueBytes);
 }

@@ -459,6 +459,26 @@ TEST_P(BrokerTest, PublisherRetriesAcrossABrokerRestart) {
   EXPECT_EQ(*offsets.rbegin(), 199u);
 }
 
+// A time past the year 9999 overflowed into the distant past when turned
+// into microseconds, and a Read "after the year 300,000" returned the topic
+// from its oldest event.
+TEST_P(BrokerTest, ReadFromATimeOutOfRangeIsInvalidArgument) {
+  PublishMany(*stub_, "orders", 0, 3, 3);
+  for (const auto& [seconds, nanos] : std::vector<std::pair<int64_t, int32_t>>{
+           {10'000'000'000'000, 0}, {0, -1}, {0, 1'000'000'000}}) {
+    grpc::ClientContext ctx;
+    broker::v1::ReadRequest req;
+    req.set_topic("orders");
+    req.mutable_time()->set_seconds(seconds);
+    req.mutable_time()->set_nanos(nanos);
+    broker::v1::ReadResponse resp;
+    grpc::Status s = stub_->Read(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << seconds << " " << nanos;
+    EXPECT_THAT(s.error_message(), HasSubstr("years 1 to 9999"));
+    EXPECT_EQ(resp.events_size(), 0);
+  }
+}
+
 TEST_P(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
   PublishMany(*stub_, "orders", 0, 30, 3);
   grpc::ClientContext ctx;

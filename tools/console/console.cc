@@ -176,8 +176,10 @@ class Console::Impl {
              options.rpc_timeout, true) {}
 
   absl::Status Start() {
-    if (options_.refresh < absl::Milliseconds(100)) {
-      return absl::InvalidArgumentError("console refresh must be at least 100ms");
+    if (options_.refresh < absl::Milliseconds(100) || options_.refresh > absl::Hours(1)) {
+      // An infinite refresh left the page on its first snapshot for good.
+      return absl::InvalidArgumentError(absl::StrCat("console refresh must be 100ms to 1h, got ",
+                                                     absl::FormatDuration(options_.refresh)));
     }
     if (options_.allowed_hosts.empty()) {
       return absl::InvalidArgumentError("console allowed_hosts is empty: no request would pass");

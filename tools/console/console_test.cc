@@ -310,6 +310,9 @@ TEST_F(ConsoleTest, BadOptionsAreRefusedAtStart) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rpc_timeout")));
   EXPECT_THAT(start([](Options& o) { o.rpc_timeout = absl::ZeroDuration(); }),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rpc_timeout")));
+  // An infinite refresh left the page on its first snapshot for good.
+  EXPECT_THAT(start([](Options& o) { o.refresh = absl::InfiniteDuration(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("100ms to 1h")));
   // A thread each, made at start: a million aborted the process.
   EXPECT_THAT(start([](Options& o) { o.max_streams = 1 << 30; }),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_streams")));

@@ -19,7 +19,7 @@ ABSL_FLAG(std::string, order, "localhost:7071", "order-service's host:port");
 ABSL_FLAG(std::string, inventory, "localhost:7072", "inventory-service's host:port");
 ABSL_FLAG(std::string, payment, "localhost:7073", "payment-service's host:port");
 ABSL_FLAG(absl::Duration, refresh, absl::Seconds(1),
-          "how often the page's numbers are refreshed (at least 100ms)");
+          "how often the page's numbers are refreshed (100ms to 1h)");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(2), "deadline of each call to a peer");
 ABSL_FLAG(std::vector<std::string>, allowed_hosts,
           std::vector<std::string>({"localhost", "127.0.0.1", "::1"}),
