@@ -185,6 +185,7 @@ std::shared_ptr<Publisher::Batch> Publisher::TakeBatchLocked() {
   if (const size_t n = queue_.front().request_events; n > 0) {
     // A PublishBatch(): exactly its events, alone (they fit, it checked).
     for (size_t i = 0; i < n; ++i) take_front();
+    b->whole = true;
     return b;
   }
   size_t bytes = 0;  // the events'
@@ -202,6 +203,18 @@ std::shared_ptr<Publisher::Batch> Publisher::TakeBatchLocked() {
     take_front();
   }
   return b;
+}
+
+void Publisher::SplitLocked(Batch& batch) {
+  for (size_t i = batch.promises.size(); i-- > 0;) {
+    auto single = std::make_shared<Batch>();
+    single->request.set_topic(batch.request.topic());
+    single->request.set_request_id(next_request_id_++);
+    *single->request.add_events() = std::move(*batch.request.mutable_events(static_cast<int>(i)));
+    single->promises.push_back(std::move(batch.promises[i]));
+    single->whole = true;
+    resend_.push_front(std::move(single));
+  }
 }
 
 void Publisher::ResolveLocked(Batch& batch, const PublishResponse& response) {
@@ -254,6 +267,14 @@ bool Publisher::RunStream() {
       }
       std::shared_ptr<Batch> batch = std::move(in_flight_.front());
       in_flight_.pop_front();
+      if (response.has_error() && !batch->whole && batch->promises.size() > 1 &&
+          (code == static_cast<int>(absl::StatusCode::kInvalidArgument) ||
+           code == static_cast<int>(absl::StatusCode::kPermissionDenied))) {
+        // Refused whole for what may be one event of another caller's: each
+        // gets its own answer.
+        SplitLocked(*batch);
+        continue;
+      }
       ResolveLocked(*batch, response);
       progressed = true;
     }

@@ -64,7 +64,11 @@ class Publisher {
   // event is durable, or with an error: INVALID_ARGUMENT (from the broker,
   // or at once when a request of this event alone would exceed
   // max_message_bytes), RESOURCE_EXHAUSTED (too much pending), UNAVAILABLE
-  // (closed first).
+  // (closed first). Events of several Publish() calls share a request; the
+  // broker refuses a request whole for one bad event, so a request of more
+  // than one refused with INVALID_ARGUMENT or PERMISSION_DENIED is sent
+  // again one event per request, and each future gets its own event's
+  // answer (those events may then be stored after events published later).
   std::future<absl::StatusOr<uint64_t>> Publish(const std::string& topic,
                                                 relay::events::v1::Event event);
 
@@ -104,6 +108,8 @@ class Publisher {
   struct Batch {
     relay::broker::v1::PublishRequest request;
     std::vector<std::promise<absl::StatusOr<uint64_t>>> promises;
+    // Answered as one, never split: a PublishBatch(), or one event.
+    bool whole = false;
   };
 
   // Queues `p` (its event serializes to `event_bytes`), or resolves its
@@ -120,6 +126,9 @@ class Publisher {
   // Next batch to send: a resend first, else the queue's head (one topic).
   std::shared_ptr<Batch> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The broker's answer to `batch`.
+  // Queues each event of `batch` to go again in a request of its own, before
+  // anything not sent yet.
+  void SplitLocked(Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ResolveLocked(Batch& batch, const relay::broker::v1::PublishResponse& response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

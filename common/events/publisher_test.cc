@@ -17,6 +17,7 @@
 #include "tests/testing/broker_fixture.h"
 #include "tests/testing/metrics_sample.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
 namespace relay::events {
@@ -139,6 +140,44 @@ TEST_F(PublisherLimitsTest, ConcurrentClosesEndThePublisherOnce) {
     absl::StatusOr<uint64_t> result = offset.get();
     EXPECT_TRUE(result.ok() || absl::IsUnavailable(result.status())) << result.status();
   }
+}
+
+// Publish() calls share a request, which the broker refuses whole for one
+// bad event: the good events of other calls got that INVALID_ARGUMENT too,
+// an answer their callers must not retry, so they were dropped. Queued
+// while the broker is not up yet, the three go in one request when it is.
+TEST(PublisherSharing, AnEventTheBrokerRefusesFailsOnlyItsOwnCall) {
+  relay::testing::TempDir dir;
+  const int port = relay::testing::PickFreePort();
+  ASSERT_GT(port, 0);
+  const std::string target = absl::StrCat("127.0.0.1:", port);
+  Publisher::Options options;
+  options.min_backoff = absl::Milliseconds(200);  // the three queue up meanwhile
+  Publisher publisher(relay::testing::Channel(target), options);
+  v1::Event good;
+  good.set_id("good-1");
+  good.set_type("thing.happened");
+  v1::Event bad = good;
+  bad.set_id("bad");
+  bad.clear_type();  // the broker refuses an event without a type
+  v1::Event also_good = good;
+  also_good.set_id("good-2");
+  auto first = publisher.Publish("t", good);
+  auto refused = publisher.Publish("t", bad);
+  auto second = publisher.Publish("t", also_good);
+
+  relay::testing::BrokerTestOptions broker_options;
+  broker_options.listen_address = target;
+  auto broker = relay::testing::StartBroker(dir.Join("broker"), broker_options);
+  ASSERT_THAT(broker, IsOk());
+  ASSERT_EQ(first.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_THAT(first.get(), IsOkAndHolds(0));
+  ASSERT_EQ(refused.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_THAT(refused.get(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no type")));
+  ASSERT_EQ(second.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_THAT(second.get(), IsOkAndHolds(1));
+  publisher.Close();
+  (*broker)->Shutdown(absl::Seconds(1));
 }
 
 TEST(BrokerLimits, StartRefusesAMaxEventBytesThatNoRequestCouldCarry) {
