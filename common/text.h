@@ -31,6 +31,11 @@ std::string Excerpt(absl::string_view text, size_t max = kMaxExcerptBytes);
 // (a proto3 string), unlike a plain substr.
 absl::string_view Utf8Prefix(absl::string_view text, size_t max);
 
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or
+// code points past U+10FFFF): what a proto3 string field must hold, or the
+// receiver refuses the whole message.
+bool IsUtf8(absl::string_view text);
+
 }  // namespace relay
 
 #endif  // RELAY_COMMON_TEXT_H_

@@ -27,6 +27,20 @@ TEST(Utf8Prefix, KeepsShortTextAndCutsLongTextOnACharacterBoundary) {
   EXPECT_EQ(Utf8Prefix("", 0), "");
 }
 
+TEST(IsUtf8, TakesWellFormedTextOnly) {
+  EXPECT_TRUE(IsUtf8(""));
+  EXPECT_TRUE(IsUtf8("KB-1"));
+  EXPECT_TRUE(IsUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // é € 😀
+  EXPECT_TRUE(IsUtf8("\xf4\x8f\xbf\xbf"));                           // U+10FFFF
+  EXPECT_FALSE(IsUtf8("\xe9"));                                      // Latin-1 é
+  EXPECT_FALSE(IsUtf8("\xff"));
+  EXPECT_FALSE(IsUtf8("\x80"));              // a continuation byte first
+  EXPECT_FALSE(IsUtf8("\xc3"));              // cut short
+  EXPECT_FALSE(IsUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(IsUtf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(IsUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+}
+
 TEST(Excerpt, ReplacesControlCharacters) { EXPECT_EQ(Excerpt("a\nb\x1b"), "'a?b?'"); }
 
 }  // namespace

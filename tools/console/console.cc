@@ -622,6 +622,11 @@ class Console::Impl {
     if (order_id.empty() || order_id.size() > 128) {
       return ErrorDocument(400, "order id must be 1 to 128 bytes", doc);
     }
+    if (!IsUtf8(order_id)) {
+      // A proto3 string must be: order-service would refuse the request
+      // whole, with an empty error, which read as a failing peer (502).
+      return ErrorDocument(400, "order id is not UTF-8", doc);
+    }
     const std::string& address = options_.endpoints.order;
     auto stub = ov1::OrderService::NewStub(ctx_.Channel(address));
     ov1::GetOrderRequest get;

@@ -541,6 +541,14 @@ TEST_F(ConsoleTest, PlacesOrdersAndFollowsThemToTheirEnd) {
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 404);
   EXPECT_THAT(unknown->body, HasSubstr("no order 'ord-nope'"));
+  // A byte that is not UTF-8 (the path's %FF): bad input, not a failing
+  // order-service (it was 502, "error 12 ()").
+  for (const char* path : {"/api/orders/ord-%FF", "/api/orders/ord-%FF/stream"}) {
+    auto bad = Client().Get(path);
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 400) << path;
+    EXPECT_THAT(bad->body, HasSubstr("is not UTF-8")) << path;
+  }
 }
 
 }  // namespace

@@ -51,6 +51,15 @@ std::vector<std::string> Args::GetAll(absl::string_view name) const {
 }
 
 absl::StatusOr<Args> ParseArgs(const CommandSpec& spec, const std::vector<std::string>& argv) {
+  // Ids, names and reasons go into proto3 strings, which must be UTF-8: the
+  // service would refuse the whole request with an empty error.
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (!IsUtf8(argv[i])) {
+      // Not quoted: its bytes would not print either.
+      return absl::InvalidArgumentError(
+          absl::StrCat("argument ", i + 1, " is not UTF-8 (a terminal in another encoding?)"));
+    }
+  }
   Args args;
   bool flags_done = false;
   for (size_t i = 0; i < argv.size(); ++i) {

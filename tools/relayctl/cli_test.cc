@@ -122,6 +122,10 @@ TEST(Cli, BadArgumentsExitTwoWithOneLine) {
       {"order", std::string(1 << 20, 'x')},
       {std::string(1 << 20, 'x')},
       {"order", "get", "o-1", "--bogus\nline"},
+      // Not UTF-8 (é from a Latin-1 terminal): the service would refuse the
+      // whole request with an empty error.
+      {"order", "get", "o-\xe9"},
+      {"order", "place", "--customer", "c-\xe9", "--item", "KB-1:1"},
       {"account", "deposit", "c-1", "1\n2"},
   };
   for (const std::vector<std::string>& argv : cases) {
