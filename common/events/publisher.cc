@@ -227,11 +227,11 @@ void Publisher::ResolveLocked(Batch& batch, const PublishResponse& response) {
     for (size_t i = 0; i < n; ++i) {
       if (i < static_cast<size_t>(response.results_size())) {
         batch.promises[i].set_value(response.results(static_cast<int>(i)).offset());
+        ++acked_;
       } else {
         batch.promises[i].set_value(absl::InternalError("broker answered fewer results"));
       }
     }
-    acked_ += n;
   }
   pending_ -= n;
 }
