@@ -26,6 +26,9 @@ namespace relay::events {
 // resolves to the event's durable offset. While the broker is away the
 // publisher keeps the events and retries with exponential backoff; the
 // broker's dedupe by event id makes a resend after a lost answer harmless.
+// So does an answer UNAVAILABLE or INTERNAL (the broker's storage failed:
+// docs/STORAGE.md#a-storage-failure) or a stream that ends with any status:
+// those batches are sent again, on a new stream, for as long as it lasts.
 // A batch the broker rejects as invalid resolves its futures with that
 // error and is not retried. Batches are cut to fit max_message_bytes; an
 // event that cannot fit in a request on its own fails at once with
