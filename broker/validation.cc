@@ -75,6 +75,17 @@ absl::Status CheckEnvelope(int i, const events::v1::Event& e) {
   }
   return absl::OkStatus();
 }
+// A time whose microseconds do not overflow: a Timestamp's own range.
+absl::Status CheckTimestamp(absl::string_view what, const google::protobuf::Timestamp& t) {
+  using google::protobuf::util::TimeUtil;
+  if (t.seconds() >= TimeUtil::kTimestampMinSeconds &&
+      t.seconds() <= TimeUtil::kTimestampMaxSeconds && t.nanos() >= 0 && t.nanos() <= 999'999'999) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " has seconds ", t.seconds(), " and nanos ", t.nanos(),
+                   ": expected a time in the years 1 to 9999 with nanos in [0, 1e9)"));
+}
 }  // namespace
 
 absl::Status ValidateName(absl::string_view what, absl::string_view name) {
@@ -134,6 +145,11 @@ absl::Status ValidatePublish(const v1::PublishRequest& request, const Limits& li
 absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open) {
   if (absl::Status s = ValidateName("topic", open.topic()); !s.ok()) return s;
   if (absl::Status s = ValidateName("group", open.group()); !s.ok()) return s;
+  if (open.start().has_time()) {
+    // Else its microseconds overflowed, and the new group's start, saved at
+    // once, was a wrong offset for good.
+    if (absl::Status s = CheckTimestamp("start.time", open.start().time()); !s.ok()) return s;
+  }
   if (static_cast<size_t>(open.types_size()) > kMaxFilterTypes) {
     return absl::InvalidArgumentError(absl::StrCat("type filter has ", open.types_size(),
                                                    " types; the limit is ", kMaxFilterTypes));
@@ -166,14 +182,9 @@ absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open) {
 
 absl::Status ValidateReadFilter(const v1::ReadRequest& request) {
   if (absl::Status s = ValidateName("topic", request.topic()); !s.ok()) return s;
-  using google::protobuf::util::TimeUtil;
-  if (request.has_time() && (request.time().seconds() < TimeUtil::kTimestampMinSeconds ||
-                             request.time().seconds() > TimeUtil::kTimestampMaxSeconds ||
-                             request.time().nanos() < 0 || request.time().nanos() > 999'999'999)) {
+  if (request.has_time()) {
     // Its microseconds would overflow, reading the topic from a wrong place.
-    return absl::InvalidArgumentError(absl::StrCat(
-        "time has seconds ", request.time().seconds(), " and nanos ", request.time().nanos(),
-        ": expected a time in the years 1 to 9999 with nanos in [0, 1e9)"));
+    if (absl::Status s = CheckTimestamp("time", request.time()); !s.ok()) return s;
   }
   if (absl::Status s = CheckLength("key", request.key(), kMaxKeyBytes); !s.ok()) return s;
   return CheckLength("correlation_id", request.correlation_id(), kMaxHeaderValueBytes);

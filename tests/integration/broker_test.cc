@@ -479,6 +479,25 @@ TEST_P(BrokerTest, ReadFromATimeOutOfRangeIsInvalidArgument) {
   }
 }
 
+// The same for a new group's start: it overflowed, and the group was saved
+// at a wrong start for good.
+TEST_P(BrokerTest, SubscribeFromATimeOutOfRangeIsInvalidArgument) {
+  PublishMany(*stub_, "orders", 0, 3, 3);
+  grpc::ClientContext ctx;
+  auto stream = stub_->Subscribe(&ctx);
+  SubscribeRequest open;
+  open.mutable_open()->set_topic("orders");
+  open.mutable_open()->set_group("g");
+  open.mutable_open()->mutable_start()->mutable_time()->set_seconds(10'000'000'000'000);
+  ASSERT_TRUE(stream->Write(open));
+  SubscribeResponse resp;
+  EXPECT_FALSE(stream->Read(&resp));
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("start.time"));
+  EXPECT_EQ(Group("orders", "g").group(), "");  // no group was made
+}
+
 TEST_P(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
   PublishMany(*stub_, "orders", 0, 30, 3);
   grpc::ClientContext ctx;
