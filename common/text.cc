@@ -28,6 +28,15 @@ std::string Excerpt(absl::string_view text, size_t max) {
   return out;
 }
 
+std::string ControlsReplaced(absl::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return out;
+}
+
 bool IsUtf8(absl::string_view text) {
   size_t i = 0;
   while (i < text.size()) {

@@ -31,6 +31,11 @@ std::string Excerpt(absl::string_view text, size_t max = kMaxExcerptBytes);
 // (a proto3 string), unlike a plain substr.
 absl::string_view Utf8Prefix(absl::string_view text, size_t max);
 
+// `text` with each control character (bytes 0x00-0x1F, 0x7F) replaced by
+// '?': for text from elsewhere (a peer's error message) that goes into a
+// field the services refuse control characters in.
+std::string ControlsReplaced(absl::string_view text);
+
 // Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or
 // code points past U+10FFFF): what a proto3 string field must hold, or the
 // receiver refuses the whole message.

@@ -41,6 +41,11 @@ TEST(IsUtf8, TakesWellFormedTextOnly) {
   EXPECT_FALSE(IsUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
 }
 
+TEST(ControlsReplaced, KeepsTheRest) {
+  EXPECT_EQ(ControlsReplaced("stock: no \x1b[2Jroom\n"), "stock: no ?[2Jroom?");
+  EXPECT_EQ(ControlsReplaced("caf\xc3\xa9"), "caf\xc3\xa9");
+}
+
 TEST(Excerpt, ReplacesControlCharacters) { EXPECT_EQ(Excerpt("a\nb\x1b"), "'a?b?'"); }
 
 }  // namespace

@@ -240,12 +240,16 @@ void SyncSaga::Run(Job job) {
 void SyncSaga::Compensate(const v1::Order& order, const std::string& reason, bool release,
                           bool refund) {
   const std::string& id = order.order_id();
+  // The reason may quote a peer's error message: whatever bytes it holds,
+  // the services refuse control characters, and a refused compensation is
+  // not tried again (the stock would stay held, the money taken).
+  const std::string clean(Utf8Prefix(ControlsReplaced(reason), kMaxReasonBytes));
   inventory::v1::ReleaseStockRequest release_request;
   release_request.set_order_id(id);
-  release_request.set_reason(std::string(Utf8Prefix(reason, kMaxReasonBytes)));
+  release_request.set_reason(clean);
   payment::v1::RefundRequest refund_request;
   refund_request.set_order_id(id);
-  refund_request.set_reason(std::string(Utf8Prefix(reason, kMaxReasonBytes)));
+  refund_request.set_reason(clean);
   inventory::v1::StockChangeResponse released;
   payment::v1::RefundResponse refunded;
   grpc::Status release_status, refund_status;
