@@ -74,10 +74,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
 //   stub = Broker::NewStub((*brokers)->Pick());
 class ChannelSet {
  public:
+  // The longest address of a target list.
+  static constexpr size_t kMaxTargetBytes = 300;
+
   // `targets`: "host:port[,host:port...]" (whitespace around each entry is
-  // dropped). INVALID_ARGUMENT, quoting at most 32 bytes, for an empty list
-  // or an empty entry.
-  // Each channel as MakeChannel(entry, keepalive, tls).
+  // dropped). INVALID_ARGUMENT, quoting at most 32 bytes, for an empty list,
+  // an empty entry, or one over kMaxTargetBytes or with a space or control
+  // character inside. Each channel as MakeChannel(entry, keepalive, tls).
   static absl::StatusOr<std::shared_ptr<ChannelSet>> Parse(const std::string& targets,
                                                            const Keepalive& keepalive = {},
                                                            const TlsFiles& tls = ProcessTls());

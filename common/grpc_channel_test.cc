@@ -127,6 +127,14 @@ TEST(ChannelSetTest, AnEmptyEntryIsRefusedWithAShortQuote) {
   EXPECT_FALSE(ChannelSet::Parse("").ok());
   EXPECT_FALSE(ChannelSet::Parse(std::string(1 << 20, ',')).ok());
   EXPECT_LT(ChannelSet::Parse(std::string(1 << 20, ',')).status().message().size(), 200u);
+  // An address is echoed by every "cannot reach" error: bounded, one line.
+  for (const std::string& bad : {std::string(1 << 20, 'a'), std::string("host\n:7070"),
+                                 std::string("a b:7070"), std::string("ok:1,x\x1b:2")}) {
+    absl::StatusOr<std::shared_ptr<ChannelSet>> set = ChannelSet::Parse(bad);
+    EXPECT_EQ(set.status().code(), absl::StatusCode::kInvalidArgument) << bad.substr(0, 20);
+    EXPECT_LT(set.status().message().size(), 200u);
+    EXPECT_EQ(set.status().message().find('\n'), std::string::npos);
+  }
 }
 
 TEST(ChannelSetTest, OfTwoAddressesTheOneThatListensIsUsed) {

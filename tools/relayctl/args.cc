@@ -51,19 +51,18 @@ std::vector<std::string> Args::GetAll(absl::string_view name) const {
 }
 
 absl::StatusOr<Args> ParseArgs(const CommandSpec& spec, const std::vector<std::string>& argv) {
-  // Ids, names and reasons go into proto3 strings, which must be UTF-8: the
-  // service would refuse the whole request with an empty error.
-  for (size_t i = 0; i < argv.size(); ++i) {
-    if (!IsUtf8(argv[i])) {
-      // Not quoted: its bytes would not print either.
-      return absl::InvalidArgumentError(
-          absl::StrCat("argument ", i + 1, " is not UTF-8 (a terminal in another encoding?)"));
-    }
-  }
+  auto not_utf8 = [](size_t i) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "argument ", i + 1, " after the command is not UTF-8 (a terminal in another encoding?)"));
+  };
   Args args;
   bool flags_done = false;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& word = argv[i];
+    // Ids, names and reasons go into proto3 strings, which must be UTF-8:
+    // the service would refuse the whole request with an empty error. The
+    // text is not quoted: its bytes would not print either.
+    if (!IsUtf8(word) && !absl::StartsWith(word, "--tls-")) return not_utf8(i);
     if (flags_done || word == "-" || !absl::StartsWith(word, "-")) {
       args.positionals_.push_back(word);
       continue;
@@ -112,6 +111,8 @@ absl::StatusOr<Args> ParseArgs(const CommandSpec& spec, const std::vector<std::s
       value = *inline_value;
     } else if (i + 1 < argv.size()) {
       value = argv[++i];
+      // File paths (--tls-*) are bytes, not proto strings.
+      if (!IsUtf8(value) && !absl::StartsWith(flag->name, "tls-")) return not_utf8(i);
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("flag --", flag->name, " needs a value (",

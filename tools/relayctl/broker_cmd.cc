@@ -91,11 +91,12 @@ int Groups(Context& ctx, const Args& args) {
                {"DEAD-LETTERED", Table::kRight},
                {"TYPES"}});
   for (const bv1::GroupInfo& g : response.groups()) {
-    table.AddRow(
-        {g.topic(), g.group(), absl::StrCat(g.members_size()), absl::StrCat(g.committed_offset()),
-         absl::StrCat(g.end_offset()), absl::StrCat(g.lag()), absl::StrCat(g.in_flight()),
-         absl::StrCat(g.waiting_retry()), absl::StrCat(g.redelivered()),
-         absl::StrCat(g.dead_lettered()), g.types().empty() ? "*" : absl::StrJoin(g.types(), ",")});
+    table.AddRow({g.topic(), g.group(), absl::StrCat(g.members_size()),
+                  absl::StrCat(g.committed_offset()), absl::StrCat(g.end_offset()),
+                  absl::StrCat(g.lag()), absl::StrCat(g.in_flight()),
+                  absl::StrCat(g.waiting_retry()), absl::StrCat(g.redelivered()),
+                  absl::StrCat(g.dead_lettered()),
+                  g.types().empty() ? "*" : Printable(absl::StrJoin(g.types(), ","))});
   }
   table.Render(ctx.out());
   return kExitOk;

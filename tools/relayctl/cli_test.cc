@@ -138,6 +138,21 @@ TEST(Cli, BadArgumentsExitTwoWithOneLine) {
   }
 }
 
+// A file path is bytes, not a proto string: one that is not UTF-8 is looked
+// for as it is (and here not found), not refused as text.
+TEST(Cli, TlsPathsNeedNotBeUtf8) {
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{"broker", "topics", "--tls-ca", "/nonexistent/\xe9.pem"},
+        std::vector<std::string>{"broker", "topics", "--tls-ca=/nonexistent/\xe9.pem"}}) {
+    Outcome o = RunCli(argv);
+    EXPECT_NE(o.code, 0);
+    EXPECT_THAT(o.err, Not(HasSubstr("UTF-8")));
+  }
+  Outcome o = RunCli({"order", "get", "o-\xe9"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_THAT(o.err, HasSubstr("argument 1 after the command is not UTF-8"));
+}
+
 TEST(Cli, UnreachableServiceExitsFourNamingTheAddress) {
   Outcome o = RunCli({"order", "get", "o-1", "--order", kNowhere, "--timeout", "2s"});
   EXPECT_EQ(o.code, 4);

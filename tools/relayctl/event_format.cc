@@ -32,6 +32,28 @@ bool IsControl(char c) {
   return u < 0x20 || u == 0x7f;
 }
 
+void AppendEscaped(absl::string_view text, std::string* out) {
+  for (char c : text) {
+    switch (c) {
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      default:
+        if (IsControl(c)) {
+          absl::StrAppend(out, "\\x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+}
+
 // A value for a `name=value` word: quoted when empty or holding spaces,
 // quotes or control characters, which are escaped (\n, \r, \t, \xNN), so
 // that no event's bytes can move the cursor or recolour the terminal.
@@ -41,31 +63,7 @@ std::string Quote(const std::string& text) {
     return text;
   }
   std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (IsControl(c)) {
-          absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
+  AppendEscaped(absl::StrReplaceAll(text, {{"\\", "\\\\"}, {"\"", "\\\""}}), &out);
   out.push_back('"');
   return out;
 }
@@ -203,6 +201,13 @@ std::string FormatEventLine(const ev::Event& event) {
                          FormatUtcTime(event.publish_time()), event.topic(), event.offset(),
                          Quote(event.type()), event.key().empty() ? "-" : Quote(event.key()),
                          corr.empty() ? "-" : Quote(corr), SummarizePayload(event));
+}
+
+std::string Printable(absl::string_view text) {
+  if (std::none_of(text.begin(), text.end(), IsControl)) return std::string(text);
+  std::string out;
+  AppendEscaped(text, &out);
+  return out;
 }
 
 std::string CorrelationId(const ev::Event& event) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/events/cancel_cause.h"
 #include "google/protobuf/message.h"
@@ -40,6 +41,11 @@ using relay::events::CancelCauseName;
 // "2026-11-26T22:30:19.229Z  orders      12  order.created      key=o-1  corr=o-1  customer=c-1
 // ..."
 std::string FormatEventLine(const relay::events::v1::Event& event);
+
+// `text` with its control characters escaped (\n, \r, \t, \xNN), for a
+// table cell of what others wrote (an event's type or source, a group's type
+// filter): its bytes must not drive the terminal.
+std::string Printable(absl::string_view text);
 
 // The event's correlation_id header, or "" without one.
 std::string CorrelationId(const relay::events::v1::Event& event);

@@ -142,6 +142,14 @@ TEST(FormatEventLine, EscapesControlCharacters) {
   EXPECT_EQ(line.find_first_of("\x1b\r\x07"), std::string::npos) << line;
 }
 
+// Table cells of what others wrote (relayctl trace's type and source,
+// broker groups' type filters) escape the same bytes, without quoting.
+TEST(Printable, EscapesControlCharactersOnly) {
+  EXPECT_EQ(Printable("order.created"), "order.created");
+  EXPECT_EQ(Printable("Mechanical keyboard"), "Mechanical keyboard");
+  EXPECT_EQ(Printable("x\x1b]0;pwn\x07\n"), "x\\x1b]0;pwn\\x07\\n");
+}
+
 TEST(FormatDelta, ScalesItsUnit) {
   EXPECT_EQ(FormatDelta(absl::Microseconds(420)), "0.4ms");
   EXPECT_EQ(FormatDelta(absl::Microseconds(12345)), "12.3ms");

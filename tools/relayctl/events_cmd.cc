@@ -92,7 +92,7 @@ int Tail(Context& ctx, const Args& args) {
     request.set_topic(name);
     uint64_t unused;
     if (grpc::Status s = ReadToEnd(ctx, *stub, request, start, count, &events, &unused); !s.ok()) {
-      return ctx.RpcFailed(absl::StrCat("read ", name), ctx.endpoints().broker, s);
+      return ctx.RpcFailed(absl::StrCat("read ", Excerpt(name)), ctx.endpoints().broker, s);
     }
   }
   SortByPublishTime(&events);
@@ -136,7 +136,7 @@ int Tail(Context& ctx, const Args& args) {
       bv1::ReadRequest request;
       request.set_topic(name);
       if (grpc::Status s = ReadToEnd(ctx, *stub, request, offset, 0, &batch, &offset); !s.ok()) {
-        return ctx.RpcFailed(absl::StrCat("read ", name), ctx.endpoints().broker, s);
+        return ctx.RpcFailed(absl::StrCat("read ", Excerpt(name)), ctx.endpoints().broker, s);
       }
     }
     SortByPublishTime(&batch);

@@ -58,7 +58,7 @@ int Trace(Context& ctx, const Args& args) {
   std::string failed;
   if (grpc::Status s = ReadCorrelated(ctx, *stub, topics, order_id, std::nullopt, &events, &failed);
       !s.ok()) {
-    return ctx.RpcFailed(absl::StrCat("trace ", Excerpt(order_id), ": read ", failed),
+    return ctx.RpcFailed(absl::StrCat("trace ", Excerpt(order_id), ": read ", Excerpt(failed)),
                          ctx.endpoints().broker, s);
   }
   if (events.empty()) {
@@ -73,7 +73,7 @@ int Trace(Context& ctx, const Args& args) {
   bv1::DescribeGroupsResponse groups;
   grpc::Status status = stub->DescribeGroups(&call, bv1::DescribeGroupsRequest(), &groups);
   if (!status.ok()) {
-    return ctx.RpcFailed(absl::StrCat("trace ", order_id, ": describe groups"),
+    return ctx.RpcFailed(absl::StrCat("trace ", Excerpt(order_id), ": describe groups"),
                          ctx.endpoints().broker, status);
   }
   PrintTrace(ctx.out(), order_id, events, {groups.groups().begin(), groups.groups().end()},
@@ -139,8 +139,8 @@ void PrintTrace(std::ostream& out, const std::string& order_id, const std::vecto
     const absl::Time at = ToTime(e.publish_time());
     Acks acks = AcksFor(e, groups);
     table.AddRow({FormatUtcTime(e.publish_time()), is_first ? "-" : FormatDelta(at - previous),
-                  FormatDelta(at - first), e.topic(), absl::StrCat(e.offset()), e.type(),
-                  e.source().empty() ? "-" : e.source(),
+                  FormatDelta(at - first), e.topic(), absl::StrCat(e.offset()), Printable(e.type()),
+                  e.source().empty() ? "-" : Printable(e.source()),
                   acks.acked.empty() ? "-" : absl::StrJoin(acks.acked, ","),
                   acks.waiting.empty() ? "-" : absl::StrJoin(acks.waiting, ","),
                   SummarizePayload(e)});
