@@ -93,16 +93,17 @@ absl::Status ValidateDeposit(const std::optional<AccountBalance>& account,
       return absl::NotFoundError(absl::StrCat("unknown customer ", Excerpt(customer_id),
                                               " (give a name to open an account)"));
     }
-    return absl::OkStatus();
-  }
-  if (amount.currency() != account->currency) {
+  } else if (amount.currency() != account->currency) {
     return absl::InvalidArgumentError(absl::StrCat("account ", Excerpt(customer_id), " holds ",
                                                    account->currency, ", cannot deposit ",
                                                    amount.currency()));
   }
-  if (account->balance_minor > std::numeric_limits<int64_t>::max() - amount.amount_minor()) {
-    return absl::InvalidArgumentError(absl::StrCat("deposit of ", FormatMoney(amount),
-                                                   " would overflow the balance of ", customer_id));
+  const int64_t balance = account.has_value() ? account->balance_minor : 0;
+  if (amount.amount_minor() > kMaxBalanceMinor ||
+      balance > kMaxBalanceMinor - amount.amount_minor()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "deposit of ", FormatMoney(amount), " would take the balance of ", Excerpt(customer_id),
+        " past ", FormatMoney(kMaxBalanceMinor, amount.currency())));
   }
   return absl::OkStatus();
 }

@@ -53,10 +53,16 @@ bool NeedsRefund(relay::payment::v1::PaymentStatus status);
 // Whether `code` looks like an ISO 4217 code: three letters A-Z.
 bool IsCurrencyCode(absl::string_view code);
 
+// The largest balance an account may hold, in minor units (10^16 of the
+// currency's major unit): a refund gives back at most what a capture took
+// from a balance within it, so no refund can overflow a balance, whatever
+// was deposited between the two.
+inline constexpr int64_t kMaxBalanceMinor = 1'000'000'000'000'000'000;
+
 // Checks a deposit of `amount` to `customer_id`, whose account is `account`
 // (nullopt: none yet). OK when the amount is > 0 and in the account's
 // currency (or, for a new account, a currency code and a non-empty `name`),
-// and the new balance fits. Else INVALID_ARGUMENT, or NOT_FOUND for an
+// and the new balance is at most kMaxBalanceMinor. Else INVALID_ARGUMENT, or NOT_FOUND for an
 // unknown customer without `name`, with a message that says what is wrong.
 absl::Status ValidateDeposit(const std::optional<AccountBalance>& account,
                              absl::string_view customer_id, const events::v1::Money& amount,

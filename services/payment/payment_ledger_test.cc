@@ -119,11 +119,22 @@ TEST(PaymentLedger, DepositToAnUnknownCustomerNeedsAName) {
   EXPECT_THAT(ValidateDeposit(std::nullopt, "c-9", Usd(100), "Eve"), IsOk());
 }
 
-TEST(PaymentLedger, RejectsADepositThatWouldOverflow) {
-  AccountBalance rich{std::numeric_limits<int64_t>::max() - 10, "USD"};
+// Balances stay at most kMaxBalanceMinor: a deposit up to INT64_MAX was
+// taken, and the refund of an earlier capture then overflowed, failed, and
+// was dead-lettered, leaving the money taken on a cancelled order.
+TEST(PaymentLedger, RejectsADepositPastTheLargestBalance) {
+  AccountBalance rich{kMaxBalanceMinor - 10, "USD"};
   EXPECT_THAT(ValidateDeposit(rich, "c-1", Usd(11), ""),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("overflow")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("past")));
   EXPECT_THAT(ValidateDeposit(rich, "c-1", Usd(10), ""), IsOk());
+  EXPECT_THAT(ValidateDeposit(rich, "c-1", Usd(std::numeric_limits<int64_t>::max()), ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("past")));
+  // A new account too.
+  EXPECT_THAT(ValidateDeposit(std::nullopt, "c-9", Usd(kMaxBalanceMinor + 1), "Eve"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("past")));
+  EXPECT_THAT(ValidateDeposit(std::nullopt, "c-9", Usd(kMaxBalanceMinor), "Eve"), IsOk());
+  // The refund of anything captured from such a balance cannot overflow.
+  EXPECT_LT(kMaxBalanceMinor, std::numeric_limits<int64_t>::max() / 2);
 }
 
 TEST(PaymentLedger, RejectsADepositWithoutCustomer) {
