@@ -44,13 +44,6 @@ namespace {
 
 uint64_t RecordBytes(const std::string& payload) { return kRecordHeaderBytes + payload.size(); }
 
-// The payload length of the record header at `header`, which holds at least
-// kRecordHeaderBytes (record.h: little-endian u32, then the CRC).
-uint64_t HeaderLength(const char* header) {
-  const auto* u = reinterpret_cast<const unsigned char*>(header);
-  return uint64_t{u[0]} | (uint64_t{u[1]} << 8) | (uint64_t{u[2]} << 16) | (uint64_t{u[3]} << 24);
-}
-
 // Whether a whole record (its CRC matching) starts anywhere in `data` after
 // `at`.
 bool AnyRecordAfter(absl::string_view data, size_t at) {
@@ -60,7 +53,6 @@ bool AnyRecordAfter(absl::string_view data, size_t at) {
     if (data.substr(p, kRecordHeaderBytes).find_first_not_of('\0') == absl::string_view::npos) {
       continue;
     }
-    if (HeaderLength(data.data() + p) > data.size() - p - kRecordHeaderBytes) continue;
     RecordReader reader(data.substr(p));
     absl::string_view payload;
     if (reader.Next(&payload)) return true;

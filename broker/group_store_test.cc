@@ -200,13 +200,20 @@ TEST(FileGroupStore, TornTailIsIgnoredAndCutOff) {
   }
 }
 
+// Saves checkpoints 7, 8 and 9 of one group: three records. Returns where
+// the second begins.
+size_t SaveThreeRecords(FileGroupStore* store) {
+  EXPECT_THAT(store->Save(Checkpoint(7)), IsOk());
+  const size_t second = ReadFile(store->log_path()).size();
+  EXPECT_THAT(store->Save(Checkpoint(8)), IsOk());
+  EXPECT_THAT(store->Save(Checkpoint(9)), IsOk());
+  return second;
+}
+
 TEST(FileGroupStore, CorruptRecordInTheMiddleIsDataLossNamingFileAndOffset) {
   ::relay::testing::TempDir dir;
   FileGroupStore store(dir.Join("groups"));
-  ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
-  const size_t second = ReadFile(store.log_path()).size();
-  ASSERT_THAT(store.Save(Checkpoint(8)), IsOk());
-  ASSERT_THAT(store.Save(Checkpoint(9)), IsOk());
+  const size_t second = SaveThreeRecords(&store);
   std::string bytes = ReadFile(store.log_path());
   bytes[second + kRecordHeaderBytes + 3] ^= 0x40;  // a bit of the second payload
   WriteFile(store.log_path(), bytes);
@@ -251,10 +258,7 @@ TEST(FileGroupStore, ADamagedLengthAmidRecordsIsDataLoss) {
     SCOPED_TRACE(absl::StrCat("length ", length));
     ::relay::testing::TempDir dir;
     FileGroupStore store(dir.Join("groups"));
-    ASSERT_THAT(store.Save(Checkpoint(7)), IsOk());
-    const size_t second = ReadFile(store.log_path()).size();
-    ASSERT_THAT(store.Save(Checkpoint(8)), IsOk());
-    ASSERT_THAT(store.Save(Checkpoint(9)), IsOk());
+    const size_t second = SaveThreeRecords(&store);
     std::string bytes = ReadFile(store.log_path());
     for (int i = 0; i < 4; ++i) bytes[second + i] = static_cast<char>((length >> (8 * i)) & 0xff);
     WriteFile(store.log_path(), bytes);

@@ -63,13 +63,10 @@ absl::StatusOr<std::shared_ptr<ChannelSet>> ChannelSet::Parse(const std::string&
     // A host name is at most 253 bytes; the address also shows in every
     // "cannot reach" error.
     if (entry.size() > kMaxTargetBytes ||
-        std::any_of(entry.begin(), entry.end(), [](char c) {
-          const auto u = static_cast<unsigned char>(c);
-          return u <= 0x20 || u == 0x7f;
-        })) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("address ", Excerpt(entry), " is not host:port (at most ", kMaxTargetBytes,
-                       " bytes, no spaces or control characters)"));
+        std::any_of(entry.begin(), entry.end(), [](char c) { return c == ' ' || IsControl(c); })) {
+      return absl::InvalidArgumentError(absl::StrCat("address ", Excerpt(entry),
+                                                     " is not host:port (at most ", kMaxTargetBytes,
+                                                     " bytes, no spaces or control characters)"));
     }
     names.emplace_back(entry);
     channels.push_back(MakeChannel(std::string(entry), keepalive, tls));

@@ -20,8 +20,7 @@ std::string Excerpt(absl::string_view text, size_t max) {
   std::string out = "'";
   out.reserve(n + 24);
   for (size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out.push_back(c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c));
+    out.push_back(IsControl(text[i]) ? '?' : text[i]);
   }
   out.push_back('\'');
   if (n < text.size()) absl::StrAppend(&out, "…(", text.size(), " bytes)");
@@ -31,8 +30,7 @@ std::string Excerpt(absl::string_view text, size_t max) {
 std::string ControlsReplaced(absl::string_view text) {
   std::string out(text);
   for (char& c : out) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) c = '?';
+    if (IsControl(c)) c = '?';
   }
   return out;
 }

@@ -31,6 +31,13 @@ std::string Excerpt(absl::string_view text, size_t max = kMaxExcerptBytes);
 // (a proto3 string), unlike a plain substr.
 absl::string_view Utf8Prefix(absl::string_view text, size_t max);
 
+// Whether `c` is a control character (bytes 0x00-0x1F and 0x7F): what
+// no id or printed text may carry, as it could drive a terminal.
+inline bool IsControl(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u < 0x20 || u == 0x7f;
+}
+
 // `text` with each control character (bytes 0x00-0x1F, 0x7F) replaced by
 // '?': for text from elsewhere (a peer's error message) that goes into a
 // field the services refuse control characters in.

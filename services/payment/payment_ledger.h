@@ -7,6 +7,7 @@
 // database.
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -58,6 +59,8 @@ bool IsCurrencyCode(absl::string_view code);
 // from a balance within it, so no refund can overflow a balance, whatever
 // was deposited between the two.
 inline constexpr int64_t kMaxBalanceMinor = 1'000'000'000'000'000'000;
+static_assert(kMaxBalanceMinor < std::numeric_limits<int64_t>::max() / 2,
+              "a balance plus a refund of at most as much must fit");
 
 // Checks a deposit of `amount` to `customer_id`, whose account is `account`
 // (nullopt: none yet). OK when the amount is > 0 and in the account's

@@ -18,8 +18,8 @@ absl::Status CheckString(absl::string_view field, absl::string_view value, size_
         field, " is ", value.size(), " bytes, the limit is ", max_bytes, ": ", Excerpt(value)));
   }
   for (size_t i = 0; i < value.size(); ++i) {
-    const auto c = static_cast<unsigned char>(value[i]);
-    if (c < 0x20 || c == 0x7f) {
+    if (IsControl(value[i])) {
+      const auto c = static_cast<unsigned char>(value[i]);
       return absl::InvalidArgumentError(absl::StrCat(field, " holds a control character (byte ", i,
                                                      " is 0x", absl::Hex(c, absl::kZeroPad2),
                                                      "): ", Excerpt(value)));
