@@ -74,6 +74,14 @@ absl::Status InventoryHandlers::OrderCreated(Tx& tx, const events::v1::OrderCrea
                 "", "", corr});
     return absl::OkStatus();
   }
+  if (reserve->closed) {
+    // A replayed order.created whose order.cancelled came first: holding
+    // stock now would hold it for good.
+    AddNote(e, {log::Level::kWarn,
+                "order.created for an order cancelled before its stock was reserved: nothing held",
+                *order_id, "", "", corr});
+    return absl::OkStatus();
+  }
   const ReserveDecision& decision = reserve->decision;
 
   if (!decision.ok) {

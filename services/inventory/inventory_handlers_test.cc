@@ -242,6 +242,26 @@ TEST_F(InventoryHandlersTest, CancelAfterARejectionDoesNothing) {
   EXPECT_THAT(OutboxTypes(), ElementsAre("stock.rejected"));
 }
 
+TEST_F(InventoryHandlersTest, AnOrderCreatedReplayedAfterItsCancelHoldsNothing) {
+  // Rejected, then cancelled; an operator replays the order.created (under a
+  // new event id) once the stock would fit.
+  ASSERT_THAT(Handle(Created("o-7", {Line("GPU-1", 5)})), IsOk());
+  ASSERT_THAT(Handle(Cancelled("o-7", "out of stock")), IsOk());
+  ASSERT_THAT(Handle(Created("o-7", {Line("GPU-1", 1)})), IsOk());
+  // Dead-lettered here before it was handled, and its order timed out.
+  ASSERT_THAT(Handle(Cancelled("o-9", "timeout")), IsOk());
+  ASSERT_THAT(Handle(Created("o-9", {Line("KB-1", 1)})), IsOk());
+
+  EXPECT_THAT(Reservations("o-7"), IsEmpty());
+  EXPECT_THAT(Reservations("o-9"), IsEmpty());
+  EXPECT_EQ(Level("GPU-1").reserved, 0);
+  EXPECT_EQ(Level("KB-1").reserved, 0);
+  EXPECT_THAT(OutboxTypes(), ElementsAre("stock.rejected"));
+  // Only those orders are closed.
+  ASSERT_THAT(Handle(Created("o-10", {Line("GPU-1", 1)})), IsOk());
+  EXPECT_EQ(Level("GPU-1").reserved, 1);
+}
+
 TEST_F(InventoryHandlersTest, CancelAfterConfirmLeavesTheSaleAlone) {
   ASSERT_THAT(Handle(Created("o-8", {Line("WC-1", 1)})), IsOk());
   ASSERT_THAT(Handle(Confirmed("o-8")), IsOk());

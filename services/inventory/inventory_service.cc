@@ -274,6 +274,14 @@ absl::Status InventoryServiceImpl::DoReserveStock(const v1::ReserveStockRequest&
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
+  if (result.closed) {
+    response->set_replayed(true);
+    response->set_state(v1::RESERVATION_STATE_RELEASED);
+    response->set_reason("the order was released before it was reserved");
+    RELAY_LOG(Warn, "reserve for an order released before it was reserved: nothing held",
+              {{"order", order_id}, {"via", "ReserveStock"}, {"corr", order_id}});
+    return absl::OkStatus();
+  }
   if (result.replayed) {
     // One state per order: the steps move all of an order's rows together.
     const v1::ReservationState state = result.existing.front().state;

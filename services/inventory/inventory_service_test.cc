@@ -452,6 +452,24 @@ TEST_F(StockStepsRpcTest, ReleaseGivesTheUnitsBackOnceAndALateReserveKeepsThemFr
   EXPECT_EQ(Reserved("MS-1"), 0);
 }
 
+TEST_F(StockStepsRpcTest, AReserveThatLandsAfterTheReleaseThatUndidItHoldsNothing) {
+  // order-service --flow=sync: its ReserveStock timed out, it released to
+  // undo whatever the reserve did, and then the reserve arrived.
+  ASSERT_THAT(Release("ord-late"), IsOk());
+  absl::StatusOr<v1::ReserveStockResponse> late = Reserve(ReserveOf("ord-late", {{"KB-1", 2}}));
+  ASSERT_THAT(late, IsOk());
+  EXPECT_FALSE(late->reserved());
+  EXPECT_TRUE(late->replayed());
+  EXPECT_EQ(late->state(), v1::RESERVATION_STATE_RELEASED);
+  EXPECT_THAT(late->lines(), IsEmpty());
+  EXPECT_THAT(late->reason(), HasSubstr("released before it was reserved"));
+  EXPECT_EQ(Reserved("KB-1"), 0);
+  // Only that order is closed.
+  ASSERT_THAT(Reserve(ReserveOf("ord-next", {{"KB-1", 2}})), IsOk());
+  EXPECT_EQ(Reserved("KB-1"), 2);
+  EXPECT_THAT(Outbox(), IsEmpty());
+}
+
 TEST_F(StockStepsRpcTest, CommitSellsTheHeldUnitsOnce) {
   const int64_t on_hand = GetStock("KB-1")->on_hand();
   ASSERT_THAT(Reserve(ReserveOf("ord-3", {{"KB-1", 4}})), IsOk());

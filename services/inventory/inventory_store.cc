@@ -10,6 +10,7 @@
 #include "common/trace.h"
 #include "google/protobuf/util/time_util.h"
 #include "relay/events/v1/inventory_events.pb.h"
+#include "services/shared/closed_orders.h"
 
 namespace relay::inventory {
 namespace {
@@ -128,6 +129,7 @@ std::vector<std::string> InventoryStore::Migrations() {
   // Shared steps that came later: at the end, since steps are positional.
   for (std::string& s : store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
   for (std::string& s : store::Outbox::ParkedMigrations()) steps.push_back(std::move(s));
+  steps.push_back(services::ClosedOrders::Migration());
   return steps;
 }
 

@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "services/shared/closed_orders.h"
 
 namespace relay::inventory {
 namespace {
@@ -55,6 +56,12 @@ absl::StatusOr<ReserveResult> ReserveOrder(store::Tx& tx, const std::string& ord
     result.existing = std::move(*existing);
     return result;
   }
+  absl::StatusOr<bool> closed = services::ClosedOrders::IsClosed(tx, order_id);
+  if (!closed.ok()) return closed.status();
+  if (*closed) {
+    result.closed = true;
+    return result;
+  }
   std::vector<std::string> skus;
   for (const StockLine& l : lines) skus.push_back(l.sku());
   absl::StatusOr<absl::flat_hash_map<std::string, StockLevel>> levels =
@@ -82,7 +89,21 @@ absl::StatusOr<std::vector<StockLine>> CommitOrder(store::Tx& tx, const std::str
 
 absl::StatusOr<std::vector<StockLine>> ReleaseOrder(store::Tx& tx, const std::string& order_id,
                                                     absl::Time now) {
-  return SettleHeld(tx, order_id, v1::RESERVATION_STATE_RELEASED, Release, now);
+  absl::StatusOr<std::vector<StockLine>> released =
+      SettleHeld(tx, order_id, v1::RESERVATION_STATE_RELEASED, Release, now);
+  if (!released.ok() || !released->empty()) return released;
+  absl::StatusOr<std::vector<ReservationRow>> any =
+      InventoryStore::ReservationsOf(tx, order_id, /*held_only=*/false);
+  if (!any.ok()) return any.status();
+  if (any->empty()) {
+    // Never reserved (rejected, or its order.created not handled yet): a
+    // later reserve must not hold stock that nothing would release.
+    if (absl::Status s = services::ClosedOrders::Close(tx, order_id, absl::ToUnixMicros(now));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return released;
 }
 
 }  // namespace relay::inventory

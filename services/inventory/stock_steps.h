@@ -31,6 +31,10 @@ struct ReserveResult {
   // `existing` holds them. `decision` is then unset.
   bool replayed = false;
   std::vector<ReservationRow> existing;
+  // The order has no reservation and was released before
+  // (services/shared/closed_orders.h): nothing changed, and `decision` is
+  // unset.
+  bool closed = false;
   // Otherwise: DecideReservation's answer; when ok, its lines are now HELD.
   ReserveDecision decision;
 };
@@ -38,7 +42,8 @@ struct ReserveResult {
 // docs/ARCHITECTURE.md#saga-steps, step 3: all or nothing. When the order
 // has no reservation yet, decides over the current stock levels and, when
 // every line fits, holds them (HELD rows, products.reserved up). A
-// rejection stores nothing.
+// rejection stores nothing. An order released before it had any reservation
+// is `closed`: nothing is held for it.
 absl::StatusOr<ReserveResult> ReserveOrder(store::Tx& tx, const std::string& order_id,
                                            const std::vector<events::v1::StockLine>& lines,
                                            absl::Time now);
@@ -50,7 +55,8 @@ absl::StatusOr<std::vector<events::v1::StockLine>> CommitOrder(store::Tx& tx,
                                                                absl::Time now);
 
 // The order's HELD reservations become RELEASED (reserved goes down).
-// Returns the lines moved; empty when none was held.
+// Returns the lines moved; empty when none was held. An order with no
+// reservation at all is closed, so ReserveOrder holds nothing for it later.
 absl::StatusOr<std::vector<events::v1::StockLine>> ReleaseOrder(store::Tx& tx,
                                                                 const std::string& order_id,
                                                                 absl::Time now);

@@ -93,6 +93,15 @@ absl::Status PaymentHandlers::OnOrderCreated(Tx& tx, const ev::OrderCreated& ord
       ChargeOrder(tx, {order_id, order.customer_id(), order.total()}, options_.decline_rate,
                   absl::ToUnixMicros(options_.now()));
   if (!charged.ok()) return charged.status();
+  if (charged->closed) {
+    // A replayed order.created whose order.cancelled came first: charging
+    // now would take money no cancel gives back.
+    Note(event.id(), [order_id, id = event.id(), corr = Corr(event, order_id)] {
+      RELAY_LOG(Warn, "order.created for an order cancelled before it was charged: nothing charged",
+                {{"order", order_id}, {"event", id}, {"corr", corr}});
+    });
+    return absl::OkStatus();
+  }
   const PaymentRow& payment = charged->payment;
   if (charged->replayed) {
     // Another order.created for the same order (a re-publish under a new

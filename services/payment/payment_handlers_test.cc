@@ -341,6 +341,21 @@ TEST_F(PaymentHandlersTest, CancelOfAnUnknownOrderDoesNothing) {
   EXPECT_EQ(consumer_->stats().handled, 1u);
 }
 
+TEST_F(PaymentHandlersTest, AnOrderCreatedReplayedAfterItsCancelChargesNothing) {
+  // The order.created was dead-lettered here, the order timed out, and an
+  // operator replays the order.created under a new event id.
+  ASSERT_THAT(Handle(Cancelled("e-1", "ord-7", "c-alice", "timeout")), IsOk());
+  ASSERT_THAT(Handle(Created("e-2", "ord-7", "c-alice", 1250)), IsOk());
+
+  EXPECT_EQ(Balance("c-alice"), 100000);
+  EXPECT_FALSE(Payment("ord-7").has_value());
+  EXPECT_THAT(Outbox(), SizeIs(0));
+  EXPECT_EQ(consumer_->stats().handled, 2u);
+  // Only that order is closed.
+  ASSERT_THAT(Handle(Created("e-3", "ord-8", "c-alice", 1250)), IsOk());
+  EXPECT_EQ(Balance("c-alice"), 100000 - 1250);
+}
+
 TEST_F(PaymentHandlersTest, DeclineRateOneDeclinesEvenWhenFundsSuffice) {
   PaymentHandlers::Options options;
   options.decline_rate = 1;

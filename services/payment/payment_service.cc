@@ -158,6 +158,11 @@ absl::Status PaymentServiceImpl::DoCharge(const v1::ChargeRequest& request,
         ChargeOrder(tx, {request.order_id(), request.customer_id(), request.amount()},
                     decline_rate_, absl::ToUnixMicros(absl::Now()));
     if (!r.ok()) return r.status();
+    if (r->closed) {
+      return absl::FailedPreconditionError(absl::StrCat("order ", Excerpt(request.order_id()),
+                                                        " was refunded before it was charged: "
+                                                        "nothing charged"));
+    }
     charged = std::move(*r);
     const PaymentRow& p = charged.payment;
     if (charged.replayed && (p.customer_id != request.customer_id() ||

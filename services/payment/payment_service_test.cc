@@ -392,6 +392,21 @@ TEST_F(PaymentStepsRpcTest, RefundOfAnOrderWithoutPaymentIsANoOp) {
   EXPECT_FALSE(r->has_payment());
 }
 
+TEST_F(PaymentStepsRpcTest, AChargeThatLandsAfterTheRefundThatUndidItTakesNothing) {
+  // order-service --flow=sync: its Charge timed out, it refunded to undo
+  // whatever the charge did, and then the charge arrived.
+  const int64_t before = Balance("c-alice");
+  ASSERT_THAT(Refund("ord-late"), IsOk());
+  EXPECT_THAT(Charge(ChargeOf("ord-late", "c-alice", 8900)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("order 'ord-late' was refunded before it was charged")));
+  EXPECT_EQ(Balance("c-alice"), before);
+  EXPECT_THAT(Refund("ord-late"), IsOk());
+  // Only that order is closed.
+  ASSERT_THAT(Charge(ChargeOf("ord-next", "c-alice", 8900)), IsOk());
+  EXPECT_EQ(Balance("c-alice"), before - 8900);
+}
+
 TEST_F(PaymentStepsRpcTest, AChargeOfTheSameOrderForAnotherAmountIsFailedPrecondition) {
   ASSERT_THAT(Charge(ChargeOf("ord-3", "c-alice", 100)), IsOk());
   const int64_t before = Balance("c-alice");

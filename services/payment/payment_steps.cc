@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "services/payment/payment_ledger.h"
+#include "services/shared/closed_orders.h"
 
 namespace relay::payment {
 
@@ -17,6 +18,12 @@ absl::StatusOr<ChargeResult> ChargeOrder(store::Tx& tx, const ChargeOrderInput& 
   if (existing->has_value()) {
     result.payment = std::move(**existing);
     result.replayed = true;
+    return result;
+  }
+  absl::StatusOr<bool> closed = services::ClosedOrders::IsClosed(tx, input.order_id);
+  if (!closed.ok()) return closed.status();
+  if (*closed) {
+    result.closed = true;
     return result;
   }
   absl::StatusOr<std::optional<AccountRow>> account = FindAccount(tx, input.customer_id);
@@ -55,7 +62,13 @@ absl::StatusOr<RefundResult> RefundOrder(store::Tx& tx, const std::string& order
   absl::StatusOr<std::optional<PaymentRow>> found = FindPaymentByOrder(tx, order_id);
   if (!found.ok()) return found.status();
   result.payment = std::move(*found);
-  if (!result.payment.has_value() || !NeedsRefund(result.payment->status)) return result;
+  if (!result.payment.has_value()) {
+    // Cancelled before it was charged: a later charge must not take money
+    // that nothing would give back.
+    if (absl::Status s = services::ClosedOrders::Close(tx, order_id, now_us); !s.ok()) return s;
+    return result;
+  }
+  if (!NeedsRefund(result.payment->status)) return result;
   PaymentRow& payment = *result.payment;
   absl::StatusOr<std::optional<AccountRow>> account = FindAccount(tx, payment.customer_id);
   if (!account.ok()) return account.status();

@@ -36,6 +36,9 @@ struct ChargeResult {
   PaymentRow payment;
   // The order had a payment already: nothing changed.
   bool replayed = false;
+  // The order has no payment and was refunded before
+  // (services/shared/closed_orders.h): nothing changed, `payment` is unset.
+  bool closed = false;
   // The account's balance after a capture (for the log line).
   int64_t balance_minor = 0;
 };
@@ -46,6 +49,7 @@ struct ChargeResult {
 // decides with DecideCharge (or the decline_rate fault knob,
 // FaultInjectionDeclines) and inserts the payment: CAPTURED takes the
 // amount from the balance, DECLINED takes nothing and carries the reason.
+// An order refunded before it had a payment is `closed`: nothing is taken.
 // REQUIRES: input.order_id is not empty.
 absl::StatusOr<ChargeResult> ChargeOrder(store::Tx& tx, const ChargeOrderInput& input,
                                          double decline_rate, int64_t now_us);
@@ -61,7 +65,8 @@ struct RefundResult {
 
 // docs/ARCHITECTURE.md#saga-steps, step 5: when the order's payment is
 // CAPTURED, gives the amount back (balance up, REFUNDED with `reason`);
-// otherwise (none, declined, refunded before) changes nothing.
+// otherwise (declined, refunded before) changes nothing. An order with no
+// payment is closed, so ChargeOrder takes nothing for it later.
 // FAILED_PRECONDITION when the account is gone or its balance would
 // overflow (a damaged database). REQUIRES: order_id is not empty.
 absl::StatusOr<RefundResult> RefundOrder(store::Tx& tx, const std::string& order_id,

@@ -7,6 +7,7 @@
 #include "common/store/outbox.h"
 #include "common/text.h"
 #include "services/payment/payment_ledger.h"
+#include "services/shared/closed_orders.h"
 
 namespace relay::payment {
 
@@ -83,6 +84,7 @@ std::vector<std::string> PaymentMigrations() {
   // Shared steps that came later: at the end, since steps are positional.
   for (std::string& s : relay::store::Inbox::PruneIndexMigrations()) steps.push_back(std::move(s));
   for (std::string& s : relay::store::Outbox::ParkedMigrations()) steps.push_back(std::move(s));
+  steps.push_back(services::ClosedOrders::Migration());
   return steps;
 }
 
