@@ -30,6 +30,9 @@ constexpr absl::Duration kReadRetryDelay = absl::Seconds(1);
 constexpr int kReadErrorLogEvery = 60;
 // The longest retry delay a nack may ask for (a day).
 constexpr int64_t kMaxRetryDelaySeconds = 24 * 3600;
+// Nack.reason's bound (broker.proto): every attempt's reason is kept until
+// the event is acked or dead-lettered, and goes into the dead letter.
+constexpr size_t kMaxNackReasonBytes = 1024;
 // A dead letter whose append failed is tried again this much later.
 constexpr absl::Duration kDeadLetterRetryDelay = absl::Seconds(1);
 constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
@@ -204,6 +207,11 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
         return absl::InvalidArgumentError(absl::StrCat(
             "nack for offset ", nack.offset(), " has retry_delay ", nack.retry_delay().seconds(),
             " s outside [0, ", kMaxRetryDelaySeconds, " s]"));
+      }
+      if (nack.reason().size() > kMaxNackReasonBytes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("nack for offset ", nack.offset(), " has a reason of ",
+                         nack.reason().size(), " bytes; the limit is ", kMaxNackReasonBytes));
       }
     }
     for (const auto& ack : request.acks()) {

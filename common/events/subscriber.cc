@@ -3,11 +3,18 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/backoff.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace relay::events {
+namespace {
+// Nack.reason's bound (broker.proto): the broker ends a stream that sends a
+// longer one, so a handler's long error is cut to fit.
+constexpr size_t kMaxNackReasonBytes = 1024;
+}  // namespace
 
 using relay::broker::v1::SubscribeRequest;
 using relay::broker::v1::SubscribeResponse;
@@ -304,7 +311,12 @@ SubscribeRequest Subscriber::Handle(const std::vector<SubscribeResponse>& batch)
       auto* nack = settle.add_nacks();
       nack->set_offset(e.offset());
       nack->set_attempt(deliveries[i].info.attempt);
-      nack->set_reason(s.ToString());
+      std::string reason(Utf8Prefix(s.ToString(), kMaxNackReasonBytes));
+      // A proto3 string must be UTF-8, or the broker cannot parse the request.
+      if (!IsUtf8(reason)) {
+        reason = absl::StrCat(absl::StatusCodeToString(s.code()), ": (message not UTF-8)");
+      }
+      nack->set_reason(std::move(reason));
     }
   }
   absl::MutexLock lock(&mu_);

@@ -256,12 +256,52 @@ TEST_F(SubscriberTest, StopOfAnIdleSubscriberIsQuickAndLeavesTheGroup) {
   EXPECT_EQ(sub.last_error(), "");
 }
 
+// A handler's error goes to the broker as the nack's reason, which the
+// broker bounds (1,024 bytes) and which must be UTF-8 to parse: a longer or
+// a non-UTF-8 message ended the stream instead of nacking, so the event
+// came back as "member left" and never with its reason.
+TEST_F(SubscriberTest, AHandlersLongOrNonUtf8ErrorStillNacksItsEvent) {
+  relay::testing::BrokerTestOptions options;
+  options.max_deliveries = 2;
+  broker_.reset();
+  auto broker = relay::testing::StartBroker(dir_.Join("broker-2"), options);
+  ASSERT_THAT(broker, IsOk());
+  broker_ = std::move(*broker);
+  stub_ = relay::broker::v1::Broker::NewStub(MakeChannel(broker_->target()));
+  ASSERT_NO_FATAL_FAILURE(Publish(0, 1));
+
+  Subscriber sub(MakeChannel(broker_->target()), Options("failing"));
+  sub.On("thing.happened", [](const v1::Event&, const DeliveryInfo& info) {
+    return info.attempt == 1 ? absl::InternalError(std::string(5000, 'x'))
+                             : absl::InternalError("byte \xff is not UTF-8");
+  });
+  sub.Start();
+  relay::broker::v1::ReadResponse dead;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        relay::broker::v1::ReadRequest request;
+        request.set_topic("orders.dlq");
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        return stub_->Read(&context, request, &dead).ok() && dead.events_size() == 1;
+      },
+      absl::Seconds(30)));
+  sub.Stop();
+  relay::broker::v1::DeadLetter letter;
+  ASSERT_TRUE(letter.ParseFromString(dead.events(0).data()));
+  ASSERT_EQ(letter.attempts_size(), 2);
+  EXPECT_EQ(letter.attempts(0).outcome(),
+            absl::StrCat("nack: INTERNAL: ", std::string(1024 - 10, 'x')));
+  EXPECT_EQ(letter.attempts(1).outcome(), "nack: INTERNAL: (message not UTF-8)");
+}
+
 // Stop() is idempotent and the class thread-safe: two at once used to join
 // the same thread twice (std::terminate, or a race TSan reports).
 TEST_F(SubscriberTest, ConcurrentStopsEndTheSubscriberOnce) {
   for (int round = 0; round < 5; ++round) {
     Subscriber sub(MakeChannel(broker_->target()), Options("stops"));
-    sub.On("thing.happened", [](const v1::Event&, const DeliveryInfo&) { return absl::OkStatus(); });
+    sub.On("thing.happened",
+           [](const v1::Event&, const DeliveryInfo&) { return absl::OkStatus(); });
     sub.Start();
     std::thread other([&] { sub.Stop(); });
     sub.Stop();

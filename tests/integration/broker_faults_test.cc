@@ -649,6 +649,43 @@ TEST_P(BrokerFaultsTest, NackWithAnAbsurdRetryDelayIsRefusedAndChangesNothing) {
   EXPECT_EQ(Group("orders", "g").redelivered(), 0u);
 }
 
+// Every attempt's reason is kept until the event is done and goes into the
+// dead letter: a 12 MiB reason made a dead letter over the log's largest
+// event, whose append then failed every second for good, the key waiting.
+TEST_P(BrokerFaultsTest, NackWithAnOverlongReasonIsRefusedAndChangesNothing) {
+  Start();
+  Publish("orders", 0, 1);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto stream = OpenRaw(&ctx, "orders");
+  ASSERT_NE(stream, nullptr);
+  auto next_delivery = [&] {
+    SubscribeResponse resp;
+    do {
+      if (!stream->Read(&resp)) return broker::v1::Delivery();
+    } while (resp.deliveries_size() == 0);
+    return resp.deliveries(0);
+  };
+  auto nack = [&](uint32_t attempt, size_t reason_bytes) {
+    SubscribeRequest request;
+    auto* n = request.add_nacks();
+    n->set_offset(0);
+    n->set_attempt(attempt);
+    n->set_reason(std::string(reason_bytes, 'r'));
+    n->mutable_retry_delay()->set_nanos(1'000'000);
+    return stream->Write(request);
+  };
+  ASSERT_EQ(next_delivery().attempt(), 1u);
+  ASSERT_TRUE(nack(1, 1024));  // at the bound: taken
+  ASSERT_EQ(next_delivery().attempt(), 2u);
+  ASSERT_TRUE(nack(2, 1025));
+  grpc::Status s = testing::DrainAndFinish(*stream);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("reason of 1025 bytes; the limit is 1024"));
+  EXPECT_LT(s.error_message().size(), 200u);
+  EXPECT_EQ(Group("orders", "g").redelivered(), 1u);
+}
+
 // Only JetStream has a store that can be away while the broker runs.
 class JetStreamBrokerFaultsTest : public BrokerFaultsTest {};
 
