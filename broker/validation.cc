@@ -144,6 +144,14 @@ absl::Status ValidatePublish(const v1::PublishRequest& request, const Limits& li
 
 absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open) {
   if (absl::Status s = ValidateName("topic", open.topic()); !s.ok()) return s;
+  // A group's dead letters go to <topic>.dlq, which must be a name too: else
+  // the first one could never be appended, and its key would wait for good.
+  if (const size_t dlq = DeadLetterTopic(open.topic()).size(); dlq > kMaxNameLengthWithDlq) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "topic is ", open.topic().size(), " characters long; a group's topic may have at most ",
+        kMaxNameLengthWithDlq - (dlq - open.topic().size()),
+        ", so that its dead letters' topic fits: ", Excerpt(open.topic())));
+  }
   if (absl::Status s = ValidateName("group", open.group()); !s.ok()) return s;
   if (open.start().has_time()) {
     // Else its microseconds overflowed, and the new group's start, saved at

@@ -39,7 +39,8 @@ absl::Status ValidateName(absl::string_view what, absl::string_view name);
 // event by index and id.
 absl::Status ValidatePublish(const v1::PublishRequest& request, const Limits& limits);
 
-// Checks the first Subscribe request and the values of its options.
+// Checks the first Subscribe request and the values of its options; the
+// topic must leave room for its group's DeadLetterTopic() to be a name.
 absl::Status ValidateOpen(const v1::SubscribeRequest::Open& open);
 
 // Checks the topic and the key / correlation_id filters of a Read.

@@ -85,5 +85,20 @@ TEST(Validation, AckDeadlineSecondsDoNotOverflow) {
   EXPECT_THAT(ValidateOpen(Open(INT64_MIN, 0)), StatusIs(kInvalid, HasSubstr("ack_deadline")));
 }
 
+// A group on a 252-255 character `x.dlq` topic was accepted, and its first
+// dead letter, to a topic of 256 characters or more, could never be
+// appended: the key waited for good.
+TEST(Validation, AGroupsTopicLeavesRoomForItsDeadLetterTopic) {
+  v1::SubscribeRequest::Open open = Open(30, 0);
+  open.set_topic(std::string(247, 'a') + ".dlq");  // 251
+  EXPECT_THAT(ValidateOpen(open), IsOk());
+  EXPECT_THAT(ValidateName("topic", DeadLetterTopic(open.topic())), IsOk());
+  open.set_topic(std::string(248, 'a') + ".dlq");  // 252
+  EXPECT_THAT(ValidateOpen(open), StatusIs(kInvalid, HasSubstr("may have at most 251")));
+  // Still a topic to publish to and to read.
+  EXPECT_THAT(ValidateName("topic", open.topic()), IsOk());
+  EXPECT_THAT(ValidatePublish(OneEvent(open.topic()), Limits{}), IsOk());
+}
+
 }  // namespace
 }  // namespace relay::broker
