@@ -170,6 +170,15 @@ void SubscribeReactor::HandleOpen() {
     group->first->Leave(*member);
     return;
   }
+  // A policy reload while the group was being created or joined skipped
+  // this stream (Reauthorize leaves streams not joined yet to the open's
+  // check, made before): check again, now that a later reload would not.
+  if (absl::Status s = auth_->MaySubscribe(identity_, open.topic(), open.group()); !s.ok()) {
+    RELAY_LOG(Warn, "subscription ended: the reloaded policy no longer allows it",
+              {{"identity", identity_}, {"peer", peer_}, {"error", std::string(s.message())}});
+    Close(ToGrpcStatus(s));
+    return;
+  }
   RELAY_LOG(Info, "member joined",
             {{"topic", open.topic()},
              {"group", open.group()},

@@ -12,12 +12,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "broker/storage/fault_injection_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relay/broker/v1/broker.grpc.pb.h"
 #include "tests/testing/broker_fixture.h"
 #include "tests/testing/dev_pki.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace relay {
 namespace {
@@ -36,6 +38,7 @@ class BrokerAuthTest : public ::testing::Test {
     testing::BrokerTestOptions options;
     options.tls = PkiFiles(pki_, "broker");
     options.policy_file = policy_;
+    options.groups_env = groups_env_;
     absl::StatusOr<std::unique_ptr<broker::BrokerServer>> server =
         testing::StartBroker(dir_.Join("data"), options);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -105,9 +108,21 @@ class BrokerAuthTest : public ::testing::Test {
     return stream->Finish();
   }
 
+  // Takes payment-service's subscribe right away from the policy file.
+  void RevokePaymentSubscribe() {
+    std::string text = testing::ReadFile(policy_);
+    const std::string rule = "allow payment-service    subscribe orders";
+    const size_t at = text.find(rule);
+    ASSERT_NE(at, std::string::npos) << text;
+    text.insert(at, "# ");
+    std::ofstream(policy_, std::ios::trunc) << text;
+  }
+
   testing::TempDir dir_;
   const std::string pki_ = dir_.Join("pki");
   std::string policy_;
+  // The group checkpoints' file system (null: the default).
+  broker::Env* groups_env_ = nullptr;
   std::unique_ptr<broker::BrokerServer> broker_;
 };
 
@@ -288,13 +303,7 @@ TEST_F(BrokerAuthTest, AReloadThatTakesARightAwayEndsTheStreamsThatUsedIt) {
   auto payment = open("payment-service", &payment_context);
   auto inventory = open("inventory-service", &inventory_context);
 
-  // The policy without payment-service's subscribe rule.
-  std::string text = testing::ReadFile(policy_);
-  const std::string rule = "allow payment-service    subscribe orders";
-  const size_t at = text.find(rule);
-  ASSERT_NE(at, std::string::npos) << text;
-  text.insert(at, "# ");
-  std::ofstream(policy_, std::ios::trunc) << text;
+  ASSERT_NO_FATAL_FAILURE(RevokePaymentSubscribe());
   ASSERT_TRUE(broker_->ReloadPolicy().ok());
 
   bv1::SubscribeResponse response;
@@ -314,6 +323,42 @@ TEST_F(BrokerAuthTest, AReloadThatTakesARightAwayEndsTheStreamsThatUsedIt) {
   EXPECT_EQ(groups.groups(0).members_size(), 1);
   inventory_context.TryCancel();
   inventory->Finish();
+}
+
+// The group checkpoints' syncs can be held: a new group's creation then
+// waits inside its first save.
+class BrokerAuthHeldGroupsTest : public BrokerAuthTest {
+ protected:
+  BrokerAuthHeldGroupsTest() { groups_env_ = &groups_; }
+  void TearDown() override { broker_.reset(); }  // before groups_ goes
+
+  broker::FaultInjectionEnv groups_{broker::Env::Default()};
+};
+
+// A Subscribe that passed the policy check and was still creating its group
+// when a reload took the right away was skipped by the reload (not a member
+// yet) and then opened: it received the group's events for good.
+TEST_F(BrokerAuthHeldGroupsTest, AReloadWhileASubscribeOpensEndsItToo) {
+  groups_.HoldSyncs(true);
+  grpc::ClientContext context;
+  Deadline(&context);
+  auto stream = As("payment-service")->Subscribe(&context);
+  bv1::SubscribeRequest request;
+  request.mutable_open()->set_topic("orders");
+  request.mutable_open()->set_group("payment-service");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(testing::WaitFor([&] { return groups_.held_syncs() > 0; }, absl::Seconds(10)));
+
+  ASSERT_NO_FATAL_FAILURE(RevokePaymentSubscribe());
+  ASSERT_TRUE(broker_->ReloadPolicy().ok());
+  groups_.HoldSyncs(false);
+
+  bv1::SubscribeResponse response;
+  EXPECT_FALSE(stream->Read(&response) && response.has_opened());
+  grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::PERMISSION_DENIED) << ended.error_message();
+  EXPECT_THAT(ended.error_message(),
+              HasSubstr("relay://payment-service may not subscribe to topic 'orders'"));
 }
 
 TEST(BrokerAuthStartTest, APolicyWithoutMutualTlsIsRefusedAtStart) {
