@@ -19,6 +19,7 @@ namespace relay::broker {
 namespace {
 
 using ::relay::testing::IsOk;
+using ::relay::testing::IsOkAndHolds;
 using ::relay::testing::NatsServer;
 using ::relay::testing::StatusIs;
 using ::relay::testing::WaitFor;
@@ -317,6 +318,42 @@ TEST(JetStreamGroupStoreClusterTest, CheckpointsSurviveAKilledNodeWithThreeRepli
     EXPECT_EQ(c.committed_offset(), c.group() == "g0" ? 101u : std::stoul(c.group().substr(1)))
         << c.group();
   }
+}
+
+// nats.c makes buckets with direct gets, and kvStore_Get is then a direct
+// get that any replica answers, a follower perhaps before it applied an
+// acknowledged write: Save's read-back after a lost answer could see this
+// store's own older revision, take it for another broker's write and fence
+// the group for good. A bucket with more than one copy is read from its
+// stream's leader, including one made before (here by the plain client).
+TEST(JetStreamGroupStoreClusterTest, ABucketWithReplicasIsReadFromItsLeader) {
+  absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start(3);
+  ASSERT_THAT(nats, IsOk());
+  const std::string urls = (*nats)->urls();
+  const std::string stream = absl::StrCat("KV_", kGroupBucket);
+  ASSERT_THAT(relay::testing::KvCreate(urls, std::string(kGroupBucket), 3), IsOk());
+  ASSERT_THAT(relay::testing::StreamAllowsDirect(urls, stream), IsOkAndHolds(true));
+
+  JetStreamGroupStore::Options options;
+  options.servers = urls;
+  options.replicas = 3;
+  absl::StatusOr<std::unique_ptr<JetStreamGroupStore>> store = JetStreamGroupStore::Open(options);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT(relay::testing::StreamAllowsDirect(urls, stream), IsOkAndHolds(false));
+  ASSERT_THAT((*store)->Save(Checkpoint("orders", "g", 7)), IsOk());
+  ASSERT_THAT((*store)->Save(Checkpoint("orders", "g", 8)), IsOk());
+  absl::StatusOr<std::vector<GroupCheckpoint>> all = (*store)->LoadAll();
+  ASSERT_THAT(all, IsOk());
+  ASSERT_THAT(*all, SizeIs(1));
+  EXPECT_EQ((*all)[0].committed_offset(), 8u);
+}
+
+// One copy: direct gets are as current as the leader, and stay on.
+TEST_F(JetStreamGroupStoreTest, ABucketOfOneCopyKeepsItsDirectGets) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(relay::testing::StreamAllowsDirect(nats_->urls(), absl::StrCat("KV_", kGroupBucket)),
+              IsOkAndHolds(true));
 }
 
 }  // namespace

@@ -125,8 +125,39 @@ absl::Status ValidateBucketOptions(absl::string_view servers, int replicas,
   return absl::OkStatus();
 }
 
-absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char* description,
-                                int replicas, kvStore** kv) {
+namespace {
+
+// BindOrCreateBucket's leader reads, for *kv bound to `bucket`.
+absl::Status ReadFromTheLeader(jsCtx* js, const std::string& bucket, kvStore** kv) {
+  const std::string stream = absl::StrCat("KV_", bucket);  // nats.c's name for it
+  jsStreamInfo* info = nullptr;
+  natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr);
+  if (s == NATS_OK && info->Config->AllowDirect && info->Config->Replicas > 1) {
+    info->Config->AllowDirect = false;
+    jsStreamInfo* updated = nullptr;
+    s = js_UpdateStream(&updated, js, info->Config, nullptr, nullptr);
+    jsStreamInfo_Destroy(updated);
+    if (s == NATS_OK) {
+      // The handle chose direct gets or not when it was bound.
+      kvStore_Destroy(*kv);
+      *kv = nullptr;
+      s = js_KeyValue(kv, js, bucket.c_str());
+      if (s == NATS_OK) {
+        RELAY_LOG(Info, "storage: bucket is read from its leader from now on",
+                  {{"bucket", bucket}, {"replicas", absl::StrCat(info->Config->Replicas)}});
+      }
+    }
+  }
+  jsStreamInfo_Destroy(info);
+  if (s == NATS_OK) return absl::OkStatus();
+  if (*kv != nullptr) kvStore_Destroy(*kv);
+  *kv = nullptr;
+  return NatsUnavailable(absl::StrCat("cannot read bucket ", bucket, " from its leader"), s);
+}
+
+// Binds or creates, as BindOrCreateBucket, without the leader reads.
+absl::Status BindOrCreate(jsCtx* js, const std::string& bucket, const char* description,
+                          int replicas, kvStore** kv) {
   *kv = nullptr;
   if (js_KeyValue(kv, js, bucket.c_str()) == NATS_OK) return absl::OkStatus();
   *kv = nullptr;
@@ -149,6 +180,14 @@ absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char
   if (js_KeyValue(kv, js, bucket.c_str()) == NATS_OK) return absl::OkStatus();
   *kv = nullptr;
   return error;
+}
+
+}  // namespace
+
+absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char* description,
+                                int replicas, kvStore** kv) {
+  if (absl::Status s = BindOrCreate(js, bucket, description, replicas, kv); !s.ok()) return s;
+  return ReadFromTheLeader(js, bucket, kv);
 }
 
 absl::string_view KvValue(kvEntry* e) {

@@ -52,9 +52,16 @@ absl::Status ValidateBucketOptions(absl::string_view servers, int replicas,
                                    absl::string_view bucket);
 
 // Binds *kv to `bucket`, or creates it (history 1, file storage, `replicas`
-// copies) when missing; an existing bucket keeps its settings. Another
-// broker creating it at the same time is fine. UNAVAILABLE "cannot create
-// bucket <bucket>: ..." otherwise; *kv is then null.
+// copies) when missing; an existing bucket keeps its settings, except that
+// one with more than one copy is read from its stream's leader: its
+// stream's direct gets are turned off, and *kv bound again. (nats.c makes
+// buckets with direct gets, and kvStore_Get is then a direct get, which any
+// replica answers, a follower perhaps before it applied an acknowledged
+// write. A compare-and-set that reads the key back after a lost answer
+// would take such an older revision for another writer's.) Another broker
+// creating it at the same time is fine. UNAVAILABLE "cannot create bucket
+// <bucket>: ..." (or "cannot read bucket <bucket> from its leader: ...")
+// otherwise; *kv is then null.
 absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char* description,
                                 int replicas, kvStore** kv);
 

@@ -320,6 +320,63 @@ absl::Status DeleteStream(const std::string& servers, const std::string& name) {
   });
 }
 
+absl::Status SetStreamSubject(const std::string& servers, const std::string& name,
+                              const std::string& subject) {
+  return WithJetStream(servers, [&](jsCtx* js) {
+    jsStreamInfo* info = nullptr;
+    if (js_GetStreamInfo(&info, js, name.c_str(), nullptr, nullptr) != NATS_OK) {
+      return absl::UnavailableError(absl::StrCat("no stream ", name));
+    }
+    const char* subjects[] = {subject.c_str()};
+    const char** own = info->Config->Subjects;  // `info` frees these
+    const int own_len = info->Config->SubjectsLen;
+    info->Config->Subjects = subjects;
+    info->Config->SubjectsLen = 1;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus s = js_UpdateStream(nullptr, js, info->Config, nullptr, &code);
+    info->Config->Subjects = own;
+    info->Config->SubjectsLen = own_len;
+    jsStreamInfo_Destroy(info);
+    if (s != NATS_OK) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot update stream ", name, " (JetStream error ", code, ")"));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<bool> StreamAllowsDirect(const std::string& servers, const std::string& name) {
+  bool direct = false;
+  absl::Status status = WithJetStream(servers, [&](jsCtx* js) {
+    jsStreamInfo* info = nullptr;
+    if (js_GetStreamInfo(&info, js, name.c_str(), nullptr, nullptr) != NATS_OK) {
+      return absl::UnavailableError(absl::StrCat("no stream ", name));
+    }
+    direct = info->Config->AllowDirect;
+    jsStreamInfo_Destroy(info);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return direct;
+}
+
+absl::Status KvCreate(const std::string& servers, const std::string& bucket, int replicas) {
+  return WithJetStream(servers, [&](jsCtx* js) {
+    kvConfig config;
+    kvConfig_Init(&config);
+    config.Bucket = bucket.c_str();
+    config.History = 1;
+    config.StorageType = js_FileStorage;
+    config.Replicas = replicas;
+    kvStore* kv = nullptr;
+    if (js_CreateKeyValue(&kv, js, &config) != NATS_OK) {
+      return absl::UnavailableError(absl::StrCat("cannot create bucket ", bucket));
+    }
+    kvStore_Destroy(kv);
+    return absl::OkStatus();
+  });
+}
+
 namespace {
 
 // Whether every thread of `pid` is stopped (state T or t in

@@ -104,6 +104,16 @@ absl::Status AddStream(const std::string& servers, const StreamByHand& stream);
 // Deletes stream `name`, as an operator could. UNAVAILABLE when NATS does
 // not.
 absl::Status DeleteStream(const std::string& servers, const std::string& name);
+// Points stream `name` at `subject` instead of its subjects, as an operator
+// could. UNAVAILABLE when NATS does not.
+absl::Status SetStreamSubject(const std::string& servers, const std::string& name,
+                              const std::string& subject);
+// Whether stream `name` allows direct gets. UNAVAILABLE when NATS does not
+// answer.
+absl::StatusOr<bool> StreamAllowsDirect(const std::string& servers, const std::string& name);
+// Creates key-value bucket `bucket` with `replicas` copies as the plain
+// client makes one (direct gets allowed). UNAVAILABLE when NATS does not.
+absl::Status KvCreate(const std::string& servers, const std::string& bucket, int replicas);
 
 }  // namespace relay::testing
 
