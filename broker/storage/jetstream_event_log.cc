@@ -437,6 +437,11 @@ void JetStreamEventLog::Append(const std::string& topic, std::vector<Event> even
   batch.done(absl::UnavailableError("event log is closed"));
 }
 
+size_t JetStreamEventLog::publishes_in_flight() {
+  absl::MutexLock lock(&acks_mu_);
+  return awaiting_.size();
+}
+
 uint64_t JetStreamEventLog::DurableEnd(absl::string_view topic) const {
   return Cached(topic).last_seq;
 }
@@ -1042,6 +1047,11 @@ void JetStreamEventLog::ForgetChain(const std::string& topic) {
   if (it == chains_.end()) return;
   Chain fresh;
   fresh.epoch = it->second.epoch + 1;
+  // The publishes still in flight are answered into this same chain, and
+  // each answer counts itself off: zeroing the count here made it wrap
+  // around below zero, and ReadyChain refused every later batch of the
+  // topic for good ("18446744073709551615 publishes ... are not answered").
+  fresh.awaiting = it->second.awaiting;
   it->second = fresh;
   recent_ids_.Forget(&it->second);
   failed_batch_ids_.Forget(&it->second);

@@ -174,6 +174,9 @@ class JetStreamEventLog final : public EventLog {
   // and closes the connections. Returns OK.
   absl::Status Close() override;
 
+  // Publishes sent and not answered yet, over every topic.
+  size_t publishes_in_flight() ABSL_LOCKS_EXCLUDED(acks_mu_);
+
   // Runs one retention pass over every Relay stream now. Returns the first
   // error (JetStream did not answer a listing or a purge); the other
   // streams are still handled.

@@ -523,6 +523,47 @@ TEST_F(JetStreamEventLogTest, APublishNoStreamAnswersKeepsTheOffsetsUntilTheStre
   EXPECT_EQ(log->FirstOffset("orders"), 0u);
 }
 
+// Publishes that no stream answers (here: the topic's stream listens on
+// another subject, as in a leader election) while more of the topic's are
+// in flight: a failed batch completed while later batches' answers were
+// still coming reset the topic's count of unanswered publishes to zero, the
+// later answers counted it below zero, and the topic refused every batch
+// after for good ("18446744073709551615 publishes to topic orders are not
+// answered yet"). Here the answers' burst is mostly taken before the first
+// batch completes, so this shows the topic usable after such failures more
+// often than it catches that interleaving.
+TEST_F(JetStreamEventLogTest, AnswersFromNoStreamWhileManyAreInFlightLeaveTheTopicUsable) {
+  auto log = Open();
+  ASSERT_NE(log, nullptr);
+  ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 1)), IsOk());
+  const std::string stream = StreamNameForTopic("orders");
+  ASSERT_THAT(testing::SetStreamSubject(nats_->urls(), stream, "elsewhere"), IsOk());
+  // The server holds its answers until every batch is sent: they then come
+  // in one burst, the later batches' while the first failed one completes.
+  nats_->Pause(0);
+  std::vector<std::unique_ptr<PendingAppend>> pending;
+  for (int i = 0; i < 4; ++i) {
+    pending.push_back(std::make_unique<PendingAppend>(log.get(), "orders",
+                                                      MakeEvents(absl::StrCat("b", i), 2000, 16)));
+  }
+  const bool all_sent =
+      WaitFor([&] { return log->publishes_in_flight() == 8000; }, absl::Seconds(3));
+  nats_->Resume(0);
+  ASSERT_TRUE(all_sent) << log->publishes_in_flight();
+  for (auto& p : pending) EXPECT_FALSE(p->Wait().ok());
+  ASSERT_THAT(testing::SetStreamSubject(nats_->urls(), stream, SubjectForTopic("orders")), IsOk());
+
+  absl::StatusOr<std::vector<AppendResult>> later = absl::UnknownError("not tried");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        later = AppendAndWait(log.get(), "orders", MakeEvents("c", 1));
+        return later.ok();
+      },
+      absl::Seconds(15)))
+      << later.status();
+  EXPECT_THAT(later.status().message(), ::testing::Not(HasSubstr("18446744073709551615")));
+}
+
 // A stream made without allow_direct (as brokers before direct gets made
 // them) is read from its leader, event by event, with the same answers.
 TEST_F(JetStreamEventLogTest, StreamsWithoutDirectGetsReadTheSame) {
