@@ -136,10 +136,18 @@ grpc::ServerUnaryReactor* OrderServiceImpl::PlaceOrder(grpc::CallbackServerConte
   // The reactor and response stay valid until Finish(), called once by the
   // answer (from the group-commit thread). PlaceAsync validates the request
   // (ValidatePlaceOrder) before anything else.
+  if (sync_ != nullptr && sync_->Full()) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("order-service is overloaded: ", SyncSaga::kMaxQueued,
+                     " orders wait for their direct calls; nothing was stored, try again later")));
+    return reactor;
+  }
+  const absl::Time deadline = absl::FromChrono(context->deadline());
   manager_->PlaceAsync(
       *request,
-      [reactor, response, customer = std::move(customer),
-       sync = sync_](absl::StatusOr<OrderManager::PlaceResult> placed) {
+      [reactor, response, customer = std::move(customer), sync = sync_,
+       deadline](absl::StatusOr<OrderManager::PlaceResult> placed) {
         if (!placed.ok()) {
           RELAY_LOG(Info, "order rejected",
                     {{"customer", customer}, {"error", placed.status().ToString()}});
@@ -148,22 +156,24 @@ grpc::ServerUnaryReactor* OrderServiceImpl::PlaceOrder(grpc::CallbackServerConte
         }
         if (sync != nullptr && !placed->replayed) {
           // --flow=sync: the answer waits for the direct calls (sync_saga.h).
-          sync->RunAsync(std::move(placed->order),
-                         [reactor, response](absl::StatusOr<v1::Order> ended) {
-                           if (!ended.ok()) {
-                             reactor->Finish(ToGrpcStatus(ended.status()));
-                             return;
-                           }
-                           *response->mutable_order() = *std::move(ended);
-                           reactor->Finish(grpc::Status::OK);
-                         });
+          sync->RunAsync(
+              std::move(placed->order),
+              [reactor, response](absl::StatusOr<v1::Order> ended) {
+                if (!ended.ok()) {
+                  reactor->Finish(ToGrpcStatus(ended.status()));
+                  return;
+                }
+                *response->mutable_order() = *std::move(ended);
+                reactor->Finish(grpc::Status::OK);
+              },
+              deadline);
           return;
         }
         *response->mutable_order() = std::move(placed->order);
         response->set_replayed(placed->replayed);
         reactor->Finish(grpc::Status::OK);
       },
-      absl::FromChrono(context->deadline()));
+      deadline);
   return reactor;
 }
 

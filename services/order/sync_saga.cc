@@ -77,16 +77,22 @@ SyncSaga::SyncSaga(OrderManager* manager, Options options)
 
 SyncSaga::~SyncSaga() { Stop(); }
 
-void SyncSaga::RunAsync(v1::Order order, Done done) {
+void SyncSaga::RunAsync(v1::Order order, Done done, absl::Time deadline) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      queue_.push_back(Job{std::move(order), std::move(done)});
+      queue_.push_back(Job{std::move(order), std::move(done), deadline});
+      ++queued_sagas_;
       return;
     }
   }
   done(absl::UnavailableError(
       absl::StrCat("order-service is shutting down; order ", order.order_id(), " stays PENDING")));
+}
+
+bool SyncSaga::Full() {
+  absl::MutexLock lock(&mu_);
+  return queued_sagas_ >= kMaxQueued;
 }
 
 void SyncSaga::CompensateAsync(v1::Order order) {
@@ -100,6 +106,7 @@ void SyncSaga::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     left.swap(queue_);
+    queued_sagas_ = 0;
   }
   for (Job& job : left) {
     if (job.done) {
@@ -125,8 +132,11 @@ void SyncSaga::WorkLoop() {
       if (queue_.empty()) return;  // stopping
       job = std::move(queue_.front());
       queue_.pop_front();
+      if (job.done) --queued_sagas_;
     }
-    if (job.done) {
+    if (job.done && absl::Now() >= job.deadline) {
+      Abandon(std::move(job));
+    } else if (job.done) {
       Run(std::move(job));
     } else {
       Compensate(job.order, job.order.cancel_reason());
@@ -168,6 +178,23 @@ void SyncSaga::ReserveAndCharge(const v1::Order& order, Call* reserve, Call* cha
                          ? "the order's payment was refunded before"
                          : charged.payment().reason();
   }
+}
+
+void SyncSaga::Abandon(Job job) {
+  // Its caller has been told DEADLINE_EXCEEDED and holds no order id: a
+  // reserve and a charge now would sell and bill an order nobody waits for.
+  // Nothing was called, so nothing needs undoing.
+  const std::string& id = job.order.order_id();
+  absl::StatusOr<v1::Order> decided = manager_->Decide(
+      id, {{SagaInput::kTimeout,
+            "the PlaceOrder call's deadline passed before a worker took its saga; nothing was "
+            "reserved or charged"}});
+  if (!decided.ok()) {
+    job.done(decided.status());
+    return;
+  }
+  job.done(absl::DeadlineExceededError(
+      absl::StrCat("order ", id, " cancelled: its deadline passed while it waited for a worker")));
 }
 
 void SyncSaga::Run(Job job) {

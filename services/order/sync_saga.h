@@ -77,8 +77,17 @@ class SyncSaga {
   // Runs the saga of `order` (just stored as PENDING) on a worker; `done`
   // gets the order as it ended, or the error PlaceOrder answers (see the
   // top of this file). Once stopping: UNAVAILABLE at once, the order stays
-  // PENDING (the saga timeout ends it). `done` must not block.
-  void RunAsync(v1::Order order, Done done);
+  // PENDING (the saga timeout ends it). A saga whose caller's `deadline`
+  // passed while it waited for a worker calls no service: the order is
+  // stored CANCELLED (cause TIMEOUT) and `done` gets DEADLINE_EXCEEDED.
+  // `done` must not block.
+  void RunAsync(v1::Order order, Done done, absl::Time deadline = absl::InfiniteFuture());
+  // Whether kMaxQueued sagas wait for a worker: PlaceOrder then answers
+  // RESOURCE_EXHAUSTED before it stores anything.
+  bool Full();
+  // Sagas waiting for a worker, at most (RunAsync takes more only from
+  // calls that passed Full() together).
+  static constexpr size_t kMaxQueued = 10000;
   // Calls ReleaseStock and Refund for `order` on a worker (the saga timeout
   // listener: a PENDING order left by a crash). Best effort, logged.
   void CompensateAsync(v1::Order order);
@@ -91,6 +100,7 @@ class SyncSaga {
   struct Job {
     v1::Order order;
     Done done;  // empty: compensation only
+    absl::Time deadline = absl::InfiniteFuture();
   };
   // What one call ended with.
   struct Call {
@@ -101,6 +111,8 @@ class SyncSaga {
 
   void WorkLoop();
   void Run(Job job);
+  // Ends a saga whose deadline passed before it ran, calling no service.
+  void Abandon(Job job);
   // ReleaseStock (when `release`) and Refund (when `refund`) in parallel.
   void Compensate(const v1::Order& order, const std::string& reason, bool release = true,
                   bool refund = true);
@@ -116,6 +128,7 @@ class SyncSaga {
 
   absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_sagas_ ABSL_GUARDED_BY(mu_) = 0;  // jobs of queue_ with a `done`
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;  // last: they start once the rest is built
 };

@@ -10,6 +10,8 @@
 
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -51,6 +53,7 @@ class SyncSagaTest : public ::testing::Test {
     io.broker_target = kNoBroker;
     io.db_path = dir_.Join("inventory.db");
     io.shutdown_grace = absl::Milliseconds(200);
+    io.debug_delay = inventory_delay_;
     auto inv = inventory::InventoryApp::Start(io);
     ASSERT_THAT(inv, IsOk());
     inventory_ = std::move(*inv);
@@ -64,7 +67,7 @@ class SyncSagaTest : public ::testing::Test {
     oo.inventory_target = absl::StrCat("127.0.0.1:", inventory_->port());
     oo.payment_target = payment_target_;
     oo.call_timeout = absl::Seconds(2);
-    oo.sync_workers = 4;
+    oo.sync_workers = sync_workers_;
     oo.shutdown_grace = absl::Milliseconds(200);
     auto order = OrderApp::Start(oo);
     ASSERT_THAT(order, IsOk());
@@ -116,8 +119,8 @@ class SyncSagaTest : public ::testing::Test {
     }
   }
 
-  absl::StatusOr<v1::Order> Place(const std::string& customer, const std::string& sku,
-                                  int quantity) {
+  absl::StatusOr<v1::Order> Place(const std::string& customer, const std::string& sku, int quantity,
+                                  absl::Duration timeout = absl::Seconds(20)) {
     v1::PlaceOrderRequest r;
     r.set_customer_id(customer);
     r.set_idempotency_key(NewId("key"));
@@ -125,7 +128,7 @@ class SyncSagaTest : public ::testing::Test {
     item->set_sku(sku);
     item->set_quantity(quantity);
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     v1::PlaceOrderResponse response;
     grpc::Status s = orders_->PlaceOrder(&context, r, &response);
     if (!s.ok()) return FromGrpcStatus(s);
@@ -163,6 +166,21 @@ class SyncSagaTest : public ::testing::Test {
     grpc::Status s = payments_->GetPayment(&context, r, &p);
     return s.ok() ? p.status() : payment::v1::PAYMENT_STATUS_UNSPECIFIED;
   }
+
+  // The orders of `customer`, newest first.
+  std::vector<v1::Order> OrdersOf(const std::string& customer) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::ListOrdersRequest r;
+    r.set_customer_id(customer);
+    v1::ListOrdersResponse response;
+    EXPECT_TRUE(orders_->ListOrders(&context, r, &response).ok());
+    return {response.orders().begin(), response.orders().end()};
+  }
+
+  // Set by fixtures before SetUp.
+  int sync_workers_ = 4;
+  absl::Duration inventory_delay_;  // inventory-service --debug_delay
 
   relay::testing::TempDir dir_;
   std::unique_ptr<inventory::InventoryApp> inventory_;
@@ -239,6 +257,44 @@ TEST_F(SyncSagaTest, PaymentDownFailsPlaceOrderUnavailableCancelsAndReleases) {
       absl::Seconds(15)));
   ASSERT_THAT(later, IsOk());
   EXPECT_EQ(later->status(), v1::ORDER_STATUS_CONFIRMED);
+}
+
+// One worker, held for 1.5 s by every inventory call.
+class SyncSagaOneSlowWorkerTest : public SyncSagaTest {
+ protected:
+  SyncSagaOneSlowWorkerTest() {
+    sync_workers_ = 1;
+    inventory_delay_ = absl::Milliseconds(1500);
+  }
+};
+
+// The queue of sagas ignored its callers' deadlines: an order whose caller
+// had been told DEADLINE_EXCEEDED (and so never learned its id) was
+// reserved, charged and confirmed once a worker got to it.
+TEST_F(SyncSagaOneSlowWorkerTest, AnOrderWhoseDeadlinePassedInTheQueueCallsNoService) {
+  absl::StatusOr<v1::Order> first;
+  std::thread holder([&] { first = Place("c-alice", "KB-1", 1); });
+  // The first order is stored, and its saga holds the only worker.
+  ASSERT_TRUE(
+      relay::testing::WaitFor([&] { return OrdersOf("c-alice").size() == 1; }, absl::Seconds(10)));
+  EXPECT_THAT(Place("c-bob", "KB-1", 1, absl::Milliseconds(300)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
+  holder.join();
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(first->status(), v1::ORDER_STATUS_CONFIRMED);
+
+  std::vector<v1::Order> late;
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] {
+        late = OrdersOf("c-bob");
+        return late.size() == 1 && late[0].status() != v1::ORDER_STATUS_PENDING;
+      },
+      absl::Seconds(20)));
+  EXPECT_EQ(late[0].status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(late[0].cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  EXPECT_THAT(late[0].cancel_reason(), HasSubstr("deadline passed before a worker took its saga"));
+  EXPECT_EQ(Payment(late[0].order_id()), payment::v1::PAYMENT_STATUS_UNSPECIFIED);
+  EXPECT_EQ(Reservation(late[0].order_id()), inventory::v1::RESERVATION_STATE_UNSPECIFIED);
 }
 
 TEST(SyncSagaOptions, SyncFlowWithoutTheTwoAddressesIsInvalidArgument) {
