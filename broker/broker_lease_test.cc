@@ -255,3 +255,30 @@ TEST_F(BrokerLeaseTest, BadOptionsAreRefusedWithAShortReason) {
 
 }  // namespace
 }  // namespace relay::broker
+namespace relay::broker {
+namespace {
+
+// With more than one copy the lease's bucket is read from its leader (a
+// follower could answer a renewal's read-back with an older revision):
+// direct gets off, and the lease taken through the leader's reads.
+TEST(BrokerLeaseClusterTest, ABucketOfThreeCopiesIsReadFromItsLeader) {
+  absl::StatusOr<std::unique_ptr<NatsServer>> nats = NatsServer::Start(3);
+  ASSERT_THAT(nats, IsOk());
+  BrokerLease::Options options;
+  options.servers = (*nats)->urls();
+  options.holder = "a";
+  options.address = "a:7070";
+  options.ttl = kTtl;
+  options.replicas = 3;
+  absl::StatusOr<std::unique_ptr<BrokerLease>> lease = BrokerLease::Open(options);
+  ASSERT_THAT(lease, IsOk());
+  EXPECT_THAT(relay::testing::StreamAllowsDirect(options.servers, "KV_relay_lease"),
+              relay::testing::IsOkAndHolds(false));
+  Contender contender(lease->get());
+  ASSERT_TRUE(contender.WaitDone(kWait));
+  EXPECT_THAT(contender.status(), IsOk());
+  EXPECT_EQ(LeaseValue(options.servers), "a a:7070");
+}
+
+}  // namespace
+}  // namespace relay::broker

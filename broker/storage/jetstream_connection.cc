@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/log.h"
 #include "common/text.h"
 
@@ -127,28 +129,51 @@ absl::Status ValidateBucketOptions(absl::string_view servers, int replicas,
 
 namespace {
 
-// BindOrCreateBucket's leader reads, for *kv bound to `bucket`.
-absl::Status ReadFromTheLeader(jsCtx* js, const std::string& bucket, kvStore** kv) {
+// How long BindOrCreateBucket keeps trying each of its two steps.
+constexpr absl::Duration kBucketSettleTime = absl::Seconds(20);
+
+// One try of BindOrCreateBucket's leader reads: turns the direct gets of
+// `bucket` off when it has more than one copy, and then binds *kv again
+// (the handle chose direct gets or not when it was bound: perhaps while
+// they were allowed, even by an earlier try whose update's answer was lost
+// although it took effect; a direct get to a stream that no longer allows
+// them is never answered). Binds *kv when it is null.
+natsStatus TryLeaderReads(jsCtx* js, const std::string& bucket, kvStore** kv) {
   const std::string stream = absl::StrCat("KV_", bucket);  // nats.c's name for it
   jsStreamInfo* info = nullptr;
   natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr);
-  if (s == NATS_OK && info->Config->AllowDirect && info->Config->Replicas > 1) {
-    info->Config->AllowDirect = false;
-    jsStreamInfo* updated = nullptr;
-    s = js_UpdateStream(&updated, js, info->Config, nullptr, nullptr);
-    jsStreamInfo_Destroy(updated);
-    if (s == NATS_OK) {
-      // The handle chose direct gets or not when it was bound.
-      kvStore_Destroy(*kv);
-      *kv = nullptr;
-      s = js_KeyValue(kv, js, bucket.c_str());
+  if (s != NATS_OK) return s;
+  bool rebind = *kv == nullptr;
+  if (info->Config->Replicas > 1) {
+    if (info->Config->AllowDirect) {
+      info->Config->AllowDirect = false;
+      jsStreamInfo* updated = nullptr;
+      s = js_UpdateStream(&updated, js, info->Config, nullptr, nullptr);
+      jsStreamInfo_Destroy(updated);
       if (s == NATS_OK) {
         RELAY_LOG(Info, "storage: bucket is read from its leader from now on",
                   {{"bucket", bucket}, {"replicas", absl::StrCat(info->Config->Replicas)}});
       }
     }
+    rebind = true;
   }
   jsStreamInfo_Destroy(info);
+  if (s != NATS_OK || !rebind) return s;
+  if (*kv != nullptr) kvStore_Destroy(*kv);
+  *kv = nullptr;
+  return js_KeyValue(kv, js, bucket.c_str());
+}
+
+// BindOrCreateBucket's leader reads, for *kv bound to `bucket`. A bucket
+// just made has no leader for a moment (its raft group is electing one):
+// the first requests may time out, so this tries for a while.
+absl::Status ReadFromTheLeader(jsCtx* js, const std::string& bucket, kvStore** kv) {
+  const absl::Time give_up = absl::Now() + kBucketSettleTime;
+  natsStatus s = TryLeaderReads(js, bucket, kv);
+  while (s != NATS_OK && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(200));  // a retry's pause, not a wait for a result
+    s = TryLeaderReads(js, bucket, kv);
+  }
   if (s == NATS_OK) return absl::OkStatus();
   if (*kv != nullptr) kvStore_Destroy(*kv);
   *kv = nullptr;
@@ -186,7 +211,16 @@ absl::Status BindOrCreate(jsCtx* js, const std::string& bucket, const char* desc
 
 absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char* description,
                                 int replicas, kvStore** kv) {
-  if (absl::Status s = BindOrCreate(js, bucket, description, replicas, kv); !s.ok()) return s;
+  // Two brokers starting together both create the bucket; the one that
+  // loses may find the stream busy (made, updated by the other, electing a
+  // leader) for a moment, its requests timing out.
+  const absl::Time give_up = absl::Now() + kBucketSettleTime;
+  absl::Status s = BindOrCreate(js, bucket, description, replicas, kv);
+  while (!s.ok() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(200));  // a retry's pause, not a wait for a result
+    s = BindOrCreate(js, bucket, description, replicas, kv);
+  }
+  if (!s.ok()) return s;
   return ReadFromTheLeader(js, bucket, kv);
 }
 

@@ -59,7 +59,8 @@ absl::Status ValidateBucketOptions(absl::string_view servers, int replicas,
 // replica answers, a follower perhaps before it applied an acknowledged
 // write. A compare-and-set that reads the key back after a lost answer
 // would take such an older revision for another writer's.) Another broker
-// creating it at the same time is fine. UNAVAILABLE "cannot create bucket
+// creating it at the same time is fine: each step is tried again for up to
+// 20 s while NATS does not answer. UNAVAILABLE "cannot create bucket
 // <bucket>: ..." (or "cannot read bucket <bucket> from its leader: ...")
 // otherwise; *kv is then null.
 absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char* description,

@@ -533,6 +533,8 @@ TEST_F(JetStreamEventLogTest, APublishNoStreamAnswersKeepsTheOffsetsUntilTheStre
 // batch completes, so this shows the topic usable after such failures more
 // often than it catches that interleaving.
 TEST_F(JetStreamEventLogTest, AnswersFromNoStreamWhileManyAreInFlightLeaveTheTopicUsable) {
+  // Before the log: its Close() answers what is still queued, into these.
+  std::vector<std::unique_ptr<PendingAppend>> pending;
   auto log = Open();
   ASSERT_NE(log, nullptr);
   ASSERT_THAT(AppendAndWait(log.get(), "orders", MakeEvents("a", 1)), IsOk());
@@ -541,7 +543,6 @@ TEST_F(JetStreamEventLogTest, AnswersFromNoStreamWhileManyAreInFlightLeaveTheTop
   // The server holds its answers until every batch is sent: they then come
   // in one burst, the later batches' while the first failed one completes.
   nats_->Pause(0);
-  std::vector<std::unique_ptr<PendingAppend>> pending;
   for (int i = 0; i < 4; ++i) {
     pending.push_back(std::make_unique<PendingAppend>(log.get(), "orders",
                                                       MakeEvents(absl::StrCat("b", i), 2000, 16)));
