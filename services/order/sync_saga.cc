@@ -1,5 +1,6 @@
 #include "services/order/sync_saga.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -144,7 +145,8 @@ void SyncSaga::WorkLoop() {
   }
 }
 
-void SyncSaga::ReserveAndCharge(const v1::Order& order, Call* reserve, Call* charge) {
+void SyncSaga::ReserveAndCharge(const v1::Order& order, absl::Time caller_deadline, Call* reserve,
+                                Call* charge) {
   inventory::v1::ReserveStockRequest reserve_request;
   reserve_request.set_order_id(order.order_id());
   for (const events::v1::OrderLine& l : order.lines()) {
@@ -160,7 +162,11 @@ void SyncSaga::ReserveAndCharge(const v1::Order& order, Call* reserve, Call* cha
   inventory::v1::ReserveStockResponse reserved;
   payment::v1::ChargeResponse charged;
   grpc::ClientContext reserve_context, charge_context;
-  const auto deadline = absl::ToChronoTime(absl::Now() + options_.call_timeout);
+  // Not past the caller's own deadline: once it has passed, the caller has
+  // its DEADLINE_EXCEEDED and no order id, so the calls count as failed and
+  // what they did is undone below.
+  const auto deadline =
+      absl::ToChronoTime(std::min(absl::Now() + options_.call_timeout, caller_deadline));
   reserve_context.set_deadline(deadline);
   charge_context.set_deadline(deadline);
   CallGroup calls;
@@ -201,7 +207,7 @@ void SyncSaga::Run(Job job) {
   const v1::Order& order = job.order;
   const std::string& id = order.order_id();
   Call reserve, charge;
-  ReserveAndCharge(order, &reserve, &charge);
+  ReserveAndCharge(order, job.deadline, &reserve, &charge);
 
   std::vector<OrderManager::DirectOutcome> outcomes;
   std::string failure;

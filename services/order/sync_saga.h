@@ -80,6 +80,8 @@ class SyncSaga {
   // PENDING (the saga timeout ends it). A saga whose caller's `deadline`
   // passed while it waited for a worker calls no service: the order is
   // stored CANCELLED (cause TIMEOUT) and `done` gets DEADLINE_EXCEEDED.
+  // Its calls end by that deadline too: a call cut short counts as failed,
+  // so the order is cancelled and what the calls did is undone.
   // `done` must not block.
   void RunAsync(v1::Order order, Done done, absl::Time deadline = absl::InfiniteFuture());
   // Whether kMaxQueued sagas wait for a worker: PlaceOrder then answers
@@ -117,8 +119,9 @@ class SyncSaga {
   void Compensate(const v1::Order& order, const std::string& reason, bool release = true,
                   bool refund = true);
   // The two first calls of the saga, in parallel; each waits at most
-  // call_timeout.
-  void ReserveAndCharge(const v1::Order& order, Call* reserve, Call* charge);
+  // call_timeout, and not past `caller_deadline`.
+  void ReserveAndCharge(const v1::Order& order, absl::Time caller_deadline, Call* reserve,
+                        Call* charge);
   void CommitStock(const v1::Order& order);
 
   OrderManager* const manager_;

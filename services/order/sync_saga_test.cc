@@ -297,6 +297,28 @@ TEST_F(SyncSagaOneSlowWorkerTest, AnOrderWhoseDeadlinePassedInTheQueueCallsNoSer
   EXPECT_EQ(Reservation(late[0].order_id()), inventory::v1::RESERVATION_STATE_UNSPECIFIED);
 }
 
+// The calls waited call_timeout (2 s) whatever the caller's deadline: a
+// caller that gave up after 500 ms (never learning the order id) had its
+// order reserved, charged and confirmed at 1.5 s.
+TEST_F(SyncSagaOneSlowWorkerTest, ACallerDeadlineThatPassesDuringTheCallsUndoesThem) {
+  EXPECT_THAT(Place("c-bob", "KB-1", 1, absl::Milliseconds(500)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
+  std::vector<v1::Order> orders;
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] {
+        orders = OrdersOf("c-bob");
+        return orders.size() == 1 && orders[0].status() != v1::ORDER_STATUS_PENDING;
+      },
+      absl::Seconds(20)));
+  EXPECT_EQ(orders[0].status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_THAT(orders[0].cancel_reason(), HasSubstr("no answer within the deadline"));
+  // The charge answered in time and was refunded; the reservation, cut
+  // short, was released (or, landing after the release, held nothing).
+  EXPECT_NE(Payment(orders[0].order_id()), payment::v1::PAYMENT_STATUS_CAPTURED);
+  EXPECT_NE(Reservation(orders[0].order_id()), inventory::v1::RESERVATION_STATE_HELD);
+  EXPECT_NE(Reservation(orders[0].order_id()), inventory::v1::RESERVATION_STATE_COMMITTED);
+}
+
 TEST(SyncSagaOptions, SyncFlowWithoutTheTwoAddressesIsInvalidArgument) {
   relay::testing::TempDir dir;
   OrderApp::Options o;
