@@ -82,6 +82,21 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string
   // Prometheus scrapes one request at a time; two threads keep a slow
   // scrape from holding up a quick look with curl.
   http.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // One request per connection, and an idle one waits 2 s at most: a
+  // connection left open after a refused request would have its unread body
+  // read as the next request line, which the library reads without bound.
+  http.set_keep_alive_max_count(1);
+  http.set_keep_alive_timeout(2);
+  // Before the library reads a body: it reads a POST's (or PUT's, ...)
+  // whole, inflating a compressed one, before any handler could refuse it.
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "GET" || req.method == "HEAD")
+      return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 405;
+    res.set_header("Allow", "GET, HEAD");
+    res.set_content("only GET /metrics\n", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry->Expose(), kContentType);
   });

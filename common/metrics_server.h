@@ -3,7 +3,11 @@
 
 // Serves a Registry over HTTP for Prometheus (docs/OBSERVABILITY.md):
 // `GET /metrics` answers the text exposition format; every other path is
-// 404, every other method 405.
+// 404, every other method 405 before any body is read. One request per
+// connection. (The library, cpp-httplib 0.11 from Debian 12, reads a request
+// line and its headers without a bound and a request at a time per worker:
+// serve it only where those who can reach it are trusted; see
+// docs/OBSERVABILITY.md.)
 //
 //   auto server = MetricsServer::Start("127.0.0.1:9100", &Registry::Default());
 //   if (!server.ok()) return server.status();

@@ -1,5 +1,8 @@
 #include "common/metrics_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -49,6 +52,37 @@ TEST(MetricsServer, OtherPathsAreNotFound) {
   EXPECT_EQ(res->status, 404);
   EXPECT_THAT(res->body, HasSubstr("try /metrics"));
   EXPECT_LT(res->body.size(), 200u);  // never echoes the whole path
+}
+
+// The library read a POST's body whole (and inflated a compressed one)
+// before routing it: one request with a large body grew the process's
+// memory without bound, and the answer was a 404 after all of it.
+TEST(MetricsServer, OtherMethodsAre405BeforeTheirBodyIsRead) {
+  Registry r;
+  auto server = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(server.status(), IsOk());
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>((*server)->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval timeout{5, 0};
+  ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)), 0);
+  // A gigabyte announced, none of it sent: the answer must not wait for it.
+  const std::string head =
+      "POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1073741824\r\n\r\n";
+  ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+  const bool closed = n == 0;  // not a timeout: the server closed the connection
+  close(fd);
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(answer, HasSubstr("Allow: GET, HEAD"));
+  EXPECT_TRUE(closed);
 }
 
 TEST(MetricsServer, RefusesBadAddressesWithAShortError) {
