@@ -1,6 +1,7 @@
 #include "broker/storage/jetstream_connection.h"
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -132,6 +133,17 @@ namespace {
 // How long BindOrCreateBucket keeps trying each of its two steps.
 constexpr absl::Duration kBucketSettleTime = absl::Seconds(20);
 
+// Calls `attempt` until it succeeds or kBucketSettleTime has passed, with a
+// short pause between tries. Returns whether it succeeded.
+bool TryForAWhile(const std::function<bool()>& attempt) {
+  const absl::Time give_up = absl::Now() + kBucketSettleTime;
+  while (!attempt()) {
+    if (absl::Now() >= give_up) return false;
+    absl::SleepFor(absl::Milliseconds(200));  // a retry's pause, not a wait for a result
+  }
+  return true;
+}
+
 // One try of BindOrCreateBucket's leader reads: turns the direct gets of
 // `bucket` off when it has more than one copy, and then binds *kv again
 // (the handle chose direct gets or not when it was bound: perhaps while
@@ -168,13 +180,10 @@ natsStatus TryLeaderReads(jsCtx* js, const std::string& bucket, kvStore** kv) {
 // just made has no leader for a moment (its raft group is electing one):
 // the first requests may time out, so this tries for a while.
 absl::Status ReadFromTheLeader(jsCtx* js, const std::string& bucket, kvStore** kv) {
-  const absl::Time give_up = absl::Now() + kBucketSettleTime;
-  natsStatus s = TryLeaderReads(js, bucket, kv);
-  while (s != NATS_OK && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(200));  // a retry's pause, not a wait for a result
-    s = TryLeaderReads(js, bucket, kv);
+  natsStatus s = NATS_OK;
+  if (TryForAWhile([&] { return (s = TryLeaderReads(js, bucket, kv)) == NATS_OK; })) {
+    return absl::OkStatus();
   }
-  if (s == NATS_OK) return absl::OkStatus();
   if (*kv != nullptr) kvStore_Destroy(*kv);
   *kv = nullptr;
   return NatsUnavailable(absl::StrCat("cannot read bucket ", bucket, " from its leader"), s);
@@ -214,13 +223,11 @@ absl::Status BindOrCreateBucket(jsCtx* js, const std::string& bucket, const char
   // Two brokers starting together both create the bucket; the one that
   // loses may find the stream busy (made, updated by the other, electing a
   // leader) for a moment, its requests timing out.
-  const absl::Time give_up = absl::Now() + kBucketSettleTime;
-  absl::Status s = BindOrCreate(js, bucket, description, replicas, kv);
-  while (!s.ok() && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(200));  // a retry's pause, not a wait for a result
-    s = BindOrCreate(js, bucket, description, replicas, kv);
+  absl::Status s;
+  if (!TryForAWhile(
+          [&] { return (s = BindOrCreate(js, bucket, description, replicas, kv)).ok(); })) {
+    return s;
   }
-  if (!s.ok()) return s;
   return ReadFromTheLeader(js, bucket, kv);
 }
 

@@ -9,6 +9,7 @@
 #include <grpcpp/client_context.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -178,6 +179,22 @@ class SyncSagaTest : public ::testing::Test {
     return {response.orders().begin(), response.orders().end()};
   }
 
+  // The one order of `customer`, once it is no longer PENDING (within 20 s);
+  // nullopt (and a failure) otherwise.
+  std::optional<v1::Order> TheOnlyOrderOnceEnded(const std::string& customer) {
+    std::vector<v1::Order> orders;
+    if (!relay::testing::WaitFor(
+            [&] {
+              orders = OrdersOf(customer);
+              return orders.size() == 1 && orders[0].status() != v1::ORDER_STATUS_PENDING;
+            },
+            absl::Seconds(20))) {
+      ADD_FAILURE() << customer << " has " << orders.size() << " orders, none ended";
+      return std::nullopt;
+    }
+    return orders[0];
+  }
+
   // Set by fixtures before SetUp.
   int sync_workers_ = 4;
   absl::Duration inventory_delay_;  // inventory-service --debug_delay
@@ -283,18 +300,13 @@ TEST_F(SyncSagaOneSlowWorkerTest, AnOrderWhoseDeadlinePassedInTheQueueCallsNoSer
   ASSERT_THAT(first, IsOk());
   EXPECT_EQ(first->status(), v1::ORDER_STATUS_CONFIRMED);
 
-  std::vector<v1::Order> late;
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] {
-        late = OrdersOf("c-bob");
-        return late.size() == 1 && late[0].status() != v1::ORDER_STATUS_PENDING;
-      },
-      absl::Seconds(20)));
-  EXPECT_EQ(late[0].status(), v1::ORDER_STATUS_CANCELLED);
-  EXPECT_EQ(late[0].cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
-  EXPECT_THAT(late[0].cancel_reason(), HasSubstr("deadline passed before a worker took its saga"));
-  EXPECT_EQ(Payment(late[0].order_id()), payment::v1::PAYMENT_STATUS_UNSPECIFIED);
-  EXPECT_EQ(Reservation(late[0].order_id()), inventory::v1::RESERVATION_STATE_UNSPECIFIED);
+  std::optional<v1::Order> late = TheOnlyOrderOnceEnded("c-bob");
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(late->status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_EQ(late->cancel_cause(), events::v1::CANCEL_CAUSE_TIMEOUT);
+  EXPECT_THAT(late->cancel_reason(), HasSubstr("deadline passed before a worker took its saga"));
+  EXPECT_EQ(Payment(late->order_id()), payment::v1::PAYMENT_STATUS_UNSPECIFIED);
+  EXPECT_EQ(Reservation(late->order_id()), inventory::v1::RESERVATION_STATE_UNSPECIFIED);
 }
 
 // The calls waited call_timeout (2 s) whatever the caller's deadline: a
@@ -303,20 +315,15 @@ TEST_F(SyncSagaOneSlowWorkerTest, AnOrderWhoseDeadlinePassedInTheQueueCallsNoSer
 TEST_F(SyncSagaOneSlowWorkerTest, ACallerDeadlineThatPassesDuringTheCallsUndoesThem) {
   EXPECT_THAT(Place("c-bob", "KB-1", 1, absl::Milliseconds(500)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
-  std::vector<v1::Order> orders;
-  ASSERT_TRUE(relay::testing::WaitFor(
-      [&] {
-        orders = OrdersOf("c-bob");
-        return orders.size() == 1 && orders[0].status() != v1::ORDER_STATUS_PENDING;
-      },
-      absl::Seconds(20)));
-  EXPECT_EQ(orders[0].status(), v1::ORDER_STATUS_CANCELLED);
-  EXPECT_THAT(orders[0].cancel_reason(), HasSubstr("no answer within the deadline"));
+  std::optional<v1::Order> order = TheOnlyOrderOnceEnded("c-bob");
+  ASSERT_TRUE(order.has_value());
+  EXPECT_EQ(order->status(), v1::ORDER_STATUS_CANCELLED);
+  EXPECT_THAT(order->cancel_reason(), HasSubstr("no answer within the deadline"));
   // The charge answered in time and was refunded; the reservation, cut
   // short, was released (or, landing after the release, held nothing).
-  EXPECT_NE(Payment(orders[0].order_id()), payment::v1::PAYMENT_STATUS_CAPTURED);
-  EXPECT_NE(Reservation(orders[0].order_id()), inventory::v1::RESERVATION_STATE_HELD);
-  EXPECT_NE(Reservation(orders[0].order_id()), inventory::v1::RESERVATION_STATE_COMMITTED);
+  EXPECT_NE(Payment(order->order_id()), payment::v1::PAYMENT_STATUS_CAPTURED);
+  EXPECT_NE(Reservation(order->order_id()), inventory::v1::RESERVATION_STATE_HELD);
+  EXPECT_NE(Reservation(order->order_id()), inventory::v1::RESERVATION_STATE_COMMITTED);
 }
 
 TEST(SyncSagaOptions, SyncFlowWithoutTheTwoAddressesIsInvalidArgument) {

@@ -42,6 +42,14 @@ using ::testing::SizeIs;
 using testing::TempDir;
 using testing::WaitFor;
 
+// A Subscribe stream's first request: group "g" of topic "orders".
+SubscribeRequest OpenOrders() {
+  SubscribeRequest open;
+  open.mutable_open()->set_topic("orders");
+  open.mutable_open()->set_group("g");
+  return open;
+}
+
 Event MakeEvent(const std::string& id, const std::string& key, const std::string& type = "t.x") {
   Event e;
   e.set_id(id);
@@ -366,9 +374,7 @@ TEST_P(BrokerTest, AckForNeverDeliveredOffsetEndsTheStream) {
   PublishMany(*stub_, "orders", 0, 1, 1);
   grpc::ClientContext ctx;
   auto stream = stub_->Subscribe(&ctx);
-  SubscribeRequest open;
-  open.mutable_open()->set_topic("orders");
-  open.mutable_open()->set_group("g");
+  SubscribeRequest open = OpenOrders();
   ASSERT_TRUE(stream->Write(open));
   SubscribeResponse resp;
   ASSERT_TRUE(stream->Read(&resp));
@@ -399,9 +405,7 @@ TEST_P(BrokerTest, FirstRequestWithoutOpenIsInvalid) {
 TEST_P(BrokerTest, SubscribeRequestThatDoesNotParseIsInvalid) {
   grpc::ClientContext ctx;
   auto stream = stub_->Subscribe(&ctx);
-  SubscribeRequest open;
-  open.mutable_open()->set_topic("orders");
-  open.mutable_open()->set_group("g");
+  SubscribeRequest open = OpenOrders();
   open.mutable_open()->set_member_name("\xff\xfe not utf-8");
   ASSERT_TRUE(stream->Write(open));
   grpc::Status s = testing::DrainAndFinish(*stream);
@@ -485,9 +489,7 @@ TEST_P(BrokerTest, SubscribeFromATimeOutOfRangeIsInvalidArgument) {
   PublishMany(*stub_, "orders", 0, 3, 3);
   grpc::ClientContext ctx;
   auto stream = stub_->Subscribe(&ctx);
-  SubscribeRequest open;
-  open.mutable_open()->set_topic("orders");
-  open.mutable_open()->set_group("g");
+  SubscribeRequest open = OpenOrders();
   open.mutable_open()->mutable_start()->mutable_time()->set_seconds(10'000'000'000'000);
   ASSERT_TRUE(stream->Write(open));
   SubscribeResponse resp;
@@ -636,9 +638,7 @@ TEST_P(BrokerTest, AMemberThatDoesNotReadItsStreamIsBackloggedNotFedWithoutEnd) 
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
   auto stream = stub->Subscribe(&ctx);
-  SubscribeRequest open;
-  open.mutable_open()->set_topic("orders");
-  open.mutable_open()->set_group("g");
+  SubscribeRequest open = OpenOrders();
   open.mutable_open()->set_max_in_flight(1000);
   *open.mutable_open()->mutable_ack_deadline() =
       google::protobuf::util::TimeUtil::MillisecondsToDuration(20);
