@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "broker/validation.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace relay::broker {
@@ -35,6 +36,10 @@ constexpr int64_t kMaxRetryDelaySeconds = 24 * 3600;
 constexpr size_t kMaxNackReasonBytes = 1024;
 // A dead letter whose append failed is tried again this much later.
 constexpr absl::Duration kDeadLetterRetryDelay = absl::Seconds(1);
+// In a trimmed dead letter (DeadLetter.event_trimmed) each attempt's outcome
+// is cut to this many bytes: with a large --max_deliveries, the outcomes
+// alone could make it too large.
+constexpr size_t kTrimmedOutcomeBytes = 128;
 constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
 
 std::atomic<Scheduler::MemberId> next_member_id{1};
@@ -378,17 +383,13 @@ absl::Time ConsumerGroup::Pump() {
     absl::MutexLock lock(&mu_);
     absl::Time now = clock_();
     StartDeadLetters(scheduler_.ExpireDeadlines(now));
-    if (!dead_retries_.empty()) {
-      std::vector<Scheduler::DeadLetter> due;
-      for (auto it = dead_retries_.begin(); it != dead_retries_.end();) {
-        if (it->due <= now) {
-          due.push_back(std::move(it->letter));
-          it = dead_retries_.erase(it);
-        } else {
-          ++it;
-        }
+    for (auto it = dead_retries_.begin(); it != dead_retries_.end();) {
+      if (it->due <= now) {
+        StartDeadLetter(std::move(it->letter), it->trim);
+        it = dead_retries_.erase(it);
+      } else {
+        ++it;
       }
-      StartDeadLetters(std::move(due));
     }
     std::vector<Scheduler::Assignment> assigned =
         scheduler_.Assign(now, std::numeric_limits<size_t>::max());
@@ -423,32 +424,42 @@ absl::Time ConsumerGroup::Pump() {
 }
 
 void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
-  for (Scheduler::DeadLetter& d : dead) {
-    auto it = buffer_.find(d.offset);
-    if (it == buffer_.end()) continue;
-    const Event original = it->second.ToEvent(topic_);
-    v1::DeadLetter letter;
-    letter.set_group(group_);
-    *letter.mutable_event() = original;
-    letter.set_last_error(d.last_error);
-    for (const Scheduler::Attempt& a : d.attempts) {
-      v1::DeadLetter::Attempt* pa = letter.add_attempts();
-      pa->set_attempt(a.attempt);
-      *pa->mutable_delivered_at() = ToProto(a.delivered_at);
-      pa->set_outcome(a.outcome);
-    }
-    Event e;
-    // Deterministic id: a dead letter written twice (a crash before the
-    // group's checkpoint) is deduplicated by the DLQ topic.
-    e.set_id(absl::StrCat("dlq:", group_, ":", d.offset));
-    e.set_type("relay.dead_letter");
-    e.set_key(original.key());
-    e.set_source("relay-broker");
-    *e.mutable_time() = ToProto(clock_());
-    *e.mutable_headers() = original.headers();
-    (*e.mutable_headers())["dlq_group"] = group_;
-    (*e.mutable_headers())["dlq_offset"] = absl::StrCat(d.offset);
-    e.set_data(letter.SerializeAsString());
+  for (Scheduler::DeadLetter& d : dead) StartDeadLetter(std::move(d), /*trim=*/false);
+}
+
+void ConsumerGroup::StartDeadLetter(Scheduler::DeadLetter d, bool trim) {
+  auto it = buffer_.find(d.offset);
+  if (it == buffer_.end()) return;
+  const Event original = it->second.ToEvent(topic_);
+  v1::DeadLetter letter;
+  letter.set_group(group_);
+  *letter.mutable_event() = original;
+  letter.set_last_error(d.last_error);
+  if (trim) {
+    // The event's headers still ride on the dead-letter event itself.
+    letter.mutable_event()->clear_data();
+    letter.mutable_event()->clear_headers();
+    letter.set_event_trimmed(true);
+  }
+  for (const Scheduler::Attempt& a : d.attempts) {
+    v1::DeadLetter::Attempt* pa = letter.add_attempts();
+    pa->set_attempt(a.attempt);
+    *pa->mutable_delivered_at() = ToProto(a.delivered_at);
+    pa->set_outcome(trim ? std::string(Utf8Prefix(a.outcome, kTrimmedOutcomeBytes)) : a.outcome);
+  }
+  Event e;
+  // Deterministic id: a dead letter written twice (a crash before the
+  // group's checkpoint) is deduplicated by the DLQ topic.
+  e.set_id(absl::StrCat("dlq:", group_, ":", d.offset));
+  e.set_type("relay.dead_letter");
+  e.set_key(original.key());
+  e.set_source("relay-broker");
+  *e.mutable_time() = ToProto(clock_());
+  *e.mutable_headers() = original.headers();
+  (*e.mutable_headers())["dlq_group"] = group_;
+  (*e.mutable_headers())["dlq_offset"] = absl::StrCat(d.offset);
+  e.set_data(letter.SerializeAsString());
+  if (!trim) {
     RELAY_LOG(Warn, "event dead-lettered",
               {{"topic", topic_},
                {"group", group_},
@@ -457,8 +468,8 @@ void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
                {"type", original.type()},
                {"attempts", absl::StrCat(d.attempts.size())},
                {"error", d.last_error}});
-    dead_out_.push_back(PendingDeadLetter{std::move(e), std::move(d)});
   }
+  dead_out_.push_back(PendingDeadLetter{std::move(e), std::move(d), trim});
 }
 
 void ConsumerGroup::SendDeadLetters() {
@@ -472,12 +483,24 @@ void ConsumerGroup::SendDeadLetters() {
     std::vector<Event> batch;
     batch.push_back(std::move(p.event));
     log_->Append(DeadLetterTopic(topic_), std::move(batch),
-                 [this, letter = std::move(p.letter)](
-                     absl::StatusOr<std::vector<AppendResult>> result) mutable {
+                 [this, letter = std::move(p.letter),
+                  trimmed = p.trimmed](absl::StatusOr<std::vector<AppendResult>> result) mutable {
                    std::vector<StoredEvent> freed;  // destroyed outside mu_
                    {
                      absl::MutexLock lock(&mu_);
-                     if (!result.ok()) {
+                     if (!result.ok() && !trimmed && absl::IsInvalidArgument(result.status())) {
+                       // Too large for the log (an event near its largest, the
+                       // letter's fields on top): written again at once in the
+                       // trimmed form, which a retry of the whole would never pass.
+                       RELAY_LOG(Warn,
+                                 "dead letter too large for the log; writing it without the "
+                                 "event's data",
+                                 {{"topic", topic_},
+                                  {"group", group_},
+                                  {"offset", absl::StrCat(letter.offset)},
+                                  {"error", result.status().ToString()}});
+                       dead_retries_.push_back(DeadLetterRetry{clock_(), std::move(letter), true});
+                     } else if (!result.ok()) {
                        // The key stays blocked until the dead letter is written: try
                        // again soon (and after a restart: the attempts are kept).
                        RELAY_LOG(Error, "dead letter append failed; retrying",
@@ -485,8 +508,8 @@ void ConsumerGroup::SendDeadLetters() {
                                   {"group", group_},
                                   {"offset", absl::StrCat(letter.offset)},
                                   {"error", result.status().ToString()}});
-                       dead_retries_.push_back(
-                           DeadLetterRetry{clock_() + kDeadLetterRetryDelay, std::move(letter)});
+                       dead_retries_.push_back(DeadLetterRetry{clock_() + kDeadLetterRetryDelay,
+                                                               std::move(letter), trimmed});
                      } else {
                        scheduler_.CompleteDeadLetter(letter.offset);
                        if (auto it = buffer_.find(letter.offset); it != buffer_.end()) {

@@ -126,20 +126,25 @@ class ConsumerGroup {
     uint32_t max_in_flight = 0;
   };
 
-  // A dead letter whose append failed, to try again at `due`.
+  // A dead letter whose append failed, to try again at `due`; `trim`: in
+  // the trimmed form (DeadLetter.event_trimmed), the log having refused the
+  // whole one as too large.
   struct DeadLetterRetry {
     absl::Time due;
     Scheduler::DeadLetter letter;
+    bool trim = false;
   };
 
   // A dead letter built under mu_, appended by SendDeadLetters() after.
   struct PendingDeadLetter {
     Event event;
     Scheduler::DeadLetter letter;
+    bool trimmed = false;
   };
 
   // Builds the dead-letter events of `dead` into dead_out_.
   void StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartDeadLetter(Scheduler::DeadLetter d, bool trim) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends what StartDeadLetters() built. Call without mu_ held.
   void SendDeadLetters() ABSL_LOCKS_EXCLUDED(mu_);
   void DropBelowCommitted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

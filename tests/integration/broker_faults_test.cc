@@ -732,6 +732,88 @@ TEST_P(JetStreamBrokerFaultsTest, ReadsThatFailWhileJetStreamIsAwayAreRetriedNot
   ctx.TryCancel();
 }
 
+// An event near the largest JetStream stores (the server's max_payload less
+// 1 KiB) makes a dead letter over that limit: the letter's own fields come on
+// top of the whole event. The log refused its append, every second for good,
+// and the key never moved on. It is now written without the event's data and
+// headers (DeadLetter.event_trimmed); the headers ride on the dead-letter
+// event, the data stays in the topic.
+TEST_P(JetStreamBrokerFaultsTest, ADeadLetterTooLargeForTheLogIsWrittenTrimmed) {
+  options_.max_deliveries = 1;
+  Start();
+  constexpr size_t kLargestEvent = (size_t{1} << 20) - 1024;  // nats-server's default max_payload
+  PublishRequest req;
+  req.set_topic("orders");
+  Event* big = req.add_events();
+  big->set_id("big");
+  big->set_type("t.0");
+  big->set_key("k");
+  (*big->mutable_headers())["h"] = std::string(3000, 'h');
+  big->set_data(std::string(kLargestEvent - 3100, 'd'));
+  ASSERT_LE(big->ByteSizeLong(), kLargestEvent);
+  ASSERT_GT(big->ByteSizeLong(), kLargestEvent - 200);
+  Event* next = req.add_events();
+  next->set_id("next");
+  next->set_type("t.0");
+  next->set_key("k");  // waits behind "big"
+  {
+    grpc::ClientContext ctx;
+    PublishResponse resp;
+    grpc::Status s = stub_->Publish(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = OpenRaw(&ctx, "orders");
+  ASSERT_NE(stream, nullptr);
+  SubscribeResponse resp;
+  do {
+    ASSERT_TRUE(stream->Read(&resp));
+  } while (resp.deliveries_size() == 0);
+  ASSERT_EQ(resp.deliveries(0).event().id(), "big");
+  SubscribeRequest nack;
+  auto* n = nack.add_nacks();
+  n->set_offset(0);
+  n->set_attempt(resp.deliveries(0).attempt());
+  n->set_reason(std::string(1000, 'r'));
+  ASSERT_TRUE(stream->Write(nack));
+  // The key moves on: "next" is delivered.
+  do {
+    ASSERT_TRUE(stream->Read(&resp));
+  } while (resp.deliveries_size() == 0);
+  ASSERT_EQ(resp.deliveries(0).event().id(), "next");
+  SubscribeRequest ack;
+  ack.add_acks()->set_offset(1);
+  ack.mutable_acks(0)->set_attempt(resp.deliveries(0).attempt());
+  ASSERT_TRUE(stream->Write(ack));
+  ASSERT_TRUE(
+      WaitFor([&] { return Group("orders", "g").committed_offset() == 2; }, absl::Seconds(20)));
+  ctx.TryCancel();
+
+  grpc::ClientContext read_ctx;
+  broker::v1::ReadRequest read;
+  read.set_topic("orders.dlq");
+  broker::v1::ReadResponse dlq;
+  ASSERT_TRUE(stub_->Read(&read_ctx, read, &dlq).ok());
+  ASSERT_EQ(dlq.events_size(), 1);
+  const Event& dead = dlq.events(0);
+  EXPECT_EQ(dead.type(), "relay.dead_letter");
+  EXPECT_EQ(dead.headers().at("h"), std::string(3000, 'h'));
+  EXPECT_EQ(dead.headers().at("dlq_group"), "g");
+  broker::v1::DeadLetter letter;
+  ASSERT_TRUE(letter.ParseFromString(dead.data()));
+  EXPECT_TRUE(letter.event_trimmed());
+  EXPECT_EQ(letter.event().id(), "big");
+  EXPECT_EQ(letter.event().offset(), 0u);
+  EXPECT_TRUE(letter.event().data().empty());
+  EXPECT_TRUE(letter.event().headers().empty());
+  ASSERT_EQ(letter.attempts_size(), 1);
+  EXPECT_EQ(letter.attempts(0).outcome().size(), 128u);
+  EXPECT_THAT(letter.last_error(), HasSubstr(std::string(1000, 'r')));
+  EXPECT_EQ(Group("orders", "g").dead_lettered(), 1u);
+}
+
 // A request of a publish stream that fails midway (here: an event over the
 // stream's max_msg_size, set by hand; a leader election can fail any event
 // alone) gets the stream's later requests refused too, those read before

@@ -146,7 +146,8 @@ const std::vector<PayloadType>& PayloadTypes() {
           [](const relay::broker::v1::DeadLetter& m) {
             return absl::StrCat("group=", Quote(m.group()), " event=", Quote(m.event().type()),
                                 " offset=", m.event().offset(), " attempts=", m.attempts_size(),
-                                " error=", Quote(m.last_error()));
+                                " error=", Quote(m.last_error()),
+                                m.event_trimmed() ? " event_trimmed=true" : "");
           }),
   };
   return *types;

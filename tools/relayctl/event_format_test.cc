@@ -103,6 +103,10 @@ TEST(SummarizePayload, DeadLettersNameTheGroupAndTheOriginalEvent) {
   EXPECT_EQ(SummarizePayload(EventOf("relay.dead_letter", letter)),
             "group=payment-service event=order.created offset=7 attempts=2 "
             "error=\"nack: db locked\"");
+  letter.set_event_trimmed(true);  // too large for the log: written without the event's data
+  EXPECT_EQ(SummarizePayload(EventOf("relay.dead_letter", letter)),
+            "group=payment-service event=order.created offset=7 attempts=2 "
+            "error=\"nack: db locked\" event_trimmed=true");
 }
 
 TEST(SummarizePayload, UnknownTypesAndBadBytesSaySo) {
