@@ -1,22 +1,32 @@
 #include "common/metrics_server.h"
 
 #include <dirent.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/http_listen.h"
+#include "common/log.h"
 #include "common/text.h"
-#include "httplib.h"
 
 namespace relay::metrics {
 namespace {
@@ -76,47 +86,271 @@ double OpenFds() {
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string_view listen,
                                                                     const Registry* registry) {
-  std::unique_ptr<MetricsServer> server(new MetricsServer());
-  server->http_ = std::make_unique<httplib::Server>();
-  httplib::Server& http = *server->http_;
-  // Prometheus scrapes one request at a time; two threads keep a slow
-  // scrape from holding up a quick look with curl.
-  http.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  // One request per connection, and an idle one waits 2 s at most: a
-  // connection left open after a refused request would have its unread body
-  // read as the next request line, which the library reads without bound.
-  http.set_keep_alive_max_count(1);
-  http.set_keep_alive_timeout(2);
-  // Before the library reads a body: it reads a POST's (or PUT's, ...)
-  // whole, inflating a compressed one, before any handler could refuse it.
-  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (req.method == "GET" || req.method == "HEAD")
-      return httplib::Server::HandlerResponse::Unhandled;
-    res.status = 405;
-    res.set_header("Allow", "GET, HEAD");
-    res.set_content("only GET /metrics\n", "text/plain");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
-    res.set_content(registry->Expose(), kContentType);
-  });
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404) {
-      res.set_content(absl::StrCat("not found: ", Excerpt(req.path), " (try /metrics)\n"),
-                      "text/plain");
+  return Start(listen, registry, Options());
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string_view listen,
+                                                                    const Registry* registry,
+                                                                    const Options& options) {
+  std::string host;
+  int port = 0;
+  if (absl::Status s = SplitHostPort(listen, "metrics", &host, &port); !s.ok()) return s;
+  std::unique_ptr<MetricsServer> server(new MetricsServer(registry, options));
+  const absl::Status cannot_listen =
+      absl::UnavailableError(absl::StrCat("metrics server cannot listen on ", Excerpt(listen)));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) {
+    return cannot_listen;
+  }
+  for (addrinfo* a = found; a != nullptr && server->listen_fd_ < 0; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    // SO_REUSEADDR only: SO_REUSEPORT would let a second process share the
+    // port silently.
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
+      server->listen_fd_ = fd;
+    } else {
+      close(fd);
     }
-  });
-  absl::StatusOr<int> port = ListenInBackground(http, listen, "metrics", &server->thread_);
-  if (!port.ok()) return port.status();
-  server->port_ = *port;
+  }
+  freeaddrinfo(found);
+  if (server->listen_fd_ < 0) return cannot_listen;
+  sockaddr_storage bound{};
+  socklen_t bound_size = sizeof bound;
+  if (getsockname(server->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_size) != 0) {
+    return cannot_listen;
+  }
+  server->port_ =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  server->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (server->wake_fd_ < 0) {
+    return absl::UnavailableError(absl::StrCat("metrics server: eventfd: ", strerror(errno)));
+  }
+  server->thread_ = std::thread([s = server.get()] { s->Loop(); });
   return server;
 }
 
 MetricsServer::~MetricsServer() { Stop(); }
 
 void MetricsServer::Stop() {
-  if (http_ != nullptr) http_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    while (write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+    thread_.join();
+  }
+  for (int* fd : {&listen_fd_, &wake_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+}
+
+namespace {
+
+// One connection: reading its request head, then writing the answer, then
+// (its write side shut) reading what else the client sent until it closes,
+// so that the kernel does not answer unread bytes with a reset that could
+// cost the client the answer.
+struct Connection {
+  enum class State { kReading, kWriting, kDraining };
+  int fd = -1;
+  State state = State::kReading;
+  absl::Time accepted;
+  absl::Time deadline;
+  std::string in;
+  std::string out;
+  size_t sent = 0;
+};
+
+// How long a connection whose answer is sent waits for the client's close.
+constexpr absl::Duration kDrainTimeout = absl::Seconds(1);
+
+std::string Response(int status, absl::string_view reason, absl::string_view content_type,
+                     const std::string& body, bool head_only, absl::string_view extra = "") {
+  std::string out =
+      absl::StrCat("HTTP/1.1 ", status, " ", reason, "\r\nContent-Type: ", content_type,
+                   "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n", extra, "\r\n");
+  if (!head_only) out += body;
+  return out;
+}
+
+std::string PlainResponse(int status, absl::string_view reason, const std::string& body,
+                          absl::string_view extra = "") {
+  return Response(status, reason, "text/plain; charset=utf-8", body, false, extra);
+}
+
+// The answer to a request whose head is `head` (its line ends LF or CRLF).
+std::string Answer(absl::string_view head, const Registry& registry) {
+  const absl::string_view line = head.substr(0, head.find('\n'));
+  std::vector<absl::string_view> parts = absl::StrSplit(absl::StripSuffix(line, "\r"), ' ');
+  if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/1.") || parts[1].empty()) {
+    return PlainResponse(400, "Bad Request",
+                         absl::StrCat("malformed request line ", Excerpt(line), "\n"));
+  }
+  const absl::string_view method = parts[0];
+  if (method != "GET" && method != "HEAD") {
+    return PlainResponse(405, "Method Not Allowed", "only GET /metrics\n", "Allow: GET, HEAD\r\n");
+  }
+  const absl::string_view path = parts[1].substr(0, parts[1].find('?'));
+  if (path != "/metrics") {
+    std::string body = absl::StrCat("not found: ", Excerpt(path), " (try /metrics)\n");
+    return Response(404, "Not Found", "text/plain; charset=utf-8", body, method == "HEAD");
+  }
+  return Response(200, "OK", kContentType, registry.Expose(), method == "HEAD");
+}
+
+// Where a request's head ends (after its blank line), or npos.
+size_t HeadEnd(absl::string_view in) {
+  const size_t crlf = in.find("\r\n\r\n");
+  const size_t lf = in.find("\n\n");
+  if (crlf != absl::string_view::npos && (lf == absl::string_view::npos || crlf + 2 < lf)) {
+    return crlf + 4;
+  }
+  return lf == absl::string_view::npos ? lf : lf + 2;
+}
+
+}  // namespace
+
+void MetricsServer::Loop() {
+  std::vector<Connection> conns;
+  std::vector<pollfd> fds;
+  auto close_at = [&conns](size_t i) {
+    close(conns[i].fd);
+    conns.erase(conns.begin() + static_cast<ptrdiff_t>(i));
+  };
+  // Writes what it can of the answer; false once the connection is closed.
+  auto send_some = [&](size_t i, absl::Time now) {
+    Connection& c = conns[i];
+    while (c.sent < c.out.size()) {
+      const ssize_t n = send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+      if (n > 0) {
+        c.sent += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return true;
+      } else {
+        close_at(i);
+        return false;
+      }
+    }
+    shutdown(c.fd, SHUT_WR);
+    std::string().swap(c.out);
+    c.state = Connection::State::kDraining;
+    c.deadline = std::min(c.deadline, now + kDrainTimeout);
+    return true;
+  };
+  auto answer = [&](size_t i, std::string response, absl::Time now) {
+    Connection& c = conns[i];
+    std::string().swap(c.in);
+    c.out = std::move(response);
+    c.state = Connection::State::kWriting;
+    c.deadline = now + options_.response_timeout;
+    return send_some(i, now);
+  };
+  for (;;) {
+    absl::Time now = absl::Now();
+    absl::Time next = absl::InfiniteFuture();
+    fds.clear();
+    fds.push_back(pollfd{wake_fd_, POLLIN, 0});
+    fds.push_back(pollfd{listen_fd_, POLLIN, 0});
+    for (const Connection& c : conns) {
+      const short events = c.state == Connection::State::kWriting ? POLLOUT : POLLIN;
+      fds.push_back(pollfd{c.fd, events, 0});
+      next = std::min(next, c.deadline);
+    }
+    int timeout_ms = -1;
+    if (next != absl::InfiniteFuture()) {
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(
+          absl::ToInt64Milliseconds(absl::Ceil(next - now, absl::Milliseconds(1))), 0, 60'000));
+    }
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+      RELAY_LOG(Error, "metrics server: poll failed; serving stops", {{"error", strerror(errno)}});
+      break;
+    }
+    if (fds[0].revents != 0) break;  // Stop()
+    now = absl::Now();
+    // Connections first, from the last so that closing one (an erase) keeps
+    // the indices of those still to do; a new one is accepted after.
+    for (size_t i = conns.size(); i-- > 0;) {
+      const short revents = fds[i + 2].revents;
+      Connection& c = conns[i];
+      if (revents == 0) {
+        if (c.deadline <= now) {
+          if (c.state == Connection::State::kReading) {
+            // Best effort: a connection that sent too little in time.
+            const std::string timeout =
+                PlainResponse(408, "Request Timeout", "request not received in time\n");
+            (void)send(c.fd, timeout.data(), timeout.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          }
+          close_at(i);
+        }
+        continue;
+      }
+      if (c.state == Connection::State::kWriting) {
+        send_some(i, now);
+        continue;
+      }
+      char buf[4096];
+      // Never more than one byte past the bound: a head that reaches it is
+      // refused, however much more the client has sent.
+      const size_t room =
+          c.state == Connection::State::kReading
+              ? std::min(sizeof buf, options_.max_request_head_bytes + 1 - c.in.size())
+              : sizeof buf;
+      const ssize_t n = recv(c.fd, buf, room, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+      if (n <= 0) {
+        close_at(i);
+        continue;
+      }
+      if (c.state == Connection::State::kDraining) continue;
+      c.in.append(buf, static_cast<size_t>(n));
+      const size_t end = HeadEnd(c.in);
+      if (end != absl::string_view::npos && end <= options_.max_request_head_bytes) {
+        answer(i, Answer(absl::string_view(c.in).substr(0, end), *registry_), now);
+      } else if (c.in.size() > options_.max_request_head_bytes) {
+        answer(i,
+               PlainResponse(431, "Request Header Fields Too Large",
+                             absl::StrCat("request line and headers over ",
+                                          options_.max_request_head_bytes, " bytes\n")),
+               now);
+      }
+    }
+    if (fds[1].revents != 0) {
+      for (;;) {
+        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break;  // EAGAIN: none left; anything else: tried again next pass
+        if (conns.size() >= options_.max_connections) {
+          // Make room by the oldest still sending its request: a scraper sends
+          // its request at once, a client that holds a connection idle or
+          // trickles its request loses it to the next one.
+          size_t oldest = conns.size();
+          for (size_t i = 0; i < conns.size(); ++i) {
+            if (conns[i].state == Connection::State::kReading &&
+                (oldest == conns.size() || conns[i].accepted < conns[oldest].accepted)) {
+              oldest = i;
+            }
+          }
+          if (oldest == conns.size()) {
+            close(fd);  // every slot is sending an answer: this one waits for none
+            continue;
+          }
+          close_at(oldest);
+        }
+        conns.push_back(Connection{
+            fd, Connection::State::kReading, now, now + options_.request_timeout, {}, {}, 0});
+      }
+    }
+  }
+  for (const Connection& c : conns) close(c.fd);
 }
 
 void RegisterProcessMetrics(Registry& registry, absl::string_view binary) {

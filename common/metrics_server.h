@@ -3,11 +3,13 @@
 
 // Serves a Registry over HTTP for Prometheus (docs/OBSERVABILITY.md):
 // `GET /metrics` answers the text exposition format; every other path is
-// 404, every other method 405 before any body is read. One request per
-// connection. (The library, cpp-httplib 0.11 from Debian 12, reads a request
-// line and its headers without a bound and a request at a time per worker:
-// serve it only where those who can reach it are trusted; see
-// docs/OBSERVABILITY.md.)
+// 404, every other method 405, and a body is never read. One request per
+// connection. Every connection is bounded: its request line and headers to
+// 8 KiB (else 431), their arrival to 5 s after the connect (else 408), the
+// answer's sending to 10 s, and at most 16 connections at once (a new one
+// closes the oldest still sending its request). One thread, a poll loop,
+// serves them all, so no client can grow the process's memory or hold a
+// thread.
 //
 //   auto server = MetricsServer::Start("127.0.0.1:9100", &Registry::Default());
 //   if (!server.ok()) return server.status();
@@ -20,21 +22,33 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "common/metrics.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace relay::metrics {
 
 class MetricsServer {
  public:
+  // The bounds above (tests make them small).
+  struct Options {
+    size_t max_connections = 16;
+    // Request line and headers, with their CRLFs.
+    size_t max_request_head_bytes = 8192;
+    // From the connect to the end of the request's headers.
+    absl::Duration request_timeout = absl::Seconds(5);
+    // From the end of the request's headers to the last byte of the answer
+    // taken by the kernel.
+    absl::Duration response_timeout = absl::Seconds(10);
+  };
+
   // Listens on `listen` (host:port; port 0 picks a free one) and serves on a
   // thread of its own. INVALID_ARGUMENT for a malformed address, UNAVAILABLE
   // when it cannot bind. `registry` must outlive the server.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(absl::string_view listen,
                                                               const Registry* registry);
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(absl::string_view listen,
+                                                              const Registry* registry,
+                                                              const Options& options);
 
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
@@ -44,13 +58,19 @@ class MetricsServer {
   // The port it listens on.
   int port() const { return port_; }
 
-  // Stops listening and waits for the scrapes in progress. Idempotent.
+  // Stops listening, closes every connection (a scrape being answered ends
+  // with it) and joins the thread. Idempotent.
   void Stop();
 
  private:
-  MetricsServer() = default;
+  MetricsServer(const Registry* registry, const Options& options)
+      : registry_(registry), options_(options) {}
+  void Loop();
 
-  std::unique_ptr<httplib::Server> http_;
+  const Registry* const registry_;
+  const Options options_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd: Stop() writes it, Loop() returns
   std::thread thread_;
   int port_ = 0;
 };

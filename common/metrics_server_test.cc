@@ -5,7 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -20,6 +24,54 @@ using ::relay::testing::IsOk;
 using ::relay::testing::SampleValue;
 using ::relay::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// A plain TCP connection to 127.0.0.1:`port`, whose reads give up after
+// `read_timeout`.
+int Connect(int port, int read_timeout_seconds = 10) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{read_timeout_seconds, 0};
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+struct Answer {
+  std::string bytes;
+  bool closed = false;  // the server closed the connection (not a read timeout)
+};
+
+// Reads until the server closes the connection or a read times out.
+Answer ReadAll(int fd) {
+  Answer a;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) a.bytes.append(buf, static_cast<size_t>(n));
+  a.closed = n == 0 || (n < 0 && errno == ECONNRESET);
+  return a;
+}
+
+// Sends `request` whole on a new connection and reads the answer.
+Answer Exchange(int port, const std::string& request) {
+  const int fd = Connect(port);
+  if (fd < 0) return {};
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return {};
+  }
+  Answer a = ReadAll(fd);
+  close(fd);
+  return a;
+}
 
 TEST(MetricsServer, ServesTheRegistryOnMetrics) {
   Registry r;
@@ -83,6 +135,117 @@ TEST(MetricsServer, OtherMethodsAre405BeforeTheirBodyIsRead) {
   EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 405"));
   EXPECT_THAT(answer, HasSubstr("Allow: GET, HEAD"));
   EXPECT_TRUE(closed);
+}
+
+TEST(MetricsServer, AnswersHeadAndBareLineFeedsAndRefusesAMalformedRequestLine) {
+  Registry r;
+  r.AddCounter("relay_test_total", "t").With({}).Add(1);
+  auto server = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(server.status(), IsOk());
+  const int port = (*server)->port();
+
+  Answer head = Exchange(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(head.bytes, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(head.bytes, HasSubstr("\r\nContent-Length: "));
+  EXPECT_THAT(head.bytes, ::testing::EndsWith("\r\n\r\n"));  // no body
+  EXPECT_TRUE(head.closed);
+
+  Answer bare = Exchange(port, "GET /metrics?x=1 HTTP/1.0\nHost: x\n\n");
+  EXPECT_THAT(bare.bytes, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(bare.bytes, HasSubstr("relay_test_total 1"));
+
+  Answer bad = Exchange(port, "GET\r\n\r\n");
+  EXPECT_THAT(bad.bytes, StartsWith("HTTP/1.1 400 "));
+  EXPECT_THAT(bad.bytes, HasSubstr("malformed request line"));
+  Answer shouted = Exchange(port, std::string(5000, 'X') + " / HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(shouted.bytes, StartsWith("HTTP/1.1 405 "));
+  EXPECT_LT(shouted.bytes.size(), 300u);  // never echoes the method
+}
+
+// The HTTP library read a request line and its headers without a bound: one
+// connection sending 300 MiB without a line feed took a broker from 21 MB
+// to 553 MB resident. Now at most 8 KiB of a request head is read.
+TEST(MetricsServer, ARequestHeadOverTheBoundIs431AndTheRestIsNeverRead) {
+  Registry r;
+  auto server = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(server.status(), IsOk());
+  const int fd = Connect((*server)->port());
+  ASSERT_GE(fd, 0);
+  // Far more than the socket buffers on both sides hold: what the server
+  // does not read, the sender cannot send.
+  constexpr size_t kTotal = size_t{256} << 20;
+  std::atomic<size_t> sent{0};
+  std::thread sender([&] {
+    const std::string chunk = "GET /" + std::string(size_t{1} << 20, 'a');
+    while (sent < kTotal) {
+      const ssize_t n = send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+      if (n <= 0) break;  // the server closed the connection
+      sent += static_cast<size_t>(n);
+    }
+  });
+  Answer a = ReadAll(fd);
+  shutdown(fd, SHUT_RDWR);  // ends the sender should it still be blocked
+  sender.join();
+  close(fd);
+  EXPECT_THAT(a.bytes, StartsWith("HTTP/1.1 431 "));
+  EXPECT_THAT(a.bytes, HasSubstr("request line and headers over 8192 bytes"));
+  EXPECT_TRUE(a.closed);
+  EXPECT_LT(sent.load(), kTotal);
+}
+
+// Two idle connections held both of the library's threads: scrapes waited,
+// and a client that sent one byte now and then held a thread for good.
+TEST(MetricsServer, ARequestThatDoesNotArriveInTimeIsCutOffEvenIfItTrickles) {
+  Registry r;
+  MetricsServer::Options options;
+  options.request_timeout = absl::Milliseconds(300);
+  auto server = MetricsServer::Start("127.0.0.1:0", &r, options);
+  ASSERT_THAT(server.status(), IsOk());
+
+  const int idle = Connect((*server)->port());
+  ASSERT_GE(idle, 0);
+  Answer a = ReadAll(idle);
+  close(idle);
+  EXPECT_THAT(a.bytes, StartsWith("HTTP/1.1 408 "));
+  EXPECT_TRUE(a.closed);
+
+  const int trickle = Connect((*server)->port());
+  ASSERT_GE(trickle, 0);
+  // One byte every 20 ms, for up to 10 s: far beyond the 300 ms the whole
+  // request head gets.
+  bool cut_off = false;
+  for (int i = 0; i < 500 && !cut_off; ++i) {
+    cut_off = send(trickle, "G", 1, MSG_NOSIGNAL) != 1;
+    absl::SleepFor(absl::Milliseconds(20));  // the trickle's pace, not a wait for a result
+  }
+  close(trickle);
+  EXPECT_TRUE(cut_off);
+}
+
+// With every connection taken by clients that send nothing, a scrape still
+// gets its answer at once: a new connection closes the oldest idle one.
+TEST(MetricsServer, IdleConnectionsCannotKeepAScrapeOut) {
+  Registry r;
+  r.AddCounter("relay_test_total", "t").With({}).Add(1);
+  MetricsServer::Options options;
+  options.max_connections = 4;
+  options.request_timeout = absl::Hours(1);  // only making room ends them
+  auto server = MetricsServer::Start("127.0.0.1:0", &r, options);
+  ASSERT_THAT(server.status(), IsOk());
+  std::vector<int> idle;
+  for (int i = 0; i < 10; ++i) {
+    idle.push_back(Connect((*server)->port()));
+    ASSERT_GE(idle.back(), 0);
+  }
+  httplib::Client client("127.0.0.1", (*server)->port());
+  client.set_read_timeout(10);
+  httplib::Result res = client.Get("/metrics");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(SampleValue(res->body, "relay_test_total"), 1);
+  // The six oldest were closed to make room (the last four may stay).
+  EXPECT_TRUE(ReadAll(idle.front()).closed);
+  for (int fd : idle) close(fd);
 }
 
 TEST(MetricsServer, RefusesBadAddressesWithAShortError) {
