@@ -166,11 +166,13 @@ struct Connection {
   absl::Time deadline;
   std::string in;
   std::string out;
-  size_t sent = 0;
+  size_t sent = 0;  // of `out`; while draining, the bytes read and dropped
 };
 
-// How long a connection whose answer is sent waits for the client's close.
+// How long, and for how many bytes, a connection whose answer is sent waits
+// for the client's close.
 constexpr absl::Duration kDrainTimeout = absl::Seconds(1);
+constexpr size_t kMaxDrainBytes = 64 << 10;
 
 std::string Response(int status, absl::string_view reason, absl::string_view content_type,
                      const std::string& body, bool head_only, absl::string_view extra = "") {
@@ -243,6 +245,7 @@ void MetricsServer::Loop() {
     }
     shutdown(c.fd, SHUT_WR);
     std::string().swap(c.out);
+    c.sent = 0;
     c.state = Connection::State::kDraining;
     c.deadline = std::min(c.deadline, now + kDrainTimeout);
     return true;
@@ -311,7 +314,11 @@ void MetricsServer::Loop() {
         close_at(i);
         continue;
       }
-      if (c.state == Connection::State::kDraining) continue;
+      if (c.state == Connection::State::kDraining) {
+        c.sent += static_cast<size_t>(n);  // counts what was read and dropped
+        if (c.sent > kMaxDrainBytes) close_at(i);
+        continue;
+      }
       c.in.append(buf, static_cast<size_t>(n));
       const size_t end = HeadEnd(c.in);
       if (end != absl::string_view::npos && end <= options_.max_request_head_bytes) {
