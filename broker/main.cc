@@ -25,6 +25,7 @@
 #include "broker/broker_lease.h"
 #include "broker/broker_server.h"
 #include "broker/storage/file_event_log.h"
+#include "broker/storage/jetstream_connection.h"
 #include "broker/storage_backend.h"
 #include "common/log.h"
 #include "common/process.h"
@@ -313,7 +314,7 @@ int ServeWithLease(const relay::Process& process,
             {{"listen", options.listen_address},
              {"port", absl::StrCat((*server)->port())},
              {"storage", "jetstream"},
-             {"nats", options.storage.jetstream.servers},
+             {"nats", relay::broker::RedactedNatsUrls(options.storage.jetstream.servers)},
              {"replicas", absl::StrCat(options.storage.jetstream.replicas)},
              {"group_bucket", "relay_groups"},
              {"lease_holder", (*lease)->holder()}});

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -27,10 +28,31 @@ void OnDisconnected(natsConnection* nc, void* /*closure*/) {
 void OnReconnected(natsConnection* nc, void* /*closure*/) {
   char url[256] = "";
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-  RELAY_LOG(Info, "storage: NATS connection back", {{"server", url}});
+  RELAY_LOG(Info, "storage: NATS connection back", {{"server", RedactedNatsUrls(url)}});
 }
 
 }  // namespace
+
+std::string RedactedNatsUrls(absl::string_view servers) {
+  std::vector<std::string> out;
+  for (absl::string_view url : absl::StrSplit(servers, ',')) {
+    const size_t scheme = url.find("://");
+    const size_t start = scheme == absl::string_view::npos ? 0 : scheme + 3;
+    // The credentials end at the host's '@', before any path.
+    const size_t end = std::min(url.find('/', start), url.size());
+    const size_t at = url.substr(0, end).rfind('@');
+    if (at == absl::string_view::npos || at < start) {
+      out.emplace_back(url);
+      continue;
+    }
+    const absl::string_view userinfo = url.substr(start, at - start);
+    const size_t colon = userinfo.find(':');
+    const absl::string_view user =
+        colon == absl::string_view::npos ? absl::string_view() : userinfo.substr(0, colon + 1);
+    out.push_back(absl::StrCat(url.substr(0, start), user, "***", url.substr(at)));
+  }
+  return absl::StrJoin(out, ",");
+}
 
 std::string NatsErrorText(natsStatus status, int code) {
   const char* detail = nats_GetLastError(nullptr);
@@ -70,14 +92,15 @@ absl::Status ConnectJetStream(const JetStreamConnectOptions& options, natsConnec
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, OnReconnected, nullptr);
   if (s != NATS_OK) {
     natsOptions_Destroy(opts);
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad NATS options for ", options.servers, ": ", NatsErrorText(s)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad NATS options for ", RedactedNatsUrls(options.servers), ": ", NatsErrorText(s)));
   }
   natsConnection* conn = nullptr;
   s = natsConnection_Connect(&conn, opts);
   natsOptions_Destroy(opts);
   if (s != NATS_OK) {
-    return NatsUnavailable(absl::StrCat("cannot reach NATS at ", options.servers), s);
+    return NatsUnavailable(absl::StrCat("cannot reach NATS at ", RedactedNatsUrls(options.servers)),
+                           s);
   }
 
   jsOptions js_opts;
@@ -94,8 +117,8 @@ absl::Status ConnectJetStream(const JetStreamConnectOptions& options, natsConnec
   jsErrCode code = static_cast<jsErrCode>(0);
   s = js_GetAccountInfo(&info, ctx, nullptr, &code);
   if (s != NATS_OK) {
-    absl::Status error =
-        NatsUnavailable(absl::StrCat("JetStream does not answer at ", options.servers), s, code);
+    absl::Status error = NatsUnavailable(
+        absl::StrCat("JetStream does not answer at ", RedactedNatsUrls(options.servers)), s, code);
     jsCtx_Destroy(ctx);
     natsConnection_Destroy(conn);
     return error;

@@ -34,6 +34,11 @@ struct JetStreamConnectOptions {
 absl::Status ConnectJetStream(const JetStreamConnectOptions& options, natsConnection** nc,
                               jsCtx** js);
 
+// `servers` (comma-separated NATS URLs) fit for a log line or an error: the
+// password of each URL that carries credentials replaced by "***"
+// (nats://relay:***@host:4222), a token-only one too (nats://***@host:4222).
+std::string RedactedNatsUrls(absl::string_view servers);
+
 // "<the client's text> (JetStream error <code>)": the calling thread's last
 // NATS error (the server's text when there is one), else the status's text.
 std::string NatsErrorText(natsStatus status, int code = 0);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "broker/storage/jetstream_connection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -140,6 +141,17 @@ TEST(JetStreamNames, ForeignKeysAreNotGroups) {
   for (const char* key : {"orders", "a/b/c", "/b", "a/", "a.b/c", "aXb/c", "a/b=c", ""}) {
     EXPECT_EQ(GroupForKey(key), std::nullopt) << key;
   }
+}
+
+// The broker logs its --nats list and names it in its errors: a password
+// or token in a URL must not go to the logs with it.
+TEST(RedactedNatsUrls, HidesPasswordsAndTokensOnly) {
+  EXPECT_EQ(RedactedNatsUrls("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+  EXPECT_EQ(RedactedNatsUrls("nats://relay:s3cret@nats-1:4222,nats://tok@nats-2:4222,nats-3:4222"),
+            "nats://relay:***@nats-1:4222,nats://***@nats-2:4222,nats-3:4222");
+  EXPECT_EQ(RedactedNatsUrls("relay:p@ss@host:4222"), "relay:***@host:4222");
+  EXPECT_EQ(RedactedNatsUrls("tls://host:4222/a@b"), "tls://host:4222/a@b");
+  EXPECT_EQ(RedactedNatsUrls(""), "");
 }
 
 }  // namespace
