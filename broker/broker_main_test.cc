@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -578,6 +579,125 @@ TEST_F(BrokerStandby, APausedActiveBrokerLosesTheLeaseAndExitsWithoutMovingAGrou
   EXPECT_EQ(ReplicatedCommitted(nats_->urls(), "g"), 5);
   EXPECT_GT(b_.WaitPort(absl::Seconds(1)), 0);
   EXPECT_EQ(b_.Stop(SIGTERM), 0) << b_.log();
+}
+
+// docs/JETSTREAM.md ("What the broker's NATS user needs") lists the subjects
+// a broker's NATS user must be allowed. A nats-server with authorization
+// gives user `relay` exactly those (a bucket of one copy needs no stream
+// update; it is listed and allowed all the same) and user `nokv` the same
+// less the group bucket's subjects. `relay` runs a broker through its
+// life: the lease, topic streams, publishes, a group's deliveries, acks
+// and checkpoints, Read, a retention pass that purges, a restart that
+// loads the group.
+// The server logs every subject it refused: none for `relay`, while `nokv`
+// is refused its first checkpoint (so the list is what the server enforces).
+std::string PermissionsConfig() {
+  const std::string documented = R"("relay.*", "$KV.relay_lease.>", "$JS.API.INFO",
+      "$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.LIST",
+      "$JS.API.STREAM.PURGE.*", "$JS.API.STREAM.UPDATE.KV_*", "$JS.API.STREAM.MSG.GET.*",
+      "$JS.API.DIRECT.GET.>")";
+  return absl::StrCat(R"(authorization {
+  users = [
+    {user: admin, password: admin}
+    {user: relay, password: secret, permissions: {
+      publish: {allow: ["$KV.relay_groups.>", )",
+                      documented, R"(]}
+      subscribe: {allow: ["_INBOX.>"]}}}
+    {user: nokv, password: secret, permissions: {
+      publish: {allow: [)",
+                      documented, R"(]}
+      subscribe: {allow: ["_INBOX.>"]}}}
+  ]
+}
+no_auth_user: admin
+)");
+}
+
+// Publishes events "<prefix>0".. to "orders", each answered within 20 s
+// (a refused subject is retried, not failed).
+void PublishWithin20s(int port, const std::string& prefix, int n) {
+  relay::events::Publisher publisher(relay::MakeChannel(absl::StrCat("127.0.0.1:", port)), {});
+  for (int i = 0; i < n; ++i) {
+    relay::events::v1::Event e;
+    e.set_id(absl::StrCat(prefix, i));
+    e.set_type("thing.happened");
+    std::future<absl::StatusOr<uint64_t>> done = publisher.Publish("orders", e);
+    ASSERT_EQ(done.wait_for(std::chrono::seconds(20)), std::future_status::ready) << e.id();
+    ASSERT_THAT(done.get(), IsOk());
+  }
+}
+
+TEST(BrokerMain, OnJetStreamTheDocumentedNatsPermissionsAreAllTheBrokerUses) {
+  absl::StatusOr<std::unique_ptr<relay::testing::NatsServer>> nats =
+      relay::testing::NatsServer::Start(1, absl::Seconds(30), PermissionsConfig());
+  ASSERT_THAT(nats, IsOk());
+  const std::string port = (*nats)->url(0).substr((*nats)->url(0).rfind(':') + 1);
+  relay::testing::TempDir dir;
+  BrokerProcess broker(dir.Join("relay"));
+  const std::vector<std::string> flags = {
+      "--storage=jetstream", "--nats=nats://relay:secret@127.0.0.1:" + port, "--lease_ttl=2s",
+      "--retention_bytes=1"};  // retention purges what the group has acked
+  int broker_port = broker.Start(flags);
+  ASSERT_GT(broker_port, 0) << broker.log() << ReadFile((*nats)->log_path(0));
+  // The password stays out of the broker's log.
+  EXPECT_THAT(broker.log(), HasSubstr("nats=nats://relay:***@127.0.0.1:"));
+  EXPECT_THAT(broker.log(), ::testing::Not(HasSubstr("secret")));
+  ASSERT_NO_FATAL_FAILURE(PublishWithin20s(broker_port, "first-", 3))
+      << ReadFile((*nats)->log_path(0));
+  EXPECT_EQ(ConsumeFrom(broker_port, 3), (std::vector<uint64_t>{0, 1, 2}));
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return ReplicatedCommitted((*nats)->urls(), "g") == 3; }, absl::Seconds(20)));
+  {
+    auto stub = v1::Broker::NewStub(relay::MakeChannel(absl::StrCat("127.0.0.1:", broker_port)));
+    grpc::ClientContext read_ctx;
+    v1::ReadRequest read;
+    read.set_topic("orders");
+    v1::ReadResponse events;
+    ASSERT_TRUE(stub->Read(&read_ctx, read, &events).ok());
+    ASSERT_GE(events.events_size(), 1);
+    EXPECT_EQ(events.events(events.events_size() - 1).id(), "first-2");
+    // A retention pass (every 10 s) lists the streams and purges below the
+    // group's committed offset.
+    EXPECT_TRUE(relay::testing::WaitFor(
+        [&] {
+          grpc::ClientContext list_ctx;
+          v1::ListTopicsResponse topics;
+          return stub->ListTopics(&list_ctx, v1::ListTopicsRequest(), &topics).ok() &&
+                 topics.topics_size() == 1 && topics.topics(0).first_offset() == 3;
+        },
+        absl::Seconds(30)))
+        << ReadFile((*nats)->log_path(0));
+  }
+  ASSERT_EQ(broker.Stop(SIGTERM), 0) << broker.log();
+  broker_port = broker.Start(flags);
+  ASSERT_GT(broker_port, 0) << broker.log();
+  ASSERT_NO_FATAL_FAILURE(PublishWithin20s(broker_port, "second-", 2));
+  EXPECT_EQ(ConsumeFrom(broker_port, 2), (std::vector<uint64_t>{3, 4}));
+  ASSERT_EQ(broker.Stop(SIGTERM), 0) << broker.log();
+  EXPECT_THAT(ReadFile((*nats)->log_path(0)), ::testing::Not(HasSubstr("Violation")));
+
+  // The same less the group bucket's subjects: the server refuses them.
+  BrokerProcess nokv(dir.Join("nokv"));
+  const int nokv_port = nokv.Start(
+      {"--storage=jetstream", "--nats=nats://nokv:secret@127.0.0.1:" + port, "--lease_ttl=2s"});
+  ASSERT_GT(nokv_port, 0) << nokv.log();
+  relay::events::Subscriber::Options options;
+  options.topic = "orders";
+  options.group = "h";
+  relay::events::Subscriber sub(relay::MakeChannel(absl::StrCat("127.0.0.1:", nokv_port)), options);
+  sub.On("thing.happened", [](const relay::events::v1::Event&, const relay::events::DeliveryInfo&) {
+    return absl::OkStatus();
+  });
+  sub.Start();
+  EXPECT_TRUE(relay::testing::WaitFor(
+      [&] {
+        return absl::StrContains(ReadFile((*nats)->log_path(0)),
+                                 "Publish Violation - User \"nokv\", Subject \"$KV.relay_groups.");
+      },
+      absl::Seconds(20)))
+      << ReadFile((*nats)->log_path(0));
+  sub.Stop();
+  nokv.Stop(SIGKILL);
 }
 
 }  // namespace

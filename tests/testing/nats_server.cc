@@ -78,7 +78,8 @@ bool PlacesReplicas(const std::string& url, int replicas) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<NatsServer>> NatsServer::Start(int nodes, absl::Duration timeout) {
+absl::StatusOr<std::unique_ptr<NatsServer>> NatsServer::Start(int nodes, absl::Duration timeout,
+                                                              const std::string& config) {
   if (nodes < 1) return absl::InvalidArgumentError("a NATS cluster needs at least one node");
   if (access(kBinary, X_OK) != 0) {
     return absl::FailedPreconditionError(
@@ -92,7 +93,7 @@ absl::StatusOr<std::unique_ptr<NatsServer>> NatsServer::Start(int nodes, absl::D
   {
     const std::string conf = server->dir_.Join("jetstream.conf");
     std::ofstream out(conf, std::ios::trunc);
-    out << "jetstream {\n  max_file_store: 1TB\n  max_memory_store: 1GB\n}\n";
+    out << "jetstream {\n  max_file_store: 1TB\n  max_memory_store: 1GB\n}\n" << config << "\n";
     if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", conf));
   }
   for (int i = 0; i < nodes; ++i) {

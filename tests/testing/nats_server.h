@@ -31,8 +31,11 @@ class NatsServer {
 
   // FAILED_PRECONDITION when the binary is missing, DEADLINE_EXCEEDED when
   // a node's JetStream does not answer within `timeout` (its log is named).
+  // `config` is added to every node's configuration file (users and their
+  // permissions, say: with authorization, give it a `no_auth_user` that may
+  // do everything, which urls() and the helpers below connect as).
   static absl::StatusOr<std::unique_ptr<NatsServer>> Start(
-      int nodes = 1, absl::Duration timeout = absl::Seconds(30));
+      int nodes = 1, absl::Duration timeout = absl::Seconds(30), const std::string& config = "");
 
   ~NatsServer();  // SIGKILLs the nodes still running
   NatsServer(const NatsServer&) = delete;
