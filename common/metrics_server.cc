@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -189,7 +191,9 @@ std::string PlainResponse(int status, absl::string_view reason, const std::strin
 }
 
 // The answer to a request whose head is `head` (its line ends LF or CRLF).
-std::string Answer(absl::string_view head, const Registry& registry) {
+// `exposition` gives the registry's text: called at most once per pass of
+// the loop, however many scrapes are ready in it.
+std::string Answer(absl::string_view head, const std::function<const std::string&()>& exposition) {
   const absl::string_view line = head.substr(0, head.find('\n'));
   std::vector<absl::string_view> parts = absl::StrSplit(absl::StripSuffix(line, "\r"), ' ');
   if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/1.") || parts[1].empty()) {
@@ -205,18 +209,24 @@ std::string Answer(absl::string_view head, const Registry& registry) {
     std::string body = absl::StrCat("not found: ", Excerpt(path), " (try /metrics)\n");
     return Response(404, "Not Found", "text/plain; charset=utf-8", body, method == "HEAD");
   }
-  return Response(200, "OK", kContentType, registry.Expose(), method == "HEAD");
+  return Response(200, "OK", kContentType, exposition(), method == "HEAD");
 }
 
-// Where a request's head ends (after its blank line), or npos.
+// Where a request's head ends (after its empty line; each line may end LF
+// or CRLF), or npos.
 size_t HeadEnd(absl::string_view in) {
-  const size_t crlf = in.find("\r\n\r\n");
-  const size_t lf = in.find("\n\n");
-  if (crlf != absl::string_view::npos && (lf == absl::string_view::npos || crlf + 2 < lf)) {
-    return crlf + 4;
+  for (size_t i = in.find('\n'); i != absl::string_view::npos; i = in.find('\n', i + 1)) {
+    if (i + 1 < in.size() && in[i + 1] == '\n') return i + 2;
+    if (i + 2 < in.size() && in[i + 1] == '\r' && in[i + 2] == '\n') return i + 3;
   }
-  return lf == absl::string_view::npos ? lf : lf + 2;
+  return absl::string_view::npos;
 }
+
+// After an accept fails for want of descriptors or memory (EMFILE, ENFILE,
+// ENOBUFS, ENOMEM) the pending connection keeps the socket readable: the
+// loop leaves it alone this long instead of waking for it at once, again
+// and again.
+constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(100);
 
 }  // namespace
 
@@ -258,12 +268,16 @@ void MetricsServer::Loop() {
     c.deadline = now + options_.response_timeout;
     return send_some(i, now);
   };
+  absl::Time accept_paused_until = absl::InfinitePast();
   for (;;) {
     absl::Time now = absl::Now();
     absl::Time next = absl::InfiniteFuture();
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});
-    fds.push_back(pollfd{listen_fd_, POLLIN, 0});
+    // fd -1: poll ignores the entry (and sets no revents).
+    const bool accepting = accept_paused_until <= now;
+    fds.push_back(pollfd{accepting ? listen_fd_ : -1, POLLIN, 0});
+    if (!accepting) next = accept_paused_until;
     for (const Connection& c : conns) {
       const short events = c.state == Connection::State::kWriting ? POLLOUT : POLLIN;
       fds.push_back(pollfd{c.fd, events, 0});
@@ -280,6 +294,14 @@ void MetricsServer::Loop() {
     }
     if (fds[0].revents != 0) break;  // Stop()
     now = absl::Now();
+    // The registry's text, made at most once this pass: a slow Expose()
+    // (its collectors ask the log and the groups) is paid once for all the
+    // scrapes that are ready.
+    std::optional<std::string> exposition;
+    auto expose = [&]() -> const std::string& {
+      if (!exposition.has_value()) exposition = registry_->Expose();
+      return *exposition;
+    };
     // Connections first, from the last so that closing one (an erase) keeps
     // the indices of those still to do; a new one is accepted after.
     for (size_t i = conns.size(); i-- > 0;) {
@@ -322,7 +344,7 @@ void MetricsServer::Loop() {
       c.in.append(buf, static_cast<size_t>(n));
       const size_t end = HeadEnd(c.in);
       if (end != absl::string_view::npos && end <= options_.max_request_head_bytes) {
-        answer(i, Answer(absl::string_view(c.in).substr(0, end), *registry_), now);
+        answer(i, Answer(absl::string_view(c.in).substr(0, end), expose), now);
       } else if (c.in.size() > options_.max_request_head_bytes) {
         answer(i,
                PlainResponse(431, "Request Header Fields Too Large",
@@ -332,22 +354,34 @@ void MetricsServer::Loop() {
       }
     }
     if (fds[1].revents != 0) {
-      for (;;) {
+      // At most max_connections a pass: a flood of connects cannot keep the
+      // loop from its connections, its deadlines and Stop().
+      for (size_t n = 0; n < options_.max_connections; ++n) {
         const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) break;  // EAGAIN: none left; anything else: tried again next pass
+        if (fd < 0) {
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            accept_paused_until = now + kAcceptBackoff;
+          }
+          break;  // EAGAIN: none left; EINTR, ECONNABORTED, ...: next pass
+        }
         if (conns.size() >= options_.max_connections) {
-          // Make room by the oldest still sending its request: a scraper sends
-          // its request at once, a client that holds a connection idle or
-          // trickles its request loses it to the next one.
+          // Make room by the oldest connection accepted before this pass
+          // (each had a pass to send its request, and a scraper sends it at
+          // once): the oldest still sending its request, else the oldest
+          // still taking its answer (or its close). Idle, trickling and
+          // non-reading clients lose their slots to whoever comes next.
           size_t oldest = conns.size();
-          for (size_t i = 0; i < conns.size(); ++i) {
-            if (conns[i].state == Connection::State::kReading &&
-                (oldest == conns.size() || conns[i].accepted < conns[oldest].accepted)) {
-              oldest = i;
+          for (int want_reading = 1; want_reading >= 0 && oldest == conns.size(); --want_reading) {
+            for (size_t i = 0; i < conns.size(); ++i) {
+              const bool reading = conns[i].state == Connection::State::kReading;
+              if (reading == (want_reading == 1) && conns[i].accepted < now &&
+                  (oldest == conns.size() || conns[i].accepted < conns[oldest].accepted)) {
+                oldest = i;
+              }
             }
           }
           if (oldest == conns.size()) {
-            close(fd);  // every slot is sending an answer: this one waits for none
+            close(fd);  // every slot was taken in this very pass
             continue;
           }
           close_at(oldest);

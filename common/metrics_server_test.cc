@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -154,6 +155,10 @@ TEST(MetricsServer, AnswersHeadAndBareLineFeedsAndRefusesAMalformedRequestLine) 
   EXPECT_THAT(bare.bytes, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(bare.bytes, HasSubstr("relay_test_total 1"));
 
+  // A head whose last line ends LF and whose empty line ends CRLF.
+  Answer mixed = Exchange(port, "GET /metrics HTTP/1.1\nHost: x\n\r\n");
+  EXPECT_THAT(mixed.bytes, StartsWith("HTTP/1.1 200 OK\r\n"));
+
   Answer bad = Exchange(port, "GET\r\n\r\n");
   EXPECT_THAT(bad.bytes, StartsWith("HTTP/1.1 400 "));
   EXPECT_THAT(bad.bytes, HasSubstr("malformed request line"));
@@ -246,6 +251,48 @@ TEST(MetricsServer, IdleConnectionsCannotKeepAScrapeOut) {
   // The six oldest were closed to make room (the last four may stay).
   EXPECT_TRUE(ReadAll(idle.front()).closed);
   for (int fd : idle) close(fd);
+}
+
+// Clients that ask and then never read hold their slots while the answer
+// waits in the socket: with every slot so held, a new scrape closes the
+// oldest of them instead of being turned away.
+TEST(MetricsServer, ClientsThatDoNotReadTheirAnswersCannotKeepAScrapeOut) {
+  Registry r;
+  // An answer of ~16 MB: more than the socket buffers hold.
+  auto& big = r.AddGauge("relay_test_big", "t", {"label"});
+  for (int i = 0; i < 40000; ++i) big.With({absl::StrCat(i, std::string(400, 'x'))}).Set(i);
+  r.AddCounter("relay_test_total", "t").With({}).Add(1);
+  MetricsServer::Options options;
+  options.max_connections = 4;
+  options.response_timeout = absl::Hours(1);  // only making room ends them
+  auto server = MetricsServer::Start("127.0.0.1:0", &r, options);
+  ASSERT_THAT(server.status(), IsOk());
+  std::vector<int> stalled;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    const int small = 4096;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>((*server)->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string request = "GET /metrics HTTP/1.1\r\n\r\n";
+    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    // Its answer has begun: the server took the request (and the slot).
+    char first;
+    ASSERT_EQ(recv(fd, &first, 1, 0), 1);
+    stalled.push_back(fd);
+  }
+  httplib::Client client("127.0.0.1", (*server)->port());
+  client.set_read_timeout(30);
+  httplib::Result res = client.Get("/metrics");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(SampleValue(res->body, "relay_test_total"), 1);
+  for (int fd : stalled) close(fd);
 }
 
 TEST(MetricsServer, RefusesBadAddressesWithAShortError) {
