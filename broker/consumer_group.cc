@@ -36,9 +36,10 @@ constexpr int64_t kMaxRetryDelaySeconds = 24 * 3600;
 constexpr size_t kMaxNackReasonBytes = 1024;
 // A dead letter whose append failed is tried again this much later.
 constexpr absl::Duration kDeadLetterRetryDelay = absl::Seconds(1);
-// In a trimmed dead letter (DeadLetter.event_trimmed) each attempt's outcome
-// is cut to this many bytes: with a large --max_deliveries, the outcomes
-// alone could make it too large.
+// A trimmed dead letter (DeadLetter.event_trimmed) keeps the last this many
+// attempts, each outcome cut to this many bytes: with a large
+// --max_deliveries the attempts alone could make it too large.
+constexpr size_t kTrimmedAttempts = 16;
 constexpr size_t kTrimmedOutcomeBytes = 128;
 constexpr absl::Duration kDefaultAckDeadline = absl::Seconds(30);
 
@@ -429,19 +430,33 @@ void ConsumerGroup::StartDeadLetters(std::vector<Scheduler::DeadLetter> dead) {
 
 void ConsumerGroup::StartDeadLetter(Scheduler::DeadLetter d, bool trim) {
   auto it = buffer_.find(d.offset);
-  if (it == buffer_.end()) return;
+  if (it == buffer_.end()) {
+    // Only a Join() that changed the group's types unbuffers such an event,
+    // and it drops the event from the scheduler too: nobody waits for it.
+    RELAY_LOG(Warn, "dead letter not written: the event left the group's window",
+              {{"topic", topic_}, {"group", group_}, {"offset", absl::StrCat(d.offset)}});
+    return;
+  }
   const Event original = it->second.ToEvent(topic_);
   v1::DeadLetter letter;
   letter.set_group(group_);
   *letter.mutable_event() = original;
   letter.set_last_error(d.last_error);
+  size_t first_attempt = 0;
   if (trim) {
-    // The event's headers still ride on the dead-letter event itself.
+    // Bounded by construction: the ids, names and at most kTrimmedAttempts
+    // short outcomes. The data and headers stay in the original topic.
     letter.mutable_event()->clear_data();
     letter.mutable_event()->clear_headers();
     letter.set_event_trimmed(true);
+    letter.set_last_error(std::string(Utf8Prefix(d.last_error, kMaxNackReasonBytes + 16)));
+    if (d.attempts.size() > kTrimmedAttempts) {
+      first_attempt = d.attempts.size() - kTrimmedAttempts;
+      letter.set_attempts_omitted(static_cast<uint32_t>(first_attempt));
+    }
   }
-  for (const Scheduler::Attempt& a : d.attempts) {
+  for (size_t i = first_attempt; i < d.attempts.size(); ++i) {
+    const Scheduler::Attempt& a = d.attempts[i];
     v1::DeadLetter::Attempt* pa = letter.add_attempts();
     pa->set_attempt(a.attempt);
     *pa->mutable_delivered_at() = ToProto(a.delivered_at);
@@ -455,7 +470,7 @@ void ConsumerGroup::StartDeadLetter(Scheduler::DeadLetter d, bool trim) {
   e.set_key(original.key());
   e.set_source("relay-broker");
   *e.mutable_time() = ToProto(clock_());
-  *e.mutable_headers() = original.headers();
+  if (!trim) *e.mutable_headers() = original.headers();
   (*e.mutable_headers())["dlq_group"] = group_;
   (*e.mutable_headers())["dlq_offset"] = absl::StrCat(d.offset);
   e.set_data(letter.SerializeAsString());
