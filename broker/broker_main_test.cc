@@ -635,7 +635,8 @@ TEST(BrokerMain, OnJetStreamTheDocumentedNatsPermissionsAreAllTheBrokerUses) {
   relay::testing::TempDir dir;
   BrokerProcess broker(dir.Join("relay"));
   const std::vector<std::string> flags = {
-      "--storage=jetstream", "--nats=nats://relay:secret@127.0.0.1:" + port, "--lease_ttl=2s",
+      "--storage=jetstream", "--nats=nats://relay:secret@127.0.0.1:" + port,
+      "--lease_ttl=20s",       // outlives the NATS restart below
       "--retention_bytes=1"};  // retention purges what the group has acked
   int broker_port = broker.Start(flags);
   ASSERT_GT(broker_port, 0) << broker.log() << ReadFile((*nats)->log_path(0));
@@ -668,6 +669,14 @@ TEST(BrokerMain, OnJetStreamTheDocumentedNatsPermissionsAreAllTheBrokerUses) {
         absl::Seconds(30)))
         << ReadFile((*nats)->log_path(0));
   }
+  // The server the connection comes back to is logged without the password.
+  (*nats)->Kill(0);
+  ASSERT_THAT((*nats)->Restart(0), IsOk());
+  ASSERT_TRUE(relay::testing::WaitFor(
+      [&] { return absl::StrContains(broker.log(), "storage: NATS connection back"); },
+      absl::Seconds(20)))
+      << broker.log();
+  EXPECT_THAT(broker.log(), ::testing::Not(HasSubstr("secret")));
   ASSERT_EQ(broker.Stop(SIGTERM), 0) << broker.log();
   broker_port = broker.Start(flags);
   ASSERT_GT(broker_port, 0) << broker.log();

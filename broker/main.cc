@@ -140,8 +140,9 @@ absl::Status StorageFromFlags(const std::string& data_dir, relay::broker::Storag
   std::vector<absl::string_view> urls = absl::StrSplit(nats, ',');
   for (absl::string_view url : urls) {
     if (absl::StripAsciiWhitespace(url).empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--nats must be URL[,URL...] with no empty URL, got ", relay::Excerpt(nats)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--nats must be URL[,URL...] with no empty URL, got ",
+                       relay::Excerpt(relay::broker::RedactedNatsUrls(nats))));
     }
   }
   const int32_t replicas = absl::GetFlag(FLAGS_replicas);

@@ -38,9 +38,9 @@ std::string RedactedNatsUrls(absl::string_view servers) {
   for (absl::string_view url : absl::StrSplit(servers, ',')) {
     const size_t scheme = url.find("://");
     const size_t start = scheme == absl::string_view::npos ? 0 : scheme + 3;
-    // The credentials end at the host's '@', before any path.
-    const size_t end = std::min(url.find('/', start), url.size());
-    const size_t at = url.substr(0, end).rfind('@');
+    // The credentials end at the last '@', as the NATS client reads a URL
+    // (a password may hold '/' or '@').
+    const size_t at = url.rfind('@');
     if (at == absl::string_view::npos || at < start) {
       out.emplace_back(url);
       continue;

@@ -150,7 +150,9 @@ TEST(RedactedNatsUrls, HidesPasswordsAndTokensOnly) {
   EXPECT_EQ(RedactedNatsUrls("nats://relay:s3cret@nats-1:4222,nats://tok@nats-2:4222,nats-3:4222"),
             "nats://relay:***@nats-1:4222,nats://***@nats-2:4222,nats-3:4222");
   EXPECT_EQ(RedactedNatsUrls("relay:p@ss@host:4222"), "relay:***@host:4222");
-  EXPECT_EQ(RedactedNatsUrls("tls://host:4222/a@b"), "tls://host:4222/a@b");
+  // As the NATS client reads a URL: the credentials end at the last '@'.
+  EXPECT_EQ(RedactedNatsUrls("nats://relay:ab/c@d@host:4222"), "nats://relay:***@host:4222");
+  EXPECT_EQ(RedactedNatsUrls("nats://relay:x@[::1]:4222"), "nats://relay:***@[::1]:4222");
   EXPECT_EQ(RedactedNatsUrls(""), "");
 }
 
