@@ -198,6 +198,35 @@ TEST(MetricsServer, ARequestHeadOverTheBoundIs431AndTheRestIsNeverRead) {
   EXPECT_LT(sent.load(), kTotal);
 }
 
+// After its answer a connection is read until the client closes it, so that
+// unread bytes do not make the kernel reset it before the client has read
+// the answer; but for 64 KiB at most: a client that keeps sending was read
+// at full speed for the whole second of that wait (300 MiB in a probe).
+TEST(MetricsServer, AClientThatKeepsSendingAfterItsAnswerIsCutOff) {
+  Registry r;
+  auto server = MetricsServer::Start("127.0.0.1:0", &r);
+  ASSERT_THAT(server.status(), IsOk());
+  const int fd = Connect((*server)->port());
+  ASSERT_GE(fd, 0);
+  const std::string request = "GET /metrics HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  Answer a = ReadAll(fd);  // the whole answer, then the server's end of it
+  EXPECT_THAT(a.bytes, StartsWith("HTTP/1.1 200 OK"));
+  EXPECT_TRUE(a.closed);
+  constexpr size_t kTotal = size_t{256} << 20;
+  const std::string chunk(size_t{1} << 20, 'a');
+  size_t sent = 0;
+  while (sent < kTotal) {
+    const ssize_t n = send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n <= 0) break;  // reset: the server closed the connection
+    sent += static_cast<size_t>(n);
+  }
+  close(fd);
+  // What the socket buffers on both sides hold, and the 64 KiB.
+  EXPECT_LT(sent, size_t{64} << 20);
+}
+
 // Two idle connections held both of the library's threads: scrapes waited,
 // and a client that sent one byte now and then held a thread for good.
 TEST(MetricsServer, ARequestThatDoesNotArriveInTimeIsCutOffEvenIfItTrickles) {
