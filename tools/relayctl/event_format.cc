@@ -145,7 +145,8 @@ const std::vector<PayloadType>& PayloadTypes() {
           "relay.dead_letter",
           [](const relay::broker::v1::DeadLetter& m) {
             return absl::StrCat("group=", Quote(m.group()), " event=", Quote(m.event().type()),
-                                " offset=", m.event().offset(), " attempts=", m.attempts_size(),
+                                " offset=", m.event().offset(),
+                                " attempts=", m.attempts_size() + m.attempts_omitted(),
                                 " error=", Quote(m.last_error()),
                                 m.event_trimmed() ? " event_trimmed=true" : "");
           }),

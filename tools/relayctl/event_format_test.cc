@@ -103,9 +103,12 @@ TEST(SummarizePayload, DeadLettersNameTheGroupAndTheOriginalEvent) {
   EXPECT_EQ(SummarizePayload(EventOf("relay.dead_letter", letter)),
             "group=payment-service event=order.created offset=7 attempts=2 "
             "error=\"nack: db locked\"");
-  letter.set_event_trimmed(true);  // too large for the log: written without the event's data
+  // Too large for the log whole: written without the event's data, and
+  // with the last attempts only.
+  letter.set_event_trimmed(true);
+  letter.set_attempts_omitted(3);
   EXPECT_EQ(SummarizePayload(EventOf("relay.dead_letter", letter)),
-            "group=payment-service event=order.created offset=7 attempts=2 "
+            "group=payment-service event=order.created offset=7 attempts=5 "
             "error=\"nack: db locked\" event_trimmed=true");
 }
 
