@@ -307,18 +307,19 @@ void MetricsServer::Loop() {
     for (size_t i = conns.size(); i-- > 0;) {
       const short revents = fds[i + 2].revents;
       Connection& c = conns[i];
-      if (revents == 0) {
-        if (c.deadline <= now) {
-          if (c.state == Connection::State::kReading) {
-            // Best effort: a connection that sent too little in time.
-            const std::string timeout =
-                PlainResponse(408, "Request Timeout", "request not received in time\n");
-            (void)send(c.fd, timeout.data(), timeout.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-          }
-          close_at(i);
+      // The deadline first, whatever the connection has to do: one that is
+      // ready at the pass after its deadline gains no more time.
+      if (c.deadline <= now) {
+        if (c.state == Connection::State::kReading) {
+          // Best effort: a connection that sent too little in time.
+          const std::string timeout =
+              PlainResponse(408, "Request Timeout", "request not received in time\n");
+          (void)send(c.fd, timeout.data(), timeout.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         }
+        close_at(i);
         continue;
       }
+      if (revents == 0) continue;
       if (c.state == Connection::State::kWriting) {
         send_some(i, now);
         continue;

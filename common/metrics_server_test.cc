@@ -28,10 +28,15 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 // A plain TCP connection to 127.0.0.1:`port`, whose reads give up after
-// `read_timeout`.
-int Connect(int port, int read_timeout_seconds = 10) {
+// `read_timeout`; with `receive_buffer` bytes of receive buffer if not 0.
+int Connect(int port, int read_timeout_seconds = 10, int receive_buffer = 0) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
+  if (receive_buffer > 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer) != 0) {
+    close(fd);
+    return -1;
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -298,15 +303,8 @@ TEST(MetricsServer, ClientsThatDoNotReadTheirAnswersCannotKeepAScrapeOut) {
   ASSERT_THAT(server.status(), IsOk());
   std::vector<int> stalled;
   for (int i = 0; i < 4; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = Connect((*server)->port(), 10, /*receive_buffer=*/4096);
     ASSERT_GE(fd, 0);
-    const int small = 4096;
-    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>((*server)->port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     const std::string request = "GET /metrics HTTP/1.1\r\n\r\n";
     ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(request.size()));
