@@ -390,6 +390,10 @@ TEST(BrokerMain, BadStorageFlagsAreAFatalStartErrorOfOneLine) {
       {{"--storage=jetstream", "--replicas=6"}, "relay-broker: --replicas must be 1 to 5, got 6"},
       {{"--storage=jetstream", "--nats=nats://127.0.0.1:4222,"},
        "relay-broker: --nats must be URL[,URL...] with no empty URL"},
+      // The error quotes the flag, but never its password.
+      {{"--storage=jetstream", "--nats=nats://u:s3cret@h:4222,"}, "nats://u:***@h:4222"},
+      {{"--max_deliveries=0"}, "relay-broker: --max_deliveries must be 1 to 1000, got 0"},
+      {{"--max_deliveries=1001"}, "relay-broker: --max_deliveries must be 1 to 1000, got 1001"},
       // Checked before NATS is asked for anything (none listens here).
       {{"--storage=jetstream", "--nats=nats://127.0.0.1:1", "--lease_ttl=500ms"},
        "relay-broker: --lease_ttl must be 1s to 60s, got 500ms"},
@@ -401,6 +405,7 @@ TEST(BrokerMain, BadStorageFlagsAreAFatalStartErrorOfOneLine) {
     ASSERT_TRUE(WIFEXITED(status)) << broker.log();
     EXPECT_EQ(WEXITSTATUS(status), 1) << c.flags[0];
     EXPECT_THAT(broker.log(), HasSubstr(c.error));
+    EXPECT_THAT(broker.log(), ::testing::Not(HasSubstr("s3cret")));
   }
 }
 

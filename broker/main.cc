@@ -78,7 +78,7 @@ ABSL_FLAG(uint64_t, retention_hard_max_bytes, uint64_t{4} << 30,
           "per-topic hard cap: above it the oldest events go even if a group needs them "
           "(with jetstream: the stream's max_bytes)");
 ABSL_FLAG(uint64_t, max_event_bytes, 1 << 20, "largest serialized event accepted");
-ABSL_FLAG(uint32_t, max_deliveries, 5, "deliveries before an event goes to <topic>.dlq");
+ABSL_FLAG(uint32_t, max_deliveries, 5, "deliveries before an event goes to <topic>.dlq, 1 to 1000");
 ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Milliseconds(200),
           "how often changed group progress is made durable");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -344,6 +344,14 @@ int main(int argc, char** argv) {
   options.groups_dir = data_dir + "/groups";
   options.limits.max_event_bytes = absl::GetFlag(FLAGS_max_event_bytes);
   options.groups.scheduler.max_deliveries = absl::GetFlag(FLAGS_max_deliveries);
+  // Every attempt's outcome is kept until the event is done and goes into
+  // its dead letter: 1,000 attempts of up to ~1 KiB each is the most a
+  // letter may carry.
+  if (options.groups.scheduler.max_deliveries < 1 ||
+      options.groups.scheduler.max_deliveries > 1000) {
+    return process.Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--max_deliveries must be 1 to 1000, got ", options.groups.scheduler.max_deliveries)));
+  }
   options.groups.scheduler.max_buffered = absl::GetFlag(FLAGS_group_window_events);
   options.groups.max_window_bytes = absl::GetFlag(FLAGS_group_window_bytes);
   if (options.groups.scheduler.max_buffered == 0 || options.groups.max_window_bytes == 0) {
