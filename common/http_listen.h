@@ -1,8 +1,9 @@
 #ifndef RELAY_COMMON_HTTP_LISTEN_H_
 #define RELAY_COMMON_HTTP_LISTEN_H_
 
-// Starting one of Debian's cpp-httplib servers the way every Relay HTTP
-// endpoint (/metrics, relay-console) does: bound to host:port with
+// Starting one of Debian's cpp-httplib servers the way relay-console does
+// (every binary's /metrics has a server of its own, common/metrics_server.h,
+// which shares SplitHostPort only): bound to host:port with
 // SO_REUSEADDR only (httplib's default SO_REUSEPORT would let a second
 // process share the port silently), serving on a thread of its own, and
 // running before the call returns, so that an immediate stop() is not lost.

@@ -7,9 +7,9 @@
 // connection. Every connection is bounded: its request line and headers to
 // 8 KiB (else 431), their arrival to 5 s after the connect (else 408), the
 // answer's sending to 10 s, and at most 16 connections at once (a new one
-// closes the oldest still sending its request). One thread, a poll loop,
-// serves them all, so no client can grow the process's memory or hold a
-// thread.
+// closes the oldest still sending its request, else the oldest still taking
+// its answer). One thread, a poll loop, serves them all, so no client can
+// grow the process's memory or hold a thread.
 //
 //   auto server = MetricsServer::Start("127.0.0.1:9100", &Registry::Default());
 //   if (!server.ok()) return server.status();
