@@ -220,12 +220,21 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
                          nack.reason().size(), " bytes; the limit is ", kMaxNackReasonBytes));
       }
     }
-    for (const auto& ack : request.acks()) {
-      if (scheduler_.Ack(member, ack.offset(), ack.attempt()) == Scheduler::AckOutcome::kAcked) {
-        counters_.acked->Add();
-        auto it = buffer_.find(ack.offset());
+    if (!request.acks().empty()) {
+      std::vector<Scheduler::AckRef> acks;
+      acks.reserve(static_cast<size_t>(request.acks_size()));
+      for (const auto& ack : request.acks()) acks.push_back({ack.offset(), ack.attempt()});
+      std::vector<uint64_t> acked;
+      acked.reserve(acks.size());
+      scheduler_.AckAll(member, acks, &acked);
+      auto hint = buffer_.end();
+      for (uint64_t offset : acked) {
+        auto it = hint != buffer_.end() && hint->first == offset ? hint : buffer_.find(offset);
         // Freed after the lock is released.
-        if (it != buffer_.end()) Unbuffer(it, &done);
+        if (it != buffer_.end()) hint = Unbuffer(it, &done);
+      }
+      if (!acked.empty()) {
+        counters_.acked->Add(acked.size());
         dirty_ = true;
       }
     }
@@ -261,13 +270,13 @@ bool ConsumerGroup::Wanted(const StoredEvent& e) const {
   return types_.empty() || std::binary_search(types_.begin(), types_.end(), e.type());
 }
 
-void ConsumerGroup::Unbuffer(absl::btree_map<uint64_t, StoredEvent>::iterator it,
-                             std::vector<StoredEvent>* freed) {
+absl::btree_map<uint64_t, StoredEvent>::iterator ConsumerGroup::Unbuffer(
+    absl::btree_map<uint64_t, StoredEvent>::iterator it, std::vector<StoredEvent>* freed) {
   // A stored event's size never changes: the count comes down by what
   // Buffer() added.
   buffer_bytes_ -= std::min(buffer_bytes_, it->second.size());
   if (freed != nullptr) freed->push_back(std::move(it->second));
-  buffer_.erase(it);
+  return buffer_.erase(it);
 }
 
 void ConsumerGroup::SkipGap(uint64_t to, absl::string_view why) {
@@ -302,7 +311,7 @@ void ConsumerGroup::Buffer(std::vector<StoredEvent>* events) {
     // every other key.
     if (kept) {
       buffer_bytes_ += e.size();
-      buffer_.emplace(e.offset(), std::move(e));
+      buffer_.emplace_hint(buffer_.end(), e.offset(), std::move(e));  // the largest offset yet
     }
   }
   DropBelowCommitted();
@@ -395,9 +404,13 @@ absl::Time ConsumerGroup::Pump() {
     std::vector<Scheduler::Assignment> assigned =
         scheduler_.Assign(now, std::numeric_limits<size_t>::max());
     if (!assigned.empty()) dirty_ = true;
+    // Assignments come in ascending offsets, mostly neighbours in buffer_.
+    auto hint = buffer_.end();
     for (const Scheduler::Assignment& a : assigned) {
-      auto it = buffer_.find(a.offset);
+      if (hint != buffer_.end()) ++hint;
+      auto it = hint != buffer_.end() && hint->first == a.offset ? hint : buffer_.find(a.offset);
       if (it == buffer_.end()) continue;  // cannot happen: assigned events are buffered
+      hint = it;
       batches[a.member].push_back(OutgoingDelivery{it->second, a.attempt});
       counters_.delivered->Add();
     }

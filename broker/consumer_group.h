@@ -156,8 +156,11 @@ class ConsumerGroup {
   // error (InfiniteFuture when none). Dispatcher thread only.
   absl::Time Fill();
   bool Wanted(const StoredEvent& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Unbuffer(absl::btree_map<uint64_t, StoredEvent>::iterator it,
-                std::vector<StoredEvent>* freed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `it` from the window (its bytes to `freed`, if given); returns the
+  // entry after it.
+  absl::btree_map<uint64_t, StoredEvent>::iterator Unbuffer(
+      absl::btree_map<uint64_t, StoredEvent>::iterator it, std::vector<StoredEvent>* freed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string topic_;
   const std::string group_;

@@ -65,8 +65,9 @@ bool Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
   }
   if (skip) return false;  // Acked: not stored (see Event).
 
-  auto [it, inserted] = events_.try_emplace(offset);
-  assert(inserted);
+  // The largest offset yet: the end is where it goes.
+  auto it = events_.try_emplace(events_.end(), offset);
+  assert(it->first == offset && it->second.state == State::kPending && it->second.attempts == 0);
   Event& e = it->second;
   e.key = std::string(key);
   e.attempts = attempts;
@@ -148,25 +149,36 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
     ready_.insert(offset);
   }
   std::vector<Assignment> out;
+  // Ready offsets ascend and are mostly neighbours in events_ too.
+  auto hint = events_.end();
   while (out.size() < max && !ready_.empty() && !available_.empty()) {
     const MemberId id = std::get<2>(*available_.begin());
     available_.erase(available_.begin());
     Member& m = members_.find(id)->second;
-    const uint64_t offset = *ready_.begin();
-    ready_.erase(ready_.begin());
-    Event& e = events_.find(offset)->second;
+    // The least loaded member stays so for every event while it is the
+    // only one with room: it takes them in one run, without leaving and
+    // re-entering available_ for each.
+    const bool alone = available_.empty();
+    do {
+      const uint64_t offset = *ready_.begin();
+      ready_.erase(ready_.begin());
+      if (hint != events_.end()) ++hint;
+      auto it = hint != events_.end() && hint->first == offset ? hint : events_.find(offset);
+      hint = it;
+      Event& e = it->second;
 
-    e.state = State::kInFlight;
-    e.member = id;
-    e.attempts++;
-    e.delivered_at = now;
-    e.due = now + m.ack_deadline;
-    if (!m.deadlines.empty()) e.due = std::max(e.due, m.deadlines.back().due);
-    m.deadlines.push_back(Deadline{e.due, offset, e.attempts});
-    m.last_assigned = ++assign_seq_;
+      e.state = State::kInFlight;
+      e.member = id;
+      e.attempts++;
+      e.delivered_at = now;
+      e.due = now + m.ack_deadline;
+      if (!m.deadlines.empty()) e.due = std::max(e.due, m.deadlines.back().due);
+      m.deadlines.push_back(Deadline{e.due, offset, e.attempts});
+      m.last_assigned = ++assign_seq_;
+      if (e.attempts > 1) redelivered_++;
+      out.push_back(Assignment{id, offset, e.attempts});
+    } while (alone && out.size() < max && !ready_.empty() && m.in_flight() < m.max_in_flight);
     OfferIfAvailable(id, m);
-    if (e.attempts > 1) redelivered_++;
-    out.push_back(Assignment{id, offset, e.attempts});
   }
   return out;
 }
@@ -185,6 +197,37 @@ Scheduler::AckOutcome Scheduler::Ack(MemberId member, uint64_t offset, uint32_t 
   }
   Remove(it);
   return AckOutcome::kAcked;
+}
+
+void Scheduler::AckAll(MemberId member, absl::Span<const AckRef> acks,
+                       std::vector<uint64_t>* acked) {
+  // As Ack(): an ack below next_ shows the member alive. Done first, so that
+  // no offer of `member` happens while its bookkeeping is deferred.
+  for (const AckRef& a : acks) {
+    if (a.offset < next_) {
+      HeardFrom(member);
+      break;
+    }
+  }
+  deferring_ = true;
+  auto hint = events_.end();
+  for (const AckRef& a : acks) {
+    if (a.offset >= next_) continue;  // kUnknown
+    auto it = hint != events_.end() && hint->first == a.offset ? hint : events_.find(a.offset);
+    if (it == events_.end()) continue;  // kStale
+    const Event& e = it->second;
+    if (a.attempt == 0 || a.attempt != e.attempts || e.state == State::kDeadLettering) continue;
+    hint = Remove(it);
+    acked->push_back(a.offset);
+  }
+  deferring_ = false;
+  for (MemberId id : deferred_) {
+    auto mit = members_.find(id);
+    if (mit == members_.end()) continue;
+    mit->second.deferred = false;
+    OfferIfAvailable(id, mit->second);
+  }
+  deferred_.clear();
 }
 
 Scheduler::AckOutcome Scheduler::Nack(MemberId member, uint64_t offset, uint32_t attempt,
@@ -364,7 +407,8 @@ void Scheduler::Release(uint64_t offset, Event& e) {
     exhausted_.insert(offset);
   } else {
     e.state = State::kReady;
-    ready_.insert(offset);
+    // Mostly the largest ready offset (a new event): the end is the hint.
+    ready_.insert(ready_.end(), offset);
   }
 }
 
@@ -374,6 +418,15 @@ void Scheduler::Unassign(uint64_t offset, Event& e) {
   auto mit = members_.find(e.member);
   if (mit == members_.end()) return;
   Member& m = mit->second;
+  if (deferring_) {
+    if (!m.deferred) {
+      available_.erase(LoadOf(e.member, m));
+      m.deferred = true;
+      deferred_.push_back(e.member);
+    }
+    EndDeadline(m, offset, e.attempts);
+    return;
+  }
   available_.erase(LoadOf(e.member, m));
   EndDeadline(m, offset, e.attempts);
   OfferIfAvailable(e.member, m);
@@ -428,7 +481,8 @@ void Scheduler::Fail(uint64_t offset, Event& e, std::string outcome, absl::Durat
   }
 }
 
-void Scheduler::Remove(absl::btree_map<uint64_t, Event>::iterator it) {
+absl::btree_map<uint64_t, Scheduler::Event>::iterator Scheduler::Remove(
+    absl::btree_map<uint64_t, Event>::iterator it) {
   const uint64_t offset = it->first;
   Event& e = it->second;
   switch (e.state) {
@@ -450,8 +504,9 @@ void Scheduler::Remove(absl::btree_map<uint64_t, Event>::iterator it) {
   }
   if (!history_.empty()) history_.erase(offset);
   const std::string key = std::move(e.key);
-  events_.erase(it);
-  if (key.empty()) return;
+  // Nothing below inserts into or erases from events_: `after` stays valid.
+  const auto after = events_.erase(it);
+  if (key.empty()) return after;
 
   auto kit = keys_.find(key);
   KeyQueue& queue = kit->second;
@@ -463,6 +518,7 @@ void Scheduler::Remove(absl::btree_map<uint64_t, Event>::iterator it) {
     Event& n = events_.find(next)->second;
     if (n.state == State::kPending) Release(next, n);
   }
+  return after;
 }
 
 bool Scheduler::KeyQueue::Remove(uint64_t offset) {

@@ -15,6 +15,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace relay::broker {
 
@@ -73,6 +74,12 @@ class Scheduler {
     MemberId member = 0;
     uint64_t offset = 0;
     uint32_t attempt = 0;  // 1 for the first delivery
+  };
+
+  // One ack of a batch (AckAll).
+  struct AckRef {
+    uint64_t offset = 0;
+    uint32_t attempt = 0;
   };
 
   enum class AckOutcome {
@@ -149,6 +156,13 @@ class Scheduler {
   // kStale for an older attempt, an acked offset (or below committed()), or
   // an event being dead-lettered. Acking releases the key's next event.
   AckOutcome Ack(MemberId member, uint64_t offset, uint32_t attempt);
+
+  // Ack() of each of `acks` in turn, all from `member`, appending the
+  // offsets acked (kAcked) to `acked`. The same outcomes, for less work: the
+  // member bookkeeping is done once per batch, and offsets that ascend (an
+  // ack message, usually) are found next to each other rather than looked
+  // up one by one.
+  void AckAll(MemberId member, absl::Span<const AckRef> acks, std::vector<uint64_t>* acked);
 
   // Fails the delivery: redelivery after `retry_delay` (zero: backoff), or a
   // DeadLetter when attempts are exhausted. Nacks for deliveries the member
@@ -229,6 +243,7 @@ class Scheduler {
     uint64_t last_assigned = 0;  // assign_seq_ of its latest assignment
     bool stalled = false;        // see Stalled()
     bool backlogged = false;     // see SetBacklogged()
+    bool deferred = false;       // out of available_ until AckAll() ends
     // Its deliveries in assignment order, which is deadline order: every
     // delivery gets now + ack_deadline, clamped to be no earlier than the
     // one before (a wall clock stepping back, or AddMember() shortening the
@@ -276,13 +291,17 @@ class Scheduler {
   void Fail(uint64_t offset, Event& e, std::string outcome, absl::Duration delay, absl::Time now,
             std::vector<DeadLetter>* dead);
   // Acks a buffered event: drops it from every structure and releases the
-  // next event of its key.
-  void Remove(absl::btree_map<uint64_t, Event>::iterator it);
+  // next event of its key. Returns the entry after it in events_.
+  absl::btree_map<uint64_t, Event>::iterator Remove(absl::btree_map<uint64_t, Event>::iterator it);
 
   Options options_;
   uint64_t next_;            // NextOffsetToBuffer()
   uint64_t assign_seq_ = 0;  // counts assignments, for round robin
   uint64_t redelivered_ = 0;
+  // Inside AckAll(): Unassign() takes a member out of available_ once and
+  // lists it here, and AckAll() offers it again at the end.
+  bool deferring_ = false;
+  std::vector<MemberId> deferred_;
 
   absl::btree_map<uint64_t, Event> events_;  // buffered, unacked
   // The buffered, unacked offsets of one key, ascending: offsets[head] is

@@ -1,5 +1,6 @@
 #include "broker/delivery/scheduler.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <iterator>
 #include <map>
@@ -759,6 +760,105 @@ TEST(Scheduler, AHotKeyGoesOutInOrderOneAtATime) {
   // The key is free again afterwards.
   AddKeys(s, {"a"});
   EXPECT_THAT(s.Assign(kT0, 10), ElementsAre(Assigned(1, 40, 1)));
+}
+
+// AckAll() against Ack() one by one: two schedulers take the same random
+// operations, but one gets each ack message's acks one at a time and the
+// other all at once. Every outcome and everything observable afterwards,
+// above all the next assignments (which member, in which order), must agree.
+TEST(Scheduler, AckAllActsAsAckOneByOne) {
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    SCOPED_TRACE(absl::StrCat("seed ", seed));
+    std::mt19937 rng(seed);
+    auto uniform = [&rng](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+    Scheduler::Options options = TestOptions();
+    options.max_buffered = 200;
+    Scheduler one(options, 0, {}, {});
+    Scheduler all(options, 0, {}, {});
+    absl::Time now = kT0;
+    const std::vector<Scheduler::MemberId> members = {1, 2, 3};
+    for (Scheduler::MemberId m : members) {
+      const uint32_t room = 2 + static_cast<uint32_t>(uniform(20));
+      one.AddMember(m, room, absl::Milliseconds(500));
+      all.AddMember(m, room, absl::Milliseconds(500));
+    }
+    std::vector<Assignment> out;  // what went out, acked or not
+    for (int step = 0; step < 1500 && !::testing::Test::HasFailure(); ++step) {
+      switch (uniform(6)) {
+        case 0:
+        case 1:
+          for (int n = uniform(30); n > 0 && one.BufferRoom() > 0; --n) {
+            const uint64_t offset = one.NextOffsetToBuffer();
+            const int k = uniform(12);
+            const std::string key = k < 10 ? absl::StrCat("k", k) : "";
+            const bool skip = uniform(20) == 0;
+            ASSERT_EQ(one.Add(offset, key, skip), all.Add(offset, key, skip));
+          }
+          break;
+        case 2: {
+          const size_t max = 1 + static_cast<size_t>(uniform(40));
+          std::vector<Assignment> a = one.Assign(now, max);
+          std::vector<Assignment> b = all.Assign(now, max);
+          ASSERT_EQ(a.size(), b.size());
+          for (size_t i = 0; i < a.size(); ++i) {
+            ASSERT_EQ(a[i].member, b[i].member) << i;
+            ASSERT_EQ(a[i].offset, b[i].offset) << i;
+            ASSERT_EQ(a[i].attempt, b[i].attempt) << i;
+          }
+          out.insert(out.end(), a.begin(), a.end());
+          // The latest ones: older deliveries are acked, expired or stale.
+          if (out.size() > 64) out.erase(out.begin(), out.end() - 64);
+          break;
+        }
+        case 3:
+        case 4: {
+          // One ack message: mostly deliveries out, ascending, with stale
+          // attempts, repeats, acks of another member's deliveries and
+          // offsets never buffered mixed in; sometimes shuffled.
+          const Scheduler::MemberId from = members[static_cast<size_t>(uniform(3))];
+          std::vector<Scheduler::AckRef> acks;
+          for (const Assignment& a : out) {
+            if (uniform(3) == 0) continue;
+            acks.push_back({a.offset, uniform(10) == 0 ? a.attempt + 1 : a.attempt});
+            if (uniform(15) == 0) acks.push_back(acks.back());
+          }
+          if (uniform(4) == 0) acks.push_back({one.NextOffsetToBuffer() + 1, 1});
+          if (uniform(3) == 0) std::shuffle(acks.begin(), acks.end(), rng);
+          std::vector<uint64_t> want;
+          for (const Scheduler::AckRef& a : acks) {
+            if (one.Ack(from, a.offset, a.attempt) == AckOutcome::kAcked) want.push_back(a.offset);
+          }
+          std::vector<uint64_t> got;
+          all.AckAll(from, acks, &got);
+          ASSERT_EQ(got, want);
+          break;
+        }
+        case 5: {
+          now += absl::Milliseconds(uniform(300));
+          std::vector<Scheduler::DeadLetter> a = one.ExpireDeadlines(now);
+          std::vector<Scheduler::DeadLetter> b = all.ExpireDeadlines(now);
+          ASSERT_EQ(a.size(), b.size());
+          for (size_t i = 0; i < a.size(); ++i) {
+            ASSERT_EQ(a[i].offset, b[i].offset);
+            one.CompleteDeadLetter(a[i].offset);
+            all.CompleteDeadLetter(b[i].offset);
+          }
+          break;
+        }
+      }
+      for (Scheduler::MemberId m : members) {
+        ASSERT_EQ(one.InFlight(m), all.InFlight(m)) << "member " << m;
+        ASSERT_EQ(one.Stalled(m), all.Stalled(m)) << "member " << m;
+      }
+      ASSERT_EQ(one.committed(), all.committed());
+      ASSERT_EQ(one.AckedAbove(), all.AckedAbove());
+      ASSERT_EQ(one.NextWakeup(), all.NextWakeup());
+      ASSERT_EQ(one.HasWaiting(), all.HasWaiting());
+      ASSERT_EQ(one.stats().buffered, all.stats().buffered);
+      ASSERT_EQ(one.stats().in_flight, all.stats().in_flight);
+    }
+    if (::testing::Test::HasFailure()) break;
+  }
 }
 
 // Random operations against a model of what is outstanding; checks the
