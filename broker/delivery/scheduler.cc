@@ -66,9 +66,9 @@ bool Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
   if (skip) return false;  // Acked: not stored (see Event).
 
   // The largest offset yet: the end is where it goes.
-  auto it = events_.try_emplace(events_.end(), offset);
-  assert(it->first == offset && it->second.state == State::kPending && it->second.attempts == 0);
-  Event& e = it->second;
+  const uint32_t slot = NewSlot();
+  events_.try_emplace(events_.end(), offset, slot);
+  Event& e = pool_[slot];
   e.key = std::string(key);
   e.attempts = attempts;
   if (key.empty()) {
@@ -105,7 +105,7 @@ uint64_t Scheduler::SkipAhead(uint64_t offset) {
 void Scheduler::Drop(uint64_t offset) {
   auto it = events_.find(offset);
   if (it == events_.end()) return;
-  assert(it->second.state != State::kInFlight);
+  assert(pool_[it->second].state != State::kInFlight);
   Remove(it);
 }
 
@@ -134,7 +134,7 @@ std::vector<Scheduler::DeadLetter> Scheduler::RemoveMember(MemberId member, absl
   std::sort(held.begin(), held.end());
   members_.erase(mit);
   for (uint64_t offset : held) {
-    Event& e = events_.find(offset)->second;
+    Event& e = pool_[events_.find(offset)->second];
     e.state = State::kPending;  // Unassigned; Fail() decides what follows.
     Fail(offset, e, "member left", absl::ZeroDuration(), now, &dead);
   }
@@ -145,7 +145,7 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
   while (!retries_.empty() && retries_.begin()->first <= now) {
     const uint64_t offset = retries_.begin()->second;
     retries_.erase(retries_.begin());
-    events_.find(offset)->second.state = State::kReady;
+    pool_[events_.find(offset)->second].state = State::kReady;
     ready_.insert(offset);
   }
   std::vector<Assignment> out;
@@ -165,7 +165,7 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
       if (hint != events_.end()) ++hint;
       auto it = hint != events_.end() && hint->first == offset ? hint : events_.find(offset);
       hint = it;
-      Event& e = it->second;
+      Event& e = pool_[it->second];
 
       e.state = State::kInFlight;
       e.member = id;
@@ -189,7 +189,7 @@ Scheduler::AckOutcome Scheduler::Ack(MemberId member, uint64_t offset, uint32_t 
   HeardFrom(member);
   auto it = events_.find(offset);
   if (it == events_.end()) return AckOutcome::kStale;  // acked, or below committed()
-  const Event& e = it->second;
+  const Event& e = pool_[it->second];
   // An event being dead-lettered stays so: its key waits for
   // CompleteDeadLetter() as promised.
   if (attempt == 0 || attempt != e.attempts || e.state == State::kDeadLettering) {
@@ -215,7 +215,7 @@ void Scheduler::AckAll(MemberId member, absl::Span<const AckRef> acks,
     if (a.offset >= next_) continue;  // kUnknown
     auto it = hint != events_.end() && hint->first == a.offset ? hint : events_.find(a.offset);
     if (it == events_.end()) continue;  // kStale
-    const Event& e = it->second;
+    const Event& e = pool_[it->second];
     if (a.attempt == 0 || a.attempt != e.attempts || e.state == State::kDeadLettering) continue;
     hint = Remove(it);
     acked->push_back(a.offset);
@@ -238,7 +238,7 @@ Scheduler::AckOutcome Scheduler::Nack(MemberId member, uint64_t offset, uint32_t
   HeardFrom(member);
   auto it = events_.find(offset);
   if (it == events_.end()) return AckOutcome::kStale;
-  Event& e = it->second;
+  Event& e = pool_[it->second];
   if (e.state != State::kInFlight || e.member != member || e.attempts != attempt) {
     return AckOutcome::kStale;
   }
@@ -254,7 +254,7 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
   while (!exhausted_.empty()) {
     const uint64_t offset = *exhausted_.begin();
     exhausted_.erase(exhausted_.begin());
-    Event& e = events_.find(offset)->second;
+    Event& e = pool_[events_.find(offset)->second];
     e.state = State::kDeadLettering;
     history_.erase(offset);
     dead.push_back(DeadLetter{
@@ -280,15 +280,15 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
     while (!m.deadlines.empty() && m.deadlines.front().due <= now) {
       const Deadline front = m.deadlines.front();
       auto it = events_.find(front.offset);
-      if (it == events_.end() || it->second.state != State::kInFlight || it->second.member != id ||
-          it->second.attempts != front.attempt) {
+      Event* e = it == events_.end() ? nullptr : &pool_[it->second];
+      if (e == nullptr || e->state != State::kInFlight || e->member != id ||
+          e->attempts != front.attempt) {
         assert(false && "a deadline queue's front is not in flight");
         m.deadlines.pop_front();  // never loop on a broken invariant
         continue;
       }
-      Unassign(front.offset, it->second);
-      Fail(front.offset, it->second, "ack deadline exceeded", Backoff(it->second.attempts), now,
-           &dead);
+      Unassign(front.offset, *e);
+      Fail(front.offset, *e, "ack deadline exceeded", Backoff(e->attempts), now, &dead);
     }
   }
   return dead;
@@ -296,7 +296,7 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
 
 void Scheduler::CompleteDeadLetter(uint64_t offset) {
   auto it = events_.find(offset);
-  if (it != events_.end() && it->second.state == State::kDeadLettering) Remove(it);
+  if (it != events_.end() && pool_[it->second].state == State::kDeadLettering) Remove(it);
 }
 
 absl::Time Scheduler::NextWakeup() const {
@@ -322,9 +322,9 @@ std::vector<Scheduler::Range> Scheduler::AckedAbove() const {
     }
   };
   uint64_t offset = committed();
-  for (const auto& [unacked, e] : events_) {
-    add(offset, unacked);
-    offset = unacked + 1;
+  for (const auto& entry : events_) {
+    add(offset, entry.first);
+    offset = entry.first + 1;
   }
   add(offset, next_);
   for (const auto& [begin, end] : acked_ahead_) add(begin, end);
@@ -339,8 +339,8 @@ uint64_t Scheduler::AckedAboveCount() const {
 
 absl::flat_hash_map<uint64_t, uint32_t> Scheduler::Attempts() const {
   absl::flat_hash_map<uint64_t, uint32_t> out(attempts_ahead_.begin(), attempts_ahead_.end());
-  for (const auto& [offset, e] : events_) {
-    if (e.attempts > 0) out.emplace(offset, e.attempts);
+  for (const auto& [offset, slot] : events_) {
+    if (pool_[slot].attempts > 0) out.emplace(offset, pool_[slot].attempts);
   }
   return out;
 }
@@ -481,10 +481,10 @@ void Scheduler::Fail(uint64_t offset, Event& e, std::string outcome, absl::Durat
   }
 }
 
-absl::btree_map<uint64_t, Scheduler::Event>::iterator Scheduler::Remove(
-    absl::btree_map<uint64_t, Event>::iterator it) {
+Scheduler::EventIndex::iterator Scheduler::Remove(EventIndex::iterator it) {
   const uint64_t offset = it->first;
-  Event& e = it->second;
+  const uint32_t slot = it->second;
+  Event& e = pool_[slot];
   switch (e.state) {
     case State::kReady:
       ready_.erase(offset);
@@ -503,22 +503,41 @@ absl::btree_map<uint64_t, Scheduler::Event>::iterator Scheduler::Remove(
       break;
   }
   if (!history_.empty()) history_.erase(offset);
-  const std::string key = std::move(e.key);
-  // Nothing below inserts into or erases from events_: `after` stays valid.
+  if (!e.key.empty()) {
+    auto kit = keys_.find(e.key);
+    KeyQueue& queue = kit->second;
+    const bool was_head = queue.Remove(offset);
+    if (queue.empty()) {
+      keys_.erase(kit);
+    } else if (was_head) {
+      const uint64_t next = queue.front();
+      Event& n = pool_[events_.find(next)->second];
+      if (n.state == State::kPending) Release(next, n);
+    }
+  }
+  FreeSlot(slot);
   const auto after = events_.erase(it);
-  if (key.empty()) return after;
-
-  auto kit = keys_.find(key);
-  KeyQueue& queue = kit->second;
-  const bool was_head = queue.Remove(offset);
-  if (queue.empty()) {
-    keys_.erase(kit);
-  } else if (was_head) {
-    const uint64_t next = queue.front();
-    Event& n = events_.find(next)->second;
-    if (n.state == State::kPending) Release(next, n);
+  if (events_.empty() && pool_.size() > kKeptSlots) {
+    // The window emptied after a burst: give its memory back.
+    std::vector<Event>().swap(pool_);
+    std::vector<uint32_t>().swap(free_slots_);
   }
   return after;
+}
+
+uint32_t Scheduler::NewSlot() {
+  if (!free_slots_.empty()) {
+    const uint32_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    return slot;
+  }
+  pool_.emplace_back();
+  return static_cast<uint32_t>(pool_.size() - 1);
+}
+
+void Scheduler::FreeSlot(uint32_t slot) {
+  pool_[slot] = Event();
+  free_slots_.push_back(slot);
 }
 
 bool Scheduler::KeyQueue::Remove(uint64_t offset) {

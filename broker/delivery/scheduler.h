@@ -290,9 +290,19 @@ class Scheduler {
   // once) or, out of attempts, is appended to `dead`.
   void Fail(uint64_t offset, Event& e, std::string outcome, absl::Duration delay, absl::Time now,
             std::vector<DeadLetter>* dead);
+  // Offset -> the event's slot in pool_. The events themselves are not the
+  // map's values: a btree node of 256 bytes would hold two or three of them,
+  // and every find, insert and erase would walk a tree that deep.
+  using EventIndex = absl::btree_map<uint64_t, uint32_t>;
+
   // Acks a buffered event: drops it from every structure and releases the
   // next event of its key. Returns the entry after it in events_.
-  absl::btree_map<uint64_t, Event>::iterator Remove(absl::btree_map<uint64_t, Event>::iterator it);
+  EventIndex::iterator Remove(EventIndex::iterator it);
+  // A free slot of pool_ (a new one at the end if none); its Event is
+  // default-constructed. May grow pool_: references into it do not survive.
+  uint32_t NewSlot();
+  // Resets the slot's Event and lists the slot as free.
+  void FreeSlot(uint32_t slot);
 
   Options options_;
   uint64_t next_;            // NextOffsetToBuffer()
@@ -303,7 +313,11 @@ class Scheduler {
   bool deferring_ = false;
   std::vector<MemberId> deferred_;
 
-  absl::btree_map<uint64_t, Event> events_;  // buffered, unacked
+  EventIndex events_;  // buffered, unacked
+  std::vector<Event> pool_;
+  std::vector<uint32_t> free_slots_;
+  // pool_ is released when the window empties with more slots than this.
+  static constexpr size_t kKeptSlots = 1024;
   // The buffered, unacked offsets of one key, ascending: offsets[head] is
   // the one that may be delivered. Most keys hold one or two (no heap), and
   // the head leaves first (acked, dead-lettered), in O(1) amortized; only a
