@@ -55,7 +55,7 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
               {{"identity", identity}, {"error", std::string(s.message())}});
     return FinishNow(context, ToGrpcStatus(s));
   }
-  std::vector<Event> events(request->events().begin(), request->events().end());
+  google::protobuf::RepeatedPtrField<Event> events(request->events());
   if (absl::Status s = StampSource(identity, &events); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
@@ -63,19 +63,21 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
   response->set_request_id(request->request_id());
   // The reactor and response stay valid until Finish(), called exactly once
   // from the log's callback.
-  log_->Append(request->topic(), std::move(events),
-               [reactor, response](absl::StatusOr<std::vector<AppendResult>> result) {
-                 if (!result.ok()) {
-                   reactor->Finish(ToGrpcStatus(result.status()));
-                   return;
-                 }
-                 for (const AppendResult& r : *result) {
-                   v1::PublishResult* pr = response->add_results();
-                   pr->set_offset(r.offset);
-                   pr->set_duplicate(r.duplicate);
-                 }
-                 reactor->Finish(grpc::Status::OK);
-               });
+  log_->AppendFrom(
+      request->topic(), &events,
+      [reactor, response](absl::StatusOr<std::vector<AppendResult>> result) {
+        if (!result.ok()) {
+          reactor->Finish(ToGrpcStatus(result.status()));
+          return;
+        }
+        for (const AppendResult& r : *result) {
+          v1::PublishResult* pr = response->add_results();
+          pr->set_offset(r.offset);
+          pr->set_duplicate(r.duplicate);
+        }
+        reactor->Finish(grpc::Status::OK);
+      },
+      nullptr);
   return reactor;
 }
 

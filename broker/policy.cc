@@ -212,10 +212,11 @@ absl::Status Policy::MayAdmin(absl::string_view identity, absl::string_view rpc)
   return Deny(identity, absl::StrCat("call ", rpc, " (an admin RPC)"), Action::kAdmin);
 }
 
-absl::Status StampSource(absl::string_view identity, std::vector<events::v1::Event>* events) {
+absl::Status StampSource(absl::string_view identity,
+                         google::protobuf::RepeatedPtrField<events::v1::Event>* events) {
   if (identity.empty()) return absl::OkStatus();
-  for (size_t i = 0; i < events->size(); ++i) {
-    const events::v1::Event& e = (*events)[i];
+  for (int i = 0; i < events->size(); ++i) {
+    const events::v1::Event& e = events->Get(i);
     if (!e.source().empty() && e.source() != identity) {
       return absl::PermissionDeniedError(
           absl::StrCat("event #", i, " (id ", Excerpt(e.id()), ") has source ", Excerpt(e.source()),

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "relay/events/v1/event.pb.h"
 
 namespace relay::broker {
@@ -112,7 +113,8 @@ class Authorizer {
 // becomes `identity`; another one is PERMISSION_DENIED naming the event
 // and both names, and no event of the batch is changed. Does nothing for a
 // caller without identity (plaintext).
-absl::Status StampSource(absl::string_view identity, std::vector<events::v1::Event>* events);
+absl::Status StampSource(absl::string_view identity,
+                         google::protobuf::RepeatedPtrField<events::v1::Event>* events);
 
 }  // namespace relay::broker
 

@@ -107,13 +107,15 @@ TEST(PolicyTest, WithoutAPolicyFileEverythingIsAllowed) {
 }
 
 TEST(StampSourceTest, EmptySourcesTakeTheIdentityAndForgedOnesChangeNothing) {
-  std::vector<events::v1::Event> events(3);
+  google::protobuf::RepeatedPtrField<events::v1::Event> events;
+  for (int i = 0; i < 3; ++i) events.Add();
   events[0].set_source("svc-a");
   events[2].set_id("e-2");
   ASSERT_TRUE(StampSource("svc-a", &events).ok());
   for (const auto& e : events) EXPECT_EQ(e.source(), "svc-a");
 
-  std::vector<events::v1::Event> forged(2);
+  google::protobuf::RepeatedPtrField<events::v1::Event> forged;
+  for (int i = 0; i < 2; ++i) forged.Add();
   forged[1].set_id("e-1");
   forged[1].set_source("svc-b");
   absl::Status s = StampSource("svc-a", &forged);

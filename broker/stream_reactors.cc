@@ -357,12 +357,13 @@ void PublishStreamReactor::OnReadDone(bool ok) {
                 {{"identity", identity_}, {"error", std::string(valid.message())}});
     }
   }
-  std::vector<Event> events;
+  // The request is ours until the next StartRead: the log serializes its
+  // events where they are, and the next request is parsed into the same
+  // messages, reusing their memory.
+  size_t bytes = 0;
   if (valid.ok()) {
-    // The request is ours until the next StartRead: move, do not copy.
-    events.reserve(static_cast<size_t>(request_.events_size()));
-    for (Event& e : *request_.mutable_events()) events.push_back(std::move(e));
-    valid = StampSource(identity_, &events);
+    for (const Event& e : request_.events()) bytes += e.GetCachedSize();  // sized by validation
+    valid = StampSource(identity_, request_.mutable_events());
   }
   if (!valid.ok()) {
     v1::PublishResponse response;
@@ -373,8 +374,8 @@ void PublishStreamReactor::OnReadDone(bool ok) {
   } else {
     uint64_t request_id = request_.request_id();
     Ref();  // released when the callback is done with `this` (see the class comment)
-    log_->Append(
-        request_.topic(), std::move(events),
+    log_->AppendFrom(
+        request_.topic(), request_.mutable_events(),
         [this, seq, request_id](absl::StatusOr<std::vector<AppendResult>> result) {
           v1::PublishResponse response;
           response.set_request_id(request_id);
@@ -392,6 +393,14 @@ void PublishStreamReactor::OnReadDone(bool ok) {
           Unref();
         },
         origin_);
+  }
+  // The memory kept is at most what the requests since the last fresh start
+  // held: a stream that once sent large events does not keep it for good.
+  retained_bytes_ += bytes;
+  if (!valid.ok() || retained_bytes_ > kMaxRetainedRequestBytes) {
+    v1::PublishRequest fresh;
+    request_.Swap(&fresh);
+    retained_bytes_ = 0;
   }
   // Done with request_: read the next one now, or once appends drain.
   absl::MutexLock lock(&mu_);

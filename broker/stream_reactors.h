@@ -174,6 +174,9 @@ class PublishStreamReactor final
 
  private:
   static constexpr size_t kMaxOutstanding = 64;
+  // request_ is parsed into again and keeps its events' memory; after
+  // requests of this many event bytes in all it starts afresh.
+  static constexpr size_t kMaxRetainedRequestBytes = 1 << 20;
   struct Slot {
     bool ready = false;
     v1::PublishResponse response;
@@ -191,6 +194,7 @@ class PublishStreamReactor final
   const Authorizer* const auth_;
   const std::string identity_;
   v1::PublishRequest request_;
+  size_t retained_bytes_ = 0;   // see kMaxRetainedRequestBytes; read path only
   bool denial_logged_ = false;  // only touched by the read path
   // This stream's batches, in order: once one fails with UNAVAILABLE the
   // log refuses the later ones (EventLog::Append, AppendOrigin).

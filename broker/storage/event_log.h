@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "broker/storage/stored_event.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "relay/events/v1/event.pb.h"
 
 namespace relay::broker {
@@ -93,6 +94,19 @@ class EventLog {
                       const std::shared_ptr<AppendOrigin>& origin) {
     (void)origin;
     Append(topic, std::move(events), std::move(done));
+  }
+
+  // Append() of `events` that stay the caller's: the log may change them
+  // (it clears the fields it assigns) and is done with them when this
+  // returns, so a caller can parse its next request into the same messages
+  // and keep their memory. The default moves them into Append().
+  virtual void AppendFrom(const std::string& topic,
+                          google::protobuf::RepeatedPtrField<Event>* events, AppendDone done,
+                          const std::shared_ptr<AppendOrigin>& origin) {
+    std::vector<Event> batch;
+    batch.reserve(static_cast<size_t>(events->size()));
+    for (Event& e : *events) batch.push_back(std::move(e));
+    Append(topic, std::move(batch), std::move(done), origin);
   }
 
   // Offset one past the last durable event of `topic` (0 for an unknown

@@ -183,8 +183,9 @@ const FileEventLog::Topic* FileEventLog::FindTopic(absl::string_view name) const
   return it == topics_.end() ? nullptr : it->second.get();
 }
 
-void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
-  batch->events.reserve(events.size());
+template <typename Events>
+void FileEventLog::Prepare(Events& events, Batch* batch) {
+  batch->events.reserve(static_cast<size_t>(events.size()));
   for (Event& event : events) {
     // The log assigns these; offset and publish_time follow in the record.
     event.clear_topic();
@@ -217,6 +218,18 @@ void FileEventLog::Prepare(std::vector<Event>& events, Batch* batch) {
 }
 
 void FileEventLog::Append(const std::string& topic, std::vector<Event> events, AppendDone done) {
+  Enqueue(topic, events, std::move(done));
+}
+
+void FileEventLog::AppendFrom(const std::string& topic,
+                              google::protobuf::RepeatedPtrField<Event>* events, AppendDone done,
+                              const std::shared_ptr<AppendOrigin>& origin) {
+  (void)origin;  // see EventLog::Append
+  Enqueue(topic, *events, std::move(done));
+}
+
+template <typename Events>
+void FileEventLog::Enqueue(const std::string& topic, Events& events, AppendDone done) {
   // Serialize here, on the caller's thread: the one writer thread is the
   // log's bottleneck, callers are many.
   Batch batch;

@@ -122,6 +122,9 @@ class FileEventLog final : public EventLog {
 
   using EventLog::Append;  // with an origin: ignored (see EventLog)
   void Append(const std::string& topic, std::vector<Event> events, AppendDone done) override;
+  // Serializes `events` where they are: nothing is moved or freed.
+  void AppendFrom(const std::string& topic, google::protobuf::RepeatedPtrField<Event>* events,
+                  AppendDone done, const std::shared_ptr<AppendOrigin>& origin) override;
   uint64_t DurableEnd(absl::string_view topic) const override;
   uint64_t FirstOffset(absl::string_view topic) const override;
   absl::StatusOr<std::vector<Event>> Read(absl::string_view topic, uint64_t from, size_t max_events,
@@ -195,7 +198,11 @@ class FileEventLog final : public EventLog {
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Topic*> GetOrCreateTopic(const std::string& name);
   void StartTopicCommit(Topic* topic);
-  static void Prepare(std::vector<Event>& events, Batch* batch);
+  // `Events`: std::vector<Event> or RepeatedPtrField<Event>.
+  template <typename Events>
+  static void Prepare(Events& events, Batch* batch);
+  template <typename Events>
+  void Enqueue(const std::string& topic, Events& events, AppendDone done);
   // Takes the batch's event bytes.
   absl::StatusOr<std::vector<AppendResult>> AssignBatch(Topic* topic, Batch& batch);
   void WriteCommit(std::vector<Batch>* commit);

@@ -38,6 +38,7 @@ using events::Publisher;
 using events::Subscriber;
 using events::v1::Event;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::SizeIs;
 using testing::TempDir;
 using testing::WaitFor;
@@ -512,6 +513,62 @@ TEST_P(BrokerTest, ReadFiltersByKeyAndCorrelationId) {
   for (const Event& e : resp.events()) EXPECT_EQ(e.key(), "k1");
   EXPECT_EQ(resp.events(0).topic(), "orders");
   EXPECT_EQ(resp.end_offset(), 30u);
+}
+
+// A publish stream parses each request into the messages of the last one
+// (PublishStreamReactor keeps them for their memory): nothing of an earlier
+// request's events may show in a later one's, and the fields the log
+// assigns are the log's whatever the client sent.
+TEST_P(BrokerTest, APublishStreamsEventsCarryNothingOfTheRequestBefore) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto stream = stub_->PublishStream(&ctx);
+  PublishRequest full;
+  full.set_topic("orders");
+  full.set_request_id(1);
+  for (int i = 0; i < 3; ++i) {
+    Event e = MakeEvent(absl::StrCat("full-", i), absl::StrCat("key-", i));
+    e.set_offset(999);
+    e.mutable_publish_time()->set_seconds(7);
+    (*e.mutable_headers())["extra"] = std::string(2000, 'h');
+    *full.add_events() = e;
+  }
+  ASSERT_TRUE(stream->Write(full));
+  PublishRequest bare;
+  bare.set_topic("orders");
+  bare.set_request_id(2);
+  Event* e = bare.add_events();
+  e->set_id("bare-0");
+  e->set_type("t.bare");
+  ASSERT_TRUE(stream->Write(bare));
+  for (uint64_t want : {1, 2}) {
+    PublishResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    ASSERT_EQ(resp.request_id(), want);
+    ASSERT_FALSE(resp.has_error()) << resp.error().message();
+  }
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+
+  grpc::ClientContext read_ctx;
+  broker::v1::ReadRequest req;
+  req.set_topic("orders");
+  broker::v1::ReadResponse resp;
+  ASSERT_TRUE(stub_->Read(&read_ctx, req, &resp).ok());
+  ASSERT_EQ(resp.events_size(), 4);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(resp.events(i).offset(), static_cast<uint64_t>(i));
+    EXPECT_EQ(resp.events(i).key(), absl::StrCat("key-", i));
+    EXPECT_EQ(resp.events(i).headers().at("extra").size(), 2000u);
+    EXPECT_GT(resp.events(i).publish_time().seconds(), 7);
+  }
+  const Event& got = resp.events(3);
+  EXPECT_EQ(got.id(), "bare-0");
+  EXPECT_EQ(got.type(), "t.bare");
+  EXPECT_EQ(got.offset(), 3u);
+  EXPECT_EQ(got.key(), "");
+  EXPECT_EQ(got.data(), "");
+  EXPECT_THAT(got.headers(), IsEmpty());
 }
 
 }  // namespace
