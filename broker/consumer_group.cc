@@ -137,10 +137,11 @@ absl::StatusOr<Scheduler::MemberId> ConsumerGroup::Join(MemberSink* sink,
         // Buffered events the new filter excludes are done for the group.
         // No member is connected, so none is in flight.
         for (auto it = buffer_.begin(); it != buffer_.end();) {
-          auto here = it++;
-          if (!Wanted(here->second)) {
-            scheduler_.Drop(here->first);
-            Unbuffer(here, &freed);
+          if (Wanted(buffer_.value(it))) {
+            ++it;
+          } else {
+            scheduler_.Drop(it->first);
+            it = Unbuffer(it, &freed);
           }
         }
         DropBelowCommitted();
@@ -229,7 +230,7 @@ absl::Status ConsumerGroup::Settle(Scheduler::MemberId member,
       scheduler_.AckAll(member, acks, &acked);
       auto hint = buffer_.end();
       for (uint64_t offset : acked) {
-        auto it = hint != buffer_.end() && hint->first == offset ? hint : buffer_.find(offset);
+        auto it = buffer_.FindFrom(hint, offset);
         // Freed after the lock is released.
         if (it != buffer_.end()) hint = Unbuffer(it, &done);
       }
@@ -270,12 +271,13 @@ bool ConsumerGroup::Wanted(const StoredEvent& e) const {
   return types_.empty() || std::binary_search(types_.begin(), types_.end(), e.type());
 }
 
-absl::btree_map<uint64_t, StoredEvent>::iterator ConsumerGroup::Unbuffer(
-    absl::btree_map<uint64_t, StoredEvent>::iterator it, std::vector<StoredEvent>* freed) {
+SlotMap<StoredEvent>::iterator ConsumerGroup::Unbuffer(SlotMap<StoredEvent>::iterator it,
+                                                       std::vector<StoredEvent>* freed) {
   // A stored event's size never changes: the count comes down by what
   // Buffer() added.
-  buffer_bytes_ -= std::min(buffer_bytes_, it->second.size());
-  if (freed != nullptr) freed->push_back(std::move(it->second));
+  StoredEvent& e = buffer_.value(it);
+  buffer_bytes_ -= std::min(buffer_bytes_, e.size());
+  if (freed != nullptr) freed->push_back(std::move(e));
   return buffer_.erase(it);
 }
 
@@ -311,7 +313,7 @@ void ConsumerGroup::Buffer(std::vector<StoredEvent>* events) {
     // every other key.
     if (kept) {
       buffer_bytes_ += e.size();
-      buffer_.emplace_hint(buffer_.end(), e.offset(), std::move(e));  // the largest offset yet
+      buffer_.Insert(e.offset(), std::move(e));  // the largest offset yet
     }
   }
   DropBelowCommitted();
@@ -408,10 +410,10 @@ absl::Time ConsumerGroup::Pump() {
     auto hint = buffer_.end();
     for (const Scheduler::Assignment& a : assigned) {
       if (hint != buffer_.end()) ++hint;
-      auto it = hint != buffer_.end() && hint->first == a.offset ? hint : buffer_.find(a.offset);
+      auto it = buffer_.FindFrom(hint, a.offset);
       if (it == buffer_.end()) continue;  // cannot happen: assigned events are buffered
       hint = it;
-      batches[a.member].push_back(OutgoingDelivery{it->second, a.attempt});
+      batches[a.member].push_back(OutgoingDelivery{buffer_.value(it), a.attempt});
       counters_.delivered->Add();
     }
     next_wakeup = std::min(scheduler_.NextWakeup(), read_retry);
@@ -450,7 +452,7 @@ void ConsumerGroup::StartDeadLetter(Scheduler::DeadLetter d, bool trim) {
               {{"topic", topic_}, {"group", group_}, {"offset", absl::StrCat(d.offset)}});
     return;
   }
-  const Event original = it->second.ToEvent(topic_);
+  const Event original = buffer_.value(it).ToEvent(topic_);
   v1::DeadLetter letter;
   letter.set_group(group_);
   *letter.mutable_event() = original;

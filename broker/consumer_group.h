@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "broker/broker_metrics.h"
 #include "broker/delivery/scheduler.h"
+#include "broker/delivery/slot_map.h"
 #include "broker/group_store.h"
 #include "broker/storage/event_log.h"
 #include "relay/broker/v1/broker.pb.h"
@@ -158,8 +158,8 @@ class ConsumerGroup {
   bool Wanted(const StoredEvent& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops `it` from the window (its bytes to `freed`, if given); returns the
   // entry after it.
-  absl::btree_map<uint64_t, StoredEvent>::iterator Unbuffer(
-      absl::btree_map<uint64_t, StoredEvent>::iterator it, std::vector<StoredEvent>* freed)
+  SlotMap<StoredEvent>::iterator Unbuffer(SlotMap<StoredEvent>::iterator it,
+                                          std::vector<StoredEvent>* freed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string topic_;
@@ -179,7 +179,7 @@ class ConsumerGroup {
   mutable absl::Mutex mu_;
   Scheduler scheduler_ ABSL_GUARDED_BY(mu_);
   // Buffered events not yet acknowledged, by offset.
-  absl::btree_map<uint64_t, StoredEvent> buffer_ ABSL_GUARDED_BY(mu_);
+  SlotMap<StoredEvent> buffer_ ABSL_GUARDED_BY(mu_);
   size_t buffer_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the sum of buffer_'s sizes
   absl::flat_hash_map<Scheduler::MemberId, Member> members_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> types_ ABSL_GUARDED_BY(mu_);  // sorted; empty: all

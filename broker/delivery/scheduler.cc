@@ -66,9 +66,7 @@ bool Scheduler::Add(uint64_t offset, absl::string_view key, bool skip) {
   if (skip) return false;  // Acked: not stored (see Event).
 
   // The largest offset yet: the end is where it goes.
-  const uint32_t slot = NewSlot();
-  events_.try_emplace(events_.end(), offset, slot);
-  Event& e = pool_[slot];
+  Event& e = events_.value(events_.Insert(offset, Event()));
   e.key = std::string(key);
   e.attempts = attempts;
   if (key.empty()) {
@@ -105,7 +103,7 @@ uint64_t Scheduler::SkipAhead(uint64_t offset) {
 void Scheduler::Drop(uint64_t offset) {
   auto it = events_.find(offset);
   if (it == events_.end()) return;
-  assert(pool_[it->second].state != State::kInFlight);
+  assert(events_.value(it).state != State::kInFlight);
   Remove(it);
 }
 
@@ -134,7 +132,7 @@ std::vector<Scheduler::DeadLetter> Scheduler::RemoveMember(MemberId member, absl
   std::sort(held.begin(), held.end());
   members_.erase(mit);
   for (uint64_t offset : held) {
-    Event& e = pool_[events_.find(offset)->second];
+    Event& e = events_.value(events_.find(offset));
     e.state = State::kPending;  // Unassigned; Fail() decides what follows.
     Fail(offset, e, "member left", absl::ZeroDuration(), now, &dead);
   }
@@ -145,7 +143,7 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
   while (!retries_.empty() && retries_.begin()->first <= now) {
     const uint64_t offset = retries_.begin()->second;
     retries_.erase(retries_.begin());
-    pool_[events_.find(offset)->second].state = State::kReady;
+    events_.value(events_.find(offset)).state = State::kReady;
     ready_.insert(offset);
   }
   std::vector<Assignment> out;
@@ -163,9 +161,9 @@ std::vector<Scheduler::Assignment> Scheduler::Assign(absl::Time now, size_t max)
       const uint64_t offset = *ready_.begin();
       ready_.erase(ready_.begin());
       if (hint != events_.end()) ++hint;
-      auto it = hint != events_.end() && hint->first == offset ? hint : events_.find(offset);
+      auto it = events_.FindFrom(hint, offset);
       hint = it;
-      Event& e = pool_[it->second];
+      Event& e = events_.value(it);
 
       e.state = State::kInFlight;
       e.member = id;
@@ -189,7 +187,7 @@ Scheduler::AckOutcome Scheduler::Ack(MemberId member, uint64_t offset, uint32_t 
   HeardFrom(member);
   auto it = events_.find(offset);
   if (it == events_.end()) return AckOutcome::kStale;  // acked, or below committed()
-  const Event& e = pool_[it->second];
+  const Event& e = events_.value(it);
   // An event being dead-lettered stays so: its key waits for
   // CompleteDeadLetter() as promised.
   if (attempt == 0 || attempt != e.attempts || e.state == State::kDeadLettering) {
@@ -213,9 +211,9 @@ void Scheduler::AckAll(MemberId member, absl::Span<const AckRef> acks,
   auto hint = events_.end();
   for (const AckRef& a : acks) {
     if (a.offset >= next_) continue;  // kUnknown
-    auto it = hint != events_.end() && hint->first == a.offset ? hint : events_.find(a.offset);
+    auto it = events_.FindFrom(hint, a.offset);
     if (it == events_.end()) continue;  // kStale
-    const Event& e = pool_[it->second];
+    const Event& e = events_.value(it);
     if (a.attempt == 0 || a.attempt != e.attempts || e.state == State::kDeadLettering) continue;
     hint = Remove(it);
     acked->push_back(a.offset);
@@ -238,7 +236,7 @@ Scheduler::AckOutcome Scheduler::Nack(MemberId member, uint64_t offset, uint32_t
   HeardFrom(member);
   auto it = events_.find(offset);
   if (it == events_.end()) return AckOutcome::kStale;
-  Event& e = pool_[it->second];
+  Event& e = events_.value(it);
   if (e.state != State::kInFlight || e.member != member || e.attempts != attempt) {
     return AckOutcome::kStale;
   }
@@ -254,7 +252,7 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
   while (!exhausted_.empty()) {
     const uint64_t offset = *exhausted_.begin();
     exhausted_.erase(exhausted_.begin());
-    Event& e = pool_[events_.find(offset)->second];
+    Event& e = events_.value(events_.find(offset));
     e.state = State::kDeadLettering;
     history_.erase(offset);
     dead.push_back(DeadLetter{
@@ -280,7 +278,7 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
     while (!m.deadlines.empty() && m.deadlines.front().due <= now) {
       const Deadline front = m.deadlines.front();
       auto it = events_.find(front.offset);
-      Event* e = it == events_.end() ? nullptr : &pool_[it->second];
+      Event* e = it == events_.end() ? nullptr : &events_.value(it);
       if (e == nullptr || e->state != State::kInFlight || e->member != id ||
           e->attempts != front.attempt) {
         assert(false && "a deadline queue's front is not in flight");
@@ -296,7 +294,7 @@ std::vector<Scheduler::DeadLetter> Scheduler::ExpireDeadlines(absl::Time now) {
 
 void Scheduler::CompleteDeadLetter(uint64_t offset) {
   auto it = events_.find(offset);
-  if (it != events_.end() && pool_[it->second].state == State::kDeadLettering) Remove(it);
+  if (it != events_.end() && events_.value(it).state == State::kDeadLettering) Remove(it);
 }
 
 absl::Time Scheduler::NextWakeup() const {
@@ -339,8 +337,9 @@ uint64_t Scheduler::AckedAboveCount() const {
 
 absl::flat_hash_map<uint64_t, uint32_t> Scheduler::Attempts() const {
   absl::flat_hash_map<uint64_t, uint32_t> out(attempts_ahead_.begin(), attempts_ahead_.end());
-  for (const auto& [offset, slot] : events_) {
-    if (pool_[slot].attempts > 0) out.emplace(offset, pool_[slot].attempts);
+  for (auto it = events_.begin(); it != events_.end(); ++it) {
+    const Event& e = events_.value(it);
+    if (e.attempts > 0) out.emplace(it->first, e.attempts);
   }
   return out;
 }
@@ -481,10 +480,9 @@ void Scheduler::Fail(uint64_t offset, Event& e, std::string outcome, absl::Durat
   }
 }
 
-Scheduler::EventIndex::iterator Scheduler::Remove(EventIndex::iterator it) {
+SlotMap<Scheduler::Event>::iterator Scheduler::Remove(SlotMap<Event>::iterator it) {
   const uint64_t offset = it->first;
-  const uint32_t slot = it->second;
-  Event& e = pool_[slot];
+  Event& e = events_.value(it);
   switch (e.state) {
     case State::kReady:
       ready_.erase(offset);
@@ -511,33 +509,11 @@ Scheduler::EventIndex::iterator Scheduler::Remove(EventIndex::iterator it) {
       keys_.erase(kit);
     } else if (was_head) {
       const uint64_t next = queue.front();
-      Event& n = pool_[events_.find(next)->second];
+      Event& n = events_.value(events_.find(next));
       if (n.state == State::kPending) Release(next, n);
     }
   }
-  FreeSlot(slot);
-  const auto after = events_.erase(it);
-  if (events_.empty() && pool_.size() > kKeptSlots) {
-    // The window emptied after a burst: give its memory back.
-    std::vector<Event>().swap(pool_);
-    std::vector<uint32_t>().swap(free_slots_);
-  }
-  return after;
-}
-
-uint32_t Scheduler::NewSlot() {
-  if (!free_slots_.empty()) {
-    const uint32_t slot = free_slots_.back();
-    free_slots_.pop_back();
-    return slot;
-  }
-  pool_.emplace_back();
-  return static_cast<uint32_t>(pool_.size() - 1);
-}
-
-void Scheduler::FreeSlot(uint32_t slot) {
-  pool_[slot] = Event();
-  free_slots_.push_back(slot);
+  return events_.erase(it);
 }
 
 bool Scheduler::KeyQueue::Remove(uint64_t offset) {

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "broker/delivery/slot_map.h"
 
 namespace relay::broker {
 
@@ -290,19 +291,9 @@ class Scheduler {
   // once) or, out of attempts, is appended to `dead`.
   void Fail(uint64_t offset, Event& e, std::string outcome, absl::Duration delay, absl::Time now,
             std::vector<DeadLetter>* dead);
-  // Offset -> the event's slot in pool_. The events themselves are not the
-  // map's values: a btree node of 256 bytes would hold two or three of them,
-  // and every find, insert and erase would walk a tree that deep.
-  using EventIndex = absl::btree_map<uint64_t, uint32_t>;
-
   // Acks a buffered event: drops it from every structure and releases the
   // next event of its key. Returns the entry after it in events_.
-  EventIndex::iterator Remove(EventIndex::iterator it);
-  // A free slot of pool_ (a new one at the end if none); its Event is
-  // default-constructed. May grow pool_: references into it do not survive.
-  uint32_t NewSlot();
-  // Resets the slot's Event and lists the slot as free.
-  void FreeSlot(uint32_t slot);
+  SlotMap<Event>::iterator Remove(SlotMap<Event>::iterator it);
 
   Options options_;
   uint64_t next_;            // NextOffsetToBuffer()
@@ -313,11 +304,7 @@ class Scheduler {
   bool deferring_ = false;
   std::vector<MemberId> deferred_;
 
-  EventIndex events_;  // buffered, unacked
-  std::vector<Event> pool_;
-  std::vector<uint32_t> free_slots_;
-  // pool_ is released when the window empties with more slots than this.
-  static constexpr size_t kKeptSlots = 1024;
+  SlotMap<Event> events_;  // buffered, unacked
   // The buffered, unacked offsets of one key, ascending: offsets[head] is
   // the one that may be delivered. Most keys hold one or two (no heap), and
   // the head leaves first (acked, dead-lettered), in O(1) amortized; only a
