@@ -12,17 +12,20 @@
 namespace relay::bench {
 namespace {
 
-// The issue's targets, on the 2-core machine with fsync before ack.
+// Issue 9's goals on the 2-core machine with fsync before ack, in its
+// shape (--batch=100 --inflight=10 --max_in_flight=512). W2-2c's, "two
+// consumers at least as fast as one", is set by Summarize() once W2-1c's
+// median is known.
 void SetTarget(Summary& s) {
   if (s.workload == "W1") {
-    s.target = "events/s >= 300000";
-    s.target_met = s.events_per_second >= 300000;
-  } else if (s.workload == "W2-1c" || s.workload == "W2-2c") {
-    s.target = "events/s >= 150000";
-    s.target_met = s.events_per_second >= 150000;
+    s.target = "events/s >= 550000";
+    s.target_met = s.events_per_second >= 550000;
+  } else if (s.workload == "W2-1c") {
+    s.target = "events/s >= 350000, broker cpu/event <= 3 us";
+    s.target_met = s.events_per_second >= 350000 && s.broker_cpu_us_per_event <= 3.0;
   } else if (s.workload == "W3") {
-    s.target = "p99 <= 2 ms";
-    s.target_met = s.p99_ms <= 2.0;
+    s.target = "p50 <= 0.5 ms, p99 <= 2 ms";
+    s.target_met = s.p50_ms <= 0.5 && s.p99_ms <= 2.0;
   }
   if (s.failed > 0) s.target_met = false;
 }
@@ -132,6 +135,8 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
       s.has_latency |= r->has_latency;
       s.groups = r->groups;
       broker_cpu_s.push_back(r->broker_cpu_seconds);
+      s.broker_peak_rss_mb = std::max(s.broker_peak_rss_mb, r->broker_peak_rss_mb);
+      s.broker_rss_after_mb = std::max(s.broker_rss_after_mb, r->broker_rss_after_mb);
       if (r->has_syncs) {
         fsyncs.push_back(r->fsyncs_per_second);
         fdatasyncs.push_back(r->fdatasyncs_per_second);
@@ -152,6 +157,14 @@ std::vector<Summary> Summarize(const std::vector<RunResult>& results) {
     s.bench_cpu_us_per_event = Median(bench_cpu);
     SetTarget(s);
     out.push_back(s);
+  }
+  for (Summary& two : out) {
+    if (two.workload != "W2-2c") continue;
+    for (const Summary& one : out) {
+      if (one.workload != "W2-1c" || one.tls != two.tls) continue;
+      two.target = absl::StrFormat("events/s >= W2-1c's %.0f", one.events_per_second);
+      two.target_met = two.failed == 0 && two.events_per_second >= one.events_per_second;
+    }
   }
   return out;
 }
@@ -192,6 +205,8 @@ std::string RunLine(const RunResult& r, int runs) {
   }
   absl::StrAppend(&line, absl::StrFormat("  cpu broker %.2f s, bench %.2f s", r.broker_cpu_seconds,
                                          r.bench_cpu_seconds));
+  absl::StrAppend(&line, absl::StrFormat("  broker RSS peak %.1f MB, after %.1f MB",
+                                         r.broker_peak_rss_mb, r.broker_rss_after_mb));
   if (r.redelivered > 0 || r.dead_lettered > 0) {
     absl::StrAppend(&line, absl::StrFormat("  broker: redelivered %u, dead-lettered %u",
                                            r.redelivered, r.dead_lettered));
@@ -215,6 +230,8 @@ std::string SummaryLine(const Summary& s) {
       &line, absl::StrFormat("  missing %u  duplicates %u (worst run)", s.missing, s.duplicates));
   absl::StrAppend(&line, absl::StrFormat("  cpu/event broker %.2f us, bench %.2f us",
                                          s.broker_cpu_us_per_event, s.bench_cpu_us_per_event));
+  absl::StrAppend(&line,
+                  absl::StrFormat("  broker RSS peak %.1f MB (largest run)", s.broker_peak_rss_mb));
   if (s.groups > 0) {
     absl::StrAppend(&line,
                     absl::StrFormat("  %d groups: broker cpu %.2f s (%.1f%% of a core)", s.groups,
@@ -333,6 +350,8 @@ std::string ToJson(const BenchConfig& c, const std::string& tls_mode,
                     ", \"dead_lettered\": ", r.dead_lettered);
     absl::StrAppend(&j, ", \"deliveries\": ", r.deliveries,
                     ", \"delivery_messages\": ", r.delivery_messages);
+    absl::StrAppend(&j, ", \"broker_peak_rss_mb\": ", Num(r.broker_peak_rss_mb),
+                    ", \"broker_rss_after_mb\": ", Num(r.broker_rss_after_mb));
     absl::StrAppend(&j, ", \"broker_cpu_seconds\": ", Num(r.broker_cpu_seconds),
                     ", \"bench_cpu_seconds\": ", Num(r.bench_cpu_seconds));
     if (r.groups > 0) {

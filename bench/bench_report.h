@@ -28,6 +28,8 @@ struct Summary {
   // that counts).
   int groups = 0;
   double broker_cpu_seconds = 0;
+  // The largest of the runs' (RunResult).
+  double broker_peak_rss_mb = 0, broker_rss_after_mb = 0;
   bool has_syncs = false;
   double fsyncs_per_second = 0, fdatasyncs_per_second = 0;
   uint64_t missing = 0;

@@ -13,6 +13,8 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -135,6 +137,23 @@ absl::Status BrokerProcess::Stop(absl::Duration timeout) {
         "relay-broker ended with ", DescribeWaitStatus(wait_status_), "; log:\n", LogTail()));
   }
   return absl::OkStatus();
+}
+
+double ProcessMemoryMb(pid_t pid, const std::string& field) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/status")
+                            : absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  const std::string prefix = field + ":";
+  while (std::getline(in, line)) {
+    // "VmHWM:	   52140 kB"
+    if (!absl::StartsWith(line, prefix)) continue;
+    std::vector<std::string> words =
+        absl::StrSplit(line.substr(prefix.size()), ' ', absl::SkipWhitespace());
+    uint64_t kb = 0;
+    if (words.empty() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(words[0]), &kb)) return 0;
+    return static_cast<double>(kb) / 1024.0;
+  }
+  return 0;
 }
 
 double BrokerProcess::CpuSeconds() const {

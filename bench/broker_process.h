@@ -14,6 +14,10 @@
 
 namespace relay::bench {
 
+// A memory line of /proc/<pid>/status in MB ("VmHWM": the peak resident
+// set, "VmRSS": resident now); pid 0 is this process; 0 when unreadable.
+double ProcessMemoryMb(pid_t pid, const std::string& field);
+
 // A real `relay-broker` child process on a fresh temporary directory,
 // serving on 127.0.0.1 with a port the kernel picks (read back from
 // --port_file). Its stdout and stderr go to <dir>/broker.log.

@@ -30,6 +30,9 @@ struct SagaSummary {
   // (kCpuNames) and in all.
   std::vector<double> switches_per_order;
   double total_switches_per_order = 0;
+  // Per process (kCpuNames): the largest peak RSS (VmHWM) and the largest
+  // RSS after a run (VmRSS once its orders ended) of any run, MB.
+  std::vector<double> peak_rss_mb, rss_after_mb;
   double seconds = 0;
   std::string target;
   bool target_met = false;

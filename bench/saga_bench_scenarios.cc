@@ -35,6 +35,12 @@ std::vector<double> SwitchesNow(const SagaSystem& system) {
   return n;
 }
 
+std::vector<double> MemoryNow(const SagaSystem& system, const std::string& field) {
+  std::vector<double> mb = system.MemoryMb(field);
+  mb.push_back(ProcessMemoryMb(0, field));
+  return mb;
+}
+
 // after - before, entry by entry (CPU seconds, context switches).
 std::vector<double> Delta(const std::vector<double>& before, const std::vector<double>& after) {
   std::vector<double> d(after.size());
@@ -194,6 +200,8 @@ SagaRun RunScenario(const SagaConfig& config, const std::string& name, int run, 
     if (s.ok()) s = Warmup(**system, config, tracker, run);
     if (s.ok()) {
       body(**system, tracker, r);
+      r.peak_rss_mb = MemoryNow(**system, "VmHWM");
+      r.rss_after_mb = MemoryNow(**system, "VmRSS");
     } else {
       fail(s);
     }

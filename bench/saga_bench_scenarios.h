@@ -73,6 +73,9 @@ struct SagaRun {
   // Context switches over the window, of the same five (the threads alive
   // at its end).
   std::vector<double> switches;
+  // Of the same five once every order ended, before the stop: the peak
+  // resident set since start (VmHWM) and the resident set then, idle (VmRSS).
+  std::vector<double> peak_rss_mb, rss_after_mb;
 };
 
 inline constexpr const char* kCpuNames[5] = {"broker", "order", "inventory", "payment", "bench"};

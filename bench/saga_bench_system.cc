@@ -346,6 +346,14 @@ std::vector<double> SagaSystem::CpuSeconds() const {
           inventory_ ? inventory_->CpuSeconds() : 0, payment_ ? payment_->CpuSeconds() : 0};
 }
 
+std::vector<double> SagaSystem::MemoryMb(const std::string& field) const {
+  auto of = [&field](const std::unique_ptr<ServiceProcess>& process) {
+    return process ? ProcessMemoryMb(process->pid(), field) : 0.0;
+  };
+  return {broker_ ? ProcessMemoryMb(broker_->pid(), field) : 0.0, of(order_), of(inventory_),
+          of(payment_)};
+}
+
 std::vector<double> SagaSystem::ContextSwitches() const {
   auto of = [](const auto& process) {
     return process ? static_cast<double>(process->ContextSwitches()) : 0.0;

@@ -26,6 +26,7 @@ double ProcessCpuSeconds(pid_t pid);
 // read. Threads that already exited are not counted. `pid` 0 means this
 // process.
 uint64_t ProcessContextSwitches(pid_t pid);
+// (ProcessMemoryMb: bench/broker_process.h.)
 
 // One service binary (order-, inventory- or payment-service) as a child
 // process on 127.0.0.1 with a port the kernel picks. The services have no
@@ -123,6 +124,8 @@ class SagaSystem {
   std::vector<double> CpuSeconds() const;
   // Context switches so far of the same four (ProcessContextSwitches).
   std::vector<double> ContextSwitches() const;
+  // ProcessMemoryMb(`field`) of the same four.
+  std::vector<double> MemoryMb(const std::string& field) const;
 
   // SIGKILLs payment-service (as a crash would) and reaps it.
   void KillPayment();

@@ -517,6 +517,8 @@ RunResult RunWorkload(const std::string& workload, int run, const BenchConfig& c
     s = absl::InvalidArgumentError(absl::StrCat("unknown workload ", workload));
   }
   if (!s.ok()) absl::StrAppend(&r.error, s.message());
+  r.broker_peak_rss_mb = ProcessMemoryMb((*broker)->pid(), "VmHWM");
+  r.broker_rss_after_mb = ProcessMemoryMb((*broker)->pid(), "VmRSS");
   if (absl::Status stopped = (*broker)->Stop(absl::Seconds(20)); !stopped.ok()) {
     absl::StrAppend(&r.error, r.error.empty() ? "" : "; ", "broker stop: ", stopped.message());
   }

@@ -76,6 +76,9 @@ struct RunResult {
   uint64_t delivery_messages = 0;
   double broker_cpu_seconds = 0;
   double bench_cpu_seconds = 0;
+  // The broker's peak resident set (VmHWM) and its resident set once the
+  // run's events were all in (VmRSS), before the stop; MB.
+  double broker_peak_rss_mb = 0, broker_rss_after_mb = 0;
   // W4: topics (each with one group), and the broker's fsync and fdatasync
   // calls per second of the window, counted by perf (has_syncs false, and
   // syncs_error why, when perf could not count them).
