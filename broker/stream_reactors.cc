@@ -395,7 +395,8 @@ void PublishStreamReactor::OnReadDone(bool ok) {
         origin_);
   }
   // The memory kept is at most what the requests since the last fresh start
-  // held: a stream that once sent large events does not keep it for good.
+  // held (docs/DELIVERY.md#memory-bounds): a stream that once sent large
+  // events does not keep it for good.
   retained_bytes_ += bytes;
   if (!valid.ok() || retained_bytes_ > kMaxRetainedRequestBytes) {
     v1::PublishRequest fresh;

@@ -176,7 +176,7 @@ class PublishStreamReactor final
   static constexpr size_t kMaxOutstanding = 64;
   // request_ is parsed into again and keeps its events' memory; after
   // requests of this many event bytes in all it starts afresh.
-  static constexpr size_t kMaxRetainedRequestBytes = 1 << 20;
+  static constexpr size_t kMaxRetainedRequestBytes = 256 << 10;
   struct Slot {
     bool ready = false;
     v1::PublishResponse response;
