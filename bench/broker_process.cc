@@ -156,20 +156,23 @@ double ProcessMemoryMb(pid_t pid, const std::string& field) {
   return 0;
 }
 
-double BrokerProcess::CpuSeconds() const {
-  if (pid_ <= 0 || exited_) return 0;
-  std::ifstream in(absl::StrCat("/proc/", pid_, "/stat"));
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/stat")
+                            : absl::StrCat("/proc/", pid, "/stat"));
   std::string text;
   std::getline(in, text);
-  // Fields after the parenthesised command name: state is field 3, utime
-  // and stime are fields 14 and 15 (in clock ticks).
+  // After the parenthesised command name: utime and stime are fields 14, 15.
   size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos || close + 2 > text.size()) return 0;
   std::vector<std::string> fields = absl::StrSplit(text.substr(close + 2), ' ');
   if (fields.size() < 13) return 0;
   uint64_t utime = 0, stime = 0;
   if (!absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime)) return 0;
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double BrokerProcess::CpuSeconds() const {
+  return pid_ <= 0 || exited_ ? 0 : ProcessCpuSeconds(pid_);
 }
 
 std::string BrokerProcess::LogTail() const {

@@ -14,6 +14,10 @@
 
 namespace relay::bench {
 
+// CPU time (user + system, all threads) process `pid` has used so far, from
+// /proc/<pid>/stat; 0 when it cannot be read. `pid` 0 means this process.
+double ProcessCpuSeconds(pid_t pid);
+
 // A memory line of /proc/<pid>/status in MB ("VmHWM": the peak resident
 // set, "VmRSS": resident now); pid 0 is this process; 0 when unreadable.
 double ProcessMemoryMb(pid_t pid, const std::string& field);

@@ -66,21 +66,6 @@ grpc::Status Call(Fn fn, absl::Duration timeout = absl::Seconds(5)) {
 
 }  // namespace
 
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(pid == 0 ? std::string("/proc/self/stat")
-                            : absl::StrCat("/proc/", pid, "/stat"));
-  std::string text;
-  std::getline(in, text);
-  // After the parenthesised command name: utime and stime are fields 14, 15.
-  size_t close = text.rfind(')');
-  if (close == std::string::npos || close + 2 > text.size()) return 0;
-  std::vector<std::string> fields = absl::StrSplit(text.substr(close + 2), ' ');
-  if (fields.size() < 13) return 0;
-  uint64_t utime = 0, stime = 0;
-  if (!absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime)) return 0;
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 uint64_t ProcessContextSwitches(pid_t pid) {
   const std::string tasks =
       pid == 0 ? std::string("/proc/self/task") : absl::StrCat("/proc/", pid, "/task");

@@ -17,16 +17,11 @@
 
 namespace relay::bench {
 
-// CPU time (user + system, all threads) process `pid` has used so far, from
-// /proc/<pid>/stat; 0 when it cannot be read. `pid` 0 means this process.
-double ProcessCpuSeconds(pid_t pid);
-
 // Context switches (voluntary and not) that the threads process `pid` has
 // now have made so far, from /proc/<pid>/task/*/status; 0 when it cannot be
 // read. Threads that already exited are not counted. `pid` 0 means this
 // process.
 uint64_t ProcessContextSwitches(pid_t pid);
-// (ProcessMemoryMb: bench/broker_process.h.)
 
 // One service binary (order-, inventory- or payment-service) as a child
 // process on 127.0.0.1 with a port the kernel picks. The services have no

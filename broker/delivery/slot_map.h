@@ -12,10 +12,12 @@ namespace relay::broker {
 
 // An ordered map from offsets to values, for a consumer group's window: the
 // btree holds only (offset, slot), 16 bytes, and the values live in a
-// vector of slots reused through a free list. An absl btree node is 256
-// bytes: holding values of 50 to 100 bytes it would hold two to four, and
-// every find, insert and erase would walk a tree that deep; holding slots it
-// holds fifteen. References to values last until the next Insert() (which
+// vector of slots reused through a free list. An absl btree node aims at
+// 256 bytes and holds at least four entries: with the scheduler's events as
+// values (88 bytes with the offset) it holds four in a larger node, with
+// StoredEvents (40) six, and every insert and erase shifts those values
+// within their node; with (offset, slot) entries it holds fifteen, and the
+// tree is shallower. References to values last until the next Insert() (which
 // may grow the vector) or the value's own erase(). When the map empties
 // with more than kKeptSlots slots (after a burst) the vector is given back.
 //
